@@ -1,0 +1,52 @@
+# One static library per module. Each module has a layer; a module may only
+# link modules of a strictly lower layer, so the dependency graph cannot have
+# cycles and data flows one way:
+#   core(0) -> config, inventory, integrations(1) -> scheduler, ledger(2)
+#   -> manager(3) -> api, cli(4) -> daemon(5)
+set(GPURM_LAYER_core 0)
+set(GPURM_LAYER_config 1)
+set(GPURM_LAYER_inventory 1)
+set(GPURM_LAYER_integrations 1)
+set(GPURM_LAYER_scheduler 2)
+set(GPURM_LAYER_ledger 2)
+set(GPURM_LAYER_manager 3)
+set(GPURM_LAYER_api 4)
+set(GPURM_LAYER_cli 4)
+set(GPURM_LAYER_daemon 5)
+
+# gpurm_module(NAME SOURCES a.cc b.cc MODULES core ... LIBS external ...)
+# Defines the static library gpurm_<NAME> and fails configuration when it
+# depends on a module of the same or a higher layer.
+function(gpurm_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;MODULES;LIBS" ${ARGN})
+  if(NOT DEFINED GPURM_LAYER_${name})
+    message(FATAL_ERROR "module '${name}' has no layer in cmake/modules.cmake")
+  endif()
+  set(own_layer ${GPURM_LAYER_${name}})
+  set(module_targets "")
+  foreach(dep IN LISTS ARG_MODULES)
+    if(NOT DEFINED GPURM_LAYER_${dep})
+      message(FATAL_ERROR "module '${name}' depends on unknown module '${dep}'")
+    endif()
+    if(NOT GPURM_LAYER_${dep} LESS own_layer)
+      message(FATAL_ERROR "module '${name}' (layer ${own_layer}) may not depend on "
+                          "'${dep}' (layer ${GPURM_LAYER_${dep}}): dependencies point down only")
+    endif()
+    list(APPEND module_targets gpurm_${dep})
+  endforeach()
+  add_library(gpurm_${name} STATIC ${ARG_SOURCES})
+  target_include_directories(gpurm_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(gpurm_${name} PUBLIC ${module_targets} ${ARG_LIBS})
+endfunction()
+
+# gpurm_test(NAME SOURCES ... LIBS ...): a GoogleTest executable registered with ctest.
+function(gpurm_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  if(NOT GPURM_BUILD_TESTS)
+    return()
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+                       PROPERTIES ENVIRONMENT "GPURM_SOURCE_DIR=${PROJECT_SOURCE_DIR};GPURM_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endfunction()

@@ -1,0 +1,114 @@
+// The domain types every module shares: GPUs, nodes, inventory snapshots,
+// requests and allocations. Plain values, no I/O.
+//
+// Units: memory is integer MiB everywhere inside gpurm (what NVML reports);
+// the API and the config speak GB (GiB = 1024 MiB), converted at the edges
+// with MibFromGb/GbFromMib below. Ratios are 0..1.
+#ifndef GPURM_CORE_TYPES_H_
+#define GPURM_CORE_TYPES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/gpu_model.h"
+
+namespace gpurm {
+
+inline int64_t MibFromGb(double gb) { return static_cast<int64_t>(gb * 1024.0 + 0.5); }
+inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0; }
+
+// One GPU as the inventory last saw it.
+struct Gpu {
+  int index = 0;             // Index on its node in PCI bus order (NVML's order).
+  std::string uuid;          // Stable identity; unique within the cluster.
+  std::string pci_bus_id;    // May be empty.
+  GpuModel model;
+  int64_t memory_total_mib = 0;
+  // Memory in use as the device reports it (all processes).
+  int64_t memory_used_mib = 0;
+  // The part of memory_used_mib that belongs to processes of gpurm's own
+  // allocations (known once processes are mapped to allocations); the rest
+  // is outside use and counts against free memory.
+  int64_t memory_used_by_managed_mib = 0;
+  double utilization = 0.0;         // GPU busy ratio 0..1.
+  double memory_utilization = 0.0;  // Memory controller busy ratio 0..1.
+  std::optional<double> temperature_c;
+  std::optional<double> power_w;
+  std::optional<double> power_limit_w;
+  bool healthy = true;
+  std::string health_reason;  // Why unhealthy; empty when healthy.
+  // GPUs sharing an NVLink/xGMI/HCCS island have the same group id; -1 = none.
+  int nvlink_group = -1;
+  int numa_node = -1;
+
+  // Memory not used by processes outside gpurm's allocations.
+  int64_t memory_free_of_outside_use_mib() const {
+    const int64_t outside = memory_used_mib - memory_used_by_managed_mib;
+    return memory_total_mib - (outside > 0 ? outside : 0);
+  }
+};
+
+struct Node {
+  std::string name;
+  std::string address;       // Host name or IP for distributed training; may be empty.
+  bool schedulable = true;   // False when cordoned / NotReady.
+  std::vector<Gpu> gpus;
+};
+
+// A consistent view of the whole inventory at one moment.
+struct InventorySnapshot {
+  std::vector<Node> nodes;
+  int64_t taken_unix_ms = 0;
+  uint64_t generation = 0;  // Increases with every new snapshot.
+};
+
+// A GPU request (MISSION.md's TrainingGPUConfig plus gpurm's own options).
+struct GpuRequest {
+  int gpu_count = 1;
+  std::string gpu_type;       // As the user wrote it; empty = any type.
+  double memory_gb = 0.0;     // Per GPU; 0 = no memory requirement.
+  bool distributed_training = false;
+  bool mixed_precision = false;
+  double gpu_memory_fraction = 0.9;
+  std::string node_name;      // Optional: only this node.
+  // Allow a memory slice of a GPU shared with other shared allocations.
+  // Requires memory_gb > 0; the slice reserves memory_gb on each GPU.
+  bool shared = false;
+  std::string policy;         // Optional per-request placement policy name.
+  int64_t lease_ttl_s = 0;    // 0 = no lease (held until released).
+};
+
+// One GPU (or a slice of one) granted to an allocation.
+struct GpuGrant {
+  std::string node_name;
+  int gpu_index = 0;
+  std::string gpu_uuid;
+  // Memory reserved on this GPU: the whole GPU's memory for exclusive grants,
+  // the slice for shared ones.
+  int64_t memory_mib = 0;
+  bool exclusive = true;
+};
+
+enum class AllocationState { kActive, kReleased, kExpired };
+const char* AllocationStateName(AllocationState state);  // "active", "released", "expired"
+
+struct Allocation {
+  std::string id;
+  std::string owner;
+  GpuRequest request;
+  std::vector<GpuGrant> grants;
+  AllocationState state = AllocationState::kActive;
+  int64_t created_unix_ms = 0;
+  int64_t ended_unix_ms = 0;           // When released/expired; 0 while active.
+  int64_t lease_expires_unix_ms = 0;   // 0 = no lease.
+  std::string idempotency_key;         // May be empty.
+
+  // Distinct node names in grant order.
+  std::vector<std::string> NodeNames() const;
+};
+
+}  // namespace gpurm
+
+#endif  // GPURM_CORE_TYPES_H_
