@@ -1,1 +1,74 @@
-// placeholder: being written
+#include "inventory/inventory.h"
+
+#include <unordered_set>
+#include <utility>
+
+namespace gpurm {
+
+Inventory::Inventory(std::unique_ptr<InventoryProvider> provider, const Clock* clock,
+                     size_t history_capacity)
+    : provider_(std::move(provider)),
+      provider_name_(provider_->name()),
+      clock_(clock),
+      history_capacity_(history_capacity > 0 ? history_capacity : 1) {}
+
+Status Inventory::Refresh() {
+  std::lock_guard<std::mutex> refresh_lock(refresh_mutex_);
+  Result<DiscoveryReport> report = provider_->Discover();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!report.ok()) {
+    last_error_ = report.status();
+    return last_error_;
+  }
+  auto snapshot = std::make_shared<InventorySnapshot>();
+  snapshot->nodes = std::move(report->nodes);
+  snapshot->taken_unix_ms = clock_->NowUnixMs();
+  snapshot->generation = snapshot_ ? snapshot_->generation + 1 : 1;
+
+  std::unordered_set<std::string> present;
+  for (const Node& node : snapshot->nodes) {
+    for (const Gpu& gpu : node.gpus) {
+      present.insert(gpu.uuid);
+      std::deque<GpuSample>& samples = history_[gpu.uuid];
+      samples.push_back(GpuSample{snapshot->taken_unix_ms, gpu.utilization, gpu.memory_used_mib,
+                                  gpu.temperature_c, gpu.power_w});
+      while (samples.size() > history_capacity_) samples.pop_front();
+    }
+  }
+  // GPUs that disappeared take their history with them: memory stays bounded.
+  std::erase_if(history_, [&](const auto& entry) { return !present.contains(entry.first); });
+
+  snapshot_ = std::move(snapshot);
+  notes_ = std::move(report->notes);
+  last_error_ = Status::Ok();
+  return last_error_;
+}
+
+std::shared_ptr<const InventorySnapshot> Inventory::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return snapshot_;
+}
+
+std::vector<std::string> Inventory::Notes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return notes_;
+}
+
+Status Inventory::LastError() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_error_;
+}
+
+std::vector<GpuSample> Inventory::History(const std::string& gpu_uuid,
+                                          int64_t since_unix_ms) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<GpuSample> out;
+  auto it = history_.find(gpu_uuid);
+  if (it == history_.end()) return out;
+  for (const GpuSample& sample : it->second) {
+    if (sample.unix_ms >= since_unix_ms) out.push_back(sample);
+  }
+  return out;
+}
+
+}  // namespace gpurm

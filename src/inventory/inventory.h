@@ -1,0 +1,69 @@
+// Inventory: the current snapshot of nodes and GPUs, refreshed from one
+// provider, plus a bounded per-GPU history of samples for monitoring.
+#ifndef GPURM_INVENTORY_INVENTORY_H_
+#define GPURM_INVENTORY_INVENTORY_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "core/types.h"
+#include "inventory/provider.h"
+
+namespace gpurm {
+
+struct GpuSample {
+  int64_t unix_ms = 0;
+  double utilization = 0;
+  int64_t memory_used_mib = 0;
+  std::optional<double> temperature_c;
+  std::optional<double> power_w;
+};
+
+// Thread-safe. Refresh calls are serialised; readers never wait on a
+// provider: they get the last published snapshot.
+class Inventory {
+ public:
+  // `history_capacity` bounds the samples kept per GPU (the oldest go first).
+  Inventory(std::unique_ptr<InventoryProvider> provider, const Clock* clock,
+            size_t history_capacity);
+
+  // Asks the provider; on success publishes a new snapshot (generation + 1)
+  // and appends one history sample per GPU. On failure keeps the previous
+  // snapshot and returns the provider's error.
+  Status Refresh();
+
+  // The last published snapshot; nullptr until a Refresh has succeeded.
+  std::shared_ptr<const InventorySnapshot> Snapshot() const;
+  // The provider's notes from the last successful Refresh.
+  std::vector<std::string> Notes() const;
+  // OK, or the error of the last Refresh when it failed.
+  Status LastError() const;
+  std::string provider_name() const { return provider_name_; }
+  // Samples of one GPU taken at or after `since_unix_ms`, oldest first.
+  std::vector<GpuSample> History(const std::string& gpu_uuid, int64_t since_unix_ms) const;
+
+ private:
+  std::mutex refresh_mutex_;  // Serialises Refresh (providers are thread-compatible).
+  std::unique_ptr<InventoryProvider> provider_;
+  const std::string provider_name_;
+  const Clock* clock_;
+  const size_t history_capacity_;
+
+  mutable std::mutex mutex_;  // Guards the members below.
+  std::shared_ptr<const InventorySnapshot> snapshot_;
+  std::vector<std::string> notes_;
+  Status last_error_;
+  std::unordered_map<std::string, std::deque<GpuSample>> history_;
+};
+
+}  // namespace gpurm
+
+#endif  // GPURM_INVENTORY_INVENTORY_H_
