@@ -1,1 +1,421 @@
-// placeholder: being written
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+namespace gpurm {
+namespace {
+
+// Walks the YAML tree and turns every problem into kInvalidArgument with the
+// dotted key in field() and "<source>:<line>: <key>: ..." in the message. Lines
+// are 1-based; yaml-cpp's Mark is 0-based.
+class Parser {
+ public:
+  explicit Parser(std::string_view source_name) : source_(source_name) {}
+
+  // `key` empty = about the file as a whole.
+  Status Error(const YAML::Mark& mark, const std::string& key, const std::string& what) const {
+    return InvalidArgument(Where(mark) + (key.empty() ? "" : key + ": ") + what, key);
+  }
+
+  std::string Where(const YAML::Mark& mark) const {
+    if (mark.is_null()) return source_ + ": ";
+    return source_ + ":" + std::to_string(mark.line + 1) + ": ";
+  }
+
+ private:
+  std::string source_;
+};
+
+// What a value looked like, for "got ..." in messages. Long scalars are cut so a
+// stray paragraph does not flood the log.
+std::string Describe(const YAML::Node& value) {
+  switch (value.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  std::string text = value.Scalar();
+  constexpr size_t kMaxShown = 60;
+  if (text.size() > kMaxShown) text = text.substr(0, kMaxShown) + "...";
+  return "\"" + text + "\"";
+}
+
+std::optional<double> ParseFiniteDouble(const YAML::Node& value) {
+  if (!value.IsScalar()) return std::nullopt;
+  const std::string& text = value.Scalar();
+  double parsed = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, parsed);
+  if (ec != std::errc() || ptr != end || !std::isfinite(parsed)) return std::nullopt;
+  return parsed;
+}
+
+std::optional<int64_t> ParseInt(const YAML::Node& value) {
+  if (!value.IsScalar()) return std::nullopt;
+  const std::string& text = value.Scalar();
+  int64_t parsed = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, parsed);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return parsed;
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest known key when it is close enough to be a likely typo, else "".
+std::string Suggest(std::string_view unknown, const std::vector<std::string>& known) {
+  const std::string lowered = Lower(unknown);
+  std::string best;
+  size_t best_distance = 0;
+  for (const std::string& candidate : known) {
+    const size_t distance = EditDistance(lowered, candidate);
+    if (best.empty() || distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  const size_t allowed = std::max<size_t>(2, best.size() / 3);
+  return best_distance <= allowed ? best : "";
+}
+
+// One `key: value` entry of a mapping, with the key's position (values that are
+// null or aliases carry misleading marks, so errors point at the key).
+struct Entry {
+  std::string key;   // As written.
+  std::string path;  // Dotted: "server.listen".
+  YAML::Mark mark;
+  YAML::Node value;
+};
+
+// Reads a mapping's entries in file order, rejecting non-scalar and duplicate
+// keys (yaml-cpp keeps both duplicates; a silent "last one wins" hides typos).
+// Keys not in `known` (when non-empty) are errors with a suggestion.
+Result<std::vector<Entry>> Entries(const Parser& parser, const YAML::Node& map,
+                                   const std::string& prefix,
+                                   const std::vector<std::string>& known) {
+  std::vector<Entry> entries;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key = it->first;  // A copy: `it->first` lives in a temporary.
+    const std::string shown_prefix = prefix.empty() ? "" : prefix + ".";
+    if (!key.IsScalar()) {
+      return parser.Error(key.Mark(), prefix, "keys must be plain names, got " + Describe(key));
+    }
+    Entry entry{key.Scalar(), shown_prefix + key.Scalar(), key.Mark(), it->second};
+    for (const Entry& earlier : entries) {
+      if (earlier.key == entry.key) {
+        return parser.Error(
+            entry.mark, entry.path,
+            "duplicate key (first given at line " + std::to_string(earlier.mark.line + 1) + ")");
+      }
+    }
+    if (!known.empty() && std::find(known.begin(), known.end(), entry.key) == known.end()) {
+      std::string message = parser.Where(entry.mark) + "unknown key '" + entry.path + "'";
+      const std::string suggestion = Suggest(entry.key, known);
+      if (!suggestion.empty()) message += "; did you mean '" + shown_prefix + suggestion + "'?";
+      return InvalidArgument(message, entry.path);
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+// A section that is a mapping, or empty (every key commented out) = no entries.
+Result<std::vector<Entry>> Section(const Parser& parser, const Entry& section,
+                                   const std::vector<std::string>& known) {
+  if (section.value.IsNull()) return std::vector<Entry>{};
+  if (!section.value.IsMap()) {
+    return parser.Error(section.mark, section.path,
+                        "expected a mapping of keys, got " + Describe(section.value));
+  }
+  return Entries(parser, section.value, section.path, known);
+}
+
+Status ReadString(const Parser& parser, const Entry& entry, bool allow_empty, std::string* out) {
+  if (allow_empty && entry.value.IsNull()) {
+    out->clear();
+    return Status::Ok();
+  }
+  if (!entry.value.IsScalar() || (!allow_empty && entry.value.Scalar().empty())) {
+    return parser.Error(
+        entry.mark, entry.path,
+        std::string(allow_empty ? "expected a string" : "expected a non-empty string") + ", got " +
+            Describe(entry.value));
+  }
+  *out = entry.value.Scalar();
+  return Status::Ok();
+}
+
+// A finite number accepted by `valid`; `expected` completes "expected ...".
+Status ReadNumber(const Parser& parser, const Entry& entry, const std::string& expected,
+                  const std::function<bool(double)>& valid, double* out) {
+  const std::optional<double> parsed = ParseFiniteDouble(entry.value);
+  if (!parsed || !valid(*parsed)) {
+    return parser.Error(entry.mark, entry.path,
+                        "expected " + expected + ", got " + Describe(entry.value));
+  }
+  *out = *parsed;
+  return Status::Ok();
+}
+
+Status ReadInt(const Parser& parser, const Entry& entry, int64_t min, int64_t max,
+               const std::string& expected, int64_t* out) {
+  const std::optional<int64_t> parsed = ParseInt(entry.value);
+  if (!parsed || *parsed < min || *parsed > max) {
+    return parser.Error(entry.mark, entry.path,
+                        "expected " + expected + ", got " + Describe(entry.value));
+  }
+  *out = *parsed;
+  return Status::Ok();
+}
+
+Status ReadThreads(const Parser& parser, const Entry& entry, int* out) {
+  int64_t parsed = 0;
+  Status status = ReadInt(parser, entry, 1, 64, "an integer from 1 to 64", &parsed);
+  if (status.ok()) *out = static_cast<int>(parsed);
+  return status;
+}
+
+// Entries override the defaults; defaults the file does not name are kept.
+Status ReadGpuResource(const Parser& parser, const Entry& section,
+                       std::map<std::string, std::string>* out) {
+  Result<std::vector<Entry>> entries = Section(parser, section, {});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    std::string name;
+    Status status = ReadString(parser, entry, /*allow_empty=*/false, &name);
+    if (!status.ok()) return status;
+    (*out)[entry.key] = name;
+  }
+  return Status::Ok();
+}
+
+// Keys are canonicalised ("v100" -> "V100") so they match ParseGpuModel's
+// canonical names; two spellings of one model in one file are an error.
+// Entries override the defaults; defaults the file does not name are kept.
+Status ReadMemorySpecs(const Parser& parser, const Entry& section, GpuMemorySpecs* out) {
+  Result<std::vector<Entry>> entries = Section(parser, section, {});
+  if (!entries.ok()) return entries.status();
+  std::map<std::string, const Entry*> seen;
+  for (const Entry& entry : *entries) {
+    const std::string model = CanonicalGpuType(entry.key);
+    if (model.empty()) return parser.Error(entry.mark, entry.path, "expected a GPU model name");
+    const auto [previous, inserted] = seen.emplace(model, &entry);
+    if (!inserted) {
+      return parser.Error(entry.mark, entry.path,
+                          "same model as '" + previous->second->key + "' (line " +
+                              std::to_string(previous->second->mark.line + 1) + ")");
+    }
+    double gb = 0;
+    Status status = ReadNumber(
+        parser, entry, "a positive number of GB", [](double v) { return v > 0; }, &gb);
+    if (!status.ok()) return status;
+    (*out)[model] = gb;
+  }
+  return Status::Ok();
+}
+
+Status ReadLogLevel(const Parser& parser, const Entry& entry, std::string* out) {
+  static constexpr std::array<std::string_view, 7> kLevels = {
+      "TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "OFF"};
+  if (entry.value.IsScalar()) {
+    std::string level = entry.value.Scalar();
+    std::transform(level.begin(), level.end(), level.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (level == "WARN") level = "WARNING";
+    if (std::find(kLevels.begin(), kLevels.end(), level) != kLevels.end()) {
+      *out = level;
+      return Status::Ok();
+    }
+  }
+  return parser.Error(entry.mark, entry.path,
+                      "expected one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL, OFF, got " +
+                          Describe(entry.value));
+}
+
+bool IsHostName(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    const std::string_view inner = host.substr(1, host.size() - 2);
+    return !inner.empty() && inner.find(':') != std::string_view::npos &&
+           std::all_of(inner.begin(), inner.end(),
+                       [](unsigned char c) { return std::isxdigit(c) || c == ':' || c == '.'; });
+  }
+  return !host.empty() && std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_';
+  });
+}
+
+// HOST:PORT with HOST a name, an IPv4 address or a bracketed IPv6 address.
+bool IsListenAddress(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view port = listen.substr(colon + 1);
+  int port_number = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (ec != std::errc() || ptr != port.data() + port.size()) return false;
+  return port_number >= 1 && port_number <= 65535 && IsHostName(listen.substr(0, colon));
+}
+
+Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
+  Result<std::vector<Entry>> entries =
+      Section(parser, section,
+              {"listen", "data_dir", "log_dir", "inventory", "policy", "max_body_bytes",
+               "io_threads", "worker_threads", "request_timeout_s", "lease_check_interval_s"});
+  if (!entries.ok()) return entries.status();
+  const auto positive = [](double v) { return v > 0; };
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "listen") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &server->listen);
+      if (status.ok() && !IsListenAddress(server->listen)) {
+        status = parser.Error(
+            entry.mark, entry.path,
+            "expected HOST:PORT with a port from 1 to 65535, got " + Describe(entry.value));
+      }
+    } else if (entry.key == "data_dir") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &server->data_dir);
+    } else if (entry.key == "log_dir") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &server->log_dir);
+    } else if (entry.key == "inventory") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &server->inventory);
+    } else if (entry.key == "policy") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &server->policy);
+      if (status.ok() && server->policy != "binpack" && server->policy != "spread") {
+        status = parser.Error(entry.mark, entry.path,
+                              "expected binpack or spread, got " + Describe(entry.value));
+      }
+    } else if (entry.key == "max_body_bytes") {
+      status = ReadInt(parser, entry, 1, INT64_MAX, "a positive number of bytes",
+                       &server->max_body_bytes);
+    } else if (entry.key == "io_threads") {
+      status = ReadThreads(parser, entry, &server->io_threads);
+    } else if (entry.key == "worker_threads") {
+      status = ReadThreads(parser, entry, &server->worker_threads);
+    } else if (entry.key == "request_timeout_s") {
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &server->request_timeout_s);
+    } else {  // lease_check_interval_s
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &server->lease_check_interval_s);
+    }
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
+Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config) {
+  Result<std::vector<Entry>> entries =
+      Entries(parser, root, "",
+              {"gpu_resource", "default_gpu_resource_name", "gpu_memory_specs",
+               "monitor_update_interval", "resource_change_threshold", "log_level", "server"});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "gpu_resource") {
+      status = ReadGpuResource(parser, entry, &config->gpu_resource);
+    } else if (entry.key == "default_gpu_resource_name") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &config->default_gpu_resource_name);
+    } else if (entry.key == "gpu_memory_specs") {
+      status = ReadMemorySpecs(parser, entry, &config->gpu_memory_specs);
+    } else if (entry.key == "monitor_update_interval") {
+      status = ReadNumber(
+          parser, entry, "a positive number of seconds", [](double v) { return v > 0; },
+          &config->monitor_update_interval);
+    } else if (entry.key == "resource_change_threshold") {
+      status = ReadNumber(
+          parser, entry, "a fraction from 0 to 1", [](double v) { return v >= 0 && v <= 1; },
+          &config->resource_change_threshold);
+    } else if (entry.key == "log_level") {
+      status = ReadLogLevel(parser, entry, &config->log_level);
+    } else {  // server
+      status = ReadServer(parser, entry, &config->server);
+    }
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Config> ParseConfig(std::string_view yaml_text, std::string_view source_name) {
+  const Parser parser(source_name);
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    Config config;
+    if (documents.empty()) return config;  // Empty or comments only: all defaults.
+    if (documents.size() > 1) {
+      return InvalidArgument(parser.Where(documents[1].Mark()) +
+                             "expected one YAML document, found " +
+                             std::to_string(documents.size()));
+    }
+    const YAML::Node& root = documents[0];
+    if (root.IsNull()) return config;
+    if (!root.IsMap()) {
+      return InvalidArgument(parser.Where(root.Mark()) +
+                             "expected a mapping of configuration keys, got " + Describe(root));
+    }
+    Status status = ReadTopLevel(parser, root, &config);
+    if (!status.ok()) return status;
+    return config;
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(parser.Where(e.mark) + "YAML syntax error: " + e.msg);
+  } catch (const std::exception& e) {
+    return InvalidArgument(parser.Where(YAML::Mark::null_mark()) + "cannot parse: " + e.what());
+  }
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgument("cannot read config file '" + path + "': it is a directory");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgument("cannot read config file '" + path +
+                           "': " + std::generic_category().message(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return InvalidArgument("cannot read config file '" + path + "': read error");
+  return ParseConfig(text.str(), path);
+}
+
+}  // namespace gpurm

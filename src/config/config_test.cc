@@ -1,1 +1,299 @@
-// placeholder: being written
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace gpurm {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The repository root: GPURM_SOURCE_DIR when ctest runs the test, else derived
+// from this file's path so the binary also runs on its own.
+std::filesystem::path SourceDir() {
+  if (const char* dir = std::getenv("GPURM_SOURCE_DIR")) return dir;
+  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+}
+
+Config Parse(const std::string& yaml) {
+  Result<Config> config = ParseConfig(yaml, "gpu_config.yaml");
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  return config.ok() ? *config : Config{};
+}
+
+TEST(ConfigTest, EmptyTextGivesDefaults) {
+  for (const std::string text : {"", "\n\n", "# only a comment\n", "---\n"}) {
+    Config config = Parse(text);
+    EXPECT_EQ(config.monitor_update_interval, 30);
+    EXPECT_EQ(config.resource_change_threshold, 0.05);
+    EXPECT_EQ(config.log_level, "INFO");
+    EXPECT_EQ(config.default_gpu_resource_name, "nvidia.com/gpu");
+    EXPECT_EQ(config.gpu_resource.at("amd"), "amd.com/gpu");
+    EXPECT_EQ(config.gpu_memory_specs.at("V100"), 32.0);
+    EXPECT_EQ(config.server.listen, "127.0.0.1:8000");
+    EXPECT_EQ(config.server.policy, "binpack");
+  }
+}
+
+TEST(ConfigTest, ParsesMissionFile) {
+  Config config = Parse(R"(
+gpu_resource:
+  gpu: "nvidia.com/gpu"
+  nvidia: "nvidia.com/gpu"
+  amd: "amd.com/gpu"
+  intel: "intel.com/gpu"
+  npu: "huawei.com/npu"
+default_gpu_resource_name: "amd.com/gpu"
+gpu_memory_specs:
+  T4: 16.0
+  V100: 16
+  A100: 40.0
+monitor_update_interval: 5.5
+resource_change_threshold: 0.1
+log_level: "debug"
+)");
+  EXPECT_EQ(config.gpu_resource.at("npu"), "huawei.com/npu");
+  EXPECT_EQ(config.default_gpu_resource_name, "amd.com/gpu");
+  EXPECT_EQ(config.gpu_memory_specs.at("V100"), 16.0);
+  EXPECT_EQ(config.gpu_memory_specs.at("A100"), 40.0);
+  EXPECT_EQ(config.gpu_memory_specs.at("H100"), 80.0);  // Not named: default kept.
+  EXPECT_EQ(config.monitor_update_interval, 5.5);
+  EXPECT_EQ(config.resource_change_threshold, 0.1);
+  EXPECT_EQ(config.log_level, "DEBUG");
+}
+
+TEST(ConfigTest, ShippedFileParsesToDefaults) {
+  Result<Config> loaded = LoadConfigFile((SourceDir() / "gpu_config.yaml").string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Config defaults;
+  EXPECT_EQ(loaded->gpu_resource, defaults.gpu_resource);
+  EXPECT_EQ(loaded->default_gpu_resource_name, defaults.default_gpu_resource_name);
+  EXPECT_EQ(loaded->gpu_memory_specs, defaults.gpu_memory_specs);
+  EXPECT_EQ(loaded->monitor_update_interval, defaults.monitor_update_interval);
+  EXPECT_EQ(loaded->resource_change_threshold, defaults.resource_change_threshold);
+  EXPECT_EQ(loaded->log_level, defaults.log_level);
+  const ServerConfig& server = loaded->server;
+  EXPECT_EQ(server.listen, defaults.server.listen);
+  EXPECT_EQ(server.data_dir, defaults.server.data_dir);
+  EXPECT_EQ(server.log_dir, defaults.server.log_dir);
+  EXPECT_EQ(server.inventory, "");
+  EXPECT_EQ(server.policy, defaults.server.policy);
+  EXPECT_EQ(server.max_body_bytes, defaults.server.max_body_bytes);
+  EXPECT_EQ(server.io_threads, defaults.server.io_threads);
+  EXPECT_EQ(server.worker_threads, defaults.server.worker_threads);
+  EXPECT_EQ(server.request_timeout_s, defaults.server.request_timeout_s);
+  EXPECT_EQ(server.lease_check_interval_s, defaults.server.lease_check_interval_s);
+}
+
+TEST(ConfigTest, MemorySpecKeysAreCanonicalised) {
+  Config config = Parse("gpu_memory_specs:\n  v100: 16\n  t4: 15\n  L4: 24\n");
+  EXPECT_EQ(config.gpu_memory_specs.at("V100"), 16.0);
+  EXPECT_EQ(config.gpu_memory_specs.at("T4"), 15.0);
+  EXPECT_EQ(config.gpu_memory_specs.at(CanonicalGpuType("L4")), 24.0);
+  EXPECT_EQ(config.gpu_memory_specs.count("v100"), 0u);
+}
+
+TEST(ConfigTest, GpuResourceEntriesOverrideDefaults) {
+  Config config = Parse("gpu_resource:\n  nvidia: \"example.com/gpu\"\n  ascend: \"x.com/npu\"\n");
+  EXPECT_EQ(config.gpu_resource.at("nvidia"), "example.com/gpu");
+  EXPECT_EQ(config.gpu_resource.at("ascend"), "x.com/npu");
+  EXPECT_EQ(config.gpu_resource.at("amd"), "amd.com/gpu");
+}
+
+TEST(ConfigTest, LogLevelIsNormalised) {
+  EXPECT_EQ(Parse("log_level: warn").log_level, "WARNING");
+  EXPECT_EQ(Parse("log_level: Warning").log_level, "WARNING");
+  EXPECT_EQ(Parse("log_level: trace").log_level, "TRACE");
+  EXPECT_EQ(Parse("log_level: \"critical\"").log_level, "CRITICAL");
+  EXPECT_EQ(Parse("log_level: OFF").log_level, "OFF");
+}
+
+TEST(ConfigTest, ThresholdBoundsAreInclusive) {
+  EXPECT_EQ(Parse("resource_change_threshold: 0").resource_change_threshold, 0.0);
+  EXPECT_EQ(Parse("resource_change_threshold: 1").resource_change_threshold, 1.0);
+}
+
+TEST(ConfigTest, ParsesServerSection) {
+  Config config = Parse(R"(
+server:
+  listen: "0.0.0.0:8080"
+  data_dir: /var/lib/gpurm
+  log_dir: /var/log/gpurm
+  inventory: examples/cluster-3node.yaml
+  policy: spread
+  max_body_bytes: 4096
+  io_threads: 4
+  worker_threads: 64
+  request_timeout_s: 2.5
+  lease_check_interval_s: 0.5
+)");
+  EXPECT_EQ(config.server.listen, "0.0.0.0:8080");
+  EXPECT_EQ(config.server.data_dir, "/var/lib/gpurm");
+  EXPECT_EQ(config.server.log_dir, "/var/log/gpurm");
+  EXPECT_EQ(config.server.inventory, "examples/cluster-3node.yaml");
+  EXPECT_EQ(config.server.policy, "spread");
+  EXPECT_EQ(config.server.max_body_bytes, 4096);
+  EXPECT_EQ(config.server.io_threads, 4);
+  EXPECT_EQ(config.server.worker_threads, 64);
+  EXPECT_EQ(config.server.request_timeout_s, 2.5);
+  EXPECT_EQ(config.server.lease_check_interval_s, 0.5);
+  EXPECT_EQ(config.monitor_update_interval, 30);  // Untouched top-level default.
+}
+
+TEST(ConfigTest, EmptyServerSectionAndEmptyInventoryKeepDefaults) {
+  EXPECT_EQ(Parse("server:\n  # listen: x\n").server.listen, "127.0.0.1:8000");
+  EXPECT_EQ(Parse("server:\n  inventory:\n").server.inventory, "");
+}
+
+TEST(ConfigTest, AcceptsListenForms) {
+  for (const std::string listen : {"localhost:1", "[::1]:9000", "gpu-host.example.com:65535"}) {
+    EXPECT_EQ(Parse("server: {listen: \"" + listen + "\"}").server.listen, listen);
+  }
+}
+
+// One invalid file: the dotted key reported in field() and a part of the message.
+struct BadConfig {
+  std::string yaml;
+  std::string field;
+  std::string message_part;
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigTest, FailsWithKeyLineAndExpectation) {
+  const BadConfig& bad = GetParam();
+  Result<Config> config = ParseConfig(bad.yaml, "gpu_config.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.status().field(), bad.field);
+  EXPECT_THAT(config.status().message(), HasSubstr(bad.message_part));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"log_level: INFO\n\n\n\n\n\nmonitor_update_interval: abc\n",
+                  "monitor_update_interval",
+                  "gpu_config.yaml:7: monitor_update_interval: expected a positive number of "
+                  "seconds, got \"abc\""},
+        BadConfig{"monitor_update_interval: 0", "monitor_update_interval",
+                  "gpu_config.yaml:1: monitor_update_interval: expected a positive number"},
+        BadConfig{"monitor_update_interval: -3", "monitor_update_interval", "got \"-3\""},
+        BadConfig{"monitor_update_interval: .nan", "monitor_update_interval", "expected"},
+        BadConfig{"monitor_update_interval: [1]", "monitor_update_interval", "got a list"},
+        BadConfig{"monitor_update_interval:", "monitor_update_interval", "got nothing"},
+        BadConfig{"resource_change_threshold: 1.5", "resource_change_threshold",
+                  "expected a fraction from 0 to 1, got \"1.5\""},
+        BadConfig{"resource_change_threshold: -0.1", "resource_change_threshold", "fraction"},
+        BadConfig{"log_level: verbose", "log_level",
+                  "gpu_config.yaml:1: log_level: expected one of TRACE, DEBUG, INFO, WARNING, "
+                  "ERROR, CRITICAL, OFF, got \"verbose\""},
+        BadConfig{"default_gpu_resource_name: \"\"", "default_gpu_resource_name",
+                  "expected a non-empty string"},
+        BadConfig{"gpu_resource: nvidia.com/gpu", "gpu_resource", "expected a mapping"},
+        BadConfig{
+            "gpu_resource:\n  amd: {a: 1}\n", "gpu_resource.amd",
+            "gpu_config.yaml:2: gpu_resource.amd: expected a non-empty string, got a mapping"},
+        BadConfig{"gpu_memory_specs:\n  T4: 16\n  V100: -32\n", "gpu_memory_specs.V100",
+                  "gpu_config.yaml:3: gpu_memory_specs.V100: expected a positive number of GB"},
+        BadConfig{"gpu_memory_specs:\n  V100: big\n", "gpu_memory_specs.V100", "got \"big\""},
+        BadConfig{"gpu_memory_specs:\n  A100: 80\n  a100: 40\n", "gpu_memory_specs.a100",
+                  "gpu_config.yaml:3: gpu_memory_specs.a100: same model as 'A100' (line 2)"},
+        BadConfig{"log_level: INFO\nlog_level: DEBUG\n", "log_level",
+                  "gpu_config.yaml:2: log_level: duplicate key (first given at line 1)"},
+        BadConfig{"log_level: INFO\nmontor_update_interval: 3\n", "montor_update_interval",
+                  "gpu_config.yaml:2: unknown key 'montor_update_interval'; did you mean "
+                  "'monitor_update_interval'?"},
+        BadConfig{"Log_Level: INFO\n", "Log_Level", "did you mean 'log_level'?"},
+        BadConfig{"colour: blue\n", "colour", "gpu_config.yaml:1: unknown key 'colour'"},
+        BadConfig{"server:\n  lisen: \"0.0.0.0:1\"\n", "server.lisen",
+                  "gpu_config.yaml:2: unknown key 'server.lisen'; did you mean 'server.listen'?"},
+        BadConfig{"server: 8000", "server", "expected a mapping of keys, got \"8000\""},
+        BadConfig{"server:\n  listen: \"127.0.0.1\"\n", "server.listen",
+                  "gpu_config.yaml:2: server.listen: expected HOST:PORT with a port from 1 to "
+                  "65535, got \"127.0.0.1\""},
+        BadConfig{"server: {listen: \"127.0.0.1:0\"}", "server.listen", "HOST:PORT"},
+        BadConfig{"server: {listen: \"host:65536\"}", "server.listen", "HOST:PORT"},
+        BadConfig{"server: {listen: \":8000\"}", "server.listen", "HOST:PORT"},
+        BadConfig{"server: {listen: \"host:http\"}", "server.listen", "HOST:PORT"},
+        BadConfig{"server: {listen: \"a b:80\"}", "server.listen", "HOST:PORT"},
+        BadConfig{"server: {listen: \"[]:80\"}", "server.listen", "HOST:PORT"},
+        BadConfig{"server: {data_dir: \"\"}", "server.data_dir", "non-empty string"},
+        BadConfig{"server: {log_dir: }", "server.log_dir", "non-empty string"},
+        BadConfig{"server: {inventory: [a]}", "server.inventory", "expected a string"},
+        BadConfig{"server:\n  policy: random\n", "server.policy",
+                  "gpu_config.yaml:2: server.policy: expected binpack or spread, got \"random\""},
+        BadConfig{"server: {max_body_bytes: 0}", "server.max_body_bytes",
+                  "expected a positive number of bytes"},
+        BadConfig{"server: {max_body_bytes: 1.5}", "server.max_body_bytes", "got \"1.5\""},
+        BadConfig{"server: {io_threads: 0}", "server.io_threads",
+                  "expected an integer from 1 to 64, got \"0\""},
+        BadConfig{"server: {worker_threads: 65}", "server.worker_threads", "from 1 to 64"},
+        BadConfig{"server: {request_timeout_s: 0}", "server.request_timeout_s",
+                  "positive number of seconds"},
+        BadConfig{"server: {lease_check_interval_s: -1}", "server.lease_check_interval_s",
+                  "positive number of seconds"}));
+
+TEST(ConfigTest, SyntaxErrorNamesTheLine) {
+  Result<Config> config =
+      ParseConfig("log_level: INFO\nserver:\n  listen: [1\n", "gpu_config.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("gpu_config.yaml:"));
+  EXPECT_THAT(config.status().message(), HasSubstr("YAML syntax error"));
+
+  Result<Config> indented = ParseConfig("log_level: INFO\n  server: 1\n", "gpu_config.yaml");
+  ASSERT_FALSE(indented.ok());
+  EXPECT_THAT(indented.status().message(), HasSubstr("gpu_config.yaml:2: YAML syntax error"));
+}
+
+TEST(ConfigTest, RejectsNonMappingsAndSeveralDocuments) {
+  Result<Config> list = ParseConfig("- a\n- b\n", "c.yaml");
+  ASSERT_FALSE(list.ok());
+  EXPECT_THAT(list.status().message(), HasSubstr("c.yaml:1: expected a mapping"));
+
+  Result<Config> documents = ParseConfig("log_level: INFO\n---\nlog_level: OFF\n", "c.yaml");
+  ASSERT_FALSE(documents.ok());
+  EXPECT_THAT(documents.status().message(), HasSubstr("expected one YAML document"));
+}
+
+TEST(ConfigTest, MalformedInputNeverThrows) {
+  for (const std::string text :
+       {"{", "[", "a: *missing", "? [a, b]\n: c\n", "%YAML 9.9\n---\na: 1\n", "\"unterminated",
+        "[a, b]: 1", "!!binary 5"}) {
+    Result<Config> config = ParseConfig(text, "x.yaml");
+    EXPECT_FALSE(config.ok()) << text;
+  }
+}
+
+TEST(ConfigTest, LoadConfigFileReadsAndNamesThePath) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "gpurm_config_test";
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path path = dir / "bad.yaml";
+  std::ofstream(path) << "log_level: INFO\nmonitor_update_interval: never\n";
+  Result<Config> bad = LoadConfigFile(path.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr(path.string() + ":2: monitor_update_interval"));
+
+  std::ofstream(path) << "log_level: error\n";
+  Result<Config> good = LoadConfigFile(path.string());
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(good->log_level, "ERROR");
+
+  for (const std::string& missing : {(dir / "missing.yaml").string(), dir.string()}) {
+    Result<Config> unreadable = LoadConfigFile(missing);
+    ASSERT_FALSE(unreadable.ok());
+    EXPECT_EQ(unreadable.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(unreadable.status().message(), HasSubstr(missing));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gpurm
