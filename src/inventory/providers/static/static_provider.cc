@@ -1,1 +1,484 @@
-// placeholder: being written
+#include "inventory/providers/static/static_provider.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace gpurm {
+namespace {
+
+// One entry repeated more times than this is almost certainly a typo; refusing
+// it keeps a stray "count: 100000000" from exhausting memory.
+constexpr int64_t kMaxCount = 1024;
+
+// Formats every error as "<source>:<line>: <path>: <what>" with kInvalidArgument
+// and field() = the path ("nodes[1].gpus[0].count"). Lines are 1-based;
+// yaml-cpp's Mark is 0-based.
+class Reporter {
+ public:
+  explicit Reporter(std::string_view source_name) : source_(source_name) {}
+
+  std::string Where(const YAML::Mark& mark) const {
+    if (mark.is_null()) return source_ + ": ";
+    return source_ + ":" + std::to_string(mark.line + 1) + ": ";
+  }
+
+  // `path` empty = about the file as a whole.
+  Status Error(const YAML::Mark& mark, const std::string& path, const std::string& what) const {
+    return InvalidArgument(Where(mark) + (path.empty() ? "" : path + ": ") + what, path);
+  }
+
+ private:
+  std::string source_;
+};
+
+std::string Describe(const YAML::Node& value) {
+  switch (value.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  std::string text = value.Scalar();
+  constexpr size_t kMaxShown = 60;
+  if (text.size() > kMaxShown) text = text.substr(0, kMaxShown) + "...";
+  return "\"" + text + "\"";
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// A key of `map` with the key's position: errors point at the key because the
+// marks of null values and aliases point elsewhere.
+struct Entry {
+  std::string key;
+  std::string path;  // "nodes[0].gpus[2].count"
+  YAML::Mark mark;
+  YAML::Node value;
+};
+
+// The entries of a mapping in file order. Non-scalar, duplicate and unknown keys
+// are errors; an unknown key close to a known one gets a "did you mean".
+Result<std::vector<Entry>> Entries(const Reporter& reporter, const YAML::Node& map,
+                                   const std::string& path, const std::vector<std::string>& known) {
+  const std::string prefix = path.empty() ? "" : path + ".";
+  std::vector<Entry> entries;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node key = it->first;  // A copy: `it->first` lives in a temporary.
+    if (!key.IsScalar()) {
+      return reporter.Error(key.Mark(), path, "keys must be plain names, got " + Describe(key));
+    }
+    Entry entry{key.Scalar(), prefix + key.Scalar(), key.Mark(), it->second};
+    for (const Entry& earlier : entries) {
+      if (earlier.key == entry.key) {
+        return reporter.Error(
+            entry.mark, entry.path,
+            "duplicate key (first given at line " + std::to_string(earlier.mark.line + 1) + ")");
+      }
+    }
+    if (std::find(known.begin(), known.end(), entry.key) == known.end()) {
+      std::string message = reporter.Where(entry.mark) + "unknown key '" + entry.path + "'";
+      const auto closest = std::min_element(
+          known.begin(), known.end(), [&](const std::string& a, const std::string& b) {
+            return EditDistance(entry.key, a) < EditDistance(entry.key, b);
+          });
+      if (closest != known.end() &&
+          EditDistance(entry.key, *closest) <= std::max<size_t>(2, closest->size() / 3)) {
+        message += "; did you mean '" + *closest + "'?";
+      }
+      return InvalidArgument(message, entry.path);
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+Status ReadString(const Reporter& reporter, const Entry& entry, bool allow_empty,
+                  std::string* out) {
+  if (allow_empty && entry.value.IsNull()) {
+    out->clear();
+    return Status::Ok();
+  }
+  if (!entry.value.IsScalar() || (!allow_empty && entry.value.Scalar().empty())) {
+    return reporter.Error(
+        entry.mark, entry.path,
+        std::string(allow_empty ? "expected a string" : "expected a non-empty string") + ", got " +
+            Describe(entry.value));
+  }
+  *out = entry.value.Scalar();
+  return Status::Ok();
+}
+
+Status ReadBool(const Reporter& reporter, const Entry& entry, bool* out) {
+  if (entry.value.IsScalar()) {
+    std::string text = entry.value.Scalar();
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (text == "true" || text == "yes" || text == "on") {
+      *out = true;
+      return Status::Ok();
+    }
+    if (text == "false" || text == "no" || text == "off") {
+      *out = false;
+      return Status::Ok();
+    }
+  }
+  return reporter.Error(entry.mark, entry.path,
+                        "expected true or false, got " + Describe(entry.value));
+}
+
+Status ReadInt(const Reporter& reporter, const Entry& entry, int64_t min, int64_t max,
+               const std::string& expected, int64_t* out) {
+  int64_t parsed = 0;
+  bool ok = entry.value.IsScalar();
+  if (ok) {
+    const std::string& text = entry.value.Scalar();
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    ok = ec == std::errc() && ptr == text.data() + text.size() && parsed >= min && parsed <= max;
+  }
+  if (!ok) {
+    return reporter.Error(entry.mark, entry.path,
+                          "expected " + expected + ", got " + Describe(entry.value));
+  }
+  *out = parsed;
+  return Status::Ok();
+}
+
+Status ReadInt(const Reporter& reporter, const Entry& entry, int min, const std::string& expected,
+               int* out) {
+  int64_t parsed = 0;
+  Status status = ReadInt(reporter, entry, min, INT_MAX, expected, &parsed);
+  if (status.ok()) *out = static_cast<int>(parsed);
+  return status;
+}
+
+// A finite number accepted by `valid`; `expected` completes "expected ...".
+Status ReadNumber(const Reporter& reporter, const Entry& entry, const std::string& expected,
+                  const std::function<bool(double)>& valid, double* out) {
+  double parsed = 0;
+  bool ok = entry.value.IsScalar();
+  if (ok) {
+    const std::string& text = entry.value.Scalar();
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    ok = ec == std::errc() && ptr == text.data() + text.size() && std::isfinite(parsed) &&
+         valid(parsed);
+  }
+  if (!ok) {
+    return reporter.Error(entry.mark, entry.path,
+                          "expected " + expected + ", got " + Describe(entry.value));
+  }
+  *out = parsed;
+  return Status::Ok();
+}
+
+Status ReadOptionalNumber(const Reporter& reporter, const Entry& entry, const std::string& expected,
+                          const std::function<bool(double)>& valid, std::optional<double>* out) {
+  double parsed = 0;
+  Status status = ReadNumber(reporter, entry, expected, valid, &parsed);
+  if (status.ok()) *out = parsed;
+  return status;
+}
+
+bool IsRatio(double value) { return value >= 0 && value <= 1; }
+
+// A list entry under `nodes:` or `gpus:`; null (the key with nothing after it)
+// is an empty list.
+Result<YAML::Node> List(const Reporter& reporter, const Entry& entry) {
+  if (entry.value.IsNull()) return YAML::Node(YAML::NodeType::Sequence);
+  if (!entry.value.IsSequence()) {
+    return reporter.Error(entry.mark, entry.path, "expected a list, got " + Describe(entry.value));
+  }
+  return entry.value;
+}
+
+// One `gpus:` entry before it is expanded by `count`.
+struct GpuEntry {
+  Gpu gpu;  // Everything but index and uuid.
+  int64_t count = 1;
+  std::string uuid;  // Explicit uuid, or empty.
+  YAML::Mark uuid_mark;
+  YAML::Mark mark;
+  std::string path;
+};
+
+Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, const std::string& path,
+                          const GpuMemorySpecs& specs) {
+  GpuEntry out;
+  out.mark = item.Mark();
+  out.path = path;
+  if (!item.IsMap()) {
+    return reporter.Error(item.Mark(), path,
+                          "expected a GPU mapping with at least `name`, got " + Describe(item));
+  }
+  Result<std::vector<Entry>> entries =
+      Entries(reporter, item, path,
+              {"name", "count", "nvlink_group", "memory_total_mb", "memory_used_mb", "utilization",
+               "memory_utilization", "temperature_c", "power_w", "power_limit_w", "numa_node",
+               "healthy", "health_reason", "uuid"});
+  if (!entries.ok()) return entries.status();
+
+  Gpu& gpu = out.gpu;
+  std::string name;
+  const Entry* name_entry = nullptr;
+  const Entry* total_entry = nullptr;
+  const Entry* used_entry = nullptr;
+  const Entry* reason_entry = nullptr;
+  const auto non_negative = [](double v) { return v >= 0; };
+  const auto positive = [](double v) { return v > 0; };
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "name") {
+      name_entry = &entry;
+      status = ReadString(reporter, entry, /*allow_empty=*/false, &name);
+    } else if (entry.key == "count") {
+      status = ReadInt(reporter, entry, 1, kMaxCount,
+                       "an integer from 1 to " + std::to_string(kMaxCount), &out.count);
+    } else if (entry.key == "nvlink_group") {
+      status = ReadInt(reporter, entry, 0, "an integer >= 0 (omit it for none)", &gpu.nvlink_group);
+    } else if (entry.key == "memory_total_mb") {
+      total_entry = &entry;
+      status = ReadInt(reporter, entry, 1, INT64_MAX, "a positive whole number of MiB",
+                       &gpu.memory_total_mib);
+    } else if (entry.key == "memory_used_mb") {
+      used_entry = &entry;
+      status = ReadInt(reporter, entry, 0, INT64_MAX, "a whole number of MiB >= 0",
+                       &gpu.memory_used_mib);
+    } else if (entry.key == "utilization") {
+      status = ReadNumber(reporter, entry, "a ratio from 0 to 1", IsRatio, &gpu.utilization);
+    } else if (entry.key == "memory_utilization") {
+      status = ReadNumber(reporter, entry, "a ratio from 0 to 1", IsRatio, &gpu.memory_utilization);
+    } else if (entry.key == "temperature_c") {
+      status = ReadOptionalNumber(
+          reporter, entry, "a temperature in degrees Celsius", [](double) { return true; },
+          &gpu.temperature_c);
+    } else if (entry.key == "power_w") {
+      status =
+          ReadOptionalNumber(reporter, entry, "a number of watts >= 0", non_negative, &gpu.power_w);
+    } else if (entry.key == "power_limit_w") {
+      status = ReadOptionalNumber(reporter, entry, "a positive number of watts", positive,
+                                  &gpu.power_limit_w);
+    } else if (entry.key == "numa_node") {
+      status = ReadInt(reporter, entry, 0, "an integer >= 0 (omit it for none)", &gpu.numa_node);
+    } else if (entry.key == "healthy") {
+      status = ReadBool(reporter, entry, &gpu.healthy);
+    } else if (entry.key == "health_reason") {
+      reason_entry = &entry;
+      status = ReadString(reporter, entry, /*allow_empty=*/true, &gpu.health_reason);
+    } else {  // uuid
+      out.uuid_mark = entry.mark;
+      status = ReadString(reporter, entry, /*allow_empty=*/false, &out.uuid);
+    }
+    if (!status.ok()) return status;
+  }
+
+  if (name_entry == nullptr) {
+    return reporter.Error(item.Mark(), path + ".name", "missing; every GPU needs its driver name");
+  }
+  if (!out.uuid.empty() && out.count > 1) {
+    return reporter.Error(out.uuid_mark, path + ".uuid",
+                          "a uuid names one GPU but count is " + std::to_string(out.count) +
+                              "; drop the uuid or use one entry per GPU");
+  }
+  gpu.model = ParseGpuModel(name, specs);
+  if (total_entry == nullptr) {
+    if (!gpu.model.memory_gb) {
+      return reporter.Error(name_entry->mark, path + ".memory_total_mb",
+                            "missing, and the memory of \"" + name +
+                                "\" is not known from its name or gpu_memory_specs; give "
+                                "memory_total_mb");
+    }
+    gpu.memory_total_mib = MibFromGb(*gpu.model.memory_gb);
+  }
+  if (used_entry != nullptr && gpu.memory_used_mib > gpu.memory_total_mib) {
+    return reporter.Error(used_entry->mark, used_entry->path,
+                          std::to_string(gpu.memory_used_mib) + " MiB is more than the GPU's " +
+                              std::to_string(gpu.memory_total_mib) + " MiB (memory_total_mb)");
+  }
+  if (gpu.healthy && !gpu.health_reason.empty()) {
+    return reporter.Error(reason_entry->mark, reason_entry->path,
+                          "only meaningful with healthy: false");
+  }
+  if (!gpu.healthy && gpu.health_reason.empty()) {
+    gpu.health_reason = "marked unhealthy in the inventory file";
+  }
+  return out;
+}
+
+// Where a uuid was first used, to report both places of a duplicate.
+struct UuidOwner {
+  std::string node;
+  int index = 0;
+  int line = 0;
+};
+
+Result<Node> ParseNode(const Reporter& reporter, const YAML::Node& item, const std::string& path,
+                       const GpuMemorySpecs& specs, std::map<std::string, UuidOwner>* uuids) {
+  if (!item.IsMap()) {
+    return reporter.Error(item.Mark(), path,
+                          "expected a node mapping with at least `name`, got " + Describe(item));
+  }
+  Result<std::vector<Entry>> entries =
+      Entries(reporter, item, path, {"name", "address", "schedulable", "gpus"});
+  if (!entries.ok()) return entries.status();
+  Node node;
+  const Entry* gpus_entry = nullptr;
+  bool has_name = false;
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "name") {
+      has_name = true;
+      status = ReadString(reporter, entry, /*allow_empty=*/false, &node.name);
+    } else if (entry.key == "address") {
+      status = ReadString(reporter, entry, /*allow_empty=*/true, &node.address);
+    } else if (entry.key == "schedulable") {
+      status = ReadBool(reporter, entry, &node.schedulable);
+    } else {  // gpus
+      gpus_entry = &entry;
+    }
+    if (!status.ok()) return status;
+  }
+  if (!has_name)
+    return reporter.Error(item.Mark(), path + ".name", "missing; every node needs a name");
+  if (gpus_entry == nullptr) return node;
+
+  Result<YAML::Node> gpus = List(reporter, *gpus_entry);
+  if (!gpus.ok()) return gpus.status();
+  for (size_t i = 0; i < gpus->size(); ++i) {
+    Result<GpuEntry> parsed =
+        ParseGpu(reporter, (*gpus)[i], path + ".gpus[" + std::to_string(i) + "]", specs);
+    if (!parsed.ok()) return parsed.status();
+    const YAML::Mark uuid_mark = parsed->uuid.empty() ? parsed->mark : parsed->uuid_mark;
+    for (int64_t copy = 0; copy < parsed->count; ++copy) {
+      Gpu gpu = parsed->gpu;
+      gpu.index = static_cast<int>(node.gpus.size());
+      gpu.uuid =
+          parsed->uuid.empty() ? node.name + "-gpu" + std::to_string(gpu.index) : parsed->uuid;
+      const auto [owner, inserted] =
+          uuids->emplace(gpu.uuid, UuidOwner{node.name, gpu.index, uuid_mark.line + 1});
+      if (!inserted) {
+        return reporter.Error(uuid_mark, parsed->path + ".uuid",
+                              "duplicate uuid '" + gpu.uuid + "' (already GPU " +
+                                  std::to_string(owner->second.index) + " of node '" +
+                                  owner->second.node + "', line " +
+                                  std::to_string(owner->second.line) + ")");
+      }
+      node.gpus.push_back(std::move(gpu));
+    }
+  }
+  return node;
+}
+
+Result<std::vector<Node>> ParseRoot(const Reporter& reporter, const std::vector<YAML::Node>& docs,
+                                    const GpuMemorySpecs& specs) {
+  if (docs.size() > 1) {
+    return InvalidArgument(reporter.Where(docs[1].Mark()) + "expected one YAML document, found " +
+                           std::to_string(docs.size()));
+  }
+  if (docs.empty() || !docs[0].IsMap()) {
+    const YAML::Mark mark = docs.empty() ? YAML::Mark() : docs[0].Mark();
+    return InvalidArgument(reporter.Where(mark) + "expected a mapping with a `nodes` list, got " +
+                               (docs.empty() ? "an empty file" : Describe(docs[0])),
+                           "nodes");
+  }
+  Result<std::vector<Entry>> entries = Entries(reporter, docs[0], "", {"nodes"});
+  if (!entries.ok()) return entries.status();
+  if (entries->empty()) {
+    return InvalidArgument(reporter.Where(docs[0].Mark()) + "missing key 'nodes'", "nodes");
+  }
+  Result<YAML::Node> items = List(reporter, entries->front());
+  if (!items.ok()) return items.status();
+
+  std::vector<Node> nodes;
+  std::map<std::string, int> node_lines;
+  std::map<std::string, UuidOwner> uuids;
+  for (size_t i = 0; i < items->size(); ++i) {
+    const YAML::Node item = (*items)[i];
+    const std::string path = "nodes[" + std::to_string(i) + "]";
+    Result<Node> node = ParseNode(reporter, item, path, specs, &uuids);
+    if (!node.ok()) return node.status();
+    const auto [first, inserted] = node_lines.emplace(node->name, item.Mark().line + 1);
+    if (!inserted) {
+      return reporter.Error(item["name"].Mark(), path + ".name",
+                            "duplicate node name '" + node->name + "' (first at line " +
+                                std::to_string(first->second) + ")");
+    }
+    nodes.push_back(std::move(*node));
+  }
+  return nodes;
+}
+
+}  // namespace
+
+Result<std::vector<Node>> ParseStaticInventory(std::string_view yaml_text,
+                                               std::string_view source_name,
+                                               const GpuMemorySpecs& memory_specs) {
+  const Reporter reporter(source_name);
+  try {
+    return ParseRoot(reporter, YAML::LoadAll(std::string(yaml_text)), memory_specs);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(reporter.Where(e.mark) + "YAML syntax error: " + e.msg);
+  } catch (const std::exception& e) {
+    return InvalidArgument(reporter.Where(YAML::Mark::null_mark()) + "cannot parse: " + e.what());
+  }
+}
+
+StaticProvider::StaticProvider(std::string path, GpuMemorySpecs memory_specs)
+    : path_(std::move(path)), memory_specs_(std::move(memory_specs)) {}
+
+Result<DiscoveryReport> StaticProvider::Discover() {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path_, ec)) {
+    return Unavailable("cannot read inventory file '" + path_ + "': it is a directory");
+  }
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) {
+    return Unavailable("cannot read inventory file '" + path_ +
+                       "': " + std::generic_category().message(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Unavailable("cannot read inventory file '" + path_ + "': read error");
+
+  Result<std::vector<Node>> nodes = ParseStaticInventory(text.str(), path_, memory_specs_);
+  if (!nodes.ok()) return nodes.status();
+  DiscoveryReport report;
+  size_t gpu_count = 0;
+  for (const Node& node : *nodes) gpu_count += node.gpus.size();
+  report.notes.push_back("static: " + std::to_string(nodes->size()) + " node(s), " +
+                         std::to_string(gpu_count) + " GPU(s) from " + path_);
+  report.nodes = std::move(*nodes);
+  return report;
+}
+
+}  // namespace gpurm
