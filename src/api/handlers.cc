@@ -1,1 +1,504 @@
-// placeholder: being written
+#include "api/handlers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/json_codec.h"
+#include "core/clock.h"
+#include "integrations/frameworks/plan.h"
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kBase[] = "/api/v1/gpu";
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = body.dump();
+  return response;
+}
+
+HttpResponse ErrorResponse(const Status& status) {
+  return JsonResponse(HttpStatusFor(status.code()), ErrorJson(status));
+}
+
+// The identity that owns allocations made by this request.
+std::string OwnerOf(const HttpRequest& request, const std::string& body_owner) {
+  std::string owner = request.Header("x-gpurm-owner");
+  if (owner.empty()) owner = body_owner;
+  return owner.empty() ? "anonymous" : owner;
+}
+
+Result<ParsedGpuRequest> ParseRequestBody(const HttpRequest& request) {
+  Result<json> body = ParseJsonObject(request.body);
+  if (!body.ok()) return body.status();
+  return ParseGpuRequest(*body);
+}
+
+// Parses an optional non-negative number query parameter.
+Result<std::optional<double>> QueryNumber(const HttpRequest& request, const std::string& name) {
+  auto it = request.query.find(name);
+  if (it == request.query.end() || it->second.empty()) return std::optional<double>();
+  char* end = nullptr;
+  const double value = std::strtod(it->second.c_str(), &end);
+  if (end == it->second.c_str() || *end != '\0' || !std::isfinite(value) || value < 0) {
+    return InvalidArgument("expected a number >= 0, got \"" + it->second + "\"", name);
+  }
+  return std::optional<double>(value);
+}
+
+Result<bool> QueryBool(const HttpRequest& request, const std::string& name) {
+  auto it = request.query.find(name);
+  if (it == request.query.end()) return false;
+  if (it->second.empty() || it->second == "true" || it->second == "1") return true;
+  if (it->second == "false" || it->second == "0") return false;
+  return InvalidArgument("expected true or false, got \"" + it->second + "\"", name);
+}
+
+std::string TypeLabel(const Gpu& gpu) {
+  return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
+}
+
+const Gpu* FindGpu(const InventorySnapshot& snapshot, const std::string& uuid,
+                   const Node** node_out) {
+  for (const Node& node : snapshot.nodes) {
+    for (const Gpu& gpu : node.gpus) {
+      if (gpu.uuid == uuid) {
+        *node_out = &node;
+        return &gpu;
+      }
+    }
+  }
+  return nullptr;
+}
+
+PlanInput MakePlanInput(const GpuRequest& request, const std::vector<GpuGrant>& grants,
+                        const InventorySnapshot* snapshot) {
+  PlanInput input;
+  input.request = request;
+  if (snapshot == nullptr) return input;
+  for (const GpuGrant& grant : grants) {
+    const Node* node = nullptr;
+    const Gpu* gpu = FindGpu(*snapshot, grant.gpu_uuid, &node);
+    if (gpu == nullptr) continue;
+    input.gpus.push_back(PlannedGpu{node->name, node->address, *gpu, grant.memory_mib,
+                                    grant.exclusive});
+  }
+  return input;
+}
+
+// One row of /status's available_nodes and /nodes: a node's GPUs of one type.
+struct NodeTypeGroup {
+  const NodeAvailability* node = nullptr;
+  std::string type;
+  std::vector<const GpuAvailability*> gpus;
+};
+
+std::vector<NodeTypeGroup> GroupByNodeAndType(const ClusterState& state) {
+  std::vector<NodeTypeGroup> groups;
+  for (const NodeAvailability& node : state.nodes()) {
+    std::map<std::string, size_t> index;
+    for (const GpuAvailability& g : node.gpus) {
+      const std::string type = TypeLabel(*g.gpu);
+      auto [it, inserted] = index.emplace(type, groups.size());
+      if (inserted) groups.push_back(NodeTypeGroup{&node, type, {}});
+      groups[it->second].gpus.push_back(&g);
+    }
+  }
+  return groups;
+}
+
+bool Offerable(const NodeAvailability& node, const GpuAvailability& g) {
+  return node.node->schedulable && g.gpu->healthy && g.untouched();
+}
+
+double MeanUtilization(const std::vector<const GpuAvailability*>& gpus) {
+  if (gpus.empty()) return 0;
+  double sum = 0;
+  for (const GpuAvailability* g : gpus) sum += g->gpu->utilization;
+  return std::round(sum / static_cast<double>(gpus.size()) * 1000.0) / 1000.0;
+}
+
+double MemoryPerGpuGb(const std::vector<const GpuAvailability*>& gpus) {
+  int64_t most = 0;
+  for (const GpuAvailability* g : gpus) most = std::max(most, g->gpu->memory_total_mib);
+  return RoundGb(most);
+}
+
+const char* GpuStateName(const NodeAvailability& node, const GpuAvailability& g) {
+  if (!g.gpu->healthy) return "unhealthy";
+  if (g.exclusively_held) return "allocated";
+  if (g.shared_holders > 0) return "shared";
+  return node.node->schedulable ? "free" : "cordoned";
+}
+
+// --- Handlers -------------------------------------------------------------
+
+HttpResponse Health(const ApiContext& context, const HttpRequest&) {
+  GpuManager& manager = *context.manager;
+  const Status ready = manager.Readiness();
+  json notes = manager.inventory().Notes();
+  if (!ready.ok()) {
+    json body = ErrorJson(ready);
+    body["status"] = "unavailable";
+    body["ready"] = false;
+    body["reason"] = ready.message();
+    body["notes"] = std::move(notes);
+    return JsonResponse(503, body);
+  }
+  auto snapshot = manager.inventory().Snapshot();
+  size_t gpus = 0;
+  for (const Node& node : snapshot->nodes) gpus += node.gpus.size();
+  json body{{"status", "ok"},
+            {"ready", true},
+            {"provider", manager.inventory().provider_name()},
+            {"nodes", snapshot->nodes.size()},
+            {"gpus", gpus},
+            {"inventory_generation", snapshot->generation},
+            {"inventory_taken_at", FormatIso8601(snapshot->taken_unix_ms)},
+            {"notes", std::move(notes)}};
+  const Status last_refresh = manager.inventory().LastError();
+  if (!last_refresh.ok()) body["last_refresh_error"] = last_refresh.message();
+  return JsonResponse(200, body);
+}
+
+HttpResponse StatusEndpoint(const ApiContext& context, const HttpRequest&) {
+  GpuManager& manager = *context.manager;
+  auto state = manager.CurrentState();
+  if (!state.ok()) return ErrorResponse(state.status());
+  double utilization_sum = 0;
+  int64_t used_mib = 0;
+  int64_t reserved_mib = 0;
+  int64_t total_mib = 0;
+  int total_gpus = 0;
+  int available_gpus = 0;
+  int allocated_gpus = 0;
+  for (const NodeAvailability& node : (*state)->nodes()) {
+    for (const GpuAvailability& g : node.gpus) {
+      ++total_gpus;
+      utilization_sum += g.gpu->utilization;
+      used_mib += g.gpu->memory_used_mib;
+      total_mib += g.gpu->memory_total_mib;
+      reserved_mib += g.exclusively_held ? g.gpu->memory_total_mib : g.shared_reserved_mib;
+      if (Offerable(node, g)) ++available_gpus;
+      if (!g.untouched()) ++allocated_gpus;
+    }
+  }
+  json available_nodes = json::array();
+  for (const NodeTypeGroup& group : GroupByNodeAndType(**state)) {
+    const int available = static_cast<int>(std::count_if(
+        group.gpus.begin(), group.gpus.end(),
+        [&](const GpuAvailability* g) { return Offerable(*group.node, *g); }));
+    if (available == 0) continue;
+    available_nodes.push_back({{"node_name", group.node->node->name},
+                               {"gpu_type", group.type},
+                               {"available_gpus", available},
+                               {"memory_per_gpu", MemoryPerGpuGb(group.gpus)},
+                               {"utilization", MeanUtilization(group.gpus)}});
+  }
+  auto ratio = [](double part, double whole) {
+    return whole > 0 ? std::round(part / whole * 1000.0) / 1000.0 : 0.0;
+  };
+  json body{
+      {"utilization",
+       {{"gpu_utilization", ratio(utilization_sum, total_gpus)},
+        {"gpu_memory_usage", ratio(static_cast<double>(used_mib), static_cast<double>(total_mib))},
+        {"gpu_memory_reserved",
+         ratio(static_cast<double>(reserved_mib), static_cast<double>(total_mib))}}},
+      {"available_nodes", std::move(available_nodes)},
+      {"total_nodes", (*state)->nodes().size()},
+      {"total_gpus", total_gpus},
+      {"available_gpus", available_gpus},
+      {"allocated_gpus", allocated_gpus},
+      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
+      {"timestamp", FormatIso8601(manager.clock().NowUnixMs())}};
+  return JsonResponse(200, body);
+}
+
+HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
+  Result<std::optional<double>> min_memory = QueryNumber(request, "min_memory_gb");
+  if (!min_memory.ok()) return ErrorResponse(min_memory.status());
+  GpuRequest filter;
+  if (auto it = request.query.find("gpu_type"); it != request.query.end()) {
+    filter.gpu_type = it->second;
+  }
+  const int64_t min_mib = MibFromGb(min_memory->value_or(0));
+  auto state = context.manager->CurrentState();
+  if (!state.ok()) return ErrorResponse(state.status());
+  json nodes = json::array();
+  for (const NodeTypeGroup& group : GroupByNodeAndType(**state)) {
+    if (!GpuTypeMatches(filter, *group.gpus.front()->gpu)) continue;
+    int available = 0;
+    int64_t max_free_mib = 0;
+    json gpus = json::array();
+    for (const GpuAvailability* g : group.gpus) {
+      if (Offerable(*group.node, *g) && g->free_mib >= min_mib) ++available;
+      if (!g->exclusively_held && g->gpu->healthy) max_free_mib = std::max(max_free_mib, g->free_mib);
+      json temperature = g->gpu->temperature_c ? json(*g->gpu->temperature_c) : json();
+      gpus.push_back({{"index", g->gpu->index},
+                      {"uuid", g->gpu->uuid},
+                      {"name", g->gpu->model.raw_name},
+                      {"gpu_type", group.type},
+                      {"memory_total_gb", RoundGb(g->gpu->memory_total_mib)},
+                      {"memory_free_gb", RoundGb(g->free_mib)},
+                      {"utilization", g->gpu->utilization},
+                      {"temperature_c", std::move(temperature)},
+                      {"healthy", g->gpu->healthy},
+                      {"state", GpuStateName(*group.node, *g)}});
+    }
+    if (available == 0) continue;
+    nodes.push_back({{"node_name", group.node->node->name},
+                     {"gpu_type", group.type},
+                     {"available_gpus", available},
+                     {"memory_per_gpu", MemoryPerGpuGb(group.gpus)},
+                     {"utilization", MeanUtilization(group.gpus)},
+                     {"total_gpus", group.gpus.size()},
+                     {"max_free_memory_gb", RoundGb(max_free_mib)},
+                     {"gpus", std::move(gpus)}});
+  }
+  const size_t count = nodes.size();
+  return JsonResponse(200, json{{"nodes", std::move(nodes)}, {"count", count}});
+}
+
+HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
+  Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  const std::string owner = OwnerOf(request, parsed->owner);
+  const std::string idempotency_key = request.Header("idempotency-key");
+  if (idempotency_key.size() > 256) {
+    return ErrorResponse(InvalidArgument("must be at most 256 characters", "Idempotency-Key"));
+  }
+  GpuManager& manager = *context.manager;
+  AllocationResult result = manager.Allocate(parsed->request, owner, idempotency_key);
+  if (!result.status.ok()) {
+    json body = ErrorJson(result.status);
+    body["success"] = false;
+    if (result.status.code() == StatusCode::kUnschedulableNow ||
+        result.status.code() == StatusCode::kUnschedulableNever) {
+      body["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
+      body["would_fit"] = WouldFitToJson(result.diagnosis.would_fit);
+    }
+    return JsonResponse(HttpStatusFor(result.status.code()), body);
+  }
+  const Allocation& allocation = *result.allocation;
+  auto snapshot = manager.inventory().Snapshot();
+  json allocation_json = AllocationToJson(allocation);
+  json body{{"success", true},
+            {"replayed", result.replayed},
+            {"allocation_id", allocation.id},
+            {"node_name", allocation_json["node_name"]},
+            {"nodes", allocation_json["nodes"]},
+            {"gpus", allocation_json["gpus"]},
+            {"gpu_config", BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants,
+                                                        snapshot.get()))},
+            {"allocation", std::move(allocation_json)}};
+  return JsonResponse(200, body);
+}
+
+HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
+  Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  PreviewResult preview = context.manager->Preview(parsed->request);
+  if (!preview.status.ok()) return ErrorResponse(preview.status);
+  const Diagnosis& diagnosis = preview.schedule.diagnosis;
+  json body{{"valid", diagnosis.possible_now},
+            {"possible_now", diagnosis.possible_now},
+            {"possible_ever", diagnosis.possible_ever},
+            {"message", diagnosis.message},
+            {"reasons", DiagnosisReasonsToJson(diagnosis)},
+            {"would_fit", WouldFitToJson(diagnosis.would_fit)}};
+  if (preview.schedule.placement) {
+    json gpus = json::array();
+    for (const GpuGrant& grant : preview.schedule.placement->grants) {
+      gpus.push_back(GrantToJson(grant));
+    }
+    body["placement"] = {{"policy", preview.schedule.placement->policy},
+                         {"score", preview.schedule.placement->score},
+                         {"gpus", std::move(gpus)}};
+  }
+  return JsonResponse(200, body);
+}
+
+// /setup-tensorflow and /setup-pytorch: the plan for what the request would
+// get now. Nothing is reserved.
+HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& request,
+                            json (*build_plan)(const PlanInput&)) {
+  Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  PreviewResult preview = context.manager->Preview(parsed->request);
+  if (!preview.status.ok()) return ErrorResponse(preview.status);
+  const bool fits = preview.schedule.placement.has_value();
+  PlanInput input =
+      fits ? MakePlanInput(parsed->request, preview.schedule.placement->grants,
+                           preview.snapshot.get())
+           : MakePlanInput(parsed->request, {}, nullptr);
+  const std::string node_name = input.gpus.empty() ? "" : input.gpus.front().node_name;
+  json body{{"success", fits},
+            {"node_name", node_name},
+            {"message", preview.schedule.diagnosis.message},
+            {"plan", build_plan(input)}};
+  if (!fits) body["reasons"] = DiagnosisReasonsToJson(preview.schedule.diagnosis);
+  return JsonResponse(200, body);
+}
+
+HttpResponse ListAllocations(const ApiContext& context, const HttpRequest& request) {
+  Result<bool> all = QueryBool(request, "all");
+  if (!all.ok()) return ErrorResponse(all.status());
+  AllocationFilter filter;
+  filter.include_ended = *all;
+  if (auto it = request.query.find("owner"); it != request.query.end()) filter.owner = it->second;
+  json allocations = json::array();
+  for (const Allocation& a : context.manager->ledger().List(filter)) {
+    allocations.push_back(AllocationToJson(a));
+  }
+  const size_t count = allocations.size();
+  return JsonResponse(200, json{{"allocations", std::move(allocations)}, {"count", count}});
+}
+
+HttpResponse GetAllocation(const ApiContext& context, const HttpRequest& request) {
+  Result<Allocation> allocation = context.manager->ledger().Get(request.path_params.at("id"));
+  if (!allocation.ok()) return ErrorResponse(allocation.status());
+  return JsonResponse(200, AllocationToJson(*allocation));
+}
+
+HttpResponse DeleteAllocation(const ApiContext& context, const HttpRequest& request) {
+  Result<Allocation> released = context.manager->Release(request.path_params.at("id"));
+  if (!released.ok()) return ErrorResponse(released.status());
+  return JsonResponse(200, json{{"released", true}, {"allocation", AllocationToJson(*released)}});
+}
+
+HttpResponse Heartbeat(const ApiContext& context, const HttpRequest& request) {
+  Result<Allocation> renewed = context.manager->Heartbeat(request.path_params.at("id"));
+  if (!renewed.ok()) return ErrorResponse(renewed.status());
+  return JsonResponse(200, json{{"allocation", AllocationToJson(*renewed)}});
+}
+
+HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
+  Result<json> body = ParseJsonObject(request.body);
+  if (!body.ok()) return ErrorResponse(body.status());
+  for (const auto& [key, value] : body->items()) {
+    if (key != "allocation_id" && key != "node_name" && key != "gpu_count" && key != "owner") {
+      return ErrorResponse(
+          InvalidArgument("unknown field (known: allocation_id, node_name, gpu_count, owner)", key));
+    }
+  }
+  Result<Allocation> released = Status(StatusCode::kInternal, "unreached");
+  if (body->contains("allocation_id")) {
+    const json& id = (*body)["allocation_id"];
+    if (!id.is_string() || id.get_ref<const std::string&>().empty()) {
+      return ErrorResponse(InvalidArgument("expected a non-empty string", "allocation_id"));
+    }
+    released = context.manager->Release(id.get<std::string>());
+  } else {
+    const json node = body->value("node_name", json());
+    const json count = body->value("gpu_count", json());
+    if (!node.is_string() || node.get_ref<const std::string&>().empty()) {
+      return ErrorResponse(InvalidArgument(
+          "expected a non-empty string (or give allocation_id instead)", "node_name"));
+    }
+    if (!count.is_number_integer() || count.get<int64_t>() < 1) {
+      return ErrorResponse(InvalidArgument("expected an integer >= 1", "gpu_count"));
+    }
+    const std::string body_owner =
+        body->contains("owner") && (*body)["owner"].is_string() ? (*body)["owner"].get<std::string>()
+                                                                 : "";
+    released = context.manager->ReleaseOnNode(OwnerOf(request, body_owner), node.get<std::string>(),
+                                              static_cast<int>(count.get<int64_t>()));
+  }
+  if (!released.ok()) return ErrorResponse(released.status());
+  return JsonResponse(200, json{{"released", json::array({released->id})},
+                                {"count", 1},
+                                {"allocation", AllocationToJson(*released)}});
+}
+
+HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
+  Result<std::optional<double>> window = QueryNumber(request, "window");
+  if (!window.ok()) return ErrorResponse(window.status());
+  Result<std::optional<double>> since = QueryNumber(request, "since");
+  if (!since.ok()) return ErrorResponse(since.status());
+  GpuManager& manager = *context.manager;
+  const int64_t now = manager.clock().NowUnixMs();
+  int64_t since_ms = now - static_cast<int64_t>(window->value_or(3600) * 1000);
+  if (since->has_value()) since_ms = static_cast<int64_t>(**since * 1000);  // Unix seconds.
+  auto snapshot = manager.inventory().Snapshot();
+  if (!snapshot) return ErrorResponse(manager.Readiness());
+  auto optional_number = [](const std::optional<double>& v) { return v ? json(*v) : json(); };
+  json nodes = json::array();
+  for (const Node& node : snapshot->nodes) {
+    json gpus = json::array();
+    for (const Gpu& gpu : node.gpus) {
+      json history = json::array();
+      for (const GpuSample& s : manager.inventory().History(gpu.uuid, since_ms)) {
+        history.push_back({{"timestamp", FormatIso8601(s.unix_ms)},
+                           {"utilization", s.utilization},
+                           {"memory_used_gb", RoundGb(s.memory_used_mib)},
+                           {"temperature_c", optional_number(s.temperature_c)},
+                           {"power_w", optional_number(s.power_w)}});
+      }
+      gpus.push_back({{"index", gpu.index},
+                      {"uuid", gpu.uuid},
+                      {"gpu_type", TypeLabel(gpu)},
+                      {"name", gpu.model.raw_name},
+                      {"utilization", gpu.utilization},
+                      {"memory_utilization", gpu.memory_utilization},
+                      {"memory_used_gb", RoundGb(gpu.memory_used_mib)},
+                      {"memory_total_gb", RoundGb(gpu.memory_total_mib)},
+                      {"temperature_c", optional_number(gpu.temperature_c)},
+                      {"power_w", optional_number(gpu.power_w)},
+                      {"healthy", gpu.healthy},
+                      {"health_reason", gpu.health_reason},
+                      {"history", std::move(history)}});
+    }
+    nodes.push_back({{"node_name", node.name}, {"gpus", std::move(gpus)}});
+  }
+  return JsonResponse(200, json{{"timestamp", FormatIso8601(now)},
+                                {"sampled_at", FormatIso8601(snapshot->taken_unix_ms)},
+                                {"interval_seconds", context.monitor_interval_s},
+                                {"nodes", std::move(nodes)}});
+}
+
+HttpResponse OpenApi(const ApiContext& context, const HttpRequest&) {
+  HttpResponse response;
+  response.body = context.openapi_document;
+  return response;
+}
+
+}  // namespace
+
+void RegisterApiRoutes(const ApiContext& context, Router& router) {
+  const std::string base = kBase;
+  const ApiContext* ctx = &context;
+  auto bind = [ctx](HttpResponse (*handler)(const ApiContext&, const HttpRequest&)) {
+    return [ctx, handler](const HttpRequest& request) { return handler(*ctx, request); };
+  };
+  router.Add("GET", base + "/health", bind(Health));
+  router.Add("GET", base + "/status", bind(StatusEndpoint));
+  router.Add("GET", base + "/nodes", bind(Nodes));
+  router.Add("POST", base + "/allocate", bind(Allocate));
+  router.Add("POST", base + "/validate", bind(Validate));
+  router.Add("POST", base + "/setup-tensorflow", [ctx](const HttpRequest& request) {
+    return FrameworkSetup(*ctx, request, BuildTensorFlowPlan);
+  });
+  router.Add("POST", base + "/setup-pytorch", [ctx](const HttpRequest& request) {
+    return FrameworkSetup(*ctx, request, BuildPyTorchPlan);
+  });
+  router.Add("GET", base + "/allocations", bind(ListAllocations));
+  router.Add("GET", base + "/allocations/{id}", bind(GetAllocation));
+  router.Add("DELETE", base + "/allocations/{id}", bind(DeleteAllocation));
+  router.Add("POST", base + "/allocations/{id}/heartbeat", bind(Heartbeat));
+  router.Add("POST", base + "/release", bind(Release));
+  router.Add("GET", base + "/monitoring", bind(Monitoring));
+  router.Add("GET", "/api/v1/openapi.json", bind(OpenApi));
+}
+
+}  // namespace gpurm

@@ -1,1 +1,117 @@
-// placeholder: being written
+#include "api/router.h"
+
+#include <nlohmann/json.hpp>
+
+#include "api/json_codec.h"
+
+namespace gpurm {
+namespace {
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> segments;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (end > start) segments.emplace_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return segments;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+HttpResponse JsonError(int http_status, StatusCode code, const std::string& message) {
+  HttpResponse response;
+  response.status = http_status;
+  response.body = ErrorJson(Status(code, message)).dump();
+  return response;
+}
+
+}  // namespace
+
+std::string UrlDecode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '%' && i + 2 < text.size()) {
+      const int high = HexValue(text[i + 1]);
+      const int low = HexValue(text[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+void HttpRequest::SetTarget(std::string_view target) {
+  const size_t question = target.find('?');
+  path = UrlDecode(target.substr(0, question), false);
+  query.clear();
+  if (question == std::string_view::npos) return;
+  std::string_view rest = target.substr(question + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::string key = UrlDecode(pair.substr(0, eq), true);
+    std::string value = eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1), true);
+    query.insert_or_assign(std::move(key), std::move(value));
+  }
+}
+
+std::string HttpRequest::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+void Router::Add(std::string method, std::string pattern, Handler handler) {
+  routes_.push_back(Route{std::move(method), SplitPath(pattern), std::move(handler)});
+}
+
+HttpResponse Router::Dispatch(HttpRequest request) const {
+  const std::vector<std::string> segments = SplitPath(request.path);
+  std::string allowed;
+  for (const Route& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    std::map<std::string, std::string> params;
+    bool match = true;
+    for (size_t i = 0; i < segments.size() && match; ++i) {
+      const std::string& pattern = route.segments[i];
+      if (pattern.size() > 2 && pattern.front() == '{' && pattern.back() == '}') {
+        params[pattern.substr(1, pattern.size() - 2)] = segments[i];
+      } else {
+        match = pattern == segments[i];
+      }
+    }
+    if (!match) continue;
+    if (route.method != request.method) {
+      allowed += (allowed.empty() ? "" : ", ") + route.method;
+      continue;
+    }
+    request.path_params = std::move(params);
+    return route.handler(request);
+  }
+  if (!allowed.empty()) {
+    HttpResponse response = JsonError(405, StatusCode::kInvalidArgument,
+                                      "method " + request.method + " not allowed here; allowed: " +
+                                          allowed);
+    response.headers.emplace_back("Allow", allowed);
+    return response;
+  }
+  return JsonError(404, StatusCode::kNotFound, "no such endpoint: " + request.path);
+}
+
+}  // namespace gpurm

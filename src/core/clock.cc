@@ -13,13 +13,15 @@ int64_t SystemClock::NowUnixMs() const {
 }
 
 std::string FormatIso8601(int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  // Floor division, so times before the epoch format correctly too.
+  const int64_t millis = ((unix_ms % 1000) + 1000) % 1000;
+  const std::time_t seconds = static_cast<std::time_t>((unix_ms - millis) / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>(unix_ms % 1000));
+                static_cast<int>(millis));
   return buffer;
 }
 

@@ -1,1 +1,26 @@
-int main() { return 0; }
+// gpurm: one binary for the daemon (`gpurm serve`) and the client commands.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "daemon/serve.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gpurm: GPU resource manager (daemon and client)"};
+  app.require_subcommand(1);
+
+  gpurm::ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand("serve", "Run the daemon (REST API on HOST:PORT)");
+  serve->add_option("--config", serve_options.config_path,
+                    "gpu_config.yaml (default: ./gpu_config.yaml if present)");
+  serve->add_option("--inventory", serve_options.inventory_path,
+                    "Static inventory YAML (default: discover this machine's GPUs)");
+  serve->add_option("--listen", serve_options.listen, "HOST:PORT (default 127.0.0.1:8000)");
+  serve->add_option("--data-dir", serve_options.data_dir, "Directory of the ledger (default data)");
+  serve->add_option("--log-dir", serve_options.log_dir, "Directory of the logs (default logs)");
+
+  int exit_code = 0;
+  gpurm::RegisterClientCommands(app, &exit_code);
+  CLI11_PARSE(app, argc, argv);
+  if (serve->parsed()) return gpurm::RunServe(serve_options);
+  return exit_code;
+}

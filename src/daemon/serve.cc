@@ -1,1 +1,250 @@
-// placeholder: being written
+#include "daemon/serve.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "api/handlers.h"
+#include "api/http_server.h"
+#include "api/router.h"
+#include "config/config.h"
+#include "core/clock.h"
+#include "daemon/logging.h"
+#include "daemon/openapi_document.h"
+#include "inventory/inventory.h"
+#include "inventory/providers/local/local_provider.h"
+#include "inventory/providers/static/static_provider.h"
+#include "ledger/sqlite_ledger.h"
+#include "manager/manager.h"
+
+namespace gpurm {
+namespace {
+
+constexpr char kDefaultConfigPath[] = "gpu_config.yaml";
+constexpr double kHistorySeconds = 3600;  // Monitoring history kept per GPU.
+
+Result<Config> LoadEffectiveConfig(const ServeOptions& options) {
+  std::string path = options.config_path;
+  if (path.empty() && std::filesystem::exists(kDefaultConfigPath)) path = kDefaultConfigPath;
+  Result<Config> config = path.empty() ? Result<Config>(Config{}) : LoadConfigFile(path);
+  if (!config.ok()) return config;
+  if (!options.inventory_path.empty()) config->server.inventory = options.inventory_path;
+  if (!options.listen.empty()) config->server.listen = options.listen;
+  if (!options.data_dir.empty()) config->server.data_dir = options.data_dir;
+  if (!options.log_dir.empty()) config->server.log_dir = options.log_dir;
+  return config;
+}
+
+Result<std::pair<std::string, uint16_t>> SplitListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    return InvalidArgument("expected HOST:PORT, got \"" + listen + "\"", "server.listen");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  char* end = nullptr;
+  const long port = std::strtol(listen.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port < 0 || port > 65535) {
+    return InvalidArgument("port must be 0..65535 in \"" + listen + "\"", "server.listen");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+std::string HostName() {
+  char buffer[256] = {};
+  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') return "localhost";
+  return buffer;
+}
+
+// Refreshes the inventory every monitor interval and reaps expired leases
+// every lease-check interval, until stopped.
+class BackgroundLoop {
+ public:
+  BackgroundLoop(Inventory* inventory, GpuManager* manager, spdlog::logger* log,
+                 double refresh_interval_s, double lease_interval_s)
+      : inventory_(inventory),
+        manager_(manager),
+        log_(log),
+        refresh_every_(ToDuration(refresh_interval_s)),
+        reap_every_(ToDuration(lease_interval_s)),
+        thread_([this] { Run(); }) {}
+
+  ~BackgroundLoop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  static std::chrono::milliseconds ToDuration(double seconds) {
+    return std::chrono::milliseconds(std::max<int64_t>(10, static_cast<int64_t>(seconds * 1000)));
+  }
+
+  void Refresh() {
+    const bool first = !inventory_->Snapshot();
+    const Status status = inventory_->Refresh();
+    if (!status.ok()) {
+      log_->error("inventory refresh failed ({}): {}", inventory_->provider_name(),
+                  status.ToString());
+      return;
+    }
+    if (!first) return;
+    auto snapshot = inventory_->Snapshot();
+    size_t gpus = 0;
+    for (const Node& node : snapshot->nodes) gpus += node.gpus.size();
+    log_->info("inventory loaded from provider \"{}\": {} node(s), {} GPU(s)",
+               inventory_->provider_name(), snapshot->nodes.size(), gpus);
+    for (const std::string& note : inventory_->Notes()) log_->info("inventory: {}", note);
+    if (gpus == 0) {
+      log_->warn(
+          "no GPU found on this machine: the API works but has nothing to allocate. For a demo, "
+          "start with an example inventory: gpurm serve --inventory examples/cluster-3node.yaml");
+    }
+  }
+
+  void Run() {
+    auto next_refresh = std::chrono::steady_clock::now();
+    auto next_reap = next_refresh + reap_every_;
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stop_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_refresh) {
+        lock.unlock();
+        Refresh();
+        lock.lock();
+        next_refresh = now + refresh_every_;
+      }
+      if (now >= next_reap) {
+        lock.unlock();
+        for (const Allocation& expired : manager_->ReapExpiredLeases()) {
+          log_->info("lease expired: allocation {} of {} released ({} GPU(s) on {})", expired.id,
+                     expired.owner, expired.grants.size(), fmt::join(expired.NodeNames(), ","));
+        }
+        lock.lock();
+        next_reap = now + reap_every_;
+      }
+      wake_.wait_until(lock, std::min(next_refresh, next_reap), [this] { return stop_; });
+    }
+  }
+
+  Inventory* inventory_;
+  GpuManager* manager_;
+  spdlog::logger* log_;
+  const std::chrono::milliseconds refresh_every_;
+  const std::chrono::milliseconds reap_every_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int RunServe(const ServeOptions& options) {
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Result<Config> config = LoadEffectiveConfig(options);
+  if (!config.ok()) {
+    std::fprintf(stderr, "gpurm: configuration error: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  Result<std::pair<std::string, uint16_t>> listen = SplitListen(config->server.listen);
+  if (!listen.ok()) {
+    std::fprintf(stderr, "gpurm: configuration error: server.listen: %s\n",
+                 listen.status().message().c_str());
+    return 2;
+  }
+  Result<std::shared_ptr<spdlog::logger>> logger =
+      MakeDaemonLogger(config->server.log_dir, config->log_level);
+  if (!logger.ok()) {
+    std::fprintf(stderr, "gpurm: %s\n", logger.status().message().c_str());
+    return 2;
+  }
+  spdlog::logger& log = **logger;
+
+  const std::string ledger_path = config->server.data_dir + "/ledger.db";
+  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(ledger_path);
+  if (!ledger.ok()) {
+    log.critical("cannot open the ledger {}: {}", ledger_path, ledger.status().message());
+    return 1;
+  }
+
+  std::unique_ptr<InventoryProvider> provider;
+  if (!config->server.inventory.empty()) {
+    provider = std::make_unique<StaticProvider>(config->server.inventory,
+                                                config->gpu_memory_specs);
+  } else {
+    provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs);
+  }
+  SystemClock clock;
+  const size_t history_capacity = static_cast<size_t>(
+      std::max(1.0, kHistorySeconds / config->monitor_update_interval));
+  Inventory inventory(std::move(provider), &clock, history_capacity);
+  GpuManager manager(&inventory, ledger->get(), &clock, config->server.policy);
+
+  ApiContext context;
+  context.manager = &manager;
+  context.monitor_interval_s = config->monitor_update_interval;
+  context.openapi_document = OpenApiDocument();
+  Router router;
+  RegisterApiRoutes(context, router);
+
+  HttpServerOptions server_options;
+  server_options.host = listen->first;
+  server_options.port = listen->second;
+  server_options.io_threads = config->server.io_threads;
+  server_options.worker_threads = config->server.worker_threads;
+  server_options.max_body_bytes = static_cast<uint64_t>(config->server.max_body_bytes);
+  server_options.timeout_s = config->server.request_timeout_s;
+  HttpServer server(server_options, &router,
+                    [&log](const HttpRequest& request, const HttpResponse& response, double ms) {
+                      // State changes are logged at info (an audit trail); reads at debug.
+                      const auto level = request.method == "GET" ? spdlog::level::debug
+                                                                 : spdlog::level::info;
+                      log.log(level, "{} {} {} {:.2f}ms from {} owner={}", request.method,
+                              request.path, response.status, ms, request.remote_address,
+                              request.Header("x-gpurm-owner"));
+                    });
+  const Status started = server.Start();
+  if (!started.ok()) {
+    log.critical("{}", started.message());
+    return 1;
+  }
+  log.info("gpurm serving on http://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
+           listen->first, server.port(), config->server.data_dir,
+           config->server.inventory.empty() ? "local discovery" : config->server.inventory,
+           manager.scheduler().default_policy());
+  {
+    BackgroundLoop loop(&inventory, &manager, &log, config->monitor_update_interval,
+                        config->server.lease_check_interval_s);
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    log.info("received {}: draining in-flight requests", strsignal(signal_number));
+    server.Stop();
+  }
+  log.info("gpurm stopped");
+  log.flush();
+  return 0;
+}
+
+}  // namespace gpurm

@@ -1,0 +1,38 @@
+# The two commands of README.md: `make run` and `make test`.
+# Everything they need is installed by scripts/ (idempotent).
+BUILD_DIR ?= build
+ARGS ?= --inventory examples/cluster-3node.yaml
+
+.PHONY: deps build run test test-cpp test-python format lint bench clean
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	bash scripts/build.sh $(BUILD_DIR)
+
+# Builds and starts the daemon on 127.0.0.1:8000 with the example inventory;
+# `make run ARGS=` starts it on local GPU discovery instead.
+run: build
+	$(BUILD_DIR)/gpurm serve $(ARGS)
+
+test: build
+	bash scripts/test.sh $(BUILD_DIR)
+
+test-cpp: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j2
+
+test-python: build
+	bash scripts/test-python.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc')
+
+lint: build
+	bash scripts/lint.sh $(BUILD_DIR)
+
+bench: build
+	bash bench/run
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,61 @@
+// HttpServer: Boost.Beast listener -> session -> Router. I/O threads only
+// read and write; handlers run on a separate worker pool, so a slow ledger
+// write never stalls other connections. Limits everywhere: body and header
+// size, read/write timeouts (slowloris), connection count.
+#ifndef GPURM_API_HTTP_SERVER_H_
+#define GPURM_API_HTTP_SERVER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "api/http_types.h"
+#include "api/router.h"
+#include "core/status.h"
+
+namespace gpurm {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;  // 0 = any free port (see HttpServer::port()).
+  int io_threads = 1;
+  int worker_threads = 2;
+  uint64_t max_body_bytes = 1 << 20;
+  uint32_t max_header_bytes = 16 * 1024;
+  double timeout_s = 30;         // Read or write of one request/response.
+  int max_connections = 1024;    // Beyond this, new connections get 503.
+  double drain_timeout_s = 10;   // Stop() waits this long for in-flight requests.
+};
+
+// Called after each response is produced (on a worker thread).
+using RequestObserver =
+    std::function<void(const HttpRequest&, const HttpResponse&, double duration_ms)>;
+
+class HttpServer {
+ public:
+  // `router` must outlive the server.
+  HttpServer(HttpServerOptions options, const Router* router, RequestObserver observer = {});
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts serving. kUnavailable when the address cannot be bound.
+  Status Start();
+  // The bound port (useful with port 0).
+  uint16_t port() const { return bound_port_; }
+  // Graceful: stops accepting, lets requests in flight finish (bounded by
+  // drain_timeout_s), then stops all threads. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  uint16_t bound_port_ = 0;
+};
+
+}  // namespace gpurm
+
+#endif  // GPURM_API_HTTP_SERVER_H_

@@ -1,0 +1,46 @@
+// JSON at the API edge: strict parsing of requests (every error names the
+// field) and rendering of domain values. Nothing here throws.
+#ifndef GPURM_API_JSON_CODEC_H_
+#define GPURM_API_JSON_CODEC_H_
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "core/types.h"
+#include "scheduler/scheduler.h"
+
+namespace gpurm {
+
+// Parses a body that must be a JSON object. kInvalidArgument on malformed JSON
+// (field "body") or a non-object.
+Result<nlohmann::json> ParseJsonObject(std::string_view body);
+
+// A GPU request with its optional owner. Unknown fields and wrong types are
+// kInvalidArgument naming the field; value ranges are checked by
+// ValidateRequest in the scheduler.
+struct ParsedGpuRequest {
+  GpuRequest request;
+  std::string owner;  // Empty when the body has none.
+};
+Result<ParsedGpuRequest> ParseGpuRequest(const nlohmann::json& body);
+
+nlohmann::json RequestToJson(const GpuRequest& request);
+nlohmann::json GrantToJson(const GpuGrant& grant);
+nlohmann::json AllocationToJson(const Allocation& allocation);
+nlohmann::json DiagnosisReasonsToJson(const Diagnosis& diagnosis);
+nlohmann::json WouldFitToJson(const WouldFit& fit);
+
+// {"error": {"code", "message", "field"}}.
+nlohmann::json ErrorJson(const Status& status);
+// The HTTP status for a non-OK code.
+int HttpStatusFor(StatusCode code);
+
+// GB rounded to 2 decimals for display.
+double RoundGb(int64_t mib);
+
+}  // namespace gpurm
+
+#endif  // GPURM_API_JSON_CODEC_H_
