@@ -20,10 +20,13 @@ from .models import MlpSpec
 from .pytorch_integration import PyTorchGPUIntegration, PyTorchSetup, get_pytorch_gpu_integration
 from .tensorflow_integration import (TensorFlowGPUIntegration, TensorFlowSetup,
                                      get_tensorflow_gpu_integration)
+from .training import (AlgorithmTrainingEngine, AlgorithmType, TrainingConfig, TrainingOutOfMemory,
+                       TrainingResult)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlgorithmTrainingEngine", "AlgorithmType", "TrainingConfig", "TrainingOutOfMemory", "TrainingResult",
     "Allocation", "AllocationRefused", "Conflict", "DEFAULT_LEASE_TTL_SECONDS", "GPUResourceManager",
     "GpuGrant", "GpuNode", "GpuRmClient", "GpuRmError", "GpuRmUnavailable", "InvalidRequest", "MlpSpec",
     "NotFound", "PyTorchGPUIntegration", "PyTorchSetup", "TensorFlowGPUIntegration", "TensorFlowSetup",

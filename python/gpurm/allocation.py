@@ -166,18 +166,35 @@ class _Registry:
     """The allocations this process holds, released at exit and on SIGTERM."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the SIGTERM handler may interrupt a holder
         self._live: Set[Allocation] = set()
-        self._installed = False
+        self._atexit_registered = False
+        # signal.signal works only in the main thread: the handler is installed
+        # by the first install() made there (the manager's constructor or the
+        # first allocation); leases cover allocations made before that.
+        self._sigterm_installed = False
         self._previous: Union[Callable[[int, Optional[FrameType]], Any], int, None] = None
 
     def add(self, allocation: Allocation) -> None:
+        self.install()
         with self._lock:
             self._live.add(allocation)
-            if not self._installed:
-                self._installed = True
+
+    def install(self) -> None:
+        """Registers the exit hook (once) and, when called from the main thread,
+        the SIGTERM handler (once)."""
+        with self._lock:
+            if not self._atexit_registered:
+                self._atexit_registered = True
                 atexit.register(self.release_all)
-                self._install_sigterm()
+            if self._sigterm_installed or threading.current_thread() is not threading.main_thread():
+                return
+            self._sigterm_installed = True
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous is signal.SIG_IGN:
+                return
+            self._previous = previous
+            signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def discard(self, allocation: Allocation) -> None:
         with self._lock:
@@ -195,16 +212,6 @@ class _Registry:
             except GpuRmError as err:
                 log.error("could not release allocation %s: %s", allocation.allocation_id, err)
 
-    def _install_sigterm(self) -> None:
-        # signal.signal only works in the main thread; elsewhere exit and leases still apply.
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous is signal.SIG_IGN:
-            return
-        self._previous = previous
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-
     def _on_sigterm(self, signum: int, frame: Optional[FrameType]) -> None:
         log.warning("SIGTERM: releasing %d allocation(s)", len(self.live()))
         self.release_all()
@@ -218,6 +225,13 @@ class _Registry:
 
 
 _registry = _Registry()
+
+
+def install_release_handlers() -> None:
+    """Makes sure allocations are released at interpreter exit and on SIGTERM.
+    Called by the manager; call it from the main thread when allocating from
+    other threads only."""
+    _registry.install()
 
 
 def held_allocations() -> List[Allocation]:

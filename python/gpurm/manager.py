@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Union
 
-from .allocation import Allocation
+from .allocation import Allocation, install_release_handlers
 from .client import GpuRmClient, resolve_base_url
 from .config import TrainingGPUConfig, as_config
 from .errors import AllocationRefused, GpuRmError
@@ -88,6 +88,7 @@ class GPUResourceManager:
         self.client = GpuRmClient(url, owner=owner, timeout=timeout)
         self._lock = threading.Lock()
         self._allocations: List[Allocation] = []
+        install_release_handlers()
 
     def __repr__(self) -> str:
         return f"GPUResourceManager({self.client.base_url!r})"

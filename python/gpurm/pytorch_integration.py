@@ -20,7 +20,7 @@ from .allocation import Allocation
 from .config import TrainingGPUConfig, as_config
 from .manager import ConfigLike, GPUResourceManager, get_gpu_resource_manager
 from .models import MlpSpec
-from .plans import PYTORCH, obtain_plan
+from .plans import PYTORCH, PlanSource, obtain_plan
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -141,7 +141,12 @@ class PyTorchGPUIntegration:
         PyTorch sees none.
         """
         config = as_config(cfg)
-        source = obtain_plan(self.manager, PYTORCH, config, allocation)
+        return self.apply_plan(obtain_plan(self.manager, PYTORCH, config, allocation), config)
+
+    def apply_plan(self, source: PlanSource, config: TrainingGPUConfig) -> PyTorchSetup:
+        """Applies a plan obtained elsewhere (e.g. :func:`gpurm.plans.cpu_plan`
+        wrapped in a PlanSource) as :meth:`setup_pytorch_gpu` would, and
+        remembers it as the setup for ``config``."""
         plan = source.plan
         warnings = list(source.notes)
         environment = {str(k): str(v) for k, v in (plan.get("environment") or {}).items()}

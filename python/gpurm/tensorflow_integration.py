@@ -19,7 +19,7 @@ from .allocation import Allocation
 from .config import TrainingGPUConfig, as_config
 from .manager import ConfigLike, GPUResourceManager, get_gpu_resource_manager
 from .models import MlpSpec
-from .plans import TENSORFLOW, obtain_plan
+from .plans import TENSORFLOW, PlanSource, obtain_plan
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import tensorflow as tf
@@ -110,7 +110,12 @@ class TensorFlowGPUIntegration:
         no GPU is planned or TensorFlow sees none.
         """
         config = as_config(cfg)
-        source = obtain_plan(self.manager, TENSORFLOW, config, allocation)
+        return self.apply_plan(obtain_plan(self.manager, TENSORFLOW, config, allocation), config)
+
+    def apply_plan(self, source: PlanSource, config: TrainingGPUConfig) -> TensorFlowSetup:
+        """Applies a plan obtained elsewhere (e.g. :func:`gpurm.plans.cpu_plan`
+        wrapped in a PlanSource) as :meth:`setup_tensorflow_gpu` would, and
+        remembers it as the setup for ``config``."""
         plan = source.plan
         warnings = list(source.notes)
         environment = {str(k): str(v) for k, v in (plan.get("environment") or {}).items()}
