@@ -1,1 +1,112 @@
-// placeholder: being written
+#include "cli/client.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <string>
+
+namespace gpurm::cli {
+namespace {
+
+using nlohmann::json;
+
+// curl_global_init is not thread-safe and must run once before any handle is
+// made; a function-local static gives exactly that.
+bool EnsureCurlInitialised() {
+  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  return initialised;
+}
+
+size_t AppendToString(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+struct CurlDeleter {
+  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+}  // namespace
+
+HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
+  while (!options_.base_url.empty() && options_.base_url.back() == '/') {
+    options_.base_url.pop_back();
+  }
+}
+
+Result<HttpResponse> HttpClient::Get(std::string_view path, const HttpHeaders& headers) const {
+  return Send("GET", path, nullptr, headers);
+}
+
+Result<HttpResponse> HttpClient::Post(std::string_view path, const json& body,
+                                      const HttpHeaders& headers) const {
+  return Send("POST", path, &body, headers);
+}
+
+Result<HttpResponse> HttpClient::Delete(std::string_view path, const HttpHeaders& headers) const {
+  return Send("DELETE", path, nullptr, headers);
+}
+
+Result<HttpResponse> HttpClient::Send(const char* method, std::string_view path, const json* body,
+                                      const HttpHeaders& headers) const {
+  const std::string url = options_.base_url + std::string(path);
+  if (!EnsureCurlInitialised()) return Internal("libcurl failed to initialise");
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) return Internal("libcurl failed to create a handle");
+
+  // Invalid UTF-8 in user input is replaced rather than thrown on.
+  const std::string payload =
+      body ? body->dump(-1, ' ', false, json::error_handler_t::replace) : std::string();
+
+  curl_slist* list = nullptr;
+  auto append = [&list](std::string line) {
+    // A CR or LF in a value would let it inject further headers.
+    for (char& c : line) {
+      if (c == '\r' || c == '\n') c = ' ';
+    }
+    // On failure curl_slist_append returns null and leaves the list intact.
+    if (curl_slist* grown = curl_slist_append(list, line.c_str())) list = grown;
+  };
+  append("Accept: application/json");
+  if (body) append("Content-Type: application/json");
+  for (const auto& [name, value] : options_.headers) append(name + ": " + value);
+  for (const auto& [name, value] : headers) append(name + ": " + value);
+  const std::unique_ptr<curl_slist, SlistDeleter> header_list(list);
+
+  std::string received;
+  char error[CURL_ERROR_SIZE] = {};
+  CURL* handle = curl.get();
+  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, method);
+  if (body) {
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, payload.c_str());
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+  }
+  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list.get());
+  curl_easy_setopt(handle, CURLOPT_USERAGENT, "gpurm-cli");
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
+  // Timeouts without SIGALRM: safe in multi-threaded callers.
+  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &AppendToString);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &received);
+  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
+
+  const CURLcode code = curl_easy_perform(handle);
+  if (code != CURLE_OK) {
+    const std::string reason = error[0] != '\0' ? error : curl_easy_strerror(code);
+    return Unavailable("cannot reach " + url + ": " + reason);
+  }
+  HttpResponse response;
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
+  response.body = json::parse(received, nullptr, /*allow_exceptions=*/false);
+  if (response.body.is_discarded()) response.body = nullptr;
+  response.raw_body = std::move(received);
+  return response;
+}
+
+}  // namespace gpurm::cli
