@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -146,7 +147,9 @@ using Renderer = std::string (*)(const json&);
 Outcome Execute(const Session& session, const ApiCall& call, Renderer render) {
   HttpClientOptions options;
   options.base_url = session.url;
-  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(session.timeout_s * 1000.0));
+  // A day bounds the conversion; --timeout has already rejected values <= 0.
+  const double seconds = std::min(session.timeout_s, 86'400.0);
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
   const HttpClient client(std::move(options));
   Result<HttpResponse> response = call.method == "GET" ? client.Get(call.path, call.headers)
                                   : call.method == "DELETE"
