@@ -1,1 +1,812 @@
-// placeholder: being written
+#include "ledger/sqlite_ledger.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace gpurm {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+GpuGrant Grant(const std::string& uuid, bool exclusive = true, int64_t memory_mib = 81920) {
+  GpuGrant grant;
+  grant.node_name = "node-a";
+  grant.gpu_index = 0;
+  grant.gpu_uuid = uuid;
+  grant.memory_mib = memory_mib;
+  grant.exclusive = exclusive;
+  return grant;
+}
+
+// An active allocation holding one exclusive GPU named after its id.
+Allocation MakeAllocation(const std::string& id, int64_t created_unix_ms = 1000,
+                          const std::string& owner = "alice") {
+  Allocation allocation;
+  allocation.id = id;
+  allocation.owner = owner;
+  allocation.created_unix_ms = created_unix_ms;
+  allocation.grants = {Grant("GPU-" + id)};
+  return allocation;
+}
+
+AllocationFilter Active(const std::string& owner = "", int limit = 1000) {
+  AllocationFilter filter;
+  filter.owner = owner;
+  filter.limit = limit;
+  return filter;
+}
+
+AllocationFilter All(const std::string& owner = "", int limit = 1000) {
+  AllocationFilter filter = Active(owner, limit);
+  filter.include_ended = true;
+  return filter;
+}
+
+SqliteLedgerOptions Options(int busy_timeout_ms, int64_t max_page_count) {
+  SqliteLedgerOptions options;
+  options.busy_timeout_ms = busy_timeout_ms;
+  options.max_page_count = max_page_count;
+  return options;
+}
+
+std::vector<std::string> Ids(const std::vector<Allocation>& allocations) {
+  std::vector<std::string> ids;
+  for (const Allocation& allocation : allocations) ids.push_back(allocation.id);
+  return ids;
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+// Runs `sql` on `path` through a plain SQLite connection (not the ledger), to
+// build foreign databases and to tamper with a closed ledger.
+void ExecRaw(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error != nullptr ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+class SqliteLedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/sqlite_ledger_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/ledger.db";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Ledger> Open(const SqliteLedgerOptions& options = {}) {
+    Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_, options);
+    EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
+    return ledger.ok() ? std::move(ledger).value() : nullptr;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteLedgerTest, CreatesMissingParentDirectories) {
+  path_ = dir_ + "/a/b/c/ledger.db";
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_TRUE(std::filesystem::exists(path_));
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteLedgerTest, EmptyPathIsInvalid) {
+  EXPECT_EQ(OpenSqliteLedger("").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteLedgerTest, RoundTripsEveryFieldFromMemoryAndFromDisk) {
+  Allocation allocation;
+  allocation.id = "alloc-1";
+  allocation.owner = "team-vision/ünïcode";
+  allocation.request.gpu_count = 2;
+  allocation.request.gpu_type = "A100";
+  allocation.request.memory_gb = 37.5;
+  allocation.request.distributed_training = true;
+  allocation.request.mixed_precision = true;
+  allocation.request.gpu_memory_fraction = 0.123456789012345;
+  allocation.request.node_name = "node-b";
+  allocation.request.shared = true;
+  allocation.request.policy = "pack";
+  allocation.request.lease_ttl_s = 600;
+  allocation.grants = {
+      {.node_name = "node-b",
+       .gpu_index = 3,
+       .gpu_uuid = "GPU-3",
+       .memory_mib = 38400,
+       .exclusive = false},
+      {.node_name = "node-c",
+       .gpu_index = 0,
+       .gpu_uuid = "GPU-0",
+       .memory_mib = 38400,
+       .exclusive = false},
+  };
+  allocation.created_unix_ms = 1'700'000'000'123;
+  allocation.lease_expires_unix_ms = 1'700'000'600'123;
+  allocation.idempotency_key = "key-1";
+
+  const auto expect_same = [&](const Allocation& got, AllocationState state, int64_t ended) {
+    EXPECT_EQ(got.id, allocation.id);
+    EXPECT_EQ(got.owner, allocation.owner);
+    EXPECT_EQ(got.state, state);
+    EXPECT_EQ(got.created_unix_ms, allocation.created_unix_ms);
+    EXPECT_EQ(got.ended_unix_ms, ended);
+    EXPECT_EQ(got.lease_expires_unix_ms, allocation.lease_expires_unix_ms);
+    EXPECT_EQ(got.idempotency_key, allocation.idempotency_key);
+    const GpuRequest& r = got.request;
+    EXPECT_EQ(r.gpu_count, 2);
+    EXPECT_EQ(r.gpu_type, "A100");
+    EXPECT_EQ(r.memory_gb, 37.5);
+    EXPECT_TRUE(r.distributed_training);
+    EXPECT_TRUE(r.mixed_precision);
+    EXPECT_EQ(r.gpu_memory_fraction, 0.123456789012345);  // Exactly: JSON round-trips doubles.
+    EXPECT_EQ(r.node_name, "node-b");
+    EXPECT_TRUE(r.shared);
+    EXPECT_EQ(r.policy, "pack");
+    EXPECT_EQ(r.lease_ttl_s, 600);
+    ASSERT_THAT(got.grants, SizeIs(2));
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(got.grants[i].node_name, allocation.grants[i].node_name);
+      EXPECT_EQ(got.grants[i].gpu_index, allocation.grants[i].gpu_index);
+      EXPECT_EQ(got.grants[i].gpu_uuid, allocation.grants[i].gpu_uuid);
+      EXPECT_EQ(got.grants[i].memory_mib, allocation.grants[i].memory_mib);
+      EXPECT_EQ(got.grants[i].exclusive, allocation.grants[i].exclusive);
+    }
+  };
+
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->Insert(allocation).ok());
+    Result<Allocation> got = ledger->Get("alloc-1");  // From the in-memory index.
+    ASSERT_TRUE(got.ok());
+    expect_same(*got, AllocationState::kActive, 0);
+  }
+  std::unique_ptr<Ledger> ledger = Open();  // Active allocations loaded from disk.
+  ASSERT_NE(ledger, nullptr);
+  Result<Allocation> got = ledger->Get("alloc-1");
+  ASSERT_TRUE(got.ok());
+  expect_same(*got, AllocationState::kActive, 0);
+
+  ASSERT_TRUE(ledger->End("alloc-1", AllocationState::kExpired, 1'700'000'900'000).ok());
+  got = ledger->Get("alloc-1");  // Ended: read from the database.
+  ASSERT_TRUE(got.ok());
+  expect_same(*got, AllocationState::kExpired, 1'700'000'900'000);
+}
+
+TEST_F(SqliteLedgerTest, InsertRejectsMalformedAllocationsAndRecordsNothing) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+
+  Allocation no_id = MakeAllocation("");
+  Allocation no_grants = MakeAllocation("no-grants");
+  no_grants.grants.clear();
+  Allocation ended = MakeAllocation("ended");
+  ended.state = AllocationState::kReleased;
+  Allocation twice = MakeAllocation("twice");
+  twice.grants.push_back(twice.grants[0]);
+  Allocation no_uuid = MakeAllocation("no-uuid");
+  no_uuid.grants[0].gpu_uuid.clear();
+  Allocation nan_memory = MakeAllocation("nan");
+  nan_memory.request.memory_gb = std::numeric_limits<double>::quiet_NaN();
+  Allocation bad_utf8 = MakeAllocation("utf8");
+  bad_utf8.request.gpu_type = "V100\xff";
+
+  for (const Allocation* bad :
+       {&no_id, &no_grants, &ended, &twice, &no_uuid, &nan_memory, &bad_utf8}) {
+    EXPECT_EQ(ledger->Insert(*bad).code(), StatusCode::kInvalidArgument) << bad->id;
+  }
+  EXPECT_THAT(ledger->List(All()), IsEmpty());
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteLedgerTest, DuplicateIdIsAlreadyExistsWhetherActiveOrEnded) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a")).ok());
+  Allocation again = MakeAllocation("a");
+  again.grants = {Grant("GPU-other")};
+  EXPECT_EQ(ledger->Insert(again).code(), StatusCode::kAlreadyExists);
+
+  ASSERT_TRUE(ledger->End("a", AllocationState::kReleased, 2000).ok());
+  EXPECT_EQ(ledger->Insert(again).code(), StatusCode::kAlreadyExists);
+  EXPECT_THAT(ledger->List(Active()), IsEmpty());
+  EXPECT_THAT(Ids(ledger->List(All())), ElementsAre("a"));
+}
+
+TEST_F(SqliteLedgerTest, RefusesGpusHeldIncompatibly) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  Allocation exclusive = MakeAllocation("exclusive");
+  exclusive.grants = {Grant("GPU-1")};
+  ASSERT_TRUE(ledger->Insert(exclusive).ok());
+
+  Allocation second = MakeAllocation("second");
+  second.grants = {Grant("GPU-1")};
+  Status status = ledger->Insert(second);
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("GPU-1"));
+  Allocation slice = MakeAllocation("slice");
+  slice.grants = {Grant("GPU-1", /*exclusive=*/false, 1024)};
+  EXPECT_EQ(ledger->Insert(slice).code(), StatusCode::kFailedPrecondition);
+
+  // Shared slices may share a GPU, but then nobody gets it exclusively.
+  Allocation slice_a = MakeAllocation("slice-a");
+  slice_a.grants = {Grant("GPU-2", false, 1024)};
+  Allocation slice_b = MakeAllocation("slice-b");
+  slice_b.grants = {Grant("GPU-2", false, 2048)};
+  ASSERT_TRUE(ledger->Insert(slice_a).ok());
+  ASSERT_TRUE(ledger->Insert(slice_b).ok());
+  Allocation whole = MakeAllocation("whole");
+  whole.grants = {Grant("GPU-2")};
+  EXPECT_EQ(ledger->Insert(whole).code(), StatusCode::kFailedPrecondition);
+
+  // Ending the holders frees the GPUs.
+  ASSERT_TRUE(ledger->End("exclusive", AllocationState::kReleased, 2000).ok());
+  EXPECT_TRUE(ledger->Insert(second).ok());
+  ASSERT_TRUE(ledger->End("slice-a", AllocationState::kReleased, 2000).ok());
+  EXPECT_EQ(ledger->Insert(whole).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(ledger->End("slice-b", AllocationState::kReleased, 2000).ok());
+  EXPECT_TRUE(ledger->Insert(whole).ok());
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteLedgerTest, ListFiltersByOwnerOrdersNewestFirstAndLimits) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a1", 100, "alice")).ok());
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("b1", 200, "bob")).ok());
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a2", 300, "alice")).ok());
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a3", 300, "alice")).ok());  // Same time: id desc.
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a4", 400, "alice")).ok());
+  ASSERT_TRUE(ledger->End("a4", AllocationState::kReleased, 500).ok());
+  ASSERT_TRUE(ledger->End("b1", AllocationState::kExpired, 500).ok());
+
+  EXPECT_THAT(Ids(ledger->List(Active())), ElementsAre("a3", "a2", "a1"));
+  EXPECT_THAT(Ids(ledger->List(All())), ElementsAre("a4", "a3", "a2", "b1", "a1"));
+  EXPECT_THAT(Ids(ledger->List(Active("alice"))), ElementsAre("a3", "a2", "a1"));
+  EXPECT_THAT(Ids(ledger->List(All("alice"))), ElementsAre("a4", "a3", "a2", "a1"));
+  EXPECT_THAT(Ids(ledger->List(All("bob"))), ElementsAre("b1"));
+  EXPECT_THAT(Ids(ledger->List(Active("bob"))), IsEmpty());
+  EXPECT_THAT(Ids(ledger->List(Active("nobody"))), IsEmpty());
+  EXPECT_THAT(Ids(ledger->List(Active("", 2))), ElementsAre("a3", "a2"));
+  EXPECT_THAT(Ids(ledger->List(All("", 2))), ElementsAre("a4", "a3"));
+  EXPECT_THAT(ledger->List(All("", 0)), IsEmpty());
+  EXPECT_THAT(ledger->List(Active("", -1)), IsEmpty());
+
+  const std::vector<Allocation> listed = ledger->List(All());
+  EXPECT_EQ(listed[0].state, AllocationState::kReleased);
+  EXPECT_EQ(listed[3].state, AllocationState::kExpired);
+  EXPECT_THAT(listed[0].grants, SizeIs(1));  // Ended allocations keep their grants as history.
+}
+
+TEST_F(SqliteLedgerTest, EndIsIdempotentAndUnknownIdsAreNotFound) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a")).ok());
+
+  Result<Allocation> ended = ledger->End("a", AllocationState::kReleased, 5000);
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended->state, AllocationState::kReleased);
+  EXPECT_EQ(ended->ended_unix_ms, 5000);
+
+  // Ending again answers the allocation as it was ended, unchanged.
+  Result<Allocation> again = ledger->End("a", AllocationState::kExpired, 9000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->state, AllocationState::kReleased);
+  EXPECT_EQ(again->ended_unix_ms, 5000);
+
+  EXPECT_EQ(ledger->End("missing", AllocationState::kReleased, 1).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(ledger->Get("missing").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ledger->End("a", AllocationState::kActive, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_THAT(ledger->ActiveGrants(), IsEmpty());
+}
+
+TEST_F(SqliteLedgerTest, RenewLeaseOnlyForActiveAllocations) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a")).ok());
+
+  Result<Allocation> renewed = ledger->RenewLease("a", 7000);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(renewed->lease_expires_unix_ms, 7000);
+  EXPECT_EQ(ledger->Get("a")->lease_expires_unix_ms, 7000);
+
+  EXPECT_EQ(ledger->RenewLease("missing", 7000).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(ledger->End("a", AllocationState::kReleased, 8000).ok());
+  EXPECT_EQ(ledger->RenewLease("a", 9000).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ledger->Get("a")->lease_expires_unix_ms, 7000);
+}
+
+TEST_F(SqliteLedgerTest, ExpiredLeasesAreActiveOnesExpiredAtOrBeforeNow) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  Allocation early = MakeAllocation("early");
+  early.lease_expires_unix_ms = 100;
+  Allocation late = MakeAllocation("late");
+  late.lease_expires_unix_ms = 200;
+  Allocation no_lease = MakeAllocation("no-lease");
+  Allocation ended = MakeAllocation("ended");
+  ended.lease_expires_unix_ms = 50;
+  for (const Allocation* allocation : {&early, &late, &no_lease, &ended}) {
+    ASSERT_TRUE(ledger->Insert(*allocation).ok());
+  }
+  ASSERT_TRUE(ledger->End("ended", AllocationState::kReleased, 60).ok());
+
+  EXPECT_THAT(ledger->ExpiredLeases(99), IsEmpty());
+  EXPECT_THAT(Ids(ledger->ExpiredLeases(150)), ElementsAre("early"));
+  EXPECT_THAT(Ids(ledger->ExpiredLeases(200)), ElementsAre("early", "late"));
+
+  ASSERT_TRUE(ledger->RenewLease("early", 1000).ok());
+  EXPECT_THAT(Ids(ledger->ExpiredLeases(200)), ElementsAre("late"));
+  ASSERT_TRUE(ledger->RenewLease("late", 0).ok());  // 0 = no lease.
+  EXPECT_THAT(ledger->ExpiredLeases(std::numeric_limits<int64_t>::max() - 1),
+              ElementsAre(::testing::Field(&Allocation::id, "early")));
+}
+
+TEST_F(SqliteLedgerTest, IdempotencyKeysAreUniquePerOwnerIncludingEnded) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  Allocation first = MakeAllocation("first", 1000, "alice");
+  first.idempotency_key = "k";
+  ASSERT_TRUE(ledger->Insert(first).ok());
+
+  Allocation same_owner = MakeAllocation("same-owner", 1000, "alice");
+  same_owner.idempotency_key = "k";
+  EXPECT_EQ(ledger->Insert(same_owner).code(), StatusCode::kAlreadyExists);
+  Allocation other_owner = MakeAllocation("other-owner", 1000, "bob");
+  other_owner.idempotency_key = "k";
+  EXPECT_TRUE(ledger->Insert(other_owner).ok());
+  // Empty keys never collide.
+  EXPECT_TRUE(ledger->Insert(MakeAllocation("no-key-1")).ok());
+  EXPECT_TRUE(ledger->Insert(MakeAllocation("no-key-2")).ok());
+
+  std::optional<Allocation> found = ledger->FindByIdempotencyKey("alice", "k");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, "first");
+  EXPECT_EQ(ledger->FindByIdempotencyKey("bob", "k")->id, "other-owner");
+  EXPECT_FALSE(ledger->FindByIdempotencyKey("carol", "k").has_value());
+  EXPECT_FALSE(ledger->FindByIdempotencyKey("alice", "").has_value());
+
+  // A retry after the allocation ended finds it, and still cannot insert anew.
+  ASSERT_TRUE(ledger->End("first", AllocationState::kReleased, 2000).ok());
+  found = ledger->FindByIdempotencyKey("alice", "k");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->state, AllocationState::kReleased);
+  EXPECT_EQ(ledger->Insert(same_owner).code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(SqliteLedgerTest, ReopenPersistsEverything) {
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    Allocation keyed = MakeAllocation("keyed", 100);
+    keyed.idempotency_key = "k";
+    keyed.lease_expires_unix_ms = 500;
+    ASSERT_TRUE(ledger->Insert(keyed).ok());
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("released", 200)).ok());
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("active", 300)).ok());
+    ASSERT_TRUE(ledger->End("released", AllocationState::kReleased, 400).ok());
+    ASSERT_TRUE(ledger->RenewLease("keyed", 600).ok());
+  }
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_THAT(Ids(ledger->List(Active())), ElementsAre("active", "keyed"));
+  EXPECT_THAT(Ids(ledger->List(All())), ElementsAre("active", "released", "keyed"));
+  EXPECT_EQ(ledger->Get("released")->ended_unix_ms, 400);
+  EXPECT_EQ(ledger->FindByIdempotencyKey("alice", "k")->id, "keyed");
+  EXPECT_THAT(Ids(ledger->ExpiredLeases(600)), ElementsAre("keyed"));
+  EXPECT_THAT(ledger->ActiveGrants(), SizeIs(2));
+  EXPECT_EQ(ledger->ActiveGrants()[0].gpu_uuid, "GPU-keyed");  // Oldest allocation first.
+  EXPECT_EQ(ledger->Insert(MakeAllocation("released")).code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteLedgerTest, EmptyFileBecomesALedger) {
+  WriteBytes(path_, "");
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_TRUE(ledger->Insert(MakeAllocation("a")).ok());
+}
+
+TEST_F(SqliteLedgerTest, RefusesGarbageFilesAndLeavesThemUnchanged) {
+  std::string random(8192, '\0');
+  uint32_t x = 12345;
+  for (char& c : random) {
+    x = x * 1103515245 + 12345;
+    c = static_cast<char>(x >> 24);
+  }
+  // SQLite's magic, then garbage: past the pre-check, refused by SQLite itself.
+  const std::string magic_then_garbage = std::string("SQLite format 3", 16) + random;
+  for (const std::string& bytes : {random, std::string("hello, not a database\n"),
+                                   std::string("SQLite format 3"), magic_then_garbage}) {
+    WriteBytes(path_, bytes);
+    Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
+    ASSERT_FALSE(ledger.ok());
+    EXPECT_EQ(ledger.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_THAT(ledger.status().message(), HasSubstr(path_));
+    EXPECT_EQ(ReadBytes(path_), bytes);
+  }
+}
+
+TEST_F(SqliteLedgerTest, RefusesAForeignSqliteDatabaseAndLeavesItUnchanged) {
+  ExecRaw(path_, "CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');");
+  const std::string before = ReadBytes(path_);
+  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
+  ASSERT_FALSE(ledger.ok());
+  EXPECT_EQ(ledger.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ledger.status().message(), HasSubstr(path_));
+  EXPECT_THAT(ledger.status().message(), HasSubstr("not a gpurm ledger"));
+  EXPECT_EQ(ReadBytes(path_), before);
+}
+
+// A WAL database whose writer crashed: its WAL holds committed changes not yet
+// in the main file. Neither file may change, and nothing may be left behind.
+TEST_F(SqliteLedgerTest, RefusesAForeignWalDatabaseAndLeavesBothFilesUnchanged) {
+  const std::string live = dir_ + "/live.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(live.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;"
+                         "CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::filesystem::copy_file(live, path_);
+  std::filesystem::copy_file(live + "-wal", path_ + "-wal");
+  sqlite3_close(db);
+  const std::string db_before = ReadBytes(path_);
+  const std::string wal_before = ReadBytes(path_ + "-wal");
+  ASSERT_FALSE(wal_before.empty());
+
+  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
+  ASSERT_FALSE(ledger.ok());
+  EXPECT_EQ(ledger.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadBytes(path_), db_before);
+  EXPECT_EQ(ReadBytes(path_ + "-wal"), wal_before);
+
+  // Without a WAL of its own, refusing one leaves no WAL behind either.
+  std::filesystem::remove(path_ + "-wal");
+  std::filesystem::remove(path_);
+  ExecRaw(path_, "PRAGMA journal_mode = WAL; CREATE TABLE t (x);");
+  const std::string before = ReadBytes(path_);
+  EXPECT_FALSE(OpenSqliteLedger(path_).ok());
+  EXPECT_EQ(ReadBytes(path_), before);
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-shm"));
+}
+
+TEST_F(SqliteLedgerTest, RefusesANewerSchemaAndLeavesItUnchanged) {
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("a")).ok());
+  }
+  ExecRaw(path_, "PRAGMA user_version = 2;");
+  const std::string before = ReadBytes(path_);
+  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
+  ASSERT_FALSE(ledger.ok());
+  EXPECT_EQ(ledger.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ledger.status().message(), HasSubstr(path_));
+  EXPECT_THAT(ledger.status().message(), HasSubstr("newer"));
+  EXPECT_EQ(ReadBytes(path_), before);
+}
+
+TEST_F(SqliteLedgerTest, RefusesACorruptLedger) {
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(ledger->Insert(MakeAllocation("a" + std::to_string(i))).ok());
+    }
+  }
+  std::string bytes = ReadBytes(path_);
+  ASSERT_GT(bytes.size(), 3u * 4096);
+  // Scribble over the b-tree pages after page 1 (which holds the identity).
+  for (size_t i = 4096; i < bytes.size(); ++i) bytes[i] = static_cast<char>(0x5a);
+  WriteBytes(path_, bytes);
+  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
+  ASSERT_FALSE(ledger.ok());
+  EXPECT_EQ(ledger.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ledger.status().message(), HasSubstr(path_));
+  EXPECT_EQ(ReadBytes(path_), bytes);
+}
+
+TEST_F(SqliteLedgerTest, ASecondOpenOfAnOpenLedgerIsUnavailable) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  Result<std::unique_ptr<Ledger>> second = OpenSqliteLedger(path_, Options(50, 0));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  ledger.reset();
+  EXPECT_TRUE(OpenSqliteLedger(path_, Options(50, 0)).ok());
+}
+
+TEST_F(SqliteLedgerTest, CheckIntegrityFindsBrokenInvariants) {
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("holder")).ok());
+    EXPECT_TRUE(ledger->CheckIntegrity().ok());
+  }
+  // Write what the ledger itself refuses to write.
+  ExecRaw(path_,
+          "INSERT INTO allocations VALUES ('intruder', 'bob', 'active', '{}', 1, 0, 0, '');"
+          "INSERT INTO grants VALUES ('intruder', 0, 'node-a', 1, 'GPU-holder', 1024, 0);"
+          "INSERT INTO allocations VALUES ('empty', 'bob', 'active', '{}', 1, 0, 0, '');");
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  const Status status = ledger->CheckIntegrity();
+  EXPECT_EQ(status.code(), StatusCode::kInternal);
+  EXPECT_THAT(status.message(), HasSubstr("GPU-holder"));
+  EXPECT_THAT(status.message(), HasSubstr("intruder"));
+  EXPECT_THAT(status.message(), HasSubstr("empty"));
+
+  ASSERT_TRUE(ledger->End("intruder", AllocationState::kReleased, 2).ok());
+  ASSERT_TRUE(ledger->End("empty", AllocationState::kReleased, 2).ok());
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteLedgerTest, ConcurrentInsertsAndEndsStayConsistent) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+
+  std::atomic<bool> done = false;
+  std::atomic<int> failures = 0;
+  std::thread reader([&] {
+    while (!done.load()) {
+      const std::vector<Allocation> active = ledger->List(Active("", 100000));
+      // Each active allocation holds exactly one GPU: the views agree.
+      if (ledger->ActiveGrants().size() < active.size() / 2) failures.fetch_add(1);
+      if (!ledger->CheckIntegrity().ok()) failures.fetch_add(1);
+      ledger->List(All("", 10));
+      ledger->ExpiredLeases(std::numeric_limits<int64_t>::max());
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        Allocation allocation = MakeAllocation(id, i);
+        allocation.idempotency_key = id;
+        if (!ledger->Insert(allocation).ok()) failures.fetch_add(1);
+        if (!ledger->RenewLease(id, 10'000 + i).ok()) failures.fetch_add(1);
+        if (i % 2 == 0 && !ledger->End(id, AllocationState::kReleased, 5000).ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  const auto check = [&](const Ledger& l) {
+    std::set<std::string> expected_active;
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 1; i < kPerThread; i += 2) {
+        expected_active.insert("t" + std::to_string(t) + "-" + std::to_string(i));
+      }
+    }
+    const std::vector<std::string> active = Ids(l.List(Active("", 100000)));
+    EXPECT_EQ(std::set<std::string>(active.begin(), active.end()), expected_active);
+    EXPECT_THAT(l.ActiveGrants(), SizeIs(expected_active.size()));
+    EXPECT_THAT(l.List(All("", 100000)), SizeIs(kThreads * kPerThread));
+    EXPECT_EQ(l.Get("t3-4")->state, AllocationState::kReleased);
+    EXPECT_EQ(l.Get("t3-5")->lease_expires_unix_ms, 10'005);
+    EXPECT_TRUE(l.CheckIntegrity().ok());
+  };
+  check(*ledger);
+  ledger.reset();
+  ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  check(*ledger);
+}
+
+TEST_F(SqliteLedgerTest, ConcurrentClaimsOnOneGpuHaveOneWinner) {
+  constexpr int kThreads = 8;
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  std::atomic<int> won = 0;
+  std::atomic<int> refused = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Allocation allocation = MakeAllocation("claim-" + std::to_string(t));
+      allocation.grants = {Grant("GPU-contended")};
+      const Status status = ledger->Insert(allocation);
+      if (status.ok()) won.fetch_add(1);
+      if (status.code() == StatusCode::kFailedPrecondition) refused.fetch_add(1);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(refused.load(), kThreads - 1);
+  EXPECT_THAT(ledger->List(Active()), SizeIs(1));
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+// A child process inserts (and ends some) allocations, reporting each
+// acknowledged change through a pipe, and is killed with SIGKILL mid-stream.
+// Every change it was told succeeded must be in the reopened ledger.
+TEST_F(SqliteLedgerTest, AcknowledgedChangesSurviveKill9) {
+  struct Ack {
+    char op;  // 'I' inserted, 'E' ended.
+    int32_t index;
+  };
+  constexpr int kAcksBeforeKill = 150;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
+    if (!ledger.ok()) ::_exit(2);
+    for (int32_t i = 0; i < 1'000'000; ++i) {
+      if (!(*ledger)->Insert(MakeAllocation("a" + std::to_string(i), i)).ok()) ::_exit(3);
+      Ack ack{'I', i};
+      if (::write(fds[1], &ack, sizeof(ack)) != sizeof(ack)) ::_exit(4);
+      if (i % 3 == 2) {
+        if (!(*ledger)->End("a" + std::to_string(i - 1), AllocationState::kReleased, i).ok()) {
+          ::_exit(5);
+        }
+        ack = {'E', i - 1};
+        if (::write(fds[1], &ack, sizeof(ack)) != sizeof(ack)) ::_exit(4);
+      }
+    }
+    ::_exit(0);
+  }
+
+  ::close(fds[1]);
+  std::set<int32_t> inserted;
+  std::set<int32_t> ended;
+  bool killed = false;
+  Ack ack;
+  size_t have = 0;
+  ssize_t n;
+  while ((n = ::read(fds[0], reinterpret_cast<char*>(&ack) + have, sizeof(ack) - have)) > 0) {
+    have += static_cast<size_t>(n);
+    if (have < sizeof(ack)) continue;
+    have = 0;
+    (ack.op == 'I' ? inserted : ended).insert(ack.index);
+    if (!killed && inserted.size() >= kAcksBeforeKill) {
+      ASSERT_EQ(::kill(child, SIGKILL), 0);
+      killed = true;  // Keep draining: acks written before the kill still count.
+    }
+  }
+  ::close(fds[0]);
+  int wait_status = 0;
+  ASSERT_EQ(::waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(killed) << "child exited early with status " << wait_status;
+  ASSERT_TRUE(WIFSIGNALED(wait_status)) << wait_status;
+
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  for (int32_t i : inserted) {
+    Result<Allocation> allocation = ledger->Get("a" + std::to_string(i));
+    ASSERT_TRUE(allocation.ok()) << "acknowledged insert a" << i << " lost";
+    if (ended.contains(i)) {
+      EXPECT_EQ(allocation->state, AllocationState::kReleased) << "acknowledged end a" << i;
+    }
+  }
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+TEST_F(SqliteLedgerTest, FullDatabaseIsResourceExhaustedAndWritesNothingHalf) {
+  std::vector<std::string> inserted;
+  std::string refused_id;
+  {
+    std::unique_ptr<Ledger> ledger = Open(Options(5000, 40));
+    ASSERT_NE(ledger, nullptr);
+    Status status;
+    for (int i = 0; i < 1000 && status.ok(); ++i) {
+      Allocation allocation = MakeAllocation("a" + std::to_string(i), i);
+      allocation.request.policy = std::string(3000, 'p');  // Fill pages quickly.
+      allocation.grants.push_back(Grant("GPU-second-" + std::to_string(i)));
+      status = ledger->Insert(allocation);
+      if (status.ok()) {
+        inserted.push_back(allocation.id);
+      } else {
+        refused_id = allocation.id;
+      }
+    }
+    ASSERT_EQ(status.code(), StatusCode::kResourceExhausted) << status.ToString();
+    EXPECT_THAT(status.message(), HasSubstr("disk full"));
+    EXPECT_THAT(status.message(), HasSubstr(path_));
+    ASSERT_FALSE(inserted.empty());
+
+    EXPECT_EQ(ledger->Get(refused_id).status().code(), StatusCode::kNotFound);
+    EXPECT_THAT(ledger->List(Active()), SizeIs(inserted.size()));
+    EXPECT_THAT(ledger->ActiveGrants(), SizeIs(2 * inserted.size()));
+    EXPECT_TRUE(ledger->CheckIntegrity().ok());
+  }
+  std::unique_ptr<Ledger> ledger = Open();  // Without the cap.
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_THAT(ledger->List(All("", 100000)), SizeIs(inserted.size()));
+  EXPECT_EQ(ledger->Get(refused_id).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+  EXPECT_TRUE(ledger->Insert(MakeAllocation(refused_id)).ok());
+}
+
+// An I/O error (here: writes past RLIMIT_FSIZE fail with EFBIG) is
+// kUnavailable, records nothing, and the ledger works again once writes do.
+// In a child process, because the limit and SIGXFSZ are process-wide.
+TEST_F(SqliteLedgerTest, IoErrorIsUnavailableAndRecordsNothing) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Result<std::unique_ptr<Ledger>> opened = OpenSqliteLedger(path_);
+    if (!opened.ok()) ::_exit(2);
+    Ledger& ledger = **opened;
+    if (!ledger.Insert(MakeAllocation("before")).ok()) ::_exit(3);
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit;
+    ::getrlimit(RLIMIT_FSIZE, &limit);
+    const rlimit saved = limit;
+    limit.rlim_cur = std::filesystem::file_size(path_ + "-wal") + 100;
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(4);
+    const Status status = ledger.Insert(MakeAllocation("during"));
+    if (status.code() != StatusCode::kUnavailable) ::_exit(5);
+    if (ledger.Get("during").status().code() != StatusCode::kNotFound) ::_exit(6);
+    if (ledger.List(Active()).size() != 1 || ledger.ActiveGrants().size() != 1) ::_exit(7);
+    if (::setrlimit(RLIMIT_FSIZE, &saved) != 0) ::_exit(8);
+    if (!ledger.Insert(MakeAllocation("after")).ok()) ::_exit(9);
+    if (!ledger.CheckIntegrity().ok()) ::_exit(10);
+    ::_exit(0);
+  }
+  int wait_status = 0;
+  ASSERT_EQ(::waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFEXITED(wait_status)) << wait_status;
+  ASSERT_EQ(WEXITSTATUS(wait_status), 0) << "see the ::_exit codes in the child";
+
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_THAT(Ids(ledger->List(Active())), ::testing::UnorderedElementsAre("before", "after"));
+  EXPECT_EQ(ledger->Get("during").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+}  // namespace
+}  // namespace gpurm
