@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from .allocation import Allocation, install_release_handlers
 from .client import GpuRmClient, resolve_base_url
 from .config import TrainingGPUConfig, as_config
-from .errors import AllocationRefused, GpuRmError
+from .errors import AllocationRefused, GpuRmError, NotFound
 
 log = logging.getLogger("gpurm")
 
@@ -167,7 +167,10 @@ class GPUResourceManager:
         for allocation in reversed(self.allocations):
             if allocation.node_name == node_name and allocation.gpu_count == gpu_count:
                 return allocation.release()
-        answer = self.client.release_on_node(node_name, gpu_count)
+        try:
+            answer = self.client.release_on_node(node_name, gpu_count)
+        except NotFound:
+            return False
         return int(answer.get("count", len(answer.get("released") or []))) > 0
 
     def release_allocation(self, allocation_id: str) -> Dict[str, Any]:
