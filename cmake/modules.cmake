@@ -47,6 +47,9 @@ function(gpurm_test name)
   endif()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  # Tests find examples/ and the gpurm binary through these (one variable per
+  # ENVIRONMENT property: a ';' would split the property list).
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES ENVIRONMENT "GPURM_SOURCE_DIR=${PROJECT_SOURCE_DIR};GPURM_BINARY_DIR=${PROJECT_BINARY_DIR}")
+                       PROPERTIES ENVIRONMENT "GPURM_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  target_compile_definitions(${name} PRIVATE GPURM_DEFAULT_BINARY_DIR="${PROJECT_BINARY_DIR}")
 endfunction()

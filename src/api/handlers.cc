@@ -354,8 +354,16 @@ HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& reques
 HttpResponse ListAllocations(const ApiContext& context, const HttpRequest& request) {
   Result<bool> all = QueryBool(request, "all");
   if (!all.ok()) return ErrorResponse(all.status());
+  Result<std::optional<double>> limit = QueryNumber(request, "limit");
+  if (!limit.ok()) return ErrorResponse(limit.status());
   AllocationFilter filter;
   filter.include_ended = *all;
+  if (limit->has_value()) {
+    if (**limit < 1 || **limit > 100000 || std::floor(**limit) != **limit) {
+      return ErrorResponse(InvalidArgument("expected an integer between 1 and 100000", "limit"));
+    }
+    filter.limit = static_cast<int>(**limit);
+  }
   if (auto it = request.query.find("owner"); it != request.query.end()) filter.owner = it->second;
   json allocations = json::array();
   for (const Allocation& a : context.manager->ledger().List(filter)) {

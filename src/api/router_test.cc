@@ -29,7 +29,11 @@ TEST(RouterTest, MatchesCapturesAndRejectsOthers) {
     response.body = request.path_params.at("id");
     return response;
   });
-  router.Add("DELETE", "/items/{id}", [](const HttpRequest&) { return HttpResponse{204}; });
+  router.Add("DELETE", "/items/{id}", [](const HttpRequest&) {
+    HttpResponse response;
+    response.status = 204;
+    return response;
+  });
 
   EXPECT_EQ(router.Dispatch(Make("GET", "/items/abc")).body, "abc");
   EXPECT_EQ(router.Dispatch(Make("GET", "/items/abc/")).body, "abc");

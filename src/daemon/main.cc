@@ -8,6 +8,9 @@ int main(int argc, char** argv) {
   CLI::App app{"gpurm: GPU resource manager (daemon and client)"};
   app.require_subcommand(1);
 
+  int exit_code = gpurm::cli::kExitOk;
+  gpurm::cli::RegisterClientCommands(app, &exit_code);
+
   gpurm::ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "Run the daemon (REST API on HOST:PORT)");
   serve->add_option("--config", serve_options.config_path,
@@ -17,10 +20,9 @@ int main(int argc, char** argv) {
   serve->add_option("--listen", serve_options.listen, "HOST:PORT (default 127.0.0.1:8000)");
   serve->add_option("--data-dir", serve_options.data_dir, "Directory of the ledger (default data)");
   serve->add_option("--log-dir", serve_options.log_dir, "Directory of the logs (default logs)");
+  // RunServe blocks until SIGTERM; running it from the callback keeps the
+  // parse-then-dispatch flow identical for every subcommand.
+  serve->callback([&] { exit_code = gpurm::RunServe(serve_options); });
 
-  int exit_code = 0;
-  gpurm::RegisterClientCommands(app, &exit_code);
-  CLI11_PARSE(app, argc, argv);
-  if (serve->parsed()) return gpurm::RunServe(serve_options);
-  return exit_code;
+  return gpurm::cli::ParseAndRun(app, argc, argv, &exit_code);
 }

@@ -1,0 +1,80 @@
+// The CLI binary against the real daemon: output and the exit codes scripts
+// rely on (0 ok, 1 refused, 2 usage, 3 unreachable).
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/daemon_process.h"
+
+namespace gpurm {
+namespace {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+CommandResult RunCli(const std::string& url, const std::string& args) {
+  const std::string command = testing::GpurmBinary() + " " + args + " --url " + url + " 2>&1";
+  CommandResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
+    result.output.append(buffer.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<testing::DaemonProcess>(
+        testing::MakeTempDir("gpurm-cli"),
+        std::vector<std::string>{"--inventory",
+                                 testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    std::string error;
+    ASSERT_TRUE(daemon_->Start(&error)) << error;
+  }
+  std::unique_ptr<testing::DaemonProcess> daemon_;
+};
+
+TEST_F(CliE2eTest, AllocateListReleaseWithTrustworthyExitCodes) {
+  const std::string url = daemon_->base_url();
+  CommandResult status = RunCli(url, "status");
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("gpu-node-2"), std::string::npos) << status.output;
+
+  CommandResult allocated = RunCli(url, "allocate --gpus 2 --type A100 --memory-gb 40 -o json");
+  ASSERT_EQ(allocated.exit_code, 0) << allocated.output;
+  const nlohmann::json answer = nlohmann::json::parse(allocated.output);
+  const std::string id = answer["allocation_id"];
+
+  CommandResult listed = RunCli(url, "allocations");
+  EXPECT_EQ(listed.exit_code, 0);
+  EXPECT_NE(listed.output.find(id), std::string::npos) << listed.output;
+
+  CommandResult refused = RunCli(url, "allocate --gpus 1 --type H100");
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  CommandResult validate = RunCli(url, "validate --gpus 9 --type A100");
+  EXPECT_EQ(validate.exit_code, 1) << validate.output;
+
+  EXPECT_EQ(RunCli(url, "release " + id).exit_code, 0);
+  EXPECT_EQ(RunCli(url, "release alloc-does-not-exist").exit_code, 1);
+  EXPECT_EQ(RunCli(url, "allocate --gpus many").exit_code, 2);
+}
+
+TEST_F(CliE2eTest, UnreachableDaemonIsExitCode3) {
+  CommandResult result = RunCli("http://127.0.0.1:1", "status");
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+}
+
+}  // namespace
+}  // namespace gpurm

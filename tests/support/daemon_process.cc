@@ -1,0 +1,138 @@
+#include "support/daemon_process.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace gpurm::testing {
+namespace {
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && value[0] != '\0' ? value : fallback;
+}
+
+// Asks the kernel for a free loopback port.
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+  ::close(fd);
+  return port;
+}
+
+}  // namespace
+
+std::string SourceDir() { return EnvOr("GPURM_SOURCE_DIR", "."); }
+
+std::string GpurmBinary() {
+  return EnvOr("GPURM_BINARY_DIR", GPURM_DEFAULT_BINARY_DIR) + "/gpurm";
+}
+
+std::string MakeTempDir(const std::string& prefix) {
+  std::random_device random;
+  const auto path = std::filesystem::temp_directory_path() /
+                    (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(random()));
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+  return path.string();
+}
+
+DaemonProcess::DaemonProcess(std::string work_dir, std::vector<std::string> extra_args)
+    : work_dir_(std::move(work_dir)), extra_args_(std::move(extra_args)) {}
+
+DaemonProcess::~DaemonProcess() {
+  if (pid_ > 0) Kill();
+}
+
+bool DaemonProcess::Start(std::string* error) {
+  const int port = FreePort();
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  base_url_ = "http://" + listen;
+  std::vector<std::string> args = {GpurmBinary(),          "serve",
+                                   "--listen",             listen,
+                                   "--data-dir",           work_dir_ + "/data",
+                                   "--log-dir",            work_dir_ + "/logs",
+                                   "--config",             SourceDir() + "/gpu_config.yaml"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const std::string out = work_dir_ + "/daemon.out";
+    FILE* sink = std::freopen(out.c_str(), "a", stderr);
+    (void)sink;
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::_Exit(127);
+  }
+  cli::HttpClientOptions options;
+  options.base_url = base_url_;
+  options.timeout = std::chrono::milliseconds(2000);
+  cli::HttpClient client(options);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      *error = "daemon exited during start-up:\n" + LogTail();
+      return false;
+    }
+    Result<cli::HttpResponse> health = client.Get("/api/v1/gpu/health");
+    if (health.ok() && health->status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  *error = "daemon did not become healthy:\n" + LogTail();
+  return false;
+}
+
+void DaemonProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int DaemonProcess::Terminate() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+cli::HttpClient DaemonProcess::Client(const std::string& owner) const {
+  cli::HttpClientOptions options;
+  options.base_url = base_url_;
+  if (!owner.empty()) options.headers.emplace_back("X-Gpurm-Owner", owner);
+  return cli::HttpClient(options);
+}
+
+std::string DaemonProcess::LogTail() const {
+  std::ifstream in(work_dir_ + "/daemon.out");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
+}
+
+}  // namespace gpurm::testing

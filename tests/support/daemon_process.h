@@ -1,0 +1,49 @@
+// DaemonProcess: runs the real `gpurm serve` binary for end-to-end tests, on
+// a free loopback port with its own data and log directories.
+#ifndef GPURM_TESTS_SUPPORT_DAEMON_PROCESS_H_
+#define GPURM_TESTS_SUPPORT_DAEMON_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "cli/client.h"
+
+namespace gpurm::testing {
+
+// The source tree and the gpurm binary, from the environment ctest sets.
+std::string SourceDir();
+std::string GpurmBinary();
+// A fresh empty directory under the system temp dir.
+std::string MakeTempDir(const std::string& prefix);
+
+class DaemonProcess {
+ public:
+  // `work_dir` holds data/ and logs/; it survives restarts so a test can
+  // kill the daemon and start it again on the same ledger.
+  DaemonProcess(std::string work_dir, std::vector<std::string> extra_args);
+  ~DaemonProcess();  // Kills the daemon if still running.
+
+  // Starts the daemon and waits (bounded) until /health answers 200.
+  // Returns false with the log's tail in `error` when it does not.
+  bool Start(std::string* error);
+  // SIGKILL: no chance to clean up, as in a crash.
+  void Kill();
+  // SIGTERM and wait; returns the exit status (or -1 when killed by a signal).
+  int Terminate();
+
+  const std::string& base_url() const { return base_url_; }
+  cli::HttpClient Client(const std::string& owner = "") const;
+  std::string LogTail() const;
+
+ private:
+  std::string work_dir_;
+  std::vector<std::string> extra_args_;
+  std::string base_url_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace gpurm::testing
+
+#endif  // GPURM_TESTS_SUPPORT_DAEMON_PROCESS_H_
