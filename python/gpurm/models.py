@@ -63,18 +63,18 @@ class MlpSpec:
         hidden = tuple(_positive_int(h, "hidden_units") for h in raw_hidden)
         output_dim = _positive_int(config.get("output_dim", 1), "output_dim")
         activation = _choice(config.get("activation", "relu"), ACTIVATIONS, "activation")
-        dropout = config.get("dropout", 0.0)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+        dropout = _real(config.get("dropout", 0.0), "dropout")
+        if not 0.0 <= dropout < 1.0:
             raise _invalid("dropout", f"expected a number in [0, 1), got {dropout!r}")
         output_activation = _choice(config.get("output_activation", "linear"), OUTPUT_ACTIVATIONS,
                                     "output_activation")
         task = _choice(config.get("task", "regression" if output_dim == 1 else "classification"), TASKS, "task")
         optimizer = _choice(config.get("optimizer", "adam"), OPTIMIZERS, "optimizer")
-        learning_rate = config.get("learning_rate", 1e-3)
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
+        learning_rate = _real(config.get("learning_rate", 1e-3), "learning_rate")
+        if not learning_rate > 0:
             raise _invalid("learning_rate", f"expected a number > 0, got {learning_rate!r}")
-        return cls(input_dim, hidden, output_dim, activation, float(dropout), output_activation, task,
-                   optimizer, float(learning_rate))
+        return cls(input_dim, hidden, output_dim, activation, dropout, output_activation, task, optimizer,
+                   learning_rate)
 
     def layer_sizes(self) -> Tuple[int, ...]:
         """Widths from input to output, e.g. (10, 128, 64, 1)."""
@@ -89,6 +89,12 @@ def _positive_int(value: Optional[Any], field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise _invalid(field, f"expected an integer >= 1, got {value!r}")
     return int(value)
+
+
+def _real(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _invalid(field, f"expected a number, got {value!r}")
+    return float(value)
 
 
 def _choice(value: Any, allowed: Tuple[str, ...], field: str) -> str:

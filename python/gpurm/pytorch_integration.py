@@ -82,7 +82,9 @@ class PyTorchSetup:
         import torch
 
         dtype = getattr(torch, self.amp_dtype) if self.amp_enabled else None
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype, enabled=self.amp_enabled)
+        context: ContextManager[Any] = torch.autocast(device_type=self.device.split(":")[0], dtype=dtype,
+                                                      enabled=self.amp_enabled)
+        return context
 
     def make_grad_scaler(self) -> Any:
         """A ``torch.cuda.amp.GradScaler``, enabled when the plan asks for loss
@@ -240,7 +242,7 @@ class PyTorchGPUIntegration:
         if setup.distributed:
             device_ids = [setup.torch_device.index] if setup.on_gpu else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        model.gpurm_setup = setup  # type: ignore[assignment]
+        setattr(model, "gpurm_setup", setup)  # nn.Module's typed __setattr__ only takes tensors/modules
         return model
 
 

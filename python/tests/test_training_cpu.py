@@ -128,3 +128,24 @@ def test_vibration_example_runs_end_to_end_on_the_cpu(unreachable_url: str, tmp_
     assert result["accuracy"] > 0.8
     assert "trained on cpu (CPU fallback" in done.stderr
     assert "CPU fallback" in (tmp_path / "logs" / "training.log").read_text()
+
+
+def test_out_of_memory_errors_carry_the_plans_advice(unreachable_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device OOM during training becomes TrainingOutOfMemory with the plan's
+    oom_advice (smaller batch, mixed precision, gradient accumulation)."""
+    import torch
+
+    from gpurm import training
+
+    def run_out_of_memory(*args: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training, "_train_pytorch", run_out_of_memory)
+    monkeypatch.setattr(training, "cpu_plan", lambda framework, reason: {
+        "device": "cpu", "oom_advice": ["reduce the batch size", "use gradient accumulation"]})
+    engine = gpurm.AlgorithmTrainingEngine(gpurm.GPUResourceManager(unreachable_url))
+    with pytest.raises(gpurm.TrainingOutOfMemory) as err:
+        asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, gpurm.TrainingConfig(epochs=1),
+                                           {"features": np.zeros((4, 2)), "labels": [0, 1, 0, 1]}))
+    assert err.value.advice == ["reduce the batch size", "use gradient accumulation"]
+    assert "Tried to allocate" in str(err.value) and "gradient accumulation" in str(err.value)
