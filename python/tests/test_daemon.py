@@ -111,8 +111,8 @@ def test_allocation_is_a_context_manager(manager: gpurm.GPUResourceManager) -> N
 def test_heartbeat_keeps_a_short_lease_alive(manager: gpurm.GPUResourceManager) -> None:
     import time
 
-    with manager.allocate(TrainingGPUConfig(gpu_type="T4", lease_ttl_seconds=2)) as allocation:
-        time.sleep(5)  # more than two TTLs; the heartbeat thread renews every 2/3 s
+    with manager.allocate(TrainingGPUConfig(gpu_type="T4", lease_ttl_seconds=3)) as allocation:
+        time.sleep(7)  # more than two TTLs; the heartbeat thread renews every second
         record = manager.get_allocation(allocation.allocation_id)
         assert record["state"] == "active" and allocation.lease_lost is None
     assert manager.get_allocation(allocation.allocation_id)["state"] == "released"
