@@ -1,13 +1,12 @@
 // The CLI binary against the real daemon: output and the exit codes scripts
 // rely on (0 ok, 1 refused, 2 usage, 3 unreachable).
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
-#include <string>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "support/daemon_process.h"
 

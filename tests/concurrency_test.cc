@@ -2,17 +2,17 @@
 // minute (GPURM_STRESS_SECONDS overrides). The invariant — no GPU held twice,
 // no shared GPU holding more memory than it has — is asserted after every
 // grant, both on what the clients were told and on the daemon's own list.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/daemon_process.h"
 
@@ -171,8 +171,8 @@ TEST(ConcurrencyTest, ManyClientsNeverOverAllocate) {
   }
   for (std::thread& t : clients) t.join();
 
-  EXPECT_TRUE(violations.empty()) << violations.size() << " violations, first: "
-                                  << violations.front();
+  EXPECT_TRUE(violations.empty()) << violations.size()
+                                  << " violations, first: " << violations.front();
   EXPECT_GT(granted.load(), 0);
   EXPECT_GT(refused.load(), 0) << "the load should have saturated the cluster at times";
   EXPECT_EQ(granted.load(), released.load());

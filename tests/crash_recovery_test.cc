@@ -2,18 +2,18 @@
 // same ledger: every allocation acknowledged with success is still there
 // (and still active unless its release was acknowledged), every acknowledged
 // release stuck, and no GPU is held twice. Repeated for several kill rounds.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/daemon_process.h"
 
@@ -29,8 +29,8 @@ TEST(CrashRecoveryTest, AcknowledgedAllocationsSurviveKillNine) {
       dir, {"--inventory", testing::SourceDir() + "/examples/cluster-3node.yaml"});
 
   std::mutex mutex;
-  std::set<std::string> acknowledged_active;    // Allocated, release not acknowledged.
-  std::set<std::string> acknowledged_released;  // Release acknowledged.
+  std::set<std::string> acknowledged_active;     // Allocated, release not acknowledged.
+  std::set<std::string> acknowledged_released;   // Release acknowledged.
   std::set<std::string> release_unacknowledged;  // Release sent, answer lost in the kill.
   std::mt19937 random(42);
   int total_acknowledged = 0;
@@ -106,9 +106,8 @@ TEST(CrashRecoveryTest, AcknowledgedAllocationsSurviveKillNine) {
             }
             continue;
           }
-          auto answer = client.Post("/api/v1/gpu/allocate", json{{"gpu_type", "T4"},
-                                                                 {"shared", true},
-                                                                 {"memory_gb", 1.0}});
+          auto answer = client.Post("/api/v1/gpu/allocate",
+                                    json{{"gpu_type", "T4"}, {"shared", true}, {"memory_gb", 1.0}});
           if (answer.ok() && answer->status == 200) {
             std::lock_guard<std::mutex> lock(mutex);
             acknowledged_active.insert(answer->body["allocation_id"].get<std::string>());

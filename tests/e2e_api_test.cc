@@ -1,10 +1,10 @@
 // End to end over HTTP against the real daemon binary with the example
 // 3-node inventory: every MISSION.md endpoint answers with the documented
 // fields and types; bad input gets a 4xx naming the field and changes nothing.
-#include <string>
-
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "support/daemon_process.h"
 
@@ -67,9 +67,9 @@ TEST_F(E2eApiTest, EveryEndpointAnswersWithTheDocumentedFields) {
   ASSERT_EQ(nodes["nodes"].size(), 1u);
   EXPECT_EQ(nodes["nodes"][0]["node_name"], "gpu-node-1");
 
-  json request = {{"gpu_count", 2},           {"gpu_type", "A100"},
-                  {"memory_gb", 40.0},        {"distributed_training", false},
-                  {"mixed_precision", true},  {"gpu_memory_fraction", 0.9}};
+  json request = {{"gpu_count", 2},          {"gpu_type", "A100"},
+                  {"memory_gb", 40.0},       {"distributed_training", false},
+                  {"mixed_precision", true}, {"gpu_memory_fraction", 0.9}};
   json validation = Post("/validate", request);
   EXPECT_EQ(validation["valid"], true);
   EXPECT_EQ(validation["possible_ever"], true);

@@ -3,12 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "api/json_codec.h"
 #include "core/clock.h"
@@ -91,8 +90,8 @@ PlanInput MakePlanInput(const GpuRequest& request, const std::vector<GpuGrant>& 
     const Node* node = nullptr;
     const Gpu* gpu = FindGpu(*snapshot, grant.gpu_uuid, &node);
     if (gpu == nullptr) continue;
-    input.gpus.push_back(PlannedGpu{node->name, node->address, *gpu, grant.memory_mib,
-                                    grant.exclusive});
+    input.gpus.push_back(
+        PlannedGpu{node->name, node->address, *gpu, grant.memory_mib, grant.exclusive});
   }
   return input;
 }
@@ -196,9 +195,9 @@ HttpResponse StatusEndpoint(const ApiContext& context, const HttpRequest&) {
   }
   json available_nodes = json::array();
   for (const NodeTypeGroup& group : GroupByNodeAndType(**state)) {
-    const int available = static_cast<int>(std::count_if(
-        group.gpus.begin(), group.gpus.end(),
-        [&](const GpuAvailability* g) { return Offerable(*group.node, *g); }));
+    const int available = static_cast<int>(
+        std::count_if(group.gpus.begin(), group.gpus.end(),
+                      [&](const GpuAvailability* g) { return Offerable(*group.node, *g); }));
     if (available == 0) continue;
     available_nodes.push_back({{"node_name", group.node->node->name},
                                {"gpu_type", group.type},
@@ -243,7 +242,8 @@ HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
     json gpus = json::array();
     for (const GpuAvailability* g : group.gpus) {
       if (Offerable(*group.node, *g) && g->free_mib >= min_mib) ++available;
-      if (!g->exclusively_held && g->gpu->healthy) max_free_mib = std::max(max_free_mib, g->free_mib);
+      if (!g->exclusively_held && g->gpu->healthy)
+        max_free_mib = std::max(max_free_mib, g->free_mib);
       json temperature = g->gpu->temperature_c ? json(*g->gpu->temperature_c) : json();
       gpus.push_back({{"index", g->gpu->index},
                       {"uuid", g->gpu->uuid},
@@ -299,8 +299,8 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
             {"node_name", allocation_json["node_name"]},
             {"nodes", allocation_json["nodes"]},
             {"gpus", allocation_json["gpus"]},
-            {"gpu_config", BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants,
-                                                        snapshot.get()))},
+            {"gpu_config",
+             BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};
   return JsonResponse(200, body);
 }
@@ -338,10 +338,9 @@ HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& reques
   PreviewResult preview = context.manager->Preview(parsed->request);
   if (!preview.status.ok()) return ErrorResponse(preview.status);
   const bool fits = preview.schedule.placement.has_value();
-  PlanInput input =
-      fits ? MakePlanInput(parsed->request, preview.schedule.placement->grants,
-                           preview.snapshot.get())
-           : MakePlanInput(parsed->request, {}, nullptr);
+  PlanInput input = fits ? MakePlanInput(parsed->request, preview.schedule.placement->grants,
+                                         preview.snapshot.get())
+                         : MakePlanInput(parsed->request, {}, nullptr);
   const std::string node_name = input.gpus.empty() ? "" : input.gpus.front().node_name;
   json body{{"success", fits},
             {"node_name", node_name},
@@ -396,8 +395,8 @@ HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
   if (!body.ok()) return ErrorResponse(body.status());
   for (const auto& [key, value] : body->items()) {
     if (key != "allocation_id" && key != "node_name" && key != "gpu_count" && key != "owner") {
-      return ErrorResponse(
-          InvalidArgument("unknown field (known: allocation_id, node_name, gpu_count, owner)", key));
+      return ErrorResponse(InvalidArgument(
+          "unknown field (known: allocation_id, node_name, gpu_count, owner)", key));
     }
   }
   Result<Allocation> released = Status(StatusCode::kInternal, "unreached");
@@ -417,9 +416,9 @@ HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
     if (!count.is_number_integer() || count.get<int64_t>() < 1) {
       return ErrorResponse(InvalidArgument("expected an integer >= 1", "gpu_count"));
     }
-    const std::string body_owner =
-        body->contains("owner") && (*body)["owner"].is_string() ? (*body)["owner"].get<std::string>()
-                                                                 : "";
+    const std::string body_owner = body->contains("owner") && (*body)["owner"].is_string()
+                                       ? (*body)["owner"].get<std::string>()
+                                       : "";
     released = context.manager->ReleaseOnNode(OwnerOf(request, body_owner), node.get<std::string>(),
                                               static_cast<int>(count.get<int64_t>()));
   }

@@ -13,8 +13,8 @@ namespace gpurm {
 
 struct ApiContext {
   GpuManager* manager = nullptr;
-  double monitor_interval_s = 30;       // Reported by /monitoring.
-  std::string openapi_document;         // Served at /api/v1/openapi.json.
+  double monitor_interval_s = 30;  // Reported by /monitoring.
+  std::string openapi_document;    // Served at /api/v1/openapi.json.
 };
 
 // Registers every /api/v1 endpoint (docs/api.md). `context` must outlive the router.

@@ -2,12 +2,11 @@
 // 3-node inventory and a real SQLite ledger.
 #include "api/handlers.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "inventory/providers/static/static_provider.h"
@@ -213,10 +212,10 @@ TEST_F(HandlersTest, MonitoringReportsEveryGpuWithHistory) {
   const json& gpu = monitoring["nodes"][1]["gpus"][0];
   EXPECT_EQ(gpu["gpu_type"], "A100");
   EXPECT_EQ(gpu["history"].size(), 2u);
-  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/monitoring?window=10", 200)["nodes"][1]["gpus"][0]
-                    ["history"]
-                        .size(),
-            1u);
+  EXPECT_EQ(
+      CallJson("GET", "/api/v1/gpu/monitoring?window=10", 200)["nodes"][1]["gpus"][0]["history"]
+          .size(),
+      1u);
 }
 
 TEST_F(HandlersTest, HeartbeatRenewsLeases) {

@@ -1,13 +1,12 @@
 #include "api/http_server.h"
 
-#include <chrono>
-#include <thread>
-#include <vector>
-
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "api/json_codec.h"
 
@@ -94,8 +93,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void RejectBusy() {
     auto self = shared_from_this();
     asio::dispatch(stream_.get_executor(), [self] {
-      self->Write(ErrorOnly(503, StatusCode::kUnavailable, "too many connections; retry later"),
-                  11, false);
+      self->Write(ErrorOnly(503, StatusCode::kUnavailable, "too many connections; retry later"), 11,
+                  false);
     });
   }
 
@@ -109,10 +108,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(server_->options().max_header_bytes);
     stream_.expires_after(Timeout());
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -130,8 +128,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec == http::error::header_limit) {
-      Write(ErrorOnly(431, StatusCode::kResourceExhausted, "request headers too large"), 11,
-            false);
+      Write(ErrorOnly(431, StatusCode::kResourceExhausted, "request headers too large"), 11, false);
       return;
     }
     if (ec) {
@@ -166,33 +163,34 @@ class Session : public std::enable_shared_from_this<Session> {
         response = self->server_->router().Dispatch(converted);
       } catch (const std::exception& e) {
         // A handler bug must cost one request, not the daemon.
-        response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
+        response =
+            ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
       }
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
               .count();
       if (self->server_->observer()) self->server_->observer()(converted, response, ms);
-      asio::post(self->stream_.get_executor(), [self, response = std::move(response), version,
-                                                keep_alive]() {
-        self->Write(response, version, keep_alive && !self->server_->draining());
-        self->server_->in_flight().fetch_sub(1);
-      });
+      asio::post(self->stream_.get_executor(),
+                 [self, response = std::move(response), version, keep_alive]() {
+                   self->Write(response, version, keep_alive && !self->server_->draining());
+                   self->server_->in_flight().fetch_sub(1);
+                 });
     });
   }
 
   void Write(const HttpResponse& response, unsigned version, bool keep_alive) {
-    auto message = std::make_shared<http::response<http::string_body>>(
-        ToBeast(response, version, keep_alive));
+    auto message =
+        std::make_shared<http::response<http::string_body>>(ToBeast(response, version, keep_alive));
     stream_.expires_after(Timeout());
-    http::async_write(stream_, *message,
-                      [self = shared_from_this(), message, keep_alive](beast::error_code ec,
-                                                                       size_t) {
-                        if (ec || !keep_alive) {
-                          self->Close();
-                          return;
-                        }
-                        self->Read();
-                      });
+    http::async_write(
+        stream_, *message,
+        [self = shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
+          if (ec || !keep_alive) {
+            self->Close();
+            return;
+          }
+          self->Read();
+        });
   }
 
   void Close() {
@@ -212,7 +210,8 @@ class Session : public std::enable_shared_from_this<Session> {
 Status HttpServer::Impl::Start(uint16_t* bound_port) {
   beast::error_code ec;
   const auto address = asio::ip::make_address(options_.host, ec);
-  if (ec) return Unavailable("cannot parse listen address \"" + options_.host + "\": " + ec.message());
+  if (ec)
+    return Unavailable("cannot parse listen address \"" + options_.host + "\": " + ec.message());
   const tcp::endpoint endpoint(address, options_.port);
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -251,8 +250,9 @@ void HttpServer::Impl::Stop() {
     beast::error_code ignored;
     acceptor_.close(ignored);
   });
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(options_.drain_timeout_s * 1000));
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(options_.drain_timeout_s * 1000));
   while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -24,9 +24,9 @@ struct HttpServerOptions {
   int worker_threads = 2;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t max_header_bytes = 16 * 1024;
-  double timeout_s = 30;         // Read or write of one request/response.
-  int max_connections = 1024;    // Beyond this, new connections get 503.
-  double drain_timeout_s = 10;   // Stop() waits this long for in-flight requests.
+  double timeout_s = 30;        // Read or write of one request/response.
+  int max_connections = 1024;   // Beyond this, new connections get 503.
+  double drain_timeout_s = 10;  // Stop() waits this long for in-flight requests.
 };
 
 // Called after each response is produced (on a worker thread).

@@ -12,10 +12,10 @@
 namespace gpurm {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // Decoded path without the query string.
-  std::map<std::string, std::string> query;    // Decoded query parameters.
-  std::map<std::string, std::string> headers;  // Lower-case names.
+  std::string method;                              // "GET", "POST", ...
+  std::string path;                                // Decoded path without the query string.
+  std::map<std::string, std::string> query;        // Decoded query parameters.
+  std::map<std::string, std::string> headers;      // Lower-case names.
   std::map<std::string, std::string> path_params;  // Filled by the router.
   std::string body;
   std::string remote_address;

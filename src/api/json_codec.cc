@@ -13,15 +13,23 @@ using nlohmann::json;
 
 const char* JsonTypeName(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "an unsupported value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "an unsupported value";
   }
 }
 
@@ -108,9 +116,8 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
     };
   };
   const std::map<std::string, FieldParser> fields = {
-      {"gpu_count", integer(-1'000'000, 1'000'000, [&r](int64_t n) {
-         r.gpu_count = static_cast<int>(n);
-       })},
+      {"gpu_count",
+       integer(-1'000'000, 1'000'000, [&r](int64_t n) { r.gpu_count = static_cast<int>(n); })},
       {"gpu_type", text(&r.gpu_type)},
       {"memory_gb", number(&r.memory_gb)},
       {"distributed_training", boolean(&r.distributed_training)},
@@ -119,17 +126,18 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
       {"node_name", text(&r.node_name)},
       {"shared", boolean(&r.shared)},
       {"policy", text(&r.policy)},
-      {"lease_ttl_seconds", integer(-1'000'000'000, 1'000'000'000,
-                                    [&r](int64_t n) { r.lease_ttl_s = n; })},
+      {"lease_ttl_seconds",
+       integer(-1'000'000'000, 1'000'000'000, [&r](int64_t n) { r.lease_ttl_s = n; })},
       {"owner", text(&parsed.owner)},
   };
   for (const auto& [key, value] : body.items()) {
     auto it = fields.find(key);
     if (it == fields.end()) {
-      return InvalidArgument("unknown field (known: gpu_count, gpu_type, memory_gb, "
-                             "distributed_training, mixed_precision, gpu_memory_fraction, "
-                             "node_name, shared, policy, lease_ttl_seconds, owner)",
-                             key);
+      return InvalidArgument(
+          "unknown field (known: gpu_count, gpu_type, memory_gb, "
+          "distributed_training, mixed_precision, gpu_memory_fraction, "
+          "node_name, shared, policy, lease_ttl_seconds, owner)",
+          key);
     }
     if (value.is_null()) continue;  // null = keep the default.
     Status status = it->second(key, value);
@@ -203,19 +211,27 @@ json ErrorJson(const Status& status) {
 
 int HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kUnauthenticated: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kUnschedulableNow:
-    case StatusCode::kUnschedulableNever: return 409;
+    case StatusCode::kUnschedulableNever:
+      return 409;
     // Storage full or a limit of the service: retry later, nothing changed.
     case StatusCode::kResourceExhausted:
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }

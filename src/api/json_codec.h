@@ -3,10 +3,9 @@
 #ifndef GPURM_API_JSON_CODEC_H_
 #define GPURM_API_JSON_CODEC_H_
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 #include "core/types.h"

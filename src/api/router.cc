@@ -105,9 +105,9 @@ HttpResponse Router::Dispatch(HttpRequest request) const {
     return route.handler(request);
   }
   if (!allowed.empty()) {
-    HttpResponse response = JsonError(405, StatusCode::kInvalidArgument,
-                                      "method " + request.method + " not allowed here; allowed: " +
-                                          allowed);
+    HttpResponse response =
+        JsonError(405, StatusCode::kInvalidArgument,
+                  "method " + request.method + " not allowed here; allowed: " + allowed);
     response.headers.emplace_back("Allow", allowed);
     return response;
   }

@@ -1,6 +1,7 @@
 #include "api/router.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 namespace gpurm {

@@ -19,26 +19,28 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8000";  // HOST:PORT
   std::string data_dir = "data";          // SQLite ledger lives here.
   std::string log_dir = "logs";
-  std::string inventory;                  // Static inventory YAML; empty = local discovery.
-  std::string policy = "binpack";         // Default placement policy.
+  std::string inventory;           // Static inventory YAML; empty = local discovery.
+  std::string policy = "binpack";  // Default placement policy.
   int64_t max_body_bytes = 1 << 20;
-  int io_threads = 1;                     // Beast I/O threads.
-  int worker_threads = 2;                 // Threads running handlers (SQLite, scheduling).
-  double request_timeout_s = 30;          // Per-request read/write timeout.
-  double lease_check_interval_s = 1;      // How often expired leases are reaped.
+  int io_threads = 1;                 // Beast I/O threads.
+  int worker_threads = 2;             // Threads running handlers (SQLite, scheduling).
+  double request_timeout_s = 30;      // Per-request read/write timeout.
+  double lease_check_interval_s = 1;  // How often expired leases are reaped.
 };
 
 struct Config {
-  std::map<std::string, std::string> gpu_resource = {
-      {"gpu", "nvidia.com/gpu"}, {"nvidia", "nvidia.com/gpu"}, {"amd", "amd.com/gpu"},
-      {"intel", "intel.com/gpu"}, {"npu", "huawei.com/npu"}};
+  std::map<std::string, std::string> gpu_resource = {{"gpu", "nvidia.com/gpu"},
+                                                     {"nvidia", "nvidia.com/gpu"},
+                                                     {"amd", "amd.com/gpu"},
+                                                     {"intel", "intel.com/gpu"},
+                                                     {"npu", "huawei.com/npu"}};
   std::string default_gpu_resource_name = "nvidia.com/gpu";
-  GpuMemorySpecs gpu_memory_specs = {{"T4", 16.0},      {"V100", 32.0},    {"A100", 80.0},
-                                     {"H100", 80.0},    {"RTX3090", 24.0}, {"RTX4090", 24.0},
-                                     {"A6000", 48.0},   {"A40", 48.0}};
-  double monitor_update_interval = 30;     // seconds, > 0
-  double resource_change_threshold = 0.05; // fraction, 0..1
-  std::string log_level = "INFO";          // TRACE DEBUG INFO WARNING ERROR CRITICAL OFF
+  GpuMemorySpecs gpu_memory_specs = {{"T4", 16.0},    {"V100", 32.0},    {"A100", 80.0},
+                                     {"H100", 80.0},  {"RTX3090", 24.0}, {"RTX4090", 24.0},
+                                     {"A6000", 48.0}, {"A40", 48.0}};
+  double monitor_update_interval = 30;      // seconds, > 0
+  double resource_change_threshold = 0.05;  // fraction, 0..1
+  std::string log_level = "INFO";           // TRACE DEBUG INFO WARNING ERROR CRITICAL OFF
   ServerConfig server;
 };
 

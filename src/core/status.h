@@ -12,17 +12,17 @@ namespace gpurm {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,   // The caller sent something malformed; `field` names it.
-  kNotFound,          // The named object does not exist.
-  kAlreadyExists,     // A conflicting object exists (e.g. idempotency key reuse).
-  kFailedPrecondition,// The object is in the wrong state for the operation.
-  kUnschedulableNow,  // Could fit this cluster, but not with what is free now.
-  kUnschedulableNever,// Can never fit this cluster as it is built.
-  kUnavailable,       // The service is not ready (not initialized, storage down).
-  kResourceExhausted, // A limit was hit (quota, disk full, body too large).
-  kPermissionDenied,  // Authenticated but not allowed.
-  kUnauthenticated,   // No or bad credentials.
-  kInternal,          // A bug or an unexpected failure of a dependency.
+  kInvalidArgument,     // The caller sent something malformed; `field` names it.
+  kNotFound,            // The named object does not exist.
+  kAlreadyExists,       // A conflicting object exists (e.g. idempotency key reuse).
+  kFailedPrecondition,  // The object is in the wrong state for the operation.
+  kUnschedulableNow,    // Could fit this cluster, but not with what is free now.
+  kUnschedulableNever,  // Can never fit this cluster as it is built.
+  kUnavailable,         // The service is not ready (not initialized, storage down).
+  kResourceExhausted,   // A limit was hit (quota, disk full, body too large).
+  kPermissionDenied,    // Authenticated but not allowed.
+  kUnauthenticated,     // No or bad credentials.
+  kInternal,            // A bug or an unexpected failure of a dependency.
 };
 
 // Returns a stable lower-case name ("invalid_argument", ...) used in JSON errors.
@@ -64,7 +64,7 @@ inline Status Internal(std::string message) { return {StatusCode::kInternal, std
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok() && "Result constructed from an OK status without a value");
   }

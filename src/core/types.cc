@@ -6,9 +6,12 @@ namespace gpurm {
 
 const char* AllocationStateName(AllocationState state) {
   switch (state) {
-    case AllocationState::kActive: return "active";
-    case AllocationState::kReleased: return "released";
-    case AllocationState::kExpired: return "expired";
+    case AllocationState::kActive:
+      return "active";
+    case AllocationState::kReleased:
+      return "released";
+    case AllocationState::kExpired:
+      return "expired";
   }
   return "unknown";
 }

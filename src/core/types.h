@@ -21,9 +21,9 @@ inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0;
 
 // One GPU as the inventory last saw it.
 struct Gpu {
-  int index = 0;             // Index on its node in PCI bus order (NVML's order).
-  std::string uuid;          // Stable identity; unique within the cluster.
-  std::string pci_bus_id;    // May be empty.
+  int index = 0;           // Index on its node in PCI bus order (NVML's order).
+  std::string uuid;        // Stable identity; unique within the cluster.
+  std::string pci_bus_id;  // May be empty.
   GpuModel model;
   int64_t memory_total_mib = 0;
   // Memory in use as the device reports it (all processes).
@@ -52,8 +52,8 @@ struct Gpu {
 
 struct Node {
   std::string name;
-  std::string address;       // Host name or IP for distributed training; may be empty.
-  bool schedulable = true;   // False when cordoned / NotReady.
+  std::string address;      // Host name or IP for distributed training; may be empty.
+  bool schedulable = true;  // False when cordoned / NotReady.
   std::vector<Gpu> gpus;
 };
 
@@ -67,17 +67,17 @@ struct InventorySnapshot {
 // A GPU request (MISSION.md's TrainingGPUConfig plus gpurm's own options).
 struct GpuRequest {
   int gpu_count = 1;
-  std::string gpu_type;       // As the user wrote it; empty = any type.
-  double memory_gb = 0.0;     // Per GPU; 0 = no memory requirement.
+  std::string gpu_type;    // As the user wrote it; empty = any type.
+  double memory_gb = 0.0;  // Per GPU; 0 = no memory requirement.
   bool distributed_training = false;
   bool mixed_precision = false;
   double gpu_memory_fraction = 0.9;
-  std::string node_name;      // Optional: only this node.
+  std::string node_name;  // Optional: only this node.
   // Allow a memory slice of a GPU shared with other shared allocations.
   // Requires memory_gb > 0; the slice reserves memory_gb on each GPU.
   bool shared = false;
-  std::string policy;         // Optional per-request placement policy name.
-  int64_t lease_ttl_s = 0;    // 0 = no lease (held until released).
+  std::string policy;       // Optional per-request placement policy name.
+  int64_t lease_ttl_s = 0;  // 0 = no lease (held until released).
 };
 
 // One GPU (or a slice of one) granted to an allocation.
@@ -101,9 +101,9 @@ struct Allocation {
   std::vector<GpuGrant> grants;
   AllocationState state = AllocationState::kActive;
   int64_t created_unix_ms = 0;
-  int64_t ended_unix_ms = 0;           // When released/expired; 0 while active.
-  int64_t lease_expires_unix_ms = 0;   // 0 = no lease.
-  std::string idempotency_key;         // May be empty.
+  int64_t ended_unix_ms = 0;          // When released/expired; 0 while active.
+  int64_t lease_expires_unix_ms = 0;  // 0 = no lease.
+  std::string idempotency_key;        // May be empty.
 
   // Distinct node names in grant order.
   std::vector<std::string> NodeNames() const;

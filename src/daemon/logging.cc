@@ -1,12 +1,12 @@
 #include "daemon/logging.h"
 
-#include <filesystem>
-#include <system_error>
-#include <vector>
-
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <system_error>
+#include <vector>
 
 namespace gpurm {
 namespace {

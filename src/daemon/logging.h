@@ -2,10 +2,10 @@
 #ifndef GPURM_DAEMON_LOGGING_H_
 #define GPURM_DAEMON_LOGGING_H_
 
+#include <spdlog/logger.h>
+
 #include <memory>
 #include <string>
-
-#include <spdlog/logger.h>
 
 #include "core/status.h"
 

@@ -1,5 +1,6 @@
 #include "daemon/serve.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +12,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "api/handlers.h"
 #include "api/http_server.h"
@@ -191,14 +190,13 @@ int RunServe(const ServeOptions& options) {
 
   std::unique_ptr<InventoryProvider> provider;
   if (!config->server.inventory.empty()) {
-    provider = std::make_unique<StaticProvider>(config->server.inventory,
-                                                config->gpu_memory_specs);
+    provider = std::make_unique<StaticProvider>(config->server.inventory, config->gpu_memory_specs);
   } else {
     provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs);
   }
   SystemClock clock;
-  const size_t history_capacity = static_cast<size_t>(
-      std::max(1.0, kHistorySeconds / config->monitor_update_interval));
+  const size_t history_capacity =
+      static_cast<size_t>(std::max(1.0, kHistorySeconds / config->monitor_update_interval));
   Inventory inventory(std::move(provider), &clock, history_capacity);
   GpuManager manager(&inventory, ledger->get(), &clock, config->server.policy);
 
@@ -216,15 +214,14 @@ int RunServe(const ServeOptions& options) {
   server_options.worker_threads = config->server.worker_threads;
   server_options.max_body_bytes = static_cast<uint64_t>(config->server.max_body_bytes);
   server_options.timeout_s = config->server.request_timeout_s;
-  HttpServer server(server_options, &router,
-                    [&log](const HttpRequest& request, const HttpResponse& response, double ms) {
-                      // State changes are logged at info (an audit trail); reads at debug.
-                      const auto level = request.method == "GET" ? spdlog::level::debug
-                                                                 : spdlog::level::info;
-                      log.log(level, "{} {} {} {:.2f}ms from {} owner={}", request.method,
-                              request.path, response.status, ms, request.remote_address,
-                              request.Header("x-gpurm-owner"));
-                    });
+  HttpServer server(
+      server_options, &router,
+      [&log](const HttpRequest& request, const HttpResponse& response, double ms) {
+        // State changes are logged at info (an audit trail); reads at debug.
+        const auto level = request.method == "GET" ? spdlog::level::debug : spdlog::level::info;
+        log.log(level, "{} {} {} {:.2f}ms from {} owner={}", request.method, request.path,
+                response.status, ms, request.remote_address, request.Header("x-gpurm-owner"));
+      });
   const Status started = server.Start();
   if (!started.ok()) {
     log.critical("{}", started.message());

@@ -102,8 +102,8 @@ Result<Allocation> GpuManager::Release(const std::string& id) {
   return ledger_->End(id, AllocationState::kReleased, clock_->NowUnixMs());
 }
 
-Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner,
-                                             const std::string& node_name, int gpu_count) {
+Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner, const std::string& node_name,
+                                             int gpu_count) {
   AllocationFilter filter;
   filter.owner = owner;
   std::vector<Allocation> active = ledger_->List(filter);  // Newest first.

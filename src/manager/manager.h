@@ -23,10 +23,10 @@
 namespace gpurm {
 
 struct AllocationResult {
-  Status status;                       // OK, or why not (kUnschedulableNow/Never, ...).
+  Status status;  // OK, or why not (kUnschedulableNow/Never, ...).
   std::optional<Allocation> allocation;
-  bool replayed = false;               // An earlier allocation with the same idempotency key.
-  Diagnosis diagnosis;                 // Reasons and what would fit, when unschedulable.
+  bool replayed = false;  // An earlier allocation with the same idempotency key.
+  Diagnosis diagnosis;    // Reasons and what would fit, when unschedulable.
 };
 
 struct PreviewResult {

@@ -1,12 +1,12 @@
 #include "manager/manager.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <filesystem>
 #include <map>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "ledger/sqlite_ledger.h"
 
@@ -52,8 +52,8 @@ class ManagerTest : public ::testing::Test {
     auto ledger = OpenSqliteLedger((dir_ / "ledger.db").string());
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
-    inventory_ = std::make_unique<Inventory>(std::make_unique<FixedProvider>(TwoT4Nodes()),
-                                             &clock_, 10);
+    inventory_ =
+        std::make_unique<Inventory>(std::make_unique<FixedProvider>(TwoT4Nodes()), &clock_, 10);
     manager_ = std::make_unique<GpuManager>(inventory_.get(), ledger_.get(), &clock_, "binpack");
   }
   void TearDown() override {
@@ -178,9 +178,8 @@ TEST_F(ManagerTest, ConcurrentClientsNeverOverAllocate) {
     clients.emplace_back([&, c] {
       for (int i = 0; i < 25; ++i) {
         const bool shared = (c + i) % 3 == 0;
-        AllocationResult result =
-            manager_->Allocate(T4(1 + (i % 2) * !shared, shared, shared ? 6 : 0),
-                               "client-" + std::to_string(c), "");
+        AllocationResult result = manager_->Allocate(
+            T4(1 + (i % 2) * !shared, shared, shared ? 6 : 0), "client-" + std::to_string(c), "");
         if (!result.status.ok()) continue;
         ++granted;
         check_invariant();

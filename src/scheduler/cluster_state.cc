@@ -8,9 +8,8 @@
 namespace gpurm {
 
 int NodeAvailability::UntouchedGpuCount() const {
-  return static_cast<int>(std::count_if(gpus.begin(), gpus.end(), [](const GpuAvailability& g) {
-    return g.untouched();
-  }));
+  return static_cast<int>(std::count_if(gpus.begin(), gpus.end(),
+                                        [](const GpuAvailability& g) { return g.untouched(); }));
 }
 
 ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
@@ -45,7 +44,8 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
   }
   for (NodeAvailability& node : nodes_) {
     for (GpuAvailability& g : node.gpus) {
-      g.free_mib = g.exclusively_held ? 0 : std::max<int64_t>(0, g.free_mib - g.shared_reserved_mib);
+      g.free_mib =
+          g.exclusively_held ? 0 : std::max<int64_t>(0, g.free_mib - g.shared_reserved_mib);
     }
   }
 }

@@ -44,8 +44,7 @@ std::map<int, std::vector<size_t>> GroupByIsland(const NodeAvailability& node,
 // otherwise), else from the largest islands first so the job spans as few as
 // possible.
 std::vector<size_t> ChooseByIsland(const NodeAvailability& node,
-                                   const std::vector<size_t>& eligible, int count,
-                                   bool best_fit) {
+                                   const std::vector<size_t>& eligible, int count, bool best_fit) {
   auto groups = GroupByIsland(node, eligible);
   std::vector<std::vector<size_t>*> ordered;
   for (auto& [id, members] : groups) ordered.push_back(&members);
@@ -158,8 +157,8 @@ class SpreadPolicy final : public PlacementPolicy {
         ++untouched_after;
       }
     }
-    return static_cast<int>(std::lround(100.0 * untouched_after /
-                                        static_cast<double>(node.gpus.size())));
+    return static_cast<int>(
+        std::lround(100.0 * untouched_after / static_cast<double>(node.gpus.size())));
   }
 };
 
@@ -173,8 +172,7 @@ struct NodeFilterResult {
   std::string reason;            // Why fewer than needed are eligible; empty otherwise.
 };
 
-NodeFilterResult FilterNode(const GpuRequest& request, const NodeAvailability& node,
-                            int needed) {
+NodeFilterResult FilterNode(const GpuRequest& request, const NodeAvailability& node, int needed) {
   NodeFilterResult result;
   const int64_t need_mib = MibFromGb(request.memory_gb);
   if (!node.node->schedulable) {
@@ -395,8 +393,8 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
     node_found = true;
     filtered[n] = FilterNode(request, nodes[n], request.gpu_count);
     if (static_cast<int>(filtered[n].eligible.size()) < request.gpu_count) continue;
-    Candidate candidate{n, policy->ChooseGpus(request, nodes[n], filtered[n].eligible,
-                                              request.gpu_count)};
+    Candidate candidate{
+        n, policy->ChooseGpus(request, nodes[n], filtered[n].eligible, request.gpu_count)};
     candidate.score = policy->Score(request, nodes[n], candidate.gpus);
     if (!best || candidate.score > best->score) best = std::move(candidate);
   }
@@ -412,8 +410,8 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
       std::vector<Candidate> candidates;
       for (size_t n = 0; n < nodes.size(); ++n) {
         if (static_cast<int>(filtered[n].eligible.size()) < per_node) continue;
-        Candidate candidate{n, policy->ChooseGpus(request, nodes[n], filtered[n].eligible,
-                                                  per_node)};
+        Candidate candidate{n,
+                            policy->ChooseGpus(request, nodes[n], filtered[n].eligible, per_node)};
         candidate.score = policy->Score(request, nodes[n], candidate.gpus);
         candidates.push_back(std::move(candidate));
       }

@@ -39,8 +39,8 @@ struct WouldFit {
 struct Diagnosis {
   bool possible_now = false;
   bool possible_ever = false;
-  std::string message;               // One-line summary.
-  std::vector<NodeReason> reasons;   // Per node, for nodes that could not take it.
+  std::string message;              // One-line summary.
+  std::vector<NodeReason> reasons;  // Per node, for nodes that could not take it.
   WouldFit would_fit;
 };
 
@@ -64,8 +64,7 @@ class PlacementPolicy {
   // Picks `count` GPUs among `eligible` (indexes into node.gpus, all passing
   // the filters, at least `count` of them).
   virtual std::vector<size_t> ChooseGpus(const GpuRequest& request, const NodeAvailability& node,
-                                         const std::vector<size_t>& eligible,
-                                         int count) const = 0;
+                                         const std::vector<size_t>& eligible, int count) const = 0;
   // Scores taking `chosen` on `node`: 0..100, higher is better.
   virtual int Score(const GpuRequest& request, const NodeAvailability& node,
                     const std::vector<size_t>& chosen) const = 0;

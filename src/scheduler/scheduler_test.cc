@@ -1,11 +1,11 @@
 #include "scheduler/scheduler.h"
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/gpu_model.h"
 
@@ -131,12 +131,12 @@ TEST(SchedulerTest, SpreadUsesTheEmptiestNode) {
   snapshot->nodes.push_back(MakeNode("a", "Tesla T4", 4, 16384));
   snapshot->nodes.push_back(MakeNode("b", "Tesla T4", 4, 16384));
   std::vector<GpuGrant> held = {GpuGrant{"a", 0, "a-gpu0", 16384, true}};
-  ScheduleResult spread = Scheduler("spread").Schedule(Request(1, "T4", 8),
-                                                       ClusterState(snapshot, held));
+  ScheduleResult spread =
+      Scheduler("spread").Schedule(Request(1, "T4", 8), ClusterState(snapshot, held));
   ASSERT_TRUE(spread.placement);
   EXPECT_EQ(spread.placement->grants[0].node_name, "b");
-  ScheduleResult binpack = Scheduler("binpack").Schedule(Request(1, "T4", 8),
-                                                         ClusterState(snapshot, held));
+  ScheduleResult binpack =
+      Scheduler("binpack").Schedule(Request(1, "T4", 8), ClusterState(snapshot, held));
   ASSERT_TRUE(binpack.placement);
   EXPECT_EQ(binpack.placement->grants[0].node_name, "a");
 }

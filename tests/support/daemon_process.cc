@@ -42,9 +42,7 @@ int FreePort() {
 
 std::string SourceDir() { return EnvOr("GPURM_SOURCE_DIR", "."); }
 
-std::string GpurmBinary() {
-  return EnvOr("GPURM_BINARY_DIR", GPURM_DEFAULT_BINARY_DIR) + "/gpurm";
-}
+std::string GpurmBinary() { return EnvOr("GPURM_BINARY_DIR", GPURM_DEFAULT_BINARY_DIR) + "/gpurm"; }
 
 std::string MakeTempDir(const std::string& prefix) {
   std::random_device random;
@@ -66,11 +64,11 @@ bool DaemonProcess::Start(std::string* error) {
   const int port = FreePort();
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   base_url_ = "http://" + listen;
-  std::vector<std::string> args = {GpurmBinary(),          "serve",
-                                   "--listen",             listen,
-                                   "--data-dir",           work_dir_ + "/data",
-                                   "--log-dir",            work_dir_ + "/logs",
-                                   "--config",             SourceDir() + "/gpu_config.yaml"};
+  std::vector<std::string> args = {GpurmBinary(), "serve",
+                                   "--listen",    listen,
+                                   "--data-dir",  work_dir_ + "/data",
+                                   "--log-dir",   work_dir_ + "/logs",
+                                   "--config",    SourceDir() + "/gpu_config.yaml"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_ = ::fork();
   if (pid_ == 0) {

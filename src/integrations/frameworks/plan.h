@@ -6,10 +6,9 @@
 #define GPURM_INTEGRATIONS_FRAMEWORKS_PLAN_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/types.h"
 
