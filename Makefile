@@ -1,7 +1,7 @@
 # The two commands of README.md: `make run` and `make test`.
 # Everything they need is installed by scripts/ (idempotent).
 BUILD_DIR ?= build
-ARGS ?= --inventory examples/cluster-3node.yaml
+ARGS ?=
 
 .PHONY: deps build run test test-cpp test-python format lint bench clean
 
@@ -11,8 +11,10 @@ deps:
 build: deps
 	bash scripts/build.sh $(BUILD_DIR)
 
-# Builds and starts the daemon on 127.0.0.1:8000 with the example inventory;
-# `make run ARGS=` starts it on local GPU discovery instead.
+# Builds and starts the daemon on 127.0.0.1:8000 on local GPU discovery, with
+# the ledger in data/ and logs in logs/. For a demo on a machine without GPUs:
+#   make run ARGS="--inventory examples/cluster-3node.yaml"
+
 run: build
 	$(BUILD_DIR)/gpurm serve $(ARGS)
 

@@ -163,6 +163,9 @@ struct BadConfig {
   std::string message_part;
 };
 
+// Names the case by its key in test listings (ctest shows the parameter).
+void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.field; }
+
 class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadConfigTest, FailsWithKeyLineAndExpectation) {

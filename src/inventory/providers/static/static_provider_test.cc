@@ -166,6 +166,9 @@ struct BadInventory {
   std::string message_part;
 };
 
+// Names the case by its field in test listings (ctest shows the parameter).
+void PrintTo(const BadInventory& c, std::ostream* os) { *os << c.field; }
+
 class BadInventoryTest : public ::testing::TestWithParam<BadInventory> {};
 
 TEST_P(BadInventoryTest, FailsWithLineAndExpectation) {
