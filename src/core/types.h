@@ -19,6 +19,14 @@ namespace gpurm {
 inline int64_t MibFromGb(double gb) { return static_cast<int64_t>(gb * 1024.0 + 0.5); }
 inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0; }
 
+// A compute process on a GPU as the driver reports it. Inside containers NVML
+// reports host PIDs (the driver has no PID-namespace support), so a pid alone
+// does not identify a process of a container.
+struct GpuProcess {
+  int64_t pid = 0;
+  int64_t memory_used_mib = 0;
+};
+
 // One GPU as the inventory last saw it.
 struct Gpu {
   int index = 0;           // Index on its node in PCI bus order (NVML's order).
@@ -42,6 +50,12 @@ struct Gpu {
   // GPUs sharing an NVLink/xGMI/HCCS island have the same group id; -1 = none.
   int nvlink_group = -1;
   int numa_node = -1;
+  std::optional<int64_t> sm_clock_mhz;
+  // Uncorrected (double-bit) ECC errors since the driver loaded; unset when
+  // the GPU has no ECC or the vendor library does not report it.
+  std::optional<int64_t> ecc_double_bit_errors;
+  bool mig_enabled = false;           // NVIDIA Multi-Instance GPU mode is on.
+  std::vector<GpuProcess> processes;  // Compute processes; empty when unknown.
 
   // Memory not used by processes outside gpurm's allocations.
   int64_t memory_free_of_outside_use_mib() const {
