@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -275,8 +276,8 @@ TEST(ConfigTest, MalformedInputNeverThrows) {
 }
 
 TEST(ConfigTest, LoadConfigFileReadsAndNamesThePath) {
-  const std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / "gpurm_config_test";
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                                    ("gpurm_config_test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::filesystem::path path = dir / "bad.yaml";
   std::ofstream(path) << "log_level: INFO\nmonitor_update_interval: never\n";

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,7 +22,8 @@ namespace fs = std::filesystem;
 class LocalProviderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) / "gpurm_local_provider_test";
+    root_ = fs::path(::testing::TempDir()) /
+            ("gpurm_local_provider_test-" + std::to_string(::getpid()));
     fs::remove_all(root_);
     fs::create_directories(devices_dir());
   }

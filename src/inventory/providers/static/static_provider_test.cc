@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -327,7 +328,8 @@ TEST(StaticInventoryTest, DgxExampleParses) {
 class StaticProviderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) / "gpurm_static_provider_test";
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("gpurm_static_provider_test-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     path_ = (dir_ / "inventory.yaml").string();
   }
