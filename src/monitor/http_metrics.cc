@@ -1,0 +1,77 @@
+#include "monitor/http_metrics.h"
+
+#include <algorithm>
+#include <array>
+
+namespace gpurm {
+namespace {
+
+std::string MethodLabel(std::string_view method) {
+  static constexpr std::array<std::string_view, 7> kKnown = {"GET",  "POST",  "PUT",    "DELETE",
+                                                             "HEAD", "PATCH", "OPTIONS"};
+  for (std::string_view known : kKnown) {
+    if (method == known) return std::string(known);
+  }
+  return "other";
+}
+
+}  // namespace
+
+const std::vector<double>& HttpMetrics::DefaultBuckets() {
+  static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                               0.25,  0.5,    1,     2.5,  5,     10};
+  return kBuckets;
+}
+
+HttpMetrics::HttpMetrics(std::vector<double> buckets)
+    : buckets_([&buckets] {
+        std::sort(buckets.begin(), buckets.end());
+        buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+        return std::move(buckets);
+      }()) {}
+
+void HttpMetrics::Observe(std::string_view method, std::string_view route, int status,
+                          double seconds) {
+  std::string method_label = MethodLabel(method);
+  std::string route_label = route.empty() ? "unmatched" : std::string(route);
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(buckets_.begin(), buckets_.end(), seconds) - buckets_.begin());
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++requests_[{method_label, route_label, status}];
+  Histogram& histogram = durations_[{std::move(method_label), std::move(route_label)}];
+  if (histogram.counts.empty()) histogram.counts.assign(buckets_.size() + 1, 0);
+  ++histogram.counts[bucket];
+  ++histogram.count;
+  histogram.sum += seconds;
+}
+
+void HttpMetrics::Write(PrometheusText& out) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  out.Family("gpurm_http_requests_total", "counter",
+             "HTTP requests answered, by method, route pattern and status code.");
+  for (const auto& [key, count] : requests_) {
+    const auto& [method, route, status] = key;
+    out.Sample("gpurm_http_requests_total",
+               {{"method", method}, {"route", route}, {"code", std::to_string(status)}},
+               static_cast<double>(count));
+  }
+  out.Family("gpurm_http_request_duration_seconds", "histogram",
+             "Time to produce HTTP responses (handler time, excluding network I/O).");
+  for (const auto& [key, histogram] : durations_) {
+    const auto& [method, route] = key;
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= buckets_.size(); ++i) {
+      cumulative += histogram.counts[i];
+      const std::string le = i < buckets_.size() ? FormatMetricValue(buckets_[i]) : "+Inf";
+      out.Sample("gpurm_http_request_duration_seconds_bucket",
+                 {{"method", method}, {"route", route}, {"le", le}},
+                 static_cast<double>(cumulative));
+    }
+    out.Sample("gpurm_http_request_duration_seconds_sum", {{"method", method}, {"route", route}},
+               histogram.sum);
+    out.Sample("gpurm_http_request_duration_seconds_count", {{"method", method}, {"route", route}},
+               static_cast<double>(histogram.count));
+  }
+}
+
+}  // namespace gpurm

@@ -1,0 +1,54 @@
+// HttpMetrics: the daemon's own request counters and latency histograms,
+// exposed on /metrics as gpurm_http_requests_total and
+// gpurm_http_request_duration_seconds. One instance is owned by the daemon
+// and fed by the HTTP server's request observer.
+#ifndef GPURM_MONITOR_HTTP_METRICS_H_
+#define GPURM_MONITOR_HTTP_METRICS_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "monitor/prometheus_text.h"
+
+namespace gpurm {
+
+// Thread-safe.
+class HttpMetrics {
+ public:
+  // Upper bounds, in seconds, of the latency histogram's buckets (+Inf is
+  // implicit): 1 ms .. 10 s.
+  static const std::vector<double>& DefaultBuckets();
+
+  explicit HttpMetrics(std::vector<double> buckets = DefaultBuckets());
+
+  // Counts one request. `route` must be the route pattern (e.g.
+  // "/api/v1/gpu/allocations/{id}"), not the path, so the label set stays
+  // bounded; "" is recorded as "unmatched". Methods outside the standard
+  // ones are recorded as "other", for the same reason.
+  void Observe(std::string_view method, std::string_view route, int status, double seconds);
+
+  // Appends both families (always present, possibly without samples).
+  void Write(PrometheusText& out) const;
+
+ private:
+  struct Histogram {
+    std::vector<uint64_t> counts;  // Per bucket, not cumulative.
+    uint64_t count = 0;
+    double sum = 0;
+  };
+
+  const std::vector<double> buckets_;
+  mutable std::mutex mutex_;  // Guards the maps.
+  std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
+  std::map<std::pair<std::string, std::string>, Histogram> durations_;
+};
+
+}  // namespace gpurm
+
+#endif  // GPURM_MONITOR_HTTP_METRICS_H_

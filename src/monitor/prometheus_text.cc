@@ -1,0 +1,65 @@
+#include "monitor/prometheus_text.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace gpurm {
+namespace {
+
+void AppendEscaped(std::string& out, std::string_view text, bool escape_quotes) {
+  for (const char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && escape_quotes) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+}  // namespace
+
+std::string FormatMetricValue(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+void PrometheusText::Family(std::string_view name, std::string_view type, std::string_view help) {
+  text_ += "# HELP ";
+  text_ += name;
+  text_ += ' ';
+  AppendEscaped(text_, help, /*escape_quotes=*/false);
+  text_ += "\n# TYPE ";
+  text_ += name;
+  text_ += ' ';
+  text_ += type;
+  text_ += '\n';
+}
+
+void PrometheusText::Sample(std::string_view name, const MetricLabels& labels, double value) {
+  text_ += name;
+  if (!labels.empty()) {
+    text_ += '{';
+    bool first = true;
+    for (const auto& [label, label_value] : labels) {
+      if (!first) text_ += ',';
+      first = false;
+      text_ += label;
+      text_ += "=\"";
+      AppendEscaped(text_, label_value, /*escape_quotes=*/true);
+      text_ += '"';
+    }
+    text_ += '}';
+  }
+  text_ += ' ';
+  text_ += FormatMetricValue(value);
+  text_ += '\n';
+}
+
+}  // namespace gpurm

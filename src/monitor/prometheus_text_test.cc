@@ -1,0 +1,42 @@
+#include "monitor/prometheus_text.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+
+namespace gpurm {
+namespace {
+
+TEST(PrometheusTextTest, WritesHelpTypeAndSamples) {
+  PrometheusText out;
+  out.Family("gpurm_gpu_temperature_celsius", "gauge", "GPU temperature.");
+  out.Sample("gpurm_gpu_temperature_celsius", {{"node", "n1"}, {"gpu", "0"}}, 41.5);
+  out.Sample("gpurm_gpu_temperature_celsius", {}, 7);
+  EXPECT_EQ(out.text(),
+            "# HELP gpurm_gpu_temperature_celsius GPU temperature.\n"
+            "# TYPE gpurm_gpu_temperature_celsius gauge\n"
+            "gpurm_gpu_temperature_celsius{node=\"n1\",gpu=\"0\"} 41.5\n"
+            "gpurm_gpu_temperature_celsius 7\n");
+}
+
+TEST(PrometheusTextTest, EscapesLabelValuesAndHelp) {
+  PrometheusText out;
+  out.Family("m", "gauge", "a \\ b\nc \"quoted\"");
+  out.Sample("m", {{"model", "a\"b\\c\nd"}}, 1);
+  EXPECT_EQ(out.Take(),
+            "# HELP m a \\\\ b\\nc \"quoted\"\n"
+            "# TYPE m gauge\n"
+            "m{model=\"a\\\"b\\\\c\\nd\"} 1\n");
+}
+
+TEST(PrometheusTextTest, FormatsSpecialAndLargeValues) {
+  EXPECT_EQ(FormatMetricValue(std::numeric_limits<double>::infinity()), "+Inf");
+  EXPECT_EQ(FormatMetricValue(-std::numeric_limits<double>::infinity()), "-Inf");
+  EXPECT_EQ(FormatMetricValue(std::numeric_limits<double>::quiet_NaN()), "NaN");
+  EXPECT_EQ(FormatMetricValue(0.1), "0.1");
+  EXPECT_EQ(FormatMetricValue(85520809984.0), "85520809984");
+  EXPECT_EQ(FormatMetricValue(0.0025), "0.0025");
+}
+
+}  // namespace
+}  // namespace gpurm
