@@ -7,6 +7,7 @@
 #ifndef GPURM_CORE_TYPES_H_
 #define GPURM_CORE_TYPES_H_
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,7 +17,7 @@
 
 namespace gpurm {
 
-inline int64_t MibFromGb(double gb) { return static_cast<int64_t>(gb * 1024.0 + 0.5); }
+inline int64_t MibFromGb(double gb) { return std::llround(gb * 1024.0); }
 inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0; }
 
 // A compute process on a GPU as the driver reports it. Inside containers NVML
@@ -90,6 +91,10 @@ struct GpuRequest {
   // Allow a memory slice of a GPU shared with other shared allocations.
   // Requires memory_gb > 0; the slice reserves memory_gb on each GPU.
   bool shared = false;
+  // Optional share of one GPU's compute in thousandths (1..999; GPU-sharing
+  // pods of the Alibaba trace). Implies a shared slice of gpu_milli/1000 of
+  // the GPU's memory on one GPU; 0 (or 1000) = whole GPUs.
+  int gpu_milli = 0;
   std::string policy;       // Optional per-request placement policy name.
   int64_t lease_ttl_s = 0;  // 0 = no lease (held until released).
 };
