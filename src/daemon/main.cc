@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "daemon/ledger_command.h"
 #include "daemon/serve.h"
 
 int main(int argc, char** argv) {
@@ -10,6 +11,7 @@ int main(int argc, char** argv) {
 
   int exit_code = gpurm::cli::kExitOk;
   gpurm::cli::RegisterClientCommands(app, &exit_code);
+  gpurm::RegisterLedgerCommands(app, &exit_code);
 
   gpurm::ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "Run the daemon (REST API on HOST:PORT)");
