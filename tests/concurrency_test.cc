@@ -15,81 +15,12 @@
 #include <vector>
 
 #include "support/daemon_process.h"
+#include "support/holdings.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
-
-// What clients currently hold, by GPU uuid, as the daemon answered them.
-class Holdings {
- public:
-  explicit Holdings(std::map<std::string, double> total_gb) : total_gb_(std::move(total_gb)) {}
-
-  // Records a granted allocation; returns a description of any violation.
-  std::string Add(const json& gpus) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const json& grant : gpus) {
-      const std::string uuid = grant["gpu_uuid"];
-      if (grant["exclusive"].get<bool>()) {
-        ++exclusive_[uuid];
-      } else {
-        shared_gb_[uuid] += grant["memory_gb"].get<double>();
-      }
-    }
-    return Check(exclusive_, shared_gb_);
-  }
-
-  void Remove(const json& gpus) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const json& grant : gpus) {
-      const std::string uuid = grant["gpu_uuid"];
-      if (grant["exclusive"].get<bool>()) {
-        --exclusive_[uuid];
-      } else {
-        shared_gb_[uuid] -= grant["memory_gb"].get<double>();
-      }
-    }
-  }
-
-  // The same invariant on an arbitrary list of active allocations.
-  std::string CheckAllocations(const json& allocations) const {
-    std::map<std::string, int> exclusive;
-    std::map<std::string, double> shared;
-    for (const json& allocation : allocations) {
-      for (const json& grant : allocation["gpus"]) {
-        if (grant["exclusive"].get<bool>()) {
-          ++exclusive[grant["gpu_uuid"]];
-        } else {
-          shared[grant["gpu_uuid"]] += grant["memory_gb"].get<double>();
-        }
-      }
-    }
-    return Check(exclusive, shared);
-  }
-
- private:
-  std::string Check(const std::map<std::string, int>& exclusive,
-                    const std::map<std::string, double>& shared) const {
-    for (const auto& [uuid, count] : exclusive) {
-      if (count > 1) return uuid + " held exclusively " + std::to_string(count) + " times";
-      if (count == 1 && shared.count(uuid) && shared.at(uuid) > 1e-9) {
-        return uuid + " held exclusively and shared";
-      }
-    }
-    for (const auto& [uuid, gb] : shared) {
-      if (gb > total_gb_.at(uuid) + 1e-6) {
-        return uuid + " has " + std::to_string(gb) + " GB of slices, more than it has";
-      }
-    }
-    return "";
-  }
-
-  const std::map<std::string, double> total_gb_;
-  mutable std::mutex mutex_;
-  std::map<std::string, int> exclusive_;
-  std::map<std::string, double> shared_gb_;
-};
 
 TEST(ConcurrencyTest, ManyClientsNeverOverAllocate) {
   const char* seconds_env = std::getenv("GPURM_STRESS_SECONDS");
@@ -100,14 +31,10 @@ TEST(ConcurrencyTest, ManyClientsNeverOverAllocate) {
   std::string error;
   ASSERT_TRUE(daemon.Start(&error)) << error;
 
-  std::map<std::string, double> total_gb;
-  auto monitoring = daemon.Client().Get("/api/v1/gpu/monitoring");
-  ASSERT_TRUE(monitoring.ok());
-  for (const json& node : monitoring->body["nodes"]) {
-    for (const json& gpu : node["gpus"]) total_gb[gpu["uuid"]] = gpu["memory_total_gb"];
-  }
-  ASSERT_EQ(total_gb.size(), 16u);
-  Holdings holdings(total_gb);
+  Result<std::map<std::string, double>> total_gb = testing::GpuMemoryTotals(daemon.Client());
+  ASSERT_TRUE(total_gb.ok()) << total_gb.status().ToString();
+  ASSERT_EQ(total_gb->size(), 16u);
+  testing::Holdings holdings(*total_gb);
 
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   std::atomic<int> granted{0};
