@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
   curl procps
+  librocm-smi-dev libze-dev  # Headers of the AMD and Intel providers (libraries are dlopened).
 )
 
 missing=()
@@ -26,3 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# NVML's header comes from PyPI (NVIDIA ships no Debian package of it); CMake
+# runs this too, so the call only warms the shared cache.
+bash "$(dirname "$0")/fetch-nvml-header.sh"

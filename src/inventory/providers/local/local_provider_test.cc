@@ -1,177 +1,146 @@
+// The local provider composes the vendor back ends; here against the fake
+// vendor libraries (tests/fakes) and fake sysfs trees.
 #include "inventory/providers/local/local_provider.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <string>
+#include <vector>
+
+#include "inventory/providers/common/test_support.h"
 
 namespace gpurm {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
+using testing::FakeMachine;
+using testing::FakeSysfs;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using testing::ScopedEnv;
 
-namespace fs = std::filesystem;
+// No vendor library anywhere (whatever this machine has installed).
+LocalProviderOptions NoLibraries(const FakeSysfs& tree) {
+  LocalProviderOptions options;
+  options.sysfs_root = tree.root().string();
+  options.nvml_libraries = {"/nonexistent/libnvidia-ml.so.1"};
+  options.rocm_smi_libraries = {"/nonexistent/librocm_smi64.so.1"};
+  options.level_zero_libraries = {"/nonexistent/libze_loader.so.1"};
+  options.dcmi_libraries = {"/nonexistent/libdcmi.so"};
+  return options;
+}
 
-// Builds a fake sysfs tree: <root>/sys/bus/pci/devices/<bus id>/<file>.
-class LocalProviderTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("gpurm_local_provider_test-" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(devices_dir());
-  }
-  void TearDown() override { fs::remove_all(root_); }
+DiscoveryReport Discover(LocalProvider& provider) {
+  Result<DiscoveryReport> report = provider.Discover();
+  EXPECT_TRUE(report.ok()) << report.status().ToString();
+  return report.ok() ? *report : DiscoveryReport{};
+}
 
-  fs::path devices_dir() const { return root_ / "sys" / "bus" / "pci" / "devices"; }
-
-  void AddDevice(const std::string& bus_id, const std::map<std::string, std::string>& files) {
-    const fs::path dir = devices_dir() / bus_id;
-    for (const auto& [name, content] : files) {
-      fs::create_directories((dir / name).parent_path());
-      std::ofstream(dir / name) << content << "\n";
-    }
-  }
-
-  void AddMi210(const std::string& bus_id) {
-    AddDevice(bus_id, {{"class", "0x038000"},
-                       {"vendor", "0x1002"},
-                       {"device", "0x740f"},
-                       {"mem_info_vram_total", "68702699520"},  // 65520 MiB
-                       {"mem_info_vram_used", "2147483648"},    // 2048 MiB
-                       {"gpu_busy_percent", "37"},
-                       {"mem_busy_percent", "5"},
-                       {"numa_node", "1"},
-                       {"product_name", "AMD Instinct MI210"},
-                       {"hwmon/hwmon4/temp1_input", "45000"},
-                       {"hwmon/hwmon4/power1_average", "120000000"},
-                       {"hwmon/hwmon4/power1_cap", "300000000"}});
-  }
-
-  DiscoveryReport Discover() {
-    LocalProvider provider("host-a", {}, root_.string());
-    EXPECT_EQ(provider.name(), "local");
-    Result<DiscoveryReport> report = provider.Discover();
-    EXPECT_TRUE(report.ok()) << report.status().ToString();
-    return report.ok() ? *report : DiscoveryReport{};
-  }
-
-  fs::path root_;
-};
-
-TEST_F(LocalProviderTest, ReportsAmdGpuFromAmdgpuSysfs) {
-  AddMi210("0000:c1:00.0");
-  DiscoveryReport report = Discover();
+TEST(LocalProviderTest, NoVendorLibraryMeansNoGpusAndOneNotePerVendor) {
+  FakeSysfs tree("local_empty");
+  LocalProvider provider("host-a", {}, NoLibraries(tree));
+  EXPECT_EQ(provider.name(), "local");
+  const DiscoveryReport report = Discover(provider);
   ASSERT_EQ(report.nodes.size(), 1u);
   EXPECT_EQ(report.nodes[0].name, "host-a");
-  ASSERT_EQ(report.nodes[0].gpus.size(), 1u);
-  const Gpu& gpu = report.nodes[0].gpus[0];
-  EXPECT_EQ(gpu.index, 0);
-  EXPECT_EQ(gpu.pci_bus_id, "0000:c1:00.0");
-  EXPECT_EQ(gpu.uuid, "host-a-0000:c1:00.0");
-  EXPECT_EQ(gpu.model.raw_name, "AMD Instinct MI210");
-  EXPECT_EQ(gpu.model.vendor, Vendor::kAmd);
-  EXPECT_EQ(gpu.memory_total_mib, 65520);
-  EXPECT_EQ(gpu.memory_used_mib, 2048);
-  EXPECT_DOUBLE_EQ(gpu.utilization, 0.37);
-  EXPECT_DOUBLE_EQ(gpu.memory_utilization, 0.05);
-  EXPECT_EQ(gpu.numa_node, 1);
-  EXPECT_EQ(gpu.temperature_c, 45.0);
-  EXPECT_EQ(gpu.power_w, 120.0);
-  EXPECT_EQ(gpu.power_limit_w, 300.0);
-  EXPECT_TRUE(gpu.healthy);
-  EXPECT_THAT(report.notes, ElementsAre("amd: 1 GPU(s) from amdgpu sysfs"));
-}
-
-TEST_F(LocalProviderTest, NumbersGpusInPciBusOrderAndNamesUnlabelledOnes) {
-  AddMi210("0000:c1:00.0");
-  AddDevice("0000:83:00.0", {{"class", "0x030000"},
-                             {"vendor", "0x1002"},
-                             {"device", "0x73bf"},
-                             {"mem_info_vram_total", "17163091968"},
-                             {"numa_node", "-1"}});
-  DiscoveryReport report = Discover();
-  ASSERT_EQ(report.nodes.size(), 1u);
-  const std::vector<Gpu>& gpus = report.nodes[0].gpus;
-  ASSERT_EQ(gpus.size(), 2u);
-  EXPECT_EQ(gpus[0].pci_bus_id, "0000:83:00.0");
-  EXPECT_EQ(gpus[0].index, 0);
-  EXPECT_EQ(gpus[0].model.raw_name, "AMD GPU 0x73bf");
-  EXPECT_EQ(gpus[0].memory_total_mib, 16368);
-  EXPECT_EQ(gpus[0].memory_used_mib, 0);
-  EXPECT_EQ(gpus[0].numa_node, -1);
-  EXPECT_FALSE(gpus[0].temperature_c.has_value());
-  EXPECT_EQ(gpus[1].pci_bus_id, "0000:c1:00.0");
-  EXPECT_EQ(gpus[1].index, 1);
-}
-
-TEST_F(LocalProviderTest, NvidiaWithoutNvmlIsANoteNotAGpu) {
-  AddMi210("0000:c1:00.0");
-  AddDevice("0000:65:00.0", {{"class", "0x030200"}, {"vendor", "0x10de"}, {"device", "0x20b2"}});
-  AddDevice("0000:17:00.0", {{"class", "0x030000"}, {"vendor", "0x10de"}, {"device", "0x1db5"}});
-  // Not accelerators: NVIDIA's HDMI audio function, a BMC's VGA (ASPEED, and
-  // Huawei's own on Kunpeng servers) and a NIC.
-  AddDevice("0000:17:00.1", {{"class", "0x040300"}, {"vendor", "0x10de"}});
-  AddDevice("0000:02:00.0", {{"class", "0x030000"}, {"vendor", "0x1a03"}});
-  AddDevice("0000:03:00.0", {{"class", "0x030000"}, {"vendor", "0x19e5"}});
-  AddDevice("0000:04:00.0", {{"class", "0x020000"}, {"vendor", "0x8086"}});
-  DiscoveryReport report = Discover();
-  ASSERT_EQ(report.nodes.size(), 1u);
-  ASSERT_EQ(report.nodes[0].gpus.size(), 1u);
-  EXPECT_EQ(report.nodes[0].gpus[0].pci_bus_id, "0000:c1:00.0");
+  EXPECT_THAT(report.nodes[0].gpus, IsEmpty());
   EXPECT_THAT(report.notes,
-              ElementsAre("amd: 1 GPU(s) from amdgpu sysfs",
-                          "nvidia: 2 GPU(s) on PCI (0000:17:00.0, 0000:65:00.0) but the NVML "
-                          "provider is not available in this build; start with --inventory FILE"));
+              ElementsAre("nvidia: /nonexistent/libnvidia-ml.so.1 not found (no NVIDIA driver)",
+                          "amd: no AMD GPU on PCI", "intel: no Intel GPU on PCI",
+                          "ascend: no Ascend NPU on PCI"));
 }
 
-TEST_F(LocalProviderTest, OtherVendorsAndAmdWithoutDriverAreNotes) {
-  AddDevice("0000:3a:00.0", {{"class", "0x038000"}, {"vendor", "0x8086"}, {"device", "0x0bd5"}});
-  AddDevice("0000:81:00.0", {{"class", "0x120000"}, {"vendor", "0x19e5"}, {"device", "0xd801"}});
-  AddDevice("0000:c1:00.0", {{"class", "0x038000"}, {"vendor", "0x1002"}, {"device", "0x740f"}});
-  DiscoveryReport report = Discover();
-  ASSERT_EQ(report.nodes.size(), 1u);
+TEST(LocalProviderTest, UnreadableSysfsIsANoteAndLibrariesAreStillAsked) {
+  FakeSysfs tree("local_no_sysfs");
+  std::filesystem::remove_all(tree.root() / "sys");
+  LocalProvider provider("host-a", {}, NoLibraries(tree));
+  const DiscoveryReport report = Discover(provider);
   EXPECT_THAT(report.nodes[0].gpus, IsEmpty());
-  ASSERT_EQ(report.notes.size(), 3u);
-  EXPECT_THAT(report.notes[0], HasSubstr("amd: 1 GPU(s) on PCI (0000:c1:00.0) without amdgpu"));
-  EXPECT_THAT(report.notes[1], HasSubstr("intel: 1 GPU(s) on PCI (0000:3a:00.0) but the Level "
-                                         "Zero provider is not available"));
-  EXPECT_THAT(report.notes[2], HasSubstr("huawei: 1 NPU(s) on PCI (0000:81:00.0) but the Ascend"));
+  EXPECT_THAT(report.notes, Contains(HasSubstr("amd: /nonexistent/librocm_smi64.so.1 not found")));
+  EXPECT_THAT(report.notes, Contains(HasSubstr("cannot list " + tree.devices_dir().string())));
 }
 
-TEST_F(LocalProviderTest, LongBusIdListsAreCut) {
-  for (int i = 0; i < 10; ++i) {
-    AddDevice("0000:" + std::to_string(10 + i) + ":00.0",
-              {{"class", "0x030200"}, {"vendor", "0x10de"}});
+TEST(LocalProviderTest, ComposesVendorsAndNumbersGpusAcrossThem) {
+  FakeSysfs tree("local_mixed");
+  // One AMD GPU served by amdgpu sysfs, one Ascend NPU by the fake DCMI.
+  tree.AddDevice("0000:e1:00.0", {{"class", "0x038000"},
+                                  {"vendor", "0x1002"},
+                                  {"device", "0x740f"},
+                                  {"mem_info_vram_total", "68702699520"},
+                                  {"product_name", "AMD Instinct MI210"}});
+  tree.AddDevice("0000:c2:00.0", {{"class", "0x120000"}, {"vendor", "0x19e5"}});
+  // The NVML fake's GPUs have no sysfs directories, except this one's NUMA node.
+  tree.AddDevice("0000:43:00.0", {{"numa_node", "0"}});
+  ScopedEnv nvml("GPURM_FAKE_NVML_MACHINE", FakeMachine("nvml_h100x8.json"));
+  ScopedEnv dcmi("GPURM_FAKE_DCMI_MACHINE", FakeMachine("dcmi_ascend.json"));
+  LocalProviderOptions options = NoLibraries(tree);
+  options.nvml_libraries = {GPURM_FAKE_NVML};
+  options.dcmi_libraries = {GPURM_FAKE_DCMI};
+  LocalProvider provider("host-a", {}, options);
+  const DiscoveryReport report = Discover(provider);
+
+  EXPECT_THAT(report.notes,
+              ElementsAre("nvidia: NVML 12.550.54.15, driver 550.54.15, 8 GPU(s)",
+                          "amd: /nonexistent/librocm_smi64.so.1 not found; amdgpu sysfs: 1 GPU(s)",
+                          "intel: no Intel GPU on PCI", "ascend: DCMI, driver 23.0.3, 3 NPU(s)",
+                          HasSubstr("dcmi_get_device_temperature failed")));
+  const std::vector<Gpu>& gpus = report.nodes[0].gpus;
+  ASSERT_EQ(gpus.size(), 8u + 1u + 3u);
+  for (size_t i = 0; i < gpus.size(); ++i) EXPECT_EQ(gpus[i].index, static_cast<int>(i));
+  EXPECT_EQ(gpus[0].model.vendor, Vendor::kNvidia);
+  EXPECT_EQ(gpus[1].numa_node, 0);
+  EXPECT_EQ(gpus[7].nvlink_group, 0);
+  EXPECT_EQ(gpus[8].model.canonical, "MI210");
+  EXPECT_EQ(gpus[8].uuid, "host-a-0000:e1:00.0");
+  EXPECT_EQ(gpus[8].nvlink_group, -1);
+  EXPECT_EQ(gpus[9].model.vendor, Vendor::kHuawei);
+}
+
+TEST(LocalProviderTest, EverySampleIsFreshAndDiscoveryHappensOnce) {
+  FakeSysfs tree("local_resample");
+  tree.AddDevice("0000:c1:00.0", {{"class", "0x038000"},
+                                  {"vendor", "0x1002"},
+                                  {"mem_info_vram_total", "68702699520"},
+                                  {"gpu_busy_percent", "10"}});
+  LocalProvider provider("host-a", {}, NoLibraries(tree));
+  EXPECT_DOUBLE_EQ(Discover(provider).nodes[0].gpus.at(0).utilization, 0.10);
+  tree.AddDevice("0000:c1:00.0", {{"gpu_busy_percent", "90"}});
+  // A device appearing later is not rediscovered: vendors are settled.
+  tree.AddDevice(
+      "0000:c2:00.0",
+      {{"class", "0x038000"}, {"vendor", "0x1002"}, {"mem_info_vram_total", "68702699520"}});
+  const DiscoveryReport again = Discover(provider);
+  ASSERT_EQ(again.nodes[0].gpus.size(), 1u);
+  EXPECT_DOUBLE_EQ(again.nodes[0].gpus[0].utilization, 0.90);
+}
+
+TEST(LocalProviderTest, AVendorWhoseInitFailsIsAskedAgain) {
+  FakeSysfs tree("local_retry");
+  LocalProviderOptions options = NoLibraries(tree);
+  options.nvml_libraries = {GPURM_FAKE_NVML};
+  LocalProvider provider("host-a", {}, options);
+  {
+    ScopedEnv unloaded("GPURM_FAKE_NVML_MACHINE", std::nullopt);
+    const DiscoveryReport report = Discover(provider);
+    EXPECT_THAT(report.nodes[0].gpus, IsEmpty());
+    EXPECT_THAT(report.notes, Contains(HasSubstr("nvmlInit_v2 failed: Driver Not Loaded")));
   }
-  DiscoveryReport report = Discover();
-  ASSERT_EQ(report.notes.size(), 1u);
-  EXPECT_THAT(report.notes[0], HasSubstr("nvidia: 10 GPU(s) on PCI (0000:10:00.0, "));
-  EXPECT_THAT(report.notes[0], HasSubstr("0000:17:00.0, and 2 more)"));
+  ScopedEnv loaded("GPURM_FAKE_NVML_MACHINE", FakeMachine("nvml_failing.json"));
+  const DiscoveryReport report = Discover(provider);
+  ASSERT_EQ(report.nodes[0].gpus.size(), 6u);
+  EXPECT_FALSE(report.nodes[0].gpus[1].healthy);
 }
 
-TEST_F(LocalProviderTest, EmptyTreeReportsTheNodeWithANote) {
-  DiscoveryReport report = Discover();
-  ASSERT_EQ(report.nodes.size(), 1u);
-  EXPECT_EQ(report.nodes[0].name, "host-a");
-  EXPECT_THAT(report.nodes[0].gpus, IsEmpty());
-  EXPECT_THAT(report.notes, ElementsAre("no GPU found under " + devices_dir().string()));
-}
-
-TEST_F(LocalProviderTest, MissingSysfsIsANoteNotAnError) {
-  fs::remove_all(root_ / "sys");
-  DiscoveryReport report = Discover();
-  ASSERT_EQ(report.nodes.size(), 1u);
-  EXPECT_THAT(report.nodes[0].gpus, IsEmpty());
-  ASSERT_EQ(report.notes.size(), 1u);
-  EXPECT_THAT(report.notes[0], HasSubstr("no GPU found under " + devices_dir().string()));
-  EXPECT_THAT(report.notes[0], HasSubstr("cannot list it"));
+TEST(LocalProviderTest, OptionsComeFromTheEnvironment) {
+  ScopedEnv nvml("GPURM_NVML_LIBRARY", "/opt/nvidia/libnvidia-ml.so.1");
+  ScopedEnv root("GPURM_SYSFS_ROOT", "/fake/root");
+  ScopedEnv rocm("GPURM_ROCM_SMI_LIBRARY", std::nullopt);
+  const LocalProviderOptions options = LocalProviderOptions::FromEnvironment();
+  EXPECT_THAT(options.nvml_libraries, ElementsAre("/opt/nvidia/libnvidia-ml.so.1"));
+  EXPECT_EQ(options.sysfs_root, "/fake/root");
+  EXPECT_EQ(options.rocm_smi_libraries, DefaultRocmSmiLibraries());
 }
 
 }  // namespace

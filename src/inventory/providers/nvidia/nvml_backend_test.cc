@@ -1,0 +1,218 @@
+// The NVML back end against the fake libnvidia-ml.so.1 (tests/fakes/nvml),
+// loaded by path: a current driver serving scripted machines, and a driver
+// without the versioned entry points.
+#include "inventory/providers/nvidia/nvml_backend.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "inventory/providers/common/test_support.h"
+
+namespace gpurm {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using testing::FakeMachine;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::ScopedEnv;
+
+constexpr char kMachineVariable[] = "GPURM_FAKE_NVML_MACHINE";
+
+struct Scan {
+  VendorScan scan;
+  std::vector<std::string> notes;  // From Sample and Health.
+};
+
+// Discover, then one Sample and Health, as the local provider does.
+Scan RunBackend(VendorBackend& backend, const sysfs::PciListing& pci = {}) {
+  Scan out;
+  out.scan = backend.Discover(pci);
+  backend.Sample(&out.scan.gpus, &out.notes);
+  backend.Health(&out.scan.gpus, &out.notes);
+  return out;
+}
+
+std::unique_ptr<VendorBackend> Backend(const std::string& library) {
+  return MakeNvmlBackend({library}, BackendContext{"node-a", {}});
+}
+
+TEST(NvmlBackendTest, ReadsAnEightGpuH100NodeWithNvLink) {
+  ScopedEnv machine(kMachineVariable, FakeMachine("nvml_h100x8.json"));
+  auto backend = Backend(GPURM_FAKE_NVML);
+  EXPECT_EQ(backend->vendor(), "nvidia");
+  const Scan run = RunBackend(*backend);
+
+  EXPECT_TRUE(run.scan.settled);
+  EXPECT_THAT(run.scan.notes, ElementsAre("nvidia: NVML 12.550.54.15, driver 550.54.15, 8 GPU(s)"));
+  EXPECT_THAT(run.notes, IsEmpty());
+  const std::vector<std::string> bus = {"1b", "43", "52", "61", "9d", "c3", "d1", "df"};
+  ASSERT_EQ(run.scan.gpus.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    const Gpu& gpu = run.scan.gpus[i];
+    EXPECT_EQ(gpu.index, i);
+    EXPECT_EQ(gpu.pci_bus_id, "0000:" + bus[i] + ":00.0");
+    EXPECT_THAT(gpu.uuid, HasSubstr("GPU-"));
+    EXPECT_EQ(gpu.model.raw_name, "NVIDIA H100 80GB HBM3");
+    EXPECT_EQ(gpu.model.canonical, "H100");
+    EXPECT_EQ(gpu.memory_total_mib, 81559);
+    // used = total - free: the driver's 512 MiB reservation counts as used.
+    EXPECT_EQ(gpu.memory_used_mib, 512 + 1024 * i);
+    EXPECT_DOUBLE_EQ(gpu.utilization, 0.10 * i);
+    EXPECT_DOUBLE_EQ(gpu.memory_utilization, 0.05 * i);
+    EXPECT_EQ(gpu.temperature_c, 30.0 + i);
+    EXPECT_EQ(gpu.power_w, 70.0 + 10.0 * i);
+    EXPECT_EQ(gpu.power_limit_w, 700.0);
+    EXPECT_EQ(gpu.sm_clock_mhz, 1980);
+    EXPECT_EQ(gpu.ecc_double_bit_errors, 0);
+    EXPECT_FALSE(gpu.mig_enabled);
+    EXPECT_EQ(gpu.nvlink_group, 0);  // All-to-all: one island.
+    EXPECT_TRUE(gpu.healthy) << gpu.health_reason;
+    EXPECT_EQ(gpu.memory_used_by_managed_mib, 0);
+    ASSERT_EQ(gpu.processes.size(), static_cast<size_t>(i % 3));
+    for (size_t p = 0; p < gpu.processes.size(); ++p) {
+      EXPECT_EQ(gpu.processes[p].pid, 4200 + 10 * i + static_cast<int>(p));
+      EXPECT_EQ(gpu.processes[p].memory_used_mib, 512 * static_cast<int64_t>(p + 1));
+    }
+  }
+}
+
+TEST(NvmlBackendTest, FailingGpusAreUnhealthyAndTheRestStillWork) {
+  ScopedEnv machine(kMachineVariable, FakeMachine("nvml_failing.json"));
+  auto backend = Backend(GPURM_FAKE_NVML);
+  Scan run = RunBackend(*backend);
+  ASSERT_EQ(run.scan.gpus.size(), 6u);
+  const std::vector<Gpu>& gpus = run.scan.gpus;
+
+  // XID 13 is an application error; the power call failing loses that value only.
+  EXPECT_TRUE(gpus[0].healthy) << gpus[0].health_reason;
+  EXPECT_FALSE(gpus[0].power_w.has_value());
+  EXPECT_EQ(gpus[0].temperature_c, 40.0);
+  EXPECT_THAT(run.notes, Contains(AllOf(HasSubstr("GPU 0 (GPU-a100-0)"), HasSubstr("XID 13"),
+                                        HasSubstr("application error"))));
+  EXPECT_THAT(run.notes,
+              Contains("nvidia: GPU 0 (GPU-a100-0): power: nvmlDeviceGetPowerUsage failed: "
+                       "Unknown Error (NVML error 999)"));
+
+  EXPECT_FALSE(gpus[1].healthy);
+  EXPECT_EQ(gpus[1].health_reason, "XID 79");
+  EXPECT_FALSE(gpus[2].healthy);
+  EXPECT_EQ(gpus[2].health_reason, "2 volatile double-bit ECC error(s)");
+  EXPECT_FALSE(gpus[3].healthy);
+  EXPECT_THAT(gpus[3].health_reason, HasSubstr("memory unreadable"));
+  // A GPU NVML will not hand out keeps its place (indices stay CUDA's).
+  EXPECT_FALSE(gpus[4].healthy);
+  EXPECT_EQ(gpus[4].index, 4);
+  EXPECT_EQ(gpus[4].uuid, "node-a-nvidia-4");
+  EXPECT_THAT(gpus[4].health_reason, HasSubstr("GPU is lost (NVML error 15)"));
+  EXPECT_THAT(run.scan.notes, Contains(HasSubstr("nvidia: GPU 4: nvmlDeviceGetHandleByIndex")));
+  EXPECT_FALSE(gpus[5].healthy);
+  EXPECT_EQ(gpus[5].health_reason, "double-bit ECC error event");
+  EXPECT_TRUE(gpus[5].mig_enabled);
+
+  // Islands: 0-1 are linked, the others are alone.
+  EXPECT_EQ(gpus[0].nvlink_group, 0);
+  EXPECT_EQ(gpus[1].nvlink_group, 0);
+  EXPECT_EQ(gpus[2].nvlink_group, -1);
+
+  // Events are delivered once, but a GPU they broke stays unhealthy.
+  std::vector<std::string> notes;
+  backend->Sample(&run.scan.gpus, &notes);
+  backend->Health(&run.scan.gpus, &notes);
+  EXPECT_FALSE(run.scan.gpus[1].healthy);
+  EXPECT_EQ(run.scan.gpus[1].health_reason, "XID 79");
+  EXPECT_FALSE(run.scan.gpus[5].healthy);
+  EXPECT_TRUE(run.scan.gpus[0].healthy);
+}
+
+TEST(NvmlBackendTest, DriverWithoutVersionedEntryPointsStillWorks) {
+  ScopedEnv machine(kMachineVariable, FakeMachine("nvml_old_driver.json"));
+  auto backend = Backend(GPURM_FAKE_NVML_OLD);
+  const Scan run = RunBackend(*backend);
+  EXPECT_THAT(run.scan.notes,
+              ElementsAre("nvidia: NVML 10.418.87.01, driver 418.87.01, 2 GPU(s) (driver "
+                          "without the _v2 entry points)"));
+  EXPECT_THAT(run.notes, IsEmpty());
+  ASSERT_EQ(run.scan.gpus.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    const Gpu& gpu = run.scan.gpus[i];
+    EXPECT_EQ(gpu.model.canonical, "V100");
+    EXPECT_EQ(gpu.pci_bus_id, i == 0 ? "0000:3b:00.0" : "0000:3c:00.0");  // The legacy field.
+    EXPECT_EQ(gpu.memory_total_mib, 32510);
+    EXPECT_EQ(gpu.memory_used_mib, 1000 * (i + 1));
+    EXPECT_DOUBLE_EQ(gpu.utilization, (50 + i) / 100.0);
+    EXPECT_EQ(gpu.nvlink_group, 0);
+    EXPECT_FALSE(gpu.mig_enabled);  // No nvmlDeviceGetMigMode in that driver.
+    EXPECT_TRUE(gpu.healthy);
+    // The original process call fills 16-byte records: read with that stride.
+    ASSERT_EQ(gpu.processes.size(), 1u);
+    EXPECT_EQ(gpu.processes[0].pid, 777 + i);
+    EXPECT_EQ(gpu.processes[0].memory_used_mib, 900);
+  }
+}
+
+TEST(NvmlBackendTest, MissingLibraryIsANoteAndNoGpus) {
+  auto backend = Backend("/nonexistent/libnvidia-ml.so.1");
+  const Scan run = RunBackend(*backend);
+  EXPECT_TRUE(run.scan.settled);
+  EXPECT_THAT(run.scan.gpus, IsEmpty());
+  EXPECT_THAT(run.scan.notes,
+              ElementsAre("nvidia: /nonexistent/libnvidia-ml.so.1 not found (no NVIDIA driver)"));
+}
+
+TEST(NvmlBackendTest, MissingLibraryWithNvidiaGpusOnPciSaysSo) {
+  sysfs::PciListing pci;
+  pci.accelerators.push_back({"0000:17:00.0", {}, sysfs::kVendorNvidia, 0x20b2});
+  auto backend = Backend("/nonexistent/libnvidia-ml.so.1");
+  const Scan run = RunBackend(*backend, pci);
+  EXPECT_THAT(run.scan.notes,
+              ElementsAre("nvidia: 1 GPU(s) on PCI (0000:17:00.0) but "
+                          "/nonexistent/libnvidia-ml.so.1 not found: install the NVIDIA driver, "
+                          "or start with --inventory FILE"));
+}
+
+TEST(NvmlBackendTest, ALibraryThatIsNotNvmlIsANote) {
+  auto backend = Backend(GPURM_FAKE_ROCM_SMI);
+  const Scan run = RunBackend(*backend);
+  EXPECT_THAT(run.scan.gpus, IsEmpty());
+  ASSERT_EQ(run.scan.notes.size(), 1u);
+  EXPECT_THAT(run.scan.notes[0],
+              HasSubstr("does not export nvmlInit_v2: not a usable NVML library"));
+}
+
+TEST(NvmlBackendTest, AnUnloadableLibraryIsANote) {
+  const std::string path = ::testing::TempDir() + "/libnvidia-ml.so.1";
+  std::ofstream(path) << "not an ELF file\n";
+  auto backend = Backend(path);
+  const Scan run = RunBackend(*backend);
+  EXPECT_THAT(run.scan.gpus, IsEmpty());
+  ASSERT_EQ(run.scan.notes.size(), 1u);
+  EXPECT_THAT(run.scan.notes[0], HasSubstr("nvidia: cannot load " + path + ": "));
+}
+
+TEST(NvmlBackendTest, InitFailureIsRetriedLater) {
+  ScopedEnv machine(kMachineVariable, std::nullopt);  // The fake driver is "not loaded".
+  auto backend = Backend(GPURM_FAKE_NVML);
+  const Scan run = RunBackend(*backend);
+  EXPECT_FALSE(run.scan.settled);
+  EXPECT_THAT(run.scan.gpus, IsEmpty());
+  EXPECT_THAT(run.scan.notes,
+              ElementsAre("nvidia: nvmlInit_v2 failed: Driver Not Loaded (NVML error 9)"));
+
+  ScopedEnv loaded(kMachineVariable, FakeMachine("nvml_old_driver.json"));
+  const Scan again = RunBackend(*backend);
+  EXPECT_TRUE(again.scan.settled);
+  EXPECT_EQ(again.scan.gpus.size(), 2u);
+}
+
+}  // namespace
+}  // namespace gpurm

@@ -1,0 +1,390 @@
+// A fake libnvidia-ml.so.1 for tests: exports NVML's C entry points and serves
+// a scripted machine read from the JSON file named by GPURM_FAKE_NVML_MACHINE
+// (format: tests/fakes/machines/README.md). gpurm's real NVML back end is
+// tested by dlopening this library, as DCGM tests NVML through its injection
+// library.
+//
+// Built twice: as a current driver, and with FAKE_NVML_OLD_DRIVER as a driver
+// that predates the versioned entry points (no nvmlInit_v2, _v2 memory info,
+// _v2/_v3 process lists, MIG...), whose process list uses the original 16-byte
+// struct and whose PCI info fills only the legacy bus id.
+//
+// Like a driver, it keeps process-wide state (the loaded machine), reloaded
+// whenever the first nvmlInit after a full shutdown happens. Not thread-safe:
+// tests call it from one thread.
+#define NVML_NO_UNVERSIONED_FUNC_DEFS
+#include <nvml.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+
+constexpr unsigned long long kMib = 1024ULL * 1024ULL;
+constexpr unsigned int kLinksPerGpu = 18;
+
+struct FakeEvent {
+  unsigned long long type = 0;
+  unsigned long long data = 0;
+};
+
+struct FakeGpu {
+  json spec;
+  std::deque<FakeEvent> pending;  // Delivered once registered.
+};
+
+struct EventSet {
+  std::deque<nvmlEventData_t> queue;
+};
+
+struct Machine {
+  json spec;
+  std::vector<std::unique_ptr<FakeGpu>> gpus;
+  std::vector<std::unique_ptr<EventSet>> event_sets;
+};
+
+Machine* g_machine = nullptr;
+int g_init_count = 0;
+
+// The scripted failure of `call` on `gpu` (or machine-wide), else success.
+nvmlReturn_t Scripted(const json& spec, const char* call) {
+  if (spec.contains("errors") && spec["errors"].contains(call)) {
+    return static_cast<nvmlReturn_t>(spec["errors"][call].get<int>());
+  }
+  return NVML_SUCCESS;
+}
+
+FakeGpu* Gpu(nvmlDevice_t device) { return reinterpret_cast<FakeGpu*>(device); }
+
+nvmlReturn_t Init() {
+  if (g_init_count > 0) {
+    ++g_init_count;
+    return NVML_SUCCESS;
+  }
+  const char* path = std::getenv("GPURM_FAKE_NVML_MACHINE");
+  if (path == nullptr) return NVML_ERROR_DRIVER_NOT_LOADED;
+  std::ifstream in(path);
+  if (!in) return NVML_ERROR_DRIVER_NOT_LOADED;
+  auto machine = std::make_unique<Machine>();
+  machine->spec = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (machine->spec.is_discarded()) return NVML_ERROR_UNKNOWN;
+  if (const nvmlReturn_t rc = Scripted(machine->spec, "nvmlInit"); rc != NVML_SUCCESS) return rc;
+  for (const json& spec : machine->spec.value("gpus", json::array())) {
+    auto gpu = std::make_unique<FakeGpu>();
+    gpu->spec = spec;
+    for (const json& event : spec.value("events", json::array())) {
+      if (event.contains("xid")) {
+        gpu->pending.push_back(
+            {nvmlEventTypeXidCriticalError, event["xid"].get<unsigned long long>()});
+      }
+      if (event.value("double_bit_ecc", false)) {
+        gpu->pending.push_back({nvmlEventTypeDoubleBitEccError, 0});
+      }
+    }
+    machine->gpus.push_back(std::move(gpu));
+  }
+  delete g_machine;
+  g_machine = machine.release();
+  g_init_count = 1;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t Count(unsigned int* count) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  *count = static_cast<unsigned int>(g_machine->gpus.size());
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t HandleByIndex(unsigned int index, nvmlDevice_t* device) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  if (index >= g_machine->gpus.size()) return NVML_ERROR_INVALID_ARGUMENT;
+  FakeGpu* gpu = g_machine->gpus[index].get();
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceGetHandleByIndex");
+      rc != NVML_SUCCESS) {
+    return rc;
+  }
+  *device = reinterpret_cast<nvmlDevice_t>(gpu);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t CopyString(const std::string& value, char* out, unsigned int length) {
+  if (value.size() + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+  std::memcpy(out, value.c_str(), value.size() + 1);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t PciInfo(nvmlDevice_t device, nvmlPciInfo_t* pci, bool legacy_only, const char* call) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, call); rc != NVML_SUCCESS) return rc;
+  const std::string bus_id = spec.value("bus_id", "");
+  std::memset(pci, 0, sizeof(*pci));
+  // The original call wrote a 16-byte bus id at the start of the struct.
+  std::strncpy(legacy_only ? pci->busIdLegacy : pci->busId, bus_id.c_str(),
+               (legacy_only ? sizeof(pci->busIdLegacy) : sizeof(pci->busId)) - 1);
+  return NVML_SUCCESS;
+}
+
+template <typename Info>
+nvmlReturn_t Processes(nvmlDevice_t device, unsigned int* count, Info* infos) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetComputeRunningProcesses");
+      rc != NVML_SUCCESS) {
+    return rc;
+  }
+  const json processes = spec.value("processes", json::array());
+  if (*count < processes.size()) {
+    *count = static_cast<unsigned int>(processes.size());
+    return NVML_ERROR_INSUFFICIENT_SIZE;
+  }
+  *count = static_cast<unsigned int>(processes.size());
+  for (size_t i = 0; i < processes.size(); ++i) {
+    std::memset(&infos[i], 0, sizeof(Info));
+    infos[i].pid = processes[i]["pid"].get<unsigned int>();
+    infos[i].usedGpuMemory = processes[i]["used_mib"].get<unsigned long long>() * kMib;
+  }
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t NvLinkRemote(nvmlDevice_t device, unsigned int link, nvmlPciInfo_t* pci,
+                          bool legacy_only) {
+  const json peers = Gpu(device)->spec.value("nvlink_peers", json::array());
+  if (link >= peers.size()) return NVML_ERROR_INVALID_ARGUMENT;
+  std::memset(pci, 0, sizeof(*pci));
+  const std::string bus_id = peers[link].get<std::string>();
+  std::strncpy(legacy_only ? pci->busIdLegacy : pci->busId, bus_id.c_str(),
+               (legacy_only ? sizeof(pci->busIdLegacy) : sizeof(pci->busId)) - 1);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t EventWait(nvmlEventSet_t set, nvmlEventData_t* data) {
+  auto* events = reinterpret_cast<EventSet*>(set);
+  if (events->queue.empty()) return NVML_ERROR_TIMEOUT;
+  *data = events->queue.front();
+  events->queue.pop_front();
+  return NVML_SUCCESS;
+}
+
+// A field of the GPU's spec, or NOT_SUPPORTED when the spec leaves it out.
+template <typename T>
+nvmlReturn_t Field(nvmlDevice_t device, const char* key, const char* call, T* out) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, call); rc != NVML_SUCCESS) return rc;
+  if (!spec.contains(key)) return NVML_ERROR_NOT_SUPPORTED;
+  *out = spec[key].get<T>();
+  return NVML_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* nvmlErrorString(nvmlReturn_t result) {
+  switch (result) {
+    case NVML_SUCCESS:
+      return "Success";
+    case NVML_ERROR_NOT_SUPPORTED:
+      return "Not Supported";
+    case NVML_ERROR_DRIVER_NOT_LOADED:
+      return "Driver Not Loaded";
+    case NVML_ERROR_GPU_IS_LOST:
+      return "GPU is lost";
+    case NVML_ERROR_INSUFFICIENT_SIZE:
+      return "Insufficient Size";
+    default:
+      return "Unknown Error";
+  }
+}
+
+nvmlReturn_t nvmlShutdown(void) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  --g_init_count;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char* version, unsigned int length) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  return CopyString(g_machine->spec.value("driver_version", "0.0"), version, length);
+}
+
+nvmlReturn_t nvmlSystemGetNVMLVersion(char* version, unsigned int length) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  return CopyString(g_machine->spec.value("nvml_version", "0.0"), version, length);
+}
+
+nvmlReturn_t nvmlInit(void) { return Init(); }
+nvmlReturn_t nvmlDeviceGetCount(unsigned int* count) { return Count(count); }
+nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t* device) {
+  return HandleByIndex(index, device);
+}
+nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfo_t* pci) {
+  return PciInfo(device, pci, /*legacy_only=*/true, "nvmlDeviceGetPciInfo");
+}
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int* count,
+                                                  nvmlProcessInfo_v1_t* infos) {
+  return Processes(device, count, infos);
+}
+nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t* data, unsigned int) {
+  return EventWait(set, data);
+}
+nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo(nvmlDevice_t device, unsigned int link,
+                                              nvmlPciInfo_t* pci) {
+  return NvLinkRemote(device, link, pci, /*legacy_only=*/true);
+}
+
+#ifndef FAKE_NVML_OLD_DRIVER
+nvmlReturn_t nvmlInit_v2(void) { return Init(); }
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* count) { return Count(count); }
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t* device) {
+  return HandleByIndex(index, device);
+}
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
+  return PciInfo(device, pci, /*legacy_only=*/false, "nvmlDeviceGetPciInfo");
+}
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetMemoryInfo"); rc != NVML_SUCCESS) {
+    return rc;
+  }
+  if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  memory->total = spec.value("memory_total_mib", 0ULL) * kMib;
+  memory->free = spec.value("memory_free_mib", 0ULL) * kMib;
+  memory->reserved = spec.value("memory_reserved_mib", 0ULL) * kMib;
+  memory->used = memory->total - memory->free - memory->reserved;
+  return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int* count,
+                                                     nvmlProcessInfo_t* infos) {
+  return Processes(device, count, infos);
+}
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data, unsigned int) {
+  return EventWait(set, data);
+}
+nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned int link,
+                                                 nvmlPciInfo_t* pci) {
+  return NvLinkRemote(device, link, pci, /*legacy_only=*/false);
+}
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int* current,
+                                  unsigned int* pending) {
+  bool enabled = false;
+  const nvmlReturn_t rc = Field(device, "mig", "nvmlDeviceGetMigMode", &enabled);
+  if (rc != NVML_SUCCESS) return rc;
+  *current = *pending = enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+  return NVML_SUCCESS;
+}
+#endif  // FAKE_NVML_OLD_DRIVER
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetMemoryInfo"); rc != NVML_SUCCESS) {
+    return rc;
+  }
+  memory->total = spec.value("memory_total_mib", 0ULL) * kMib;
+  memory->free = spec.value("memory_free_mib", 0ULL) * kMib;
+  memory->used = memory->total - memory->free;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetName"); rc != NVML_SUCCESS) return rc;
+  return CopyString(spec.value("name", ""), name, length);
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetUUID"); rc != NVML_SUCCESS) return rc;
+  return CopyString(spec.value("uuid", ""), uuid, length);
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t* rates) {
+  const json& spec = Gpu(device)->spec;
+  if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetUtilizationRates"); rc != NVML_SUCCESS) {
+    return rc;
+  }
+  rates->gpu = spec.value("utilization_gpu", 0U);
+  rates->memory = spec.value("utilization_memory", 0U);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t,
+                                      unsigned int* temp) {
+  return Field(device, "temperature_c", "nvmlDeviceGetTemperature", temp);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int* power) {
+  return Field(device, "power_mw", "nvmlDeviceGetPowerUsage", power);
+}
+
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int* limit) {
+  return Field(device, "power_limit_mw", "nvmlDeviceGetEnforcedPowerLimit", limit);
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type,
+                                    unsigned int* clock) {
+  if (type != NVML_CLOCK_SM) return NVML_ERROR_NOT_SUPPORTED;
+  return Field(device, "sm_clock_mhz", "nvmlDeviceGetClockInfo", clock);
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t type,
+                                         nvmlEccCounterType_t counter, unsigned long long* count) {
+  if (type != NVML_MEMORY_ERROR_TYPE_UNCORRECTED || counter != NVML_VOLATILE_ECC) {
+    return NVML_ERROR_NOT_SUPPORTED;
+  }
+  return Field(device, "ecc_double_bit", "nvmlDeviceGetTotalEccErrors", count);
+}
+
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link,
+                                      nvmlEnableState_t* active) {
+  const json peers = Gpu(device)->spec.value("nvlink_peers", json::array());
+  if (peers.empty()) return NVML_ERROR_NOT_SUPPORTED;
+  if (link >= kLinksPerGpu) return NVML_ERROR_INVALID_ARGUMENT;
+  *active = link < peers.size() ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
+  if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  g_machine->event_sets.push_back(std::make_unique<EventSet>());
+  *set = reinterpret_cast<nvmlEventSet_t>(g_machine->event_sets.back().get());
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t) { return NVML_SUCCESS; }
+
+nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t, unsigned long long* types) {
+  *types = nvmlEventTypeXidCriticalError | nvmlEventTypeDoubleBitEccError |
+           nvmlEventTypeSingleBitEccError;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types,
+                                      nvmlEventSet_t set) {
+  FakeGpu* gpu = Gpu(device);
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceRegisterEvents"); rc != NVML_SUCCESS) {
+    return rc;
+  }
+  auto* events = reinterpret_cast<EventSet*>(set);
+  while (!gpu->pending.empty()) {
+    const FakeEvent event = gpu->pending.front();
+    gpu->pending.pop_front();
+    if ((event.type & types) == 0) continue;
+    nvmlEventData_t data{};
+    data.device = device;
+    data.eventType = event.type;
+    data.eventData = event.data;
+    data.gpuInstanceId = data.computeInstanceId = 0xFFFFFFFF;
+    events->queue.push_back(data);
+  }
+  return NVML_SUCCESS;
+}
+
+}  // extern "C"
