@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what bench/run needs beyond scripts/install-deps.sh: wrk (the load
+# generator), gnuplot (the PNGs), python3-venv (the FastAPI peer's venv) and
+# linux-perf (profiles of missed targets; see bench/README.md).
+# Idempotent: apt runs only when a package is missing.
+set -euo pipefail
+packages=(wrk gnuplot-nox python3-venv linux-perf)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "bench: apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

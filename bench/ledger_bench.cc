@@ -1,0 +1,248 @@
+// ledger_bench: what durability costs on this machine's disk.
+//
+// Measures, through OpenSqliteLedger (WAL, synchronous=FULL, one transaction
+// per change; the daemon's ledger exactly as it is), how many allocations per
+// second become durable:
+//   * insert: one thread recording 1-GPU allocations back to back;
+//   * end: the same thread releasing them;
+//   * cycle: insert then end, as a job that allocates and releases;
+//   * insert_threads: N threads inserting at once (the ledger serialises its
+//     commits, so this shows whether concurrency buys anything);
+// and, as the ceiling any one-fsync-per-change design has on this disk, how
+// many write+fdatasync round trips per second a plain file gets.
+//
+// Prints one JSON object on stdout:
+//   {"dir", "seconds_per_phase", "fsync_per_s", "insert": {"ops_per_s",
+//    "p50_us", "p99_us", "p999_us", "ops"}, "end": {...}, "cycle": {...},
+//    "insert_threads": {..., "threads"}}
+// Usage: ledger_bench --dir DIR [--seconds S] [--threads N]
+// DIR must be on the disk under test (not tmpfs); the bench creates and
+// removes its own subdirectory there.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "core/types.h"
+#include "ledger/sqlite_ledger.h"
+
+namespace gpurm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string dir;
+  double seconds = 3;
+  int threads = 4;
+};
+
+// Per-operation latencies of one phase, in microseconds.
+class Phase {
+ public:
+  void Add(double us) { latencies_us_.push_back(us); }
+  void Merge(const Phase& other) {
+    latencies_us_.insert(latencies_us_.end(), other.latencies_us_.begin(),
+                         other.latencies_us_.end());
+  }
+  nlohmann::json ToJson(double elapsed_s) {
+    std::sort(latencies_us_.begin(), latencies_us_.end());
+    auto percentile = [this](double p) {
+      if (latencies_us_.empty()) return 0.0;
+      const size_t rank =
+          static_cast<size_t>(p / 100.0 * static_cast<double>(latencies_us_.size()));
+      return latencies_us_[std::min(rank, latencies_us_.size() - 1)];
+    };
+    const double ops = static_cast<double>(latencies_us_.size());
+    return {{"ops", latencies_us_.size()},
+            {"ops_per_s", elapsed_s > 0 ? ops / elapsed_s : 0.0},
+            {"p50_us", percentile(50)},
+            {"p99_us", percentile(99)},
+            {"p999_us", percentile(99.9)}};
+  }
+
+ private:
+  std::vector<double> latencies_us_;
+};
+
+double MicrosSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+// A 1-GPU exclusive allocation on a 1,000-node x 8-GPU cluster, as the
+// daemon records one.
+Allocation MakeAllocation(uint64_t serial) {
+  Allocation allocation;
+  char id[32];
+  std::snprintf(id, sizeof(id), "alloc-%016llx", static_cast<unsigned long long>(serial));
+  allocation.id = id;
+  allocation.owner = "bench";
+  allocation.request.gpu_count = 1;
+  allocation.request.gpu_type = "A100";
+  allocation.request.memory_gb = 40;
+  allocation.created_unix_ms = 1700000000000 + static_cast<int64_t>(serial);
+  GpuGrant& grant = allocation.grants.emplace_back();
+  const uint64_t node = (serial / 8) % 1000;
+  grant.gpu_index = static_cast<int>(serial % 8);
+  grant.node_name = "node-" + std::to_string(node);
+  grant.gpu_uuid = grant.node_name + "-gpu" + std::to_string(grant.gpu_index) + "-" +
+                   std::to_string(serial);  // Unique: GPUs are never held twice.
+  grant.memory_mib = 81920;
+  return allocation;
+}
+
+// Runs `op(serial)` with serials taken from `serial` until `seconds` have
+// passed or the serial reaches `limit`; returns the elapsed time.
+double RunFor(double seconds, Phase& phase, std::atomic<uint64_t>& serial,
+              const std::function<Status(uint64_t)>& op, uint64_t limit = UINT64_MAX) {
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration<double>(seconds);
+  while (Clock::now() < deadline) {
+    const uint64_t mine = serial.fetch_add(1);
+    if (mine >= limit) break;
+    const auto op_start = Clock::now();
+    const Status status = op(mine);
+    if (!status.ok()) {
+      std::fprintf(stderr, "ledger_bench: %s\n", status.ToString().c_str());
+      std::exit(1);
+    }
+    phase.Add(MicrosSince(op_start));
+  }
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// write(4 KiB) + fdatasync round trips per second on a plain file in `dir`.
+double FsyncPerSecond(const std::filesystem::path& dir, double seconds) {
+  const std::string path = (dir / "fsync-probe").string();
+  const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::fprintf(stderr, "ledger_bench: cannot create %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+    std::exit(1);
+  }
+  char block[4096];
+  std::memset(block, 'x', sizeof(block));
+  uint64_t count = 0;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration<double>(seconds);
+  while (Clock::now() < deadline) {
+    if (::pwrite(fd, block, sizeof(block), static_cast<off_t>((count % 256) * sizeof(block))) !=
+            static_cast<ssize_t>(sizeof(block)) ||
+        ::fdatasync(fd) != 0) {
+      std::fprintf(stderr, "ledger_bench: write/fdatasync failed: %s\n", std::strerror(errno));
+      std::exit(1);
+    }
+    ++count;
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  ::close(fd);
+  std::filesystem::remove(path);
+  return static_cast<double>(count) / elapsed;
+}
+
+std::unique_ptr<Ledger> Open(const std::filesystem::path& path) {
+  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path.string());
+  if (!ledger.ok()) {
+    std::fprintf(stderr, "ledger_bench: cannot open %s: %s\n", path.c_str(),
+                 ledger.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(ledger).value();
+}
+
+int Run(const Options& options) {
+  const std::filesystem::path root =
+      std::filesystem::path(options.dir) / ("ledger-bench-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root);
+  nlohmann::json out{{"dir", options.dir}, {"seconds_per_phase", options.seconds}};
+  out["fsync_per_s"] = FsyncPerSecond(root, options.seconds);
+
+  std::unique_ptr<Ledger> ledger = Open(root / "ledger.db");
+  std::atomic<uint64_t> serial{0};
+
+  Phase insert;
+  const double insert_s = RunFor(options.seconds, insert, serial,
+                                 [&](uint64_t s) { return ledger->Insert(MakeAllocation(s)); });
+  out["insert"] = insert.ToJson(insert_s);
+
+  // Release what was inserted, oldest first (at most all of it).
+  std::atomic<uint64_t> to_end{0};
+  Phase end;
+  const double end_s = RunFor(
+      options.seconds, end, to_end,
+      [&](uint64_t s) {
+        return ledger->End(MakeAllocation(s).id, AllocationState::kReleased, 1800000000000)
+            .status();
+      },
+      serial.load());
+  out["end"] = end.ToJson(end_s);
+
+  Phase cycle;
+  const double cycle_s = RunFor(options.seconds, cycle, serial, [&](uint64_t s) -> Status {
+    const Allocation allocation = MakeAllocation(s);
+    if (Status status = ledger->Insert(allocation); !status.ok()) return status;
+    return ledger->End(allocation.id, AllocationState::kReleased, 1800000000000).status();
+  });
+  out["cycle"] = cycle.ToJson(cycle_s);  // One op = allocate + release (two commits).
+
+  std::vector<Phase> per_thread(static_cast<size_t>(options.threads));
+  std::vector<std::thread> threads;
+  std::vector<double> elapsed(static_cast<size_t>(options.threads));
+  for (int t = 0; t < options.threads; ++t) {
+    threads.emplace_back([&, t] {
+      elapsed[static_cast<size_t>(t)] =
+          RunFor(options.seconds, per_thread[static_cast<size_t>(t)], serial,
+                 [&](uint64_t s) { return ledger->Insert(MakeAllocation(s)); });
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  Phase all;
+  for (const Phase& phase : per_thread) all.Merge(phase);
+  out["insert_threads"] = all.ToJson(*std::max_element(elapsed.begin(), elapsed.end()));
+  out["insert_threads"]["threads"] = options.threads;
+
+  ledger.reset();
+  std::filesystem::remove_all(root);
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace gpurm
+
+int main(int argc, char** argv) {
+  gpurm::Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--dir" && has_value) {
+      options.dir = argv[++i];
+    } else if (arg == "--seconds" && has_value) {
+      options.seconds = std::atof(argv[++i]);
+    } else if (arg == "--threads" && has_value) {
+      options.threads = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: ledger_bench --dir DIR [--seconds S] [--threads N]\n");
+      return 2;
+    }
+  }
+  if (options.dir.empty() || options.seconds <= 0 || options.threads < 1) {
+    std::fprintf(stderr, "usage: ledger_bench --dir DIR [--seconds S] [--threads N]\n");
+    return 2;
+  }
+  return gpurm::Run(options);
+}
