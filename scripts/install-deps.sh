@@ -11,6 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
+  clang libclang-rt-14-dev python3-venv  # scripts/fuzz.sh (libFuzzer), scripts/schemathesis.sh
   curl procps
   librocm-smi-dev libze-dev  # Headers of the AMD and Intel providers (libraries are dlopened).
 )
