@@ -1,6 +1,7 @@
 #include "support/daemon_process.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -70,14 +71,16 @@ bool DaemonProcess::Start(std::string* error) {
                                    "--log-dir",   work_dir_ + "/logs",
                                    "--config",    SourceDir() + "/gpu_config.yaml"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  // Everything the child needs is prepared before fork: the child of a
+  // multi-threaded process may only make async-signal-safe calls until exec.
+  const std::string out = work_dir_ + "/daemon.out";
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ == 0) {
-    const std::string out = work_dir_ + "/daemon.out";
-    FILE* sink = std::freopen(out.c_str(), "a", stderr);
-    (void)sink;
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
+    const int sink = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (sink >= 0) ::dup2(sink, STDERR_FILENO);
     ::execv(argv[0], argv.data());
     std::_Exit(127);
   }

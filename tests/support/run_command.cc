@@ -14,15 +14,17 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   CommandResult result;
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) return result;
+  // Built before fork: the child of a multi-threaded process may only make
+  // async-signal-safe calls (no malloc) until it execs.
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(pipe_fds[1], STDOUT_FILENO);
     ::dup2(pipe_fds[1], STDERR_FILENO);
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     std::_Exit(127);
   }
