@@ -79,7 +79,7 @@ bool DaemonProcess::Start(std::string* error) {
   argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ == 0) {
-    const int sink = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int sink = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (sink >= 0) ::dup2(sink, STDERR_FILENO);
     ::execv(argv[0], argv.data());
     std::_Exit(127);
