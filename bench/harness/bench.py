@@ -258,6 +258,8 @@ def bench_rest(args, workdir: str, inventories: dict) -> tuple[list, list]:
                                     "connections": connections, "gpurm": g, "peer": p})
                     log(f"{label:<38} c={connections:<3} gpurm {fmt_rps(g)} | "
                         f"peer {fmt_rps(p)} | ratio {fmt(ratio, 1)}")
+                if args.profile and available["gpurm"]:
+                    profile_gpurm(args, servers["gpurm"], path, script, key, label)
         finally:
             for server in servers.values():
                 server.stop()
@@ -269,6 +271,75 @@ def fmt_rps(figures: Optional[dict]) -> str:
         return "n/a"
     return (f"{figures['rps']:9.1f} rps p99 {figures['p99_ms']:8.2f} ms"
             + (f" ({figures['errors']} errors)" if figures["errors"] else ""))
+
+
+# --- Profiles ----------------------------------------------------------------------
+
+PROFILE_CONNECTIONS = 16
+
+
+def profile_gpurm(args, server: Server, path: str, script: str, key: str, label: str) -> None:
+    """Where gpurm's time goes under the scenario's load at 16 connections:
+    a perf CPU profile (flat, by symbol and by library) and, for scenarios
+    that write the ledger, the wall time spent in each system call (strace),
+    which shows the time waiting for the disk that a CPU profile cannot."""
+    out_dir = os.path.join(args.out, "profiles")
+    os.makedirs(out_dir, exist_ok=True)
+    data = os.path.join(os.path.dirname(script), f"perf-{key}.data")
+    seconds = args.duration
+    perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", data, "-p",
+                             str(server.process.pid), "--", "sleep", f"{seconds + 1:g}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    figures = run_wrk(server.base + path, PROFILE_CONNECTIONS, seconds, script)
+    perf.wait()
+    sections = [f"gpurm under {label}, {PROFILE_CONNECTIONS} connections, {seconds:g} s "
+                f"(perf record -F 999 -g -p PID): {figures['rps']:.0f} req/s while profiled\n"]
+    for title, sort, limit in (("by library", "dso", 0.5), ("by symbol", "dso,symbol", 1.0)):
+        report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                 "-g", "none", "--sort", sort, "--percent-limit", str(limit)],
+                                capture_output=True, text=True)
+        rows = [line[:160] for line in report.stdout.splitlines()
+                if line.strip() and not line.startswith("#")]
+        sections.append(f"== {title} (self time, >= {limit}%) ==\n" + "\n".join(rows[:40]))
+    if "alloc" in key:
+        strace_out = os.path.join(os.path.dirname(script), f"strace-{key}.txt")
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-w", "-o", strace_out, "-p",
+                                   str(server.process.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        traced = run_wrk(server.base + path, PROFILE_CONNECTIONS, seconds, script)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+        with open(strace_out, encoding="utf-8") as f:
+            sections.append(f"== wall time per system call (strace -f -c -w), "
+                            f"{traced['requests']} requests while traced ==\n" + f.read())
+    target = os.path.join(out_dir, f"gpurm-{key}.txt")
+    with open(target, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(sections) + "\n")
+    log(f"profile: {target}")
+
+
+def profile_ledger(args, workdir: str) -> None:
+    """System-call wall time of ledger_bench: how many fsyncs a durable
+    allocation costs and how long each takes on this disk."""
+    out_dir = os.path.join(args.out, "profiles")
+    os.makedirs(out_dir, exist_ok=True)
+    strace_out = os.path.join(workdir, "strace-ledger.txt")
+    binary = os.path.join(args.build_dir, "bench", "ledger_bench")
+    result = subprocess.run(["strace", "-f", "-c", "-w", "-o", strace_out, binary, "--dir",
+                             workdir, "--seconds", "1", "--threads", "1"],
+                            capture_output=True, text=True, timeout=120)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    commits = (figures["insert"]["ops"] + figures["end"]["ops"] + 2 * figures["cycle"]["ops"] +
+               figures["insert_threads"]["ops"])
+    with open(strace_out, encoding="utf-8") as f:
+        syscalls = f.read()
+    target = os.path.join(out_dir, "ledger.txt")
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(f"ledger_bench --seconds 1 --threads 1 under strace -f -c -w: {commits} commits "
+                f"(+ {figures['fsync_per_s']:.0f}/s plain fdatasync probe for 1 s)\n\n{syscalls}")
+    log(f"profile: {target}")
 
 
 # --- Placement ---------------------------------------------------------------------
@@ -326,13 +397,22 @@ def parse_placement_entry(entry: dict) -> Optional[dict]:
             policy = candidate
     if policy not in ("binpack", "spread"):
         return None
-    unit_us = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[entry.get("time_unit", "ns")]
-    mean_us = entry["real_time"] * unit_us
+    scale_us = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+    time_unit = entry.get("time_unit", "ns")
+    mean_us = entry["real_time"] * scale_us[time_unit]
     decisions_per_s = entry.get("items_per_second") or (1e6 / mean_us if mean_us else 0.0)
-    p99 = entry.get("p99_us")
+
+    def percentile_us(which: str) -> Optional[float]:
+        # A user counter "p99_us", "p99_ns", "p99_ms" or plain "p99" (then in
+        # the benchmark's time unit).
+        for key, value in entry.items():
+            match = re.fullmatch(which + r"(?:_(ns|us|ms|s))?", key.lower())
+            if match and isinstance(value, (int, float)):
+                return float(value) * scale_us[match.group(1) or time_unit]
+        return None
     return {"name": name, "nodes": int(nodes), "policy": policy,
             "decisions_per_s": float(decisions_per_s), "mean_us": mean_us,
-            "p50_us": entry.get("p50_us"), "p99_us": float(p99) if p99 is not None else None}
+            "p50_us": percentile_us("p50"), "p99_us": percentile_us("p99")}
 
 
 # --- Ledger --------------------------------------------------------------------------
@@ -396,6 +476,12 @@ def machine_description() -> str:
             .strip().rstrip(","))
 
 
+def read_loadavg() -> str:
+    """1, 5 and 15-minute load averages: how busy the shared machine was."""
+    with open("/proc/loadavg", encoding="ascii") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def tool_versions(args) -> dict:
     def first_line(argv):
         try:
@@ -425,7 +511,9 @@ def markdown(result: dict, details: dict) -> str:
     lines = [f"Measured {result['date']} on {result['machine']} by `bench/run` "
              f"(gpurm {details['versions']['git']}; peer: {details['versions']['peer']}; "
              f"load: {details['versions']['wrk']}, loopback, "
-             f"{details['settings']['duration_s']:g} s per cell).", "",
+             f"{details['settings']['duration_s']:g} s per cell; load average "
+             f"{details['loadavg_start']} at the start, {details['loadavg_end']} at the end).",
+             "",
              "| Endpoint | Connections | gpurm req/s | FastAPI req/s | Ratio | "
              "gpurm p99 ms | FastAPI p99 ms |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -576,6 +664,9 @@ def main() -> int:
     parser.add_argument("--placement-timeout", type=float, default=300.0)
     parser.add_argument("--scheduler-bench-args", nargs="*", default=[],
                         help="extra arguments for scheduler_bench (e.g. a --benchmark_filter)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write OUT/profiles/: perf (and strace) of gpurm per REST "
+                             "scenario, strace of the ledger")
     parser.add_argument("--sections", default="rest,placement,ledger,rss",
                         help="comma-separated subset of rest,placement,ledger,rss")
     args = parser.parse_args()
@@ -594,7 +685,7 @@ def main() -> int:
                   "machine": machine_description(), "rest": [], "placement": [],
                   "ledger_durable_allocs_per_s": None, "rss_mib_idle": None,
                   "rss_mib_10k_nodes": None}
-        details = {"versions": tool_versions(args),
+        details = {"versions": tool_versions(args), "loadavg_start": read_loadavg(),
                    "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
                                 "connections": list(CONNECTIONS),
                                 "wrk_threads": "1 for 1 connection, else 2",
@@ -606,6 +697,8 @@ def main() -> int:
             result["rest"], details["rest"] = bench_rest(args, workdir, inventories)
         if "ledger" in sections:
             details["ledger"] = bench_ledger(args, workdir)
+            if args.profile:
+                profile_ledger(args, workdir)
             result["ledger_durable_allocs_per_s"] = round(details["ledger"]["insert"]["ops_per_s"],
                                                           1)
         if "rss" in sections:
@@ -614,6 +707,7 @@ def main() -> int:
             result["rss_mib_10k_nodes"] = details["rss"]["gpurm_10k_nodes"]["rss_mib"]
         details.setdefault("rest", [])
         details["elapsed_s"] = round(time.monotonic() - started, 1)
+        details["loadavg_end"] = read_loadavg()
 
         with open(os.path.join(args.out, "latest.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

@@ -431,6 +431,7 @@ def error(status: int, code: str, message: str, field: str = "", **extra) -> JSO
 class Service:
     def __init__(self, inventory_path: str, data_dir: str, policy: str):
         self.nodes = load_inventory(inventory_path, DEFAULT_MEMORY_SPECS)
+        self.loaded_at = time.time()
         self.gpu_by_uuid = {g.uuid: g for n in self.nodes for g in n.gpus}
         self.node_by_name = {n.name: n for n in self.nodes}
         self.ledger = Ledger(os.path.join(data_dir, "ledger.db"))
@@ -525,41 +526,51 @@ class Service:
 
 
 class GpuCollector:
-    """Per-GPU gauges, read from the service's state at scrape time."""
+    """The families gpurm's /metrics writes about GPUs and allocations, read
+    from the service's state at scrape time (labels node, gpu, uuid, model)."""
+
+    GPU_FAMILIES = (
+        ("utilization", "gpurm_gpu_utilization_ratio", "GPU busy ratio, 0..1."),
+        ("used", "gpurm_gpu_memory_used_bytes", "GPU memory in use (all processes)."),
+        ("total", "gpurm_gpu_memory_total_bytes", "GPU memory size."),
+        ("reserved", "gpurm_gpu_memory_reserved_bytes", "GPU memory reserved by allocations."),
+        ("temperature", "gpurm_gpu_temperature_celsius", "GPU temperature."),
+        ("power", "gpurm_gpu_power_watts", "GPU power draw."),
+        ("healthy", "gpurm_gpu_healthy", "1 when the GPU is healthy, 0 when not."),
+        ("allocated", "gpurm_gpu_allocated", "1 when an active allocation holds the GPU."),
+    )
 
     def __init__(self, service: Service):
         self.service = service
 
     def collect(self):
-        families = {
-            "utilization": GaugeMetricFamily("gpurm_gpu_utilization_ratio", "GPU busy ratio",
-                                             labels=["node", "gpu", "uuid", "type"]),
-            "used": GaugeMetricFamily("gpurm_gpu_memory_used_bytes", "GPU memory in use",
-                                      labels=["node", "gpu", "uuid", "type"]),
-            "total": GaugeMetricFamily("gpurm_gpu_memory_total_bytes", "GPU memory",
-                                       labels=["node", "gpu", "uuid", "type"]),
-            "temperature": GaugeMetricFamily("gpurm_gpu_temperature_celsius", "Temperature",
-                                             labels=["node", "gpu", "uuid", "type"]),
-            "power": GaugeMetricFamily("gpurm_gpu_power_watts", "Power draw",
-                                       labels=["node", "gpu", "uuid", "type"]),
-            "healthy": GaugeMetricFamily("gpurm_gpu_healthy", "1 when healthy",
-                                         labels=["node", "gpu", "uuid", "type"]),
-            "allocated": GaugeMetricFamily("gpurm_gpu_allocated", "1 when held",
-                                           labels=["node", "gpu", "uuid", "type"]),
-        }
+        up = GaugeMetricFamily("gpurm_up", "1 when the manager is initialized.", value=1)
+        families = {key: GaugeMetricFamily(name, help_text,
+                                           labels=["node", "gpu", "uuid", "model"])
+                    for key, name, help_text in self.GPU_FAMILIES}
         for node in self.service.nodes:
             for g in node.gpus:
-                labels = [node.name, str(g.index), g.uuid, g.type_label()]
+                labels = [node.name, str(g.index), g.uuid, g.raw_name]
                 families["utilization"].add_metric(labels, g.utilization)
                 families["used"].add_metric(labels, g.used_mib * 1048576.0)
                 families["total"].add_metric(labels, g.total_mib * 1048576.0)
+                reserved = g.total_mib if g.exclusively_held else g.shared_reserved_mib
+                families["reserved"].add_metric(labels, reserved * 1048576.0)
                 if g.temperature_c is not None:
                     families["temperature"].add_metric(labels, float(g.temperature_c))
                 if g.power_w is not None:
                     families["power"].add_metric(labels, float(g.power_w))
                 families["healthy"].add_metric(labels, 1.0 if g.healthy else 0.0)
                 families["allocated"].add_metric(labels, 0.0 if g.untouched() else 1.0)
+        snapshot = GaugeMetricFamily("gpurm_inventory_snapshot_timestamp_seconds",
+                                     "When the inventory was loaded (Unix time).",
+                                     value=self.service.loaded_at)
+        active = GaugeMetricFamily("gpurm_allocations_active", "Active allocations.",
+                                   value=len(self.service.active))
+        yield up
         yield from families.values()
+        yield snapshot
+        yield active
 
 
 class ObserveRequests:
