@@ -131,10 +131,13 @@ class AscendBackend final : public VendorBackend {
     library_ = DynamicLibrary::Open(libraries_, &failure);
     const std::string wanted = libraries_.empty() ? "libdcmi.so" : libraries_.front();
     if (library_ == nullptr) {
-      scan.notes.push_back("ascend: " + on_pci_text +
-                           (failure.not_found ? wanted + " not found: install the Ascend driver, "
-                                                         "or start with --inventory FILE"
-                                              : "cannot load " + wanted + ": " + failure.detail));
+      std::string why = "cannot load " + wanted + ": " + failure.detail;
+      if (failure.not_found) {
+        why = wanted + (on_pci.empty() ? " not found (no Ascend driver)"
+                                       : " not found: install the Ascend driver, or start with "
+                                         "--inventory FILE");
+      }
+      scan.notes.push_back("ascend: " + on_pci_text + why);
       return scan;
     }
     if (const std::string missing = api_.Resolve(*library_); !missing.empty()) {

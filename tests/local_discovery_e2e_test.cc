@@ -1,0 +1,158 @@
+// The real daemon on local discovery, with the fake vendor libraries of
+// tests/fakes in place of the drivers (GPURM_NVML_LIBRARY & co.): it serves
+// the GPUs NVML reports, never grants one NVML reports broken, and with no
+// vendor library at all still starts, answers every endpoint and says why
+// there is no GPU.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support/daemon_process.h"
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+using ::testing::Contains;
+using testing::DaemonProcess;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Points the daemon's local discovery at the fakes. The daemon inherits the
+// environment when DaemonProcess forks it.
+class LocalDiscoveryE2eTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    daemon_.reset();
+    for (const char* name : kVariables) unsetenv(name);
+  }
+
+  // `nvml_machine`: a file of tests/fakes/machines, or nullopt for a machine
+  // without the NVIDIA driver.
+  void StartDaemon(const std::optional<std::string>& nvml_machine) {
+    dir_ = testing::MakeTempDir("gpurm-local-e2e");
+    std::filesystem::create_directories(dir_ + "/sys/bus/pci/devices");
+    // An empty sysfs tree and absent AMD/Intel/Ascend libraries: the test
+    // sees the same machine whatever this host has installed.
+    setenv("GPURM_SYSFS_ROOT", dir_.c_str(), 1);
+    setenv("GPURM_ROCM_SMI_LIBRARY", "/nonexistent/librocm_smi64.so.1", 1);
+    setenv("GPURM_LEVEL_ZERO_LIBRARY", "/nonexistent/libze_loader.so.1", 1);
+    setenv("GPURM_DCMI_LIBRARY", "/nonexistent/libdcmi.so", 1);
+    if (nvml_machine) {
+      setenv("GPURM_NVML_LIBRARY", GPURM_FAKE_NVML, 1);
+      setenv("GPURM_FAKE_NVML_MACHINE",
+             (std::string(GPURM_FAKE_MACHINES) + "/" + *nvml_machine).c_str(), 1);
+    } else {
+      setenv("GPURM_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    }
+    daemon_ = std::make_unique<DaemonProcess>(dir_, std::vector<std::string>{});
+    std::string error;
+    ASSERT_TRUE(daemon_->Start(&error)) << error;
+  }
+
+  json Get(const std::string& path, long expected = 200) {
+    auto response = daemon_->Client().Get("/api/v1/gpu" + path);
+    EXPECT_TRUE(response.ok()) << response.status().ToString();
+    if (!response.ok()) return json();
+    EXPECT_EQ(response->status, expected) << path << ": " << response->raw_body;
+    return response->body;
+  }
+  // The response status and body of an allocation request.
+  std::pair<long, json> Allocate(const json& request) {
+    auto response = daemon_->Client("e2e").Post("/api/v1/gpu/allocate", request);
+    EXPECT_TRUE(response.ok()) << response.status().ToString();
+    if (!response.ok()) return {0, json()};
+    return {response->status, response->body};
+  }
+
+  static constexpr const char* kVariables[] = {"GPURM_SYSFS_ROOT",       "GPURM_NVML_LIBRARY",
+                                               "GPURM_ROCM_SMI_LIBRARY", "GPURM_LEVEL_ZERO_LIBRARY",
+                                               "GPURM_DCMI_LIBRARY",     "GPURM_FAKE_NVML_MACHINE"};
+  std::string dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(LocalDiscoveryE2eTest, ServesTheGpusNvmlReports) {
+  StartDaemon("nvml_h100x8.json");
+  const json health = Get("/health");
+  EXPECT_EQ(health["provider"], "local");
+  EXPECT_EQ(health["gpus"], 8);
+  EXPECT_THAT(health["notes"].get<std::vector<std::string>>(),
+              Contains("nvidia: NVML 12.550.54.15, driver 550.54.15, 8 GPU(s)"));
+
+  const json monitoring = Get("/monitoring");
+  ASSERT_EQ(monitoring["nodes"].size(), 1u);
+  const json& gpus = monitoring["nodes"][0]["gpus"];
+  ASSERT_EQ(gpus.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    const json& gpu = gpus[i];
+    EXPECT_EQ(gpu["index"], i);
+    EXPECT_EQ(gpu["name"], "NVIDIA H100 80GB HBM3");
+    EXPECT_DOUBLE_EQ(gpu["utilization"].get<double>(), 0.10 * i);
+    EXPECT_DOUBLE_EQ(gpu["temperature_c"].get<double>(), 30.0 + i);
+    EXPECT_DOUBLE_EQ(gpu["power_w"].get<double>(), 70.0 + 10.0 * i);
+    EXPECT_EQ(gpu["healthy"], true);
+    EXPECT_EQ(gpu["processes"].size(), static_cast<size_t>(i % 3));
+  }
+
+  // All eight can be had at once: they are one NVLink island.
+  const auto [status, body] = Allocate({{"gpu_count", 8}, {"gpu_type", "H100"}});
+  EXPECT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["gpus"].size(), 8u);
+}
+
+TEST_F(LocalDiscoveryE2eTest, AGpuNvmlReportsBrokenIsNeverGranted) {
+  StartDaemon("nvml_failing.json");
+  const json monitoring = Get("/monitoring");
+  const json& gpus = monitoring["nodes"][0]["gpus"];
+  ASSERT_EQ(gpus.size(), 6u);
+  std::vector<bool> healthy;
+  for (const json& gpu : gpus) healthy.push_back(gpu["healthy"].get<bool>());
+  EXPECT_THAT(healthy, ElementsAre(true, false, false, false, false, false));
+  EXPECT_EQ(gpus[1]["health_reason"], "XID 79");
+  EXPECT_EQ(gpus[1]["state"], "unhealthy");
+
+  // One GPU at a time until the daemon refuses: only the healthy one is ever granted.
+  std::set<std::string> granted;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    const auto [status, body] = Allocate({{"gpu_count", 1}});
+    if (status != 200) {
+      EXPECT_EQ(status, 409) << body.dump();
+      break;
+    }
+    for (const json& gpu : body["gpus"]) granted.insert(gpu["gpu_uuid"].get<std::string>());
+  }
+  EXPECT_THAT(granted, ElementsAre("GPU-a100-0"));
+  const auto [status, body] = Allocate({{"gpu_count", 2}});
+  EXPECT_EQ(status, 409) << body.dump();
+}
+
+TEST_F(LocalDiscoveryE2eTest, WithoutAnyVendorLibraryEveryEndpointStillAnswers) {
+  StartDaemon(std::nullopt);
+  const json health = Get("/health");
+  EXPECT_EQ(health["gpus"], 0);
+  EXPECT_THAT(health["notes"].get<std::vector<std::string>>(),
+              ElementsAre("nvidia: /nonexistent/libnvidia-ml.so.1 not found (no NVIDIA driver)",
+                          "amd: no AMD GPU on PCI", "intel: no Intel GPU on PCI",
+                          "ascend: no Ascend NPU on PCI"));
+  EXPECT_EQ(Get("/status")["total_nodes"], 1);
+  EXPECT_EQ(Get("/nodes")["count"], 0);
+  EXPECT_EQ(Get("/monitoring")["nodes"][0]["gpus"].size(), 0u);
+  EXPECT_EQ(Get("/allocations")["count"], 0);
+  const auto [status, body] = Allocate({{"gpu_count", 1}});
+  EXPECT_EQ(status, 409) << body.dump();
+  EXPECT_EQ(body["success"], false);
+  EXPECT_THAT(daemon_->LogTail(), HasSubstr("nvidia: /nonexistent/libnvidia-ml.so.1 not found"));
+}
+
+}  // namespace
+}  // namespace gpurm
