@@ -1,15 +1,17 @@
 # One static library per module. Each module has a layer; a module may only
 # link modules of a strictly lower layer, so the dependency graph cannot have
 # cycles and data flows one way:
-#   core(0) -> config, inventory, integrations(1) -> scheduler, ledger,
-#   monitor(2) -> manager(3) -> api, cli(4) -> daemon(5)
+#   core(0) -> config, inventory, integrations, kube(1) -> scheduler, ledger,
+#   monitor, kube_inventory(2) -> manager(3) -> api, cli(4) -> daemon(5)
 set(GPURM_LAYER_core 0)
 set(GPURM_LAYER_config 1)
 set(GPURM_LAYER_inventory 1)
 set(GPURM_LAYER_integrations 1)
+set(GPURM_LAYER_kube 1)
 set(GPURM_LAYER_scheduler 2)
 set(GPURM_LAYER_ledger 2)
 set(GPURM_LAYER_monitor 2)
+set(GPURM_LAYER_kube_inventory 2)
 set(GPURM_LAYER_manager 3)
 set(GPURM_LAYER_api 4)
 set(GPURM_LAYER_cli 4)

@@ -1,0 +1,361 @@
+#include "inventory/providers/kubernetes/kubernetes_provider.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "kube/quantity.h"
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kWellKnownResources[] = {
+    "nvidia.com/gpu",       "amd.com/gpu",          "gpu.intel.com/i915", "gpu.intel.com/xe",
+    "huawei.com/Ascend910", "huawei.com/Ascend310", "huawei.com/npu",
+};
+
+bool StartsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+std::string Label(const json& node, const std::string& key) {
+  const json& labels = node["metadata"].value("labels", json::object());
+  auto it = labels.find(key);
+  return it != labels.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The first label whose key starts with `prefix` + "." (AMD's labeller
+// writes "amd.com/gpu.product-name.<value>=<count>" on mixed nodes).
+std::string FirstLabelSuffix(const json& node, const std::string& prefix) {
+  const json& labels = node["metadata"].value("labels", json::object());
+  for (auto it = labels.begin(); it != labels.end(); ++it) {
+    if (StartsWith(it.key(), prefix + ".")) return it.key().substr(prefix.size() + 1);
+  }
+  return "";
+}
+
+std::optional<double> Quantity(const json& map, const std::string& resource) {
+  if (!map.is_object()) return std::nullopt;
+  auto it = map.find(resource);
+  if (it == map.end() || !it->is_string()) return std::nullopt;
+  return kube::ParseQuantity(it->get<std::string>());
+}
+
+std::optional<int64_t> Integer(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  const std::optional<double> value = kube::ParseQuantity(text);
+  if (!value || *value < 0) return std::nullopt;
+  return static_cast<int64_t>(std::llround(*value));
+}
+
+std::string Replace(std::string text, char from, char to) {
+  std::replace(text.begin(), text.end(), from, to);
+  return text;
+}
+
+// Model name and memory (MiB, 0 = unknown) of the GPUs behind `resource`
+// on `node`, from the vendor's labels.
+struct LabelledModel {
+  std::string name;
+  int64_t memory_mib = 0;
+  std::string note;  // Something the operator should know, or "".
+};
+
+LabelledModel ModelFromLabels(const json& node, const std::string& resource, int64_t count) {
+  LabelledModel model;
+  const std::string node_name = node["metadata"].value("name", "");
+  if (StartsWith(resource, "nvidia.com/")) {
+    // GFD writes the product with '-' for spaces and adds "-SHARED" when the
+    // GPUs are time-sliced.
+    std::string product = Label(node, "nvidia.com/gpu.product");
+    if (product.size() > 7 && product.ends_with("-SHARED")) product.resize(product.size() - 7);
+    model.name = Replace(product, '-', ' ');
+    model.memory_mib = Integer(Label(node, "nvidia.com/gpu.memory")).value_or(0);
+  } else if (StartsWith(resource, "amd.com/")) {
+    std::string product = Label(node, "amd.com/gpu.product-name");
+    std::string vram = Label(node, "amd.com/gpu.vram");
+    if (product.empty()) {
+      product = FirstLabelSuffix(node, "amd.com/gpu.product-name");
+      if (!product.empty()) {
+        model.note = node_name + ": AMD GPUs of several models; all are taken as " + product;
+      }
+    }
+    if (vram.empty()) vram = FirstLabelSuffix(node, "amd.com/gpu.vram");
+    model.name = Replace(product, '_', ' ');
+    // The labeller rounds VRAM to whole GiB ("64G").
+    if (vram.size() > 1 && vram.back() == 'G') {
+      model.memory_mib = Integer(vram.substr(0, vram.size() - 1)).value_or(0) * 1024;
+    }
+  } else if (StartsWith(resource, "gpu.intel.com/") || StartsWith(resource, "intel.com/")) {
+    const std::string product = Label(node, "gpu.intel.com/product");
+    if (!product.empty()) model.name = "Intel Data Center GPU " + Replace(product, '_', ' ');
+    // memory.max is the bytes of all the node's GPUs.
+    const std::optional<int64_t> bytes = Integer(Label(node, "gpu.intel.com/memory.max"));
+    const int64_t devices =
+        Integer(Label(node, "gpu.intel.com/device.count")).value_or(count > 0 ? count : 1);
+    if (bytes && devices > 0) model.memory_mib = *bytes / devices / (1024 * 1024);
+  } else if (StartsWith(resource, "huawei.com/")) {
+    const std::string suffix = resource.substr(std::string_view("huawei.com/").size());
+    if (StartsWith(suffix, "Ascend")) {
+      model.name = suffix;
+    } else if (const std::string accelerator = Label(node, "accelerator");
+               StartsWith(accelerator, "huawei-")) {
+      model.name = accelerator.substr(7);
+    }
+  }
+  return model;
+}
+
+bool NodeReady(const json& node) {
+  const json& conditions = node["status"].value("conditions", json::array());
+  for (const json& condition : conditions) {
+    if (condition.value("type", "") == "Ready") return condition.value("status", "") == "True";
+  }
+  return false;
+}
+
+std::string NodeAddress(const json& node) {
+  std::string hostname;
+  for (const json& address : node["status"].value("addresses", json::array())) {
+    const std::string type = address.value("type", "");
+    if (type == "InternalIP") return address.value("address", "");
+    if (type == "Hostname") hostname = address.value("address", "");
+  }
+  return hostname;
+}
+
+// Amount of `resource` a pod holds on its node: the larger of its app
+// containers' sum and its largest init container (Kubernetes' effective
+// request). Extended resources have request == limit; a limit alone counts.
+int64_t PodRequest(const json& pod, const std::string& resource) {
+  const auto amount = [&resource](const json& container) -> double {
+    const json& resources = container.value("resources", json::object());
+    if (auto value = Quantity(resources.value("requests", json::object()), resource)) {
+      return *value;
+    }
+    return Quantity(resources.value("limits", json::object()), resource).value_or(0);
+  };
+  const json& spec = pod["spec"];
+  double sum = 0;
+  for (const json& container : spec.value("containers", json::array())) sum += amount(container);
+  double init = 0;
+  for (const json& container : spec.value("initContainers", json::array())) {
+    init = std::max(init, amount(container));
+  }
+  return static_cast<int64_t>(std::llround(std::max(sum, init)));
+}
+
+bool PodHoldsResources(const json& pod) {
+  const std::string phase = pod["status"].value("phase", "");
+  return !pod["spec"].value("nodeName", "").empty() && phase != "Succeeded" && phase != "Failed";
+}
+
+// What the reflectors keep of a pod: identity, node, phase, the gpurm label
+// and container resources.
+json TrimPod(const json& pod) {
+  json trimmed;
+  const json& metadata = pod["metadata"];
+  trimmed["metadata"] = {{"name", metadata.value("name", "")},
+                         {"namespace", metadata.value("namespace", "")},
+                         {"resourceVersion", metadata.value("resourceVersion", "")}};
+  const json& labels = metadata.value("labels", json::object());
+  if (labels.contains(kAllocationLabel)) {
+    trimmed["metadata"]["labels"] = {{kAllocationLabel, labels[kAllocationLabel]}};
+  }
+  const json& spec = pod.value("spec", json::object());
+  trimmed["spec"]["nodeName"] = spec.value("nodeName", "");
+  for (const char* list : {"containers", "initContainers"}) {
+    json containers = json::array();
+    for (const json& container : spec.value(list, json::array())) {
+      containers.push_back({{"resources", container.value("resources", json::object())}});
+    }
+    trimmed["spec"][list] = std::move(containers);
+  }
+  trimmed["status"]["phase"] = pod.value("status", json::object()).value("phase", "");
+  return trimmed;
+}
+
+json TrimNode(const json& node) {
+  json trimmed;
+  const json& metadata = node["metadata"];
+  trimmed["metadata"] = {{"name", metadata.value("name", "")},
+                         {"resourceVersion", metadata.value("resourceVersion", "")},
+                         {"labels", metadata.value("labels", json::object())}};
+  trimmed["spec"]["unschedulable"] =
+      node.value("spec", json::object()).value("unschedulable", false);
+  const json& status = node.value("status", json::object());
+  for (const char* key : {"capacity", "allocatable", "conditions", "addresses"}) {
+    if (status.contains(key)) trimmed["status"][key] = status[key];
+  }
+  if (!trimmed.contains("status")) trimmed["status"] = json::object();
+  return trimmed;
+}
+
+}  // namespace
+
+std::vector<std::string> GpuResourceNames(const std::map<std::string, std::string>& gpu_resource) {
+  std::set<std::string> names(std::begin(kWellKnownResources), std::end(kWellKnownResources));
+  for (const auto& [vendor, name] : gpu_resource) names.insert(name);
+  return {names.begin(), names.end()};
+}
+
+DiscoveryReport BuildKubernetesInventory(const std::map<std::string, json>& nodes,
+                                         const std::map<std::string, json>& pods,
+                                         const KubernetesProviderOptions& options) {
+  DiscoveryReport report;
+  const std::vector<std::string> resources = GpuResourceNames(options.gpu_resource);
+
+  // Per node and resource: the amount held by pods outside gpurm, and who.
+  std::map<std::pair<std::string, std::string>, std::pair<int64_t, std::vector<std::string>>> held;
+  for (const auto& [key, pod] : pods) {
+    if (!PodHoldsResources(pod)) continue;
+    if (pod["metadata"].value("labels", json::object()).contains(kAllocationLabel)) continue;
+    const std::string node_name = pod["spec"].value("nodeName", "");
+    for (const std::string& resource : resources) {
+      const int64_t amount = PodRequest(pod, resource);
+      if (amount <= 0) continue;
+      auto& entry = held[{node_name, resource}];
+      entry.first += amount;
+      entry.second.push_back(key);
+    }
+  }
+
+  int total_gpus = 0;
+  for (const auto& [name, object] : nodes) {
+    Node node;
+    node.name = object["metadata"].value("name", name);
+    node.address = NodeAddress(object);
+    const bool cordoned = object["spec"].value("unschedulable", false);
+    const bool ready = NodeReady(object);
+    node.schedulable = !cordoned && ready;
+    const json& status = object["status"];
+    for (const std::string& resource : resources) {
+      const std::optional<double> capacity_value =
+          Quantity(status.value("capacity", json::object()), resource);
+      if (!capacity_value || *capacity_value < 1) continue;
+      const int64_t capacity = static_cast<int64_t>(std::floor(*capacity_value));
+      const int64_t allocatable = std::clamp<int64_t>(
+          static_cast<int64_t>(std::floor(
+              Quantity(status.value("allocatable", json::object()), resource).value_or(0))),
+          0, capacity);
+      LabelledModel labelled = ModelFromLabels(object, resource, capacity);
+      if (!labelled.note.empty()) report.notes.push_back(labelled.note);
+      const std::string model_name = labelled.name.empty() ? resource : labelled.name;
+      const GpuModel model = ParseGpuModel(model_name, options.memory_specs);
+      int64_t memory_mib = labelled.memory_mib;
+      if (memory_mib <= 0 && model.memory_gb) memory_mib = MibFromGb(*model.memory_gb);
+      if (memory_mib <= 0) {
+        report.notes.push_back(node.name + ": memory of " + resource + " (" + model_name +
+                               ") unknown: no memory label and no gpu_memory_specs entry; "
+                               "requests with memory_gb > 0 will not match it");
+      }
+      const auto held_entry = held.find({node.name, resource});
+      const int64_t held_count = held_entry == held.end() ? 0 : held_entry->second.first;
+      std::string held_by;
+      if (held_entry != held.end()) {
+        for (const std::string& pod : held_entry->second.second) {
+          held_by += (held_by.empty() ? "" : ", ") + pod;
+        }
+      }
+      for (int64_t i = 0; i < capacity; ++i) {
+        Gpu gpu;
+        gpu.index = static_cast<int>(node.gpus.size());
+        gpu.uuid = "k8s:" + node.name + ":" + resource + ":" + std::to_string(i);
+        gpu.model = model;
+        gpu.memory_total_mib = memory_mib;
+        if (i < held_count) {
+          gpu.healthy = false;
+          gpu.health_reason = "in use by pods scheduled outside gpurm: " + held_by;
+        } else if (i >= allocatable) {
+          gpu.healthy = false;
+          gpu.health_reason = "the device plugin reports it unhealthy (capacity " +
+                              std::to_string(capacity) + ", allocatable " +
+                              std::to_string(allocatable) + ")";
+        }
+        node.gpus.push_back(std::move(gpu));
+      }
+      if (held_count > capacity) {
+        report.notes.push_back(node.name + ": pods request " + std::to_string(held_count) + " " +
+                               resource + " but the node has " + std::to_string(capacity));
+      }
+    }
+    if (node.gpus.empty()) continue;  // Not a GPU node.
+    if (!node.schedulable) {
+      report.notes.push_back(node.name + ": not offered (" +
+                             std::string(cordoned ? "cordoned" : "not Ready") + ")");
+    }
+    total_gpus += static_cast<int>(node.gpus.size());
+    report.nodes.push_back(std::move(node));
+  }
+  report.notes.push_back("kubernetes: " + std::to_string(report.nodes.size()) +
+                         " GPU node(s) with " + std::to_string(total_gpus) + " GPU(s) of " +
+                         std::to_string(nodes.size()) + " node(s)");
+  return report;
+}
+
+KubernetesProvider::KubernetesProvider(const kube::KubeClient* client,
+                                       KubernetesProviderOptions options)
+    : options_(std::move(options)) {
+  kube::ReflectorOptions node_options;
+  node_options.path = "/api/v1/nodes";
+  node_options.watch_timeout_s = options_.watch_timeout_s;
+  node_options.retry_delay_s = options_.retry_delay_s;
+  node_options.transform = TrimNode;
+  nodes_ = std::make_unique<kube::Reflector>(client, std::move(node_options));
+  kube::ReflectorOptions pod_options;
+  pod_options.path = "/api/v1/pods";
+  // Finished pods hold nothing; the server sends DELETED when a pod leaves
+  // this selection.
+  pod_options.field_selector = "status.phase!=Succeeded,status.phase!=Failed";
+  pod_options.watch_timeout_s = options_.watch_timeout_s;
+  pod_options.retry_delay_s = options_.retry_delay_s;
+  pod_options.transform = TrimPod;
+  pods_ = std::make_unique<kube::Reflector>(client, std::move(pod_options));
+  nodes_->Start();
+  pods_->Start();
+}
+
+Result<DiscoveryReport> KubernetesProvider::Discover() {
+  const kube::ReflectorView nodes = nodes_->View();
+  const kube::ReflectorView pods = pods_->View();
+  for (const auto* view : {&nodes, &pods}) {
+    if (!view->synced) {
+      const std::string what = view == &nodes ? "nodes" : "pods";
+      return Unavailable("kubernetes: cannot list " + what + " yet" +
+                         (view->last_error.ok() ? "" : ": " + view->last_error.message()));
+    }
+  }
+  DiscoveryReport report = BuildKubernetesInventory(*nodes.objects, *pods.objects, options_);
+  for (const auto* view : {&nodes, &pods}) {
+    if (!view->last_error.ok()) {
+      report.notes.push_back("kubernetes: watch failing, inventory may be stale: " +
+                             view->last_error.message());
+    }
+  }
+  return report;
+}
+
+bool KubernetesProvider::WaitUntil(const std::function<bool(const DiscoveryReport&)>& predicate,
+                                   std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    const kube::ReflectorView nodes = nodes_->View();
+    const kube::ReflectorView pods = pods_->View();
+    if (nodes.synced && pods.synced &&
+        predicate(BuildKubernetesInventory(*nodes.objects, *pods.objects, options_))) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    // Wake on the next change of either collection (or shortly after).
+    nodes_->WaitFor([&](const kube::ReflectorView& v) { return v.objects != nodes.objects; },
+                    std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace gpurm

@@ -1,0 +1,91 @@
+// KubernetesProvider: the cluster's GPU nodes as the API server describes
+// them. Lists and watches Nodes and the Pods that are not finished (see
+// kube/reflector.h) and turns them into gpurm Nodes:
+// - GPUs: status.capacity of the extended resources in gpu_config.yaml's
+//   gpu_resource map and the vendors' well-known names (nvidia.com/gpu,
+//   amd.com/gpu, gpu.intel.com/i915, gpu.intel.com/xe, huawei.com/Ascend910,
+//   huawei.com/Ascend310, huawei.com/npu). capacity - allocatable of them
+//   are GPUs the device plugin reports unhealthy.
+// - Model and memory from the labels the vendors' node labellers set:
+//   NVIDIA GPU Feature Discovery (nvidia.com/gpu.product, nvidia.com/gpu.memory
+//   in MiB), AMD's node labeller (amd.com/gpu.product-name, amd.com/gpu.vram
+//   in GiB, "64G"), Intel's NFD rules (gpu.intel.com/product,
+//   gpu.intel.com/memory.max: bytes of all the node's GPUs), the Ascend
+//   device plugin (the resource name, or the accelerator=huawei-<model>
+//   label); else the model's spec (gpu_memory_specs).
+// - GPUs in use: the requests of pods bound to the node that have not
+//   finished (Pending with a node, Running, Unknown), except pods of gpurm's
+//   own Jobs (label gpurm.io/allocation), whose GPUs the ledger already
+//   holds. The device plugin does not tell the API server which devices a
+//   pod got, so gpurm marks the first GPUs of that resource on the node as
+//   not offerable (healthy = false, health_reason naming the pods).
+// - Nodes cordoned (spec.unschedulable) or not Ready are listed but not
+//   schedulable.
+// GPU uuids are "k8s:<node>:<resource>:<n>", stable while the node's
+// capacity is.
+#ifndef GPURM_INVENTORY_PROVIDERS_KUBERNETES_KUBERNETES_PROVIDER_H_
+#define GPURM_INVENTORY_PROVIDERS_KUBERNETES_KUBERNETES_PROVIDER_H_
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/gpu_model.h"
+#include "inventory/provider.h"
+#include "kube/client.h"
+#include "kube/reflector.h"
+
+namespace gpurm {
+
+// The label gpurm puts on the Jobs it creates and their pods.
+inline constexpr char kAllocationLabel[] = "gpurm.io/allocation";
+
+struct KubernetesProviderOptions {
+  // gpu_config.yaml's gpu_resource (vendor -> resource name).
+  std::map<std::string, std::string> gpu_resource;
+  GpuMemorySpecs memory_specs;
+  int64_t watch_timeout_s = 300;
+  double retry_delay_s = 1;
+};
+
+// The extended resource names the provider counts: the configured ones and
+// the well-known ones, without duplicates, sorted.
+std::vector<std::string> GpuResourceNames(const std::map<std::string, std::string>& gpu_resource);
+
+// Builds the inventory from Node and Pod objects (as the API returns them;
+// the reflectors' trimmed copies are enough). Pure, for tests.
+DiscoveryReport BuildKubernetesInventory(const std::map<std::string, nlohmann::json>& nodes,
+                                         const std::map<std::string, nlohmann::json>& pods,
+                                         const KubernetesProviderOptions& options);
+
+// Thread-compatible, like every provider; the reflectors run on their own
+// threads from construction to destruction.
+class KubernetesProvider final : public InventoryProvider {
+ public:
+  // `client` must outlive the provider.
+  KubernetesProvider(const kube::KubeClient* client, KubernetesProviderOptions options);
+  std::string name() const override { return "kubernetes"; }
+  // The cached nodes and pods. kUnavailable (with the API server's error)
+  // until both have been listed once.
+  Result<DiscoveryReport> Discover() override;
+
+  // Waits until both collections are listed and `predicate` holds for the
+  // inventory they give, or `timeout` passes. For tests and start-up.
+  bool WaitUntil(const std::function<bool(const DiscoveryReport&)>& predicate,
+                 std::chrono::milliseconds timeout) const;
+
+  kube::ReflectorView nodes_view() const { return nodes_->View(); }
+  kube::ReflectorView pods_view() const { return pods_->View(); }
+
+ private:
+  const KubernetesProviderOptions options_;
+  std::unique_ptr<kube::Reflector> nodes_;
+  std::unique_ptr<kube::Reflector> pods_;
+};
+
+}  // namespace gpurm
+
+#endif  // GPURM_INVENTORY_PROVIDERS_KUBERNETES_KUBERNETES_PROVIDER_H_
