@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/run_command.h"
 #include "cli/table.h"
 
 namespace gpurm::cli {
@@ -200,7 +201,9 @@ bool NonNegative(double value) { return value >= 0.0; }
 bool Positive(double value) { return value > 0.0; }
 bool Fraction(double value) { return value > 0.0 && value <= 1.0; }
 
-// The flags shared by `allocate` and `validate`.
+}  // namespace
+
+// The flags shared by `allocate`, `validate` and `run`.
 void AddRequestFlags(CLI::App* command, RequestFlags* flags) {
   command->add_option("--gpus", flags->gpus, "Number of GPUs")
       ->check(NumberCheck("an integer >= 1", &AtLeastOne))
@@ -236,8 +239,6 @@ void AddRequestFlags(CLI::App* command, RequestFlags* flags) {
       "--owner", [flags](const std::string& owner) { flags->owner = owner; },
       "Owner of the allocation (default: the server's, \"anonymous\")");
 }
-
-}  // namespace
 
 int ExitCodeForHttpStatus(long status) {
   if (status >= 200 && status < 300) return kExitOk;
@@ -564,6 +565,9 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
   heartbeat->add_option("id", session->heartbeat_id, "Allocation ID")->required();
   heartbeat->callback(simple([](const Session& s) { return BuildHeartbeatCall(s.heartbeat_id); },
                              &RenderHeartbeat));
+
+  auto daemon = [session] { return DaemonAddress{session->url, session->timeout_s}; };
+  RegisterRunCommand(app, exit_code, daemon, out, err);
 }
 
 int ParseAndRun(CLI::App& app, int argc, const char* const* argv, const int* exit_code) {

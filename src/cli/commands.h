@@ -11,7 +11,8 @@
 //   return gpurm::cli::ParseAndRun(app, argc, argv, &exit_code);
 //
 // Subcommands: status, nodes, allocate, release, validate, allocations,
-// heartbeat. Global options (accepted before or after the subcommand):
+// heartbeat, run (run_command.h). Global options (accepted before or after
+// the subcommand):
 //   --url URL        daemon address; default $GPURM_URL, else http://127.0.0.1:8000
 //   -o, --output F   "table" (default) or "json" (the server's JSON, verbatim)
 //   --timeout S      seconds for the whole request (default 10)
@@ -86,6 +87,11 @@ struct RequestFlags {
   std::optional<int64_t> lease_ttl_seconds;  // --lease-ttl
   std::optional<std::string> owner;          // --owner
 };
+
+// Adds the request flags (--gpus, --type, --memory-gb, --distributed,
+// --mixed-precision, --fraction, --node, --shared, --policy, --lease-ttl,
+// --owner) to `command`, storing into *flags, which must outlive it.
+void AddRequestFlags(CLI::App* command, RequestFlags* flags);
 
 // The GPU request body (TrainingGPUConfig field names).
 nlohmann::json BuildGpuRequestJson(const RequestFlags& flags);

@@ -484,6 +484,11 @@ std::string CanonicalGpuType(std::string_view user_type) {
   for (char c : user_type) {
     if (IsAlnum(c)) out += ToUpper(c);
   }
+  // Stripping can turn an unrecognised spelling into a recognised one
+  // ("A-scend 310P3" -> "ASCEND310P3"); answer that family, so the result is
+  // its own canonical form (CanonicalGpuType is idempotent).
+  const Reading stripped = ReadName(out);
+  if (stripped.family != nullptr) return std::string(stripped.family->canonical);
   return out;
 }
 

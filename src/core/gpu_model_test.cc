@@ -321,6 +321,17 @@ TEST(CanonicalGpuTypeTest, AgreesWithParseGpuModelForDeviceNames) {
   }
 }
 
+// Found by fuzz/gpu_model_fuzzer: separators inside a word used to survive
+// the first reading but not the second.
+TEST(CanonicalGpuTypeTest, IsIdempotentWhenStrippingRevealsAFamily) {
+  for (const char* name : {"A-scend 310P3", "A\xff\xff\xffscend 310P3", "V 100", "rtx_4090"}) {
+    SCOPED_TRACE(name);
+    const std::string canonical = CanonicalGpuType(name);
+    EXPECT_EQ(CanonicalGpuType(canonical), canonical);
+  }
+  EXPECT_EQ(CanonicalGpuType("A-scend 310P3"), "ASCEND310P");
+}
+
 TEST(VendorTest, NamesRoundTrip) {
   for (Vendor vendor :
        {Vendor::kUnknown, Vendor::kNvidia, Vendor::kAmd, Vendor::kIntel, Vendor::kHuawei}) {
