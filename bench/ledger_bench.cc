@@ -15,7 +15,9 @@
 //   {"dir", "seconds_per_phase", "fsync_per_s", "insert": {"ops_per_s",
 //    "p50_us", "p99_us", "p999_us", "ops"}, "end": {...}, "cycle": {...},
 //    "insert_threads": {..., "threads"}}
-// Usage: ledger_bench --dir DIR [--seconds S] [--threads N]
+// ("fsync_per_s" is null with --no-fsync-probe, which keeps a system-call
+// trace of the bench to the ledger's own calls.)
+// Usage: ledger_bench --dir DIR [--seconds S] [--threads N] [--no-fsync-probe]
 // DIR must be on the disk under test (not tmpfs); the bench creates and
 // removes its own subdirectory there.
 #include <fcntl.h>
@@ -49,6 +51,7 @@ struct Options {
   std::string dir;
   double seconds = 3;
   int threads = 4;
+  bool fsync_probe = true;
 };
 
 // Per-operation latencies of one phase, in microseconds.
@@ -169,7 +172,8 @@ int Run(const Options& options) {
       std::filesystem::path(options.dir) / ("ledger-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(root);
   nlohmann::json out{{"dir", options.dir}, {"seconds_per_phase", options.seconds}};
-  out["fsync_per_s"] = FsyncPerSecond(root, options.seconds);
+  out["fsync_per_s"] =
+      options.fsync_probe ? nlohmann::json(FsyncPerSecond(root, options.seconds)) : nullptr;
 
   std::unique_ptr<Ledger> ledger = Open(root / "ledger.db");
   std::atomic<uint64_t> serial{0};
@@ -225,6 +229,8 @@ int Run(const Options& options) {
 }  // namespace gpurm
 
 int main(int argc, char** argv) {
+  constexpr char kUsage[] =
+      "usage: ledger_bench --dir DIR [--seconds S] [--threads N] [--no-fsync-probe]\n";
   gpurm::Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -235,13 +241,15 @@ int main(int argc, char** argv) {
       options.seconds = std::atof(argv[++i]);
     } else if (arg == "--threads" && has_value) {
       options.threads = std::atoi(argv[++i]);
+    } else if (arg == "--no-fsync-probe") {
+      options.fsync_probe = false;
     } else {
-      std::fprintf(stderr, "usage: ledger_bench --dir DIR [--seconds S] [--threads N]\n");
+      std::fputs(kUsage, stderr);
       return 2;
     }
   }
   if (options.dir.empty() || options.seconds <= 0 || options.threads < 1) {
-    std::fprintf(stderr, "usage: ledger_bench --dir DIR [--seconds S] [--threads N]\n");
+    std::fputs(kUsage, stderr);
     return 2;
   }
   return gpurm::Run(options);

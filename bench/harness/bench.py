@@ -223,8 +223,10 @@ def bench_rest(args, workdir: str, inventories: dict) -> tuple[list, list]:
     rows, details = [], []
     for size in sorted({s[2] for s in REST_SCENARIOS}):
         stack = Stack(args, inventories[size], workdir)
-        servers = {"gpurm": stack.gpurm(f"rest{size}"), "peer": stack.peer(f"rest{size}")}
+        servers = {}
         try:
+            servers["gpurm"] = stack.gpurm(f"rest{size}")
+            servers["peer"] = stack.peer(f"rest{size}")
             for server in servers.values():
                 server.wait_ready(120)
             for key, label, scenario_size, path, kind in REST_SCENARIOS:
@@ -328,8 +330,8 @@ def profile_ledger(args, workdir: str) -> None:
     strace_out = os.path.join(workdir, "strace-ledger.txt")
     binary = os.path.join(args.build_dir, "bench", "ledger_bench")
     result = subprocess.run(["strace", "-f", "-c", "-w", "-o", strace_out, binary, "--dir",
-                             workdir, "--seconds", "1", "--threads", "1"],
-                            capture_output=True, text=True, timeout=120)
+                             workdir, "--seconds", "1", "--threads", "1", "--no-fsync-probe"],
+                            capture_output=True, text=True, timeout=120, check=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     commits = (figures["insert"]["ops"] + figures["end"]["ops"] + 2 * figures["cycle"]["ops"] +
                figures["insert_threads"]["ops"])
@@ -337,8 +339,8 @@ def profile_ledger(args, workdir: str) -> None:
         syscalls = f.read()
     target = os.path.join(out_dir, "ledger.txt")
     with open(target, "w", encoding="utf-8") as f:
-        f.write(f"ledger_bench --seconds 1 --threads 1 under strace -f -c -w: {commits} commits "
-                f"(+ {figures['fsync_per_s']:.0f}/s plain fdatasync probe for 1 s)\n\n{syscalls}")
+        f.write(f"ledger_bench --seconds 1 --threads 1 --no-fsync-probe under strace -f -c -w: "
+                f"{commits} committed changes (each one SQLite transaction)\n\n{syscalls}")
     log(f"profile: {target}")
 
 
@@ -634,6 +636,7 @@ set xtics rotate by -35 left
 set grid ytics
 set key top right
 set bmargin 9
+set rmargin 12
 plot "{data}" using 2:xtic(1) title "gpurm", "" using 3 title "FastAPI peer"
 """
         if run_gnuplot(script, workdir, "rest"):
@@ -671,6 +674,7 @@ def main() -> int:
                         help="comma-separated subset of rest,placement,ledger,rss")
     args = parser.parse_args()
     args.build_dir = os.path.abspath(args.build_dir)
+    args.venv = os.path.abspath(args.venv)
     sections = set(args.sections.split(","))
     os.makedirs(args.out, exist_ok=True)
 
