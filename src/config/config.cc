@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -319,9 +320,15 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadString(parser, entry, /*allow_empty=*/true, &server->inventory);
     } else if (entry.key == "policy") {
       status = ReadString(parser, entry, /*allow_empty=*/false, &server->policy);
-      if (status.ok() && server->policy != "binpack" && server->policy != "spread") {
+      // The scheduler's policy names (config sits below the scheduler).
+      static constexpr const char* kPolicies[] = {"binpack", "spread", "topology",
+                                                  "fragmentation-aware", "random"};
+      if (status.ok() && std::find(std::begin(kPolicies), std::end(kPolicies), server->policy) ==
+                             std::end(kPolicies)) {
         status = parser.Error(entry.mark, entry.path,
-                              "expected binpack or spread, got " + Describe(entry.value));
+                              "expected one of binpack, spread, topology, fragmentation-aware, "
+                              "random, got " +
+                                  Describe(entry.value));
       }
     } else if (entry.key == "max_body_bytes") {
       status = ReadInt(parser, entry, 1, INT64_MAX, "a positive number of bytes",

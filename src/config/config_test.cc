@@ -230,8 +230,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server: {data_dir: \"\"}", "server.data_dir", "non-empty string"},
         BadConfig{"server: {log_dir: }", "server.log_dir", "non-empty string"},
         BadConfig{"server: {inventory: [a]}", "server.inventory", "expected a string"},
-        BadConfig{"server:\n  policy: random\n", "server.policy",
-                  "gpu_config.yaml:2: server.policy: expected binpack or spread, got \"random\""},
+        BadConfig{"server:\n  policy: fastest\n", "server.policy",
+                  "gpu_config.yaml:2: server.policy: expected one of binpack, spread, topology, "
+                  "fragmentation-aware, random, got \"fastest\""},
         BadConfig{"server: {max_body_bytes: 0}", "server.max_body_bytes",
                   "expected a positive number of bytes"},
         BadConfig{"server: {max_body_bytes: 1.5}", "server.max_body_bytes", "got \"1.5\""},

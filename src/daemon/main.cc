@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "daemon/ledger_command.h"
 #include "daemon/serve.h"
+#include "simulator/command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"gpurm: GPU resource manager (daemon and client)"};
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = gpurm::cli::kExitOk;
   gpurm::cli::RegisterClientCommands(app, &exit_code);
   gpurm::RegisterLedgerCommands(app, &exit_code);
+  gpurm::sim::RegisterSimulateCommand(app, &exit_code);
 
   gpurm::ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "Run the daemon (REST API on HOST:PORT)");

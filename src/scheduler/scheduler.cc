@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <numeric>
 #include <utility>
 
 #include "core/gpu_model.h"
@@ -12,13 +11,6 @@
 namespace gpurm {
 namespace {
 
-std::string FormatGb(int64_t mib) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.1f GB", GbFromMib(mib));
-  return buffer;
-}
-
-// The name a GPU is counted under in answers: canonical model, else raw name.
 std::string TypeLabel(const Gpu& gpu) {
   return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
 }
@@ -27,260 +19,133 @@ std::string RequestedTypeLabel(const GpuRequest& request) {
   return request.gpu_type.empty() ? std::string("GPU") : CanonicalGpuType(request.gpu_type);
 }
 
-// GPUs of a node grouped by NVLink island; GPUs without a group are each
-// their own island, so grouping never pretends they are connected.
-std::map<int, std::vector<size_t>> GroupByIsland(const NodeAvailability& node,
-                                                 const std::vector<size_t>& gpus) {
-  std::map<int, std::vector<size_t>> groups;
-  for (size_t i : gpus) {
-    const int group = node.gpus[i].gpu->nvlink_group;
-    groups[group >= 0 ? group : -1 - static_cast<int>(i)].push_back(i);
+// A set of nodes evaluated once: an equivalence class of the ClusterState,
+// or the single node a request names.
+struct Group {
+  const uint32_t* members = nullptr;  // Ascending node indexes.
+  size_t size = 0;
+  size_t first() const { return members[0]; }
+};
+
+std::vector<Group> GroupsFor(const ClusterState& state, const std::optional<uint32_t>& named,
+                             const uint32_t* named_storage) {
+  std::vector<Group> groups;
+  if (named) {
+    groups.push_back(Group{named_storage, 1});
+    return groups;
+  }
+  groups.reserve(state.live_classes().size());
+  for (uint32_t id : state.live_classes()) {
+    const std::vector<uint32_t>& members = state.class_members(id);
+    groups.push_back(Group{members.data(), members.size()});
   }
   return groups;
 }
 
-// Takes `count` GPUs for an exclusive multi-GPU request: from one island when
-// one is large enough (the smallest such island when `best_fit`, the largest
-// otherwise), else from the largest islands first so the job spans as few as
-// possible.
-std::vector<size_t> ChooseByIsland(const NodeAvailability& node,
-                                   const std::vector<size_t>& eligible, int count, bool best_fit) {
-  auto groups = GroupByIsland(node, eligible);
-  std::vector<std::vector<size_t>*> ordered;
-  for (auto& [id, members] : groups) ordered.push_back(&members);
-  const size_t need = static_cast<size_t>(count);
-  std::stable_sort(ordered.begin(), ordered.end(), [&](const auto* a, const auto* b) {
-    const bool a_fits = a->size() >= need;
-    const bool b_fits = b->size() >= need;
-    if (a_fits != b_fits) return a_fits;
-    if (a_fits && best_fit) return a->size() < b->size();
-    return a->size() > b->size();
-  });
-  std::vector<size_t> chosen;
-  for (const auto* members : ordered) {
-    for (size_t i : *members) {
-      if (chosen.size() == need) break;
-      chosen.push_back(i);
-    }
+// Runs the filters; true when all say kFits. With `reason`, runs them all and
+// returns the most definitive code (never > error > not now) and the
+// reasons joined.
+FitCode RunFilters(const SchedulingContext& context, const NodeAvailability& node, int needed,
+                   NodeEvaluation& evaluation, std::string* reason) {
+  FitCode worst = FitCode::kFits;
+  for (const FilterPlugin* filter : DefaultFilters()) {
+    std::string why;
+    const FitCode code =
+        filter->Filter(context, node, needed, evaluation, reason != nullptr ? &why : nullptr);
+    if (code == FitCode::kFits) continue;
+    if (reason == nullptr) return code;
+    if (!why.empty()) *reason += (reason->empty() ? "" : "; ") + why;
+    auto rank = [](FitCode c) {
+      return c == FitCode::kNever ? 3 : c == FitCode::kError ? 2 : c == FitCode::kNotNow ? 1 : 0;
+    };
+    if (rank(code) > rank(worst)) worst = code;
   }
-  std::sort(chosen.begin(), chosen.end());
-  return chosen;
+  return worst;
 }
 
-bool SameIsland(const NodeAvailability& node, const std::vector<size_t>& chosen) {
-  if (chosen.size() <= 1) return true;
-  const int group = node.gpus[chosen.front()].gpu->nvlink_group;
-  if (group < 0) return false;
-  return std::all_of(chosen.begin(), chosen.end(),
-                     [&](size_t i) { return node.gpus[i].gpu->nvlink_group == group; });
-}
-
-// Untouched GPUs left in each island after taking `chosen`, summed as the
-// size of the largest intact island: what a future multi-GPU job can still get.
-int LargestUntouchedIslandAfter(const NodeAvailability& node, const std::vector<size_t>& chosen) {
-  std::vector<size_t> untouched;
-  for (size_t i = 0; i < node.gpus.size(); ++i) {
-    if (node.gpus[i].untouched() && std::find(chosen.begin(), chosen.end(), i) == chosen.end()) {
-      untouched.push_back(i);
-    }
-  }
-  int largest = 0;
-  for (const auto& [id, members] : GroupByIsland(node, untouched)) {
-    largest = std::max(largest, static_cast<int>(members.size()));
-  }
-  return largest;
-}
-
-// binpack: most-allocated / best fit. Fills partly used nodes, islands and
-// GPUs first, keeping whole free GPUs and whole free nodes for large jobs.
-class BinpackPolicy final : public PlacementPolicy {
- public:
-  std::string_view name() const override { return "binpack"; }
-
-  std::vector<size_t> ChooseGpus(const GpuRequest& request, const NodeAvailability& node,
-                                 const std::vector<size_t>& eligible, int count) const override {
-    if (count > 1 && !request.shared) return ChooseByIsland(node, eligible, count, true);
-    // One GPU (or shared slices): the tightest fit that keeps intact islands.
-    std::vector<size_t> order = eligible;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      const GpuAvailability& ga = node.gpus[a];
-      const GpuAvailability& gb = node.gpus[b];
-      if (ga.untouched() != gb.untouched()) return !ga.untouched();  // Already shared first.
-      const int ia = LargestUntouchedIslandAfter(node, {a});
-      const int ib = LargestUntouchedIslandAfter(node, {b});
-      if (ia != ib) return ia > ib;
-      return ga.free_mib < gb.free_mib;
-    });
-    order.resize(static_cast<size_t>(count));
-    std::sort(order.begin(), order.end());
-    return order;
-  }
-
-  int Score(const GpuRequest& /*request*/, const NodeAvailability& node,
-            const std::vector<size_t>& chosen) const override {
-    if (node.gpus.empty()) return 0;
-    size_t touched_after = chosen.size();
-    for (size_t i = 0; i < node.gpus.size(); ++i) {
-      if (!node.gpus[i].untouched() && std::find(chosen.begin(), chosen.end(), i) == chosen.end()) {
-        ++touched_after;
-      }
-    }
-    const double fill = static_cast<double>(touched_after) / static_cast<double>(node.gpus.size());
-    return static_cast<int>(std::lround(80.0 * fill)) + (SameIsland(node, chosen) ? 20 : 0);
-  }
+struct Chosen {
+  size_t node = 0;
+  std::vector<uint8_t> gpus;
+  double score = 0;
 };
 
-// spread: least allocated, the Kubernetes default. Balances load and heat by
-// using the emptiest nodes and GPUs first.
-class SpreadPolicy final : public PlacementPolicy {
- public:
-  std::string_view name() const override { return "spread"; }
-
-  std::vector<size_t> ChooseGpus(const GpuRequest& request, const NodeAvailability& node,
-                                 const std::vector<size_t>& eligible, int count) const override {
-    if (count > 1 && !request.shared) return ChooseByIsland(node, eligible, count, false);
-    std::vector<size_t> order = eligible;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return node.gpus[a].free_mib > node.gpus[b].free_mib;
-    });
-    order.resize(static_cast<size_t>(count));
-    std::sort(order.begin(), order.end());
-    return order;
-  }
-
-  int Score(const GpuRequest& /*request*/, const NodeAvailability& node,
-            const std::vector<size_t>& chosen) const override {
-    if (node.gpus.empty()) return 0;
-    int untouched_after = 0;
-    for (size_t i = 0; i < node.gpus.size(); ++i) {
-      if (node.gpus[i].untouched() && std::find(chosen.begin(), chosen.end(), i) == chosen.end()) {
-        ++untouched_after;
-      }
-    }
-    return static_cast<int>(
-        std::lround(100.0 * untouched_after / static_cast<double>(node.gpus.size())));
-  }
+struct Scored {
+  size_t group = 0;
+  NodeCandidate candidate;
 };
 
-const BinpackPolicy kBinpack;
-const SpreadPolicy kSpread;
-const PlacementPolicy* const kPolicies[] = {&kBinpack, &kSpread};
-
-// The filter stage for one node.
-struct NodeFilterResult {
-  std::vector<size_t> eligible;  // GPUs that can take (a slice of) the request now.
-  std::string reason;            // Why fewer than needed are eligible; empty otherwise.
-};
-
-NodeFilterResult FilterNode(const GpuRequest& request, const NodeAvailability& node, int needed) {
-  NodeFilterResult result;
-  const int64_t need_mib = MibFromGb(request.memory_gb);
-  if (!node.node->schedulable) {
-    result.reason = "node is not schedulable (cordoned or not ready)";
-    return result;
-  }
-  int matching = 0;
-  int too_small = 0;
-  int unhealthy = 0;
-  int held = 0;
-  int short_of_free_memory = 0;
-  int64_t most_free_mib = 0;
-  std::map<std::string, int> other_types;
-  for (size_t i = 0; i < node.gpus.size(); ++i) {
+void AppendGrants(const SchedulingContext& context, const NodeAvailability& node,
+                  const std::vector<uint8_t>& chosen, std::vector<GpuGrant>& grants) {
+  for (uint8_t i : chosen) {
     const GpuAvailability& g = node.gpus[i];
-    if (!GpuTypeMatches(request, *g.gpu)) {
-      ++other_types[TypeLabel(*g.gpu)];
-      continue;
-    }
-    ++matching;
-    if (g.gpu->memory_total_mib < need_mib) {
-      ++too_small;
-    } else if (!g.gpu->healthy) {
-      ++unhealthy;
-    } else if (request.shared ? g.exclusively_held : !g.untouched()) {
-      ++held;
-    } else if (g.free_mib < need_mib) {
-      ++short_of_free_memory;
-      most_free_mib = std::max(most_free_mib, g.free_mib);
-    } else {
-      result.eligible.push_back(i);
-    }
+    GpuGrant& grant = grants.emplace_back();
+    grant.node_name = node.node->name;
+    grant.gpu_index = g.gpu->index;
+    grant.gpu_uuid = g.gpu->uuid;
+    grant.exclusive = !context.shared();
+    // Exclusive grants hold what was free of outside use: that is what the
+    // job can really get, and what its framework is capped to.
+    grant.memory_mib = context.shared() ? context.SliceMib(*g.gpu) : g.free_mib;
   }
-  if (static_cast<int>(result.eligible.size()) >= needed) return result;
-
-  const std::string type = RequestedTypeLabel(request);
-  if (matching == 0) {
-    std::string has;
-    for (const auto& [label, count] : other_types) {
-      has += (has.empty() ? "" : ", ") + std::to_string(count) + " x " + label;
-    }
-    result.reason = "no " + type + " GPUs" + (has.empty() ? "" : " (has " + has + ")");
-    return result;
-  }
-  result.reason = std::to_string(result.eligible.size()) + " of " + std::to_string(needed) +
-                  " needed " + type + " GPUs available";
-  std::string detail;
-  auto add = [&detail](int count, const std::string& what) {
-    if (count > 0) detail += (detail.empty() ? "" : ", ") + std::to_string(count) + " " + what;
-  };
-  add(held, request.shared ? "held exclusively" : "already allocated");
-  add(unhealthy, "unhealthy");
-  add(too_small, "with less than " + FormatGb(need_mib) + " in total");
-  add(short_of_free_memory, "with not enough free memory (at most " + FormatGb(most_free_mib) +
-                                " free; the rest is used by other processes or slices)");
-  if (!detail.empty()) result.reason += ": " + detail;
-  return result;
 }
 
 // Could the request ever fit this cluster as built (ignoring allocations,
 // outside use, health and cordons)?
-bool PossibleEver(const GpuRequest& request, const ClusterState& state) {
-  const int64_t need_mib = MibFromGb(request.memory_gb);
-  std::vector<int> capacity;
-  for (const NodeAvailability& node : state.nodes()) {
-    if (!request.node_name.empty() && node.node->name != request.node_name) continue;
-    int fits = 0;
-    for (const GpuAvailability& g : node.gpus) {
-      if (GpuTypeMatches(request, *g.gpu) && g.gpu->memory_total_mib >= need_mib) ++fits;
+bool PossibleEver(const SchedulingContext& context, const ClusterState& state,
+                  const std::vector<Group>& groups) {
+  const GpuRequest& request = context.request();
+  const HostResources& want = context.host();
+  std::vector<std::pair<int, size_t>> capacity;  // (GPUs that could fit, nodes).
+  for (const Group& group : groups) {
+    const NodeAvailability& node = state.nodes()[group.first()];
+    const HostResources& cap = node.host_capacity;
+    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
+        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
+      continue;
     }
-    capacity.push_back(fits);
+    int fits = 0;
+    for (const GpuAvailability& g : node.gpus) fits += context.GpuPossibleEver(g) ? 1 : 0;
+    capacity.emplace_back(fits, group.size);
   }
   const int count = request.gpu_count;
-  if (std::any_of(capacity.begin(), capacity.end(), [&](int c) { return c >= count; })) {
-    return true;
-  }
+  auto nodes_with = [&](int at_least) {
+    size_t nodes = 0;
+    for (const auto& [fits, members] : capacity) nodes += fits >= at_least ? members : 0;
+    return nodes;
+  };
+  if (nodes_with(count) > 0) return true;
   if (!request.distributed_training || !request.node_name.empty()) return false;
   for (int nodes = 2; nodes <= count; ++nodes) {
-    if (count % nodes != 0) continue;
-    const int per_node = count / nodes;
-    if (std::count_if(capacity.begin(), capacity.end(), [&](int c) { return c >= per_node; }) >=
-        nodes) {
+    if (count % nodes == 0 && nodes_with(count / nodes) >= static_cast<size_t>(nodes)) {
       return true;
     }
   }
   return false;
 }
 
-WouldFit ComputeWouldFit(const GpuRequest& request, const ClusterState& state) {
+WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& state,
+                         const std::vector<Group>& groups) {
+  const GpuRequest& request = context.request();
   WouldFit fit;
-  const int64_t need_mib = MibFromGb(request.memory_gb);
   int64_t most_free_mib = 0;
-  std::string best_node;
-  for (const NodeAvailability& node : state.nodes()) {
+  size_t best_node = 0;
+  for (const Group& group : groups) {
+    const NodeAvailability& node = state.nodes()[group.first()];
     if (!node.node->schedulable) continue;
     int on_node = 0;
     for (const GpuAvailability& g : node.gpus) {
       if (!g.gpu->healthy) continue;
-      if (g.untouched()) ++fit.gpu_types_available[TypeLabel(*g.gpu)];
-      if (!GpuTypeMatches(request, *g.gpu)) continue;
-      const bool free_enough = request.shared ? !g.exclusively_held : g.untouched();
+      if (g.untouched()) fit.gpu_types_available[TypeLabel(*g.gpu)] += static_cast<int>(group.size);
+      if (!context.TypeMatches(g)) continue;
+      const bool free_enough = context.shared() ? !g.exclusively_held : g.untouched();
       if (!free_enough) continue;
       most_free_mib = std::max(most_free_mib, g.free_mib);
-      if (g.free_mib >= need_mib) ++on_node;
+      if (context.GpuEligibleNow(g)) ++on_node;
     }
-    if (on_node > fit.max_gpus_on_one_node) {
+    if (on_node > fit.max_gpus_on_one_node ||
+        (on_node == fit.max_gpus_on_one_node && on_node > 0 && group.first() < best_node)) {
       fit.max_gpus_on_one_node = on_node;
-      best_node = node.node->name;
+      best_node = group.first();
     }
   }
   fit.max_memory_gb_per_gpu = std::floor(GbFromMib(most_free_mib) * 10.0) / 10.0;
@@ -288,7 +153,8 @@ WouldFit ComputeWouldFit(const GpuRequest& request, const ClusterState& state) {
   char buffer[256];
   if (fit.max_gpus_on_one_node > 0) {
     std::snprintf(buffer, sizeof(buffer), "%d x %s with %.1f GB each fit now on %s",
-                  fit.max_gpus_on_one_node, type.c_str(), request.memory_gb, best_node.c_str());
+                  fit.max_gpus_on_one_node, type.c_str(), request.memory_gb,
+                  state.nodes()[best_node].node->name.c_str());
     fit.suggestion = buffer;
   } else if (most_free_mib > 0) {
     std::snprintf(buffer, sizeof(buffer),
@@ -305,156 +171,42 @@ WouldFit ComputeWouldFit(const GpuRequest& request, const ClusterState& state) {
   return fit;
 }
 
-struct Candidate {
-  size_t node = 0;  // Index into state.nodes().
-  std::vector<size_t> gpus;
-  int score = 0;
-};
-
-void AppendGrants(const GpuRequest& request, const NodeAvailability& node,
-                  const std::vector<size_t>& chosen, std::vector<GpuGrant>& grants) {
-  for (size_t i : chosen) {
-    const GpuAvailability& g = node.gpus[i];
-    GpuGrant& grant = grants.emplace_back();
-    grant.node_name = node.node->name;
-    grant.gpu_index = g.gpu->index;
-    grant.gpu_uuid = g.gpu->uuid;
-    grant.exclusive = !request.shared;
-    // Exclusive grants hold what was free of outside use: that is what the
-    // job can really get, and what its framework is capped to.
-    grant.memory_mib = request.shared ? MibFromGb(request.memory_gb) : g.free_mib;
-  }
-}
-
-}  // namespace
-
-const PlacementPolicy* FindPolicy(std::string_view name) {
-  for (const PlacementPolicy* policy : kPolicies) {
-    if (policy->name() == name) return policy;
-  }
-  return nullptr;
-}
-
-std::vector<std::string> PolicyNames() {
-  std::vector<std::string> names;
-  for (const PlacementPolicy* policy : kPolicies) names.emplace_back(policy->name());
-  return names;
-}
-
-Status ValidateRequest(const GpuRequest& request) {
-  if (request.gpu_count < 1) return InvalidArgument("must be >= 1", "gpu_count");
-  if (request.gpu_count > 4096) return InvalidArgument("must be <= 4096", "gpu_count");
-  if (!std::isfinite(request.memory_gb) || request.memory_gb < 0) {
-    return InvalidArgument("must be a number >= 0 (GB per GPU)", "memory_gb");
-  }
-  if (request.memory_gb > 1e6) return InvalidArgument("must be <= 1000000 GB", "memory_gb");
-  if (!std::isfinite(request.gpu_memory_fraction) || request.gpu_memory_fraction <= 0 ||
-      request.gpu_memory_fraction > 1) {
-    return InvalidArgument("must be in (0, 1]", "gpu_memory_fraction");
-  }
-  if (request.shared && request.memory_gb <= 0) {
-    return InvalidArgument("a shared request must ask for memory_gb > 0 (the slice it reserves)",
-                           "shared");
-  }
-  if (request.lease_ttl_s < 0) return InvalidArgument("must be >= 0", "lease_ttl_seconds");
-  if (!request.policy.empty() && FindPolicy(request.policy) == nullptr) {
-    std::string known;
-    for (const std::string& name : PolicyNames()) known += (known.empty() ? "" : ", ") + name;
-    return InvalidArgument("unknown policy \"" + request.policy + "\" (known: " + known + ")",
-                           "policy");
-  }
-  return Status::Ok();
-}
-
-bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
-  if (request.gpu_type.empty()) return true;
-  const std::string wanted = CanonicalGpuType(request.gpu_type);
-  if (gpu.model.known()) return gpu.model.canonical == wanted;
-  return CanonicalGpuType(gpu.model.raw_name) == wanted;
-}
-
-Scheduler::Scheduler(std::string_view default_policy)
-    : default_policy_(FindPolicy(default_policy) ? FindPolicy(default_policy) : &kBinpack) {}
-
-ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState& state) const {
-  const PlacementPolicy* policy =
-      request.policy.empty() ? default_policy_ : FindPolicy(request.policy);
-  if (policy == nullptr) policy = default_policy_;
-  ScheduleResult result;
-  Diagnosis& diagnosis = result.diagnosis;
-  diagnosis.possible_ever = PossibleEver(request, state);
-
-  const auto& nodes = state.nodes();
-  std::vector<NodeFilterResult> filtered(nodes.size());
-  std::optional<Candidate> best;
-  bool node_found = request.node_name.empty();
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    if (!request.node_name.empty() && nodes[n].node->name != request.node_name) continue;
-    node_found = true;
-    filtered[n] = FilterNode(request, nodes[n], request.gpu_count);
-    if (static_cast<int>(filtered[n].eligible.size()) < request.gpu_count) continue;
-    Candidate candidate{
-        n, policy->ChooseGpus(request, nodes[n], filtered[n].eligible, request.gpu_count)};
-    candidate.score = policy->Score(request, nodes[n], candidate.gpus);
-    if (!best || candidate.score > best->score) best = std::move(candidate);
-  }
-
-  std::vector<Candidate> chosen;
-  if (best) {
-    chosen.push_back(std::move(*best));
-  } else if (request.distributed_training && request.gpu_count > 1 && request.node_name.empty()) {
-    // Gang: the fewest nodes with an equal share each, all or nothing.
-    for (int node_count = 2; node_count <= request.gpu_count && chosen.empty(); ++node_count) {
-      if (request.gpu_count % node_count != 0) continue;
-      const int per_node = request.gpu_count / node_count;
-      std::vector<Candidate> candidates;
-      for (size_t n = 0; n < nodes.size(); ++n) {
-        if (static_cast<int>(filtered[n].eligible.size()) < per_node) continue;
-        Candidate candidate{n,
-                            policy->ChooseGpus(request, nodes[n], filtered[n].eligible, per_node)};
-        candidate.score = policy->Score(request, nodes[n], candidate.gpus);
-        candidates.push_back(std::move(candidate));
-      }
-      if (static_cast<int>(candidates.size()) < node_count) continue;
-      std::stable_sort(candidates.begin(), candidates.end(),
-                       [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
-      candidates.resize(static_cast<size_t>(node_count));
-      std::sort(candidates.begin(), candidates.end(),
-                [](const Candidate& a, const Candidate& b) { return a.node < b.node; });
-      chosen = std::move(candidates);
+void Diagnose(const SchedulingContext& context, const ClusterState& state,
+              const std::vector<Group>& groups, bool node_found, Diagnosis& diagnosis) {
+  const GpuRequest& request = context.request();
+  diagnosis.possible_ever = node_found && PossibleEver(context, state, groups);
+  const int needed = request.gpu_count;
+  struct GroupReason {
+    FitCode code;
+    std::string reason;
+  };
+  std::vector<GroupReason> group_reasons(groups.size());
+  std::vector<std::pair<size_t, size_t>> node_to_group;  // (node, group) for listed nodes.
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const NodeAvailability& node = state.nodes()[groups[k].first()];
+    NodeEvaluation evaluation;
+    std::string reason;
+    FitCode code = RunFilters(context, node, needed, evaluation, &reason);
+    if (code == FitCode::kFits) {
+      // Fits alone but was not enough (a gang needs more nodes like it).
+      code = FitCode::kNotNow;
+      reason = std::to_string(evaluation.eligible.size()) + " of " + std::to_string(needed) +
+               " needed GPUs available";
     }
+    group_reasons[k] = {code, std::move(reason)};
+    for (size_t m = 0; m < groups[k].size; ++m) node_to_group.emplace_back(groups[k].members[m], k);
   }
-
-  if (!chosen.empty()) {
-    Placement placement;
-    placement.policy = std::string(policy->name());
-    int score_sum = 0;
-    for (const Candidate& candidate : chosen) {
-      AppendGrants(request, nodes[candidate.node], candidate.gpus, placement.grants);
-      score_sum += candidate.score;
-    }
-    placement.score = score_sum / static_cast<int>(chosen.size());
-    result.placement = std::move(placement);
-    diagnosis.possible_now = true;
-    diagnosis.possible_ever = true;
-    diagnosis.message = "fits now";
-    return result;
+  std::sort(node_to_group.begin(), node_to_group.end());
+  diagnosis.reasons.reserve(node_to_group.size());
+  for (const auto& [node, group] : node_to_group) {
+    const GroupReason& why = group_reasons[group];
+    diagnosis.reasons.push_back({state.nodes()[node].node->name, why.reason, why.code});
   }
-
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    if (!filtered[n].reason.empty()) {
-      diagnosis.reasons.push_back({nodes[n].node->name, filtered[n].reason});
-    } else if (nodes[n].node->schedulable && !filtered[n].eligible.empty()) {
-      diagnosis.reasons.push_back(
-          {nodes[n].node->name, std::to_string(filtered[n].eligible.size()) + " of " +
-                                    std::to_string(request.gpu_count) + " needed GPUs available"});
-    }
-  }
-  diagnosis.would_fit = ComputeWouldFit(request, state);
+  diagnosis.would_fit = ComputeWouldFit(context, state, groups);
+  diagnosis.code = diagnosis.possible_ever ? FitCode::kNotNow : FitCode::kNever;
   const std::string type = RequestedTypeLabel(request);
   char buffer[256];
   if (!node_found) {
-    diagnosis.possible_ever = false;
     diagnosis.message = "no node named \"" + request.node_name + "\"";
   } else if (!diagnosis.possible_ever) {
     std::snprintf(buffer, sizeof(buffer), "no %s%d x %s with %.1f GB each exists in this cluster",
@@ -469,7 +221,230 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
                   request.distributed_training ? " (not even across nodes)" : " on one node");
     diagnosis.message = buffer;
   }
+}
+
+// Candidate order: higher score first, then the lower node index.
+bool Before(const NodeCandidate& a, size_t a_node, const NodeCandidate& b, size_t b_node) {
+  if (a.score != b.score) return a.score > b.score;
+  return a_node < b_node;
+}
+
+// Picks `nodes` nodes able to take `per_node` GPUs each: best scores first,
+// lowest node index among equals (or seeded uniform for the random policy).
+std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const PlacementPolicy& policy,
+                                const ClusterState& state, const std::vector<Group>& groups,
+                                int per_node, size_t nodes) {
+  std::vector<Scored> feasible;
+  size_t feasible_nodes = 0;
+  NodeEvaluation evaluation;
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const NodeAvailability& node = state.nodes()[groups[k].first()];
+    if (RunFilters(context, node, per_node, evaluation, nullptr) != FitCode::kFits) continue;
+    feasible_nodes += groups[k].size;
+    if (policy.uniform_random()) {
+      feasible.push_back({k, {}});
+      continue;
+    }
+    Scored scored{k, policy.Evaluate(context, node, evaluation.eligible, per_node)};
+    if (nodes == 1 && !feasible.empty()) {
+      // One node: keep only the best so far.
+      const Scored& best = feasible.front();
+      const bool better =
+          Before(scored.candidate, groups[k].first(), best.candidate, groups[best.group].first());
+      if (better) feasible.front() = std::move(scored);
+      continue;
+    }
+    feasible.push_back(std::move(scored));
+  }
+  std::vector<Chosen> chosen;
+  if (feasible_nodes < nodes || feasible.empty()) return chosen;
+
+  if (policy.uniform_random()) {
+    // Draw `nodes` distinct nodes uniformly from the feasible ones.
+    uint64_t seed = MixSeed(context.options().random_seed);
+    std::vector<std::pair<size_t, size_t>> picks;  // (group, member).
+    if (nodes == 1) {
+      size_t r = seed % feasible_nodes;
+      for (const Scored& s : feasible) {
+        if (r < groups[s.group].size) {
+          picks.emplace_back(s.group, r);
+          break;
+        }
+        r -= groups[s.group].size;
+      }
+    } else {
+      std::vector<std::pair<size_t, size_t>> pool;
+      for (const Scored& s : feasible) {
+        for (size_t m = 0; m < groups[s.group].size; ++m) pool.emplace_back(s.group, m);
+      }
+      for (size_t i = 0; i < nodes; ++i) {
+        seed = MixSeed(seed);
+        std::swap(pool[i], pool[i + seed % (pool.size() - i)]);
+        picks.push_back(pool[i]);
+      }
+    }
+    for (const auto& [group, member] : picks) {
+      const size_t n = groups[group].members[member];
+      const NodeAvailability& node = state.nodes()[n];
+      RunFilters(context, node, per_node, evaluation, nullptr);
+      NodeCandidate candidate = policy.Evaluate(context, node, evaluation.eligible, per_node);
+      chosen.push_back({n, std::move(candidate.gpus), candidate.score});
+    }
+  } else {
+    std::stable_sort(feasible.begin(), feasible.end(), [&](const Scored& a, const Scored& b) {
+      return Before(a.candidate, groups[a.group].first(), b.candidate, groups[b.group].first());
+    });
+    for (const Scored& s : feasible) {
+      for (size_t m = 0; m < groups[s.group].size && chosen.size() < nodes; ++m) {
+        chosen.push_back({groups[s.group].members[m], s.candidate.gpus, s.candidate.score});
+      }
+      if (chosen.size() == nodes) break;
+    }
+  }
+  std::sort(chosen.begin(), chosen.end(),
+            [](const Chosen& a, const Chosen& b) { return a.node < b.node; });
+  return chosen;
+}
+
+}  // namespace
+
+Status ValidateRequest(const GpuRequest& request) {
+  if (request.gpu_count < 1) return InvalidArgument("must be >= 1", "gpu_count");
+  if (request.gpu_count > 4096) return InvalidArgument("must be <= 4096", "gpu_count");
+  if (!std::isfinite(request.memory_gb) || request.memory_gb < 0) {
+    return InvalidArgument("must be a number >= 0 (GB per GPU)", "memory_gb");
+  }
+  if (request.memory_gb > 1e6) return InvalidArgument("must be <= 1000000 GB", "memory_gb");
+  if (!std::isfinite(request.gpu_memory_fraction) || request.gpu_memory_fraction <= 0 ||
+      request.gpu_memory_fraction > 1) {
+    return InvalidArgument("must be in (0, 1]", "gpu_memory_fraction");
+  }
+  if (request.gpu_milli < 0 || request.gpu_milli > kMilliPerGpu) {
+    return InvalidArgument("must be between 0 and 1000 (thousandths of one GPU)", "gpu_milli");
+  }
+  const bool share = request.gpu_milli > 0 && request.gpu_milli < kMilliPerGpu;
+  if (share && request.gpu_count != 1) {
+    return InvalidArgument("a share of a GPU (gpu_milli < 1000) needs gpu_count 1", "gpu_milli");
+  }
+  if (request.shared && request.memory_gb <= 0 && !share) {
+    return InvalidArgument(
+        "a shared request must ask for memory_gb > 0 (the slice it reserves) or gpu_milli",
+        "shared");
+  }
+  if (request.lease_ttl_s < 0) return InvalidArgument("must be >= 0", "lease_ttl_seconds");
+  if (!request.policy.empty() && FindPolicy(request.policy) == nullptr) {
+    std::string known;
+    for (const std::string& name : PolicyNames()) known += (known.empty() ? "" : ", ") + name;
+    return InvalidArgument("unknown policy \"" + request.policy + "\" (known: " + known + ")",
+                           "policy");
+  }
+  return Status::Ok();
+}
+
+bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
+  if (request.gpu_type.empty()) return true;
+  const std::string have =
+      gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
+  size_t start = 0;
+  while (start <= request.gpu_type.size()) {
+    size_t end = request.gpu_type.find('|', start);
+    if (end == std::string::npos) end = request.gpu_type.size();
+    std::string part = request.gpu_type.substr(start, end - start);
+    part.erase(0, part.find_first_not_of(' '));
+    part.erase(part.find_last_not_of(' ') + 1);
+    if (!part.empty() && CanonicalGpuType(part) == have) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+Scheduler::Scheduler(std::string_view default_policy)
+    : default_policy_(FindPolicy(default_policy) ? FindPolicy(default_policy)
+                                                 : FindPolicy("binpack")) {}
+
+const PlacementPolicy& Scheduler::PolicyFor(const GpuRequest& request) const {
+  const PlacementPolicy* policy = request.policy.empty() ? nullptr : FindPolicy(request.policy);
+  return policy != nullptr ? *policy : *default_policy_;
+}
+
+ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState& state,
+                                   const ScheduleOptions& options) const {
+  const PlacementPolicy& policy = PolicyFor(request);
+  const SchedulingContext context(request, options, state);
+  ScheduleResult result;
+
+  std::optional<uint32_t> named;
+  uint32_t named_storage = 0;
+  bool node_found = true;
+  if (!request.node_name.empty()) {
+    std::optional<size_t> index = state.FindNode(request.node_name);
+    node_found = index.has_value();
+    if (index) {
+      named = static_cast<uint32_t>(*index);
+      named_storage = *named;
+    }
+  }
+  const std::vector<Group> groups =
+      node_found ? GroupsFor(state, named, &named_storage) : std::vector<Group>();
+
+  const int count = request.gpu_count;
+  std::vector<Chosen> chosen = ChooseNodes(context, policy, state, groups, count, 1);
+  if (chosen.empty() && request.distributed_training && count > 1 && request.node_name.empty()) {
+    // Gang: the fewest nodes with an equal share each, all or nothing.
+    for (int node_count = 2; node_count <= count && chosen.empty(); ++node_count) {
+      if (count % node_count != 0) continue;
+      chosen = ChooseNodes(context, policy, state, groups, count / node_count,
+                           static_cast<size_t>(node_count));
+    }
+  }
+
+  if (!chosen.empty()) {
+    Placement placement;
+    placement.policy = std::string(policy.name());
+    placement.host_per_node = options.host;
+    double score_sum = 0;
+    for (const Chosen& c : chosen) {
+      AppendGrants(context, state.nodes()[c.node], c.gpus, placement.grants);
+      placement.node_indexes.push_back(c.node);
+      score_sum += c.score;
+    }
+    placement.score = static_cast<int>(
+        std::lround(std::clamp(score_sum / static_cast<double>(chosen.size()), 0.0, 100.0)));
+    result.placement = std::move(placement);
+    Diagnosis& diagnosis = result.diagnosis;
+    diagnosis.possible_now = true;
+    diagnosis.possible_ever = true;
+    diagnosis.code = FitCode::kFits;
+    diagnosis.message = "fits now";
+    return result;
+  }
+
+  Diagnosis& diagnosis = result.diagnosis;
+  if (!options.diagnose) {
+    diagnosis.possible_ever = node_found;
+    diagnosis.code = FitCode::kNotNow;
+    diagnosis.message = "does not fit now";
+    return result;
+  }
+  Diagnose(context, state, groups, node_found, diagnosis);
   return result;
+}
+
+Status Scheduler::Reserve(const Placement& placement, ClusterState& state) const {
+  const std::vector<const ReservePlugin*>& plugins = DefaultReservePlugins();
+  for (size_t i = 0; i < plugins.size(); ++i) {
+    Status status = plugins[i]->Reserve(placement, state);
+    if (!status.ok()) {
+      while (i-- > 0) plugins[i]->Unreserve(placement, state);
+      return status;
+    }
+  }
+  return Status::Ok();
+}
+
+void Scheduler::Unreserve(const Placement& placement, ClusterState& state) const {
+  const std::vector<const ReservePlugin*>& plugins = DefaultReservePlugins();
+  for (auto it = plugins.rbegin(); it != plugins.rend(); ++it) (*it)->Unreserve(placement, state);
 }
 
 }  // namespace gpurm

@@ -1,8 +1,14 @@
-// Scheduler: filter -> score -> choose, as in the Kubernetes scheduler
-// framework. Decisions are pure functions of (request, ClusterState): the
-// scheduler never touches the ledger, a vendor library or the clock.
-// Reserving the chosen GPUs is the caller's job (the manager writes the
-// placement to the ledger under its lock).
+// Scheduler: filter -> score -> choose -> reserve, as in the Kubernetes
+// scheduler framework (see framework.h for the plugin interfaces).
+// Decisions are pure functions of (request, ClusterState, options): the
+// scheduler never touches the ledger, a vendor library or the clock. The
+// daemon (GpuManager) and the trace simulator run this same code.
+//
+// Policies: "binpack" (most allocated / best fit, the default), "spread"
+// (least allocated, the Kubernetes default behaviour), "topology" (NVLink
+// island / NUMA locality first), "fragmentation-aware" (FGD: least growth of
+// the expected fragmentation for the workload mix seen so far) and "random"
+// (uniform among feasible nodes; the simulator's baseline).
 #ifndef GPURM_SCHEDULER_SCHEDULER_H_
 #define GPURM_SCHEDULER_SCHEDULER_H_
 
@@ -16,6 +22,8 @@
 #include "core/status.h"
 #include "core/types.h"
 #include "scheduler/cluster_state.h"
+#include "scheduler/framework.h"
+#include "scheduler/workload.h"
 
 namespace gpurm {
 
@@ -23,6 +31,7 @@ namespace gpurm {
 struct NodeReason {
   std::string node_name;
   std::string reason;
+  FitCode code = FitCode::kNotNow;  // kNotNow, kNever or kError.
 };
 
 // What the cluster could give instead, so a refusal says what would fit.
@@ -39,6 +48,9 @@ struct WouldFit {
 struct Diagnosis {
   bool possible_now = false;
   bool possible_ever = false;
+  // kFits, kNotNow (possible_ever), kNever, or kError (the request could not
+  // be evaluated).
+  FitCode code = FitCode::kNever;
   std::string message;              // One-line summary.
   std::vector<NodeReason> reasons;  // Per node, for nodes that could not take it.
   WouldFit would_fit;
@@ -46,8 +58,12 @@ struct Diagnosis {
 
 struct Placement {
   std::vector<GpuGrant> grants;  // Grouped by node, in GPU index order.
+  // Nodes used (indexes into the ClusterState's nodes), ascending; also set
+  // for a CPU-only request, which has no grants.
+  std::vector<size_t> node_indexes;
+  HostResources host_per_node;  // Host resources held on each of those nodes.
   std::string policy;
-  int score = 0;  // 0..100, the policy's score of the chosen candidate.
+  int score = 0;  // 0..100, the policy's (mean) score of the chosen candidate(s).
 };
 
 struct ScheduleResult {
@@ -55,23 +71,9 @@ struct ScheduleResult {
   Diagnosis diagnosis;
 };
 
-// The placement policy extension point: which GPUs of a node to take and how
-// good the result is. Implementations are stateless and thread-safe.
-class PlacementPolicy {
- public:
-  virtual ~PlacementPolicy() = default;
-  virtual std::string_view name() const = 0;
-  // Picks `count` GPUs among `eligible` (indexes into node.gpus, all passing
-  // the filters, at least `count` of them).
-  virtual std::vector<size_t> ChooseGpus(const GpuRequest& request, const NodeAvailability& node,
-                                         const std::vector<size_t>& eligible, int count) const = 0;
-  // Scores taking `chosen` on `node`: 0..100, higher is better.
-  virtual int Score(const GpuRequest& request, const NodeAvailability& node,
-                    const std::vector<size_t>& chosen) const = 0;
-};
-
-// Returns the policy called `name` ("binpack", "spread"), or nullptr.
+// Returns the policy called `name`, or nullptr.
 const PlacementPolicy* FindPolicy(std::string_view name);
+// All policy names, the default ("binpack") first.
 std::vector<std::string> PolicyNames();
 
 // Checks a request's values (counts, ranges, combinations, policy name).
@@ -79,22 +81,34 @@ std::vector<std::string> PolicyNames();
 Status ValidateRequest(const GpuRequest& request);
 
 // Does `gpu` satisfy the request's gpu_type? Empty type matches every GPU;
-// unknown models match when their raw name canonicalises to the same string.
+// "A|B" matches either; unknown models match when their raw name
+// canonicalises to the same string.
 bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu);
 
-// Thread-safe: Schedule is const and keeps no state between calls.
+// Thread-safe: Schedule, Reserve and Unreserve keep no state between calls.
 class Scheduler {
  public:
   // `default_policy` must name a policy (checked by config validation);
   // an unknown name falls back to binpack.
   explicit Scheduler(std::string_view default_policy);
 
-  // The request must have passed ValidateRequest. Places on one node; when
+  // The request must have passed ValidateRequest (gpu_count 0 is accepted
+  // here for CPU-only trace pods). Places on one node; when
   // distributed_training is set and no single node fits, gangs the GPUs over
   // the fewest nodes with an equal count per node (all or nothing).
-  ScheduleResult Schedule(const GpuRequest& request, const ClusterState& state) const;
+  // Ties between equally scored nodes go to the lowest node index.
+  ScheduleResult Schedule(const GpuRequest& request, const ClusterState& state,
+                          const ScheduleOptions& options = {}) const;
+
+  // Applies a placement computed on `state` (grants and host use). Fails
+  // with kFailedPrecondition, changing nothing, when a GPU or node can no
+  // longer take its part: nothing is ever oversubscribed.
+  Status Reserve(const Placement& placement, ClusterState& state) const;
+  // Undoes Reserve (or frees a placement whose allocation ended).
+  void Unreserve(const Placement& placement, ClusterState& state) const;
 
   std::string_view default_policy() const { return default_policy_->name(); }
+  const PlacementPolicy& PolicyFor(const GpuRequest& request) const;
 
  private:
   const PlacementPolicy* default_policy_;

@@ -293,3 +293,310 @@ TEST(SchedulerTest, ScoresAreBounded) {
 
 }  // namespace
 }  // namespace gpurm
+
+namespace gpurm {
+namespace {
+
+std::shared_ptr<InventorySnapshot> Nodes(int nodes, int gpus_per_node, const std::string& model,
+                                         int64_t mib) {
+  auto snapshot = std::make_shared<InventorySnapshot>();
+  for (int n = 0; n < nodes; ++n) {
+    snapshot->nodes.push_back(MakeNode("n" + std::to_string(n), model, gpus_per_node, mib));
+  }
+  return snapshot;
+}
+
+GpuRequest Share(int milli) {
+  GpuRequest request = Request(1, "", 0);
+  request.gpu_milli = milli;
+  return request;
+}
+
+// Reserves the placement (must fit) and returns it.
+Placement Place(const Scheduler& scheduler, const GpuRequest& request, ClusterState& state,
+                const ScheduleOptions& options = {}) {
+  ScheduleResult result = scheduler.Schedule(request, state, options);
+  EXPECT_TRUE(result.placement) << result.diagnosis.message;
+  if (!result.placement) return {};
+  EXPECT_TRUE(scheduler.Reserve(*result.placement, state).ok());
+  return *result.placement;
+}
+
+TEST(PolicyTest, EveryPolicyIsRegistered) {
+  EXPECT_EQ(PolicyNames(), (std::vector<std::string>{"binpack", "spread", "topology",
+                                                     "fragmentation-aware", "random"}));
+  for (const std::string& name : PolicyNames()) {
+    ASSERT_NE(FindPolicy(name), nullptr) << name;
+    EXPECT_FALSE(FindPolicy(name)->description().empty());
+  }
+  EXPECT_EQ(FindPolicy("fastest"), nullptr);
+  EXPECT_EQ(Scheduler("nonsense").default_policy(), "binpack");
+}
+
+TEST(SliceTest, MilliAndMemorySlicesRoundTrip) {
+  for (int64_t total : {1001, 1024, 15360, 16384, 32510, 81920}) {
+    for (int milli = 1; milli < 1000; ++milli) {
+      ASSERT_EQ(SliceMilli(SliceMibForMilli(milli, total), total), milli) << total;
+    }
+  }
+  EXPECT_EQ(SliceMilli(16384, 16384), 1000);
+  EXPECT_EQ(SliceMilli(0, 16384), 0);
+}
+
+TEST(ValidateRequestTest, GpuShares) {
+  GpuRequest share = Share(470);
+  EXPECT_TRUE(ValidateRequest(share).ok());
+  share.gpu_count = 2;
+  EXPECT_EQ(ValidateRequest(share).field(), "gpu_milli");
+  EXPECT_EQ(ValidateRequest(Share(1001)).field(), "gpu_milli");
+  EXPECT_EQ(ValidateRequest(Share(-1)).field(), "gpu_milli");
+  GpuRequest whole = Share(1000);
+  whole.gpu_count = 4;
+  EXPECT_TRUE(ValidateRequest(whole).ok()) << "1000 milli is a whole GPU";
+  GpuRequest shared_share = Share(300);
+  shared_share.shared = true;
+  EXPECT_TRUE(ValidateRequest(shared_share).ok()) << "a share needs no memory_gb";
+}
+
+TEST(SharingTest, SharesPackAGpuWithoutOversubscribing) {
+  ClusterState state(Nodes(1, 2, "Tesla T4", 16384), {});
+  Scheduler scheduler("binpack");
+  Placement first = Place(scheduler, Share(470), state);
+  ASSERT_EQ(first.grants.size(), 1u);
+  EXPECT_FALSE(first.grants[0].exclusive);
+  EXPECT_EQ(first.grants[0].memory_mib, SliceMibForMilli(470, 16384));
+  // Binpack puts the second share next to the first...
+  Placement second = Place(scheduler, Share(470), state);
+  EXPECT_EQ(second.grants[0].gpu_uuid, first.grants[0].gpu_uuid);
+  // ...and the third, which no longer fits there (940 + 470 > 1000), elsewhere.
+  Placement third = Place(scheduler, Share(470), state);
+  EXPECT_NE(third.grants[0].gpu_uuid, first.grants[0].gpu_uuid);
+  const GpuAvailability& shared = state.nodes()[0].gpus[0];
+  EXPECT_EQ(shared.shared_milli, 940);
+  EXPECT_EQ(shared.free_milli(), 60);
+  // Neither a whole GPU nor a 100-milli share fits beside 3 x 470 on 2 GPUs
+  // with 60 and 530 free... the 100 does (on the second), a whole GPU never.
+  EXPECT_FALSE(scheduler.Schedule(Request(1, "T4", 0), state).placement);
+  Placement small = Place(scheduler, Share(60), state);
+  EXPECT_EQ(small.grants[0].gpu_uuid, first.grants[0].gpu_uuid) << "best fit fills the remnant";
+  EXPECT_EQ(state.nodes()[0].gpus[0].free_milli(), 0);
+  ScheduleResult none = scheduler.Schedule(Share(600), state);
+  EXPECT_FALSE(none.placement);
+  EXPECT_EQ(none.diagnosis.code, FitCode::kNotNow);
+  // The ledger's view (grants only) rebuilds the same shares.
+  std::vector<GpuGrant> grants;
+  for (const Placement* p : {&first, &second, &third, &small}) {
+    grants.insert(grants.end(), p->grants.begin(), p->grants.end());
+  }
+  ClusterState rebuilt(state.snapshot_ptr(), grants);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(rebuilt.nodes()[0].gpus[i].shared_milli, state.nodes()[0].gpus[i].shared_milli);
+    EXPECT_EQ(rebuilt.nodes()[0].gpus[i].free_mib, state.nodes()[0].gpus[i].free_mib);
+  }
+}
+
+TEST(SharingTest, ExclusiveGpusTakeNoShares) {
+  ClusterState state(Nodes(1, 1, "Tesla T4", 16384), {});
+  Scheduler scheduler("spread");
+  Placement whole = Place(scheduler, Request(1, "T4", 0), state);
+  EXPECT_TRUE(whole.grants[0].exclusive);
+  EXPECT_FALSE(scheduler.Schedule(Share(10), state).placement);
+  scheduler.Unreserve(whole, state);
+  EXPECT_TRUE(scheduler.Schedule(Share(10), state).placement);
+}
+
+TEST(SchedulerTest, GpuTypeAlternatives) {
+  ClusterState state(ThreeNodeCluster(), {});
+  GpuRequest request = Request(4, "T4|V100", 0);
+  ScheduleResult result = Scheduler("binpack").Schedule(request, state);
+  ASSERT_TRUE(result.placement);
+  EXPECT_NE(result.placement->grants[0].node_name, "gpu-node-2");
+  request.gpu_type = "H100|MI250X";
+  EXPECT_EQ(Scheduler("binpack").Schedule(request, state).diagnosis.code, FitCode::kNever);
+}
+
+TEST(SchedulerTest, HostResourcesSayNeverOrNotNow) {
+  auto snapshot = Nodes(2, 2, "Tesla T4", 16384);
+  ClusterState state(snapshot, {}, {{16000, 65536}, {64000, 262144}});
+  Scheduler scheduler("binpack");
+  ScheduleOptions big;
+  big.host = {32000, 1024};
+  GpuRequest one = Request(1, "T4", 0);
+  Placement placed = Place(scheduler, one, state, big);
+  EXPECT_EQ(placed.node_indexes, (std::vector<size_t>{1})) << "only n1 has 32 cores";
+  EXPECT_EQ(state.nodes()[1].host_used.cpu_milli, 32000);
+  // n1 now has 32 of 64 cores: one more fits, a third does not (not now),
+  // and 100 cores never fit.
+  Place(scheduler, one, state, big);
+  ScheduleResult busy = scheduler.Schedule(one, state, big);
+  EXPECT_FALSE(busy.placement);
+  EXPECT_EQ(busy.diagnosis.code, FitCode::kNotNow);
+  ASSERT_EQ(busy.diagnosis.reasons.size(), 2u);
+  EXPECT_EQ(busy.diagnosis.reasons[0].code, FitCode::kNever);
+  EXPECT_NE(busy.diagnosis.reasons[0].reason.find("CPU cores"), std::string::npos);
+  EXPECT_EQ(busy.diagnosis.reasons[1].code, FitCode::kNotNow);
+  ScheduleOptions huge;
+  huge.host = {100000, 0};
+  EXPECT_EQ(scheduler.Schedule(one, state, huge).diagnosis.code, FitCode::kNever);
+}
+
+TEST(SchedulerTest, CpuOnlyRequestsUseHostResourcesOnly) {
+  ClusterState state(Nodes(2, 1, "Tesla T4", 16384), {}, {{8000, 0}, {8000, 0}});
+  Scheduler scheduler("spread");
+  ScheduleOptions options;
+  options.host = {6000, 0};
+  GpuRequest cpu_only = Request(0, "", 0);
+  Placement a = Place(scheduler, cpu_only, state, options);
+  Placement b = Place(scheduler, cpu_only, state, options);
+  EXPECT_TRUE(a.grants.empty());
+  EXPECT_NE(a.node_indexes, b.node_indexes) << "spread balances CPU";
+  EXPECT_FALSE(scheduler.Schedule(cpu_only, state, options).placement);
+  EXPECT_EQ(state.nodes()[0].UntouchedGpuCount(), 1);
+}
+
+TEST(SchedulerTest, TopologyKeepsJobsInsideOneIslandOrNumaNode) {
+  auto snapshot = std::make_shared<InventorySnapshot>();
+  Node node = MakeNode("dgx", "NVIDIA A100-SXM4-80GB", 8, 81920);
+  for (int i = 0; i < 8; ++i) node.gpus[i].numa_node = i / 4;  // No NVLink info.
+  snapshot->nodes.push_back(node);
+  std::vector<GpuGrant> held = {GpuGrant{"dgx", 0, "dgx-gpu0", 81920, true},
+                                GpuGrant{"dgx", 5, "dgx-gpu5", 81920, true}};
+  ClusterState state(snapshot, held);
+  GpuRequest three = Request(3, "A100", 0);
+  three.policy = "topology";
+  ScheduleResult result = Scheduler("binpack").Schedule(three, state);
+  ASSERT_TRUE(result.placement);
+  std::set<int> numa;
+  for (const GpuGrant& grant : result.placement->grants) numa.insert(grant.gpu_index / 4);
+  EXPECT_EQ(numa.size(), 1u) << "3 GPUs fit on one NUMA node";
+  EXPECT_EQ(result.placement->policy, "topology");
+}
+
+TEST(FragmentationAwareTest, KeepsRoomForTheCommonShape) {
+  // Two single-GPU nodes: one GPU has 600 free, the other is empty. The mix
+  // is mostly 0.6-GPU tasks; a 0.4 task arrives.
+  auto snapshot = Nodes(2, 1, "Tesla T4", 16384);
+  ClusterState state(snapshot, {GpuGrant{"n0", 0, "n0-gpu0", SliceMibForMilli(400, 16384), false}});
+  ASSERT_EQ(state.nodes()[0].gpus[0].free_milli(), 600);
+  WorkloadMix mix;
+  for (int i = 0; i < 10; ++i) mix.Record(Share(600));
+  mix.Record(Share(400));
+  ScheduleOptions options;
+  options.workload = &mix;
+  // Best fit squeezes it into the 600 remnant, leaving 200 nobody uses...
+  ScheduleResult binpack = Scheduler("binpack").Schedule(Share(400), state, options);
+  ASSERT_TRUE(binpack.placement);
+  EXPECT_EQ(binpack.placement->grants[0].node_name, "n0");
+  // ...FGD puts it on the empty GPU, keeping the 600 slot for a 0.6 task.
+  ScheduleResult fgd = Scheduler("fragmentation-aware").Schedule(Share(400), state, options);
+  ASSERT_TRUE(fgd.placement);
+  EXPECT_EQ(fgd.placement->grants[0].node_name, "n1");
+  EXPECT_GT(fgd.placement->score, 50) << "fragmentation falls";
+}
+
+TEST(FragmentationAwareTest, SpendsHostResourcesWhereTheyStrandNoGpu) {
+  // n0: 2 GPUs, 24 cores (exactly what two 12-core GPU tasks need);
+  // n1: 2 GPUs, 96 cores. A CPU-only pod should go to n1.
+  ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{24000, 0}, {96000, 0}});
+  WorkloadMix mix;
+  for (int i = 0; i < 5; ++i) mix.Record(Request(1, "", 0), {12000, 0});
+  ScheduleOptions options;
+  options.workload = &mix;
+  options.host = {4000, 0};
+  ScheduleResult result =
+      Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), state, options);
+  ASSERT_TRUE(result.placement);
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
+}
+
+TEST(RandomPolicyTest, SeededAndUniformOverFeasibleNodes) {
+  ClusterState state(Nodes(4, 2, "Tesla T4", 16384), {});
+  Scheduler scheduler("random");
+  std::map<std::string, int> hits;
+  for (uint64_t seed = 0; seed < 400; ++seed) {
+    ScheduleOptions options;
+    options.random_seed = seed;
+    ScheduleResult a = scheduler.Schedule(Request(1, "", 0), state, options);
+    ScheduleResult b = scheduler.Schedule(Request(1, "", 0), state, options);
+    ASSERT_TRUE(a.placement && b.placement);
+    EXPECT_EQ(a.placement->grants[0].gpu_uuid, b.placement->grants[0].gpu_uuid) << "seeded";
+    ++hits[a.placement->grants[0].node_name];
+  }
+  ASSERT_EQ(hits.size(), 4u);
+  for (const auto& [node, count] : hits) EXPECT_GT(count, 50) << node;
+}
+
+// The incremental state must always equal a state rebuilt from the grants
+// (what the daemon does from the ledger), and its node classes must hold
+// exactly the nodes in the same condition.
+TEST(ClusterStateTest, IncrementalUpdatesEqualARebuild) {
+  auto snapshot = std::make_shared<InventorySnapshot>();
+  for (int n = 0; n < 12; ++n) {
+    snapshot->nodes.push_back(MakeNode("n" + std::to_string(n),
+                                       n % 3 == 0 ? "Tesla T4" : "NVIDIA A100-SXM4-80GB",
+                                       n % 2 == 0 ? 4 : 8, n % 3 == 0 ? 16384 : 81920, 4));
+  }
+  ClusterState state(snapshot, {});
+  const std::vector<std::string> policies = PolicyNames();
+  std::vector<Placement> held;
+  uint64_t seed = 7;
+  for (int step = 0; step < 400; ++step) {
+    seed = MixSeed(seed);
+    if (!held.empty() && seed % 3 == 0) {
+      const size_t victim = (seed >> 8) % held.size();
+      Scheduler("binpack").Unreserve(held[victim], state);
+      held.erase(held.begin() + static_cast<std::ptrdiff_t>(victim));
+    } else {
+      GpuRequest request = (seed >> 4) % 2 == 0 ? Share(static_cast<int>(100 + (seed >> 12) % 800))
+                                                : Request(1 << ((seed >> 12) % 4), "", 0);
+      request.distributed_training = request.gpu_count == 8;
+      Scheduler scheduler(policies[(seed >> 20) % policies.size()]);
+      ScheduleOptions options;
+      options.random_seed = seed;
+      ScheduleResult result = scheduler.Schedule(request, state, options);
+      if (result.placement) {
+        ASSERT_TRUE(scheduler.Reserve(*result.placement, state).ok());
+        held.push_back(*result.placement);
+      }
+    }
+    std::vector<GpuGrant> grants;
+    for (const Placement& p : held) grants.insert(grants.end(), p.grants.begin(), p.grants.end());
+    ClusterState rebuilt(snapshot, grants);
+    for (size_t n = 0; n < state.nodes().size(); ++n) {
+      for (size_t i = 0; i < state.nodes()[n].gpus.size(); ++i) {
+        const GpuAvailability& a = state.nodes()[n].gpus[i];
+        const GpuAvailability& b = rebuilt.nodes()[n].gpus[i];
+        ASSERT_EQ(a.free_mib, b.free_mib) << step;
+        ASSERT_EQ(a.exclusively_held, b.exclusively_held) << step;
+        ASSERT_EQ(a.shared_holders, b.shared_holders) << step;
+        ASSERT_EQ(a.shared_milli, b.shared_milli) << step;
+        ASSERT_LE(a.shared_milli, 1000) << "never oversubscribed";
+      }
+    }
+    size_t members = 0;
+    for (uint32_t id : state.live_classes()) {
+      const std::vector<uint32_t>& nodes = state.class_members(id);
+      ASSERT_FALSE(nodes.empty());
+      ASSERT_TRUE(std::is_sorted(nodes.begin(), nodes.end()));
+      for (uint32_t n : nodes) ASSERT_EQ(state.class_of(n), id);
+      members += nodes.size();
+    }
+    ASSERT_EQ(members, state.nodes().size());
+    ASSERT_EQ(state.live_classes().size(), rebuilt.live_classes().size()) << step;
+  }
+}
+
+TEST(ReserveTest, RefusesWhatNoLongerFits) {
+  ClusterState state(Nodes(1, 1, "Tesla T4", 16384), {});
+  Scheduler scheduler("binpack");
+  ScheduleResult a = scheduler.Schedule(Request(1, "", 0), state);
+  ScheduleResult b = scheduler.Schedule(Request(1, "", 0), state);  // Same GPU.
+  ASSERT_TRUE(a.placement && b.placement);
+  ASSERT_TRUE(scheduler.Reserve(*a.placement, state).ok());
+  const Status second = scheduler.Reserve(*b.placement, state);
+  EXPECT_EQ(second.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(state.nodes()[0].gpus[0].exclusively_held);
+}
+
+}  // namespace
+}  // namespace gpurm

@@ -1,0 +1,351 @@
+#include "scheduler/framework.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "core/gpu_model.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/workload.h"
+
+namespace gpurm {
+namespace {
+
+std::string FormatGb(int64_t mib) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.1f GB", GbFromMib(mib));
+  return buffer;
+}
+
+std::string FormatCores(int64_t milli) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", static_cast<double>(milli) / 1000.0);
+  return buffer;
+}
+
+std::string TypeLabel(const Gpu& gpu) {
+  return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
+}
+
+std::string RequestedTypeLabel(const GpuRequest& request) {
+  if (request.gpu_type.empty()) return "GPU";
+  std::string label;
+  size_t start = 0;
+  while (start <= request.gpu_type.size()) {
+    size_t end = request.gpu_type.find('|', start);
+    if (end == std::string::npos) end = request.gpu_type.size();
+    const std::string part = request.gpu_type.substr(start, end - start);
+    if (!part.empty()) label += (label.empty() ? "" : "|") + CanonicalGpuType(part);
+    start = end + 1;
+  }
+  return label;
+}
+
+// Cordoned or NotReady nodes take nothing now.
+class NodeSchedulableFilter final : public FilterPlugin {
+ public:
+  std::string_view name() const override { return "NodeSchedulable"; }
+  FitCode Filter(const SchedulingContext&, const NodeAvailability& node, int, NodeEvaluation&,
+                 std::string* reason) const override {
+    if (node.node->schedulable) return FitCode::kFits;
+    if (reason) *reason = "node is not schedulable (cordoned or not ready)";
+    return FitCode::kNotNow;
+  }
+};
+
+// CPU and host memory, where the node's capacity is modelled.
+class HostResourcesFilter final : public FilterPlugin {
+ public:
+  std::string_view name() const override { return "HostResources"; }
+  FitCode Filter(const SchedulingContext& context, const NodeAvailability& node, int,
+                 NodeEvaluation&, std::string* reason) const override {
+    const HostResources& want = context.host();
+    if (want.cpu_milli <= 0 && want.memory_mib <= 0) return FitCode::kFits;
+    const HostResources& cap = node.host_capacity;
+    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
+        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
+      if (reason) {
+        *reason = "needs " + FormatCores(want.cpu_milli) + " CPU cores and " +
+                  FormatGb(want.memory_mib) + " of host memory; the node has " +
+                  FormatCores(cap.cpu_milli) + " cores and " + FormatGb(cap.memory_mib);
+      }
+      return FitCode::kNever;
+    }
+    if (want.cpu_milli > node.free_cpu_milli() || want.memory_mib > node.free_memory_mib()) {
+      if (reason) {
+        *reason = "needs " + FormatCores(want.cpu_milli) + " CPU cores and " +
+                  FormatGb(want.memory_mib) + " of host memory; " +
+                  FormatCores(node.free_cpu_milli()) + " cores and " +
+                  FormatGb(node.free_memory_mib()) + " are free";
+      }
+      return FitCode::kNotNow;
+    }
+    return FitCode::kFits;
+  }
+};
+
+// GPUs of the requested type with the memory (and share) asked.
+class GpuFitFilter final : public FilterPlugin {
+ public:
+  std::string_view name() const override { return "GpuFit"; }
+  FitCode Filter(const SchedulingContext& context, const NodeAvailability& node, int needed,
+                 NodeEvaluation& evaluation, std::string* reason) const override {
+    evaluation.eligible.clear();
+    evaluation.possible_ever = 0;
+    const size_t gpus = std::min(node.gpus.size(), kMaxGpusPerNode);
+    for (size_t i = 0; i < gpus; ++i) {
+      const GpuAvailability& g = node.gpus[i];
+      if (!context.GpuPossibleEver(g)) continue;
+      ++evaluation.possible_ever;
+      if (context.GpuEligibleNow(g)) evaluation.eligible.push_back(static_cast<uint8_t>(i));
+    }
+    if (needed <= 0 || static_cast<int>(evaluation.eligible.size()) >= needed) {
+      return FitCode::kFits;
+    }
+    const FitCode code = evaluation.possible_ever < needed ? FitCode::kNever : FitCode::kNotNow;
+    if (reason) *reason = Explain(context, node, needed, evaluation);
+    return code;
+  }
+
+ private:
+  static std::string Explain(const SchedulingContext& context, const NodeAvailability& node,
+                             int needed, const NodeEvaluation& evaluation) {
+    const GpuRequest& request = context.request();
+    const int64_t need_mib = context.need_mib();
+    int matching = 0;
+    int too_small = 0;
+    int unhealthy = 0;
+    int held = 0;
+    int short_of_free_memory = 0;
+    int short_of_share = 0;
+    int64_t most_free_mib = 0;
+    std::map<std::string, int> other_types;
+    for (const GpuAvailability& g : node.gpus) {
+      if (!context.TypeMatches(g)) {
+        ++other_types[TypeLabel(*g.gpu)];
+        continue;
+      }
+      ++matching;
+      if (!context.GpuPossibleEver(g)) {
+        ++too_small;
+      } else if (!g.gpu->healthy) {
+        ++unhealthy;
+      } else if (context.shared() ? g.exclusively_held : !g.untouched()) {
+        ++held;
+      } else if (g.free_mib < (context.shared() ? context.SliceMib(*g.gpu) : need_mib)) {
+        ++short_of_free_memory;
+        most_free_mib = std::max(most_free_mib, g.free_mib);
+      } else if (!context.GpuEligibleNow(g)) {
+        ++short_of_share;
+      }
+    }
+    const std::string type = RequestedTypeLabel(request);
+    if (matching == 0) {
+      std::string has;
+      for (const auto& [label, count] : other_types) {
+        has += (has.empty() ? "" : ", ") + std::to_string(count) + " x " + label;
+      }
+      return "no " + type + " GPUs" + (has.empty() ? "" : " (has " + has + ")");
+    }
+    std::string text = std::to_string(evaluation.eligible.size()) + " of " +
+                       std::to_string(needed) + " needed " + type + " GPUs available";
+    std::string detail;
+    auto add = [&detail](int count, const std::string& what) {
+      if (count > 0) detail += (detail.empty() ? "" : ", ") + std::to_string(count) + " " + what;
+    };
+    add(held, context.shared() ? "held exclusively" : "already allocated");
+    add(unhealthy, "unhealthy");
+    if (context.milli() > 0) {
+      add(too_small, "too small for a share or with less than " + FormatGb(need_mib) + " in total");
+    } else {
+      add(too_small, "with less than " + FormatGb(need_mib) + " in total");
+    }
+    add(short_of_free_memory, "with not enough free memory (at most " + FormatGb(most_free_mib) +
+                                  " free; the rest is used by other processes or slices)");
+    add(short_of_share, "with less than " + std::to_string(context.milli()) +
+                            "/1000 of the GPU free (shared by other slices)");
+    if (!detail.empty()) text += ": " + detail;
+    return text;
+  }
+};
+
+// Holds the placement's GPUs (exclusively or as slices).
+class GpuReservePlugin final : public ReservePlugin {
+ public:
+  std::string_view name() const override { return "GpuReserve"; }
+  Status Reserve(const Placement& placement, ClusterState& state) const override {
+    std::set<std::string_view> exclusive_seen;
+    std::map<std::string_view, int64_t> shared_mib;
+    for (const GpuGrant& grant : placement.grants) {
+      auto where = state.FindGpu(grant.gpu_uuid);
+      if (!where) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "GPU " + grant.gpu_uuid + " is not in the inventory");
+      }
+      const GpuAvailability& g = state.nodes()[where->first].gpus[where->second];
+      bool fits;
+      if (grant.exclusive) {
+        fits = g.untouched() && exclusive_seen.insert(grant.gpu_uuid).second &&
+               shared_mib.count(grant.gpu_uuid) == 0;
+      } else {
+        int64_t& taken = shared_mib[grant.gpu_uuid];
+        taken += grant.memory_mib;
+        fits =
+            !g.exclusively_held && exclusive_seen.count(grant.gpu_uuid) == 0 && taken <= g.free_mib;
+      }
+      if (!fits) {
+        return Status(
+            StatusCode::kFailedPrecondition,
+            "GPU " + grant.gpu_uuid + " on " + grant.node_name + " can no longer take this grant");
+      }
+    }
+    state.AddGrants(placement.grants);
+    return Status::Ok();
+  }
+  void Unreserve(const Placement& placement, ClusterState& state) const override {
+    state.RemoveGrants(placement.grants);
+  }
+};
+
+// Holds CPU and host memory on each node used, where modelled.
+class HostReservePlugin final : public ReservePlugin {
+ public:
+  std::string_view name() const override { return "HostReserve"; }
+  Status Reserve(const Placement& placement, ClusterState& state) const override {
+    const HostResources& want = placement.host_per_node;
+    if (want.cpu_milli <= 0 && want.memory_mib <= 0) return Status::Ok();
+    for (size_t n : placement.node_indexes) {
+      if (n >= state.nodes().size()) {
+        return Status(StatusCode::kFailedPrecondition, "placement names an unknown node");
+      }
+      const NodeAvailability& node = state.nodes()[n];
+      if (want.cpu_milli > node.free_cpu_milli() || want.memory_mib > node.free_memory_mib()) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "node " + node.node->name + " no longer has the CPU or host memory");
+      }
+    }
+    for (size_t n : placement.node_indexes) state.AddHostUse(n, want);
+    return Status::Ok();
+  }
+  void Unreserve(const Placement& placement, ClusterState& state) const override {
+    const HostResources& want = placement.host_per_node;
+    if (want.cpu_milli <= 0 && want.memory_mib <= 0) return;
+    for (size_t n : placement.node_indexes) {
+      if (n < state.nodes().size()) state.RemoveHostUse(n, want);
+    }
+  }
+};
+
+const NodeSchedulableFilter kNodeSchedulable;
+const HostResourcesFilter kHostResources;
+const GpuFitFilter kGpuFit;
+const GpuReservePlugin kGpuReserve;
+const HostReservePlugin kHostReserve;
+
+}  // namespace
+
+const char* FitCodeName(FitCode code) {
+  switch (code) {
+    case FitCode::kFits:
+      return "fits";
+    case FitCode::kNotNow:
+      return "not_now";
+    case FitCode::kNever:
+      return "never";
+    case FitCode::kError:
+      return "error";
+  }
+  return "error";
+}
+
+SchedulingContext::SchedulingContext(const GpuRequest& request, const ScheduleOptions& options,
+                                     const ClusterState& state)
+    : request_(request), options_(options), state_(state) {
+  milli_ = request.gpu_milli > 0 && request.gpu_milli < kMilliPerGpu ? request.gpu_milli : 0;
+  shared_ = request.shared || milli_ > 0;
+  need_mib_ = MibFromGb(request.memory_gb);
+  size_t start = 0;
+  while (!request.gpu_type.empty() && start <= request.gpu_type.size()) {
+    size_t end = request.gpu_type.find('|', start);
+    if (end == std::string::npos) end = request.gpu_type.size();
+    std::string part = request.gpu_type.substr(start, end - start);
+    part.erase(0, part.find_first_not_of(' '));
+    part.erase(part.find_last_not_of(' ') + 1);
+    if (!part.empty()) wanted_types_.push_back(CanonicalGpuType(part));
+    start = end + 1;
+  }
+  type_match_.assign(state.type_count(), -1);
+}
+
+int64_t SchedulingContext::SliceMib(const Gpu& gpu) const {
+  if (milli_ <= 0) return need_mib_;
+  return std::max(need_mib_, SliceMibForMilli(milli_, gpu.memory_total_mib));
+}
+
+bool SchedulingContext::TypeMatches(const GpuAvailability& g) const {
+  if (wanted_types_.empty()) return true;
+  int8_t& cached = type_match_[g.type_id];
+  if (cached < 0) {
+    const Gpu& gpu = *g.gpu;
+    const std::string have =
+        gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
+    cached = std::find(wanted_types_.begin(), wanted_types_.end(), have) != wanted_types_.end();
+  }
+  return cached == 1;
+}
+
+bool SchedulingContext::PartTypeMatches(size_t part, const GpuAvailability& g) const {
+  const WorkloadMix::GpuPart& wanted = options_.workload->parts()[part];
+  if (wanted.gpu_type.empty()) return true;
+  const size_t types = state_.type_count();
+  const size_t slot = part * types + g.type_id;
+  if (part_type_match_.size() <= slot) {
+    part_type_match_.resize(options_.workload->parts().size() * types, -1);
+  }
+  int8_t& cached = part_type_match_[slot];
+  if (cached < 0) {
+    GpuRequest probe;
+    probe.gpu_type = wanted.gpu_type;
+    cached = GpuTypeMatches(probe, *g.gpu) ? 1 : 0;
+  }
+  return cached == 1;
+}
+
+bool SchedulingContext::GpuPossibleEver(const GpuAvailability& g) const {
+  if (!TypeMatches(g)) return false;
+  if (g.gpu->memory_total_mib < need_mib_) return false;
+  // A share is accounted as a memory slice; below 1001 MiB the slice could
+  // not represent every share exactly.
+  if (milli_ > 0 && g.gpu->memory_total_mib <= kMilliPerGpu) return false;
+  return true;
+}
+
+bool SchedulingContext::GpuEligibleNow(const GpuAvailability& g) const {
+  if (!GpuPossibleEver(g) || !g.gpu->healthy) return false;
+  if (!shared_) return g.untouched() && g.free_mib >= need_mib_;
+  if (g.exclusively_held) return false;
+  const int64_t slice = SliceMib(*g.gpu);
+  if (g.free_mib < slice) return false;
+  return milli_ <= 0 || g.free_milli() >= SliceMilli(slice, g.gpu->memory_total_mib);
+}
+
+const std::vector<const FilterPlugin*>& DefaultFilters() {
+  static const std::vector<const FilterPlugin*> filters = {&kNodeSchedulable, &kHostResources,
+                                                           &kGpuFit};
+  return filters;
+}
+
+const std::vector<const ReservePlugin*>& DefaultReservePlugins() {
+  static const std::vector<const ReservePlugin*> plugins = {&kGpuReserve, &kHostReserve};
+  return plugins;
+}
+
+uint64_t MixSeed(uint64_t value) {
+  value += 0x9e3779b97f4a7c15ULL;
+  value = (value ^ (value >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  value = (value ^ (value >> 27)) * 0x94d049bb133111ebULL;
+  return value ^ (value >> 31);
+}
+
+}  // namespace gpurm

@@ -1,0 +1,47 @@
+// `gpurm simulate`: replays a cluster trace through every placement policy
+// (or one) and prints the table, the JSON report and optionally a PNG of
+// allocated vs. arrived GPU share.
+//
+//   gpurm simulate --trace pods.csv --nodes nodes.csv [--policy NAME]...
+//                  [--seed N [--repeat K]] [--inflation R] [--plot out.png]
+//                  [--jobs J] [-o table|json]
+//
+// Exit codes: 0 done; 2 bad arguments or unreadable/malformed input;
+// 3 the plot could not be written.
+#ifndef GPURM_SIMULATOR_COMMAND_H_
+#define GPURM_SIMULATOR_COMMAND_H_
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace gpurm::sim {
+
+struct SimulateArgs {
+  std::string trace_path;
+  std::string nodes_path;
+  std::vector<std::string> policies;  // Empty = every policy.
+  std::optional<uint64_t> seed;       // Shuffle arrivals with this seed.
+  int repeat = 1;                     // Runs per policy (seeds seed, seed+1, ...).
+  double inflation = 1.3;
+  std::string plot_path;
+  std::string output = "table";  // "table" or "json".
+  int jobs = 0;                  // Worker threads; 0 = one per hardware thread.
+};
+
+// Runs the simulation and writes the report to `out`; returns the exit code.
+int RunSimulate(const SimulateArgs& args, std::ostream& out, std::ostream& err);
+
+// Adds `simulate` to `app`. Reads the app's global -o/--output option when
+// it exists (the client commands add it), else offers its own. *exit_code
+// must outlive `app`.
+void RegisterSimulateCommand(CLI::App& app, int* exit_code, std::ostream& out = std::cout,
+                             std::ostream& err = std::cerr);
+
+}  // namespace gpurm::sim
+
+#endif  // GPURM_SIMULATOR_COMMAND_H_
