@@ -349,11 +349,60 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
   return Status::Ok();
 }
 
-Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config) {
+Status ReadKubernetes(const Parser& parser, const Entry& section, KubernetesConfig* kubernetes) {
   Result<std::vector<Entry>> entries =
-      Entries(parser, root, "",
-              {"gpu_resource", "default_gpu_resource_name", "gpu_memory_specs",
-               "monitor_update_interval", "resource_change_threshold", "log_level", "server"});
+      Section(parser, section,
+              {"enabled", "kubeconfig", "context", "namespace", "lease_name", "lease_duration_s",
+               "renew_deadline_s", "retry_period_s"});
+  if (!entries.ok()) return entries.status();
+  const auto positive = [](double v) { return v > 0; };
+  const Entry* renew_entry = nullptr;
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "enabled") {
+      const std::string text = entry.value.IsScalar() ? entry.value.Scalar() : "";
+      if (text == "true" || text == "false") {
+        kubernetes->enabled = text == "true";
+      } else {
+        status = parser.Error(entry.mark, entry.path,
+                              "expected true or false, got " + Describe(entry.value));
+      }
+    } else if (entry.key == "kubeconfig") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &kubernetes->kubeconfig);
+    } else if (entry.key == "context") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &kubernetes->context);
+    } else if (entry.key == "namespace") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &kubernetes->namespace_name);
+    } else if (entry.key == "lease_name") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &kubernetes->lease_name);
+    } else if (entry.key == "lease_duration_s") {
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &kubernetes->lease_duration_s);
+    } else if (entry.key == "renew_deadline_s") {
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &kubernetes->renew_deadline_s);
+      renew_entry = &entry;
+    } else {  // retry_period_s
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &kubernetes->retry_period_s);
+    }
+    if (!status.ok()) return status;
+  }
+  // A leader must give up before another replica may take the Lease.
+  if (kubernetes->renew_deadline_s >= kubernetes->lease_duration_s) {
+    const Entry& at = renew_entry != nullptr ? *renew_entry : section;
+    return parser.Error(at.mark, section.path + ".renew_deadline_s",
+                        "must be less than lease_duration_s (" +
+                            std::to_string(kubernetes->lease_duration_s) + ")");
+  }
+  return Status::Ok();
+}
+
+Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config) {
+  Result<std::vector<Entry>> entries = Entries(
+      parser, root, "",
+      {"gpu_resource", "default_gpu_resource_name", "gpu_memory_specs", "monitor_update_interval",
+       "resource_change_threshold", "log_level", "server", "kubernetes"});
   if (!entries.ok()) return entries.status();
   for (const Entry& entry : *entries) {
     Status status;
@@ -373,8 +422,10 @@ Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config
           &config->resource_change_threshold);
     } else if (entry.key == "log_level") {
       status = ReadLogLevel(parser, entry, &config->log_level);
-    } else {  // server
+    } else if (entry.key == "server") {
       status = ReadServer(parser, entry, &config->server);
+    } else {  // kubernetes
+      status = ReadKubernetes(parser, entry, &config->kubernetes);
     }
     if (!status.ok()) return status;
   }

@@ -28,6 +28,20 @@ struct ServerConfig {
   double lease_check_interval_s = 1;  // How often expired leases are reaped.
 };
 
+// Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's
+// Nodes and Pods, the ledger as GpuAllocation objects, placement by the
+// holder of a coordination.k8s.io Lease.
+struct KubernetesConfig {
+  bool enabled = false;
+  std::string kubeconfig;      // Empty: the pod's service account (in-cluster).
+  std::string context;         // Kubeconfig context; empty: its current-context.
+  std::string namespace_name;  // Key `namespace`; empty: the context's or the pod's.
+  std::string lease_name = "gpurm-leader";
+  double lease_duration_s = 15;  // > renew_deadline_s.
+  double renew_deadline_s = 10;
+  double retry_period_s = 2;
+};
+
 struct Config {
   std::map<std::string, std::string> gpu_resource = {{"gpu", "nvidia.com/gpu"},
                                                      {"nvidia", "nvidia.com/gpu"},
@@ -42,6 +56,7 @@ struct Config {
   double resource_change_threshold = 0.05;  // fraction, 0..1
   std::string log_level = "INFO";           // TRACE DEBUG INFO WARNING ERROR CRITICAL OFF
   ServerConfig server;
+  KubernetesConfig kubernetes;
 };
 
 // Parses YAML text. `source_name` prefixes error messages ("gpu_config.yaml:7: ...").

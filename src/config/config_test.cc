@@ -300,5 +300,43 @@ TEST(ConfigTest, LoadConfigFileReadsAndNamesThePath) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ConfigTest, KubernetesSection) {
+  Config defaults = Parse("");
+  EXPECT_FALSE(defaults.kubernetes.enabled);
+  EXPECT_EQ(defaults.kubernetes.lease_name, "gpurm-leader");
+
+  Config config = Parse(
+      "kubernetes:\n"
+      "  enabled: true\n"
+      "  kubeconfig: /etc/gpurm/kubeconfig\n"
+      "  context: prod\n"
+      "  namespace: gpurm\n"
+      "  lease_duration_s: 30\n"
+      "  renew_deadline_s: 20\n"
+      "  retry_period_s: 3\n");
+  EXPECT_TRUE(config.kubernetes.enabled);
+  EXPECT_EQ(config.kubernetes.kubeconfig, "/etc/gpurm/kubeconfig");
+  EXPECT_EQ(config.kubernetes.context, "prod");
+  EXPECT_EQ(config.kubernetes.namespace_name, "gpurm");
+  EXPECT_EQ(config.kubernetes.lease_duration_s, 30);
+  EXPECT_EQ(config.kubernetes.renew_deadline_s, 20);
+  EXPECT_EQ(config.kubernetes.retry_period_s, 3);
+
+  Result<Config> yes = ParseConfig("kubernetes:\n  enabled: yes\n", "gpu_config.yaml");
+  ASSERT_FALSE(yes.ok());
+  EXPECT_EQ(yes.status().field(), "kubernetes.enabled");
+  EXPECT_THAT(yes.status().message(), HasSubstr("gpu_config.yaml:2: kubernetes.enabled"));
+
+  Result<Config> deadline = ParseConfig(
+      "kubernetes:\n  lease_duration_s: 10\n  renew_deadline_s: 10\n", "gpu_config.yaml");
+  ASSERT_FALSE(deadline.ok());
+  EXPECT_EQ(deadline.status().field(), "kubernetes.renew_deadline_s");
+  EXPECT_THAT(deadline.status().message(), HasSubstr(":3: kubernetes.renew_deadline_s"));
+
+  Result<Config> typo = ParseConfig("kubernetes:\n  namespce: x\n", "gpu_config.yaml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(typo.status().message(), HasSubstr("did you mean 'kubernetes.namespace'"));
+}
+
 }  // namespace
 }  // namespace gpurm
