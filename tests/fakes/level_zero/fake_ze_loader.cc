@@ -50,8 +50,8 @@ struct FakeDevice {
 struct Machine {
   std::vector<std::unique_ptr<FakeDevice>> devices;
 };
-Machine* g_machine = nullptr;
-int g_driver_tag = 0;  // The one driver handle points here.
+std::unique_ptr<Machine> g_machine;  // Loaded by zesInit/zeInit.
+int g_driver_tag = 0;                // The one driver handle points here.
 
 ze_result_t Init() {
   const json spec = gpurm::fakes::LoadMachine("GPURM_FAKE_ZE_MACHINE");
@@ -65,8 +65,7 @@ ze_result_t Init() {
     }
     machine->devices.push_back(std::move(device));
   }
-  delete g_machine;
-  g_machine = machine.release();
+  g_machine = std::move(machine);
   return ZE_RESULT_SUCCESS;
 }
 

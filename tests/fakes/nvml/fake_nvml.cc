@@ -52,7 +52,7 @@ struct Machine {
   std::vector<std::unique_ptr<EventSet>> event_sets;
 };
 
-Machine* g_machine = nullptr;
+std::unique_ptr<Machine> g_machine;  // Loaded by the first nvmlInit.
 int g_init_count = 0;
 
 // The scripted failure of `call` on `gpu` (or machine-wide), else success.
@@ -92,8 +92,7 @@ nvmlReturn_t Init() {
     }
     machine->gpus.push_back(std::move(gpu));
   }
-  delete g_machine;
-  g_machine = machine.release();
+  g_machine = std::move(machine);
   g_init_count = 1;
   return NVML_SUCCESS;
 }
@@ -206,7 +205,7 @@ const char* nvmlErrorString(nvmlReturn_t result) {
 
 nvmlReturn_t nvmlShutdown(void) {
   if (g_init_count == 0) return NVML_ERROR_UNINITIALIZED;
-  --g_init_count;
+  if (--g_init_count == 0) g_machine.reset();
   return NVML_SUCCESS;
 }
 

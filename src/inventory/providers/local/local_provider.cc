@@ -1,5 +1,6 @@
 #include "inventory/providers/local/local_provider.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <utility>
@@ -43,43 +44,50 @@ LocalProvider::LocalProvider(std::string node_name, GpuMemorySpecs memory_specs,
 LocalProvider::~LocalProvider() = default;
 
 Result<DiscoveryReport> LocalProvider::Discover() {
-  const std::filesystem::path root(options_.sysfs_root);
-  const sysfs::PciListing pci = sysfs::ListPciAccelerators(root);
+  // PCI is listed only while some vendor still has to be discovered: a
+  // settled refresh is one Sample and one Health call per vendor.
+  const bool discovering =
+      std::any_of(vendors_.begin(), vendors_.end(), [](const Vendor& v) { return !v.discovered; });
+  if (discovering) {
+    const sysfs::PciListing pci = sysfs::ListPciAccelerators(options_.sysfs_root);
+    pci_note_.clear();
+    if (pci.error) {
+      pci_note_ = "cannot list " + pci.devices_dir.string() + ": " + pci.error.message() +
+                  " (vendor libraries were asked anyway)";
+    }
+    for (Vendor& vendor : vendors_) {
+      if (vendor.discovered) continue;
+      VendorScan scan = vendor.backend->Discover(pci);
+      vendor.gpus = std::move(scan.gpus);
+      vendor.notes = std::move(scan.notes);
+      vendor.discovered = scan.settled;
+      for (Gpu& gpu : vendor.gpus) {
+        if (gpu.numa_node >= 0 || gpu.pci_bus_id.empty()) continue;
+        if (const auto numa = sysfs::ReadInt(pci.devices_dir / gpu.pci_bus_id / "numa_node");
+            numa && *numa >= 0) {
+          gpu.numa_node = static_cast<int>(*numa);
+        }
+      }
+    }
+  }
 
   DiscoveryReport report;
   Node node;
   node.name = node_name_;
   std::vector<std::string> live_notes;
   for (Vendor& vendor : vendors_) {
-    if (!vendor.discovered) {
-      VendorScan scan = vendor.backend->Discover(pci);
-      vendor.gpus = std::move(scan.gpus);
-      vendor.notes = std::move(scan.notes);
-      vendor.discovered = scan.settled;
-    }
     report.notes.insert(report.notes.end(), vendor.notes.begin(), vendor.notes.end());
     vendor.backend->Sample(&vendor.gpus, &live_notes);
     vendor.backend->Health(&vendor.gpus, &live_notes);
-
     // Node-wide numbering: this vendor's GPUs follow the previous vendors'.
     const int base = static_cast<int>(node.gpus.size());
     for (size_t i = 0; i < vendor.gpus.size(); ++i) {
-      Gpu gpu = vendor.gpus[i];
+      Gpu& gpu = node.gpus.emplace_back(vendor.gpus[i]);
       gpu.index = base + static_cast<int>(i);
       if (gpu.nvlink_group >= 0) gpu.nvlink_group += base;
-      if (gpu.numa_node < 0 && !gpu.pci_bus_id.empty()) {
-        if (const auto numa = sysfs::ReadInt(pci.devices_dir / gpu.pci_bus_id / "numa_node");
-            numa && *numa >= 0) {
-          gpu.numa_node = static_cast<int>(*numa);
-        }
-      }
-      node.gpus.push_back(std::move(gpu));
     }
   }
-  if (pci.error) {
-    report.notes.push_back("cannot list " + pci.devices_dir.string() + ": " + pci.error.message() +
-                           " (vendor libraries were asked anyway)");
-  }
+  if (!pci_note_.empty()) report.notes.push_back(pci_note_);
   report.notes.insert(report.notes.end(), live_notes.begin(), live_notes.end());
   report.nodes.push_back(std::move(node));
   return report;

@@ -67,6 +67,7 @@ class LocalProvider final : public InventoryProvider {
   std::string node_name_;
   LocalProviderOptions options_;
   std::vector<Vendor> vendors_;
+  std::string pci_note_;  // Why PCI could not be listed at the last discovery; may be empty.
 };
 
 }  // namespace gpurm
