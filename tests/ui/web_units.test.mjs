@@ -1,0 +1,80 @@
+// The dashboard's pure parts, in Node without a browser: the SSE parser, the
+// formatters and how a GPU's state and reserved memory are derived from the
+// allocations.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { readEventStream } from '../../web/src/api.js';
+import { duration, gb, heat, percent, shortId } from '../../web/src/format.js';
+import { gpuState, reservedGb } from '../../web/src/grid.js';
+
+// A body that delivers `chunks` one read at a time.
+function body(chunks) {
+  const encoder = new TextEncoder();
+  return new ReadableStream({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(encoder.encode(chunk));
+      controller.close();
+    },
+  });
+}
+
+async function parse(chunks) {
+  const messages = [];
+  const retries = [];
+  await readEventStream(body(chunks), (m) => messages.push(m), (ms) => retries.push(ms));
+  return { messages, retries };
+}
+
+test('SSE: events split across reads, comments, CRLF, multi-line data and retry', async () => {
+  const { messages, retries } = await parse([
+    'retry: 5000\n: gpurm GPU events\n\n',
+    'id: 1\nevent: cha',
+    'nge\ndata: {"uuid":"g0"}\n\n',
+    ': keep-alive\n\n',
+    'id: 2\r\nevent: health\r\ndata: line one\r\ndata: line two\r\n\r\n',
+    'data: no event name\n\n',
+    'event: dropped\ndata: {"dropped":3}\n',  // Never terminated: not dispatched.
+  ]);
+  assert.deepEqual(retries, [5000]);
+  assert.deepEqual(messages, [
+    { event: 'change', data: '{"uuid":"g0"}', id: '1' },
+    { event: 'health', data: 'line one\nline two', id: '2' },
+    { event: 'message', data: 'no event name', id: '2' },
+  ]);
+});
+
+test('formatters', () => {
+  assert.equal(percent(0.424), '42%');
+  assert.equal(percent(null), '–');
+  assert.equal(gb(8), '8.0');
+  assert.equal(gb(80), '80.0');
+  assert.equal(gb(640), '640');
+  assert.equal(duration(75), '1m 15s');
+  assert.equal(duration(7500), '2h 5m');
+  assert.equal(duration(180000), '2d 2h');
+  assert.equal(duration(-3), '0s');
+  assert.equal(shortId('alloc-3a448aa627cbaa36'), 'alloc-3a448aa6');
+  assert.equal(shortId('custom'), 'custom');
+});
+
+test('heat: pale at rest, red at full load, light text only on dark colours', () => {
+  assert.deepEqual(heat(0), ['rgb(232,245,233)', false]);
+  assert.deepEqual(heat(1), ['rgb(211,47,47)', true]);
+  assert.deepEqual(heat(7), heat(1));
+  assert.deepEqual(heat(-1), heat(0));
+  assert.equal(heat(null)[0], heat(0)[0]);
+});
+
+test('state and reserved memory come from the allocations holding a GPU', () => {
+  const gpu = { healthy: true, memory_total_gb: 80 };
+  const slice = (gb_) => ({ allocation: {}, grant: { exclusive: false, memory_gb: gb_ } });
+  const whole = { allocation: {}, grant: { exclusive: true, memory_gb: 60 } };
+  assert.equal(gpuState(gpu, []), 'free');
+  assert.equal(reservedGb(gpu, []), 0);
+  assert.equal(gpuState(gpu, [slice(10), slice(6)]), 'shared');
+  assert.equal(reservedGb(gpu, [slice(10), slice(6)]), 16);
+  assert.equal(gpuState(gpu, [whole]), 'allocated');
+  assert.equal(reservedGb(gpu, [whole]), 80, 'an exclusive grant reserves the whole GPU');
+  assert.equal(gpuState({ ...gpu, healthy: false }, [whole]), 'unhealthy');
+  assert.equal(gpuState({ ...gpu, state: 'cordoned' }, []), 'cordoned');
+});

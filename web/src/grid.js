@@ -1,0 +1,218 @@
+// The cluster grid: one section per node, one card per GPU, coloured by
+// utilization or by memory. Cards are kept per GPU uuid and updated in place,
+// so focus, hover and a pending click survive live updates.
+import { h, setChildren, setText } from './dom.js';
+import { celsius, gb, heat, percent, shortId, watts } from './format.js';
+
+// What a card's colour shows. Memory counts what is used or reserved,
+// whichever is more (what the scheduler sees as taken).
+export const COLOUR_MODES = {
+  utilization: { label: 'utilization', ratio: (gpu) => gpu.utilization },
+  memory: { label: 'memory', ratio: (gpu, reserved) => memoryPressure(gpu, reserved) },
+};
+
+function memoryPressure(gpu, reservedGb) {
+  if (!gpu.memory_total_gb) return 0;
+  return Math.max(gpu.memory_used_gb ?? 0, reservedGb) / gpu.memory_total_gb;
+}
+
+// GB reserved on a GPU by active grants: the whole GPU for an exclusive
+// grant, else the shared slices added up (as the daemon counts it).
+export function reservedGb(gpu, holders) {
+  if (!holders?.length) return 0;
+  if (holders.some(({ grant }) => grant.exclusive)) return gpu.memory_total_gb ?? 0;
+  return holders.reduce((sum, { grant }) => sum + (grant.memory_gb ?? 0), 0);
+}
+
+export function gpuState(gpu, holders) {
+  if (gpu.healthy === false) return 'unhealthy';
+  if (holders?.some(({ grant }) => grant.exclusive)) return 'allocated';
+  if (holders?.length) return 'shared';
+  return gpu.state === 'cordoned' ? 'cordoned' : 'free';
+}
+
+export class Grid {
+  // onSelect(uuid) when a card is clicked or activated with the keyboard.
+  constructor(root, onSelect) {
+    this.root = root;
+    this.onSelect = onSelect;
+    this.sections = new Map();  // node name -> {section, title, summary, cards}
+    this.cards = new Map();  // uuid -> card parts
+    this.mode = 'utilization';
+    this.selected = '';
+  }
+
+  render(live) {
+    const holders = live.holders();
+    const seenNodes = new Set();
+    const seenGpus = new Set();
+    const order = [];
+    for (const node of live.nodes) {
+      seenNodes.add(node.node_name);
+      const section = this.section(node.node_name);
+      order.push(section.el);
+      const cards = [];
+      for (const gpu of node.gpus) {
+        seenGpus.add(gpu.uuid);
+        const card = this.card(gpu.uuid);
+        this.update(card, gpu, holders.get(gpu.uuid) ?? [], live.flash.has(gpu.uuid));
+        cards.push(card.el);
+      }
+      syncOrder(section.grid, cards);
+      this.updateSection(section, node, holders);
+    }
+    live.flash.clear();
+    for (const [name, section] of this.sections) {
+      if (!seenNodes.has(name)) {
+        section.el.remove();
+        this.sections.delete(name);
+      }
+    }
+    for (const uuid of this.cards.keys()) if (!seenGpus.has(uuid)) this.cards.delete(uuid);
+    syncOrder(this.root, order);
+    if (!live.nodes.length) setChildren(this.root, h('p', { class: 'empty', text: emptyText(live) }));
+  }
+
+  section(name) {
+    let section = this.sections.get(name);
+    if (section) return section;
+    const title = h('h3', { text: name });
+    const summary = h('span', { class: 'node-summary' });
+    const grid = h('div', { class: 'gpu-grid' });
+    const el = h('section', { class: 'node', dataset: { node: name } },
+      h('header', {}, title, summary), grid);
+    section = { el, title, summary, grid };
+    this.sections.set(name, section);
+    return section;
+  }
+
+  updateSection(section, node, holders) {
+    const types = new Map();
+    let free = 0;
+    for (const gpu of node.gpus) {
+      types.set(gpu.gpu_type, (types.get(gpu.gpu_type) ?? 0) + 1);
+      if (gpuState(gpu, holders.get(gpu.uuid)) === 'free') free++;
+    }
+    const kinds = [...types].map(([type, n]) => `${n} × ${type}`).join(', ');
+    setText(section.summary, `${kinds} · ${free} free`);
+  }
+
+  card(uuid) {
+    let card = this.cards.get(uuid);
+    if (card) return card;
+    const parts = {
+      index: h('span', { class: 'gpu-index' }),
+      type: h('span', { class: 'gpu-type' }),
+      health: h('span', { class: 'health' }),
+      name: h('div', { class: 'gpu-name' }),
+      utilFill: h('span', { class: 'fill' }),
+      utilLabel: h('span', { class: 'meter-label' }),
+      memUsed: h('span', { class: 'fill used' }),
+      memReserved: h('span', { class: 'fill reserved' }),
+      memLabel: h('span', { class: 'meter-label' }),
+      temperature: h('span', { class: 'temperature' }),
+      power: h('span', { class: 'power' }),
+      holder: h('div', { class: 'holder' }),
+    };
+    const el = h(
+      'article',
+      {
+        class: 'gpu',
+        tabindex: '0',
+        role: 'button',
+        dataset: { uuid },
+        on: {
+          click: () => this.onSelect(uuid),
+          keydown: (event) => {
+            if (event.key === 'Enter' || event.key === ' ') {
+              event.preventDefault();
+              this.onSelect(uuid);
+            }
+          },
+          animationend: () => el.classList.remove('flash'),
+        },
+      },
+      h('div', { class: 'gpu-head' }, parts.index, parts.type, parts.health),
+      parts.name,
+      h('div', { class: 'meter util', title: 'utilization' }, parts.utilFill, parts.utilLabel),
+      h('div', { class: 'meter mem', title: 'memory: used by processes / reserved by allocations / total' },
+        parts.memReserved, parts.memUsed, parts.memLabel),
+      h('div', { class: 'vitals' }, parts.temperature, parts.power),
+      parts.holder,
+    );
+    card = { el, ...parts };
+    this.cards.set(uuid, card);
+    return card;
+  }
+
+  update(card, gpu, holders, flash) {
+    const reserved = reservedGb(gpu, holders);
+    const state = gpuState(gpu, holders);
+    const total = gpu.memory_total_gb || 0;
+    const [colour, dark] = heat(COLOUR_MODES[this.mode].ratio(gpu, reserved));
+    card.el.style.backgroundColor = colour;
+    card.el.className = `gpu state-${state}${dark ? ' dark' : ''}${this.selected === gpu.uuid ? ' selected' : ''}`;
+    if (flash) card.el.classList.add('flash');
+    card.el.dataset.state = state;
+    card.el.dataset.node = gpu.node_name;
+    card.el.dataset.index = String(gpu.index);
+    card.el.setAttribute('aria-label', `${gpu.node_name} GPU ${gpu.index}, ${gpu.gpu_type}, ${state}`);
+    setText(card.index, `GPU ${gpu.index}`);
+    setText(card.type, gpu.gpu_type ?? '');
+    setText(card.health, gpu.healthy === false ? 'unhealthy' : 'healthy');
+    card.health.className = `health ${gpu.healthy === false ? 'bad' : 'ok'}`;
+    card.health.title = gpu.health_reason || '';
+    setText(card.name, gpu.name ?? '');
+    card.utilFill.style.width = percent(gpu.utilization ?? 0);
+    setText(card.utilLabel, `util ${percent(gpu.utilization)}`);
+    card.memUsed.style.width = total ? `${Math.min(100, ((gpu.memory_used_gb ?? 0) / total) * 100)}%` : '0';
+    card.memReserved.style.width = total ? `${Math.min(100, (reserved / total) * 100)}%` : '0';
+    setText(card.memLabel, `${gb(gpu.memory_used_gb)} used · ${gb(reserved)} reserved / ${gb(total)} GB`);
+    setText(card.temperature, celsius(gpu.temperature_c));
+    setText(card.power, watts(gpu.power_w, gpu.power_limit_w));
+    this.updateHolder(card.holder, gpu, holders, state);
+  }
+
+  updateHolder(el, gpu, holders, state) {
+    const key = holders.map(({ allocation, grant }) => `${allocation.allocation_id}:${grant.memory_gb}`).join(',') +
+      `|${state}|${gpu.health_reason ?? ''}`;
+    if (el.dataset.key === key) return;
+    el.dataset.key = key;
+    if (state === 'unhealthy' && !holders.length) {
+      setChildren(el, h('span', { class: 'reason', text: gpu.health_reason || 'unhealthy' }));
+    } else if (!holders.length) {
+      setChildren(el, h('span', { class: 'free', text: state === 'cordoned' ? 'cordoned' : 'free' }));
+    } else {
+      setChildren(el, holders.map(({ allocation, grant }) => h('span', {
+        class: 'holding',
+        title: `${allocation.allocation_id} (${grant.exclusive ? 'whole GPU' : `${gb(grant.memory_gb)} GB slice`})`,
+        dataset: { allocation: allocation.allocation_id },
+      }, h('b', { text: allocation.owner }), ` · ${shortId(allocation.allocation_id)}`,
+      grant.exclusive ? '' : ` · ${gb(grant.memory_gb)} GB`)));
+    }
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+  }
+
+  setSelected(uuid) {
+    this.selected = uuid;
+  }
+}
+
+function emptyText(live) {
+  if (live.connection.state === 'connecting') return 'Loading…';
+  if (live.connection.state === 'auth') return 'Sign in to see the cluster.';
+  if (live.connection.state === 'offline') return 'The daemon does not answer.';
+  return 'No GPUs in the inventory.';
+}
+
+// Makes parent's children exactly `children`, in order, moving only what
+// is out of place.
+function syncOrder(parent, children) {
+  children.forEach((child, i) => {
+    if (parent.children[i] !== child) parent.insertBefore(child, parent.children[i] ?? null);
+  });
+  while (parent.children.length > children.length) parent.lastElementChild.remove();
+}
