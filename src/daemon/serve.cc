@@ -16,10 +16,12 @@
 #include "api/handlers.h"
 #include "api/http_server.h"
 #include "api/router.h"
+#include "api/static_assets.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "daemon/logging.h"
 #include "daemon/openapi_document.h"
+#include "daemon/web_assets.h"
 #include "inventory/inventory.h"
 #include "inventory/providers/local/local_provider.h"
 #include "inventory/providers/static/static_provider.h"
@@ -206,6 +208,7 @@ int RunServe(const ServeOptions& options) {
   context.openapi_document = OpenApiDocument();
   Router router;
   RegisterApiRoutes(context, router);
+  RegisterStaticAssets(WebAssets(), router);  // The dashboard at /.
 
   HttpServerOptions server_options;
   server_options.host = listen->first;
