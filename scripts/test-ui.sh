@@ -8,8 +8,8 @@
 #
 #   scripts/test-ui.sh [BUILD_DIR]      (default: build; gpurm must be built)
 #
-# Installs what it needs, idempotently: Debian's chromium (apt, only when
-# /usr/bin/chromium is missing) and the npm packages of web/ and tests/ui/
+# Installs what it needs, idempotently: Debian's chromium (and Node.js when
+# the machine has none) through apt, only when missing, and the npm packages of web/ and tests/ui/
 # (npm ci, only when node_modules does not match the lock file).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,14 +22,16 @@ if [ ! -x "$build_dir/gpurm" ]; then
   exit 1
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-command -v node >/dev/null || { echo "test-ui: node is needed (apt-get install nodejs npm)" >&2; exit 1; }
 
 # shellcheck source=scripts/build-ui.sh
 source "$root/scripts/build-ui.sh"
