@@ -9,8 +9,9 @@
 #   scripts/test-ui.sh [BUILD_DIR]      (default: build; gpurm must be built)
 #
 # Installs what it needs, idempotently: Debian's chromium (and Node.js when
-# the machine has none) through apt, only when missing, and the npm packages of web/ and tests/ui/
-# (npm ci, only when node_modules does not match the lock file).
+# the machine has none) through apt, only when missing, and the npm packages
+# of web/ and tests/ui/ (npm ci, only when node_modules does not match the
+# lock file).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
