@@ -19,6 +19,26 @@ int64_t SliceMibForMilli(int milli, int64_t total_mib) {
   return static_cast<int64_t>(milli) * total_mib / kMilliPerGpu;
 }
 
+NodeSummary NodeSummary::Of(const NodeAvailability& node) {
+  NodeSummary summary;
+  summary.schedulable = node.node->schedulable;
+  summary.gpus = static_cast<int>(node.gpus.size());
+  summary.host_capacity = node.host_capacity;
+  summary.host_used = node.host_used;
+  bool mixed = false;
+  for (const GpuAvailability& g : node.gpus) {
+    summary.used_milli += kMilliPerGpu - g.free_milli();
+    mixed = mixed || g.type_id != node.gpus.front().type_id;
+    if (!g.gpu->healthy || g.exclusively_held) continue;
+    ++summary.shareable;
+    if (g.untouched()) ++summary.untouched;
+    summary.max_free_milli = std::max(summary.max_free_milli, g.free_milli());
+    summary.max_free_mib = std::max(summary.max_free_mib, g.free_mib);
+  }
+  if (!node.gpus.empty() && !mixed) summary.type_id = node.gpus.front().type_id;
+  return summary;
+}
+
 int NodeAvailability::UntouchedGpuCount() const {
   return static_cast<int>(std::count_if(gpus.begin(), gpus.end(),
                                         [](const GpuAvailability& g) { return g.untouched(); }));
@@ -103,6 +123,10 @@ std::optional<std::pair<size_t, size_t>> ClusterState::FindGpu(std::string_view 
 
 const std::vector<uint32_t>& ClusterState::class_members(uint32_t class_id) const {
   return classes_[class_id].members;
+}
+
+const NodeSummary& ClusterState::class_summary(uint32_t class_id) const {
+  return classes_[class_id].summary;
 }
 
 void ClusterState::ApplyGrant(const GpuGrant& grant, int sign) {
@@ -197,6 +221,7 @@ void ClusterState::Classify(size_t node) {
       classes_.emplace_back();
     }
     classes_[id].signature = signature;
+    classes_[id].summary = NodeSummary::Of(nodes_[node]);
     class_by_signature_.emplace(std::move(signature), id);
   }
   ClassData& data = classes_[id];

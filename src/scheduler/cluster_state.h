@@ -96,6 +96,24 @@ struct NodeAvailability {
   int64_t free_memory_mib() const;
 };
 
+// What a node (or a class of equal nodes) offers, aggregated once when the
+// class is formed, so the scheduler can rule classes out and bound their
+// scores without looking at each GPU.
+struct NodeSummary {
+  bool schedulable = false;
+  int gpus = 0;
+  int untouched = 0;         // Healthy GPUs no allocation touches.
+  int shareable = 0;         // Healthy GPUs not held exclusively.
+  int max_free_milli = 0;    // Over healthy GPUs not held exclusively.
+  int64_t max_free_mib = 0;  // Over healthy GPUs not held exclusively.
+  int64_t used_milli = 0;    // Sum of (1000 - free_milli) over all GPUs.
+  int64_t type_id = -1;      // The GPUs' type id when all share one, else -1.
+  HostResources host_capacity;
+  HostResources host_used;
+
+  static NodeSummary Of(const NodeAvailability& node);
+};
+
 class ClusterState {
  public:
   // Grants naming GPUs absent from the snapshot (a node that disappeared) are
@@ -133,6 +151,7 @@ class ClusterState {
   const std::vector<uint32_t>& live_classes() const { return live_classes_; }
   // Members of a class (node indexes), ascending.
   const std::vector<uint32_t>& class_members(uint32_t class_id) const;
+  const NodeSummary& class_summary(uint32_t class_id) const;
   uint32_t class_of(size_t node) const { return node_class_[node]; }
 
  private:
@@ -140,6 +159,7 @@ class ClusterState {
     std::vector<int64_t> signature;
     std::vector<uint32_t> members;  // Ascending node indexes.
     size_t live_position = 0;       // Index in live_classes_ while non-empty.
+    NodeSummary summary;            // Of any member (they are all equal).
   };
   struct SignatureHash {
     size_t operator()(const std::vector<int64_t>& key) const;

@@ -284,10 +284,14 @@ int64_t SchedulingContext::SliceMib(const Gpu& gpu) const {
 }
 
 bool SchedulingContext::TypeMatches(const GpuAvailability& g) const {
+  return TypeIdMatches(g.type_id);
+}
+
+bool SchedulingContext::TypeIdMatches(uint32_t type_id) const {
   if (wanted_types_.empty()) return true;
-  int8_t& cached = type_match_[g.type_id];
+  int8_t& cached = type_match_[type_id];
   if (cached < 0) {
-    const Gpu& gpu = *g.gpu;
+    const Gpu& gpu = state_.type_representative(type_id);
     const std::string have =
         gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
     cached = std::find(wanted_types_.begin(), wanted_types_.end(), have) != wanted_types_.end();
@@ -310,6 +314,24 @@ bool SchedulingContext::PartTypeMatches(size_t part, const GpuAvailability& g) c
     cached = GpuTypeMatches(probe, *g.gpu) ? 1 : 0;
   }
   return cached == 1;
+}
+
+bool SchedulingContext::MayFit(const NodeSummary& node, int gpus_needed) const {
+  if (!node.schedulable) return false;
+  const HostResources& want = options_.host;
+  if (node.host_capacity.cpu_milli > 0 &&
+      want.cpu_milli > node.host_capacity.cpu_milli - node.host_used.cpu_milli) {
+    return false;
+  }
+  if (node.host_capacity.memory_mib > 0 &&
+      want.memory_mib > node.host_capacity.memory_mib - node.host_used.memory_mib) {
+    return false;
+  }
+  if (gpus_needed <= 0) return true;
+  if (node.type_id >= 0 && !TypeIdMatches(static_cast<uint32_t>(node.type_id))) return false;
+  if (node.max_free_mib < need_mib_) return false;
+  if (!shared_) return node.untouched >= gpus_needed;
+  return node.shareable >= gpus_needed && node.max_free_milli >= milli_;
 }
 
 bool SchedulingContext::GpuPossibleEver(const GpuAvailability& g) const {

@@ -69,6 +69,10 @@ class SchedulingContext {
   int64_t SliceMib(const Gpu& gpu) const;
   // Does the GPU's model satisfy gpu_type (cached per model)?
   bool TypeMatches(const GpuAvailability& gpu) const;
+  bool TypeIdMatches(uint32_t type_id) const;
+  // A necessary condition of the filters, from a node's summary alone: false
+  // means no node with this summary can take `gpus_needed` GPUs now.
+  bool MayFit(const NodeSummary& node, int gpus_needed) const;
   // Can this GPU take (its part of) the request now?
   bool GpuEligibleNow(const GpuAvailability& gpu) const;
   // Could it ever (type, memory size, share granularity)?
@@ -116,6 +120,12 @@ class ScorePlugin {
   virtual std::optional<double> Score(const SchedulingContext& context,
                                       const NodeAvailability& node,
                                       const std::vector<uint8_t>& chosen) const = 0;
+  // At least the score of any candidate of `count` GPUs on a node with this
+  // summary; nullopt exactly when Score abstains on such nodes.
+  virtual std::optional<double> UpperBound(const SchedulingContext&, const NodeSummary&,
+                                           int /*count*/) const {
+    return 100.0;
+  }
 };
 
 // What a policy proposes for one node.
@@ -138,6 +148,13 @@ class PlacementPolicy {
   // True for the random baseline: the framework then picks uniformly among
   // feasible nodes (seeded) instead of by score.
   virtual bool uniform_random() const { return false; }
+  // At least Evaluate's score on any node with this summary, so the
+  // framework can skip nodes that cannot beat the best found; nullopt = no
+  // bound (every feasible node is evaluated).
+  virtual std::optional<double> ScoreUpperBound(const SchedulingContext&, const NodeSummary&,
+                                                int /*count*/) const {
+    return std::nullopt;
+  }
 };
 
 struct Placement;

@@ -174,6 +174,21 @@ class GpuAllocationScore final : public ScorePlugin {
     return 100.0 * (most_ ? fill : 1.0 - fill);
   }
 
+  std::optional<double> UpperBound(const SchedulingContext& context, const NodeSummary& node,
+                                   int count) const override {
+    if (node.gpus == 0) return std::nullopt;
+    // A whole GPU takes 1000; a share takes its milli; a memory slice takes
+    // between 0 and 1000 depending on the GPU.
+    const int64_t most_taken =
+        context.milli() > 0 ? int64_t{context.milli()} * count : int64_t{kMilliPerGpu} * count;
+    const int64_t least_taken =
+        !context.shared() ? int64_t{kMilliPerGpu} * count : int64_t{context.milli()} * count;
+    const double capacity = static_cast<double>(kMilliPerGpu) * node.gpus;
+    const double fill = std::min(
+        1.0, static_cast<double>(node.used_milli + (most_ ? most_taken : least_taken)) / capacity);
+    return 100.0 * (most_ ? fill : 1.0 - fill);
+  }
+
  private:
   const bool most_;
 };
@@ -187,21 +202,31 @@ class HostAllocationScore final : public ScorePlugin {
   }
   std::optional<double> Score(const SchedulingContext& context, const NodeAvailability& node,
                               const Positions&) const override {
-    if (!node.host_modelled()) return std::nullopt;
+    return Fill(context, node.host_capacity, node.host_used);
+  }
+  // Exact: the score depends on the host resources alone.
+  std::optional<double> UpperBound(const SchedulingContext& context, const NodeSummary& node,
+                                   int) const override {
+    return Fill(context, node.host_capacity, node.host_used);
+  }
+
+ private:
+  std::optional<double> Fill(const SchedulingContext& context, const HostResources& capacity,
+                             const HostResources& used) const {
+    if (capacity.cpu_milli <= 0 && capacity.memory_mib <= 0) return std::nullopt;
     double sum = 0;
     int parts = 0;
-    auto add = [&](int64_t capacity, int64_t used, int64_t want) {
-      if (capacity <= 0) return;
-      sum += std::min(1.0, static_cast<double>(used + want) / static_cast<double>(capacity));
+    auto add = [&](int64_t total, int64_t in_use, int64_t want) {
+      if (total <= 0) return;
+      sum += std::min(1.0, static_cast<double>(in_use + want) / static_cast<double>(total));
       ++parts;
     };
-    add(node.host_capacity.cpu_milli, node.host_used.cpu_milli, context.host().cpu_milli);
-    add(node.host_capacity.memory_mib, node.host_used.memory_mib, context.host().memory_mib);
+    add(capacity.cpu_milli, used.cpu_milli, context.host().cpu_milli);
+    add(capacity.memory_mib, used.memory_mib, context.host().memory_mib);
     const double fill = sum / parts;
     return 100.0 * (most_ ? fill : 1.0 - fill);
   }
 
- private:
   const bool most_;
 };
 
@@ -282,6 +307,19 @@ class WeightedPolicy final : public PlacementPolicy {
     }
     candidate.score = weights > 0 ? sum / weights : 0.0;
     return candidate;
+  }
+
+  std::optional<double> ScoreUpperBound(const SchedulingContext& context, const NodeSummary& node,
+                                        int count) const override {
+    double sum = 0;
+    double weights = 0;
+    for (const WeightedScore& score : scores_) {
+      std::optional<double> bound = score.plugin->UpperBound(context, node, count);
+      if (!bound) continue;
+      sum += score.weight * std::clamp(*bound, 0.0, 100.0);
+      weights += score.weight;
+    }
+    return weights > 0 ? sum / weights : 0.0;
   }
 
  private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -24,6 +25,7 @@ std::string RequestedTypeLabel(const GpuRequest& request) {
 struct Group {
   const uint32_t* members = nullptr;  // Ascending node indexes.
   size_t size = 0;
+  const NodeSummary* summary = nullptr;
   size_t first() const { return members[0]; }
 };
 
@@ -31,13 +33,13 @@ std::vector<Group> GroupsFor(const ClusterState& state, const std::optional<uint
                              const uint32_t* named_storage) {
   std::vector<Group> groups;
   if (named) {
-    groups.push_back(Group{named_storage, 1});
+    groups.push_back(Group{named_storage, 1, &state.class_summary(state.class_of(*named))});
     return groups;
   }
   groups.reserve(state.live_classes().size());
   for (uint32_t id : state.live_classes()) {
     const std::vector<uint32_t>& members = state.class_members(id);
-    groups.push_back(Group{members.data(), members.size()});
+    groups.push_back(Group{members.data(), members.size(), &state.class_summary(id)});
   }
   return groups;
 }
@@ -229,15 +231,66 @@ bool Before(const NodeCandidate& a, size_t a_node, const NodeCandidate& b, size_
   return a_node < b_node;
 }
 
+// The best single node: classes that may fit are visited in order of the
+// policy's score bound, and the search stops once no remaining class can
+// beat the best candidate found (ties go to the lowest node index).
+std::vector<Chosen> ChooseBestNode(const SchedulingContext& context, const PlacementPolicy& policy,
+                                   const ClusterState& state, const std::vector<Group>& groups,
+                                   int per_node) {
+  struct Entry {
+    double bound;
+    size_t first;
+    size_t group;
+  };
+  // Heap order: highest bound on top, then the lowest node index.
+  auto lower = [](const Entry& a, const Entry& b) {
+    if (a.bound != b.bound) return a.bound < b.bound;
+    return a.first > b.first;
+  };
+  std::vector<Entry> heap;
+  heap.reserve(groups.size());
+  for (size_t k = 0; k < groups.size(); ++k) {
+    if (!context.MayFit(*groups[k].summary, per_node)) continue;
+    const std::optional<double> bound =
+        policy.ScoreUpperBound(context, *groups[k].summary, per_node);
+    heap.push_back({bound.value_or(std::numeric_limits<double>::infinity()), groups[k].first(), k});
+  }
+  std::make_heap(heap.begin(), heap.end(), lower);
+  // Bounds and scores come from different arithmetic: stop only when a
+  // bound is clearly below the best score.
+  constexpr double kSlack = 1e-7;
+  std::optional<Chosen> best;
+  NodeEvaluation evaluation;
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), lower);
+    const Entry entry = heap.back();
+    heap.pop_back();
+    if (best && entry.bound < best->score - kSlack) break;
+    const NodeAvailability& node = state.nodes()[entry.first];
+    if (RunFilters(context, node, per_node, evaluation, nullptr) != FitCode::kFits) continue;
+    NodeCandidate candidate = policy.Evaluate(context, node, evaluation.eligible, per_node);
+    if (!best || Before(candidate, entry.first, NodeCandidate{{}, best->score}, best->node)) {
+      best = Chosen{entry.first, std::move(candidate.gpus), candidate.score};
+    }
+  }
+  std::vector<Chosen> chosen;
+  if (best) chosen.push_back(std::move(*best));
+  return chosen;
+}
+
 // Picks `nodes` nodes able to take `per_node` GPUs each: best scores first,
 // lowest node index among equals (or seeded uniform for the random policy).
 std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const PlacementPolicy& policy,
                                 const ClusterState& state, const std::vector<Group>& groups,
                                 int per_node, size_t nodes) {
+  if (nodes == 1 && !policy.uniform_random()) {
+    return ChooseBestNode(context, policy, state, groups, per_node);
+  }
   std::vector<Scored> feasible;
   size_t feasible_nodes = 0;
   NodeEvaluation evaluation;
   for (size_t k = 0; k < groups.size(); ++k) {
+    if (!context.MayFit(*groups[k].summary, per_node)) continue;
     const NodeAvailability& node = state.nodes()[groups[k].first()];
     if (RunFilters(context, node, per_node, evaluation, nullptr) != FitCode::kFits) continue;
     feasible_nodes += groups[k].size;
@@ -245,22 +298,18 @@ std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const Placemen
       feasible.push_back({k, {}});
       continue;
     }
-    Scored scored{k, policy.Evaluate(context, node, evaluation.eligible, per_node)};
-    if (nodes == 1 && !feasible.empty()) {
-      // One node: keep only the best so far.
-      const Scored& best = feasible.front();
-      const bool better =
-          Before(scored.candidate, groups[k].first(), best.candidate, groups[best.group].first());
-      if (better) feasible.front() = std::move(scored);
-      continue;
-    }
-    feasible.push_back(std::move(scored));
+    feasible.push_back({k, policy.Evaluate(context, node, evaluation.eligible, per_node)});
   }
   std::vector<Chosen> chosen;
   if (feasible_nodes < nodes || feasible.empty()) return chosen;
 
   if (policy.uniform_random()) {
-    // Draw `nodes` distinct nodes uniformly from the feasible ones.
+    // Draw `nodes` distinct nodes uniformly from the feasible ones, counted
+    // in node index order so the draw does not depend on how the classes
+    // happen to be stored.
+    std::sort(feasible.begin(), feasible.end(), [&](const Scored& a, const Scored& b) {
+      return groups[a.group].first() < groups[b.group].first();
+    });
     uint64_t seed = MixSeed(context.options().random_seed);
     std::vector<std::pair<size_t, size_t>> picks;  // (group, member).
     if (nodes == 1) {
