@@ -1,7 +1,9 @@
 #include "api/handlers.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -12,6 +14,7 @@
 #include "api/json_codec.h"
 #include "core/clock.h"
 #include "integrations/frameworks/plan.h"
+#include "monitor/prometheus_text.h"
 
 namespace gpurm {
 namespace {
@@ -279,7 +282,19 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
     return ErrorResponse(InvalidArgument("must be at most 256 characters", "Idempotency-Key"));
   }
   GpuManager& manager = *context.manager;
-  AllocationResult result = manager.Allocate(parsed->request, owner, idempotency_key);
+  AllocationResult result =
+      manager.Allocate(parsed->request, owner, idempotency_key, parsed->wait);
+  if (result.status.ok() && result.queued) {
+    // Waiting: answered at once (no worker is held while it waits); the
+    // client polls the entry, which the manager grants when GPUs free up.
+    json body = QueueEntryToJson(*result.queued, result.queue_position);
+    body["success"] = false;
+    body["queued"] = true;
+    body["replayed"] = result.replayed;
+    body["poll"] = std::string(kBase) + "/queue/" + result.queued->id;
+    body["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
+    return JsonResponse(202, body);
+  }
   if (!result.status.ok()) {
     json body = ErrorJson(result.status);
     body["success"] = false;
@@ -303,6 +318,43 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
              BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};
   return JsonResponse(200, body);
+}
+
+// GET /queue[?all=true]: waiting requests in service order (and, with all,
+// recently finished ones).
+HttpResponse ListQueue(const ApiContext& context, const HttpRequest& request) {
+  Result<bool> all = QueryBool(request, "all");
+  if (!all.ok()) return ErrorResponse(all.status());
+  json entries = json::array();
+  size_t waiting = 0;
+  for (const QueueEntry& entry : context.manager->Queue(*all)) {
+    const bool is_waiting = entry.state == QueueState::kWaiting;
+    entries.push_back(QueueEntryToJson(entry, is_waiting ? ++waiting : 0));
+  }
+  const size_t count = entries.size();
+  return JsonResponse(200, json{{"queue", std::move(entries)}, {"count", count}, {"waiting", waiting}});
+}
+
+// GET /queue/{id}: one entry; once granted, with the allocation's gpu_config.
+HttpResponse GetQueueEntry(const ApiContext& context, const HttpRequest& request) {
+  auto found = context.manager->QueueEntryById(request.path_params.at("id"));
+  if (!found.ok()) return ErrorResponse(found.status());
+  const auto& [entry, position] = *found;
+  json body = QueueEntryToJson(entry, position);
+  if (entry.allocation) {
+    auto snapshot = context.manager->inventory().Snapshot();
+    body["gpu_config"] = BuildGpuConfig(
+        MakePlanInput(entry.allocation->request, entry.allocation->grants, snapshot.get()));
+  }
+  return JsonResponse(200, body);
+}
+
+// DELETE /queue/{id}: stop waiting (a granted entry's allocation stays).
+HttpResponse CancelQueueEntry(const ApiContext& context, const HttpRequest& request) {
+  Result<QueueEntry> entry = context.manager->CancelQueued(request.path_params.at("id"));
+  if (!entry.ok()) return ErrorResponse(entry.status());
+  return JsonResponse(200, json{{"cancelled", entry->state == QueueState::kCancelled},
+                                {"entry", QueueEntryToJson(*entry, 0)}});
 }
 
 HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
@@ -428,6 +480,30 @@ HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
                                 {"allocation", AllocationToJson(*released)}});
 }
 
+json OptionalNumber(const std::optional<double>& value) { return value ? json(*value) : json(); }
+
+// Active allocations' grants by GPU UUID, for showing who holds each GPU.
+std::map<std::string, json> HoldersByGpu(const GpuManager& manager) {
+  AllocationFilter filter;
+  filter.limit = std::numeric_limits<int>::max();
+  std::map<std::string, json> holders;
+  for (const Allocation& allocation : manager.ledger().List(filter)) {
+    for (const GpuGrant& grant : allocation.grants) {
+      json& list = holders[grant.gpu_uuid];
+      if (list.is_null()) list = json::array();
+      list.push_back({{"allocation_id", allocation.id},
+                      {"owner", allocation.owner},
+                      {"memory_gb", RoundGb(grant.memory_mib)},
+                      {"exclusive", grant.exclusive}});
+    }
+  }
+  return holders;
+}
+
+int64_t ReservedMib(const GpuAvailability& g) {
+  return g.exclusively_held ? g.gpu->memory_total_mib : g.shared_reserved_mib;
+}
+
 HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   Result<std::optional<double>> window = QueryNumber(request, "window");
   if (!window.ok()) return ErrorResponse(window.status());
@@ -437,41 +513,260 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   const int64_t now = manager.clock().NowUnixMs();
   int64_t since_ms = now - static_cast<int64_t>(window->value_or(3600) * 1000);
   if (since->has_value()) since_ms = static_cast<int64_t>(**since * 1000);  // Unix seconds.
-  auto snapshot = manager.inventory().Snapshot();
-  if (!snapshot) return ErrorResponse(manager.Readiness());
-  auto optional_number = [](const std::optional<double>& v) { return v ? json(*v) : json(); };
+  // The same snapshot the scheduler would use, with what is held on it.
+  auto state = manager.CurrentState();
+  if (!state.ok()) return ErrorResponse(state.status());
+  const InventorySnapshot& snapshot = (*state)->snapshot();
+  std::map<std::string, json> holders = HoldersByGpu(manager);
   json nodes = json::array();
-  for (const Node& node : snapshot->nodes) {
+  for (const NodeAvailability& node : (*state)->nodes()) {
     json gpus = json::array();
-    for (const Gpu& gpu : node.gpus) {
+    for (const GpuAvailability& g : node.gpus) {
+      const Gpu& gpu = *g.gpu;
       json history = json::array();
-      for (const GpuSample& s : manager.inventory().History(gpu.uuid, since_ms)) {
-        history.push_back({{"timestamp", FormatIso8601(s.unix_ms)},
-                           {"utilization", s.utilization},
-                           {"memory_used_gb", RoundGb(s.memory_used_mib)},
-                           {"temperature_c", optional_number(s.temperature_c)},
-                           {"power_w", optional_number(s.power_w)}});
+      for (const GpuSample& sample : manager.inventory().History(gpu.uuid, since_ms)) {
+        history.push_back({{"timestamp", FormatIso8601(sample.unix_ms)},
+                           {"utilization", sample.utilization},
+                           {"memory_used_gb", RoundGb(sample.memory_used_mib)},
+                           {"temperature_c", OptionalNumber(sample.temperature_c)},
+                           {"power_w", OptionalNumber(sample.power_w)}});
       }
+      json processes = json::array();
+      for (const GpuProcess& process : gpu.processes) {
+        processes.push_back(
+            {{"pid", process.pid}, {"memory_used_gb", RoundGb(process.memory_used_mib)}});
+      }
+      auto held = holders.find(gpu.uuid);
       gpus.push_back({{"index", gpu.index},
                       {"uuid", gpu.uuid},
                       {"gpu_type", TypeLabel(gpu)},
                       {"name", gpu.model.raw_name},
+                      {"state", GpuStateName(node, g)},
                       {"utilization", gpu.utilization},
                       {"memory_utilization", gpu.memory_utilization},
                       {"memory_used_gb", RoundGb(gpu.memory_used_mib)},
+                      {"memory_reserved_gb", RoundGb(ReservedMib(g))},
                       {"memory_total_gb", RoundGb(gpu.memory_total_mib)},
-                      {"temperature_c", optional_number(gpu.temperature_c)},
-                      {"power_w", optional_number(gpu.power_w)},
+                      {"temperature_c", OptionalNumber(gpu.temperature_c)},
+                      {"power_w", OptionalNumber(gpu.power_w)},
+                      {"power_limit_w", OptionalNumber(gpu.power_limit_w)},
                       {"healthy", gpu.healthy},
                       {"health_reason", gpu.health_reason},
+                      {"processes", std::move(processes)},
+                      {"allocations", held == holders.end() ? json::array() : held->second},
                       {"history", std::move(history)}});
     }
-    nodes.push_back({{"node_name", node.name}, {"gpus", std::move(gpus)}});
+    nodes.push_back({{"node_name", node.node->name}, {"gpus", std::move(gpus)}});
   }
   return JsonResponse(200, json{{"timestamp", FormatIso8601(now)},
-                                {"sampled_at", FormatIso8601(snapshot->taken_unix_ms)},
+                                {"sampled_at", FormatIso8601(snapshot.taken_unix_ms)},
                                 {"interval_seconds", context.monitor_interval_s},
                                 {"nodes", std::move(nodes)}});
+}
+
+// POST /monitoring/refresh: a sampling pass now, on the sampler thread (this
+// worker only waits for it, and not for long).
+constexpr std::chrono::seconds kRefreshWait{10};
+
+HttpResponse RefreshMonitoring(const ApiContext& context, const HttpRequest&) {
+  if (context.sampler == nullptr) {
+    return ErrorResponse(Unavailable("on-demand sampling is not available in this server"));
+  }
+  const Status sampled = context.sampler->SampleNow(kRefreshWait);
+  if (!sampled.ok()) return ErrorResponse(sampled);
+  auto snapshot = context.manager->inventory().Snapshot();
+  size_t gpus = 0;
+  for (const Node& node : snapshot->nodes) gpus += node.gpus.size();
+  return JsonResponse(200, json{{"refreshed", true},
+                                {"sampled_at", FormatIso8601(snapshot->taken_unix_ms)},
+                                {"inventory_generation", snapshot->generation},
+                                {"nodes", snapshot->nodes.size()},
+                                {"gpus", gpus}});
+}
+
+// --- GET /metrics ---------------------------------------------------------
+
+// Appends one gauge family with a sample per GPU that has a value.
+void GpuGauge(PrometheusText& out, const ClusterState& state, const char* name, const char* help,
+              std::optional<double> (*value)(const NodeAvailability&, const GpuAvailability&)) {
+  out.Family(name, "gauge", help);
+  for (const NodeAvailability& node : state.nodes()) {
+    for (const GpuAvailability& g : node.gpus) {
+      const std::optional<double> v = value(node, g);
+      if (!v) continue;
+      out.Sample(name,
+                 {{"node", node.node->name},
+                  {"gpu", std::to_string(g.gpu->index)},
+                  {"uuid", g.gpu->uuid},
+                  {"model", g.gpu->model.raw_name}},
+                 *v);
+    }
+  }
+}
+
+constexpr double kBytesPerMib = 1024.0 * 1024.0;
+
+HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
+  GpuManager& manager = *context.manager;
+  PrometheusText out;
+  const Status ready = manager.Readiness();
+  out.Family("gpurm_up", "gauge",
+             "1 when the manager is initialized (an inventory snapshot exists), else 0.");
+  out.Sample("gpurm_up", {}, ready.ok() ? 1 : 0);
+  if (auto state = manager.CurrentState(); state.ok()) {
+    const ClusterState& cluster = **state;
+    GpuGauge(out, cluster, "gpurm_gpu_utilization_ratio", "GPU busy ratio, 0..1.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return g.gpu->utilization;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_memory_used_bytes",
+             "GPU memory in use as the device reports it (all processes).",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return static_cast<double>(g.gpu->memory_used_mib) * kBytesPerMib;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_memory_total_bytes", "GPU memory size.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return static_cast<double>(g.gpu->memory_total_mib) * kBytesPerMib;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_memory_reserved_bytes",
+             "GPU memory reserved by gpurm allocations (the whole GPU when exclusive).",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return static_cast<double>(ReservedMib(g)) * kBytesPerMib;
+             });
+    GpuGauge(
+        out, cluster, "gpurm_gpu_temperature_celsius",
+        "GPU temperature; absent when the GPU does not report it.",
+        [](const NodeAvailability&, const GpuAvailability& g) { return g.gpu->temperature_c; });
+    GpuGauge(out, cluster, "gpurm_gpu_power_watts",
+             "GPU power draw; absent when the GPU does not report it.",
+             [](const NodeAvailability&, const GpuAvailability& g) { return g.gpu->power_w; });
+    GpuGauge(out, cluster, "gpurm_gpu_healthy", "1 when the GPU is healthy, 0 when not.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return g.gpu->healthy ? 1 : 0;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_allocated",
+             "1 when an active gpurm allocation holds the GPU (whole or a shared slice), else 0.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return g.untouched() ? 0 : 1;
+             });
+    out.Family("gpurm_inventory_snapshot_timestamp_seconds", "gauge",
+               "When the inventory snapshot these values come from was taken (Unix time).");
+    out.Sample("gpurm_inventory_snapshot_timestamp_seconds", {},
+               static_cast<double>(cluster.snapshot().taken_unix_ms) / 1000.0);
+  }
+  AllocationFilter filter;
+  filter.limit = std::numeric_limits<int>::max();
+  out.Family("gpurm_allocations_active", "gauge", "Active (not released or expired) allocations.");
+  out.Sample("gpurm_allocations_active", {},
+             static_cast<double>(manager.ledger().List(filter).size()));
+  if (context.sampler != nullptr) {
+    const SamplerStats stats = context.sampler->stats();
+    out.Family("gpurm_sampler_passes_total", "counter", "Inventory sampling passes.");
+    out.Sample("gpurm_sampler_passes_total", {}, static_cast<double>(stats.passes));
+    out.Family("gpurm_sampler_failures_total", "counter",
+               "Sampling passes whose provider call failed (the previous values were kept).");
+    out.Sample("gpurm_sampler_failures_total", {}, static_cast<double>(stats.failures));
+    out.Family("gpurm_sampler_cpu_seconds_total", "counter",
+               "CPU time the sampler thread spent in sampling passes.");
+    out.Sample("gpurm_sampler_cpu_seconds_total", {}, stats.cpu_seconds);
+    out.Family("gpurm_sampler_last_pass_duration_seconds", "gauge",
+               "Elapsed time of the latest sampling pass.");
+    out.Sample("gpurm_sampler_last_pass_duration_seconds", {}, stats.last_pass_wall_seconds);
+  }
+  if (context.events != nullptr) {
+    const EventHubStats stats = context.events->stats();
+    out.Family("gpurm_events_published_total", "counter", "GPU change events published.");
+    out.Sample("gpurm_events_published_total", {}, static_cast<double>(stats.published));
+    out.Family("gpurm_events_dropped_total", "counter",
+               "Events dropped from the queues of subscribers that fell behind.");
+    out.Sample("gpurm_events_dropped_total", {}, static_cast<double>(stats.dropped));
+    out.Family("gpurm_events_subscribers", "gauge", "Open event subscriptions (SSE streams).");
+    out.Sample("gpurm_events_subscribers", {}, static_cast<double>(stats.subscribers));
+  }
+  if (context.http_metrics != nullptr) context.http_metrics->Write(out);
+  HttpResponse response;
+  response.content_type = kPrometheusContentType;
+  response.body = out.Take();
+  return response;
+}
+
+// --- GET /events (Server-Sent Events) -------------------------------------
+
+json ReadingToJson(const GpuReading& reading) {
+  return {{"utilization", reading.utilization},
+          {"memory_used_gb", RoundGb(reading.memory_used_mib)},
+          {"memory_total_gb", RoundGb(reading.memory_total_mib)},
+          {"memory_used_ratio", std::round(reading.memory_used_ratio() * 10000.0) / 10000.0},
+          {"temperature_c", OptionalNumber(reading.temperature_c)},
+          {"power_w", OptionalNumber(reading.power_w)},
+          {"healthy", reading.healthy},
+          {"health_reason", reading.health_reason}};
+}
+
+json EventToJson(const GpuEvent& event) {
+  return {{"sequence", event.sequence},
+          {"timestamp", FormatIso8601(event.unix_ms)},
+          {"type", GpuEventTypeName(event.type)},
+          {"node_name", event.node_name},
+          {"gpu_index", event.gpu_index},
+          {"uuid", event.gpu_uuid},
+          {"name", event.model},
+          {"changed", event.changed},
+          {"current", ReadingToJson(event.current)},
+          {"previous", event.previous ? ReadingToJson(*event.previous) : json()}};
+}
+
+// An SSE body fed by one event subscription. Start and Pull run on the
+// connection's strand; Close may come from any thread (the subscription is
+// thread-safe).
+class EventStream final : public ResponseStream {
+ public:
+  EventStream(std::unique_ptr<EventSubscription> subscription, std::string node_filter)
+      : subscription_(std::move(subscription)), node_filter_(std::move(node_filter)) {}
+
+  void Start(std::function<void()> wake) override { subscription_->SetNotify(std::move(wake)); }
+
+  std::string Pull(bool* done) override {
+    std::string out = std::exchange(preamble_, "");
+    // Bounded per pull so one busy stream does not hold its strand for long.
+    EventBatch batch = subscription_->Poll(256);
+    if (batch.dropped > 0) {
+      out += "event: dropped\ndata: " + json{{"dropped", batch.dropped}}.dump() + "\n\n";
+    }
+    for (const auto& event : batch.events) {
+      if (!node_filter_.empty() && event->node_name != node_filter_) continue;
+      out += "id: " + std::to_string(event->sequence) +
+             "\nevent: " + GpuEventTypeName(event->type) + "\ndata: " + EventToJson(*event).dump() +
+             "\n\n";
+    }
+    *done = batch.closed;
+    return out;
+  }
+
+  std::string KeepAlive() override { return ": keep-alive\n\n"; }
+
+  void Close() override { subscription_->Cancel(); }
+
+ private:
+  const std::unique_ptr<EventSubscription> subscription_;
+  const std::string node_filter_;
+  // Sent first: the reconnection delay for EventSource clients, and a comment
+  // so that clients see the stream open before the first event.
+  std::string preamble_ = "retry: 5000\n: gpurm GPU events\n\n";
+};
+
+HttpResponse Events(const ApiContext& context, const HttpRequest& request) {
+  if (context.events == nullptr) {
+    return ErrorResponse(Unavailable("the event stream is not available in this server"));
+  }
+  std::string node;
+  if (auto it = request.query.find("node"); it != request.query.end()) node = it->second;
+  HttpResponse response;
+  response.content_type = "text/event-stream";
+  response.headers.emplace_back("Cache-Control", "no-cache");
+  response.headers.emplace_back("X-Accel-Buffering", "no");  // Tell nginx not to buffer.
+  response.stream = std::make_shared<EventStream>(context.events->Subscribe(), std::move(node));
+  return response;
 }
 
 HttpResponse OpenApi(const ApiContext& context, const HttpRequest&) {
@@ -504,7 +799,13 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   router.Add("DELETE", base + "/allocations/{id}", bind(DeleteAllocation));
   router.Add("POST", base + "/allocations/{id}/heartbeat", bind(Heartbeat));
   router.Add("POST", base + "/release", bind(Release));
+  router.Add("GET", base + "/queue", bind(ListQueue));
+  router.Add("GET", base + "/queue/{id}", bind(GetQueueEntry));
+  router.Add("DELETE", base + "/queue/{id}", bind(CancelQueueEntry));
   router.Add("GET", base + "/monitoring", bind(Monitoring));
+  router.Add("POST", base + "/monitoring/refresh", bind(RefreshMonitoring));
+  router.Add("GET", base + "/events", bind(Events));
+  router.Add("GET", "/metrics", bind(Metrics));
   router.Add("GET", "/api/v1/openapi.json", bind(OpenApi));
 }
 

@@ -11,6 +11,9 @@
 
 #include "inventory/providers/static/static_provider.h"
 #include "ledger/sqlite_ledger.h"
+#include "monitor/event_hub.h"
+#include "monitor/http_metrics.h"
+#include "monitor/sampler.h"
 
 namespace gpurm {
 namespace {
@@ -227,6 +230,135 @@ TEST_F(HandlersTest, HeartbeatRenewsLeases) {
   clock_.AdvanceMs(10000);
   json renewed = CallJson("POST", "/api/v1/gpu/allocations/" + id + "/heartbeat", 200);
   EXPECT_GT(renewed["allocation"]["lease_expires_at"].get<std::string>(), before);
+}
+
+TEST_F(HandlersTest, MonitoringShowsStateHoldersAndProcesses) {
+  Load();
+  HttpResponse answer = Call("POST", "/api/v1/gpu/allocate", R"({"gpu_type": "A100"})", "alice");
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  const json allocated = json::parse(answer.body);
+  const std::string uuid = allocated["gpus"][0]["gpu_uuid"];
+  json monitoring = CallJson("GET", "/api/v1/gpu/monitoring", 200);
+  bool found = false;
+  for (const json& node : monitoring["nodes"]) {
+    for (const json& gpu : node["gpus"]) {
+      EXPECT_TRUE(gpu["processes"].is_array());
+      if (gpu["uuid"] != uuid) continue;
+      found = true;
+      EXPECT_EQ(gpu["state"], "allocated");
+      EXPECT_EQ(gpu["memory_reserved_gb"], gpu["memory_total_gb"]);
+      ASSERT_EQ(gpu["allocations"].size(), 1u);
+      EXPECT_EQ(gpu["allocations"][0]["allocation_id"], allocated["allocation_id"]);
+      EXPECT_EQ(gpu["allocations"][0]["owner"], "alice");
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(HandlersTest, MetricsInPrometheusTextFormat) {
+  HttpResponse before = Call("GET", "/metrics");
+  EXPECT_EQ(before.status, 200);
+  EXPECT_NE(before.body.find("gpurm_up 0\n"), std::string::npos) << before.body;
+  Load();
+  HttpMetrics http_metrics;
+  http_metrics.Observe("GET", "/api/v1/gpu/status", 200, 0.003);
+  context_.http_metrics = &http_metrics;
+  CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_type": "T4"})");
+  HttpResponse response = Call("GET", "/metrics");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& text = response.body;
+  EXPECT_NE(text.find("gpurm_up 1\n"), std::string::npos);
+  for (const char* family :
+       {"gpurm_gpu_utilization_ratio", "gpurm_gpu_memory_used_bytes",
+        "gpurm_gpu_memory_total_bytes", "gpurm_gpu_temperature_celsius", "gpurm_gpu_power_watts",
+        "gpurm_gpu_healthy", "gpurm_gpu_allocated", "gpurm_allocations_active",
+        "gpurm_http_requests_total", "gpurm_http_request_duration_seconds"}) {
+    EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+  }
+  EXPECT_NE(text.find("gpurm_allocations_active 1\n"), std::string::npos);
+  int allocated_gpus = 0;
+  for (size_t at = text.find("\ngpurm_gpu_allocated{"); at != std::string::npos;
+       at = text.find("\ngpurm_gpu_allocated{", at + 1)) {
+    const size_t end = text.find('\n', at + 1);
+    if (text.substr(at, end - at).ends_with("} 1")) ++allocated_gpus;
+    EXPECT_NE(text.substr(at, end - at).find("model=\""), std::string::npos);
+  }
+  EXPECT_EQ(allocated_gpus, 1) << text;
+  EXPECT_NE(text.find("gpurm_http_requests_total{method=\"GET\",route=\"/api/v1/gpu/status\","
+                      "code=\"200\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(HandlersTest, EventsStreamServerSentEvents) {
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/events", 503)["error"]["code"], "unavailable");
+  EventHub hub;
+  context_.events = &hub;
+  HttpResponse response = Call("GET", "/api/v1/gpu/events");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.content_type, "text/event-stream");
+  ASSERT_NE(response.stream, nullptr);
+  int wakes = 0;
+  response.stream->Start([&wakes] { ++wakes; });
+  bool done = false;
+  EXPECT_EQ(response.stream->Pull(&done), "retry: 5000\n: gpurm GPU events\n\n");
+  EXPECT_FALSE(done);
+
+  GpuEvent event;
+  event.type = GpuEventType::kHealth;
+  event.node_name = "n1";
+  event.gpu_uuid = "GPU-1";
+  event.changed = {"health"};
+  event.current.healthy = false;
+  event.current.health_reason = "XID 79";
+  hub.Publish({event});
+  EXPECT_EQ(wakes, 1);
+  const std::string text = response.stream->Pull(&done);
+  ASSERT_EQ(text.rfind("id: 1\nevent: health\ndata: {", 0), 0u) << text;
+  const json data = json::parse(text.substr(text.find('{'), text.rfind('}') - text.find('{') + 1));
+  EXPECT_EQ(data["uuid"], "GPU-1");
+  EXPECT_EQ(data["current"]["healthy"], false);
+  EXPECT_EQ(data["current"]["health_reason"], "XID 79");
+  EXPECT_TRUE(data["previous"].is_null());
+  EXPECT_EQ(response.stream->KeepAlive(), ": keep-alive\n\n");
+
+  response.stream->Close();
+  EXPECT_EQ(response.stream->Pull(&done), "");
+  EXPECT_TRUE(done);
+  EXPECT_EQ(hub.stats().subscribers, 0u);
+}
+
+TEST_F(HandlersTest, EventsCanBeLimitedToOneNodeAndReportDrops) {
+  EventHub hub(/*queue_capacity=*/2);
+  context_.events = &hub;
+  HttpResponse response = Call("GET", "/api/v1/gpu/events?node=n2");
+  bool done = false;
+  response.stream->Pull(&done);
+  std::vector<GpuEvent> events(3);
+  events[0].node_name = "n1";
+  events[1].node_name = "n2";
+  events[2].node_name = "n2";
+  hub.Publish(events);
+  const std::string text = response.stream->Pull(&done);
+  EXPECT_EQ(text.rfind("event: dropped\ndata: {\"dropped\":1}\n\n", 0), 0u) << text;
+  EXPECT_EQ(text.find("\"node_name\":\"n1\""), std::string::npos) << text;
+  EXPECT_NE(text.find("id: 3\n"), std::string::npos) << text;
+}
+
+TEST_F(HandlersTest, RefreshRunsASamplingPassOnTheSampler) {
+  EXPECT_EQ(CallJson("POST", "/api/v1/gpu/monitoring/refresh", 503)["error"]["code"],
+            "unavailable");
+  EventHub hub;
+  Sampler sampler(inventory_.get(), &clock_, &hub, SamplerOptions{});
+  context_.sampler = &sampler;
+  sampler.Start();
+  json refreshed = CallJson("POST", "/api/v1/gpu/monitoring/refresh", 200);
+  EXPECT_EQ(refreshed["refreshed"], true);
+  EXPECT_EQ(refreshed["gpus"], 16);
+  EXPECT_GE(refreshed["inventory_generation"].get<int>(), 1);
+  EXPECT_NE(Call("GET", "/metrics").body.find("gpurm_sampler_passes_total "), std::string::npos);
+  sampler.Stop();
+  context_.sampler = nullptr;
 }
 
 TEST_F(HandlersTest, ServesTheOpenApiDocument) {

@@ -1,9 +1,12 @@
 #include "api/http_server.h"
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -38,8 +41,20 @@ class HttpServer::Impl {
   std::atomic<int>& connections() { return connections_; }
   std::atomic<int>& in_flight() { return in_flight_; }
 
+  // Streamed responses in progress, so that Stop can end them. `pump` makes
+  // the owning session look at its stream again (it posts to the session's
+  // strand). Returns 0, registering nothing, once the server is draining.
+  uint64_t RegisterStream(std::shared_ptr<ResponseStream> stream, std::function<void()> pump);
+  void UnregisterStream(uint64_t id);
+
  private:
+  struct StreamEntry {
+    std::shared_ptr<ResponseStream> stream;
+    std::function<void()> pump;
+  };
+
   void Accept();
+  bool StreamsDone();
 
   const HttpServerOptions options_;
   const Router* router_;
@@ -52,6 +67,10 @@ class HttpServer::Impl {
   std::atomic<bool> stopped_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> in_flight_{0};
+  std::mutex streams_mutex_;  // Guards the three members below.
+  bool streams_closing_ = false;
+  uint64_t next_stream_id_ = 1;
+  std::map<uint64_t, StreamEntry> streams_;
 };
 
 namespace {
@@ -80,10 +99,14 @@ HttpResponse ErrorOnly(int status, StatusCode code, const std::string& message,
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {
+      : stream_(std::move(socket)), server_(server), keepalive_timer_(stream_.get_executor()) {
     server_->connections().fetch_add(1);
   }
-  ~Session() { server_->connections().fetch_sub(1); }
+  ~Session() {
+    // Normally ended already; this covers a drain that timed out.
+    if (body_stream_) body_stream_->Close();
+    server_->connections().fetch_sub(1);
+  }
 
   void Run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -171,11 +194,154 @@ class Session : public std::enable_shared_from_this<Session> {
               .count();
       if (self->server_->observer()) self->server_->observer()(converted, response, ms);
       asio::post(self->stream_.get_executor(),
-                 [self, response = std::move(response), version, keep_alive]() {
-                   self->Write(response, version, keep_alive && !self->server_->draining());
+                 [self, response = std::move(response), version, keep_alive]() mutable {
+                   if (response.stream) {
+                     self->StartStream(std::move(response), version);
+                   } else {
+                     self->Write(response, version, keep_alive && !self->server_->draining());
+                   }
                    self->server_->in_flight().fetch_sub(1);
                  });
     });
+  }
+
+  // --- Streamed responses (all on the connection's strand) ----------------
+
+  void StartStream(HttpResponse response, unsigned version) {
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto executor = stream_.get_executor();
+    stream_id_ = server_->RegisterStream(response.stream, [weak, executor] {
+      asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->PumpStream();
+      });
+    });
+    if (stream_id_ == 0) {
+      response.stream->Close();
+      Write(ErrorOnly(503, StatusCode::kUnavailable, "the server is shutting down"), version,
+            false);
+      return;
+    }
+    body_stream_ = std::move(response.stream);
+    chunked_ = version >= 11;
+    struct Header {
+      http::response<http::empty_body> message;
+      std::optional<http::response_serializer<http::empty_body>> serializer;
+    };
+    auto header = std::make_shared<Header>();
+    header->message =
+        http::response<http::empty_body>{static_cast<http::status>(response.status), version};
+    header->message.set(http::field::server, "gpurm");
+    header->message.set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) header->message.set(name, value);
+    // The connection ends with the stream: say so, and delimit the body by
+    // chunks (HTTP/1.1) or by closing (HTTP/1.0).
+    header->message.keep_alive(false);
+    header->message.chunked(chunked_);
+    header->serializer.emplace(header->message);
+    stream_.expires_after(Timeout());
+    http::async_write_header(stream_, *header->serializer,
+                             [self = shared_from_this(), header](beast::error_code ec, size_t) {
+                               if (ec) {
+                                 self->EndStream();
+                                 return;
+                               }
+                               self->OnStreamHeaderWritten();
+                             });
+  }
+
+  void OnStreamHeaderWritten() {
+    stream_.expires_never();
+    header_written_ = true;
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto executor = stream_.get_executor();
+    body_stream_->Start([weak, executor] {
+      asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->PumpStream();
+      });
+    });
+    // The client sends nothing more on a stream; a completed read means it
+    // closed the connection (or broke protocol): either way the stream ends.
+    stream_.socket().async_read_some(asio::buffer(probe_),
+                                     [self = shared_from_this()](beast::error_code, size_t) {
+                                       if (self->stream_ended_) return;
+                                       self->body_stream_->Close();
+                                       self->PumpStream();
+                                     });
+    ArmKeepAlive();
+    PumpStream();
+  }
+
+  void PumpStream() {
+    if (!header_written_ || writing_ || stream_finishing_ || stream_ended_) return;
+    bool done = false;
+    std::string data = body_stream_->Pull(&done);
+    if (!data.empty()) {
+      WriteStreamData(std::move(data), done);
+    } else if (done) {
+      FinishStream();
+    }
+  }
+
+  void WriteStreamData(std::string data, bool then_finish) {
+    writing_ = true;
+    auto payload = std::make_shared<std::string>(std::move(data));
+    auto on_written = [self = shared_from_this(), payload, then_finish](beast::error_code ec,
+                                                                        size_t) {
+      self->writing_ = false;
+      self->stream_.expires_never();
+      if (ec) {
+        self->EndStream();
+        return;
+      }
+      if (then_finish) {
+        self->FinishStream();
+        return;
+      }
+      self->ArmKeepAlive();
+      self->PumpStream();
+    };
+    stream_.expires_after(Timeout());
+    if (chunked_) {
+      asio::async_write(stream_, http::make_chunk(asio::buffer(*payload)), std::move(on_written));
+    } else {
+      asio::async_write(stream_, asio::buffer(*payload), std::move(on_written));
+    }
+  }
+
+  void ArmKeepAlive() {
+    keepalive_timer_.expires_after(std::chrono::milliseconds(
+        static_cast<int64_t>(server_->options().stream_keepalive_s * 1000)));
+    keepalive_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->writing_ || self->stream_finishing_ || self->stream_ended_) return;
+      self->WriteStreamData(self->body_stream_->KeepAlive(), false);
+    });
+  }
+
+  // The stream has nothing more: end the body properly, then the connection.
+  void FinishStream() {
+    if (stream_finishing_) return;
+    stream_finishing_ = true;
+    keepalive_timer_.cancel();
+    if (!chunked_) {
+      EndStream();
+      return;
+    }
+    writing_ = true;
+    stream_.expires_after(Timeout());
+    asio::async_write(stream_, http::make_chunk_last(),
+                      [self = shared_from_this()](beast::error_code, size_t) {
+                        self->writing_ = false;
+                        self->EndStream();
+                      });
+  }
+
+  void EndStream() {
+    if (stream_ended_) return;
+    stream_ended_ = true;
+    keepalive_timer_.cancel();
+    body_stream_->Close();
+    server_->UnregisterStream(stream_id_);
+    Close();
   }
 
   void Write(const HttpResponse& response, unsigned version, bool keep_alive) {
@@ -203,6 +369,17 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* server_;
+
+  // Streamed response state; strand only.
+  std::shared_ptr<ResponseStream> body_stream_;
+  uint64_t stream_id_ = 0;
+  asio::steady_timer keepalive_timer_;
+  std::array<char, 1> probe_{};
+  bool chunked_ = false;
+  bool header_written_ = false;
+  bool writing_ = false;
+  bool stream_finishing_ = false;
+  bool stream_ended_ = false;
 };
 
 }  // namespace
@@ -243,6 +420,25 @@ void HttpServer::Impl::Accept() {
   });
 }
 
+uint64_t HttpServer::Impl::RegisterStream(std::shared_ptr<ResponseStream> stream,
+                                          std::function<void()> pump) {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  if (streams_closing_) return 0;
+  const uint64_t id = next_stream_id_++;
+  streams_.emplace(id, StreamEntry{std::move(stream), std::move(pump)});
+  return id;
+}
+
+void HttpServer::Impl::UnregisterStream(uint64_t id) {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  streams_.erase(id);
+}
+
+bool HttpServer::Impl::StreamsDone() {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  return streams_.empty();
+}
+
 void HttpServer::Impl::Stop() {
   if (stopped_.exchange(true)) return;
   draining_ = true;
@@ -250,10 +446,23 @@ void HttpServer::Impl::Stop() {
     beast::error_code ignored;
     acceptor_.close(ignored);
   });
+  // Streams would never finish by themselves: end them. After Close no
+  // stream wakes a session, so nothing posts to the I/O context once it
+  // stops below.
+  std::vector<StreamEntry> open_streams;
+  {
+    std::lock_guard<std::mutex> lock(streams_mutex_);
+    streams_closing_ = true;
+    for (const auto& [id, entry] : streams_) open_streams.push_back(entry);
+  }
+  for (const StreamEntry& entry : open_streams) {
+    entry.stream->Close();
+    entry.pump();
+  }
   const auto deadline =
       std::chrono::steady_clock::now() +
       std::chrono::milliseconds(static_cast<int64_t>(options_.drain_timeout_s * 1000));
-  while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while ((in_flight_.load() > 0 || !StreamsDone()) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   workers_.join();

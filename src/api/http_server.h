@@ -2,6 +2,14 @@
 // read and write; handlers run on a separate worker pool, so a slow ledger
 // write never stalls other connections. Limits everywhere: body and header
 // size, read/write timeouts (slowloris), connection count.
+//
+// A handler may answer with a streamed body (HttpResponse::stream, e.g.
+// Server-Sent Events): the session writes the headers, then whatever the
+// stream has ready each time it wakes the session (chunked for HTTP/1.1,
+// until close for HTTP/1.0), and the stream's keep-alive payload after
+// stream_keepalive_s of quiet. Nothing on that path blocks an I/O thread.
+// The stream ends when it says so, when the client closes the connection,
+// or when the server drains.
 #ifndef GPURM_API_HTTP_SERVER_H_
 #define GPURM_API_HTTP_SERVER_H_
 
@@ -27,6 +35,9 @@ struct HttpServerOptions {
   double timeout_s = 30;        // Read or write of one request/response.
   int max_connections = 1024;   // Beyond this, new connections get 503.
   double drain_timeout_s = 10;  // Stop() waits this long for in-flight requests.
+  // A streamed response (HttpResponse::stream) quiet for this long gets the
+  // stream's keep-alive payload.
+  double stream_keepalive_s = 15;
 };
 
 // Called after each response is produced (on a worker thread).
@@ -45,7 +56,8 @@ class HttpServer {
   Status Start();
   // The bound port (useful with port 0).
   uint16_t port() const { return bound_port_; }
-  // Graceful: stops accepting, lets requests in flight finish (bounded by
+  // Graceful: stops accepting, closes streamed responses (their clients get
+  // a properly ended body), lets requests in flight finish (bounded by
   // drain_timeout_s), then stops all threads. Idempotent.
   void Stop();
 

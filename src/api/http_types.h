@@ -3,7 +3,9 @@
 #ifndef GPURM_API_HTTP_TYPES_H_
 #define GPURM_API_HTTP_TYPES_H_
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,11 +28,40 @@ struct HttpRequest {
   std::string Header(const std::string& name) const;
 };
 
+// A response body produced over time (Server-Sent Events). The HTTP server
+// sends the headers, then writes what Pull returns as it becomes available,
+// and a keep-alive payload when nothing was written for a while. It calls
+// Start, Pull and KeepAlive on the connection's I/O strand, so none of them
+// may block; Close may come from any thread.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Called once before any Pull. The stream calls `wake` (from any thread)
+  // whenever Pull may have something new or the stream has ended. `wake`
+  // only schedules a Pull on the connection's strand, never runs it inline,
+  // so it may be called under the stream's own locks. It is safe to call
+  // until Close() returns, and must not be called after.
+  virtual void Start(std::function<void()> wake) = 0;
+  // What is ready to send now (may be empty). Sets *done once the stream has
+  // ended and everything was returned; the server then ends the response.
+  virtual std::string Pull(bool* done) = 0;
+  // Bytes to send when the stream has been quiet for the keep-alive period,
+  // so that proxies and clients see the connection alive.
+  virtual std::string KeepAlive() = 0;
+  // Ends the stream: after Close returns, `wake` is not called again and
+  // Pull reports done once drained. Idempotent; the server calls it when the
+  // client goes away or the server drains.
+  virtual void Close() = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
-  std::string body;
+  std::string body;  // Ignored when `stream` is set.
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is streamed (see ResponseStream) instead of `body`,
+  // and the connection is not reused for another request.
+  std::shared_ptr<ResponseStream> stream;
 };
 
 // Percent-decodes a URL component ('+' becomes a space in queries).

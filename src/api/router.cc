@@ -78,7 +78,24 @@ std::string HttpRequest::Header(const std::string& name) const {
 }
 
 void Router::Add(std::string method, std::string pattern, Handler handler) {
-  routes_.push_back(Route{std::move(method), SplitPath(pattern), std::move(handler)});
+  std::vector<std::string> segments = SplitPath(pattern);
+  routes_.push_back(
+      Route{std::move(method), std::move(pattern), std::move(segments), std::move(handler)});
+}
+
+std::string Router::RouteOf(const HttpRequest& request) const {
+  const std::vector<std::string> segments = SplitPath(request.path);
+  for (const Route& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < segments.size() && match; ++i) {
+      const std::string& pattern = route.segments[i];
+      match = (pattern.size() > 2 && pattern.front() == '{' && pattern.back() == '}') ||
+              pattern == segments[i];
+    }
+    if (match) return route.pattern;
+  }
+  return "";
 }
 
 HttpResponse Router::Dispatch(HttpRequest request) const {

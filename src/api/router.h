@@ -20,10 +20,15 @@ class Router {
   // Runs the matching handler. Unknown path: 404; known path, other method:
   // 405 with an Allow header. Both with a JSON error body.
   HttpResponse Dispatch(HttpRequest request) const;
+  // The pattern of the route matching the request's path (whatever its
+  // method), e.g. "/api/v1/gpu/allocations/{id}"; "" when none does. For
+  // metrics labels, which must not carry raw paths.
+  std::string RouteOf(const HttpRequest& request) const;
 
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;
     Handler handler;
   };

@@ -50,5 +50,15 @@ TEST(RouterTest, MatchesCapturesAndRejectsOthers) {
   EXPECT_EQ(wrong_method.headers[0].second, "GET, DELETE");
 }
 
+TEST(RouterTest, RouteOfNamesThePatternNotThePath) {
+  Router router;
+  router.Add("GET", "/items/{id}", [](const HttpRequest&) { return HttpResponse{}; });
+  router.Add("GET", "/metrics", [](const HttpRequest&) { return HttpResponse{}; });
+  EXPECT_EQ(router.RouteOf(Make("GET", "/items/abc")), "/items/{id}");
+  EXPECT_EQ(router.RouteOf(Make("PUT", "/items/abc")), "/items/{id}");
+  EXPECT_EQ(router.RouteOf(Make("GET", "/metrics")), "/metrics");
+  EXPECT_EQ(router.RouteOf(Make("GET", "/items/abc/def")), "");
+}
+
 }  // namespace
 }  // namespace gpurm

@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +13,7 @@
 
 #include "cli/run_command.h"
 #include "cli/table.h"
+#include "cli/top_command.h"
 
 namespace gpurm::cli {
 namespace {
@@ -568,6 +571,12 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
 
   auto daemon = [session] { return DaemonAddress{session->url, session->timeout_s}; };
   RegisterRunCommand(app, exit_code, daemon, out, err);
+  RegisterTopCommand(
+      app, exit_code,
+      [session] {
+        return TopGlobals{session->url, session->timeout_s, session->output};
+      },
+      out, err, &out == &std::cout && ::isatty(STDOUT_FILENO) == 1);
 }
 
 int ParseAndRun(CLI::App& app, int argc, const char* const* argv, const int* exit_code) {

@@ -27,6 +27,9 @@
 #include "inventory/providers/static/static_provider.h"
 #include "ledger/sqlite_ledger.h"
 #include "manager/manager.h"
+#include "monitor/event_hub.h"
+#include "monitor/http_metrics.h"
+#include "monitor/sampler.h"
 
 namespace gpurm {
 namespace {
@@ -69,20 +72,59 @@ std::string HostName() {
   return buffer;
 }
 
-// Refreshes the inventory every monitor interval and reaps expired leases
-// every lease-check interval, until stopped.
-class BackgroundLoop {
+// Logs what each sampling pass found worth telling: refresh failures, the
+// first inventory, GPUs that change health, appear or disappear.
+void LogSample(spdlog::logger& log, const Inventory& inventory, const SampleReport& report) {
+  if (!report.status.ok()) {
+    log.error("inventory refresh failed ({}): {}", inventory.provider_name(),
+              report.status.ToString());
+    return;
+  }
+  if (report.first) {
+    log.info("inventory loaded from provider \"{}\": {} node(s), {} GPU(s)",
+             inventory.provider_name(), report.nodes, report.gpus);
+    for (const std::string& note : inventory.Notes()) log.info("inventory: {}", note);
+    if (report.gpus == 0) {
+      log.warn(
+          "no GPU found on this machine: the API works but has nothing to allocate. For a demo, "
+          "start with an example inventory: gpurm serve --inventory examples/cluster-3node.yaml");
+    }
+  }
+  for (const GpuEvent& event : report.notable_events) {
+    const std::string gpu =
+        fmt::format("GPU {} ({}) on {}", event.gpu_index, event.gpu_uuid, event.node_name);
+    switch (event.type) {
+      case GpuEventType::kHealth:
+        if (event.current.healthy) {
+          log.info("{} is healthy again", gpu);
+        } else {
+          log.warn("{} is unhealthy: {}", gpu, event.current.health_reason);
+        }
+        break;
+      case GpuEventType::kAdded:
+        log.info("{} appeared: {}", gpu, event.model);
+        break;
+      case GpuEventType::kRemoved:
+        log.warn("{} disappeared from the inventory", gpu);
+        break;
+      case GpuEventType::kChange:
+        break;
+    }
+  }
+}
+
+// Reaps expired leases every lease-check interval, until destroyed. (The
+// inventory is refreshed by the Sampler.)
+class LeaseReaper {
  public:
-  BackgroundLoop(Inventory* inventory, GpuManager* manager, spdlog::logger* log,
-                 double refresh_interval_s, double lease_interval_s)
-      : inventory_(inventory),
-        manager_(manager),
+  LeaseReaper(GpuManager* manager, spdlog::logger* log, double interval_s)
+      : manager_(manager),
         log_(log),
-        refresh_every_(ToDuration(refresh_interval_s)),
-        reap_every_(ToDuration(lease_interval_s)),
+        every_(std::chrono::milliseconds(
+            std::max<int64_t>(10, static_cast<int64_t>(interval_s * 1000)))),
         thread_([this] { Run(); }) {}
 
-  ~BackgroundLoop() {
+  ~LeaseReaper() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
@@ -92,62 +134,21 @@ class BackgroundLoop {
   }
 
  private:
-  static std::chrono::milliseconds ToDuration(double seconds) {
-    return std::chrono::milliseconds(std::max<int64_t>(10, static_cast<int64_t>(seconds * 1000)));
-  }
-
-  void Refresh() {
-    const bool first = !inventory_->Snapshot();
-    const Status status = inventory_->Refresh();
-    if (!status.ok()) {
-      log_->error("inventory refresh failed ({}): {}", inventory_->provider_name(),
-                  status.ToString());
-      return;
-    }
-    if (!first) return;
-    auto snapshot = inventory_->Snapshot();
-    size_t gpus = 0;
-    for (const Node& node : snapshot->nodes) gpus += node.gpus.size();
-    log_->info("inventory loaded from provider \"{}\": {} node(s), {} GPU(s)",
-               inventory_->provider_name(), snapshot->nodes.size(), gpus);
-    for (const std::string& note : inventory_->Notes()) log_->info("inventory: {}", note);
-    if (gpus == 0) {
-      log_->warn(
-          "no GPU found on this machine: the API works but has nothing to allocate. For a demo, "
-          "start with an example inventory: gpurm serve --inventory examples/cluster-3node.yaml");
-    }
-  }
-
   void Run() {
-    auto next_refresh = std::chrono::steady_clock::now();
-    auto next_reap = next_refresh + reap_every_;
     std::unique_lock<std::mutex> lock(mutex_);
-    while (!stop_) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= next_refresh) {
-        lock.unlock();
-        Refresh();
-        lock.lock();
-        next_refresh = now + refresh_every_;
+    while (!wake_.wait_for(lock, every_, [this] { return stop_; })) {
+      lock.unlock();
+      for (const Allocation& expired : manager_->ReapExpiredLeases()) {
+        log_->info("lease expired: allocation {} of {} released ({} GPU(s) on {})", expired.id,
+                   expired.owner, expired.grants.size(), fmt::join(expired.NodeNames(), ","));
       }
-      if (now >= next_reap) {
-        lock.unlock();
-        for (const Allocation& expired : manager_->ReapExpiredLeases()) {
-          log_->info("lease expired: allocation {} of {} released ({} GPU(s) on {})", expired.id,
-                     expired.owner, expired.grants.size(), fmt::join(expired.NodeNames(), ","));
-        }
-        lock.lock();
-        next_reap = now + reap_every_;
-      }
-      wake_.wait_until(lock, std::min(next_refresh, next_reap), [this] { return stop_; });
+      lock.lock();
     }
   }
 
-  Inventory* inventory_;
   GpuManager* manager_;
   spdlog::logger* log_;
-  const std::chrono::milliseconds refresh_every_;
-  const std::chrono::milliseconds reap_every_;
+  const std::chrono::milliseconds every_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -202,10 +203,23 @@ int RunServe(const ServeOptions& options) {
   Inventory inventory(std::move(provider), &clock, history_capacity);
   GpuManager manager(&inventory, ledger->get(), &clock, config->server.policy);
 
+  // The sampler is the only caller of the provider; its first pass starts
+  // now, and /health answers 503 until it has published a snapshot.
+  EventHub events;
+  Sampler sampler(
+      &inventory, &clock, &events,
+      SamplerOptions{config->monitor_update_interval, config->resource_change_threshold},
+      [&log, &inventory](const SampleReport& report) { LogSample(log, inventory, report); });
+  sampler.Start();
+  HttpMetrics http_metrics;
+
   ApiContext context;
   context.manager = &manager;
   context.monitor_interval_s = config->monitor_update_interval;
   context.openapi_document = OpenApiDocument();
+  context.events = &events;
+  context.sampler = &sampler;
+  context.http_metrics = &http_metrics;
   Router router;
   RegisterApiRoutes(context, router);
   RegisterStaticAssets(WebAssets(), router);  // The dashboard at /.
@@ -219,7 +233,9 @@ int RunServe(const ServeOptions& options) {
   server_options.timeout_s = config->server.request_timeout_s;
   HttpServer server(
       server_options, &router,
-      [&log](const HttpRequest& request, const HttpResponse& response, double ms) {
+      [&log, &router, &http_metrics](const HttpRequest& request, const HttpResponse& response,
+                                     double ms) {
+        http_metrics.Observe(request.method, router.RouteOf(request), response.status, ms / 1000);
         // State changes are logged at info (an audit trail); reads at debug.
         const auto level = request.method == "GET" ? spdlog::level::debug : spdlog::level::info;
         log.log(level, "{} {} {} {:.2f}ms from {} owner={}", request.method, request.path,
@@ -235,13 +251,14 @@ int RunServe(const ServeOptions& options) {
            config->server.inventory.empty() ? "local discovery" : config->server.inventory,
            manager.scheduler().default_policy());
   {
-    BackgroundLoop loop(&inventory, &manager, &log, config->monitor_update_interval,
-                        config->server.lease_check_interval_s);
+    LeaseReaper reaper(&manager, &log, config->server.lease_check_interval_s);
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     log.info("received {}: draining in-flight requests", strsignal(signal_number));
+    // Ends event streams too; then nothing reads the sampler's output.
     server.Stop();
   }
+  sampler.Stop();
   log.info("gpurm stopped");
   log.flush();
   return 0;

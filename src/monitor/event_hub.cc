@@ -20,6 +20,7 @@ struct EventSubscription::Shared {
   // progress and no call starts after them.
   std::mutex notify_mutex;
   std::function<void()> notify;
+  bool cancelled = false;  // Guarded by notify_mutex: no callback after Cancel.
 
   void Notify() {
     std::lock_guard<std::mutex> lock(notify_mutex);
@@ -63,12 +64,13 @@ EventBatch EventSubscription::WaitFor(std::chrono::milliseconds timeout, size_t 
 
 void EventSubscription::SetNotify(std::function<void()> notify) {
   std::lock_guard<std::mutex> lock(shared_->notify_mutex);
-  shared_->notify = std::move(notify);
+  if (!shared_->cancelled) shared_->notify = std::move(notify);
 }
 
 void EventSubscription::Cancel() {
   {
     std::lock_guard<std::mutex> lock(shared_->notify_mutex);
+    shared_->cancelled = true;
     shared_->notify = nullptr;
   }
   shared_->Close();
@@ -89,14 +91,16 @@ std::unique_ptr<EventSubscription> EventHub::Subscribe() {
   return std::unique_ptr<EventSubscription>(new EventSubscription(std::move(shared)));
 }
 
-void EventHub::Publish(std::vector<GpuEvent> events) {
-  if (events.empty()) return;
+uint64_t EventHub::Publish(std::vector<GpuEvent> events) {
+  if (events.empty()) return 0;
   std::vector<std::shared_ptr<EventSubscription::Shared>> woken;
+  uint64_t first_sequence = 0;
   {
     // Numbering and queueing under one lock keeps every queue in sequence
     // order even if two threads publish.
     std::lock_guard<std::mutex> lock(mutex_);
-    if (closed_) return;
+    if (closed_) return 0;
+    first_sequence = next_sequence_;
     std::vector<std::shared_ptr<const GpuEvent>> numbered;
     numbered.reserve(events.size());
     for (GpuEvent& event : events) {
@@ -127,6 +131,7 @@ void EventHub::Publish(std::vector<GpuEvent> events) {
     woken = subscribers_;
   }
   for (const auto& subscriber : woken) subscriber->Notify();
+  return first_sequence;
 }
 
 void EventHub::Close() {

@@ -45,7 +45,8 @@ class EventSubscription {
   // `notify` is called, on the publishing thread, after events were queued
   // and when the subscription ends. It must be quick and must not call back
   // into this subscription (post work elsewhere instead). Replaces any
-  // previous callback; is never called after Cancel() returns.
+  // previous callback; is never called after Cancel() returns, and setting
+  // one after Cancel() does nothing.
   void SetNotify(std::function<void()> notify);
 
   // Ends the subscription: the hub stops queueing to it, queued events can
@@ -80,8 +81,10 @@ class EventHub {
   // Close(), the subscription is born closed.
   std::unique_ptr<EventSubscription> Subscribe();
   // Numbers the events (sequence 1, 2, ...) in order and queues them to every
-  // subscriber. Never blocks on a subscriber.
-  void Publish(std::vector<GpuEvent> events);
+  // subscriber. Never blocks on a subscriber. Returns the sequence number of
+  // the first event (the others follow consecutively), or 0 when nothing was
+  // published (no events, or the hub is closed).
+  uint64_t Publish(std::vector<GpuEvent> events);
   // Ends every subscription (they drain what is queued, then report closed).
   void Close();
 

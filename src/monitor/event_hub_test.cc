@@ -19,8 +19,9 @@ TEST(EventHubTest, EverySubscriberGetsEveryEventInOrder) {
   EventHub hub(16);
   auto a = hub.Subscribe();
   auto b = hub.Subscribe();
-  hub.Publish(Events(3));
-  hub.Publish(Events(2));
+  EXPECT_EQ(hub.Publish(Events(3)), 1u);
+  EXPECT_EQ(hub.Publish(Events(2)), 4u);
+  EXPECT_EQ(hub.Publish({}), 0u);
   EventBatch batch = a->Poll();
   ASSERT_EQ(batch.events.size(), 5u);
   for (size_t i = 0; i < 5; ++i) EXPECT_EQ(batch.events[i]->sequence, i + 1);
@@ -91,7 +92,7 @@ TEST(EventHubTest, CloseEndsEverySubscriptionAndLaterOnesAreBornClosed) {
   EXPECT_EQ(notified, 1);
   EXPECT_TRUE(subscription->Poll().closed);
   EXPECT_TRUE(hub.Subscribe()->Poll().closed);
-  hub.Publish(Events(1));
+  EXPECT_EQ(hub.Publish(Events(1)), 0u);
   EXPECT_EQ(hub.stats().published, 0u);
 }
 
@@ -104,6 +105,7 @@ TEST(EventHubTest, NotifyIsCalledPerPublishAndNeverAfterCancel) {
   hub.Publish({});  // Nothing to publish: no call.
   EXPECT_EQ(notified, 1);
   subscription->Cancel();
+  subscription->SetNotify([&notified] { ++notified; });  // Too late: ignored.
   hub.Publish(Events(1));
   hub.Close();
   EXPECT_EQ(notified, 1);

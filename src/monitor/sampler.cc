@@ -50,12 +50,19 @@ void Sampler::Stop() {
   done_.notify_all();
 }
 
-Status Sampler::SampleNow() {
+Status Sampler::SampleNow(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (!running_ || stop_) return Unavailable("the sampler is not running");
   const uint64_t ticket = ++requested_;
   wake_.notify_all();
-  done_.wait(lock, [&] { return served_ >= ticket || !running_ || stop_; });
+  auto finished = [&] { return served_ >= ticket || !running_ || stop_; };
+  if (timeout == kNoTimeout) {
+    done_.wait(lock, finished);
+  } else if (!done_.wait_for(lock, timeout, finished)) {
+    return Unavailable("the sampling pass did not finish within " +
+                       std::to_string(timeout.count()) +
+                       " ms (a slow provider); it goes on in the background");
+  }
   if (served_ < ticket) return Unavailable("the sampler stopped");
   return last_status_;
 }
@@ -130,7 +137,19 @@ SampleReport Sampler::Pass() {
     for (const Node& node : snapshot->nodes) report.gpus += node.gpus.size();
     std::vector<GpuEvent> events = detector_.Update(*snapshot);
     report.events = events.size();
-    events_->Publish(std::move(events));
+    std::vector<size_t> notable;
+    for (size_t i = 0; i < events.size(); ++i) {
+      const GpuEventType type = events[i].type;
+      if (type == GpuEventType::kHealth || type == GpuEventType::kRemoved ||
+          (type == GpuEventType::kAdded && !report.first)) {
+        notable.push_back(i);
+        report.notable_events.push_back(events[i]);
+      }
+    }
+    const uint64_t first_sequence = events_->Publish(std::move(events));
+    for (size_t i = 0; i < notable.size() && first_sequence > 0; ++i) {
+      report.notable_events[i].sequence = first_sequence + notable[i];
+    }
   }
   report.cpu_seconds = ThreadCpuSeconds() - cpu_start;
   report.wall_seconds =

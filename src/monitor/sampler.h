@@ -6,11 +6,13 @@
 #ifndef GPURM_MONITOR_SAMPLER_H_
 #define GPURM_MONITOR_SAMPLER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -35,6 +37,9 @@ struct SampleReport {
   size_t events = 0;
   double cpu_seconds = 0;   // CPU time the pass spent on the sampler thread.
   double wall_seconds = 0;  // Elapsed (steady clock) time of the pass.
+  // The events worth a log line: health transitions and GPUs that appeared
+  // (after the first pass) or disappeared. Numbered as published.
+  std::vector<GpuEvent> notable_events;
 };
 
 struct SamplerStats {
@@ -69,9 +74,13 @@ class Sampler {
   // Finishes the pass in progress, if any, and joins the thread. Idempotent.
   void Stop();
 
-  // Runs a pass on the sampler thread and waits for it; returns the status
-  // of a pass that started after this call. kUnavailable when not running.
-  Status SampleNow();
+  static constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
+
+  // Runs a pass on the sampler thread and waits for it, at most `timeout`;
+  // returns the status of a pass that started after this call. kUnavailable
+  // when not running, or when the pass is still going after `timeout` (it
+  // then finishes in the background).
+  Status SampleNow(std::chrono::milliseconds timeout = kNoTimeout);
   // Asks for a pass as soon as possible, without waiting.
   void RequestSample();
   // Makes the thread read the clock again and run a pass if one is due, and

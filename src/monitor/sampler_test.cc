@@ -116,6 +116,12 @@ TEST_F(SamplerTest, HealthTransitionsArePublished) {
   ASSERT_EQ(batch.events.size(), 1u);
   EXPECT_EQ(batch.events[0]->type, GpuEventType::kHealth);
   EXPECT_EQ(batch.events[0]->current.health_reason, "XID 48: double-bit ECC error");
+  // The observer sees it too, for the log, with the published number.
+  const std::vector<SampleReport> reports = Reports();
+  ASSERT_EQ(reports.back().notable_events.size(), 1u);
+  EXPECT_EQ(reports.back().notable_events[0].sequence, batch.events[0]->sequence);
+  // The first pass's additions are not notable (the daemon logs a summary).
+  EXPECT_TRUE(reports.front().notable_events.empty());
 }
 
 TEST_F(SamplerTest, KeepsTheInventoryHistoryBounded) {
@@ -177,6 +183,25 @@ TEST_F(SamplerTest, StopEndsThePassesAndWaitingCallsReturn) {
   clock_.AdvanceMs(kIntervalMs);
   EXPECT_EQ(sampler_->Sync(), 1u);
   EXPECT_EQ(script_->discover_calls(), 1);
+}
+
+TEST_F(SamplerTest, SampleNowGivesUpAfterItsTimeoutWhileThePassGoesOn) {
+  // The observer holds the first on-demand pass until the test lets it go.
+  std::mutex gate;
+  std::unique_lock<std::mutex> closed(gate);
+  int passes = 0;
+  Sampler sampler(inventory_.get(), &clock_, &hub_, SamplerOptions{30, 0.05},
+                  [&gate, &passes](const SampleReport&) {
+                    if (++passes == 2) {
+                      std::lock_guard<std::mutex> wait_for_the_test(gate);
+                    }
+                  });
+  sampler.Start();
+  sampler.Sync();
+  EXPECT_EQ(sampler.SampleNow(std::chrono::milliseconds(1)).code(), StatusCode::kUnavailable);
+  closed.unlock();
+  EXPECT_TRUE(sampler.SampleNow().ok());
+  EXPECT_EQ(sampler.stats().passes, 3u);
 }
 
 TEST_F(SamplerTest, RequestSampleRunsAPassWithoutWaiting) {

@@ -1,0 +1,253 @@
+// The HTTP server's streamed responses over real sockets: chunked framing,
+// keep-alive payloads, client disconnects and draining on Stop.
+#include "api/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace gpurm {
+namespace {
+
+// A stream the test feeds by hand.
+class ScriptedStream final : public ResponseStream {
+ public:
+  void Start(std::function<void()> wake) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!closed_) wake_ = std::move(wake);
+    started_ = true;
+    changed_.notify_all();
+  }
+  std::string Pull(bool* done) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    *done = ended_;
+    return std::exchange(pending_, "");
+  }
+  std::string KeepAlive() override { return ": keep-alive\n\n"; }
+  void Close() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    ended_ = true;
+    wake_ = nullptr;
+    changed_.notify_all();
+  }
+
+  // Test side. wake only posts work, so calling it under the lock is fine,
+  // and guarantees no call after Close.
+  void Push(const std::string& data, bool end = false) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_ += data;
+    ended_ = ended_ || end;
+    if (wake_) wake_();
+  }
+  void WaitStarted() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return started_; });
+  }
+  void WaitClosed() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return closed_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::function<void()> wake_;
+  std::string pending_;
+  bool started_ = false;
+  bool ended_ = false;
+  bool closed_ = false;
+};
+
+// A blocking loopback client. Reads time out after 60 s so that a broken
+// server fails the test instead of hanging it.
+class Client {
+ public:
+  explicit Client(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    timeval timeout{60, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
+  ~Client() { Disconnect(); }
+
+  bool connected() const { return connected_; }
+  void Send(const std::string& data) {
+    ASSERT_EQ(::write(fd_, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  }
+  // Reads until `needle` has arrived (true) or the connection ends (false).
+  bool ReadUntil(const std::string& needle) {
+    while (received_.find(needle) == std::string::npos) {
+      if (!ReadSome()) return false;
+    }
+    return true;
+  }
+  void ReadToEnd() {
+    while (ReadSome()) {
+    }
+  }
+  void Disconnect() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  const std::string& received() const { return received_; }
+  std::string headers() const { return received_.substr(0, received_.find("\r\n\r\n") + 4); }
+  // The body, decoded from chunks when `chunked`; `complete` tells whether
+  // the terminating chunk arrived.
+  std::string Body(bool chunked, bool* complete = nullptr) const {
+    std::string rest = received_.substr(received_.find("\r\n\r\n") + 4);
+    if (!chunked) return rest;
+    std::string body;
+    while (true) {
+      const size_t line_end = rest.find("\r\n");
+      if (line_end == std::string::npos) break;
+      const size_t size = std::stoul(rest.substr(0, line_end), nullptr, 16);
+      if (size == 0) {
+        if (complete != nullptr) *complete = rest.substr(line_end) == "\r\n\r\n";
+        return body;
+      }
+      body += rest.substr(line_end + 2, size);
+      rest = rest.substr(line_end + 2 + size + 2);
+    }
+    if (complete != nullptr) *complete = false;
+    return body;
+  }
+
+ private:
+  bool ReadSome() {
+    char buffer[4096];
+    const ssize_t n = ::read(fd_, buffer, sizeof(buffer));
+    if (n <= 0) return false;
+    received_.append(buffer, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_;
+  bool connected_ = false;
+  std::string received_;
+};
+
+class StreamingServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Add("GET", "/stream", [this](const HttpRequest&) {
+      HttpResponse response;
+      response.content_type = "text/event-stream";
+      response.headers.emplace_back("Cache-Control", "no-cache");
+      response.stream = stream_;
+      return response;
+    });
+    router_.Add("GET", "/plain", [](const HttpRequest&) {
+      HttpResponse response;
+      response.body = R"({"ok": true})";
+      return response;
+    });
+  }
+
+  void StartServer(double keepalive_s = 15) {
+    HttpServerOptions options;
+    options.port = 0;
+    options.worker_threads = 1;
+    options.stream_keepalive_s = keepalive_s;
+    server_ = std::make_unique<HttpServer>(options, &router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  std::shared_ptr<ScriptedStream> stream_ = std::make_shared<ScriptedStream>();
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(StreamingServerTest, WritesChunksAsTheStreamProducesThem) {
+  StartServer();
+  Client client(server_->port());
+  ASSERT_TRUE(client.connected());
+  client.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  stream_->WaitStarted();
+  ASSERT_TRUE(client.ReadUntil("\r\n\r\n"));
+  const std::string headers = client.headers();
+  EXPECT_NE(headers.find("HTTP/1.1 200 OK"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Transfer-Encoding: chunked"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Content-Type: text/event-stream"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Cache-Control: no-cache"), std::string::npos) << headers;
+
+  stream_->Push("data: one\n\n");
+  ASSERT_TRUE(client.ReadUntil("data: one\n\n"));
+  stream_->Push("data: two\n\n", /*end=*/true);
+  client.ReadToEnd();
+  bool complete = false;
+  EXPECT_EQ(client.Body(true, &complete), "data: one\n\ndata: two\n\n");
+  EXPECT_TRUE(complete);
+  stream_->WaitClosed();  // The server closes the stream it ended.
+}
+
+TEST_F(StreamingServerTest, SendsKeepAlivesWhileQuiet) {
+  StartServer(/*keepalive_s=*/0.02);
+  Client client(server_->port());
+  client.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  ASSERT_TRUE(client.ReadUntil(": keep-alive\n\n"));
+  stream_->Push("data: x\n\n");
+  ASSERT_TRUE(client.ReadUntil("data: x\n\n"));
+}
+
+TEST_F(StreamingServerTest, AClientThatGoesAwayClosesTheStream) {
+  StartServer();
+  {
+    Client client(server_->port());
+    client.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+    ASSERT_TRUE(client.ReadUntil("\r\n\r\n"));
+  }
+  stream_->WaitClosed();
+}
+
+TEST_F(StreamingServerTest, StopEndsOpenStreamsProperly) {
+  StartServer();
+  Client client(server_->port());
+  client.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  stream_->WaitStarted();
+  stream_->Push("data: before stop\n\n");
+  ASSERT_TRUE(client.ReadUntil("data: before stop\n\n"));
+  std::thread stopper([this] { server_->Stop(); });
+  client.ReadToEnd();
+  stopper.join();
+  bool complete = false;
+  EXPECT_EQ(client.Body(true, &complete), "data: before stop\n\n");
+  EXPECT_TRUE(complete);
+  stream_->WaitClosed();
+}
+
+TEST_F(StreamingServerTest, Http10GetsABodyDelimitedByClose) {
+  StartServer();
+  Client client(server_->port());
+  client.Send("GET /stream HTTP/1.0\r\n\r\n");
+  stream_->WaitStarted();
+  stream_->Push("data: a\n\n", /*end=*/true);
+  client.ReadToEnd();
+  EXPECT_EQ(client.headers().find("chunked"), std::string::npos) << client.headers();
+  EXPECT_EQ(client.Body(false), "data: a\n\n");
+}
+
+TEST_F(StreamingServerTest, AnOpenStreamHoldsNoWorker) {
+  StartServer();  // One worker thread.
+  Client streaming(server_->port());
+  streaming.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  stream_->WaitStarted();
+  Client plain(server_->port());
+  plain.Send("GET /plain HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  plain.ReadToEnd();
+  EXPECT_NE(plain.received().find(R"({"ok": true})"), std::string::npos) << plain.received();
+}
+
+}  // namespace
+}  // namespace gpurm

@@ -1,0 +1,136 @@
+#include "cli/top_command.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace gpurm::cli {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+json Gpu(int index, double utilization, double used_gb, double temperature) {
+  return {{"index", index},
+          {"uuid", "GPU-" + std::to_string(index)},
+          {"name", "NVIDIA H100 80GB HBM3"},
+          {"gpu_type", "H100"},
+          {"state", "free"},
+          {"utilization", utilization},
+          {"memory_used_gb", used_gb},
+          {"memory_reserved_gb", 0.0},
+          {"memory_total_gb", 80.0},
+          {"temperature_c", temperature},
+          {"power_w", 300.0},
+          {"power_limit_w", 700.0},
+          {"healthy", true},
+          {"health_reason", ""},
+          {"processes", json::array()},
+          {"allocations", json::array()},
+          {"history", json::array()}};
+}
+
+json Monitoring() {
+  json busy = Gpu(1, 0.9, 60, 81);
+  busy["state"] = "allocated";
+  busy["memory_reserved_gb"] = 80.0;
+  busy["allocations"] = json::array({{{"allocation_id", "alloc-7"}, {"owner", "alice"}}});
+  busy["processes"] = json::array({{{"pid", 4242}, {"memory_used_gb", 59.5}}});
+  busy["history"] = json::array({{{"utilization", 0.0}}, {{"utilization", 1.0}}});
+  json broken = Gpu(2, 0.0, 1, 40);
+  broken["healthy"] = false;
+  broken["health_reason"] = "XID 79";
+  broken["state"] = "unhealthy";
+  return {{"timestamp", "2026-11-25T12:00:00.000Z"},
+          {"sampled_at", "2026-11-25T11:59:50.000Z"},
+          {"interval_seconds", 30},
+          {"nodes",
+           json::array({{{"node_name", "dgx-1"}, {"gpus", json::array({Gpu(0, 0.2, 10, 35), busy})}},
+                        {{"node_name", "dgx-2"}, {"gpus", json::array({broken})}}})}};
+}
+
+TEST(TopFrameTest, ShowsEveryNodeAndGpuWithBarsHealthAndHolders) {
+  const std::string frame = RenderTopFrame(Monitoring(), TopOptions{}, "http://h:8000");
+  EXPECT_THAT(frame, HasSubstr("gpurm top - http://h:8000 - 2026-11-25T12:00:00.000Z"));
+  EXPECT_THAT(frame, HasSubstr("3 GPU(s) on 2 node(s): 1 allocated, 0 shared, 1 unhealthy"));
+  EXPECT_THAT(frame, HasSubstr("dgx-1  2 GPU(s)"));
+  EXPECT_THAT(frame, HasSubstr("[########==] 60.0/80.0/80.0 GB"));
+  EXPECT_THAT(frame, HasSubstr("[######### ]  90% ▁█"));
+  EXPECT_THAT(frame, HasSubstr("81 C"));
+  EXPECT_THAT(frame, HasSubstr("300/700 W"));
+  EXPECT_THAT(frame, HasSubstr("alloc-7 (alice)"));
+  EXPECT_THAT(frame, HasSubstr("pid 4242  59.5 GB"));
+  EXPECT_THAT(frame, HasSubstr("UNHEALTHY: XID 79"));
+  EXPECT_THAT(frame, Not(HasSubstr("\x1b[")));  // No colour unless asked.
+}
+
+TEST(TopFrameTest, SortsWithinEachNode) {
+  TopOptions options;
+  options.sort = "util";
+  std::string frame = RenderTopFrame(Monitoring(), options, "u");
+  EXPECT_LT(frame.find("90%"), frame.find("20%"));
+  options.sort = "index";
+  frame = RenderTopFrame(Monitoring(), options, "u");
+  EXPECT_LT(frame.find("20%"), frame.find("90%"));
+  options.sort = "temp";
+  frame = RenderTopFrame(Monitoring(), options, "u");
+  EXPECT_LT(frame.find("81 C"), frame.find("35 C"));
+  options.sort = "memory";
+  frame = RenderTopFrame(Monitoring(), options, "u");
+  EXPECT_LT(frame.find("60.0/80.0/80.0"), frame.find("10.0/0.0/80.0"));
+}
+
+TEST(TopFrameTest, NodeFilter) {
+  TopOptions options;
+  options.node = "dgx-2";
+  std::string frame = RenderTopFrame(Monitoring(), options, "u");
+  EXPECT_THAT(frame, HasSubstr("dgx-2"));
+  EXPECT_THAT(frame, Not(HasSubstr("dgx-1")));
+  options.node = "nope";
+  EXPECT_THAT(RenderTopFrame(Monitoring(), options, "u"), HasSubstr("No node named \"nope\""));
+}
+
+TEST(TopFrameTest, ColoursKeepColumnsAligned) {
+  TopOptions options;
+  options.color = true;
+  const std::string frame = RenderTopFrame(Monitoring(), options, "u");
+  EXPECT_THAT(frame, HasSubstr("\x1b[31m"));  // The hot, busy GPU.
+  // The POWER column, after differently coloured cells, starts at the same
+  // visible column on both rows of dgx-1.
+  auto visible_column_of_power = [&frame](size_t row_start) {
+    const size_t power = frame.find("300/700 W", row_start);
+    size_t width = 0;
+    for (size_t i = row_start; i < power; ++i) {
+      if (frame[i] == '\x1b') {
+        while (frame[i] != 'm') ++i;
+        continue;
+      }
+      if ((static_cast<unsigned char>(frame[i]) & 0xC0) != 0x80) ++width;
+    }
+    return width;
+  };
+  const size_t row0 = frame.find("\n   0  ") + 1;
+  const size_t row1 = frame.find("\n   1  ") + 1;
+  ASSERT_NE(row0, 0u);
+  ASSERT_NE(row1, 0u);
+  EXPECT_EQ(visible_column_of_power(row0), visible_column_of_power(row1));
+}
+
+TEST(TopFrameTest, MissingFieldsRenderAsDashes) {
+  const json sparse = {{"nodes", json::array({{{"node_name", "n"},
+                                               {"gpus", json::array({{{"index", 0}}})}}})}};
+  const std::string frame = RenderTopFrame(sparse, TopOptions{}, "u");
+  EXPECT_THAT(frame, HasSubstr("n  1 GPU(s)"));
+  EXPECT_THAT(frame, HasSubstr(" 0  -"));
+  EXPECT_NO_THROW(RenderTopFrame(json("not an object"), TopOptions{}, "u"));
+}
+
+TEST(SparklineTest, OneBlockPerSample) {
+  EXPECT_EQ(Sparkline({0.0, 0.5, 1.0, 2.0}), "▁▅██");
+  EXPECT_EQ(Sparkline({}), "");
+}
+
+}  // namespace
+}  // namespace gpurm::cli
