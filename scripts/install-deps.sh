@@ -14,7 +14,9 @@ packages=(
   clang libclang-rt-14-dev python3-venv  # scripts/fuzz.sh (libFuzzer), scripts/schemathesis.sh
   curl procps
   librocm-smi-dev libze-dev  # Headers of the AMD and Intel providers (libraries are dlopened).
-  prometheus  # promtool: tests check /metrics with Prometheus' own parser (the server is not started).
+  # promtool: tests check /metrics with Prometheus' own parser. Where systemd
+  # runs, Debian also starts the Prometheus server (systemctl disable --now prometheus).
+  prometheus
 )
 
 missing=()
