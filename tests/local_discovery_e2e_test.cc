@@ -101,7 +101,6 @@ TEST_F(LocalDiscoveryE2eTest, ServesTheGpusNvmlReports) {
     EXPECT_DOUBLE_EQ(gpu["temperature_c"].get<double>(), 30.0 + i);
     EXPECT_DOUBLE_EQ(gpu["power_w"].get<double>(), 70.0 + 10.0 * i);
     EXPECT_EQ(gpu["healthy"], true);
-    EXPECT_EQ(gpu["processes"].size(), static_cast<size_t>(i % 3));
   }
 
   // All eight can be had at once: they are one NVLink island.
@@ -119,7 +118,6 @@ TEST_F(LocalDiscoveryE2eTest, AGpuNvmlReportsBrokenIsNeverGranted) {
   for (const json& gpu : gpus) healthy.push_back(gpu["healthy"].get<bool>());
   EXPECT_THAT(healthy, ElementsAre(true, false, false, false, false, false));
   EXPECT_EQ(gpus[1]["health_reason"], "XID 79");
-  EXPECT_EQ(gpus[1]["state"], "unhealthy");
 
   // One GPU at a time until the daemon refuses: only the healthy one is ever granted.
   std::set<std::string> granted;

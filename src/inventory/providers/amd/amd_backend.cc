@@ -19,7 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kBytesPerMib = 1024 * 1024;
+constexpr int64_t kBytesPerMib = int64_t{1024} * 1024;
 
 // ROCm SMI's entry points, resolved from the loaded library.
 struct RsmiApi {
@@ -138,7 +138,7 @@ class AmdBackend final : public VendorBackend {
     VendorScan scan;
     const std::vector<sysfs::PciDevice> on_pci = pci.OfVendor(sysfs::kVendorAmd);
     if (!pci.error && on_pci.empty()) {
-      scan.notes.push_back("amd: no AMD GPU on PCI");
+      scan.notes.emplace_back("amd: no AMD GPU on PCI");
       return scan;
     }
     const std::string rocm = OpenRocmSmi(pci, &scan);
@@ -204,12 +204,12 @@ class AmdBackend final : public VendorBackend {
                                : "cannot load " + wanted + ": " + failure.detail;
     }
     if (const std::string missing = api_.Resolve(*library_); !missing.empty()) {
-      const std::string why = library_->name() + " does not export " + missing;
+      std::string why = library_->name() + " does not export " + missing;
       Close();
       return why;
     }
     if (const rsmi_status_t rc = api_.init(0); rc != RSMI_STATUS_SUCCESS) {
-      const std::string why = "rsmi_init failed: " + ErrorText(api_, rc);
+      std::string why = "rsmi_init failed: " + ErrorText(api_, rc);
       Close();
       return why;
     }
@@ -217,9 +217,9 @@ class AmdBackend final : public VendorBackend {
     uint32_t count = 0;
     if (const rsmi_status_t rc = api_.device_count(&count);
         rc != RSMI_STATUS_SUCCESS || count == 0) {
-      const std::string why = rc != RSMI_STATUS_SUCCESS
-                                  ? "rsmi_num_monitor_devices failed: " + ErrorText(api_, rc)
-                                  : "ROCm SMI sees no GPU";
+      std::string why = rc != RSMI_STATUS_SUCCESS
+                            ? "rsmi_num_monitor_devices failed: " + ErrorText(api_, rc)
+                            : "ROCm SMI sees no GPU";
       Close();
       return why;
     }

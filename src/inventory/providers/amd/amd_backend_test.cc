@@ -14,7 +14,6 @@
 namespace gpurm {
 namespace {
 
-using ::testing::Contains;
 using ::testing::ElementsAre;
 using testing::FakeMachine;
 using testing::FakeSysfs;

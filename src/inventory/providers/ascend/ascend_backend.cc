@@ -120,7 +120,7 @@ class AscendBackend final : public VendorBackend {
     VendorScan scan;
     const std::vector<sysfs::PciDevice> on_pci = pci.OfVendor(sysfs::kVendorHuawei);
     if (!pci.error && on_pci.empty()) {
-      scan.notes.push_back("ascend: no Ascend NPU on PCI");
+      scan.notes.emplace_back("ascend: no Ascend NPU on PCI");
       return scan;
     }
     const std::string on_pci_text = on_pci.empty()

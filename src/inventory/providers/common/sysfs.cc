@@ -94,7 +94,7 @@ std::string NormalizeBusId(std::string_view bus_id) {
   // "domain:bus:device.function" with a domain of 4 or 8 hex digits.
   const size_t colon = lower.find(':');
   if (colon == std::string::npos || colon < 4 || lower.size() - colon != 8) return lower;
-  const std::string_view domain = std::string_view(lower).substr(0, colon);
+  const std::string_view domain = std::string_view{lower}.substr(0, colon);
   const std::optional<uint32_t> value = ParseWhole<uint32_t>(domain, 16);
   if (!value || *value > 0xffff) return lower;
   char head[5];

@@ -204,7 +204,7 @@ class IntelBackend final : public VendorBackend {
     VendorScan scan;
     const std::vector<sysfs::PciDevice> on_pci = pci.OfVendor(sysfs::kVendorIntel);
     if (!pci.error && on_pci.empty()) {
-      scan.notes.push_back("intel: no Intel GPU on PCI");
+      scan.notes.emplace_back("intel: no Intel GPU on PCI");
       return scan;
     }
     // The loader stays open even when it found nothing: Level Zero has no

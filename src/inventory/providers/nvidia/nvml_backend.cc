@@ -375,7 +375,7 @@ class NvmlBackend final : public VendorBackend {
       }
       // An active link whose far end NVML does not name (NVSwitch fabrics on
       // some drivers) still joins this GPU to the node's NVLink fabric.
-      links.peers.push_back("nvlink-fabric");
+      links.peers.emplace_back("nvlink-fabric");
     }
     return links;
   }
@@ -436,7 +436,7 @@ class NvmlBackend final : public VendorBackend {
         }
       }
       if (event.eventType & nvmlEventTypeDoubleBitEccError) {
-        it->events.push_back("double-bit ECC error event");
+        it->events.emplace_back("double-bit ECC error event");
       }
     }
   }
