@@ -17,6 +17,8 @@
 #include <system_error>
 #include <vector>
 
+#include "core/yaml_documents.h"
+
 namespace gpurm {
 namespace {
 
@@ -437,15 +439,14 @@ Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config
 Result<Config> ParseConfig(std::string_view yaml_text, std::string_view source_name) {
   const Parser parser(source_name);
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    const YamlDocuments documents = LoadYamlDocuments(yaml_text);
     Config config;
-    if (documents.empty()) return config;  // Empty or comments only: all defaults.
-    if (documents.size() > 1) {
-      return InvalidArgument(parser.Where(documents[1].Mark()) +
-                             "expected one YAML document, found " +
-                             std::to_string(documents.size()));
+    if (documents.count == 0) return config;  // Empty or comments only: all defaults.
+    if (documents.count > 1) {
+      return InvalidArgument(parser.Where(documents.second_start) +
+                             "expected one YAML document, found more");
     }
-    const YAML::Node& root = documents[0];
+    const YAML::Node& root = documents.first;
     if (root.IsNull()) return config;
     if (!root.IsMap()) {
       return InvalidArgument(parser.Where(root.Mark()) +

@@ -276,6 +276,15 @@ TEST(ConfigTest, MalformedInputNeverThrows) {
   }
 }
 
+// Found by fuzz/config_fuzzer: yaml-cpp 0.7's LoadAll never returned on
+// these (see core/yaml_documents.h).
+TEST(ConfigTest, MalformedDocumentsThatHungYamlCppAreRefused) {
+  for (const std::string& text : {std::string("&a,\xc2*a]"), std::string(",\n")}) {
+    Result<Config> config = ParseConfig(text, "x.yaml");
+    EXPECT_FALSE(config.ok()) << text;
+  }
+}
+
 TEST(ConfigTest, LoadConfigFileReadsAndNamesThePath) {
   const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
                                     ("gpurm_config_test-" + std::to_string(::getpid()));

@@ -18,6 +18,8 @@
 #include <system_error>
 #include <utility>
 
+#include "core/yaml_documents.h"
+
 namespace gpurm {
 namespace {
 
@@ -399,22 +401,22 @@ Result<Node> ParseNode(const Reporter& reporter, const YAML::Node& item, const s
   return node;
 }
 
-Result<std::vector<Node>> ParseRoot(const Reporter& reporter, const std::vector<YAML::Node>& docs,
+Result<std::vector<Node>> ParseRoot(const Reporter& reporter, const YamlDocuments& docs,
                                     const GpuMemorySpecs& specs) {
-  if (docs.size() > 1) {
-    return InvalidArgument(reporter.Where(docs[1].Mark()) + "expected one YAML document, found " +
-                           std::to_string(docs.size()));
+  if (docs.count > 1) {
+    return InvalidArgument(reporter.Where(docs.second_start) +
+                           "expected one YAML document, found more");
   }
-  if (docs.empty() || !docs[0].IsMap()) {
-    const YAML::Mark mark = docs.empty() ? YAML::Mark() : docs[0].Mark();
+  if (docs.count == 0 || !docs.first.IsMap()) {
+    const YAML::Mark mark = docs.count == 0 ? YAML::Mark() : docs.first.Mark();
     return InvalidArgument(reporter.Where(mark) + "expected a mapping with a `nodes` list, got " +
-                               (docs.empty() ? "an empty file" : Describe(docs[0])),
+                               (docs.count == 0 ? "an empty file" : Describe(docs.first)),
                            "nodes");
   }
-  Result<std::vector<Entry>> entries = Entries(reporter, docs[0], "", {"nodes"});
+  Result<std::vector<Entry>> entries = Entries(reporter, docs.first, "", {"nodes"});
   if (!entries.ok()) return entries.status();
   if (entries->empty()) {
-    return InvalidArgument(reporter.Where(docs[0].Mark()) + "missing key 'nodes'", "nodes");
+    return InvalidArgument(reporter.Where(docs.first.Mark()) + "missing key 'nodes'", "nodes");
   }
   Result<YAML::Node> items = List(reporter, entries->front());
   if (!items.ok()) return items.status();
@@ -445,7 +447,7 @@ Result<std::vector<Node>> ParseStaticInventory(std::string_view yaml_text,
                                                const GpuMemorySpecs& memory_specs) {
   const Reporter reporter(source_name);
   try {
-    return ParseRoot(reporter, YAML::LoadAll(std::string(yaml_text)), memory_specs);
+    return ParseRoot(reporter, LoadYamlDocuments(yaml_text), memory_specs);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(reporter.Where(e.mark) + "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
