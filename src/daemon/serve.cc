@@ -19,6 +19,7 @@
 #include "api/static_assets.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "daemon/kubernetes_mode.h"
 #include "daemon/logging.h"
 #include "daemon/openapi_document.h"
 #include "daemon/web_assets.h"
@@ -184,15 +185,28 @@ int RunServe(const ServeOptions& options) {
   }
   spdlog::logger& log = **logger;
 
+  // Kubernetes mode: inventory, ledger and placement from the cluster.
+  std::unique_ptr<KubernetesMode> kubernetes;
+  if (config->kubernetes.enabled) {
+    Result<std::unique_ptr<KubernetesMode>> opened = KubernetesMode::Open(*config, &log);
+    if (!opened.ok()) {
+      log.critical("kubernetes: {}", opened.status().message());
+      return 1;
+    }
+    kubernetes = std::move(opened).value();
+  }
   const std::string ledger_path = config->server.data_dir + "/ledger.db";
-  Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(ledger_path);
+  Result<std::unique_ptr<Ledger>> ledger =
+      kubernetes ? std::unique_ptr<Ledger>() : OpenSqliteLedger(ledger_path);
   if (!ledger.ok()) {
     log.critical("cannot open the ledger {}: {}", ledger_path, ledger.status().message());
     return 1;
   }
 
   std::unique_ptr<InventoryProvider> provider;
-  if (!config->server.inventory.empty()) {
+  if (kubernetes) {
+    provider = kubernetes->TakeProvider();
+  } else if (!config->server.inventory.empty()) {
     provider = std::make_unique<StaticProvider>(config->server.inventory, config->gpu_memory_specs);
   } else {
     provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs);
@@ -201,7 +215,8 @@ int RunServe(const ServeOptions& options) {
   const size_t history_capacity =
       static_cast<size_t>(std::max(1.0, kHistorySeconds / config->monitor_update_interval));
   Inventory inventory(std::move(provider), &clock, history_capacity);
-  GpuManager manager(&inventory, ledger->get(), &clock, config->server.policy);
+  GpuManager manager(&inventory, kubernetes ? kubernetes->ledger() : ledger->get(), &clock,
+                     config->server.policy);
 
   // The sampler is the only caller of the provider; its first pass starts
   // now, and /health answers 503 until it has published a snapshot.
@@ -222,6 +237,7 @@ int RunServe(const ServeOptions& options) {
   context.http_metrics = &http_metrics;
   Router router;
   RegisterApiRoutes(context, router);
+  if (kubernetes) kubernetes->Serve(&manager, router);
   RegisterStaticAssets(WebAssets(), router);  // The dashboard at /.
 
   HttpServerOptions server_options;
@@ -244,6 +260,7 @@ int RunServe(const ServeOptions& options) {
   const Status started = server.Start();
   if (!started.ok()) {
     log.critical("{}", started.message());
+    if (kubernetes) kubernetes->Stop();
     return 1;
   }
   log.info("gpurm serving on http://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
@@ -257,6 +274,7 @@ int RunServe(const ServeOptions& options) {
     log.info("received {}: draining in-flight requests", strsignal(signal_number));
     // Ends event streams too; then nothing reads the sampler's output.
     server.Stop();
+    if (kubernetes) kubernetes->Stop();
   }
   sampler.Stop();
   log.info("gpurm stopped");
