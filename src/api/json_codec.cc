@@ -129,6 +129,12 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
       {"lease_ttl_seconds",
        integer(-1'000'000'000, 1'000'000'000, [&r](int64_t n) { r.lease_ttl_s = n; })},
       {"owner", text(&parsed.owner)},
+      {"gpu_milli",
+       integer(-1'000'000, 1'000'000, [&r](int64_t n) { r.gpu_milli = static_cast<int>(n); })},
+      {"wait", boolean(&parsed.wait.wait)},
+      {"wait_timeout_seconds", number(&parsed.wait.timeout_s)},
+      {"priority", integer(-1'000'000, 1'000'000,
+                           [&parsed](int64_t n) { parsed.wait.priority = static_cast<int>(n); })},
   };
   for (const auto& [key, value] : body.items()) {
     auto it = fields.find(key);
@@ -136,7 +142,8 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
       return InvalidArgument(
           "unknown field (known: gpu_count, gpu_type, memory_gb, "
           "distributed_training, mixed_precision, gpu_memory_fraction, "
-          "node_name, shared, policy, lease_ttl_seconds, owner)",
+          "node_name, shared, gpu_milli, policy, lease_ttl_seconds, owner, wait, "
+          "wait_timeout_seconds, priority)",
           key);
     }
     if (value.is_null()) continue;  // null = keep the default.
@@ -155,6 +162,7 @@ json RequestToJson(const GpuRequest& request) {
               {"gpu_memory_fraction", request.gpu_memory_fraction},
               {"node_name", request.node_name},
               {"shared", request.shared},
+              {"gpu_milli", request.gpu_milli},
               {"policy", request.policy},
               {"lease_ttl_seconds", request.lease_ttl_s}};
 }
@@ -190,9 +198,26 @@ json AllocationToJson(const Allocation& allocation) {
 json DiagnosisReasonsToJson(const Diagnosis& diagnosis) {
   json reasons = json::array();
   for (const NodeReason& reason : diagnosis.reasons) {
-    reasons.push_back({{"node_name", reason.node_name}, {"reason", reason.reason}});
+    reasons.push_back({{"node_name", reason.node_name},
+                       {"reason", reason.reason},
+                       {"status", FitCodeName(reason.code)}});
   }
   return reasons;
+}
+
+json QueueEntryToJson(const QueueEntry& entry, size_t position) {
+  return json{{"queue_id", entry.id},
+              {"owner", entry.owner},
+              {"state", QueueStateName(entry.state)},
+              {"priority", entry.priority},
+              {"position", position},
+              {"request", RequestToJson(entry.request)},
+              {"enqueued_at", FormatIso8601(entry.enqueued_unix_ms)},
+              {"expires_at", FormatIso8601(entry.deadline_unix_ms)},
+              {"ended_at", NullableIso(entry.ended_unix_ms)},
+              {"message", entry.message},
+              {"allocation_id", entry.allocation ? json(entry.allocation->id) : json()},
+              {"allocation", entry.allocation ? AllocationToJson(*entry.allocation) : json()}};
 }
 
 json WouldFitToJson(const WouldFit& fit) {

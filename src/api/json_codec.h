@@ -9,6 +9,8 @@
 
 #include "core/status.h"
 #include "core/types.h"
+#include "manager/manager.h"
+#include "manager/queue.h"
 #include "scheduler/scheduler.h"
 
 namespace gpurm {
@@ -23,6 +25,8 @@ Result<nlohmann::json> ParseJsonObject(std::string_view body);
 struct ParsedGpuRequest {
   GpuRequest request;
   std::string owner;  // Empty when the body has none.
+  // "wait", "wait_timeout_seconds" (default 300) and "priority" (POST /allocate).
+  WaitOptions wait;
 };
 Result<ParsedGpuRequest> ParseGpuRequest(const nlohmann::json& body);
 
@@ -31,6 +35,8 @@ nlohmann::json GrantToJson(const GpuGrant& grant);
 nlohmann::json AllocationToJson(const Allocation& allocation);
 nlohmann::json DiagnosisReasonsToJson(const Diagnosis& diagnosis);
 nlohmann::json WouldFitToJson(const WouldFit& fit);
+// A queue entry as GET /queue lists it; `position` is 1-based, 0 when not waiting.
+nlohmann::json QueueEntryToJson(const QueueEntry& entry, size_t position);
 
 // {"error": {"code", "message", "field"}}.
 nlohmann::json ErrorJson(const Status& status);

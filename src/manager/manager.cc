@@ -1,6 +1,7 @@
 #include "manager/manager.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <utility>
 
@@ -24,63 +25,152 @@ Status GpuManager::Readiness() const {
                      "\" has not answered)");
 }
 
-Result<std::shared_ptr<const ClusterState>> GpuManager::CurrentState() const {
+Status GpuManager::EnsureState() const {
   std::shared_ptr<const InventorySnapshot> snapshot = inventory_->Snapshot();
   if (!snapshot) return Readiness();
-  return std::shared_ptr<const ClusterState>(
-      std::make_shared<ClusterState>(std::move(snapshot), ledger_->ActiveGrants()));
+  if (!state_ || state_->snapshot_ptr() != snapshot) {
+    // A new snapshot (GPUs, health, memory used outside gpurm changed):
+    // start again from the ledger, the source of truth.
+    state_.emplace(std::move(snapshot), ledger_->ActiveGrants());
+    ++rebuilds_;
+    Changed();
+  }
+  return Status::Ok();
 }
 
-std::string GpuManager::NewAllocationId() {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "alloc-%016llx",
+std::string GpuManager::NewId(const char* prefix) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof(buffer), "%s-%016llx", prefix,
                 static_cast<unsigned long long>(id_random_()));
   return buffer;
 }
 
+ScheduleOptions GpuManager::OptionsFor() const {
+  ScheduleOptions options;
+  options.workload = &workload_;
+  options.random_seed = decisions_++;
+  return options;
+}
+
+Result<std::shared_ptr<const ClusterState>> GpuManager::CurrentState() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (Status status = EnsureState(); !status.ok()) return status;
+  if (!published_) published_ = std::make_shared<const ClusterState>(*state_);
+  return published_;
+}
+
+ScheduleResult GpuManager::ScheduleAroundQueue(const GpuRequest& request, int priority) {
+  const std::optional<int> head_priority = queue_.HeadPriority();
+  if (!head_priority || priority > *head_priority) {
+    return scheduler_.Schedule(request, *state_, OptionsFor());
+  }
+  const QueueEntry& head = *queue_.Find(queue_.WaitingIds().front());
+  const std::vector<GpuGrant> hold = scheduler_.HoldFor(head.request, *state_, OptionsFor());
+  state_->AddGrants(hold);
+  ScheduleResult result = scheduler_.Schedule(request, *state_, OptionsFor());
+  state_->RemoveGrants(hold);
+  if (!result.placement && !hold.empty()) {
+    result.diagnosis.message += " (" + std::to_string(hold.size()) + " GPU(s) are held for the " +
+                                std::to_string(queue_.waiting()) +
+                                " queued request(s) of equal or higher priority)";
+  }
+  return result;
+}
+
+Result<Allocation> GpuManager::Record(const GpuRequest& request, const std::string& owner,
+                                      const std::string& idempotency_key, Placement placement) {
+  Allocation allocation;
+  allocation.id = NewId("alloc");
+  allocation.owner = owner;
+  allocation.request = request;
+  allocation.grants = placement.grants;
+  allocation.created_unix_ms = clock_->NowUnixMs();
+  if (request.lease_ttl_s > 0) {
+    allocation.lease_expires_unix_ms = allocation.created_unix_ms + request.lease_ttl_s * 1000;
+  }
+  allocation.idempotency_key = idempotency_key;
+  const Status inserted = ledger_->Insert(allocation);
+  if (!inserted.ok()) return inserted;
+  if (!scheduler_.Reserve(placement, *state_).ok()) {
+    // The free state disagreed with the ledger, which accepted the grant:
+    // believe the ledger.
+    state_.reset();
+    if (Status status = EnsureState(); !status.ok()) return status;
+  }
+  Changed();
+  return allocation;
+}
+
 AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::string& owner,
-                                      const std::string& idempotency_key) {
+                                      const std::string& idempotency_key, const WaitOptions& wait) {
   AllocationResult result;
   result.status = ValidateRequest(request);
   if (!result.status.ok()) return result;
+  if (wait.wait && !(wait.timeout_s > 0 && wait.timeout_s <= 86'400)) {
+    result.status = InvalidArgument("must be in (0, 86400] seconds", "wait_timeout_seconds");
+    return result;
+  }
+  if (wait.priority < -1000 || wait.priority > 1000) {
+    result.status = InvalidArgument("must be between -1000 and 1000", "priority");
+    return result;
+  }
 
-  std::lock_guard<std::mutex> lock(allocate_mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   if (!idempotency_key.empty()) {
     if (std::optional<Allocation> earlier = ledger_->FindByIdempotencyKey(owner, idempotency_key)) {
       result.allocation = std::move(earlier);
       result.replayed = true;
       return result;
     }
+    if (const QueueEntry* waiting = queue_.FindWaiting(owner, idempotency_key)) {
+      result.queued = *waiting;
+      result.queue_position = queue_.Position(waiting->id);
+      result.replayed = true;
+      return result;
+    }
   }
-  Result<std::shared_ptr<const ClusterState>> state = CurrentState();
-  if (!state.ok()) {
-    result.status = state.status();
-    return result;
-  }
-  ScheduleResult schedule = scheduler_.Schedule(request, **state);
-  if (!schedule.placement) {
-    result.diagnosis = std::move(schedule.diagnosis);
-    result.status = Status(result.diagnosis.possible_ever ? StatusCode::kUnschedulableNow
-                                                          : StatusCode::kUnschedulableNever,
-                           result.diagnosis.message);
-    return result;
-  }
+  result.status = EnsureState();
+  if (!result.status.ok()) return result;
+  workload_.Record(request);
+  queue_.ExpireDue(clock_->NowUnixMs());
 
-  Allocation allocation;
-  allocation.id = NewAllocationId();
-  allocation.owner = owner;
-  allocation.request = request;
-  allocation.grants = std::move(schedule.placement->grants);
-  allocation.created_unix_ms = clock_->NowUnixMs();
-  if (request.lease_ttl_s > 0) {
-    allocation.lease_expires_unix_ms = allocation.created_unix_ms + request.lease_ttl_s * 1000;
-  }
-  allocation.idempotency_key = idempotency_key;
-  result.status = ledger_->Insert(allocation);
-  if (result.status.ok()) {
-    result.allocation = std::move(allocation);
+  ScheduleResult schedule = ScheduleAroundQueue(request, wait.priority);
+  if (schedule.placement) {
+    Result<Allocation> recorded =
+        Record(request, owner, idempotency_key, std::move(*schedule.placement));
+    if (!recorded.ok()) {
+      result.status = recorded.status();
+      return result;
+    }
+    result.allocation = std::move(recorded).value();
     result.diagnosis = std::move(schedule.diagnosis);
+    return result;
   }
+  result.diagnosis = std::move(schedule.diagnosis);
+  if (wait.wait && result.diagnosis.possible_ever) {
+    QueueEntry entry;
+    entry.id = NewId("queue");
+    entry.owner = owner;
+    entry.request = request;
+    entry.idempotency_key = idempotency_key;
+    entry.priority = wait.priority;
+    entry.enqueued_unix_ms = clock_->NowUnixMs();
+    entry.deadline_unix_ms =
+        entry.enqueued_unix_ms + static_cast<int64_t>(std::llround(wait.timeout_s * 1000));
+    entry.message = result.diagnosis.message;
+    Result<QueueEntry> added = queue_.Add(std::move(entry));
+    if (!added.ok()) {
+      result.status = added.status();
+      return result;
+    }
+    result.queue_position = queue_.Position(added->id);
+    result.queued = std::move(added).value();
+    result.status = Status::Ok();
+    return result;
+  }
+  result.status = Status(result.diagnosis.possible_ever ? StatusCode::kUnschedulableNow
+                                                        : StatusCode::kUnschedulableNever,
+                         result.diagnosis.message);
   return result;
 }
 
@@ -88,22 +178,77 @@ PreviewResult GpuManager::Preview(const GpuRequest& request) const {
   PreviewResult result;
   result.status = ValidateRequest(request);
   if (!result.status.ok()) return result;
-  Result<std::shared_ptr<const ClusterState>> state = CurrentState();
-  if (!state.ok()) {
-    result.status = state.status();
-    return result;
-  }
-  result.schedule = scheduler_.Schedule(request, **state);
-  result.snapshot = std::shared_ptr<const InventorySnapshot>(*state, &(*state)->snapshot());
+  std::lock_guard<std::mutex> lock(mutex_);
+  result.status = EnsureState();
+  if (!result.status.ok()) return result;
+  result.schedule = scheduler_.Schedule(request, *state_, OptionsFor());
+  result.snapshot = state_->snapshot_ptr();
   return result;
 }
 
+void GpuManager::ServeQueue() {
+  const int64_t now = clock_->NowUnixMs();
+  queue_.ExpireDue(now);
+  queue_.Prune(now);
+  if (queue_.waiting() == 0 || !EnsureState().ok()) return;
+  std::vector<GpuGrant> hold;  // Held for the first entry that does not fit.
+  bool blocked = false;
+  const uint64_t built = rebuilds_;
+  for (const std::string& id : queue_.WaitingIds()) {
+    QueueEntry& entry = *queue_.Find(id);
+    ScheduleResult schedule = scheduler_.Schedule(entry.request, *state_, OptionsFor());
+    if (schedule.placement) {
+      Result<Allocation> recorded =
+          Record(entry.request, entry.owner, entry.idempotency_key, std::move(*schedule.placement));
+      if (recorded.ok()) {
+        queue_.Finish(id, QueueState::kGranted, now,
+                      blocked ? "granted (backfilled around the queue's head)" : "granted",
+                      std::move(recorded).value());
+      } else {
+        entry.message = "could not record the grant: " + recorded.status().message();
+      }
+      continue;
+    }
+    if (!schedule.diagnosis.possible_ever) {
+      // The inventory changed under it (a node went away).
+      queue_.Finish(id, QueueState::kFailed, now, schedule.diagnosis.message);
+      continue;
+    }
+    entry.message = schedule.diagnosis.message;
+    if (!blocked) {
+      blocked = true;
+      hold = scheduler_.HoldFor(entry.request, *state_, OptionsFor());
+      state_->AddGrants(hold);
+    }
+  }
+  // A rebuild from the ledger (after a disagreement) dropped the hold already.
+  if (rebuilds_ == built) state_->RemoveGrants(hold);
+}
+
+Result<Allocation> GpuManager::EndLocked(const std::string& id, AllocationState end_state) {
+  Result<Allocation> current = ledger_->Get(id);
+  if (!current.ok() || current->state != AllocationState::kActive) return current;
+  if (Status status = EnsureState(); !status.ok()) {
+    // No snapshot yet: nothing to update in memory.
+    return ledger_->End(id, end_state, clock_->NowUnixMs());
+  }
+  Result<Allocation> ended = ledger_->End(id, end_state, clock_->NowUnixMs());
+  if (ended.ok()) {
+    state_->RemoveGrants(ended->grants);
+    Changed();
+    ServeQueue();
+  }
+  return ended;
+}
+
 Result<Allocation> GpuManager::Release(const std::string& id) {
-  return ledger_->End(id, AllocationState::kReleased, clock_->NowUnixMs());
+  std::lock_guard<std::mutex> lock(mutex_);
+  return EndLocked(id, AllocationState::kReleased);
 }
 
 Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner, const std::string& node_name,
                                              int gpu_count) {
+  std::lock_guard<std::mutex> lock(mutex_);
   AllocationFilter filter;
   filter.owner = owner;
   std::vector<Allocation> active = ledger_->List(filter);  // Newest first.
@@ -111,7 +256,7 @@ Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner, const std
     const bool on_node = std::all_of(allocation.grants.begin(), allocation.grants.end(),
                                      [&](const GpuGrant& g) { return g.node_name == node_name; });
     if (on_node && static_cast<int>(allocation.grants.size()) == gpu_count) {
-      return Release(allocation.id);
+      return EndLocked(allocation.id, AllocationState::kReleased);
     }
   }
   return NotFound("owner \"" + owner + "\" has no active allocation of " +
@@ -119,6 +264,7 @@ Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner, const std
 }
 
 Result<Allocation> GpuManager::Heartbeat(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
   Result<Allocation> current = ledger_->Get(id);
   if (!current.ok()) return current;
   if (current->state != AllocationState::kActive) {
@@ -132,7 +278,7 @@ Result<Allocation> GpuManager::Heartbeat(const std::string& id) {
   const int64_t now = clock_->NowUnixMs();
   if (current->lease_expires_unix_ms <= now) {
     // Too late: its GPUs may already be promised elsewhere once reaped.
-    Result<Allocation> ended = ledger_->End(id, AllocationState::kExpired, now);
+    Result<Allocation> ended = EndLocked(id, AllocationState::kExpired);
     if (!ended.ok()) return ended.status();
     return Status(StatusCode::kFailedPrecondition, "lease expired; the GPUs were released");
   }
@@ -140,13 +286,41 @@ Result<Allocation> GpuManager::Heartbeat(const std::string& id) {
 }
 
 std::vector<Allocation> GpuManager::ReapExpiredLeases() {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Allocation> reaped;
   const int64_t now = clock_->NowUnixMs();
   for (const Allocation& allocation : ledger_->ExpiredLeases(now)) {
-    Result<Allocation> ended = ledger_->End(allocation.id, AllocationState::kExpired, now);
+    Result<Allocation> ended = EndLocked(allocation.id, AllocationState::kExpired);
     if (ended.ok()) reaped.push_back(std::move(ended).value());
   }
+  ServeQueue();
   return reaped;
+}
+
+std::vector<QueueEntry> GpuManager::Queue(bool include_finished) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  queue_.ExpireDue(clock_->NowUnixMs());
+  return queue_.List(include_finished);
+}
+
+Result<std::pair<QueueEntry, size_t>> GpuManager::QueueEntryById(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  queue_.ExpireDue(clock_->NowUnixMs());
+  const QueueEntry* entry = queue_.Find(id);
+  if (entry == nullptr) return NotFound("no queued request \"" + id + "\"");
+  return std::make_pair(*entry, queue_.Position(id));
+}
+
+Result<QueueEntry> GpuManager::CancelQueued(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const QueueEntry* entry = queue_.Find(id);
+  if (entry == nullptr) return NotFound("no queued request \"" + id + "\"");
+  if (entry->state == QueueState::kWaiting) {
+    queue_.Finish(id, QueueState::kCancelled, clock_->NowUnixMs(), "cancelled");
+    // The head may have changed: requests behind it may fit now.
+    ServeQueue();
+  }
+  return *queue_.Find(id);
 }
 
 }  // namespace gpurm

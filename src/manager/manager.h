@@ -1,6 +1,22 @@
 // GpuManager: the allocation service. Ties the inventory snapshot, the
 // scheduler and the ledger together; the API, CLI and integrations talk to
 // it and to nothing below it for state changes.
+//
+// Free state: one incremental ClusterState, built from the inventory
+// snapshot and the ledger's active grants and rebuilt from them whenever the
+// inventory publishes a new snapshot (every monitor interval), so the ledger
+// stays the source of truth; between rebuilds each recorded grant and
+// release updates it in place, which keeps a decision independent of the
+// cluster's size (no 80,000-GPU rebuild per request).
+//
+// Queue: a request that cannot be met now may wait (WaitOptions). Waiting
+// requests are served highest priority first, first come first served
+// within a priority; when the head cannot be placed, the GPUs it is closest
+// to getting are held for it and requests behind it (and new requests of no
+// higher priority) are placed only around them -- backfill that does not
+// delay the head. Every release, expiry and inventory refresh retries the
+// queue, so a waiting request is granted as soon as GPUs free up. Nothing
+// blocks while waiting: the caller gets a queue entry and polls it.
 #ifndef GPURM_MANAGER_MANAGER_H_
 #define GPURM_MANAGER_MANAGER_H_
 
@@ -17,16 +33,28 @@
 #include "core/types.h"
 #include "inventory/inventory.h"
 #include "ledger/ledger.h"
+#include "manager/queue.h"
 #include "scheduler/cluster_state.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/workload.h"
 
 namespace gpurm {
+
+// How a request that cannot be met now is handled.
+struct WaitOptions {
+  bool wait = false;       // Queue it instead of refusing.
+  double timeout_s = 300;  // How long it may wait (0 < timeout <= 86400).
+  int priority = 0;        // Higher is served first (-1000..1000).
+};
 
 struct AllocationResult {
   Status status;  // OK, or why not (kUnschedulableNow/Never, ...).
   std::optional<Allocation> allocation;
   bool replayed = false;  // An earlier allocation with the same idempotency key.
   Diagnosis diagnosis;    // Reasons and what would fit, when unschedulable.
+  // Set (with status OK and no allocation) when the request waits in the queue.
+  std::optional<QueueEntry> queued;
+  size_t queue_position = 0;  // 1-based, with `queued`.
 };
 
 struct PreviewResult {
@@ -35,9 +63,10 @@ struct PreviewResult {
   std::shared_ptr<const InventorySnapshot> snapshot;
 };
 
-// Thread-safe. Allocate serialises place-then-record under one mutex, so
-// concurrent clients can never be granted the same GPU or more memory than a
-// shared GPU has; the ledger makes each decision durable before it is answered.
+// Thread-safe. Decisions are serialised under one mutex from reading the
+// free state to recording the grant, so concurrent clients can never be
+// granted the same GPU or more of a shared GPU than it has; the ledger makes
+// each decision durable before it is answered.
 class GpuManager {
  public:
   GpuManager(Inventory* inventory, Ledger* ledger, const Clock* clock,
@@ -46,8 +75,11 @@ class GpuManager {
   // Ready once the inventory has published a snapshot; otherwise the reason.
   Status Readiness() const;
 
+  // Places the request now, or -- with wait.wait and when it could ever fit
+  // -- queues it (result.queued). A request of no higher priority than the
+  // queue's head is placed only around the GPUs held for the head.
   AllocationResult Allocate(const GpuRequest& request, const std::string& owner,
-                            const std::string& idempotency_key);
+                            const std::string& idempotency_key, const WaitOptions& wait = {});
   // Schedules without reserving anything (for /validate and framework plans).
   PreviewResult Preview(const GpuRequest& request) const;
 
@@ -60,10 +92,23 @@ class GpuManager {
   // Extends the lease by its TTL. kFailedPrecondition when the allocation has
   // no lease, has ended, or its lease already expired (it is then ended).
   Result<Allocation> Heartbeat(const std::string& id);
-  // Ends every allocation whose lease expired; returns them.
+  // Ends every allocation whose lease expired and returns them; also expires
+  // queue entries past their timeout and retries the queue (the daemon calls
+  // this periodically, which also picks up inventory changes).
   std::vector<Allocation> ReapExpiredLeases();
 
-  // The free state of the cluster now; kUnavailable before the first snapshot.
+  // The queue: waiting entries in service order, then (with
+  // include_finished) recently finished ones, newest first.
+  // Entries whose wait timed out are reported expired.
+  std::vector<QueueEntry> Queue(bool include_finished);
+  // One entry (waiting or recently finished) and its 1-based position
+  // (0 unless waiting). kNotFound for unknown or pruned ids.
+  Result<std::pair<QueueEntry, size_t>> QueueEntryById(const std::string& id);
+  // Withdraws a waiting entry. Finished entries are returned unchanged.
+  Result<QueueEntry> CancelQueued(const std::string& id);
+
+  // The free state of the cluster now (an immutable copy, shared until the
+  // next change); kUnavailable before the first snapshot.
   Result<std::shared_ptr<const ClusterState>> CurrentState() const;
 
   Ledger& ledger() const { return *ledger_; }
@@ -72,15 +117,35 @@ class GpuManager {
   const Scheduler& scheduler() const { return scheduler_; }
 
  private:
-  std::string NewAllocationId();
+  // All below require mutex_.
+  Status EnsureState() const;  // Builds or rebuilds state_ for the latest snapshot.
+  void Changed() const { published_.reset(); }
+  std::string NewId(const char* prefix);
+  ScheduleOptions OptionsFor() const;
+  // Schedules a new request: around the GPUs held for the queue's head
+  // unless `priority` is higher than the head's.
+  ScheduleResult ScheduleAroundQueue(const GpuRequest& request, int priority);
+  // Records a placement as an allocation; updates state_.
+  Result<Allocation> Record(const GpuRequest& request, const std::string& owner,
+                            const std::string& idempotency_key, Placement placement);
+  // Ends an allocation in the ledger and frees its GPUs in state_.
+  Result<Allocation> EndLocked(const std::string& id, AllocationState end_state);
+  // Expires due entries, then grants what fits, in order, with backfill.
+  void ServeQueue();
 
   Inventory* const inventory_;
   Ledger* const ledger_;
   const Clock* const clock_;
   const Scheduler scheduler_;
 
-  std::mutex allocate_mutex_;  // Held from reading free state to recording the grant.
-  std::mt19937_64 id_random_;  // Guarded by allocate_mutex_.
+  mutable std::mutex mutex_;  // Held from reading free state to recording the grant.
+  mutable std::optional<ClusterState> state_;
+  mutable std::shared_ptr<const ClusterState> published_;  // Copy of state_ for readers.
+  mutable uint64_t rebuilds_ = 0;   // Times state_ was built from the ledger.
+  WorkloadMix workload_;            // Requests seen, for the fragmentation-aware policy.
+  mutable uint64_t decisions_ = 0;  // Seeds the random policy.
+  AllocationQueue queue_;
+  std::mt19937_64 id_random_;
 };
 
 }  // namespace gpurm

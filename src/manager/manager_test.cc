@@ -193,5 +193,137 @@ TEST_F(ManagerTest, ConcurrentClientsNeverOverAllocate) {
   EXPECT_TRUE(ledger_->CheckIntegrity().ok());
 }
 
+// The queue: waiting requests are granted when GPUs free up, highest
+// priority first, FIFO within a priority.
+TEST_F(ManagerTest, QueuedRequestIsGrantedWhenGpusFreeUp) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  AllocationResult a = manager_->Allocate(T4(2), "me", "");
+  AllocationResult b = manager_->Allocate(T4(2), "me", "");
+  ASSERT_TRUE(a.allocation && b.allocation);
+  WaitOptions wait{true, 60, 0};
+  AllocationResult waiting = manager_->Allocate(T4(2), "you", "", wait);
+  ASSERT_TRUE(waiting.status.ok()) << waiting.status.ToString();
+  ASSERT_TRUE(waiting.queued);
+  EXPECT_FALSE(waiting.allocation);
+  EXPECT_EQ(waiting.queue_position, 1u);
+  EXPECT_EQ(waiting.queued->state, QueueState::kWaiting);
+  // Never-fitting requests are refused, not queued.
+  EXPECT_EQ(manager_->Allocate(T4(3), "you", "", wait).status.code(),
+            StatusCode::kUnschedulableNever);
+  ASSERT_TRUE(manager_->Release(a.allocation->id).ok());
+  Result<std::pair<QueueEntry, size_t>> entry = manager_->QueueEntryById(waiting.queued->id);
+  ASSERT_TRUE(entry.ok());
+  EXPECT_EQ(entry->first.state, QueueState::kGranted);
+  ASSERT_TRUE(entry->first.allocation);
+  EXPECT_EQ(entry->first.allocation->NodeNames(), a.allocation->NodeNames());
+  EXPECT_EQ(ledger_->Get(entry->first.allocation->id)->owner, "you");
+  EXPECT_EQ(entry->second, 0u);
+}
+
+TEST_F(ManagerTest, QueueServesPriorityThenArrivalOrder) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  AllocationResult a = manager_->Allocate(T4(2), "me", "");
+  AllocationResult b = manager_->Allocate(T4(2), "me", "");
+  AllocationResult low1 = manager_->Allocate(T4(2), "x", "", {true, 60, 0});
+  AllocationResult high = manager_->Allocate(T4(2), "y", "", {true, 60, 5});
+  AllocationResult low2 = manager_->Allocate(T4(2), "z", "", {true, 60, 0});
+  std::vector<QueueEntry> queue = manager_->Queue(false);
+  ASSERT_EQ(queue.size(), 3u);
+  EXPECT_EQ(queue[0].id, high.queued->id);
+  EXPECT_EQ(queue[1].id, low1.queued->id);
+  EXPECT_EQ(queue[2].id, low2.queued->id);
+  ASSERT_TRUE(manager_->Release(a.allocation->id).ok());
+  EXPECT_EQ(manager_->QueueEntryById(high.queued->id)->first.state, QueueState::kGranted);
+  EXPECT_EQ(manager_->QueueEntryById(low1.queued->id)->second, 1u);
+  ASSERT_TRUE(manager_->Release(b.allocation->id).ok());
+  EXPECT_EQ(manager_->QueueEntryById(low1.queued->id)->first.state, QueueState::kGranted);
+  EXPECT_EQ(manager_->QueueEntryById(low2.queued->id)->first.state, QueueState::kWaiting);
+}
+
+// A small request may not take the GPUs the queue's head waits for (it
+// would delay the head), but may use GPUs the head cannot use.
+TEST_F(ManagerTest, BackfillDoesNotDelayTheHead) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  AllocationResult one_on_a = manager_->Allocate(T4(1), "me", "");
+  AllocationResult both_on_b = manager_->Allocate(T4(2), "me", "");
+  ASSERT_TRUE(one_on_a.allocation && both_on_b.allocation);
+  // The head needs a whole node: it waits for a's other GPU.
+  AllocationResult head = manager_->Allocate(T4(2), "head", "", {true, 60, 0});
+  ASSERT_TRUE(head.queued);
+  // A 1-GPU request would fit on a's free GPU, which is held for the head.
+  AllocationResult small = manager_->Allocate(T4(1), "small", "");
+  EXPECT_EQ(small.status.code(), StatusCode::kUnschedulableNow);
+  EXPECT_NE(small.status.message().find("held for the 1 queued"), std::string::npos)
+      << small.status.message();
+  // A higher priority goes ahead of the head.
+  AllocationResult urgent = manager_->Allocate(T4(1), "urgent", "", {false, 60, 10});
+  ASSERT_TRUE(urgent.allocation) << urgent.status.ToString();
+  // Once a's GPUs are free, the head gets node a.
+  ASSERT_TRUE(manager_->Release(urgent.allocation->id).ok());
+  EXPECT_EQ(manager_->QueueEntryById(head.queued->id)->first.state, QueueState::kWaiting);
+  ASSERT_TRUE(manager_->Release(one_on_a.allocation->id).ok());
+  const QueueEntry granted = manager_->QueueEntryById(head.queued->id)->first;
+  ASSERT_EQ(granted.state, QueueState::kGranted);
+  EXPECT_EQ(granted.allocation->NodeNames(), std::vector<std::string>{"a"});
+}
+
+TEST_F(ManagerTest, WaitingRequestsExpireOrAreCancelled) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  AllocationResult a = manager_->Allocate(T4(2), "me", "");
+  AllocationResult b = manager_->Allocate(T4(2), "me", "");
+  AllocationResult timed = manager_->Allocate(T4(1), "x", "", {true, 5, 0});
+  AllocationResult cancelled = manager_->Allocate(T4(1), "y", "key-1", {true, 60, 0});
+  ASSERT_TRUE(timed.queued && cancelled.queued);
+  // Retrying with the same key returns the same waiting entry.
+  AllocationResult retry = manager_->Allocate(T4(1), "y", "key-1", {true, 60, 0});
+  ASSERT_TRUE(retry.queued);
+  EXPECT_TRUE(retry.replayed);
+  EXPECT_EQ(retry.queued->id, cancelled.queued->id);
+  EXPECT_EQ(manager_->Queue(false).size(), 2u);
+  clock_.AdvanceMs(6000);
+  manager_->ReapExpiredLeases();
+  EXPECT_EQ(manager_->QueueEntryById(timed.queued->id)->first.state, QueueState::kExpired);
+  Result<QueueEntry> gone = manager_->CancelQueued(cancelled.queued->id);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->state, QueueState::kCancelled);
+  EXPECT_EQ(manager_->Queue(false).size(), 0u);
+  EXPECT_EQ(manager_->Queue(true).size(), 2u);
+  EXPECT_EQ(manager_->CancelQueued("queue-nope").status().code(), StatusCode::kNotFound);
+  // Nothing was granted to them when GPUs came back.
+  ASSERT_TRUE(manager_->Release(a.allocation->id).ok());
+  EXPECT_EQ(ledger_->List(AllocationFilter{}).size(), 1u);
+  EXPECT_EQ(manager_->Allocate(T4(1), "x", "", {true, 0, 0}).status.field(),
+            "wait_timeout_seconds");
+  EXPECT_EQ(manager_->Allocate(T4(1), "x", "", {false, 60, 5000}).status.field(), "priority");
+}
+
+// The incremental free state always equals one rebuilt from the ledger.
+TEST_F(ManagerTest, IncrementalStateMatchesTheLedger) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  std::vector<std::string> held;
+  for (int i = 0; i < 40; ++i) {
+    if (i % 3 == 2 && !held.empty()) {
+      ASSERT_TRUE(manager_->Release(held[static_cast<size_t>(i) % held.size()]).ok());
+    } else {
+      GpuRequest request = i % 2 ? T4(1) : T4(1, true, 3);
+      if (i % 5 == 0) request.gpu_milli = 250;
+      request.policy = PolicyNames()[static_cast<size_t>(i) % PolicyNames().size()];
+      AllocationResult result = manager_->Allocate(request, "me", "", {i % 4 == 0, 60, 0});
+      if (result.allocation) held.push_back(result.allocation->id);
+    }
+    std::shared_ptr<const ClusterState> incremental = *manager_->CurrentState();
+    ClusterState rebuilt(incremental->snapshot_ptr(), ledger_->ActiveGrants());
+    for (size_t n = 0; n < rebuilt.nodes().size(); ++n) {
+      for (size_t g = 0; g < rebuilt.nodes()[n].gpus.size(); ++g) {
+        const GpuAvailability& x = incremental->nodes()[n].gpus[g];
+        const GpuAvailability& y = rebuilt.nodes()[n].gpus[g];
+        ASSERT_EQ(x.free_mib, y.free_mib) << i;
+        ASSERT_EQ(x.exclusively_held, y.exclusively_held) << i;
+        ASSERT_EQ(x.shared_milli, y.shared_milli) << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gpurm

@@ -479,6 +479,90 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
   return result;
 }
 
+std::vector<GpuGrant> Scheduler::HoldFor(const GpuRequest& request, const ClusterState& state,
+                                         const ScheduleOptions& options) const {
+  const SchedulingContext context(request, options, state);
+  const HostResources& want = context.host();
+  struct Candidate {
+    uint32_t class_id;
+    int possible;                // GPUs that could ever take it.
+    std::vector<uint8_t> holds;  // Positions worth holding, best first.
+  };
+  std::vector<Candidate> candidates;
+  int most_possible = 0;
+  for (uint32_t id : state.live_classes()) {
+    const NodeAvailability& node = state.nodes()[state.class_members(id).front()];
+    if (!node.node->schedulable) continue;
+    const HostResources& cap = node.host_capacity;
+    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
+        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
+      continue;
+    }
+    Candidate candidate{id, 0, {}};
+    for (size_t i = 0; i < node.gpus.size() && i < kMaxGpusPerNode; ++i) {
+      const GpuAvailability& g = node.gpus[i];
+      if (!context.GpuPossibleEver(g)) continue;
+      ++candidate.possible;
+      const bool holdable =
+          context.shared() ? g.gpu->healthy && !g.exclusively_held : context.GpuEligibleNow(g);
+      if (holdable) candidate.holds.push_back(static_cast<uint8_t>(i));
+    }
+    if (candidate.possible == 0) continue;
+    std::stable_sort(candidate.holds.begin(), candidate.holds.end(), [&](uint8_t a, uint8_t b) {
+      return node.gpus[a].free_milli() > node.gpus[b].free_milli();
+    });
+    most_possible = std::max(most_possible, candidate.possible);
+    candidates.push_back(std::move(candidate));
+  }
+  // The fewest nodes that could ever host it, with an equal share each.
+  const int count = std::max(1, request.gpu_count);
+  int per_node = 0;
+  size_t nodes = 0;
+  for (int node_count = 1; node_count <= count; ++node_count) {
+    if (count % node_count != 0 || count / node_count > most_possible) continue;
+    if (node_count > 1 && (!request.distributed_training || !request.node_name.empty())) break;
+    const int per = count / node_count;
+    size_t able = 0;
+    for (const Candidate& c : candidates) {
+      if (c.possible >= per) able += state.class_members(c.class_id).size();
+    }
+    if (able >= static_cast<size_t>(node_count)) {
+      per_node = per;
+      nodes = static_cast<size_t>(node_count);
+      break;
+    }
+  }
+  std::vector<GpuGrant> holds;
+  if (nodes == 0) return holds;
+  std::vector<const Candidate*> order;
+  for (const Candidate& c : candidates) {
+    if (c.possible >= per_node) order.push_back(&c);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](const Candidate* a, const Candidate* b) {
+    const size_t ha = std::min(a->holds.size(), static_cast<size_t>(per_node));
+    const size_t hb = std::min(b->holds.size(), static_cast<size_t>(per_node));
+    if (ha != hb) return ha > hb;
+    return state.class_members(a->class_id).front() < state.class_members(b->class_id).front();
+  });
+  size_t taken = 0;
+  for (const Candidate* c : order) {
+    for (uint32_t n : state.class_members(c->class_id)) {
+      if (!request.node_name.empty() && state.nodes()[n].node->name != request.node_name) continue;
+      if (taken == nodes) break;
+      ++taken;
+      const NodeAvailability& node = state.nodes()[n];
+      for (size_t k = 0; k < c->holds.size() && k < static_cast<size_t>(per_node); ++k) {
+        const GpuAvailability& g = node.gpus[c->holds[k]];
+        if (context.shared() && g.free_mib <= 0) continue;
+        holds.push_back(
+            GpuGrant{node.node->name, g.gpu->index, g.gpu->uuid, g.free_mib, !context.shared()});
+      }
+    }
+    if (taken == nodes) break;
+  }
+  return holds;
+}
+
 Status Scheduler::Reserve(const Placement& placement, ClusterState& state) const {
   const std::vector<const ReservePlugin*>& plugins = DefaultReservePlugins();
   for (size_t i = 0; i < plugins.size(); ++i) {

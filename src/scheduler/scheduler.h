@@ -107,6 +107,15 @@ class Scheduler {
   // Undoes Reserve (or frees a placement whose allocation ended).
   void Unreserve(const Placement& placement, ClusterState& state) const;
 
+  // For a request that does not fit now: the GPUs it is closest to getting
+  // (free GPUs it could use on the node(s) that could host it and lack the
+  // fewest; for a share, the GPUs with the most free capacity) as grants to
+  // hold for it while it waits, so that requests behind it are placed only
+  // around them: backfill that does not delay it. The grants are never
+  // recorded; empty when nothing could ever host the request.
+  std::vector<GpuGrant> HoldFor(const GpuRequest& request, const ClusterState& state,
+                                const ScheduleOptions& options = {}) const;
+
   std::string_view default_policy() const { return default_policy_->name(); }
   const PlacementPolicy& PolicyFor(const GpuRequest& request) const;
 
