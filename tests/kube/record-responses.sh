@@ -5,34 +5,9 @@
 # Needs etcd (etcd-server) and a kube-apiserver (build-apiserver.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-apiserver="${GPURM_KUBE_APISERVER:-$HOME/.cache/gpurm-kube/bin/kube-apiserver}"
 out="$here/recorded"
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$out"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ec=$(port); ep=$(port); sp=$(port)
-etcd --name rec --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$ec" \
-  --advertise-client-urls "http://127.0.0.1:$ec" --listen-peer-urls "http://127.0.0.1:$ep" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$ep" --initial-cluster "rec=http://127.0.0.1:$ep" \
-  >"$work/etcd.log" 2>&1 &
-openssl genrsa -out "$work/sa.key" 2048 2>/dev/null
-openssl rsa -in "$work/sa.key" -pubout -out "$work/sa.pub" 2>/dev/null
-echo "rec-token,admin,admin,system:masters" >"$work/tokens.csv"
-"$apiserver" --etcd-servers "http://127.0.0.1:$ec" --bind-address 127.0.0.1 \
-  --advertise-address 127.0.0.1 --secure-port "$sp" --cert-dir "$work/certs" \
-  --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
-  --service-account-issuer https://kubernetes.default.svc.cluster.local \
-  --service-account-key-file "$work/sa.pub" --service-account-signing-key-file "$work/sa.key" \
-  --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \
-  --enable-priority-and-fairness=false >"$work/apiserver.log" 2>&1 &
-k() { curl -sS --cacert "$work/certs/apiserver.crt" -H "Authorization: Bearer rec-token" \
-  -H "Content-Type: application/json" "$@"; }
-api="https://127.0.0.1:$sp"
-for _ in $(seq 120); do
-  [ -f "$work/certs/apiserver.crt" ] && k "$api/readyz" >/dev/null 2>&1 && break
-  sleep 1
-done
+source "$here/local-apiserver.sh"
 k -X POST "$api/api/v1/nodes" -d '{"apiVersion":"v1","kind":"Node","metadata":{"name":"gpu-a","labels":{"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-80GB","nvidia.com/gpu.memory":"81920"}}}' >/dev/null
 k "$api/api/v1/nodes?limit=500" | python3 -m json.tool >"$out/node-list.json"
 k -X POST "$api/apis/coordination.k8s.io/v1/namespaces/default/leases" \
