@@ -135,14 +135,25 @@ class Server:
         return read_status_kib(self.process.pid, "VmRSS") / 1024.0
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 20 s. A server that does not exit 0 on
+        SIGTERM (a crash on shutdown, a drain that never ends) is reported:
+        it is a bug the benchmark happened to find."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                log(f"{self.name}: still running 20 s after SIGTERM: killed")
                 self.process.kill()
                 self.process.wait()
         self.log_file.close()
+        if self.process.returncode != 0:
+            SHUTDOWN_FAILURES.append(f"{self.name}: exit status {self.process.returncode} "
+                                     f"after SIGTERM (log: {self.log_path})")
+            log(f"WARNING {SHUTDOWN_FAILURES[-1]}")
+
+
+SHUTDOWN_FAILURES: list[str] = []  # Servers that did not exit cleanly.
 
 
 def read_status_kib(pid: int, field: str) -> int:
@@ -505,7 +516,6 @@ def tool_versions(args) -> dict:
                            "{uvicorn.__version__} (uvloop, httptools), pydantic "
                            "{pydantic.VERSION}')"], capture_output=True, text=True)
     return {"wrk": first_line(["wrk", "--version"]), "peer": peer.stdout.strip(),
-            "gpurm": first_line([os.path.join(args.build_dir, "gpurm"), "--version"]),
             "git": first_line(["git", "-C", REPO, "describe", "--always", "--dirty"])}
 
 
@@ -596,6 +606,8 @@ def print_table(result: dict, details: dict) -> None:
           f"{fmt(figures.get('fsync_per_s_cpu_busy'), 0)}/s with a CPU busy")
     print(f"rss: idle {fmt(result['rss_mib_idle'])} MiB, 10,000 nodes "
           f"{fmt(result['rss_mib_10k_nodes'])} MiB")
+    for failure in details.get("shutdown_failures", []):
+        print(f"WARNING {failure}")
 
 
 def plot(out_dir: str, workdir: str, details: dict) -> list[str]:
@@ -737,6 +749,7 @@ def main() -> int:
         details.setdefault("rest", [])
         details["elapsed_s"] = round(time.monotonic() - started, 1)
         details["loadavg_end"] = read_loadavg()
+        details["shutdown_failures"] = SHUTDOWN_FAILURES
 
         with open(os.path.join(args.out, "latest.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
