@@ -515,8 +515,12 @@ def tool_versions(args) -> dict:
                            "{sys.version.split()[0]}, FastAPI {fastapi.__version__}, uvicorn "
                            "{uvicorn.__version__} (uvloop, httptools), pydantic "
                            "{pydantic.VERSION}')"], capture_output=True, text=True)
+    # GPURM_REVISION names the revision of a source tree without .git (an
+    # exported commit).
+    revision = os.environ.get("GPURM_REVISION") or first_line(
+        ["git", "-C", REPO, "describe", "--always", "--dirty"])
     return {"wrk": first_line(["wrk", "--version"]), "peer": peer.stdout.strip(),
-            "git": first_line(["git", "-C", REPO, "describe", "--always", "--dirty"])}
+            "git": revision}
 
 
 def fmt(value, digits: int = 1) -> str:
