@@ -21,6 +21,7 @@
 #include <thread>
 #include <utility>
 
+#include "cli/run_k8s.h"
 #include "core/clock.h"
 #include "integrations/launchers/process_runner.h"
 
@@ -611,6 +612,8 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
                 "When no GPU fits, run on the CPU (default) or exit 1");
   run->add_option("--log-dir", flags->log_dir,
                   "Where training.log is appended (default: $GPURM_LOG_DIR, else logs)");
+  auto k8s = std::make_shared<KubernetesJobFlags>();
+  AddKubernetesJobFlags(run, k8s.get());
   run->add_option("command", flags->command, "The command and its arguments, after --");
   run->footer(
       "The command gets CUDA_VISIBLE_DEVICES and the rest of the allocation's environment, plus\n"
@@ -622,8 +625,9 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
       "exits with its exit code (128+N when killed by signal N). If gpurm run itself is\n"
       "killed (SIGKILL), the command gets SIGTERM and the daemon reclaims the GPUs when\n"
       "the lease (--lease-ttl, default 30 s) expires.");
-  run->callback([flags, exit_code, daemon = std::move(daemon), &out, &err] {
-    *exit_code = RunUnderAllocation(*flags, daemon(), out, err);
+  run->callback([flags, k8s, exit_code, daemon = std::move(daemon), &out, &err] {
+    *exit_code = k8s->enabled ? SubmitKubernetesJob(*flags, *k8s, daemon(), out, err)
+                              : RunUnderAllocation(*flags, daemon(), out, err);
   });
 }
 

@@ -5,6 +5,8 @@
 //              --cpu-fallback|--no-cpu-fallback --lease-ttl S --owner O
 //              --log-dir D] -- python train.py ...
 //
+// With --k8s (cli/run_k8s.h) it runs the command as a Kubernetes Job instead.
+//
 // 1. Allocates through POST /api/v1/gpu/allocate with a lease (--lease-ttl,
 //    default 30 s) and one Idempotency-Key per run, so a retried request can
 //    never hold GPUs twice. When nothing fits (409): with --wait it retries

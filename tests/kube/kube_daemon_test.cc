@@ -20,6 +20,7 @@
 #include "cli/client.h"
 #include "kube/api_server.h"
 #include "support/daemon_process.h"
+#include "support/run_command.h"
 
 namespace gpurm {
 namespace {
@@ -101,6 +102,8 @@ class Replica {
     Result<cli::HttpResponse> leader = Client().Get("/api/v1/gpu/leader");
     return leader.ok() && leader->status == 200;
   }
+
+  const std::string& url() const { return url_; }
 
   cli::HttpClient Client() const {
     cli::HttpClientOptions options;
@@ -202,6 +205,41 @@ TEST(KubeDaemonTest, JobsLeaderOnlyPlacementAndHandoverAfterKill) {
   EXPECT_EQ(again->status, 200) << again->body;
   EXPECT_EQ(again->body["allocation_id"], allocation_id);
 
+  // `gpurm run --k8s` submits a Job the same way (here on the other node).
+  const std::string other = node == "gpu-a" ? "gpu-b" : "gpu-a";
+  testing::CommandResult cli = testing::RunCommand({testing::GpurmBinary(),
+                                                    "--url",
+                                                    first.url(),
+                                                    "run",
+                                                    "--k8s",
+                                                    "--image",
+                                                    "registry.example/train:1",
+                                                    "--job-name",
+                                                    "from-cli",
+                                                    "--gpus",
+                                                    "1",
+                                                    "--type",
+                                                    "A100",
+                                                    "--node",
+                                                    other,
+                                                    "--owner",
+                                                    "bob",
+                                                    "--env",
+                                                    "SEED=7",
+                                                    "--",
+                                                    "python",
+                                                    "eval.py"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_NE(cli.output.find("job gpurm/from-cli created"), std::string::npos) << cli.output;
+  Result<json> cli_job = server.client().Get("/apis/batch/v1/namespaces/gpurm/jobs/from-cli");
+  ASSERT_TRUE(cli_job.ok()) << cli_job.status().ToString();
+  const json& cli_pod = (*cli_job)["spec"]["template"]["spec"];
+  EXPECT_EQ(cli_pod["nodeSelector"]["kubernetes.io/hostname"], other);
+  EXPECT_EQ(cli_pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
+  EXPECT_EQ(cli_pod["containers"][0]["command"], json({"python", "eval.py"}));
+  EXPECT_EQ(EnvOf(cli_pod["containers"][0])["SEED"], "7");
+  EXPECT_EQ((*cli_job)["metadata"]["annotations"]["gpurm.io/owner"], "bob");
+
   // kill -9 the leader: the other replica takes over once the Lease lapses.
   first.Kill();
   ASSERT_TRUE(WaitUntil([&] { return second.Leads(); })) << second.Log();
@@ -225,7 +263,7 @@ TEST(KubeDaemonTest, JobsLeaderOnlyPlacementAndHandoverAfterKill) {
   Result<kube::ListResult> objects =
       server.client().List("/apis/gpurm.io/v1alpha1/namespaces/gpurm/gpuallocations", {});
   ASSERT_TRUE(objects.ok());
-  EXPECT_EQ(objects->items.size(), 2u);
+  EXPECT_EQ(objects->items.size(), 3u);  // The two Jobs' and the new one.
 
   // The Job completes (as the job controller would record it): its
   // allocation is released by the new leader.
