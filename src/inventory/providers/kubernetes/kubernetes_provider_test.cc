@@ -1,0 +1,81 @@
+// The label and quantity rules of the Kubernetes provider on objects as the
+// API server returns them (tests/kube/ runs it against an API server).
+#include "inventory/providers/kubernetes/kubernetes_provider.h"
+
+#include <gtest/gtest.h>
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+
+json NodeObject(const std::string& name, const std::string& resource, const std::string& count,
+                const json& labels) {
+  return {{"metadata", {{"name", name}, {"labels", labels}}},
+          {"spec", json::object()},
+          {"status",
+           {{"capacity", {{resource, count}}},
+            {"allocatable", {{resource, count}}},
+            {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+}
+
+KubernetesProviderOptions Options() {
+  KubernetesProviderOptions options;
+  options.gpu_resource = {{"intel", "gpu.intel.com/i915"}, {"npu", "huawei.com/Ascend910"}};
+  return options;
+}
+
+TEST(KubernetesProviderTest, IntelAndAscendLabels) {
+  const std::map<std::string, json> nodes = {
+      {"max", NodeObject("max", "gpu.intel.com/i915", "2",
+                         {{"gpu.intel.com/product", "Max_1550"},
+                          {"gpu.intel.com/device.count", "2"},
+                          {"gpu.intel.com/memory.max", "274877906944"}})},
+      {"npu", NodeObject("npu", "huawei.com/Ascend910", "8", json::object())},
+      {"xe", NodeObject("xe", "gpu.intel.com/xe", "1", json::object())}};
+  const DiscoveryReport report = BuildKubernetesInventory(nodes, {}, Options());
+  ASSERT_EQ(report.nodes.size(), 3u);
+  const Node& max = report.nodes[0];
+  ASSERT_EQ(max.gpus.size(), 2u);
+  EXPECT_EQ(max.gpus[0].model.vendor, Vendor::kIntel);
+  EXPECT_EQ(max.gpus[0].model.canonical, "MAX1550");
+  EXPECT_EQ(max.gpus[0].memory_total_mib, 128 * 1024);  // memory.max is the node's total.
+  const Node& npu = report.nodes[1];
+  ASSERT_EQ(npu.gpus.size(), 8u);
+  EXPECT_EQ(npu.gpus[0].model.vendor, Vendor::kHuawei);
+  EXPECT_EQ(npu.gpus[7].uuid, "k8s:npu:huawei.com/Ascend910:7");
+  // No label, no spec: listed with unknown memory, and a note says so.
+  const Node& xe = report.nodes[2];
+  ASSERT_EQ(xe.gpus.size(), 1u);
+  EXPECT_EQ(xe.gpus[0].memory_total_mib, 0);
+  bool noted = false;
+  for (const std::string& note : report.notes) {
+    noted |= note.find("xe: memory of gpu.intel.com/xe") != std::string::npos;
+  }
+  EXPECT_TRUE(noted);
+}
+
+TEST(KubernetesProviderTest, InitContainersAndLimitsCountAsKubernetesDoes) {
+  const std::map<std::string, json> nodes = {
+      {"a", NodeObject("a", "nvidia.com/gpu", "8", {{"nvidia.com/gpu.product", "Tesla-T4"}})}};
+  // Effective request: max(sum of containers = 1 + 2, largest init = 4) = 4;
+  // a limit alone counts as the request.
+  const json pod = {
+      {"metadata", {{"name", "p"}, {"namespace", "ns"}}},
+      {"spec",
+       {{"nodeName", "a"},
+        {"containers",
+         {{{"resources", {{"limits", {{"nvidia.com/gpu", "1"}}}}}},
+          {{"resources", {{"requests", {{"nvidia.com/gpu", "2"}}}}}}}},
+        {"initContainers", {{{"resources", {{"limits", {{"nvidia.com/gpu", "4"}}}}}}}}}},
+      {"status", {{"phase", "Running"}}}};
+  const DiscoveryReport report = BuildKubernetesInventory(nodes, {{"ns/p", pod}}, Options());
+  ASSERT_EQ(report.nodes.size(), 1u);
+  int held = 0;
+  for (const Gpu& gpu : report.nodes[0].gpus) held += gpu.healthy ? 0 : 1;
+  EXPECT_EQ(held, 4);
+  EXPECT_EQ(report.nodes[0].gpus[0].model.canonical, "T4");
+}
+
+}  // namespace
+}  // namespace gpurm
