@@ -686,8 +686,11 @@ class EventStream final : public ResponseStream {
     }
     for (const auto& event : batch.events) {
       if (!node_filter_.empty() && event->node_name != node_filter_) continue;
+      // Names come from drivers and files: never let one that is not UTF-8
+      // throw here, on the I/O strand.
       out += "id: " + std::to_string(event->sequence) +
-             "\nevent: " + GpuEventTypeName(event->type) + "\ndata: " + EventToJson(*event).dump() +
+             "\nevent: " + GpuEventTypeName(event->type) +
+             "\ndata: " + EventToJson(*event).dump(-1, ' ', false, json::error_handler_t::replace) +
              "\n\n";
     }
     *done = batch.closed;

@@ -322,6 +322,10 @@ TEST_F(HandlersTest, EventsStreamServerSentEvents) {
   EXPECT_TRUE(data["previous"].is_null());
   EXPECT_EQ(response.stream->KeepAlive(), ": keep-alive\n\n");
 
+  event.model = "GPU \xff";  // Not UTF-8: replaced, not thrown on the I/O strand.
+  hub.Publish({event});
+  EXPECT_NE(response.stream->Pull(&done).find("\"name\":\"GPU \xEF\xBF\xBD\""), std::string::npos);
+
   response.stream->Close();
   EXPECT_EQ(response.stream->Pull(&done), "");
   EXPECT_TRUE(done);
