@@ -104,6 +104,17 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
         shapes.emplace(shape, static_cast<int64_t>(shapes.size())).first->second);
     node_by_name_.emplace(node.name, static_cast<uint32_t>(n));
   }
+  HostResources host_total;
+  int64_t modelled_gpus = 0;
+  for (const NodeAvailability& node : nodes_) {
+    if (!node.host_modelled()) continue;
+    host_total.cpu_milli += node.host_capacity.cpu_milli;
+    host_total.memory_mib += node.host_capacity.memory_mib;
+    modelled_gpus += static_cast<int64_t>(node.gpus.size());
+  }
+  if (modelled_gpus > 0) {
+    host_per_gpu_ = {host_total.cpu_milli / modelled_gpus, host_total.memory_mib / modelled_gpus};
+  }
   for (const GpuGrant& grant : active_grants) ApplyGrant(grant, +1);
   node_class_.assign(node_count, 0);
   for (size_t n = 0; n < node_count; ++n) Classify(n);

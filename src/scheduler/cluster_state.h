@@ -138,6 +138,10 @@ class ClusterState {
   void AddHostUse(size_t node, const HostResources& use);
   void RemoveHostUse(size_t node, const HostResources& use);
 
+  // Mean CPU and host memory per GPU over the nodes whose host resources are
+  // modelled (zero when none are).
+  const HostResources& host_per_gpu() const { return host_per_gpu_; }
+
   // Number of distinct GPU models; a GPU of each, by type id.
   size_t type_count() const { return type_representatives_.size(); }
   const Gpu& type_representative(uint32_t type_id) const { return *type_representatives_[type_id]; }
@@ -176,6 +180,7 @@ class ClusterState {
   std::unordered_map<std::string, std::pair<uint32_t, uint32_t>> gpu_by_uuid_;
   std::unordered_map<std::string, uint32_t> node_by_name_;
   std::vector<const Gpu*> type_representatives_;
+  HostResources host_per_gpu_;
   std::vector<int64_t> static_shape_;  // Per node: interned static description.
   std::vector<ClassData> classes_;
   std::vector<uint32_t> free_class_ids_;

@@ -132,6 +132,9 @@ class ScorePlugin {
 struct NodeCandidate {
   std::vector<uint8_t> gpus;  // Positions in node.gpus, ascending.
   double score = 0;           // 0..100.
+  // Orders candidates of equal score (higher first) before the lower node
+  // index does.
+  double tie_break = 0;
 };
 
 // A placement policy: which GPUs of a node to take and how good that is.

@@ -387,8 +387,16 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
     std::optional<SchedulingContext> own_context;
     const SchedulingContext* ctx = &context;
     if (mix == nullptr || mix->empty()) {
-      // No history: the mix is the request itself.
-      own.Record(context.request(), context.host());
+      // No GPU request seen yet: the mix is this request, or -- for a
+      // CPU-only one -- a whole-GPU task with the cluster's mean CPU and
+      // host memory per GPU, so that CPU-only work goes where it strands
+      // the fewest GPUs.
+      if (context.request().gpu_count > 0) {
+        own.Record(context.request(), context.host());
+      } else {
+        GpuRequest one_gpu;
+        own.Record(one_gpu, context.state().host_per_gpu());
+      }
       own_options = context.options();
       own_options->workload = &own;
       own_context.emplace(context.request(), *own_options, context.state());
@@ -433,6 +441,10 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
     }
     // Bounded and monotone in -delta: 50 = no change in fragmentation.
     best.score = 100.0 / (1.0 + std::exp(best_delta / 1000.0));
+    // Equal growth (often none): keep host resources where GPUs need them.
+    NodeState after = base;
+    after.Take(context, node, best.gpus);
+    best.tie_break = after.HostHeadroom(context.state().host_per_gpu());
     return best;
   }
 
@@ -483,6 +495,25 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       if (free_cpu != INT64_MAX) free_cpu -= context.host().cpu_milli;
       if (free_memory != INT64_MAX) free_memory -= context.host().memory_mib;
     }
+
+    // Free CPU and host memory per free GPU, in units of the cluster's mean
+    // per GPU (the smaller of the two); 0 when host resources are not
+    // modelled. Higher: the node's free GPUs are less likely to be stranded
+    // for want of host resources.
+    double HostHeadroom(const HostResources& mean_per_gpu) const {
+      int64_t free_gpu_milli = 0;
+      for (size_t i = 0; i < gpus; ++i) free_gpu_milli += free_milli[i];
+      const double free_gpus = std::max(1.0, static_cast<double>(free_gpu_milli) / kMilliPerGpu);
+      std::optional<double> headroom;
+      auto consider = [&](int64_t free, int64_t mean) {
+        if (free == INT64_MAX || mean <= 0) return;
+        const double ratio = static_cast<double>(free) / free_gpus / static_cast<double>(mean);
+        headroom = headroom ? std::min(*headroom, ratio) : ratio;
+      };
+      consider(free_cpu, mean_per_gpu.cpu_milli);
+      consider(free_memory, mean_per_gpu.memory_mib);
+      return headroom.value_or(0.0);
+    }
   };
 
   // Per GPU part of the mix: how many tasks the node's GPUs could take, and
@@ -496,7 +527,8 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
                               const NodeAvailability& node, const NodeState& s, Scratch& scratch) {
     int64_t total_free = 0;
     for (size_t i = 0; i < s.gpus; ++i) total_free += s.free_milli[i];
-    if (total_free == 0) return 0;
+    // No free GPU capacity, or no GPU request seen yet: nothing to fragment.
+    if (total_free == 0 || mix.total() <= 0) return 0;
     const std::vector<WorkloadMix::GpuPart>& parts = mix.parts();
     scratch.gpu_tasks.assign(parts.size(), 0);
     scratch.per_task.assign(parts.size(), 0);

@@ -69,6 +69,7 @@ struct Chosen {
   size_t node = 0;
   std::vector<uint8_t> gpus;
   double score = 0;
+  NodeCandidate candidate;  // As evaluated (for ordering).
 };
 
 struct Scored {
@@ -225,9 +226,11 @@ void Diagnose(const SchedulingContext& context, const ClusterState& state,
   }
 }
 
-// Candidate order: higher score first, then the lower node index.
+// Candidate order: higher score, then higher tie_break, then the lower
+// node index.
 bool Before(const NodeCandidate& a, size_t a_node, const NodeCandidate& b, size_t b_node) {
   if (a.score != b.score) return a.score > b.score;
+  if (a.tie_break != b.tie_break) return a.tie_break > b.tie_break;
   return a_node < b_node;
 }
 
@@ -269,8 +272,8 @@ std::vector<Chosen> ChooseBestNode(const SchedulingContext& context, const Place
     const NodeAvailability& node = state.nodes()[entry.first];
     if (RunFilters(context, node, per_node, evaluation, nullptr) != FitCode::kFits) continue;
     NodeCandidate candidate = policy.Evaluate(context, node, evaluation.eligible, per_node);
-    if (!best || Before(candidate, entry.first, NodeCandidate{{}, best->score}, best->node)) {
-      best = Chosen{entry.first, std::move(candidate.gpus), candidate.score};
+    if (!best || Before(candidate, entry.first, best->candidate, best->node)) {
+      best = Chosen{entry.first, candidate.gpus, candidate.score, candidate};
     }
   }
   std::vector<Chosen> chosen;
@@ -337,7 +340,7 @@ std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const Placemen
       const NodeAvailability& node = state.nodes()[n];
       RunFilters(context, node, per_node, evaluation, nullptr);
       NodeCandidate candidate = policy.Evaluate(context, node, evaluation.eligible, per_node);
-      chosen.push_back({n, std::move(candidate.gpus), candidate.score});
+      chosen.push_back({n, candidate.gpus, candidate.score, candidate});
     }
   } else {
     std::stable_sort(feasible.begin(), feasible.end(), [&](const Scored& a, const Scored& b) {
@@ -345,7 +348,8 @@ std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const Placemen
     });
     for (const Scored& s : feasible) {
       for (size_t m = 0; m < groups[s.group].size && chosen.size() < nodes; ++m) {
-        chosen.push_back({groups[s.group].members[m], s.candidate.gpus, s.candidate.score});
+        chosen.push_back(
+            {groups[s.group].members[m], s.candidate.gpus, s.candidate.score, s.candidate});
       }
       if (chosen.size() == nodes) break;
     }

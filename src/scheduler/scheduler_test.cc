@@ -509,6 +509,22 @@ TEST(FragmentationAwareTest, SpendsHostResourcesWhereTheyStrandNoGpu) {
   EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
 }
 
+TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
+  // No GPU request seen yet: the policy assumes whole-GPU tasks with the
+  // cluster's mean CPU per GPU (30 cores here), which n0 could not feed.
+  ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{24000, 0}, {96000, 0}});
+  WorkloadMix empty;
+  ScheduleOptions options;
+  options.workload = &empty;
+  options.host = {4000, 0};
+  ScheduleResult result =
+      Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), state, options);
+  ASSERT_TRUE(result.placement);
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
+  EXPECT_GE(result.placement->score, 0);
+  EXPECT_LE(result.placement->score, 100);
+}
+
 TEST(RandomPolicyTest, SeededAndUniformOverFeasibleNodes) {
   ClusterState state(Nodes(4, 2, "Tesla T4", 16384), {});
   Scheduler scheduler("random");
