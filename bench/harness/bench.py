@@ -106,8 +106,10 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 class Server:
     """A server process on a loopback port, stopped with SIGTERM."""
 
-    def __init__(self, name: str, argv: list[str], port: int, health_path: str, workdir: str):
+    def __init__(self, name: str, argv: list[str], port: int, health_path: str, workdir: str,
+                 clean_exits: tuple[int, ...] = (0,)):
         self.name = name
+        self.clean_exits = clean_exits
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.health_path = health_path
@@ -147,7 +149,7 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         self.log_file.close()
-        if self.process.returncode != 0:
+        if self.process.returncode not in self.clean_exits:
             SHUTDOWN_FAILURES.append(f"{self.name}: exit status {self.process.returncode} "
                                      f"after SIGTERM (log: {self.log_path})")
             log(f"WARNING {SHUTDOWN_FAILURES[-1]}")
@@ -191,7 +193,9 @@ class Stack:
             os.path.join(self.args.venv, "bin", "python"),
             os.path.join(REPO, "bench", "peers", "fastapi_peer", "app.py"),
             "--inventory", self.inventory, "--data-dir", data, "--port", str(port)],
-            port, API + "/health", data)
+            port, API + "/health", data,
+            # uvicorn re-raises SIGTERM once its graceful shutdown is done.
+            clean_exits=(0, -signal.SIGTERM))
 
 
 # --- wrk ---------------------------------------------------------------------------
@@ -253,9 +257,14 @@ def bench_rest(args, workdir: str, inventories: dict) -> tuple[list, list]:
                         log(f"{name}: {path} answers {status}: not measured")
                     else:  # Warm-up, discarded.
                         run_wrk(server.base + path, 16, args.warmup, script)
-                for connections in CONNECTIONS:
+                for cell, connections in enumerate(CONNECTIONS):
                     figures = {}
-                    for name, server in servers.items():
+                    # Alternate who goes first, so a drift in the machine's
+                    # load does not always favour the same server.
+                    order = list(servers.items())
+                    if cell % 2:
+                        order.reverse()
+                    for name, server in order:
                         if available[name]:
                             figures[name] = run_wrk(server.base + path, connections,
                                                     args.duration, script)
