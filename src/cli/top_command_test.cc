@@ -43,12 +43,13 @@ json Monitoring() {
   broken["healthy"] = false;
   broken["health_reason"] = "XID 79";
   broken["state"] = "unhealthy";
-  return {{"timestamp", "2026-11-25T12:00:00.000Z"},
-          {"sampled_at", "2026-11-25T11:59:50.000Z"},
-          {"interval_seconds", 30},
-          {"nodes",
-           json::array({{{"node_name", "dgx-1"}, {"gpus", json::array({Gpu(0, 0.2, 10, 35), busy})}},
-                        {{"node_name", "dgx-2"}, {"gpus", json::array({broken})}}})}};
+  return {
+      {"timestamp", "2026-11-25T12:00:00.000Z"},
+      {"sampled_at", "2026-11-25T11:59:50.000Z"},
+      {"interval_seconds", 30},
+      {"nodes",
+       json::array({{{"node_name", "dgx-1"}, {"gpus", json::array({Gpu(0, 0.2, 10, 35), busy})}},
+                    {{"node_name", "dgx-2"}, {"gpus", json::array({broken})}}})}};
 }
 
 TEST(TopFrameTest, ShowsEveryNodeAndGpuWithBarsHealthAndHolders) {
@@ -119,8 +120,8 @@ TEST(TopFrameTest, ColoursKeepColumnsAligned) {
 }
 
 TEST(TopFrameTest, MissingFieldsRenderAsDashes) {
-  const json sparse = {{"nodes", json::array({{{"node_name", "n"},
-                                               {"gpus", json::array({{{"index", 0}}})}}})}};
+  const json sparse = {
+      {"nodes", json::array({{{"node_name", "n"}, {"gpus", json::array({{{"index", 0}}})}}})}};
   const std::string frame = RenderTopFrame(sparse, TopOptions{}, "u");
   EXPECT_THAT(frame, HasSubstr("n  1 GPU(s)"));
   EXPECT_THAT(frame, HasSubstr(" 0  -"));
