@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/daemon_process.h"
+#include "support/run_command.h"
 
 namespace gpurm {
 namespace {
@@ -100,6 +101,17 @@ TEST_F(SchedulingE2eTest, WaitingRequestIsGrantedWhenGpusAreReleased) {
   const std::string id = queued["queue_id"];
   EXPECT_EQ(queued["poll"], "/api/v1/gpu/queue/" + id);
   EXPECT_FALSE(queued["reasons"].empty());
+
+  // The CLI shows it too.
+  testing::CommandResult cli = testing::RunCommand(
+      {testing::GpurmBinary(), "queue", "--url", daemon_->base_url()}, std::chrono::seconds(30));
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_NE(cli.output.find(id), std::string::npos) << cli.output;
+  EXPECT_NE(cli.output.find("1 waiting"), std::string::npos) << cli.output;
+  testing::CommandResult missing = testing::RunCommand(
+      {testing::GpurmBinary(), "queue", "show", "queue-nope", "--url", daemon_->base_url()},
+      std::chrono::seconds(30));
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
 
   json queue = Get("/queue");
   EXPECT_EQ(queue["waiting"], 1);

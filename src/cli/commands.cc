@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/queue_command.h"
 #include "cli/run_command.h"
 #include "cli/table.h"
 #include "cli/top_command.h"
@@ -577,6 +578,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
         return TopGlobals{session->url, session->timeout_s, session->output};
       },
       out, err, &out == &std::cout && ::isatty(STDOUT_FILENO) == 1);
+  RegisterQueueCommand(
+      app, exit_code,
+      [session] { return QueueGlobals{session->url, session->timeout_s, session->output}; }, out,
+      err);
 }
 
 int ParseAndRun(CLI::App& app, int argc, const char* const* argv, const int* exit_code) {
