@@ -9,6 +9,7 @@ packages=(
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev sqlite3
   libspdlog-dev libfmt-dev libcli11-dev libcurl4-openssl-dev libssl-dev
+  zlib1g-dev  # gpurm simulate --plot writes PNGs (zlib deflate)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
   clang libclang-rt-14-dev python3-venv  # scripts/fuzz.sh (libFuzzer), scripts/schemathesis.sh
