@@ -93,9 +93,14 @@ class GpuFitFilter final : public FilterPlugin {
                  NodeEvaluation& evaluation, std::string* reason) const override {
     evaluation.eligible.clear();
     evaluation.possible_ever = 0;
+    // GPUs of the type asked whose memory size the inventory does not know:
+    // whether a memory need or a share fits them cannot be decided.
+    int undecidable = 0;
+    const bool sized = context.need_mib() > 0 || context.shared();
     const size_t gpus = std::min(node.gpus.size(), kMaxGpusPerNode);
     for (size_t i = 0; i < gpus; ++i) {
       const GpuAvailability& g = node.gpus[i];
+      if (sized && g.gpu->memory_total_mib <= 0 && context.TypeMatches(g)) ++undecidable;
       if (!context.GpuPossibleEver(g)) continue;
       ++evaluation.possible_ever;
       if (context.GpuEligibleNow(g)) evaluation.eligible.push_back(static_cast<uint8_t>(i));
@@ -103,8 +108,17 @@ class GpuFitFilter final : public FilterPlugin {
     if (needed <= 0 || static_cast<int>(evaluation.eligible.size()) >= needed) {
       return FitCode::kFits;
     }
-    const FitCode code = evaluation.possible_ever < needed ? FitCode::kNever : FitCode::kNotNow;
-    if (reason) *reason = Explain(context, node, needed, evaluation);
+    FitCode code = evaluation.possible_ever < needed ? FitCode::kNever : FitCode::kNotNow;
+    if (code == FitCode::kNever && evaluation.possible_ever + undecidable >= needed) {
+      code = FitCode::kError;
+    }
+    if (reason) {
+      *reason = Explain(context, node, needed, evaluation);
+      if (undecidable > 0) {
+        *reason += "; " + std::to_string(undecidable) +
+                   " GPU(s) report no memory size (incomplete inventory data)";
+      }
+    }
     return code;
   }
 

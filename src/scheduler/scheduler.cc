@@ -207,6 +207,12 @@ void Diagnose(const SchedulingContext& context, const ClusterState& state,
   }
   diagnosis.would_fit = ComputeWouldFit(context, state, groups);
   diagnosis.code = diagnosis.possible_ever ? FitCode::kNotNow : FitCode::kNever;
+  // Not decidable rather than impossible when some node could not tell.
+  if (!diagnosis.possible_ever &&
+      std::any_of(diagnosis.reasons.begin(), diagnosis.reasons.end(),
+                  [](const NodeReason& r) { return r.code == FitCode::kError; })) {
+    diagnosis.code = FitCode::kError;
+  }
   const std::string type = RequestedTypeLabel(request);
   char buffer[256];
   if (!node_found) {

@@ -525,6 +525,21 @@ TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
   EXPECT_LE(result.placement->score, 100);
 }
 
+TEST(SchedulerTest, NodesThatCannotTellSayError) {
+  auto snapshot = Nodes(1, 2, "Tesla T4", 16384);
+  Node unknown = MakeNode("mystery", "Tesla T4", 2, 0);  // No memory size reported.
+  snapshot->nodes.push_back(unknown);
+  ClusterState state(snapshot, {});
+  ScheduleResult result = Scheduler("binpack").Schedule(Request(1, "T4", 20), state);
+  EXPECT_FALSE(result.placement);
+  EXPECT_EQ(result.diagnosis.code, FitCode::kError);
+  ASSERT_EQ(result.diagnosis.reasons.size(), 2u);
+  EXPECT_EQ(result.diagnosis.reasons[0].code, FitCode::kNever) << "16 GB T4s never hold 20 GB";
+  EXPECT_EQ(result.diagnosis.reasons[1].code, FitCode::kError);
+  EXPECT_NE(result.diagnosis.reasons[1].reason.find("no memory size"), std::string::npos)
+      << result.diagnosis.reasons[1].reason;
+}
+
 TEST(RandomPolicyTest, SeededAndUniformOverFeasibleNodes) {
   ClusterState state(Nodes(4, 2, "Tesla T4", 16384), {});
   Scheduler scheduler("random");
