@@ -541,9 +541,10 @@ def fmt(value, digits: int = 1) -> str:
 
 
 def markdown(result: dict, details: dict) -> str:
+    wrk_version = re.search(r"\d+\.\d+(\.\d+)?", details["versions"]["wrk"])
     lines = [f"Measured {result['date']} on {result['machine']} by `bench/run` "
              f"(gpurm {details['versions']['git']}; peer: {details['versions']['peer']}; "
-             f"load: {details['versions']['wrk']}, loopback, "
+             f"wrk {wrk_version.group(0) if wrk_version else ''} on loopback, "
              f"{details['settings']['duration_s']:g} s per cell; load average "
              f"{details['loadavg_start']} at the start, {details['loadavg_end']} at the end).",
              "",
