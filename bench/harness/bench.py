@@ -484,6 +484,29 @@ def bench_rss(args, workdir: str, inventories: dict) -> dict:
     return out
 
 
+def bench_sampler(args) -> Optional[dict]:
+    """The sampler's own CPU time per GPU per sample, from monitor_bench
+    (bench/monitor_bench.cc, the monitoring work's benchmark): {gpus: ns}."""
+    binary = os.path.join(args.build_dir, "bench", "monitor_bench")
+    if not os.path.exists(binary):
+        log("sampler: monitor_bench not built: skipped")
+        return None
+    result = subprocess.run([binary, "--benchmark_format=json",
+                             "--benchmark_filter=^sampler_pass/"],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        log(f"sampler: monitor_bench failed ({result.returncode}): {result.stderr[-1000:]}")
+        return None
+    out = {}
+    for entry in json.loads(result.stdout).get("benchmarks", []):
+        if "cpu_ns_per_gpu" in entry and "gpus" in entry:
+            # An inverted rate (kIsIterationInvariantRate | kInvert): the JSON
+            # value is seconds per GPU; the console shows it as "...ns".
+            out[str(int(entry["gpus"]))] = round(entry["cpu_ns_per_gpu"] * 1e9, 1)
+    log(f"sampler: CPU ns per GPU per sample: {out}")
+    return out
+
+
 # --- Output --------------------------------------------------------------------------
 
 def machine_description() -> str:
@@ -573,6 +596,11 @@ def markdown(result: dict, details: dict) -> str:
               f"| Daemon RSS idle (examples/cluster-3node.yaml) | "
               f"{fmt(result['rss_mib_idle'])} MiB |",
               f"| Daemon RSS with 10,000 nodes x 8 GPUs | {fmt(result['rss_mib_10k_nodes'])} MiB |"]
+    sampler = details.get("sampler_cpu_ns_per_gpu_sample") or {}
+    if sampler:
+        lines.append("| Sampler CPU per GPU per sample (monitor_bench, scripted provider) | " +
+                     " / ".join(f"{fmt(ns, 0)} ns ({gpus} GPUs)" for gpus, ns in sampler.items())
+                     + " |")
     rss = details.get("rss") or {}
     if "peer_idle" in rss and "peer_10k_nodes" in rss:
         lines += [f"| FastAPI peer RSS idle / 10,000 nodes | {fmt(rss['peer_idle']['rss_mib'])} / "
@@ -620,6 +648,8 @@ def print_table(result: dict, details: dict) -> None:
           f"{fmt(figures.get('fsync_per_s_cpu_busy'), 0)}/s with a CPU busy")
     print(f"rss: idle {fmt(result['rss_mib_idle'])} MiB, 10,000 nodes "
           f"{fmt(result['rss_mib_10k_nodes'])} MiB")
+    if details.get("sampler_cpu_ns_per_gpu_sample"):
+        print(f"sampler: CPU ns per GPU per sample {details['sampler_cpu_ns_per_gpu_sample']}")
     for failure in details.get("shutdown_failures", []):
         print(f"WARNING {failure}")
 
@@ -760,6 +790,7 @@ def main() -> int:
             details["rss"] = bench_rss(args, workdir, inventories)
             result["rss_mib_idle"] = details["rss"]["gpurm_idle"]["rss_mib"]
             result["rss_mib_10k_nodes"] = details["rss"]["gpurm_10k_nodes"]["rss_mib"]
+            details["sampler_cpu_ns_per_gpu_sample"] = bench_sampler(args)
         details.setdefault("rest", [])
         details["elapsed_s"] = round(time.monotonic() - started, 1)
         details["loadavg_end"] = read_loadavg()
