@@ -145,15 +145,17 @@ Result<std::unique_ptr<KubernetesLedger>> OpenKubernetesLedger(const kube::KubeC
                                                                KubernetesLedgerOptions options) {
   auto ledger = std::make_unique<KubernetesLedger>(client, std::move(options));
   const Status listed = ledger->Resync();
-  if (!listed.ok()) {
-    if (listed.code() == StatusCode::kNotFound) {
-      return Unavailable(
-          "the GpuAllocation resource (gpuallocations.gpurm.io) is not installed: kubectl apply "
-          "-f deploy/kubernetes/crd.yaml (" +
-          listed.message() + ")");
-    }
+  if (listed.code() == StatusCode::kNotFound) {
+    return Unavailable(
+        "the GpuAllocation resource (gpuallocations.gpurm.io) is not installed: kubectl apply "
+        "-f deploy/kubernetes/crd.yaml (" +
+        listed.message() + ")");
+  }
+  if (!listed.ok() && listed.code() != StatusCode::kUnavailable) {
     return Unavailable("cannot list GpuAllocations: " + listed.message());
   }
+  // An unreachable API server is not fatal: the reflector keeps trying, and
+  // until it has listed, Insert refuses and the daemon answers 503.
   ledger->cache_->Start();
   return ledger;
 }
@@ -191,6 +193,10 @@ bool KubernetesLedger::WaitUntil(
 
 Status KubernetesLedger::Insert(const Allocation& allocation) {
   if (Status status = ValidateNew(allocation); !status.ok()) return status;
+  if (const kube::ReflectorView view = cache_->View(); !view.synced) {
+    return Unavailable("the cluster's allocations are not loaded yet" +
+                       (view.last_error.ok() ? std::string() : ": " + view.last_error.message()));
+  }
   if (options_.may_place) {
     if (const std::string why_not = options_.may_place(); !why_not.empty()) {
       return Unavailable("this replica does not place allocations now: " + why_not);

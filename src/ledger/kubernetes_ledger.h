@@ -50,9 +50,10 @@ struct KubernetesLedgerOptions {
 
 class KubernetesLedger;
 
-// Opens the ledger: lists the namespace's GpuAllocations once (kUnavailable,
-// naming the fix, when the API server is unreachable or the CRD is not
-// installed) and starts watching them.
+// Opens the ledger: lists the namespace's GpuAllocations and starts
+// watching them. kUnavailable, naming the fix, when the CRD is not installed
+// or the list is refused; an unreachable API server is not an error: the
+// watch keeps trying and Insert refuses (kUnavailable) until it has listed.
 Result<std::unique_ptr<KubernetesLedger>> OpenKubernetesLedger(const kube::KubeClient* client,
                                                                KubernetesLedgerOptions options);
 

@@ -256,5 +256,23 @@ TEST_F(KubeLedgerTest, AStoppedLeaderReleasesTheLeaseAtOnce) {
   EXPECT_EQ((*lease)["spec"]["leaseTransitions"], 1);
 }
 
+TEST(KubeLedgerStartTest, AnUnreachableApiServerIsNotFatalButNothingIsPlaced) {
+  kube::Connection nowhere;
+  nowhere.server = "http://127.0.0.1:1";
+  kube::KubeClient client(nowhere);
+  KubernetesLedgerOptions options;
+  options.namespace_name = kNamespace;
+  options.retry_delay_s = 0.2;
+  Result<std::unique_ptr<KubernetesLedger>> ledger = OpenKubernetesLedger(&client, options);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  Allocation allocation;
+  allocation.id = "alloc-0000000000000001";
+  allocation.grants = {{"gpu-a", 0, "k8s:gpu-a:nvidia.com/gpu:0", 81920, true}};
+  const Status inserted = (*ledger)->Insert(allocation);
+  EXPECT_EQ(inserted.code(), StatusCode::kUnavailable);
+  EXPECT_NE(inserted.message().find("not loaded yet"), std::string::npos) << inserted.ToString();
+  EXPECT_TRUE((*ledger)->List({}).empty());
+}
+
 }  // namespace
 }  // namespace gpurm
