@@ -158,11 +158,11 @@ uint16_t FreePort() {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
   socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
   ::close(fd);
-  return ntohs(address.sin_port);
+  return bound ? ntohs(address.sin_port) : 0;
 }
 
 // One HTTP/1.0 exchange; returns the status code, 0 when nothing answered.
@@ -220,6 +220,10 @@ void BM_DaemonRss(benchmark::State& state) {
   }
   for (auto _ : state) {
     const uint16_t port = FreePort();
+    if (port == 0) {
+      state.SkipWithError("no free loopback port");
+      break;
+    }
     std::vector<std::string> args = {binary,        "serve",
                                      "--config",    (dir / "gpu_config.yaml").string(),
                                      "--inventory", (dir / "inventory.yaml").string(),
@@ -227,6 +231,7 @@ void BM_DaemonRss(benchmark::State& state) {
                                      "--data-dir",  (dir / "data").string(),
                                      "--log-dir",   (dir / "logs").string()};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     const pid_t pid = ::fork();

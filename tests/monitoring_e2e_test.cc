@@ -292,6 +292,7 @@ TEST_F(MonitoringE2eTest, TopRefreshesUntilInterrupted) {
   const std::string url = daemon_->base_url();
   std::vector<std::string> args = {binary, "top", "--interval", "0.2", "--url", url};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   const pid_t pid = ::fork();

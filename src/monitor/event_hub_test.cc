@@ -126,6 +126,7 @@ TEST(EventHubTest, ConcurrentPublishersKeepEveryQueueInSequenceOrder) {
   EventHub hub(100000);
   auto subscription = hub.Subscribe();
   std::vector<std::thread> publishers;
+  publishers.reserve(4);
   for (int t = 0; t < 4; ++t) {
     publishers.emplace_back([&hub] {
       for (int i = 0; i < 250; ++i) hub.Publish(Events(2));
