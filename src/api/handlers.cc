@@ -23,11 +23,22 @@ using nlohmann::json;
 
 constexpr char kBase[] = "/api/v1/gpu";
 
+// Bytes that are not UTF-8 (from a path, a header, a query) are rendered as
+// U+FFFD rather than failing the answer with a 500.
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse response;
   response.status = status;
-  response.body = body.dump();
+  response.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return response;
+}
+
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
 }
 
 HttpResponse ErrorResponse(const Status& status) {
@@ -281,6 +292,11 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   if (idempotency_key.size() > 256) {
     return ErrorResponse(InvalidArgument("must be at most 256 characters", "Idempotency-Key"));
   }
+  // Both are stored with the allocation and returned in every answer about it.
+  if (!IsUtf8(idempotency_key)) {
+    return ErrorResponse(InvalidArgument("must be UTF-8 text", "Idempotency-Key"));
+  }
+  if (!IsUtf8(owner)) return ErrorResponse(InvalidArgument("must be UTF-8 text", "X-Gpurm-Owner"));
   GpuManager& manager = *context.manager;
   AllocationResult result = manager.Allocate(parsed->request, owner, idempotency_key);
   if (!result.status.ok()) {

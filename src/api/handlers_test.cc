@@ -163,6 +163,32 @@ TEST_F(HandlersTest, BadInputIsA400NamingTheFieldAndChangesNothing) {
   EXPECT_TRUE(ledger_->List(AllocationFilter{true, "", 1000}).empty());
 }
 
+// Found by fuzz/http_fuzzer: bytes that are not UTF-8 made the answer a 500,
+// after the allocation had been recorded, and every later list a 500 too.
+TEST_F(HandlersTest, HeadersThatAreNotUtf8AreRefusedAndNeverBreakAnswers) {
+  Load();
+  HttpResponse owner = Call("POST", "/api/v1/gpu/allocate", R"({"gpu_type": "T4"})", "\xff\xfe");
+  EXPECT_EQ(owner.status, 400) << owner.body;
+  EXPECT_EQ(json::parse(owner.body)["error"]["field"], "X-Gpurm-Owner");
+  HttpRequest keyed;
+  keyed.method = "POST";
+  keyed.SetTarget("/api/v1/gpu/allocate");
+  keyed.body = R"({"gpu_type": "T4"})";
+  keyed.headers["idempotency-key"] = "\xff";
+  HttpResponse key = router_.Dispatch(keyed);
+  EXPECT_EQ(key.status, 400) << key.body;
+  EXPECT_EQ(json::parse(key.body)["error"]["field"], "Idempotency-Key");
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/allocations?all=true", 200)["count"], 0);
+
+  HttpResponse path = Call("GET", "/api/v1/gpu/monit%FFor");
+  EXPECT_EQ(path.status, 404);
+  EXPECT_TRUE(json::accept(path.body)) << path.body;
+  HttpResponse release =
+      Call("POST", "/api/v1/gpu/release", R"({"node_name": "gpu-node-1", "gpu_count": 1})", "\xff");
+  EXPECT_NE(release.status, 500) << release.body;
+  EXPECT_TRUE(json::accept(release.body)) << release.body;
+}
+
 TEST_F(HandlersTest, RefusalsSayWhyAndWhatWouldFit) {
   Load();
   json unknown = CallJson("POST", "/api/v1/gpu/allocate", 409, R"({"gpu_type": "H100"})");

@@ -91,7 +91,8 @@ HttpResponse ErrorOnly(int status, StatusCode code, const std::string& message,
                        const std::string& field = "") {
   HttpResponse response;
   response.status = status;
-  response.body = ErrorJson(Status(code, message, field)).dump();
+  response.body = ErrorJson(Status(code, message, field))
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
 

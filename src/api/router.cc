@@ -29,7 +29,9 @@ int HexValue(char c) {
 HttpResponse JsonError(int http_status, StatusCode code, const std::string& message) {
   HttpResponse response;
   response.status = http_status;
-  response.body = ErrorJson(Status(code, message)).dump();
+  // The message may quote the request's path, which need not be UTF-8.
+  response.body = ErrorJson(Status(code, message))
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
 

@@ -52,7 +52,9 @@ bool NoneMatchHits(std::string_view header, std::string_view etag) {
 HttpResponse NoSuchFile(const std::string& path) {
   HttpResponse response;
   response.status = 404;
-  response.body = ErrorJson(NotFound("no such file: " + path)).dump();
+  // The path need not be UTF-8.
+  response.body = ErrorJson(NotFound("no such file: " + path))
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   response.headers.emplace_back("Cache-Control", "no-cache");
   return response;
 }
