@@ -83,12 +83,13 @@ class Workload {
 
 double Percentile(std::vector<double>& values, double p) {
   if (values.empty()) return 0;
-  const size_t k = std::min(values.size() - 1, static_cast<size_t>(p * values.size()));
+  const size_t k =
+      std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size())));
   std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
   return values[k];
 }
 
-void BM_Decide(benchmark::State& bench, std::string policy, int nodes, bool shares) {
+void BM_Decide(benchmark::State& bench, const std::string& policy, int nodes, bool shares) {
   const Scheduler scheduler(policy);
   ClusterState state(SyntheticCluster(nodes), {});
   WorkloadMix mix;

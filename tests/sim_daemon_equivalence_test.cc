@@ -95,7 +95,8 @@ TEST(SimDaemonEquivalenceTest, SameRequestsSameGpusForEveryPolicy) {
     Inventory inventory(std::make_unique<StaticProvider>(dir + "/inventory.yaml", GpuMemorySpecs{}),
                         &clock, 4);
     ASSERT_TRUE(inventory.Refresh().ok());
-    const std::string ledger_path = dir + "/" + policy + ".db";
+    std::string ledger_path = dir;
+    ledger_path += "/" + policy + ".db";
     Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(ledger_path);
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     GpuManager manager(&inventory, ledger->get(), &clock, policy);

@@ -120,8 +120,9 @@ std::string RenderQueueEntry(const json& entry) {
   return text;
 }
 
-void RegisterQueueCommand(CLI::App& app, int* exit_code, std::function<QueueGlobals()> globals,
-                          std::ostream& out, std::ostream& err) {
+void RegisterQueueCommand(CLI::App& app, int* exit_code,
+                          const std::function<QueueGlobals()>& globals, std::ostream& out,
+                          std::ostream& err) {
   auto flags = std::make_shared<QueueFlags>();
   CLI::App* queue = app.add_subcommand("queue", "Requests waiting for GPUs (\"wait\": true)");
   queue->fallthrough();

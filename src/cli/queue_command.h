@@ -25,8 +25,9 @@ struct QueueGlobals {
   std::string output = "table";  // "table" or "json".
 };
 
-void RegisterQueueCommand(CLI::App& app, int* exit_code, std::function<QueueGlobals()> globals,
-                          std::ostream& out, std::ostream& err);
+void RegisterQueueCommand(CLI::App& app, int* exit_code,
+                          const std::function<QueueGlobals()>& globals, std::ostream& out,
+                          std::ostream& err);
 
 // The table of a GET /queue answer, and one entry of GET /queue/{id}. Pure.
 std::string RenderQueue(const nlohmann::json& queue);

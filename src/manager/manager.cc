@@ -78,7 +78,8 @@ ScheduleResult GpuManager::ScheduleAroundQueue(const GpuRequest& request, int pr
 }
 
 Result<Allocation> GpuManager::Record(const GpuRequest& request, const std::string& owner,
-                                      const std::string& idempotency_key, Placement placement) {
+                                      const std::string& idempotency_key,
+                                      const Placement& placement) {
   Allocation allocation;
   allocation.id = NewId("alloc");
   allocation.owner = owner;
@@ -136,8 +137,7 @@ AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::stri
 
   ScheduleResult schedule = ScheduleAroundQueue(request, wait.priority);
   if (schedule.placement) {
-    Result<Allocation> recorded =
-        Record(request, owner, idempotency_key, std::move(*schedule.placement));
+    Result<Allocation> recorded = Record(request, owner, idempotency_key, *schedule.placement);
     if (!recorded.ok()) {
       result.status = recorded.status();
       return result;
@@ -199,7 +199,7 @@ void GpuManager::ServeQueue() {
     ScheduleResult schedule = scheduler_.Schedule(entry.request, *state_, OptionsFor());
     if (schedule.placement) {
       Result<Allocation> recorded =
-          Record(entry.request, entry.owner, entry.idempotency_key, std::move(*schedule.placement));
+          Record(entry.request, entry.owner, entry.idempotency_key, *schedule.placement);
       if (recorded.ok()) {
         queue_.Finish(id, QueueState::kGranted, now,
                       blocked ? "granted (backfilled around the queue's head)" : "granted",

@@ -127,7 +127,7 @@ class GpuManager {
   ScheduleResult ScheduleAroundQueue(const GpuRequest& request, int priority);
   // Records a placement as an allocation; updates state_.
   Result<Allocation> Record(const GpuRequest& request, const std::string& owner,
-                            const std::string& idempotency_key, Placement placement);
+                            const std::string& idempotency_key, const Placement& placement);
   // Ends an allocation in the ledger and frees its GPUs in state_.
   Result<Allocation> EndLocked(const std::string& id, AllocationState end_state);
   // Expires due entries, then grants what fits, in order, with backfill.

@@ -174,6 +174,7 @@ TEST_F(ManagerTest, ConcurrentClientsNeverOverAllocate) {
     }
   };
   std::vector<std::thread> clients;
+  clients.reserve(16);
   for (int c = 0; c < 16; ++c) {
     clients.emplace_back([&, c] {
       for (int i = 0; i < 25; ++i) {

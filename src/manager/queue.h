@@ -47,8 +47,8 @@ class AllocationQueue {
  public:
   // Bounds: waiting entries (beyond: kResourceExhausted), finished entries
   // kept for polling, and how long they are kept.
-  AllocationQueue(size_t max_waiting = 10'000, size_t max_finished = 1'000,
-                  int64_t finished_retention_ms = 600'000);
+  explicit AllocationQueue(size_t max_waiting = 10'000, size_t max_finished = 1'000,
+                           int64_t finished_retention_ms = 600'000);
 
   // Adds a waiting entry (id, sequence filled in by the queue from `id`
   // and its own counter). kResourceExhausted when the queue is full.

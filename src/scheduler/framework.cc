@@ -308,7 +308,9 @@ bool SchedulingContext::TypeIdMatches(uint32_t type_id) const {
     const Gpu& gpu = state_.type_representative(type_id);
     const std::string have =
         gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
-    cached = std::find(wanted_types_.begin(), wanted_types_.end(), have) != wanted_types_.end();
+    const bool wanted =
+        std::find(wanted_types_.begin(), wanted_types_.end(), have) != wanted_types_.end();
+    cached = wanted ? 1 : 0;
   }
   return cached == 1;
 }

@@ -60,6 +60,7 @@ Positions ChooseByIsland(const NodeAvailability& node, const Positions& eligible
                          bool best_fit) {
   auto groups = GroupByIsland(node, eligible);
   std::vector<const Positions*> ordered;
+  ordered.reserve(groups.size());
   for (const auto& [id, members] : groups) ordered.push_back(&members);
   const size_t need = static_cast<size_t>(count);
   std::stable_sort(ordered.begin(), ordered.end(), [&](const Positions* a, const Positions* b) {

@@ -222,6 +222,7 @@ TEST(SchedulerTest, ImpossibleRequestsSayNeverAndWhatWouldFit) {
 TEST(SchedulerTest, BusyClusterSaysNotNowButEver) {
   auto snapshot = ThreeNodeCluster();
   std::vector<GpuGrant> held;
+  held.reserve(4);
   for (int i = 0; i < 4; ++i) {
     held.push_back(GpuGrant{"gpu-node-1", i, "gpu-node-1-gpu" + std::to_string(i), 32768, true});
   }
