@@ -298,7 +298,18 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   }
   if (!IsUtf8(owner)) return ErrorResponse(InvalidArgument("must be UTF-8 text", "X-Gpurm-Owner"));
   GpuManager& manager = *context.manager;
-  AllocationResult result = manager.Allocate(parsed->request, owner, idempotency_key);
+  AllocationResult result = manager.Allocate(parsed->request, owner, idempotency_key, parsed->wait);
+  if (result.status.ok() && result.queued) {
+    // Waiting: answered at once (no worker is held while it waits); the
+    // client polls the entry, which the manager grants when GPUs free up.
+    json body = QueueEntryToJson(*result.queued, result.queue_position);
+    body["success"] = false;
+    body["queued"] = true;
+    body["replayed"] = result.replayed;
+    body["poll"] = std::string(kBase) + "/queue/" + result.queued->id;
+    body["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
+    return JsonResponse(202, body);
+  }
   if (!result.status.ok()) {
     json body = ErrorJson(result.status);
     body["success"] = false;
@@ -322,6 +333,44 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
              BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};
   return JsonResponse(200, body);
+}
+
+// GET /queue[?all=true]: waiting requests in service order (and, with all,
+// recently finished ones).
+HttpResponse ListQueue(const ApiContext& context, const HttpRequest& request) {
+  Result<bool> all = QueryBool(request, "all");
+  if (!all.ok()) return ErrorResponse(all.status());
+  json entries = json::array();
+  size_t waiting = 0;
+  for (const QueueEntry& entry : context.manager->Queue(*all)) {
+    const bool is_waiting = entry.state == QueueState::kWaiting;
+    entries.push_back(QueueEntryToJson(entry, is_waiting ? ++waiting : 0));
+  }
+  const size_t count = entries.size();
+  return JsonResponse(200,
+                      json{{"queue", std::move(entries)}, {"count", count}, {"waiting", waiting}});
+}
+
+// GET /queue/{id}: one entry; once granted, with the allocation's gpu_config.
+HttpResponse GetQueueEntry(const ApiContext& context, const HttpRequest& request) {
+  auto found = context.manager->QueueEntryById(request.path_params.at("id"));
+  if (!found.ok()) return ErrorResponse(found.status());
+  const auto& [entry, position] = *found;
+  json body = QueueEntryToJson(entry, position);
+  if (entry.allocation) {
+    auto snapshot = context.manager->inventory().Snapshot();
+    body["gpu_config"] = BuildGpuConfig(
+        MakePlanInput(entry.allocation->request, entry.allocation->grants, snapshot.get()));
+  }
+  return JsonResponse(200, body);
+}
+
+// DELETE /queue/{id}: stop waiting (a granted entry's allocation stays).
+HttpResponse CancelQueueEntry(const ApiContext& context, const HttpRequest& request) {
+  Result<QueueEntry> entry = context.manager->CancelQueued(request.path_params.at("id"));
+  if (!entry.ok()) return ErrorResponse(entry.status());
+  return JsonResponse(200, json{{"cancelled", entry->state == QueueState::kCancelled},
+                                {"entry", QueueEntryToJson(*entry, 0)}});
 }
 
 HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
@@ -769,6 +818,9 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   router.Add("DELETE", base + "/allocations/{id}", bind(DeleteAllocation));
   router.Add("POST", base + "/allocations/{id}/heartbeat", bind(Heartbeat));
   router.Add("POST", base + "/release", bind(Release));
+  router.Add("GET", base + "/queue", bind(ListQueue));
+  router.Add("GET", base + "/queue/{id}", bind(GetQueueEntry));
+  router.Add("DELETE", base + "/queue/{id}", bind(CancelQueueEntry));
   router.Add("GET", base + "/monitoring", bind(Monitoring));
   router.Add("POST", base + "/monitoring/refresh", bind(RefreshMonitoring));
   router.Add("GET", base + "/events", bind(Events));
