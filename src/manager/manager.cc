@@ -132,8 +132,10 @@ AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::stri
   }
   result.status = EnsureState();
   if (!result.status.ok()) return result;
-  workload_.Record(request);
   queue_.ExpireDue(clock_->NowUnixMs());
+  result.status = CheckOwnerCap(owner);
+  if (!result.status.ok()) return result;
+  workload_.Record(request);
 
   ScheduleResult schedule = ScheduleAroundQueue(request, wait.priority);
   if (schedule.placement) {
@@ -172,6 +174,23 @@ AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::stri
                                                         : StatusCode::kUnschedulableNever,
                          result.diagnosis.message);
   return result;
+}
+
+Status GpuManager::CheckOwnerCap(const std::string& owner) const {
+  if (max_allocations_per_owner_ <= 0) return Status::Ok();
+  // Waiting entries count too: the queue grants them without asking again.
+  size_t held = 0;
+  for (const QueueEntry& entry : queue_.List(false)) held += entry.owner == owner ? 1 : 0;
+  AllocationFilter filter;
+  filter.owner = owner;
+  filter.limit = max_allocations_per_owner_;
+  held += ledger_->List(filter).size();
+  if (held < static_cast<size_t>(max_allocations_per_owner_)) return Status::Ok();
+  return Status(StatusCode::kResourceExhausted,
+                "owner \"" + owner + "\" already holds " + std::to_string(held) +
+                    " active or queued allocation(s); the limit is " +
+                    std::to_string(max_allocations_per_owner_) + " (release one first)",
+                kOwnerCapField);
 }
 
 PreviewResult GpuManager::Preview(const GpuRequest& request) const {

@@ -57,6 +57,9 @@ struct AllocationResult {
   size_t queue_position = 0;  // 1-based, with `queued`.
 };
 
+// The Status field of a refusal by the per-owner cap (the config key's name).
+inline constexpr char kOwnerCapField[] = "max_allocations_per_owner";
+
 struct PreviewResult {
   Status status;  // kInvalidArgument / kUnavailable; OK even when nothing fits.
   ScheduleResult schedule;
@@ -74,6 +77,12 @@ class GpuManager {
 
   // Ready once the inventory has published a snapshot; otherwise the reason.
   Status Readiness() const;
+
+  // At most `cap` active allocations plus waiting queue entries per owner
+  // (0 = unlimited). Checked under the decision mutex, so concurrent requests
+  // of one owner cannot exceed it; a request over it gets kResourceExhausted
+  // with field kOwnerCapField. Call before the manager is shared.
+  void set_max_allocations_per_owner(int cap) { max_allocations_per_owner_ = cap; }
 
   // Places the request now, or -- with wait.wait and when it could ever fit
   // -- queues it (result.queued). A request of no higher priority than the
@@ -128,6 +137,8 @@ class GpuManager {
   // Records a placement as an allocation; updates state_.
   Result<Allocation> Record(const GpuRequest& request, const std::string& owner,
                             const std::string& idempotency_key, const Placement& placement);
+  // kResourceExhausted when `owner` is at max_allocations_per_owner_.
+  Status CheckOwnerCap(const std::string& owner) const;
   // Ends an allocation in the ledger and frees its GPUs in state_.
   Result<Allocation> EndLocked(const std::string& id, AllocationState end_state);
   // Expires due entries, then grants what fits, in order, with backfill.
@@ -146,6 +157,7 @@ class GpuManager {
   mutable uint64_t decisions_ = 0;  // Seeds the random policy.
   AllocationQueue queue_;
   std::mt19937_64 id_random_;
+  int max_allocations_per_owner_ = 0;
 };
 
 }  // namespace gpurm

@@ -149,6 +149,55 @@ TEST_F(ManagerTest, ReleaseOnNodeTakesTheOwnersNewestMatchingAllocation) {
   EXPECT_EQ(ledger_->Get(older.allocation->id)->state, AllocationState::kActive);
 }
 
+// The per-owner cap counts active allocations and waiting queue entries;
+// other owners and idempotent replays are not affected.
+TEST_F(ManagerTest, OwnerCapCountsActiveAndQueuedAllocations) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_max_allocations_per_owner(2);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "you", "").status.ok());
+  ASSERT_TRUE(manager_->Allocate(T4(1), "you", "").status.ok());
+  AllocationResult first = manager_->Allocate(T4(1), "me", "key-1");
+  ASSERT_TRUE(first.status.ok());
+  WaitOptions wait;
+  wait.wait = true;
+  AllocationResult second = manager_->Allocate(T4(1), "me", "", wait);  // Nothing free: waits.
+  ASSERT_TRUE(second.status.ok());
+  ASSERT_TRUE(second.queued.has_value());
+  AllocationResult third = manager_->Allocate(T4(1), "me", "", wait);
+  EXPECT_EQ(third.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(third.status.field(), kOwnerCapField);
+  EXPECT_TRUE(manager_->Allocate(T4(1), "me", "key-1").replayed);
+  EXPECT_EQ(manager_->Allocate(T4(1), "other", "").status.code(), StatusCode::kUnschedulableNow);
+  ASSERT_TRUE(manager_->CancelQueued(second.queued->id).ok());
+  EXPECT_TRUE(manager_->Allocate(T4(1), "me", "", wait).queued.has_value());
+}
+
+// Many threads of one owner racing for allocations never hold more than the
+// cap at once: the check and the grant happen under the same lock.
+TEST_F(ManagerTest, ConcurrentRequestsOfOneOwnerNeverExceedTheCap) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_max_allocations_per_owner(3);
+  std::atomic<int> granted{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> clients;
+  clients.reserve(8);
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        AllocationResult result = manager_->Allocate(T4(1, true, 1), "me", "");
+        if (result.status.code() == StatusCode::kResourceExhausted) ++refused;
+        if (result.status.ok()) ++granted;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  AllocationFilter filter;
+  filter.owner = "me";
+  EXPECT_EQ(ledger_->List(filter).size(), 3u);
+  EXPECT_EQ(granted.load(), 3);
+  EXPECT_EQ(refused.load(), 77);
+}
+
 // Many threads allocating and releasing at once never hold more GPUs, or
 // more shared memory, than exist. The invariant is checked on the ledger
 // after every successful allocation.
