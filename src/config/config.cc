@@ -302,7 +302,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
   Result<std::vector<Entry>> entries =
       Section(parser, section,
               {"listen", "data_dir", "log_dir", "inventory", "policy", "max_body_bytes",
-               "io_threads", "worker_threads", "request_timeout_s", "lease_check_interval_s"});
+               "io_threads", "worker_threads", "request_timeout_s", "lease_check_interval_s",
+               "monitor_history_s", "monitor_sample_timeout_s"});
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   for (const Entry& entry : *entries) {
@@ -342,9 +343,15 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
     } else if (entry.key == "request_timeout_s") {
       status = ReadNumber(parser, entry, "a positive number of seconds", positive,
                           &server->request_timeout_s);
-    } else {  // lease_check_interval_s
+    } else if (entry.key == "lease_check_interval_s") {
       status = ReadNumber(parser, entry, "a positive number of seconds", positive,
                           &server->lease_check_interval_s);
+    } else if (entry.key == "monitor_history_s") {
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &server->monitor_history_s);
+    } else {  // monitor_sample_timeout_s
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &server->monitor_sample_timeout_s);
     }
     if (!status.ok()) return status;
   }

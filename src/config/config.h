@@ -26,6 +26,11 @@ struct ServerConfig {
   int worker_threads = 2;             // Threads running handlers (SQLite, scheduling).
   double request_timeout_s = 30;      // Per-request read/write timeout.
   double lease_check_interval_s = 1;  // How often expired leases are reaped.
+  // Monitoring history kept per GPU (GET /monitoring?window=...), > 0.
+  double monitor_history_s = 3600;
+  // How long a sampling pass waits for one GPU's vendor calls, > 0; a GPU
+  // whose calls take longer is reported stale and the pass goes on.
+  double monitor_sample_timeout_s = 2;
 };
 
 // Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's

@@ -89,6 +89,8 @@ TEST(ConfigTest, ShippedFileParsesToDefaults) {
   EXPECT_EQ(server.worker_threads, defaults.server.worker_threads);
   EXPECT_EQ(server.request_timeout_s, defaults.server.request_timeout_s);
   EXPECT_EQ(server.lease_check_interval_s, defaults.server.lease_check_interval_s);
+  EXPECT_EQ(server.monitor_history_s, 3600);
+  EXPECT_EQ(server.monitor_sample_timeout_s, 2);
 }
 
 TEST(ConfigTest, MemorySpecKeysAreCanonicalised) {
@@ -132,6 +134,8 @@ server:
   worker_threads: 64
   request_timeout_s: 2.5
   lease_check_interval_s: 0.5
+  monitor_history_s: 86400
+  monitor_sample_timeout_s: 0.5
 )");
   EXPECT_EQ(config.server.listen, "0.0.0.0:8080");
   EXPECT_EQ(config.server.data_dir, "/var/lib/gpurm");
@@ -143,6 +147,8 @@ server:
   EXPECT_EQ(config.server.worker_threads, 64);
   EXPECT_EQ(config.server.request_timeout_s, 2.5);
   EXPECT_EQ(config.server.lease_check_interval_s, 0.5);
+  EXPECT_EQ(config.server.monitor_history_s, 86400);
+  EXPECT_EQ(config.server.monitor_sample_timeout_s, 0.5);
   EXPECT_EQ(config.monitor_update_interval, 30);  // Untouched top-level default.
 }
 
@@ -242,6 +248,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server: {request_timeout_s: 0}", "server.request_timeout_s",
                   "positive number of seconds"},
         BadConfig{"server: {lease_check_interval_s: -1}", "server.lease_check_interval_s",
+                  "positive number of seconds"},
+        BadConfig{"server:\n  monitor_history_s: 0\n", "server.monitor_history_s",
+                  "gpu_config.yaml:2: server.monitor_history_s: expected a positive number of "
+                  "seconds, got \"0\""},
+        BadConfig{"server: {monitor_history_s: .inf}", "server.monitor_history_s",
+                  "positive number of seconds"},
+        BadConfig{"server:\n  monitor_sample_timeout_s: -2\n", "server.monitor_sample_timeout_s",
+                  "gpu_config.yaml:2: server.monitor_sample_timeout_s: expected a positive "
+                  "number of seconds, got \"-2\""},
+        BadConfig{"server: {monitor_sample_timeout_s: soon}", "server.monitor_sample_timeout_s",
                   "positive number of seconds"}));
 
 TEST(ConfigTest, SyntaxErrorNamesTheLine) {

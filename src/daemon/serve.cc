@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -36,7 +37,6 @@ namespace gpurm {
 namespace {
 
 constexpr char kDefaultConfigPath[] = "gpu_config.yaml";
-constexpr double kHistorySeconds = 3600;  // Monitoring history kept per GPU.
 
 Result<Config> LoadEffectiveConfig(const ServeOptions& options) {
   std::string path = options.config_path;
@@ -212,8 +212,8 @@ int RunServe(const ServeOptions& options) {
     provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs);
   }
   SystemClock clock;
-  const size_t history_capacity =
-      static_cast<size_t>(std::max(1.0, kHistorySeconds / config->monitor_update_interval));
+  const size_t history_capacity = static_cast<size_t>(
+      std::max(1.0, std::ceil(config->server.monitor_history_s / config->monitor_update_interval)));
   Inventory inventory(std::move(provider), &clock, history_capacity);
   GpuManager manager(&inventory, kubernetes ? kubernetes->ledger() : ledger->get(), &clock,
                      config->server.policy);
