@@ -2,23 +2,33 @@
 
 #include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "api/json_codec.h"
+#include "api/rate_limiter.h"
 
 namespace gpurm {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Why a new connection is turned away (answered 503 after its request).
+enum class Refusal { kNone, kServerFull, kClientFull };
 
 class HttpServer::Impl {
  public:
@@ -28,18 +38,28 @@ class HttpServer::Impl {
         observer_(std::move(observer)),
         ioc_(options_.io_threads),
         acceptor_(asio::make_strand(ioc_)),
-        workers_(static_cast<size_t>(options_.worker_threads)) {}
+        workers_(static_cast<size_t>(options_.worker_threads)),
+        rate_limiter_(options_.rate_limit_rps,
+                      options_.rate_limit_burst >= 1 ? options_.rate_limit_burst
+                                                     : std::max(1.0, options_.rate_limit_rps),
+                      options_.clock != nullptr ? options_.clock : &system_clock_) {}
 
   Status Start(uint16_t* bound_port);
   void Stop();
+  Status ReloadTls();
 
   const HttpServerOptions& options() const { return options_; }
   const Router& router() const { return *router_; }
   const RequestObserver& observer() const { return observer_; }
   asio::thread_pool& workers() { return workers_; }
   bool draining() const { return draining_.load(); }
-  std::atomic<int>& connections() { return connections_; }
   std::atomic<int>& in_flight() { return in_flight_; }
+  RateLimiter& rate_limiter() { return rate_limiter_; }
+
+  // Counts a new connection from `client` (empty: unknown address) and says
+  // whether it is over a cap. Every call is matched by one ReleaseConnection.
+  Refusal AdmitConnection(const std::string& client);
+  void ReleaseConnection(const std::string& client);
 
   // Streamed responses in progress, so that Stop can end them. `pump` makes
   // the owning session look at its stream again (it posts to the session's
@@ -55,6 +75,7 @@ class HttpServer::Impl {
 
   void Accept();
   bool StreamsDone();
+  std::shared_ptr<ssl::context> CurrentTlsContext();
 
   const HttpServerOptions options_;
   const Router* router_;
@@ -67,6 +88,14 @@ class HttpServer::Impl {
   std::atomic<bool> stopped_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> in_flight_{0};
+  SystemClock system_clock_;
+  RateLimiter rate_limiter_;
+  // Connections per remote address. Touched once per connection (not per
+  // request), so one mutex is no hot path.
+  std::mutex clients_mutex_;
+  std::unordered_map<std::string, int> connections_per_client_;
+  std::mutex tls_mutex_;  // Guards tls_context_ (swapped by ReloadTls).
+  std::shared_ptr<ssl::context> tls_context_;
   std::mutex streams_mutex_;  // Guards the three members below.
   bool streams_closing_ = false;
   uint64_t next_stream_id_ = 1;
@@ -96,50 +125,101 @@ HttpResponse ErrorOnly(int status, StatusCode code, const std::string& message,
   return response;
 }
 
-// One connection. Lives as long as an async operation holds a shared_ptr.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection, over plain TCP (Stream = beast::tcp_stream) or TLS
+// (Stream = TlsStream). Lives as long as an async operation holds a
+// shared_ptr. Every member is used on the connection's strand only.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server), keepalive_timer_(stream_.get_executor()) {
-    server_->connections().fetch_add(1);
-  }
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  // `tls_context` (TLS only) is the context `stream` was made with; the
+  // session keeps it alive. `client` was counted by AdmitConnection.
+  Session(Stream stream, std::shared_ptr<ssl::context> tls_context, std::string client,
+          Refusal refusal, HttpServer::Impl* server)
+      : tls_context_(std::move(tls_context)),
+        stream_(std::move(stream)),
+        server_(server),
+        client_(std::move(client)),
+        refusal_(refusal),
+        keepalive_timer_(stream_.get_executor()) {}
   ~Session() {
     // Normally ended already; this covers a drain that timed out.
     if (body_stream_) body_stream_->Close();
-    server_->connections().fetch_sub(1);
+    server_->ReleaseConnection(client_);
   }
 
   void Run() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
-  }
-
-  // Answers 503 and closes: used when over the connection limit.
-  void RejectBusy() {
-    auto self = shared_from_this();
-    asio::dispatch(stream_.get_executor(), [self] {
-      self->Write(ErrorOnly(503, StatusCode::kUnavailable, "too many connections; retry later"), 11,
-                  false);
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Lowest().expires_after(self->Seconds(self->server_->options().timeout_s));
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) {
+            self->Close();
+            return;
+          }
+          self->WaitForRequest();
+        });
+      } else {
+        self->WaitForRequest();
+      }
     });
   }
 
  private:
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  static std::chrono::steady_clock::duration Seconds(double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  }
   std::chrono::steady_clock::duration Timeout() const {
-    return std::chrono::milliseconds(static_cast<int64_t>(server_->options().timeout_s * 1000));
+    return Seconds(server_->options().timeout_s);
   }
 
-  void Read() {
+  // Waits (idle timeout) for the first byte of the next request, then reads
+  // its headers under the header timeout. A connection that is refused
+  // waits no longer than the header timeout.
+  void WaitForRequest() {
+    if (buffer_.size() > 0) {  // Pipelined: the next request has begun.
+      ReadHeader();
+      return;
+    }
+    const HttpServerOptions& options = server_->options();
+    Lowest().expires_after(
+        Seconds(refusal_ == Refusal::kNone ? options.idle_timeout_s : options.header_timeout_s));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t bytes) {
+                              if (ec) {
+                                self->Close();
+                                return;
+                              }
+                              self->buffer_.commit(bytes);
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
     parser_.emplace();
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(server_->options().max_header_bytes);
-    stream_.expires_after(Timeout());
-    http::async_read(
+    Lowest().expires_after(Seconds(server_->options().header_timeout_s));
+    http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (ec || self->parser_->is_done()) {
+            self->OnRead(ec);
+            return;
+          }
+          self->Lowest().expires_after(self->Timeout());
+          http::async_read(self->stream_, self->buffer_, *self->parser_,
+                           [self](beast::error_code body_ec, size_t) { self->OnRead(body_ec); });
+        });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof || ec == ssl::error::stream_truncated) {
       Close();
       return;
     }
@@ -152,7 +232,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec == http::error::header_limit) {
-      Write(ErrorOnly(431, StatusCode::kResourceExhausted, "request headers too large"), 11, false);
+      Write(ErrorOnly(431, StatusCode::kResourceExhausted,
+                      "request headers larger than " +
+                          std::to_string(server_->options().max_header_bytes) + " bytes",
+                      "headers"),
+            11, false);
       return;
     }
     if (ec) {
@@ -161,6 +245,27 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     http::request<http::string_body> request = parser_->release();
+    const unsigned version = request.version();
+    const bool keep_alive = request.keep_alive();
+    if (refusal_ != Refusal::kNone) {
+      // The request was read first so that closing does not reset the
+      // connection under the answer.
+      Write(ErrorOnly(503, StatusCode::kUnavailable,
+                      refusal_ == Refusal::kServerFull
+                          ? "too many connections to the server; retry later"
+                          : "too many connections from " + client_ + "; retry later"),
+            version, false);
+      return;
+    }
+    if (const RateLimiter::Decision decision = server_->rate_limiter().Acquire(client_);
+        !decision.allowed) {
+      HttpResponse response = ErrorOnly(429, StatusCode::kResourceExhausted,
+                                        "too many requests from " + client_ + "; retry after " +
+                                            std::to_string(decision.retry_after_s) + " s");
+      response.headers.emplace_back("Retry-After", std::to_string(decision.retry_after_s));
+      Write(response, version, keep_alive && !server_->draining());
+      return;
+    }
     HttpRequest converted;
     converted.method = std::string(request.method_string());
     converted.SetTarget(std::string_view(request.target().data(), request.target().size()));
@@ -170,46 +275,43 @@ class Session : public std::enable_shared_from_this<Session> {
       converted.headers[name] = std::string(field.value());
     }
     converted.body = std::move(request.body());
-    beast::error_code endpoint_error;
-    const auto remote = stream_.socket().remote_endpoint(endpoint_error);
-    if (!endpoint_error) converted.remote_address = remote.address().to_string();
-    const unsigned version = request.version();
-    const bool keep_alive = request.keep_alive();
+    converted.remote_address = client_;
 
     // Handlers may block (ledger fsync): run them on the worker pool, then
     // come back to this connection's strand to write.
     server_->in_flight().fetch_add(1);
-    asio::post(server_->workers(), [self = shared_from_this(), converted = std::move(converted),
-                                    version, keep_alive]() mutable {
-      const auto start = std::chrono::steady_clock::now();
-      HttpResponse response;
-      try {
-        response = self->server_->router().Dispatch(converted);
-      } catch (const std::exception& e) {
-        // A handler bug must cost one request, not the daemon.
-        response =
-            ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
-      }
-      const double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count();
-      if (self->server_->observer()) self->server_->observer()(converted, response, ms);
-      asio::post(self->stream_.get_executor(),
-                 [self, response = std::move(response), version, keep_alive]() mutable {
-                   if (response.stream) {
-                     self->StartStream(std::move(response), version);
-                   } else {
-                     self->Write(response, version, keep_alive && !self->server_->draining());
-                   }
-                   self->server_->in_flight().fetch_sub(1);
-                 });
-    });
+    asio::post(
+        server_->workers(), [self = this->shared_from_this(), converted = std::move(converted),
+                             version, keep_alive]() mutable {
+          const auto start = std::chrono::steady_clock::now();
+          HttpResponse response;
+          try {
+            response = self->server_->router().Dispatch(converted);
+          } catch (const std::exception& e) {
+            // A handler bug must cost one request, not the daemon.
+            response =
+                ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
+          }
+          const double ms =
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                  .count();
+          if (self->server_->observer()) self->server_->observer()(converted, response, ms);
+          asio::post(self->stream_.get_executor(),
+                     [self, response = std::move(response), version, keep_alive]() mutable {
+                       if (response.stream) {
+                         self->StartStream(std::move(response), version);
+                       } else {
+                         self->Write(response, version, keep_alive && !self->server_->draining());
+                       }
+                       self->server_->in_flight().fetch_sub(1);
+                     });
+        });
   }
 
   // --- Streamed responses (all on the connection's strand) ----------------
 
   void StartStream(HttpResponse response, unsigned version) {
-    std::weak_ptr<Session> weak = weak_from_this();
+    std::weak_ptr<Session> weak = this->weak_from_this();
     auto executor = stream_.get_executor();
     stream_id_ = server_->RegisterStream(response.stream, [weak, executor] {
       asio::post(executor, [weak] {
@@ -239,21 +341,22 @@ class Session : public std::enable_shared_from_this<Session> {
     header->message.keep_alive(false);
     header->message.chunked(chunked_);
     header->serializer.emplace(header->message);
-    stream_.expires_after(Timeout());
-    http::async_write_header(stream_, *header->serializer,
-                             [self = shared_from_this(), header](beast::error_code ec, size_t) {
-                               if (ec) {
-                                 self->EndStream();
-                                 return;
-                               }
-                               self->OnStreamHeaderWritten();
-                             });
+    Lowest().expires_after(Timeout());
+    http::async_write_header(
+        stream_, *header->serializer,
+        [self = this->shared_from_this(), header](beast::error_code ec, size_t) {
+          if (ec) {
+            self->EndStream();
+            return;
+          }
+          self->OnStreamHeaderWritten();
+        });
   }
 
   void OnStreamHeaderWritten() {
-    stream_.expires_never();
+    Lowest().expires_never();
     header_written_ = true;
-    std::weak_ptr<Session> weak = weak_from_this();
+    std::weak_ptr<Session> weak = this->weak_from_this();
     auto executor = stream_.get_executor();
     body_stream_->Start([weak, executor] {
       asio::post(executor, [weak] {
@@ -262,12 +365,12 @@ class Session : public std::enable_shared_from_this<Session> {
     });
     // The client sends nothing more on a stream; a completed read means it
     // closed the connection (or broke protocol): either way the stream ends.
-    stream_.socket().async_read_some(asio::buffer(probe_),
-                                     [self = shared_from_this()](beast::error_code, size_t) {
-                                       if (self->stream_ended_) return;
-                                       self->body_stream_->Close();
-                                       self->PumpStream();
-                                     });
+    stream_.async_read_some(asio::buffer(probe_),
+                            [self = this->shared_from_this()](beast::error_code, size_t) {
+                              if (self->stream_ended_) return;
+                              self->body_stream_->Close();
+                              self->PumpStream();
+                            });
     ArmKeepAlive();
     PumpStream();
   }
@@ -286,10 +389,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteStreamData(std::string data, bool then_finish) {
     writing_ = true;
     auto payload = std::make_shared<std::string>(std::move(data));
-    auto on_written = [self = shared_from_this(), payload, then_finish](beast::error_code ec,
-                                                                        size_t) {
+    auto on_written = [self = this->shared_from_this(), payload, then_finish](beast::error_code ec,
+                                                                              size_t) {
       self->writing_ = false;
-      self->stream_.expires_never();
+      self->Lowest().expires_never();
       if (ec) {
         self->EndStream();
         return;
@@ -301,7 +404,7 @@ class Session : public std::enable_shared_from_this<Session> {
       self->ArmKeepAlive();
       self->PumpStream();
     };
-    stream_.expires_after(Timeout());
+    Lowest().expires_after(Timeout());
     if (chunked_) {
       asio::async_write(stream_, http::make_chunk(asio::buffer(*payload)), std::move(on_written));
     } else {
@@ -312,7 +415,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ArmKeepAlive() {
     keepalive_timer_.expires_after(std::chrono::milliseconds(
         static_cast<int64_t>(server_->options().stream_keepalive_s * 1000)));
-    keepalive_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    keepalive_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec || self->writing_ || self->stream_finishing_ || self->stream_ended_) return;
       self->WriteStreamData(self->body_stream_->KeepAlive(), false);
     });
@@ -328,9 +431,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     writing_ = true;
-    stream_.expires_after(Timeout());
+    Lowest().expires_after(Timeout());
     asio::async_write(stream_, http::make_chunk_last(),
-                      [self = shared_from_this()](beast::error_code, size_t) {
+                      [self = this->shared_from_this()](beast::error_code, size_t) {
                         self->writing_ = false;
                         self->EndStream();
                       });
@@ -348,28 +451,35 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(const HttpResponse& response, unsigned version, bool keep_alive) {
     auto message =
         std::make_shared<http::response<http::string_body>>(ToBeast(response, version, keep_alive));
-    stream_.expires_after(Timeout());
+    Lowest().expires_after(Timeout());
     http::async_write(
         stream_, *message,
-        [self = shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
+        [self = this->shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
           if (ec || !keep_alive) {
             self->Close();
             return;
           }
-          self->Read();
+          self->WaitForRequest();
         });
   }
 
+  // Over TLS no close_notify is sent: every answer is delimited by its
+  // Content-Length or chunking (or, for an HTTP/1.0 stream, by the end of
+  // the stream's events), and waiting for the peer's close_notify would hold
+  // the connection open at the client's pleasure.
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  std::shared_ptr<ssl::context> tls_context_;  // Outlives stream_ (declared first).
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpServer::Impl* server_;
+  const std::string client_;  // Remote address; "" when unknown.
+  const Refusal refusal_;
 
   // Streamed response state; strand only.
   std::shared_ptr<ResponseStream> body_stream_;
@@ -386,6 +496,11 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 Status HttpServer::Impl::Start(uint16_t* bound_port) {
+  if (options_.tls.enabled()) {
+    Result<std::shared_ptr<ssl::context>> context = MakeServerTlsContext(options_.tls);
+    if (!context.ok()) return context.status();
+    tls_context_ = *std::move(context);
+  }
   beast::error_code ec;
   const auto address = asio::ip::make_address(options_.host, ec);
   if (ec)
@@ -410,15 +525,61 @@ void HttpServer::Impl::Accept() {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     } else {
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      if (connections_.load() > options_.max_connections) {
-        session->RejectBusy();
+      beast::error_code endpoint_error;
+      const auto remote = socket.remote_endpoint(endpoint_error);
+      std::string client = endpoint_error ? "" : remote.address().to_string();
+      const Refusal refusal = AdmitConnection(client);
+      if (std::shared_ptr<ssl::context> context = CurrentTlsContext()) {
+        auto session = std::make_shared<Session<TlsStream>>(
+            TlsStream(beast::tcp_stream(std::move(socket)), *context), context, std::move(client),
+            refusal, this);
+        session->Run();
       } else {
+        auto session = std::make_shared<Session<beast::tcp_stream>>(
+            beast::tcp_stream(std::move(socket)), nullptr, std::move(client), refusal, this);
         session->Run();
       }
     }
     if (acceptor_.is_open()) Accept();
   });
+}
+
+Refusal HttpServer::Impl::AdmitConnection(const std::string& client) {
+  const int total = connections_.fetch_add(1) + 1;
+  int from_client = 0;
+  if (!client.empty()) {
+    std::lock_guard<std::mutex> lock(clients_mutex_);
+    from_client = ++connections_per_client_[client];
+  }
+  if (total > options_.max_connections) return Refusal::kServerFull;
+  if (options_.max_connections_per_client > 0 &&
+      from_client > options_.max_connections_per_client) {
+    return Refusal::kClientFull;
+  }
+  return Refusal::kNone;
+}
+
+void HttpServer::Impl::ReleaseConnection(const std::string& client) {
+  connections_.fetch_sub(1);
+  if (client.empty()) return;
+  std::lock_guard<std::mutex> lock(clients_mutex_);
+  const auto it = connections_per_client_.find(client);
+  if (it != connections_per_client_.end() && --it->second <= 0) connections_per_client_.erase(it);
+}
+
+std::shared_ptr<ssl::context> HttpServer::Impl::CurrentTlsContext() {
+  std::lock_guard<std::mutex> lock(tls_mutex_);
+  return tls_context_;
+}
+
+Status HttpServer::Impl::ReloadTls() {
+  if (!options_.tls.enabled()) return Status::Ok();
+  // Built outside the lock: loading files must not stall accepting.
+  Result<std::shared_ptr<ssl::context>> context = MakeServerTlsContext(options_.tls);
+  if (!context.ok()) return context.status();
+  std::lock_guard<std::mutex> lock(tls_mutex_);
+  tls_context_ = *std::move(context);
+  return Status::Ok();
 }
 
 uint64_t HttpServer::Impl::RegisterStream(std::shared_ptr<ResponseStream> stream,
@@ -479,6 +640,8 @@ HttpServer::HttpServer(HttpServerOptions options, const Router* router, RequestO
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start() { return impl_->Start(&bound_port_); }
+
+Status HttpServer::ReloadTls() { return impl_->ReloadTls(); }
 
 void HttpServer::Stop() { impl_->Stop(); }
 

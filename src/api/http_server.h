@@ -1,7 +1,16 @@
 // HttpServer: Boost.Beast listener -> session -> Router. I/O threads only
 // read and write; handlers run on a separate worker pool, so a slow ledger
 // write never stalls other connections. Limits everywhere: body and header
-// size, read/write timeouts (slowloris), connection count.
+// size, idle/header/read/write timeouts (slowloris), connection count in
+// all and per client address, request rate per client address. Every limit
+// that can be answered is answered with a JSON error (413, 431, 429 with
+// Retry-After, 503) and never with a hang; a connection that times out is
+// closed (it has not sent a request that could be answered).
+//
+// TLS (optional): with `tls.cert_file` set, every connection is TLS 1.2+.
+// ReloadTls() builds a new context from the same files; connections
+// accepted afterwards use it, open ones keep theirs. A reload that fails
+// keeps the old context.
 //
 // A handler may answer with a streamed body (HttpResponse::stream, e.g.
 // Server-Sent Events): the session writes the headers, then whatever the
@@ -21,6 +30,8 @@
 
 #include "api/http_types.h"
 #include "api/router.h"
+#include "api/tls_context.h"
+#include "core/clock.h"
 #include "core/status.h"
 
 namespace gpurm {
@@ -32,12 +43,26 @@ struct HttpServerOptions {
   int worker_threads = 2;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t max_header_bytes = 16 * 1024;
-  double timeout_s = 30;        // Read or write of one request/response.
-  int max_connections = 1024;   // Beyond this, new connections get 503.
+  // Reading a request body, writing a response, a TLS handshake.
+  double timeout_s = 30;
+  // From a request's first byte to the end of its headers: a client that
+  // trickles headers (slowloris) is cut off after this.
+  double header_timeout_s = 10;
+  // How long a connection may wait for its next request.
+  double idle_timeout_s = 60;
+  int max_connections = 1024;          // Beyond this, new connections get 503.
+  int max_connections_per_client = 0;  // Per remote address; 0 = no cap. 503 beyond.
+  // Token bucket per remote address: requests per second and burst; rate 0 =
+  // no limit. Beyond it: 429 with Retry-After.
+  double rate_limit_rps = 0;
+  double rate_limit_burst = 0;  // < 1 is taken as max(1, rate_limit_rps).
+  TlsFiles tls;                 // cert_file empty = plain HTTP.
   double drain_timeout_s = 10;  // Stop() waits this long for in-flight requests.
   // A streamed response (HttpResponse::stream) quiet for this long gets the
   // stream's keep-alive payload.
   double stream_keepalive_s = 15;
+  // Time for the rate limiter; null = the system clock. Must outlive the server.
+  const Clock* clock = nullptr;
 };
 
 // Called after each response is produced (on a worker thread).
@@ -52,8 +77,13 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts serving. kUnavailable when the address cannot be bound.
+  // Binds and starts serving. kUnavailable when the address cannot be bound;
+  // kInvalidArgument naming the file when the TLS files cannot be loaded.
   Status Start();
+  // Rebuilds the TLS context from options().tls's files for connections
+  // accepted from now on. On error the current context stays in use and the
+  // error says why. OK and nothing done without TLS. Thread-safe.
+  Status ReloadTls();
   // The bound port (useful with port 0).
   uint16_t port() const { return bound_port_; }
   // Graceful: stops accepting, closes streamed responses (their clients get
