@@ -298,17 +298,84 @@ bool IsListenAddress(std::string_view listen) {
   return port_number >= 1 && port_number <= 65535 && IsHostName(listen.substr(0, colon));
 }
 
-Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
+// server.tls: the files must be named together (a certificate without its
+// key cannot serve); whether they load is checked at start-up, naming the path.
+Status ReadTls(const Parser& parser, const Entry& section, TlsConfig* tls) {
   Result<std::vector<Entry>> entries =
-      Section(parser, section,
-              {"listen", "data_dir", "log_dir", "inventory", "policy", "max_body_bytes",
-               "io_threads", "worker_threads", "request_timeout_s", "lease_check_interval_s",
-               "monitor_history_s", "monitor_sample_timeout_s"});
+      Section(parser, section, {"cert_file", "key_file", "client_ca_file"});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    std::string* out = entry.key == "cert_file"  ? &tls->cert_file
+                       : entry.key == "key_file" ? &tls->key_file
+                                                 : &tls->client_ca_file;
+    Status status = ReadString(parser, entry, /*allow_empty=*/true, out);
+    if (!status.ok()) return status;
+  }
+  if (tls->cert_file.empty() != tls->key_file.empty()) {
+    const char* missing = tls->cert_file.empty() ? "cert_file" : "key_file";
+    return parser.Error(section.mark, section.path + "." + missing,
+                        "required when " +
+                            std::string(tls->cert_file.empty() ? "key_file" : "cert_file") +
+                            " is set");
+  }
+  if (!tls->client_ca_file.empty() && tls->cert_file.empty()) {
+    return parser.Error(section.mark, section.path + ".cert_file",
+                        "required when client_ca_file is set (client certificates need TLS)");
+  }
+  return Status::Ok();
+}
+
+Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
+  Result<std::vector<Entry>> entries = Section(parser, section,
+                                               {"listen",
+                                                "data_dir",
+                                                "log_dir",
+                                                "inventory",
+                                                "policy",
+                                                "max_body_bytes",
+                                                "io_threads",
+                                                "worker_threads",
+                                                "request_timeout_s",
+                                                "lease_check_interval_s",
+                                                "monitor_history_s",
+                                                "monitor_sample_timeout_s",
+                                                "max_header_bytes",
+                                                "header_timeout_s",
+                                                "idle_timeout_s",
+                                                "max_connections",
+                                                "max_connections_per_client",
+                                                "rate_limit_rps",
+                                                "rate_limit_burst",
+                                                "tls"});
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
+  const auto non_negative = [](double v) { return v >= 0; };
   for (const Entry& entry : *entries) {
     Status status;
-    if (entry.key == "listen") {
+    if (entry.key == "tls") {
+      status = ReadTls(parser, entry, &server->tls);
+    } else if (entry.key == "max_header_bytes") {
+      status = ReadInt(parser, entry, 1024, 1 << 20, "a number of bytes from 1024 to 1048576",
+                       &server->max_header_bytes);
+    } else if (entry.key == "header_timeout_s") {
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &server->header_timeout_s);
+    } else if (entry.key == "idle_timeout_s") {
+      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
+                          &server->idle_timeout_s);
+    } else if (entry.key == "max_connections") {
+      status = ReadInt(parser, entry, 1, 1'000'000, "an integer from 1 to 1000000",
+                       &server->max_connections);
+    } else if (entry.key == "max_connections_per_client") {
+      status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
+                       &server->max_connections_per_client);
+    } else if (entry.key == "rate_limit_rps") {
+      status = ReadNumber(parser, entry, "a number of requests per second >= 0 (0 = no limit)",
+                          non_negative, &server->rate_limit_rps);
+    } else if (entry.key == "rate_limit_burst") {
+      status = ReadNumber(parser, entry, "a number of requests >= 0", non_negative,
+                          &server->rate_limit_burst);
+    } else if (entry.key == "listen") {
       status = ReadString(parser, entry, /*allow_empty=*/false, &server->listen);
       if (status.ok() && !IsListenAddress(server->listen)) {
         status = parser.Error(

@@ -15,6 +15,13 @@
 
 namespace gpurm {
 
+// TLS on the API listener: PEM files, re-read on SIGHUP. No cert_file = plain HTTP.
+struct TlsConfig {
+  std::string cert_file;       // Certificate chain, leaf first. Needs key_file.
+  std::string key_file;        // The leaf's private key. Needs cert_file.
+  std::string client_ca_file;  // When set, clients must present a certificate it signed.
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8000";  // HOST:PORT
   std::string data_dir = "data";          // SQLite ledger lives here.
@@ -31,6 +38,15 @@ struct ServerConfig {
   // How long a sampling pass waits for one GPU's vendor calls, > 0; a GPU
   // whose calls take longer is reported stale and the pass goes on.
   double monitor_sample_timeout_s = 2;
+  // Limits of the HTTP server (docs/SECURITY.md).
+  int64_t max_header_bytes = 16 * 1024;    // Beyond: 431.
+  double header_timeout_s = 10;            // First byte of a request to the end of its headers.
+  double idle_timeout_s = 60;              // A kept-alive connection waiting for its next request.
+  int64_t max_connections = 1024;          // Beyond: 503 and close.
+  int64_t max_connections_per_client = 0;  // Per remote address; 0 = no cap. Beyond: 503.
+  double rate_limit_rps = 0;               // Requests per second per remote address; 0 = no limit.
+  double rate_limit_burst = 0;             // Bucket size; 0 = max(1, rate_limit_rps). Beyond: 429.
+  TlsConfig tls;
 };
 
 // Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's

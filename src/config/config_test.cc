@@ -258,7 +258,53 @@ INSTANTIATE_TEST_SUITE_P(
                   "gpu_config.yaml:2: server.monitor_sample_timeout_s: expected a positive "
                   "number of seconds, got \"-2\""},
         BadConfig{"server: {monitor_sample_timeout_s: soon}", "server.monitor_sample_timeout_s",
-                  "positive number of seconds"}));
+                  "positive number of seconds"},
+        BadConfig{"server:\n  rate_limit_rps: -1\n", "server.rate_limit_rps",
+                  "gpu_config.yaml:2: server.rate_limit_rps: expected a number of requests per "
+                  "second >= 0 (0 = no limit), got \"-1\""},
+        BadConfig{"server: {max_connections_per_client: -1}", "server.max_connections_per_client",
+                  "from 0 (no cap)"},
+        BadConfig{"server: {max_connections: 0}", "server.max_connections", "from 1"},
+        BadConfig{"server: {max_header_bytes: 10}", "server.max_header_bytes", "from 1024"},
+        BadConfig{"server: {header_timeout_s: 0}", "server.header_timeout_s",
+                  "positive number of seconds"},
+        BadConfig{"server:\n  tls:\n    cert_file: a.pem\n", "server.tls.key_file",
+                  "gpu_config.yaml:2: server.tls.key_file: required when cert_file is set"},
+        BadConfig{"server:\n  tls:\n    client_ca_file: ca.pem\n", "server.tls.cert_file",
+                  "required when client_ca_file is set"},
+        BadConfig{"server:\n  tls:\n    cert: a.pem\n", "server.tls.cert",
+                  "unknown key 'server.tls.cert'; did you mean 'server.tls.cert_file'?"},
+        BadConfig{"server: {tls: [a]}", "server.tls", "expected a mapping"}));
+
+TEST(ConfigTest, ServerLimitsAndTls) {
+  const Config defaults = Parse("");
+  EXPECT_EQ(defaults.server.rate_limit_rps, 0);  // Off unless configured.
+  EXPECT_EQ(defaults.server.max_connections_per_client, 0);
+  EXPECT_TRUE(defaults.server.tls.cert_file.empty());
+  const Config config = Parse(R"(server:
+  max_header_bytes: 8192
+  header_timeout_s: 5
+  idle_timeout_s: 30
+  max_connections: 100
+  max_connections_per_client: 8
+  rate_limit_rps: 20
+  rate_limit_burst: 40
+  tls:
+    cert_file: /etc/gpurm/server.pem
+    key_file: /etc/gpurm/server.key
+    client_ca_file: /etc/gpurm/clients.pem
+)");
+  EXPECT_EQ(config.server.max_header_bytes, 8192);
+  EXPECT_EQ(config.server.header_timeout_s, 5);
+  EXPECT_EQ(config.server.idle_timeout_s, 30);
+  EXPECT_EQ(config.server.max_connections, 100);
+  EXPECT_EQ(config.server.max_connections_per_client, 8);
+  EXPECT_EQ(config.server.rate_limit_rps, 20);
+  EXPECT_EQ(config.server.rate_limit_burst, 40);
+  EXPECT_EQ(config.server.tls.cert_file, "/etc/gpurm/server.pem");
+  EXPECT_EQ(config.server.tls.key_file, "/etc/gpurm/server.key");
+  EXPECT_EQ(config.server.tls.client_ca_file, "/etc/gpurm/clients.pem");
+}
 
 TEST(ConfigTest, SyntaxErrorNamesTheLine) {
   Result<Config> config =
