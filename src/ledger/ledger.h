@@ -1,12 +1,14 @@
 // Ledger: the only owner of durable state. Every state change is on stable
 // storage before the call returns, so an allocation answered "success"
-// survives a crash of the daemon.
+// survives a crash of the daemon. Apply records several changes at once,
+// which lets a ledger cover them all with one fsync (group commit).
 #ifndef GPURM_LEDGER_LEDGER_H_
 #define GPURM_LEDGER_LEDGER_H_
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -18,6 +20,37 @@ struct AllocationFilter {
   bool include_ended = false;  // Also released/expired allocations (newest first).
   std::string owner;           // Empty = any owner.
   int limit = 1000;
+};
+
+// One state change, for Ledger::Apply.
+struct LedgerChange {
+  enum class Kind { kInsert, kEnd, kRenewLease };
+  Kind kind = Kind::kInsert;
+  Allocation allocation;  // kInsert: the new allocation.
+  std::string id;         // kEnd, kRenewLease: the allocation changed.
+  AllocationState end_state = AllocationState::kReleased;  // kEnd.
+  int64_t unix_ms = 0;  // kEnd: when it ended; kRenewLease: the new lease expiry.
+
+  static LedgerChange Insert(Allocation allocation) {
+    LedgerChange change;
+    change.allocation = std::move(allocation);
+    return change;
+  }
+  static LedgerChange End(std::string id, AllocationState state, int64_t now_unix_ms) {
+    LedgerChange change;
+    change.kind = Kind::kEnd;
+    change.id = std::move(id);
+    change.end_state = state;
+    change.unix_ms = now_unix_ms;
+    return change;
+  }
+  static LedgerChange RenewLease(std::string id, int64_t expires_unix_ms) {
+    LedgerChange change;
+    change.kind = Kind::kRenewLease;
+    change.id = std::move(id);
+    change.unix_ms = expires_unix_ms;
+    return change;
+  }
 };
 
 // Thread-safe: every method may be called from any thread. The caller (the
@@ -42,6 +75,36 @@ class Ledger {
   // Sets the lease expiry of an active allocation. kNotFound for unknown ids,
   // kFailedPrecondition for ended ones.
   virtual Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) = 0;
+
+  // Records `changes` in order and answers one result per change, as
+  // Insert (the allocation as recorded), End and RenewLease would, each
+  // seeing the changes before it. Every change answered OK is on stable
+  // storage when Apply returns. This default records them one by one, each
+  // durable on its own; a ledger that can (SqliteLedger) records them in one
+  // transaction with one fsync -- group commit -- and then a storage failure
+  // (disk full, I/O error) fails every change of the call and records none.
+  virtual std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) {
+    std::vector<Result<Allocation>> results;
+    results.reserve(changes.size());
+    for (const LedgerChange& change : changes) {
+      switch (change.kind) {
+        case LedgerChange::Kind::kInsert:
+          if (Status status = Insert(change.allocation); !status.ok()) {
+            results.emplace_back(std::move(status));
+          } else {
+            results.emplace_back(change.allocation);
+          }
+          break;
+        case LedgerChange::Kind::kEnd:
+          results.push_back(End(change.id, change.end_state, change.unix_ms));
+          break;
+        case LedgerChange::Kind::kRenewLease:
+          results.push_back(RenewLease(change.id, change.unix_ms));
+          break;
+      }
+    }
+    return results;
+  }
 
   virtual Result<Allocation> Get(const std::string& id) const = 0;
   virtual std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,

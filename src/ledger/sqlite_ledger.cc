@@ -1,9 +1,11 @@
 // SqliteLedger: see sqlite_ledger.h.
 //
 // Durability: the database runs in WAL mode with synchronous=FULL, and every
-// state change (Insert, End, RenewLease) is one BEGIN IMMEDIATE ... COMMIT
-// transaction, so the WAL is fsync'd before the call returns. An allocation
-// answered "success" survives kill -9 (and power loss, as far as fsync does).
+// Apply call (Insert, End and RenewLease are Apply of one change) is one
+// BEGIN IMMEDIATE ... COMMIT transaction, so the WAL is fsync'd before the
+// call returns. An allocation answered "success" survives kill -9 (and power
+// loss, as far as fsync does). Apply of many changes is group commit: one
+// fsync for all of them, and a failed commit records none of them.
 //
 // Identity: a ledger carries PRAGMA application_id = kApplicationId, PRAGMA
 // user_version = kSchemaVersion and a `meta` table naming the format. Open
@@ -48,6 +50,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <shared_mutex>
 #include <string_view>
 #include <type_traits>
@@ -344,16 +347,19 @@ class SqliteLedger final : public Ledger {
   static Result<std::unique_ptr<Ledger>> Open(const std::string& path,
                                               const SqliteLedgerOptions& options);
 
-  // Benchmark note (for bench/ledger_bench.cc, written separately): Insert,
-  // End and RenewLease each cost one WAL fsync, so their latency is the
-  // device's fsync latency and throughput is bounded by 1/fsync (there is no
-  // group commit); reads of active allocations are in-memory and should not
-  // depend on the ledger's history size. Measure both, on a real disk (not
-  // tmpfs), with the history at 10^5 ended allocations.
+  // Insert, End and RenewLease each cost one WAL fsync, so alone their
+  // throughput is bounded by 1/fsync; Apply of a batch shares one fsync
+  // (bench/ledger_bench.cc measures both). Reads of active allocations are
+  // in-memory and do not depend on the ledger's history size.
   Status Insert(const Allocation& allocation) override;
   Result<Allocation> End(const std::string& id, AllocationState state,
                          int64_t now_unix_ms) override;
   Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) override;
+  // Group commit: all of `changes` in one BEGIN IMMEDIATE ... COMMIT, so one
+  // WAL fsync covers them. A change refused on its own (duplicate, unknown
+  // or ended id, a GPU already held) fails alone; a storage failure fails
+  // every change and records none.
+  std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) override;
 
   Result<Allocation> Get(const std::string& id) const override;
   // When reading the ended history fails, answers nullopt (the interface has
@@ -421,11 +427,29 @@ class SqliteLedger final : public Ledger {
   Status Prepare(const char* sql, StmtPtr* out, unsigned flags) const;
   // Steps a statement that returns no rows; the result code of the step.
   int StepDone(const StmtPtr& stmt) const;
-  // Runs `body` (which returns Status) inside BEGIN IMMEDIATE ... COMMIT. On any
-  // failure the transaction is rolled back and the failure returned. Requires
-  // db_mutex_.
-  template <typename Body>
-  Status InTransaction(std::string_view what, Body body);
+  // What an Apply call has changed so far. The index is updated only after
+  // the batch is committed, so until then the changes live here.
+  struct Batch {
+    std::unordered_map<std::string, Allocation> touched;   // id -> as the batch leaves it.
+    std::set<std::pair<std::string, std::string>> keys;    // (owner, key) of its inserts.
+    std::unordered_map<std::string, GpuUse> inserted_use;  // uuid -> held by its inserts.
+    std::vector<std::string> what;                         // Each write, for messages.
+    bool open = false;                                     // BEGIN IMMEDIATE was run.
+  };
+  // Begins the batch's transaction unless it already has; notes `what`.
+  Status Begin(Batch* batch, std::string what);
+  // The allocation as `batch` leaves it: changed by it, active in the index,
+  // or read from the database. Requires db_mutex_ and index_mutex_.
+  Result<Allocation> Current(const std::string& id, const Batch& batch) const;
+  // Apply's steps, one per change kind; each returns the change's result. A
+  // failure that fails the whole batch (storage) is also stored in *fatal.
+  // Require db_mutex_ and index_mutex_ (shared).
+  Result<Allocation> ApplyInsert(const Allocation& allocation, const std::string& request,
+                                 Batch* batch, Status* fatal);
+  Result<Allocation> ApplyEnd(const std::string& id, AllocationState state, int64_t now_unix_ms,
+                              Batch* batch, Status* fatal);
+  Result<Allocation> ApplyRenewLease(const std::string& id, int64_t expires_unix_ms, Batch* batch,
+                                     Status* fatal);
 
   // Reads allocations from the database. Require db_mutex_.
   Result<Allocation> ReadRow(sqlite3_stmt* row) const;
@@ -434,9 +458,10 @@ class SqliteLedger final : public Ledger {
   // Index maintenance. Require db_mutex_ and index_mutex_ held exclusively.
   void IndexAdd(const Allocation& allocation);
   void IndexRemove(const std::string& id);
-  // Why `allocation` cannot join the active ones (duplicate id or key, a GPU
-  // already held incompatibly); OK if it can. Requires index_mutex_.
-  Status ConflictWithActive(const Allocation& allocation) const;
+  // Why `allocation` cannot join the active ones and those `batch` inserted
+  // (duplicate id or key, a GPU already held incompatibly); OK if it can.
+  // Requires index_mutex_.
+  Status ConflictWithActive(const Allocation& allocation, const Batch& batch) const;
 
   const std::string path_;
   mutable std::mutex db_mutex_;
@@ -746,25 +771,6 @@ int SqliteLedger::StepDone(const StmtPtr& stmt) const {
   return sqlite3_step(use.get());
 }
 
-template <typename Body>
-Status SqliteLedger::InTransaction(std::string_view what, Body body) {
-  if (const int rc = StepDone(stmts_.begin); rc != SQLITE_DONE) return StorageError(rc, what);
-  Status status = body();
-  if (status.ok()) {
-    if (const int rc = StepDone(stmts_.commit); rc != SQLITE_DONE) {
-      status = StorageError(rc, what);
-    }
-  }
-  // SQLite may already have rolled back (e.g. on some I/O errors); if not, do
-  // it. A failed COMMIT is reported as "nothing recorded" although, as with
-  // any failed fsync, its WAL frames may still reach the disk and a ledger
-  // reopened after a crash may show the change. That is safe: a ghost Insert
-  // holds GPUs until released or its lease ends, a ghost End releases what
-  // the caller was releasing anyway, a ghost renewal holds a lease longer.
-  if (!status.ok() && sqlite3_get_autocommit(db_.get()) == 0) StepDone(stmts_.rollback);
-  return status;
-}
-
 Result<Allocation> SqliteLedger::ReadRow(sqlite3_stmt* row) const {
   Allocation allocation;
   allocation.id = ColumnText(row, 0);
@@ -844,25 +850,35 @@ void SqliteLedger::IndexRemove(const std::string& id) {
 // would break CheckIntegrity's invariant, and refusing (the allocation fails)
 // is safe where recording it (two jobs on one GPU) is not. The manager's own
 // placement should never get here.
-Status SqliteLedger::ConflictWithActive(const Allocation& allocation) const {
-  if (index_.by_id.contains(allocation.id)) {
+Status SqliteLedger::ConflictWithActive(const Allocation& allocation, const Batch& batch) const {
+  if (index_.by_id.contains(allocation.id) || batch.touched.contains(allocation.id)) {
     return AlreadyExists("allocation " + allocation.id + " already exists");
   }
   if (!allocation.idempotency_key.empty()) {
-    const auto it = index_.by_owner_key.find({allocation.owner, allocation.idempotency_key});
-    if (it != index_.by_owner_key.end()) {
+    const std::pair<std::string, std::string> key{allocation.owner, allocation.idempotency_key};
+    const auto it = index_.by_owner_key.find(key);
+    if (it != index_.by_owner_key.end() || batch.keys.contains(key)) {
       return AlreadyExists("idempotency key " + allocation.idempotency_key + " of owner " +
-                           allocation.owner + " is already used by allocation " + it->second);
+                           allocation.owner + " is already used by allocation " +
+                           (it != index_.by_owner_key.end() ? it->second : "of the same batch"));
     }
   }
   for (const GpuGrant& grant : allocation.grants) {
-    const auto use = index_.by_gpu.find(grant.gpu_uuid);
-    if (use == index_.by_gpu.end()) continue;
-    const bool conflict = grant.exclusive ? use->second.exclusive + use->second.shared > 0
-                                          : use->second.exclusive > 0;
+    // Ends in the same batch are not subtracted: a GPU is reused only once
+    // its release is committed.
+    GpuUse use;
+    if (const auto held = index_.by_gpu.find(grant.gpu_uuid); held != index_.by_gpu.end()) {
+      use = held->second;
+    }
+    if (const auto held = batch.inserted_use.find(grant.gpu_uuid);
+        held != batch.inserted_use.end()) {
+      use.exclusive += held->second.exclusive;
+      use.shared += held->second.shared;
+    }
+    const bool conflict = grant.exclusive ? use.exclusive + use.shared > 0 : use.exclusive > 0;
     if (conflict) {
       return FailedPrecondition("GPU " + grant.gpu_uuid + " is already held " +
-                                (use->second.exclusive > 0 ? "exclusively" : "shared") +
+                                (use.exclusive > 0 ? "exclusively" : "shared") +
                                 " by another active allocation");
     }
   }
@@ -872,119 +888,194 @@ Status SqliteLedger::ConflictWithActive(const Allocation& allocation) const {
 // --- Writes ------------------------------------------------------------------
 
 Status SqliteLedger::Insert(const Allocation& allocation) {
-  if (Status status = ValidateNew(allocation); !status.ok()) return status;
-  Result<std::string> request = RequestToJson(allocation.request);
-  if (!request.ok()) return request.status();
-
-  std::lock_guard db_lock(db_mutex_);
-  {
-    std::shared_lock index_lock(index_mutex_);
-    if (Status status = ConflictWithActive(allocation); !status.ok()) return status;
-  }
-  const std::string what = "inserting allocation " + allocation.id;
-  Status status = InTransaction(what, [&]() -> Status {
-    StmtUse insert(stmts_.insert_allocation);
-    int rc = Bind(insert.get(), std::string_view(allocation.id), std::string_view(allocation.owner),
-                  std::string_view(AllocationStateName(allocation.state)),
-                  std::string_view(*request), allocation.created_unix_ms, allocation.ended_unix_ms,
-                  allocation.lease_expires_unix_ms, std::string_view(allocation.idempotency_key));
-    if (rc == SQLITE_OK) rc = sqlite3_step(insert.get());
-    // Ended allocations are not in the index: their id and key collide here.
-    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-      return AlreadyExists("allocation " + allocation.id + " already exists");
-    }
-    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
-      return AlreadyExists("idempotency key " + allocation.idempotency_key + " of owner " +
-                           allocation.owner + " is already used");
-    }
-    if (rc != SQLITE_DONE) return StorageError(rc, what);
-    for (size_t i = 0; i < allocation.grants.size(); ++i) {
-      const GpuGrant& grant = allocation.grants[i];
-      StmtUse insert_grant(stmts_.insert_grant);
-      rc = Bind(insert_grant.get(), std::string_view(allocation.id), static_cast<int64_t>(i),
-                std::string_view(grant.node_name), static_cast<int64_t>(grant.gpu_index),
-                std::string_view(grant.gpu_uuid), grant.memory_mib,
-                static_cast<int64_t>(grant.exclusive ? 1 : 0));
-      if (rc == SQLITE_OK) rc = sqlite3_step(insert_grant.get());
-      if (rc != SQLITE_DONE) return StorageError(rc, what);
-    }
-    return Status::Ok();
-  });
-  if (!status.ok()) return status;
-
-  std::unique_lock index_lock(index_mutex_);
-  IndexAdd(allocation);
-  return Status::Ok();
+  return Apply({LedgerChange::Insert(allocation)}).front().status();
 }
 
 Result<Allocation> SqliteLedger::End(const std::string& id, AllocationState state,
                                      int64_t now_unix_ms) {
-  if (state == AllocationState::kActive) {
-    return InvalidArgument("an allocation ends released or expired", "state");
-  }
-  std::lock_guard db_lock(db_mutex_);
-  std::optional<Allocation> ended;
-  {
-    std::shared_lock index_lock(index_mutex_);
-    if (const auto it = index_.by_id.find(id); it != index_.by_id.end()) ended = it->second;
-  }
-  if (!ended) return ReadById(id);  // Already ended (returned unchanged), or kNotFound.
-
-  ended->state = state;
-  ended->ended_unix_ms = now_unix_ms;
-  const std::string what = "ending allocation " + id;
-  Status status = InTransaction(what, [&]() -> Status {
-    StmtUse update(stmts_.end_allocation);
-    int rc = Bind(update.get(), std::string_view(id), std::string_view(AllocationStateName(state)),
-                  now_unix_ms);
-    if (rc == SQLITE_OK) rc = sqlite3_step(update.get());
-    if (rc != SQLITE_DONE) return StorageError(rc, what);
-    if (sqlite3_changes(db_.get()) != 1) {
-      return Internal("ledger " + path_ + ": allocation " + id +
-                      " is active in the index but not in the database");
-    }
-    return Status::Ok();
-  });
-  if (!status.ok()) return status;
-
-  std::unique_lock index_lock(index_mutex_);
-  IndexRemove(id);
-  return *std::move(ended);
+  return std::move(Apply({LedgerChange::End(id, state, now_unix_ms)}).front());
 }
 
 Result<Allocation> SqliteLedger::RenewLease(const std::string& id, int64_t expires_unix_ms) {
-  if (expires_unix_ms < 0) return InvalidArgument("must be >= 0", "lease_expires_unix_ms");
-  std::lock_guard db_lock(db_mutex_);
-  std::optional<Allocation> renewed;
-  {
-    std::shared_lock index_lock(index_mutex_);
-    if (const auto it = index_.by_id.find(id); it != index_.by_id.end()) renewed = it->second;
+  return std::move(Apply({LedgerChange::RenewLease(id, expires_unix_ms)}).front());
+}
+
+std::vector<Result<Allocation>> SqliteLedger::Apply(const std::vector<LedgerChange>& changes) {
+  // New allocations are checked and encoded before any lock is taken.
+  std::vector<Result<std::string>> requests;
+  requests.reserve(changes.size());
+  for (const LedgerChange& change : changes) {
+    if (change.kind != LedgerChange::Kind::kInsert) {
+      requests.emplace_back(std::string());
+    } else if (Status status = ValidateNew(change.allocation); !status.ok()) {
+      requests.emplace_back(std::move(status));
+    } else {
+      requests.push_back(RequestToJson(change.allocation.request));
+    }
   }
-  if (!renewed) {
-    Result<Allocation> stored = ReadById(id);
-    if (!stored.ok()) return stored.status();
-    return FailedPrecondition("allocation " + id + " is " + AllocationStateName(stored->state) +
+
+  std::vector<Result<Allocation>> results;
+  results.reserve(changes.size());
+  std::lock_guard db_lock(db_mutex_);
+  Batch batch;
+  Status fatal;  // A storage failure: it fails the whole batch.
+  {
+    // Only holders of db_mutex_ change the index, so a shared lock suffices
+    // to read it while the batch is written.
+    std::shared_lock index_lock(index_mutex_);
+    for (size_t i = 0; i < changes.size() && fatal.ok(); ++i) {
+      const LedgerChange& change = changes[i];
+      switch (change.kind) {
+        case LedgerChange::Kind::kInsert:
+          results.push_back(requests[i].ok()
+                                ? ApplyInsert(change.allocation, *requests[i], &batch, &fatal)
+                                : Result<Allocation>(requests[i].status()));
+          break;
+        case LedgerChange::Kind::kEnd:
+          results.push_back(ApplyEnd(change.id, change.end_state, change.unix_ms, &batch, &fatal));
+          break;
+        case LedgerChange::Kind::kRenewLease:
+          results.push_back(ApplyRenewLease(change.id, change.unix_ms, &batch, &fatal));
+          break;
+      }
+    }
+  }
+  if (fatal.ok() && batch.open) {
+    if (const int rc = StepDone(stmts_.commit); rc != SQLITE_DONE) {
+      fatal = StorageError(rc, batch.what.size() == 1
+                                   ? batch.what.front()
+                                   : "committing " + std::to_string(batch.what.size()) +
+                                         " changes (" + batch.what.front() + ", ...)");
+    }
+  }
+  if (!fatal.ok()) {
+    // SQLite may already have rolled back (e.g. on some I/O errors); if not,
+    // do it. A failed COMMIT is reported as "nothing recorded" although, as
+    // with any failed fsync, its WAL frames may still reach the disk and a
+    // ledger reopened after a crash may show the changes. That is safe: a
+    // ghost insert holds GPUs until released or its lease ends, a ghost end
+    // releases what the caller was releasing anyway, a ghost renewal holds a
+    // lease longer.
+    if (sqlite3_get_autocommit(db_.get()) == 0) StepDone(stmts_.rollback);
+    results.assign(changes.size(), Result<Allocation>(fatal));
+    return results;
+  }
+  // Committed: only now do readers of the index see the changes.
+  std::unique_lock index_lock(index_mutex_);
+  for (const auto& [id, allocation] : batch.touched) {
+    IndexRemove(id);
+    if (allocation.state == AllocationState::kActive) IndexAdd(allocation);
+  }
+  return results;
+}
+
+Status SqliteLedger::Begin(Batch* batch, std::string what) {
+  if (!batch->open) {
+    if (const int rc = StepDone(stmts_.begin); rc != SQLITE_DONE) return StorageError(rc, what);
+    batch->open = true;
+  }
+  batch->what.push_back(std::move(what));
+  return Status::Ok();
+}
+
+Result<Allocation> SqliteLedger::Current(const std::string& id, const Batch& batch) const {
+  if (const auto it = batch.touched.find(id); it != batch.touched.end()) return it->second;
+  if (const auto it = index_.by_id.find(id); it != index_.by_id.end()) return it->second;
+  return ReadById(id);  // Ended before this batch, or kNotFound.
+}
+
+Result<Allocation> SqliteLedger::ApplyInsert(const Allocation& allocation,
+                                             const std::string& request, Batch* batch,
+                                             Status* fatal) {
+  if (Status status = ConflictWithActive(allocation, *batch); !status.ok()) return status;
+  const std::string what = "inserting allocation " + allocation.id;
+  if (Status status = Begin(batch, what); !status.ok()) return *fatal = status;
+  StmtUse insert(stmts_.insert_allocation);
+  int rc = Bind(insert.get(), std::string_view(allocation.id), std::string_view(allocation.owner),
+                std::string_view(AllocationStateName(allocation.state)), std::string_view(request),
+                allocation.created_unix_ms, allocation.ended_unix_ms,
+                allocation.lease_expires_unix_ms, std::string_view(allocation.idempotency_key));
+  if (rc == SQLITE_OK) rc = sqlite3_step(insert.get());
+  // Ended allocations are not in the index: their id and key collide here. A
+  // constraint failure undoes only this statement; the batch goes on.
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return AlreadyExists("allocation " + allocation.id + " already exists");
+  }
+  if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+    return AlreadyExists("idempotency key " + allocation.idempotency_key + " of owner " +
+                         allocation.owner + " is already used");
+  }
+  if (rc != SQLITE_DONE) return *fatal = StorageError(rc, what);
+  for (size_t i = 0; i < allocation.grants.size(); ++i) {
+    const GpuGrant& grant = allocation.grants[i];
+    StmtUse insert_grant(stmts_.insert_grant);
+    rc = Bind(insert_grant.get(), std::string_view(allocation.id), static_cast<int64_t>(i),
+              std::string_view(grant.node_name), static_cast<int64_t>(grant.gpu_index),
+              std::string_view(grant.gpu_uuid), grant.memory_mib,
+              static_cast<int64_t>(grant.exclusive ? 1 : 0));
+    if (rc == SQLITE_OK) rc = sqlite3_step(insert_grant.get());
+    if (rc != SQLITE_DONE) return *fatal = StorageError(rc, what);
+  }
+  batch->touched[allocation.id] = allocation;
+  if (!allocation.idempotency_key.empty()) {
+    batch->keys.emplace(allocation.owner, allocation.idempotency_key);
+  }
+  for (const GpuGrant& grant : allocation.grants) {
+    GpuUse& use = batch->inserted_use[grant.gpu_uuid];
+    ++(grant.exclusive ? use.exclusive : use.shared);
+  }
+  return allocation;
+}
+
+Result<Allocation> SqliteLedger::ApplyEnd(const std::string& id, AllocationState state,
+                                          int64_t now_unix_ms, Batch* batch, Status* fatal) {
+  if (state == AllocationState::kActive) {
+    return InvalidArgument("an allocation ends released or expired", "state");
+  }
+  Result<Allocation> ended = Current(id, *batch);
+  // Already ended (returned unchanged), or kNotFound.
+  if (!ended.ok() || ended->state != AllocationState::kActive) return ended;
+
+  const std::string what = "ending allocation " + id;
+  if (Status status = Begin(batch, what); !status.ok()) return *fatal = status;
+  StmtUse update(stmts_.end_allocation);
+  int rc = Bind(update.get(), std::string_view(id), std::string_view(AllocationStateName(state)),
+                now_unix_ms);
+  if (rc == SQLITE_OK) rc = sqlite3_step(update.get());
+  if (rc != SQLITE_DONE) return *fatal = StorageError(rc, what);
+  if (sqlite3_changes(db_.get()) != 1) {
+    return *fatal = Internal("ledger " + path_ + ": allocation " + id +
+                             " is active in the index but not in the database");
+  }
+  ended->state = state;
+  ended->ended_unix_ms = now_unix_ms;
+  batch->touched[id] = *ended;
+  return ended;
+}
+
+Result<Allocation> SqliteLedger::ApplyRenewLease(const std::string& id, int64_t expires_unix_ms,
+                                                 Batch* batch, Status* fatal) {
+  if (expires_unix_ms < 0) return InvalidArgument("must be >= 0", "lease_expires_unix_ms");
+  Result<Allocation> renewed = Current(id, *batch);
+  if (!renewed.ok()) return renewed.status();
+  if (renewed->state != AllocationState::kActive) {
+    return FailedPrecondition("allocation " + id + " is " + AllocationStateName(renewed->state) +
                               "; only an active allocation's lease can be renewed");
   }
 
-  renewed->lease_expires_unix_ms = expires_unix_ms;
   const std::string what = "renewing the lease of allocation " + id;
-  Status status = InTransaction(what, [&]() -> Status {
-    StmtUse update(stmts_.renew_lease);
-    int rc = Bind(update.get(), std::string_view(id), expires_unix_ms);
-    if (rc == SQLITE_OK) rc = sqlite3_step(update.get());
-    if (rc != SQLITE_DONE) return StorageError(rc, what);
-    if (sqlite3_changes(db_.get()) != 1) {
-      return Internal("ledger " + path_ + ": allocation " + id +
-                      " is active in the index but not in the database");
-    }
-    return Status::Ok();
-  });
-  if (!status.ok()) return status;
-
-  std::unique_lock index_lock(index_mutex_);
-  index_.by_id[id].lease_expires_unix_ms = expires_unix_ms;
-  return *std::move(renewed);
+  if (Status status = Begin(batch, what); !status.ok()) return *fatal = status;
+  StmtUse update(stmts_.renew_lease);
+  int rc = Bind(update.get(), std::string_view(id), expires_unix_ms);
+  if (rc == SQLITE_OK) rc = sqlite3_step(update.get());
+  if (rc != SQLITE_DONE) return *fatal = StorageError(rc, what);
+  if (sqlite3_changes(db_.get()) != 1) {
+    return *fatal = Internal("ledger " + path_ + ": allocation " + id +
+                             " is active in the index but not in the database");
+  }
+  renewed->lease_expires_unix_ms = expires_unix_ms;
+  batch->touched[id] = *renewed;
+  return renewed;
 }
 
 // --- Reads -------------------------------------------------------------------

@@ -770,6 +770,128 @@ TEST_F(SqliteLedgerTest, FullDatabaseIsResourceExhaustedAndWritesNothingHalf) {
   EXPECT_TRUE(ledger->Insert(MakeAllocation(refused_id)).ok());
 }
 
+// Group commit: one Apply records a batch of changes in one transaction;
+// each change sees the ones before it, and all are there after reopening.
+TEST_F(SqliteLedgerTest, ApplyRecordsABatchThatSurvivesReopening) {
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("old")).ok());
+    std::vector<LedgerChange> changes;
+    for (int i = 0; i < 100; ++i) {
+      changes.push_back(LedgerChange::Insert(MakeAllocation("b" + std::to_string(i), i)));
+    }
+    changes.push_back(LedgerChange::End("old", AllocationState::kReleased, 5000));
+    changes.push_back(LedgerChange::End("b7", AllocationState::kExpired, 6000));
+    changes.push_back(LedgerChange::RenewLease("b8", 9000));
+    const std::vector<Result<Allocation>> results = ledger->Apply(changes);
+    ASSERT_EQ(results.size(), changes.size());
+    for (const Result<Allocation>& result : results) {
+      ASSERT_TRUE(result.ok()) << result.status().ToString();
+    }
+    EXPECT_EQ(results[100]->state, AllocationState::kReleased);
+    EXPECT_EQ(results[101]->state, AllocationState::kExpired);
+    EXPECT_EQ(results[102]->lease_expires_unix_ms, 9000);
+  }
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_THAT(ledger->List(Active()), SizeIs(99));
+  EXPECT_EQ(ledger->Get("old")->state, AllocationState::kReleased);
+  EXPECT_EQ(ledger->Get("b7")->ended_unix_ms, 6000);
+  EXPECT_EQ(ledger->Get("b8")->lease_expires_unix_ms, 9000);
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+// A change refused on its own merits fails alone; the rest of its batch is
+// recorded.
+TEST_F(SqliteLedgerTest, ApplyRefusesOneChangeAndRecordsTheRest) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("ended")).ok());
+  ASSERT_TRUE(ledger->End("ended", AllocationState::kReleased, 2000).ok());
+  Allocation same_gpu = MakeAllocation("same-gpu");
+  same_gpu.grants = {Grant("GPU-a")};
+  Allocation keyed = MakeAllocation("keyed");
+  keyed.idempotency_key = "k";
+  Allocation same_key = MakeAllocation("same-key");
+  same_key.idempotency_key = "k";
+  const std::vector<Result<Allocation>> results = ledger->Apply({
+      LedgerChange::Insert(MakeAllocation("a")),
+      LedgerChange::Insert(same_gpu),                 // GPU-a, held by "a" of this batch.
+      LedgerChange::Insert(MakeAllocation("ended")),  // Id of an ended allocation.
+      LedgerChange::Insert(keyed),
+      LedgerChange::Insert(same_key),  // Key used earlier in this batch.
+      LedgerChange::End("nobody", AllocationState::kReleased, 3000),
+      LedgerChange::RenewLease("ended", 9000),
+      LedgerChange::Insert(MakeAllocation("c")),
+  });
+  ASSERT_EQ(results.size(), 8u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_EQ(results[1].status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(results[2].status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(results[3].ok());
+  EXPECT_EQ(results[4].status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(results[5].status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(results[6].status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(results[7].ok());
+  EXPECT_THAT(Ids(ledger->List(Active())), ::testing::UnorderedElementsAre("a", "keyed", "c"));
+  EXPECT_EQ(ledger->FindByIdempotencyKey("alice", "k")->id, "keyed");
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+}
+
+// A storage failure fails every change of the batch and records none of
+// them, in the database and in what readers see; later batches work.
+TEST_F(SqliteLedgerTest, FullDatabaseFailsTheWholeBatch) {
+  std::vector<std::string> recorded;
+  std::vector<std::string> refused;
+  {
+    std::unique_ptr<Ledger> ledger = Open(Options(5000, 40));
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("first")).ok());
+    recorded.push_back("first");
+    for (int batch = 0; batch < 100 && refused.empty(); ++batch) {
+      std::vector<LedgerChange> changes;
+      if (batch == 0) changes.push_back(LedgerChange::End("first", AllocationState::kReleased, 7));
+      for (int i = 0; i < 10; ++i) {
+        Allocation allocation = MakeAllocation("a" + std::to_string(batch * 10 + i), batch);
+        allocation.request.policy = std::string(3000, 'p');  // Fill pages quickly.
+        changes.push_back(LedgerChange::Insert(allocation));
+      }
+      const std::vector<Result<Allocation>> results = ledger->Apply(changes);
+      ASSERT_EQ(results.size(), changes.size());
+      if (results.back().ok()) {
+        for (const Result<Allocation>& result : results) ASSERT_TRUE(result.ok());
+        for (const LedgerChange& change : changes) {
+          if (change.kind == LedgerChange::Kind::kInsert) recorded.push_back(change.allocation.id);
+        }
+        continue;
+      }
+      for (const Result<Allocation>& result : results) {
+        EXPECT_EQ(result.status().code(), StatusCode::kResourceExhausted);
+      }
+      for (const LedgerChange& change : changes) refused.push_back(change.allocation.id);
+    }
+    ASSERT_FALSE(refused.empty());
+    ASSERT_GT(recorded.size(), 1u);
+    for (const std::string& id : refused) {
+      EXPECT_EQ(ledger->Get(id).status().code(), StatusCode::kNotFound) << id;
+    }
+    EXPECT_THAT(ledger->List(Active()), SizeIs(recorded.size() - 1));
+    EXPECT_TRUE(ledger->CheckIntegrity().ok());
+  }
+  std::unique_ptr<Ledger> ledger = Open();  // Without the cap.
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_THAT(ledger->List(All("", 100000)), SizeIs(recorded.size()));
+  EXPECT_EQ(ledger->Get("first")->state, AllocationState::kReleased);
+  for (const std::string& id : refused) {
+    EXPECT_EQ(ledger->Get(id).status().code(), StatusCode::kNotFound) << id;
+  }
+  EXPECT_TRUE(ledger->CheckIntegrity().ok());
+  std::vector<LedgerChange> retry;
+  for (const std::string& id : refused) retry.push_back(LedgerChange::Insert(MakeAllocation(id)));
+  for (const Result<Allocation>& result : ledger->Apply(retry)) EXPECT_TRUE(result.ok());
+}
+
 // An I/O error (here: writes past RLIMIT_FSIZE fail with EFBIG) is
 // kUnavailable, records nothing, and the ledger works again once writes do.
 // In a child process, because the limit and SIGXFSZ are process-wide.
