@@ -2,7 +2,9 @@
 
 #include <curl/curl.h>
 
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace gpurm::cli {
@@ -22,6 +24,20 @@ size_t AppendToString(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+std::mutex& DefaultTlsMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+std::optional<TlsClientOptions>& DefaultTls() {
+  static std::optional<TlsClientOptions> options;  // Guarded by DefaultTlsMutex().
+  return options;
+}
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
 struct CurlDeleter {
   void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
 };
@@ -31,7 +47,25 @@ struct SlistDeleter {
 
 }  // namespace
 
+TlsClientOptions DefaultTlsOptions() {
+  {
+    std::lock_guard<std::mutex> lock(DefaultTlsMutex());
+    if (DefaultTls()) return *DefaultTls();
+  }
+  TlsClientOptions options;
+  options.ca_bundle = Env("GPURM_CA_BUNDLE");
+  options.client_cert = Env("GPURM_CLIENT_CERT");
+  options.client_key = Env("GPURM_CLIENT_KEY");
+  return options;
+}
+
+void SetDefaultTlsOptions(TlsClientOptions options) {
+  std::lock_guard<std::mutex> lock(DefaultTlsMutex());
+  DefaultTls() = std::move(options);
+}
+
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
+  if (!options_.tls) options_.tls = DefaultTlsOptions();
   while (!options_.base_url.empty() && options_.base_url.back() == '/') {
     options_.base_url.pop_back();
   }
@@ -95,6 +129,18 @@ Result<HttpResponse> HttpClient::Send(const char* method, std::string_view path,
   curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &AppendToString);
   curl_easy_setopt(handle, CURLOPT_WRITEDATA, &received);
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
+  // Only the daemon's schemes: no file://, no redirects to elsewhere.
+  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
+  const TlsClientOptions& tls = *options_.tls;
+  curl_easy_setopt(handle, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, tls.insecure ? 0L : 1L);
+  curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, tls.insecure ? 0L : 2L);
+  if (!tls.ca_bundle.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, tls.ca_bundle.c_str());
+  if (!tls.client_cert.empty()) {
+    curl_easy_setopt(handle, CURLOPT_SSLCERT, tls.client_cert.c_str());
+    curl_easy_setopt(handle, CURLOPT_SSLCERTTYPE, "PEM");
+  }
+  if (!tls.client_key.empty()) curl_easy_setopt(handle, CURLOPT_SSLKEY, tls.client_key.c_str());
 
   const CURLcode code = curl_easy_perform(handle);
   if (code != CURLE_OK) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,23 @@ struct HttpResponse {
   std::string raw_body;
 };
 
+// How an https:// daemon is verified, and the client's own certificate.
+// Verification is always on (peer and host name, TLS 1.2+) unless
+// `insecure` is set, which only the explicit --insecure flag does.
+struct TlsClientOptions {
+  std::string ca_bundle;    // PEM CA certificates to trust; empty = the system's store.
+  std::string client_cert;  // PEM client certificate for mutual TLS; needs client_key.
+  std::string client_key;   // PEM private key of client_cert.
+  bool insecure = false;    // Skip verification: anyone on the path can read and change traffic.
+};
+
+// The TLS settings of clients whose options name none: those given to
+// SetDefaultTlsOptions (the CLI's --cacert, --cert, --key, --insecure), else
+// the environment's GPURM_CA_BUNDLE, GPURM_CLIENT_CERT and GPURM_CLIENT_KEY.
+// Thread-safe.
+TlsClientOptions DefaultTlsOptions();
+void SetDefaultTlsOptions(TlsClientOptions options);
+
 struct HttpClientOptions {
   // Scheme, host and port, e.g. "http://127.0.0.1:8000". Trailing slashes are
   // ignored; request paths start with '/'.
@@ -31,6 +49,7 @@ struct HttpClientOptions {
   std::chrono::milliseconds timeout{10'000};         // Whole request.
   std::chrono::milliseconds connect_timeout{3'000};  // TCP connect only.
   HttpHeaders headers;                               // Sent with every request.
+  std::optional<TlsClientOptions> tls;               // Unset: DefaultTlsOptions().
 };
 
 class HttpClient {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <string>
@@ -125,6 +126,7 @@ struct Session {
   std::string url = "http://127.0.0.1:8000";
   std::string output = "table";
   double timeout_s = 10.0;
+  TlsClientOptions tls;  // --cacert, --cert, --key, --insecure.
   int* exit_code = nullptr;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
@@ -483,6 +485,31 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
   app.add_option("--timeout", session->timeout_s, "Request timeout in seconds")
       ->check(NumberCheck("a number > 0", &Positive))
       ->capture_default_str();
+  app.add_option("--cacert", session->tls.ca_bundle,
+                 "PEM CA bundle that signed an https:// daemon's certificate (default: the "
+                 "system's trust store)")
+      ->envname("GPURM_CA_BUNDLE");
+  app.add_option("--cert", session->tls.client_cert,
+                 "PEM client certificate, for a daemon that requires one (mutual TLS)")
+      ->envname("GPURM_CLIENT_CERT");
+  app.add_option("--key", session->tls.client_key, "PEM private key of --cert")
+      ->envname("GPURM_CLIENT_KEY");
+  app.add_flag("--insecure", session->tls.insecure,
+               "INSECURE: do not verify the daemon's TLS certificate (anyone on the path can "
+               "read and change the traffic); for tests only");
+  // Runs after parsing, before any command: every client of this process
+  // (and, through the environment, programs `gpurm run` starts) verifies the
+  // daemon the same way. --insecure is never exported.
+  app.parse_complete_callback([session] {
+    SetDefaultTlsOptions(session->tls);
+    const std::pair<const char*, const std::string*> exported[] = {
+        {"GPURM_CA_BUNDLE", &session->tls.ca_bundle},
+        {"GPURM_CLIENT_CERT", &session->tls.client_cert},
+        {"GPURM_CLIENT_KEY", &session->tls.client_key}};
+    for (const auto& [name, value] : exported) {
+      if (!value->empty()) ::setenv(name, value->c_str(), /*overwrite=*/1);
+    }
+  });
 
   // Global options may follow the subcommand too.
   auto add = [&app](const char* name, const char* description) {
@@ -580,8 +607,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
       out, err, &out == &std::cout && ::isatty(STDOUT_FILENO) == 1);
   RegisterQueueCommand(
       app, exit_code,
-      [session] { return QueueGlobals{session->url, session->timeout_s, session->output}; }, out,
-      err);
+      [session] {
+        return QueueGlobals{session->url, session->timeout_s, session->output};
+      },
+      out, err);
 }
 
 int ParseAndRun(CLI::App& app, int argc, const char* const* argv, const int* exit_code) {

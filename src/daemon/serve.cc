@@ -164,6 +164,7 @@ int RunServe(const ServeOptions& options) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // Reload (TLS certificate and key), not stop.
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Result<Config> config = LoadEffectiveConfig(options);
@@ -247,6 +248,16 @@ int RunServe(const ServeOptions& options) {
   server_options.worker_threads = config->server.worker_threads;
   server_options.max_body_bytes = static_cast<uint64_t>(config->server.max_body_bytes);
   server_options.timeout_s = config->server.request_timeout_s;
+  server_options.max_header_bytes = static_cast<uint32_t>(config->server.max_header_bytes);
+  server_options.header_timeout_s = config->server.header_timeout_s;
+  server_options.idle_timeout_s = config->server.idle_timeout_s;
+  server_options.max_connections = static_cast<int>(config->server.max_connections);
+  server_options.max_connections_per_client =
+      static_cast<int>(config->server.max_connections_per_client);
+  server_options.rate_limit_rps = config->server.rate_limit_rps;
+  server_options.rate_limit_burst = config->server.rate_limit_burst;
+  server_options.tls = TlsFiles{config->server.tls.cert_file, config->server.tls.key_file,
+                                config->server.tls.client_ca_file};
   HttpServer server(
       server_options, &router,
       [&log, &router, &http_metrics](const HttpRequest& request, const HttpResponse& response,
@@ -260,17 +271,37 @@ int RunServe(const ServeOptions& options) {
   const Status started = server.Start();
   if (!started.ok()) {
     log.critical("{}", started.message());
+    // Also on stderr: a bad certificate path is a start-up error the
+    // operator must see even when logs go to a file.
+    std::fprintf(stderr, "gpurm: %s\n", started.message().c_str());
     if (kubernetes) kubernetes->Stop();
     return 1;
   }
-  log.info("gpurm serving on http://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
-           listen->first, server.port(), config->server.data_dir,
+  const bool tls = server_options.tls.enabled();
+  log.info("gpurm serving on {}://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
+           tls ? "https" : "http", listen->first, server.port(), config->server.data_dir,
            config->server.inventory.empty() ? "local discovery" : config->server.inventory,
            manager.scheduler().default_policy());
   {
     LeaseReaper reaper(&manager, &log, config->server.lease_check_interval_s);
     int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    // SIGHUP reloads and goes on waiting; SIGTERM and SIGINT stop.
+    while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+      if (!tls) {
+        log.info("received SIGHUP: nothing to reload (TLS is off)");
+        continue;
+      }
+      const Status reloaded = server.ReloadTls();
+      if (reloaded.ok()) {
+        log.info(
+            "received SIGHUP: TLS certificate and key reloaded from {} and {}; new "
+            "connections use them",
+            server_options.tls.cert_file, server_options.tls.key_file);
+      } else {
+        log.error("received SIGHUP: TLS reload failed, still serving the previous certificate: {}",
+                  reloaded.message());
+      }
+    }
     log.info("received {}: draining in-flight requests", strsignal(signal_number));
     // Ends event streams too; then nothing reads the sampler's output.
     server.Stop();
