@@ -159,6 +159,14 @@ def _localize(plan: Dict[str, Any]) -> Dict[str, Any]:
     return plan
 
 
+def export_environment(plan: Mapping[str, Any]) -> Dict[str, str]:
+    """Sets the plan's environment variables in this process (before the
+    framework initializes its devices) and returns them."""
+    environment = {str(k): str(v) for k, v in (plan.get("environment") or {}).items()}
+    os.environ.update(environment)
+    return environment
+
+
 def obtain_plan(
     manager: GPUResourceManager,
     framework: str,

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Mapping, Optional, Tuple
 
 from .allocation import Allocation
 from .config import TrainingGPUConfig, as_config
-from .manager import ConfigLike, GPUResourceManager, get_gpu_resource_manager
+from .manager import ConfigLike, GPUResourceManager
 from .models import MlpSpec
-from .plans import PYTORCH, PlanSource, obtain_plan
+from .integration_base import FrameworkIntegration, ProcessWide
+from .plans import PYTORCH, PlanSource, export_environment, obtain_plan
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -109,23 +109,8 @@ class PyTorchSetup:
         }
 
 
-class PyTorchGPUIntegration:
+class PyTorchGPUIntegration(FrameworkIntegration[PyTorchSetup]):
     """Configures PyTorch for a gpurm plan and builds models on it."""
-
-    def __init__(self, manager: Optional[GPUResourceManager] = None) -> None:
-        self._manager = manager
-        self._lock = threading.Lock()
-        self._setup: Optional[PyTorchSetup] = None
-        self._setup_config: Optional[TrainingGPUConfig] = None
-
-    @property
-    def manager(self) -> GPUResourceManager:
-        return self._manager or get_gpu_resource_manager()
-
-    @property
-    def last_setup(self) -> Optional[PyTorchSetup]:
-        """The result of the latest :meth:`setup_pytorch_gpu`, if any."""
-        return self._setup
 
     def setup_pytorch_gpu(self, cfg: ConfigLike = None, allocation: Optional[Allocation] = None) -> PyTorchSetup:
         """Applies the plan for ``cfg`` and returns what was applied.
@@ -151,8 +136,7 @@ class PyTorchGPUIntegration:
         remembers it as the setup for ``config``."""
         plan = source.plan
         warnings = list(source.notes)
-        environment = {str(k): str(v) for k, v in (plan.get("environment") or {}).items()}
-        os.environ.update(environment)
+        environment = export_environment(plan)
 
         import torch
 
@@ -204,8 +188,7 @@ class PyTorchGPUIntegration:
         for warning in warnings:
             if warning != fallback:
                 log.info("PyTorch setup: %s", warning)
-        with self._lock:
-            self._setup, self._setup_config = setup, config
+        self._remember(setup, config)
         return setup
 
     def create_pytorch_model_with_gpu(self, model_config: Mapping[str, Any], cfg: ConfigLike = None,
@@ -217,8 +200,7 @@ class PyTorchGPUIntegration:
         config. The module carries the setup as ``module.gpurm_setup``."""
         spec = MlpSpec.from_config(model_config)
         config = as_config(cfg)
-        with self._lock:
-            setup = self._setup if self._setup_config == config and allocation is None else None
+        setup = self._setup_to_reuse(config, allocation)
         if setup is None:
             setup = self.setup_pytorch_gpu(config, allocation)
 
@@ -299,17 +281,10 @@ def _init_distributed(distributed: Mapping[str, Any], *, on_gpu: bool,
     return True, backend, dist.get_rank(), dist.get_world_size()
 
 
-_integration: Optional[PyTorchGPUIntegration] = None
-_integration_lock = threading.Lock()
+_process_wide: ProcessWide[PyTorchGPUIntegration] = ProcessWide(PyTorchGPUIntegration)
 
 
 def get_pytorch_gpu_integration(manager: Optional[GPUResourceManager] = None) -> PyTorchGPUIntegration:
     """The process-wide PyTorch integration (for ``manager`` when given,
     else for :func:`gpurm.get_gpu_resource_manager`)."""
-    global _integration
-    if manager is not None:
-        return PyTorchGPUIntegration(manager)
-    with _integration_lock:
-        if _integration is None:
-            _integration = PyTorchGPUIntegration()
-        return _integration
+    return _process_wide.get(manager)

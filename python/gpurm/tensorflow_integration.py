@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from .allocation import Allocation
 from .config import TrainingGPUConfig, as_config
-from .manager import ConfigLike, GPUResourceManager, get_gpu_resource_manager
+from .manager import ConfigLike, GPUResourceManager
 from .models import MlpSpec
-from .plans import TENSORFLOW, PlanSource, obtain_plan
+from .integration_base import FrameworkIntegration, ProcessWide
+from .plans import TENSORFLOW, PlanSource, export_environment, obtain_plan
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import tensorflow as tf
@@ -77,23 +77,8 @@ class TensorFlowSetup:
         }
 
 
-class TensorFlowGPUIntegration:
+class TensorFlowGPUIntegration(FrameworkIntegration[TensorFlowSetup]):
     """Configures TensorFlow for a gpurm plan and builds models on it."""
-
-    def __init__(self, manager: Optional[GPUResourceManager] = None) -> None:
-        self._manager = manager
-        self._lock = threading.Lock()
-        self._setup: Optional[TensorFlowSetup] = None
-        self._setup_config: Optional[TrainingGPUConfig] = None
-
-    @property
-    def manager(self) -> GPUResourceManager:
-        return self._manager or get_gpu_resource_manager()
-
-    @property
-    def last_setup(self) -> Optional[TensorFlowSetup]:
-        """The result of the latest :meth:`setup_tensorflow_gpu`, if any."""
-        return self._setup
 
     def setup_tensorflow_gpu(self, cfg: ConfigLike = None, allocation: Optional[Allocation] = None) -> TensorFlowSetup:
         """Applies the plan for ``cfg`` and returns what was applied.
@@ -118,8 +103,7 @@ class TensorFlowGPUIntegration:
         remembers it as the setup for ``config``."""
         plan = source.plan
         warnings = list(source.notes)
-        environment = {str(k): str(v) for k, v in (plan.get("environment") or {}).items()}
-        os.environ.update(environment)
+        environment = export_environment(plan)
 
         import tensorflow as tf
 
@@ -170,8 +154,7 @@ class TensorFlowGPUIntegration:
         for warning in warnings:
             if warning != fallback:
                 log.info("TensorFlow setup: %s", warning)
-        with self._lock:
-            self._setup, self._setup_config = setup, config
+        self._remember(setup, config)
         return setup
 
     def create_tensorflow_model_with_gpu(self, model_config: Mapping[str, Any], cfg: ConfigLike = None,
@@ -186,8 +169,7 @@ class TensorFlowGPUIntegration:
         stays float32."""
         spec = MlpSpec.from_config(model_config)
         config = as_config(cfg)
-        with self._lock:
-            setup = self._setup if self._setup_config == config and allocation is None else None
+        setup = self._setup_to_reuse(config, allocation)
         if setup is None:
             setup = self.setup_tensorflow_gpu(config, allocation)
 
@@ -240,17 +222,10 @@ def _make_strategy(tf: Any, name: str, logical: List[str], plan: Mapping[str, An
     return tf.distribute.get_strategy()
 
 
-_integration: Optional[TensorFlowGPUIntegration] = None
-_integration_lock = threading.Lock()
+_process_wide: ProcessWide[TensorFlowGPUIntegration] = ProcessWide(TensorFlowGPUIntegration)
 
 
 def get_tensorflow_gpu_integration(manager: Optional[GPUResourceManager] = None) -> TensorFlowGPUIntegration:
     """The process-wide TensorFlow integration (for ``manager`` when given,
     else for :func:`gpurm.get_gpu_resource_manager`)."""
-    global _integration
-    if manager is not None:
-        return TensorFlowGPUIntegration(manager)
-    with _integration_lock:
-        if _integration is None:
-            _integration = TensorFlowGPUIntegration()
-        return _integration
+    return _process_wide.get(manager)
