@@ -10,7 +10,6 @@ reports in ``warnings`` whatever it could not apply because that already happene
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
