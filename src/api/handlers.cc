@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/auth.h"
 #include "api/json_codec.h"
 #include "core/clock.h"
 #include "integrations/frameworks/plan.h"
@@ -43,13 +44,6 @@ bool IsUtf8(const std::string& text) {
 
 HttpResponse ErrorResponse(const Status& status) {
   return JsonResponse(HttpStatusFor(status.code()), ErrorJson(status));
-}
-
-// The identity that owns allocations made by this request.
-std::string OwnerOf(const HttpRequest& request, const std::string& body_owner) {
-  std::string owner = request.Header("x-gpurm-owner");
-  if (owner.empty()) owner = body_owner;
-  return owner.empty() ? "anonymous" : owner;
 }
 
 Result<ParsedGpuRequest> ParseRequestBody(const HttpRequest& request) {
@@ -287,7 +281,7 @@ HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
 HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
   if (!parsed.ok()) return ErrorResponse(parsed.status());
-  const std::string owner = OwnerOf(request, parsed->owner);
+  const std::string owner = RequestOwner(request, parsed->owner);
   const std::string idempotency_key = request.Header("idempotency-key");
   if (idempotency_key.size() > 256) {
     return ErrorResponse(InvalidArgument("must be at most 256 characters", "Idempotency-Key"));
@@ -313,6 +307,12 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   if (!result.status.ok()) {
     json body = ErrorJson(result.status);
     body["success"] = false;
+    if (result.status.field() == kOwnerCapField) {
+      // Too many for this owner: the client's to fix by releasing one, so
+      // 429 rather than the 503 of a full disk.
+      body["limit"] = manager.max_allocations_per_owner();
+      return JsonResponse(429, body);
+    }
     if (result.status.code() == StatusCode::kUnschedulableNow ||
         result.status.code() == StatusCode::kUnschedulableNever) {
       body["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
@@ -367,7 +367,12 @@ HttpResponse GetQueueEntry(const ApiContext& context, const HttpRequest& request
 
 // DELETE /queue/{id}: stop waiting (a granted entry's allocation stays).
 HttpResponse CancelQueueEntry(const ApiContext& context, const HttpRequest& request) {
-  Result<QueueEntry> entry = context.manager->CancelQueued(request.path_params.at("id"));
+  const std::string& id = request.path_params.at("id");
+  if (auto found = context.manager->QueueEntryById(id); found.ok()) {
+    const Status allowed = MayActOn(request, found->first.owner, "queue entry " + id);
+    if (!allowed.ok()) return ErrorResponse(allowed);
+  }
+  Result<QueueEntry> entry = context.manager->CancelQueued(id);
   if (!entry.ok()) return ErrorResponse(entry.status());
   return JsonResponse(200, json{{"cancelled", entry->state == QueueState::kCancelled},
                                 {"entry", QueueEntryToJson(*entry, 0)}});
@@ -446,13 +451,28 @@ HttpResponse GetAllocation(const ApiContext& context, const HttpRequest& request
   return JsonResponse(200, AllocationToJson(*allocation));
 }
 
+// kPermissionDenied when the request may not change allocation `id`; OK
+// when it may, or when there is no such allocation (the manager's answer
+// then says so). An allocation's owner never changes, so checking before
+// acting is as good as checking while acting.
+Status MayChangeAllocation(const ApiContext& context, const HttpRequest& request,
+                           const std::string& id) {
+  Result<Allocation> allocation = context.manager->ledger().Get(id);
+  if (!allocation.ok()) return Status::Ok();
+  return MayActOn(request, allocation->owner, "allocation " + id);
+}
+
 HttpResponse DeleteAllocation(const ApiContext& context, const HttpRequest& request) {
+  const Status allowed = MayChangeAllocation(context, request, request.path_params.at("id"));
+  if (!allowed.ok()) return ErrorResponse(allowed);
   Result<Allocation> released = context.manager->Release(request.path_params.at("id"));
   if (!released.ok()) return ErrorResponse(released.status());
   return JsonResponse(200, json{{"released", true}, {"allocation", AllocationToJson(*released)}});
 }
 
 HttpResponse Heartbeat(const ApiContext& context, const HttpRequest& request) {
+  const Status allowed = MayChangeAllocation(context, request, request.path_params.at("id"));
+  if (!allowed.ok()) return ErrorResponse(allowed);
   Result<Allocation> renewed = context.manager->Heartbeat(request.path_params.at("id"));
   if (!renewed.ok()) return ErrorResponse(renewed.status());
   return JsonResponse(200, json{{"allocation", AllocationToJson(*renewed)}});
@@ -473,6 +493,8 @@ HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
     if (!id.is_string() || id.get_ref<const std::string&>().empty()) {
       return ErrorResponse(InvalidArgument("expected a non-empty string", "allocation_id"));
     }
+    const Status allowed = MayChangeAllocation(context, request, id.get<std::string>());
+    if (!allowed.ok()) return ErrorResponse(allowed);
     released = context.manager->Release(id.get<std::string>());
   } else {
     const json node = body->value("node_name", json());
@@ -487,8 +509,9 @@ HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
     const std::string body_owner = body->contains("owner") && (*body)["owner"].is_string()
                                        ? (*body)["owner"].get<std::string>()
                                        : "";
-    released = context.manager->ReleaseOnNode(OwnerOf(request, body_owner), node.get<std::string>(),
-                                              static_cast<int>(count.get<int64_t>()));
+    released =
+        context.manager->ReleaseOnNode(RequestOwner(request, body_owner), node.get<std::string>(),
+                                       static_cast<int>(count.get<int64_t>()));
   }
   if (!released.ok()) return ErrorResponse(released.status());
   return JsonResponse(200, json{{"released", json::array({released->id})},
@@ -802,7 +825,9 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   auto bind = [ctx](HttpResponse (*handler)(const ApiContext&, const HttpRequest&)) {
     return [ctx, handler](const HttpRequest& request) { return handler(*ctx, request); };
   };
-  router.Add("GET", base + "/health", bind(Health));
+  // GET routes need a viewer, others a user (Router::Add), when tokens are
+  // required; whose allocation a user may change is the handlers' check.
+  router.Add("GET", base + "/health", Access::kPublic, bind(Health));
   router.Add("GET", base + "/status", bind(StatusEndpoint));
   router.Add("GET", base + "/nodes", bind(Nodes));
   router.Add("POST", base + "/allocate", bind(Allocate));
@@ -825,7 +850,7 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   router.Add("POST", base + "/monitoring/refresh", bind(RefreshMonitoring));
   router.Add("GET", base + "/events", bind(Events));
   router.Add("GET", "/metrics", bind(Metrics));
-  router.Add("GET", "/api/v1/openapi.json", bind(OpenApi));
+  router.Add("GET", "/api/v1/openapi.json", Access::kPublic, bind(OpenApi));
 }
 
 }  // namespace gpurm

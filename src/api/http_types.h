@@ -6,10 +6,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "auth/tokens.h"
 
 namespace gpurm {
 
@@ -21,6 +24,10 @@ struct HttpRequest {
   std::map<std::string, std::string> path_params;  // Filled by the router.
   std::string body;
   std::string remote_address;
+  // Who sent it: set by the router once the bearer token is verified
+  // (Router::RequireTokens); nullopt when access control is off or the
+  // route is public.
+  std::optional<Principal> principal;
 
   // Splits "/a/b?x=1&y=%20" into path and query (percent-decoded).
   void SetTarget(std::string_view target);

@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "api/auth.h"
 #include "api/json_codec.h"
 #include "integrations/frameworks/plan.h"
 
@@ -126,8 +127,7 @@ HttpResponse CreateJob(const JobsContext& context, const HttpRequest& request) {
   body->erase("job");
   Result<ParsedGpuRequest> parsed = ParseGpuRequest(*body);
   if (!parsed.ok()) return ErrorResponse(parsed.status());
-  std::string owner = request.Header("x-gpurm-owner");
-  if (owner.empty()) owner = parsed->owner.empty() ? "anonymous" : parsed->owner;
+  const std::string owner = RequestOwner(request, parsed->owner);
   // Checked before allocating: a bad name must not hold GPUs.
   {
     kube::JobSpec probe;
@@ -150,7 +150,8 @@ HttpResponse CreateJob(const JobsContext& context, const HttpRequest& request) {
       error["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
       error["would_fit"] = WouldFitToJson(result.diagnosis.would_fit);
     }
-    return JsonResponse(HttpStatusFor(result.status.code()), error);
+    const bool over_cap = result.status.field() == kOwnerCapField;  // As for /allocate.
+    return JsonResponse(over_cap ? 429 : HttpStatusFor(result.status.code()), error);
   }
   const Allocation& allocation = *result.allocation;
 
@@ -247,9 +248,10 @@ HttpResponse Leader(const JobsContext& context) {
 }  // namespace
 
 void RegisterJobRoutes(const JobsContext& context, Router& router) {
-  router.Add("POST", "/api/v1/gpu/jobs",
+  router.Add("POST", "/api/v1/gpu/jobs", Access::kUser,
              [&context](const HttpRequest& request) { return CreateJob(context, request); });
-  router.Add("GET", "/api/v1/gpu/leader",
+  // The Deployment's readiness probe, which has no token.
+  router.Add("GET", "/api/v1/gpu/leader", Access::kPublic,
              [&context](const HttpRequest&) { return Leader(context); });
 }
 

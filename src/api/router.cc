@@ -1,5 +1,7 @@
 #include "api/router.h"
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "api/json_codec.h"
@@ -26,14 +28,40 @@ int HexValue(char c) {
   return -1;
 }
 
-HttpResponse JsonError(int http_status, StatusCode code, const std::string& message) {
+HttpResponse JsonError(int http_status, StatusCode code, const std::string& message,
+                       const std::string& field = "") {
   HttpResponse response;
   response.status = http_status;
   // The message may quote the request's path, which need not be UTF-8.
-  response.body = ErrorJson(Status(code, message))
+  response.body = ErrorJson(Status(code, message, field))
                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
+
+// RFC 6750: a 401 names the scheme, and the error when a token was given.
+HttpResponse Unauthorized(const std::string& message, const char* bearer_error) {
+  HttpResponse response = JsonError(401, StatusCode::kUnauthenticated, message, "Authorization");
+  std::string challenge = "Bearer realm=\"gpurm\"";
+  if (bearer_error != nullptr) challenge += std::string(", error=\"") + bearer_error + "\"";
+  response.headers.emplace_back("WWW-Authenticate", std::move(challenge));
+  return response;
+}
+
+const char* AccessName(Access access) {
+  switch (access) {
+    case Access::kPublic:
+      return "anyone";
+    case Access::kViewer:
+      return "viewer";
+    case Access::kUser:
+      return "user";
+    case Access::kAdmin:
+      return "admin";
+  }
+  return "admin";
+}
+
+bool ChangesState(const std::string& method) { return method != "GET" && method != "HEAD"; }
 
 }  // namespace
 
@@ -80,9 +108,43 @@ std::string HttpRequest::Header(const std::string& name) const {
 }
 
 void Router::Add(std::string method, std::string pattern, Handler handler) {
+  const Access access = ChangesState(method) ? Access::kUser : Access::kViewer;
+  Add(std::move(method), std::move(pattern), access, std::move(handler));
+}
+
+void Router::Add(std::string method, std::string pattern, Access access, Handler handler) {
   std::vector<std::string> segments = SplitPath(pattern);
-  routes_.push_back(
-      Route{std::move(method), std::move(pattern), std::move(segments), std::move(handler)});
+  routes_.push_back(Route{std::move(method), std::move(pattern), std::move(segments), access,
+                          std::move(handler)});
+}
+
+std::optional<HttpResponse> Router::Authorize(const Route& route, HttpRequest* request) const {
+  if (!authenticate_ || route.access == Access::kPublic) return std::nullopt;
+  const std::string header = request->Header("authorization");
+  if (header.empty()) {
+    return Unauthorized("this endpoint needs a bearer token (Authorization: Bearer <token>)",
+                        nullptr);
+  }
+  // The scheme is case-insensitive (RFC 7235); the token follows one space.
+  constexpr std::string_view kScheme = "bearer ";
+  const bool bearer =
+      header.size() > kScheme.size() &&
+      std::equal(kScheme.begin(), kScheme.end(), header.begin(),
+                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+  if (!bearer) {
+    return Unauthorized("expected \"Authorization: Bearer <token>\"", "invalid_request");
+  }
+  std::optional<Principal> principal =
+      authenticate_(std::string_view(header).substr(kScheme.size()));
+  if (!principal) return Unauthorized("unknown or revoked token", "invalid_token");
+  if (static_cast<int>(principal->role) < static_cast<int>(route.access)) {
+    return JsonError(403, StatusCode::kPermissionDenied,
+                     "\"" + principal->name + "\" has role " + RoleName(principal->role) + "; " +
+                         request->method + " " + route.pattern + " needs " +
+                         AccessName(route.access));
+  }
+  request->principal = std::move(principal);
+  return std::nullopt;
 }
 
 std::string Router::RouteOf(const HttpRequest& request) const {
@@ -121,7 +183,10 @@ HttpResponse Router::Dispatch(HttpRequest request) const {
       continue;
     }
     request.path_params = std::move(params);
-    return route.handler(request);
+    std::optional<HttpResponse> refused = Authorize(route, &request);
+    HttpResponse response = refused ? std::move(*refused) : route.handler(request);
+    if (audit_ && ChangesState(route.method)) audit_(request, response);
+    return response;
   }
   if (!allowed.empty()) {
     HttpResponse response =

@@ -1,24 +1,55 @@
 // Router: maps (method, path pattern) to a handler. Patterns are literal
 // segments and `{name}` captures: "/api/v1/gpu/allocations/{id}".
+//
+// Access control happens here, once, for every route: each route declares
+// the least role that may call it (Access), and with RequireTokens the
+// router verifies the request's bearer token before running the handler,
+// answering 401 (no or unknown token) or 403 (role too low) itself, and
+// hands the verified identity to the handler in HttpRequest::principal.
+// Handlers only decide what depends on the object (whose allocation it is).
 #ifndef GPURM_API_ROUTER_H_
 #define GPURM_API_ROUTER_H_
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/http_types.h"
+#include "auth/tokens.h"
 
 namespace gpurm {
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
-// Not thread-safe to Add; Dispatch is const and safe from many threads.
+// The least role a route needs when tokens are required. kPublic routes are
+// never authenticated (liveness, the dashboard's static files).
+enum class Access { kPublic = 0, kViewer = 1, kUser = 2, kAdmin = 3 };
+
+// The identity a bearer token belongs to, or nullopt (e.g. TokenStore).
+using Authenticator = std::function<std::optional<Principal>(std::string_view token)>;
+// Told about every request to a route that changes state (any method but
+// GET and HEAD) after it was answered, refusals included; the request
+// carries the verified principal, if any.
+using AuditSink = std::function<void(const HttpRequest&, const HttpResponse&)>;
+
+// Not thread-safe to Add or configure; Dispatch is const and safe from many
+// threads (the authenticator and the sink must be thread-safe).
 class Router {
  public:
+  // A route with the default access: kViewer for GET and HEAD, kUser for
+  // anything else.
   void Add(std::string method, std::string pattern, Handler handler);
+  void Add(std::string method, std::string pattern, Access access, Handler handler);
+  // Turns access control on: non-public routes need "Authorization: Bearer
+  // <token>" that `authenticate` accepts.
+  void RequireTokens(Authenticator authenticate) { authenticate_ = std::move(authenticate); }
+  void SetAuditSink(AuditSink sink) { audit_ = std::move(sink); }
+
   // Runs the matching handler. Unknown path: 404; known path, other method:
-  // 405 with an Allow header. Both with a JSON error body.
+  // 405 with an Allow header; no or bad token: 401 with WWW-Authenticate;
+  // too low a role: 403. All with a JSON error body.
   HttpResponse Dispatch(HttpRequest request) const;
   // The pattern of the route matching the request's path (whatever its
   // method), e.g. "/api/v1/gpu/allocations/{id}"; "" when none does. For
@@ -30,9 +61,15 @@ class Router {
     std::string method;
     std::string pattern;
     std::vector<std::string> segments;
+    Access access;
     Handler handler;
   };
+  // Sets request->principal, or returns the 401/403 answer.
+  std::optional<HttpResponse> Authorize(const Route& route, HttpRequest* request) const;
+
   std::vector<Route> routes_;
+  Authenticator authenticate_;
+  AuditSink audit_;
 };
 
 }  // namespace gpurm

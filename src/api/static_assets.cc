@@ -115,14 +115,16 @@ HttpResponse ServeStaticAsset(const StaticAsset& asset, const HttpRequest& reque
   return response;
 }
 
+// Public even when tokens are required: the files hold no data (the
+// dashboard's API calls are what need a token).
 void RegisterStaticAssets(std::span<const StaticAsset> assets, Router& router) {
   for (const StaticAsset& asset : assets) {
     if (asset.name == kIndexName) {
-      router.Add("GET", "/",
+      router.Add("GET", "/", Access::kPublic,
                  [&asset](const HttpRequest& request) { return ServeStaticAsset(asset, request); });
     }
   }
-  router.Add("GET", "/ui/{name}", [assets](const HttpRequest& request) {
+  router.Add("GET", "/ui/{name}", Access::kPublic, [assets](const HttpRequest& request) {
     const std::string& name = request.path_params.at("name");
     for (const StaticAsset& asset : assets) {
       if (asset.name == name) return ServeStaticAsset(asset, request);

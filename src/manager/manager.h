@@ -83,6 +83,7 @@ class GpuManager {
   // of one owner cannot exceed it; a request over it gets kResourceExhausted
   // with field kOwnerCapField. Call before the manager is shared.
   void set_max_allocations_per_owner(int cap) { max_allocations_per_owner_ = cap; }
+  int max_allocations_per_owner() const { return max_allocations_per_owner_; }
 
   // Places the request now, or -- with wait.wait and when it could ever fit
   // -- queues it (result.queued). A request of no higher priority than the
