@@ -325,6 +325,36 @@ Status ReadTls(const Parser& parser, const Entry& section, TlsConfig* tls) {
   return Status::Ok();
 }
 
+Status ReadBool(const Parser& parser, const Entry& entry, bool* out) {
+  const std::string text = entry.value.IsScalar() ? entry.value.Scalar() : "";
+  if (text != "true" && text != "false") {
+    return parser.Error(entry.mark, entry.path,
+                        "expected true or false, got " + Describe(entry.value));
+  }
+  *out = text == "true";
+  return Status::Ok();
+}
+
+// server.auth: whether the token file loads is checked at start-up, naming
+// the path and line.
+Status ReadAuth(const Parser& parser, const Entry& section, AuthConfig* auth) {
+  Result<std::vector<Entry>> entries =
+      Section(parser, section, {"tokens_file", "allow_unauthenticated", "audit_log"});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "tokens_file") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &auth->tokens_file);
+    } else if (entry.key == "allow_unauthenticated") {
+      status = ReadBool(parser, entry, &auth->allow_unauthenticated);
+    } else {  // audit_log
+      status = ReadString(parser, entry, /*allow_empty=*/true, &auth->audit_log);
+    }
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
 Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
   Result<std::vector<Entry>> entries = Section(parser, section,
                                                {"listen",
@@ -346,7 +376,9 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                                                 "max_connections_per_client",
                                                 "rate_limit_rps",
                                                 "rate_limit_burst",
-                                                "tls"});
+                                                "tls",
+                                                "auth",
+                                                "max_allocations_per_owner"});
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   const auto non_negative = [](double v) { return v >= 0; };
@@ -354,6 +386,11 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
     Status status;
     if (entry.key == "tls") {
       status = ReadTls(parser, entry, &server->tls);
+    } else if (entry.key == "auth") {
+      status = ReadAuth(parser, entry, &server->auth);
+    } else if (entry.key == "max_allocations_per_owner") {
+      status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
+                       &server->max_allocations_per_owner);
     } else if (entry.key == "max_header_bytes") {
       status = ReadInt(parser, entry, 1024, 1 << 20, "a number of bytes from 1024 to 1048576",
                        &server->max_header_bytes);

@@ -22,6 +22,15 @@ struct TlsConfig {
   std::string client_ca_file;  // When set, clients must present a certificate it signed.
 };
 
+// Access control (docs/SECURITY.md): bearer tokens from a file. No
+// tokens_file = every endpoint open, which is only allowed on a loopback
+// listen address unless allow_unauthenticated says otherwise.
+struct AuthConfig {
+  std::string tokens_file;             // `gpurm token create` writes it; re-read when it changes.
+  bool allow_unauthenticated = false;  // Serve a non-loopback address without tokens.
+  std::string audit_log;               // Empty: <server.log_dir>/audit.log.
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8000";  // HOST:PORT
   std::string data_dir = "data";          // SQLite ledger lives here.
@@ -47,6 +56,9 @@ struct ServerConfig {
   double rate_limit_rps = 0;               // Requests per second per remote address; 0 = no limit.
   double rate_limit_burst = 0;             // Bucket size; 0 = max(1, rate_limit_rps). Beyond: 429.
   TlsConfig tls;
+  AuthConfig auth;
+  // Active plus queued allocations one owner may hold; 0 = no cap. Beyond: 429.
+  int64_t max_allocations_per_owner = 0;
 };
 
 // Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's

@@ -274,7 +274,15 @@ INSTANTIATE_TEST_SUITE_P(
                   "required when client_ca_file is set"},
         BadConfig{"server:\n  tls:\n    cert: a.pem\n", "server.tls.cert",
                   "unknown key 'server.tls.cert'; did you mean 'server.tls.cert_file'?"},
-        BadConfig{"server: {tls: [a]}", "server.tls", "expected a mapping"}));
+        BadConfig{"server: {tls: [a]}", "server.tls", "expected a mapping"},
+        BadConfig{"server:\n  auth:\n    allow_unauthenticated: yes\n",
+                  "server.auth.allow_unauthenticated",
+                  "gpu_config.yaml:3: server.auth.allow_unauthenticated: expected true or false, "
+                  "got \"yes\""},
+        BadConfig{"server:\n  auth:\n    token_file: t\n", "server.auth.token_file",
+                  "did you mean 'server.auth.tokens_file'?"},
+        BadConfig{"server: {max_allocations_per_owner: -1}", "server.max_allocations_per_owner",
+                  "expected an integer from 0 (no cap) to 1000000, got \"-1\""}));
 
 TEST(ConfigTest, ServerLimitsAndTls) {
   const Config defaults = Parse("");
@@ -304,6 +312,24 @@ TEST(ConfigTest, ServerLimitsAndTls) {
   EXPECT_EQ(config.server.tls.cert_file, "/etc/gpurm/server.pem");
   EXPECT_EQ(config.server.tls.key_file, "/etc/gpurm/server.key");
   EXPECT_EQ(config.server.tls.client_ca_file, "/etc/gpurm/clients.pem");
+}
+
+TEST(ConfigTest, ServerAuthAndAllocationCap) {
+  const Config defaults = Parse("");
+  EXPECT_TRUE(defaults.server.auth.tokens_file.empty());  // Open, on loopback only.
+  EXPECT_FALSE(defaults.server.auth.allow_unauthenticated);
+  EXPECT_EQ(defaults.server.max_allocations_per_owner, 0);
+  const Config config = Parse(R"(server:
+  max_allocations_per_owner: 4
+  auth:
+    tokens_file: /etc/gpurm/tokens
+    allow_unauthenticated: true
+    audit_log: /var/log/gpurm/audit.log
+)");
+  EXPECT_EQ(config.server.max_allocations_per_owner, 4);
+  EXPECT_EQ(config.server.auth.tokens_file, "/etc/gpurm/tokens");
+  EXPECT_TRUE(config.server.auth.allow_unauthenticated);
+  EXPECT_EQ(config.server.auth.audit_log, "/var/log/gpurm/audit.log");
 }
 
 TEST(ConfigTest, SyntaxErrorNamesTheLine) {
