@@ -64,12 +64,13 @@ DaemonProcess::~DaemonProcess() {
 bool DaemonProcess::Start(std::string* error) {
   const int port = FreePort();
   const std::string listen = "127.0.0.1:" + std::to_string(port);
-  base_url_ = "http://" + listen;
-  std::vector<std::string> args = {GpurmBinary(), "serve",
-                                   "--listen",    listen,
-                                   "--data-dir",  work_dir_ + "/data",
-                                   "--log-dir",   work_dir_ + "/logs",
-                                   "--config",    SourceDir() + "/gpu_config.yaml"};
+  base_url_ = (tls_ ? "https://" : "http://") + listen;
+  std::vector<std::string> args = {
+      GpurmBinary(), "serve",
+      "--listen",    listen,
+      "--data-dir",  work_dir_ + "/data",
+      "--log-dir",   work_dir_ + "/logs",
+      "--config",    config_path_.empty() ? SourceDir() + "/gpu_config.yaml" : config_path_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   // Everything the child needs is prepared before fork: the child of a
   // multi-threaded process may only make async-signal-safe calls until exec.
@@ -87,6 +88,7 @@ bool DaemonProcess::Start(std::string* error) {
   cli::HttpClientOptions options;
   options.base_url = base_url_;
   options.timeout = std::chrono::milliseconds(2000);
+  options.tls = tls_;
   cli::HttpClient client(options);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -124,6 +126,7 @@ int DaemonProcess::Terminate() {
 cli::HttpClient DaemonProcess::Client(const std::string& owner) const {
   cli::HttpClientOptions options;
   options.base_url = base_url_;
+  options.tls = tls_;
   if (!owner.empty()) options.headers.emplace_back("X-Gpurm-Owner", owner);
   return cli::HttpClient(options);
 }

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,13 @@ class DaemonProcess {
   DaemonProcess(std::string work_dir, std::vector<std::string> extra_args);
   ~DaemonProcess();  // Kills the daemon if still running.
 
+  // Before Start: the config file to serve with, in place of the
+  // repository's gpu_config.yaml.
+  void set_config(std::string config_path) { config_path_ = std::move(config_path); }
+  // Before Start: the daemon serves https (its config names the
+  // certificate); the health check and Client() verify it with `tls`.
+  void set_tls(cli::TlsClientOptions tls) { tls_ = std::move(tls); }
+
   // Starts the daemon and waits (bounded) until /health answers 200.
   // Returns false with the log's tail in `error` when it does not.
   bool Start(std::string* error);
@@ -34,12 +42,15 @@ class DaemonProcess {
   int Terminate();
 
   const std::string& base_url() const { return base_url_; }
+  pid_t pid() const { return pid_; }
   cli::HttpClient Client(const std::string& owner = "") const;
   std::string LogTail() const;
 
  private:
   std::string work_dir_;
   std::vector<std::string> extra_args_;
+  std::string config_path_;
+  std::optional<cli::TlsClientOptions> tls_;
   std::string base_url_;
   pid_t pid_ = -1;
 };
