@@ -20,6 +20,7 @@
 #include "api/static_assets.h"
 #include "config/config.h"
 #include "core/clock.h"
+#include "daemon/access_control.h"
 #include "daemon/kubernetes_mode.h"
 #include "daemon/logging.h"
 #include "daemon/openapi_document.h"
@@ -185,6 +186,11 @@ int RunServe(const ServeOptions& options) {
     return 2;
   }
   spdlog::logger& log = **logger;
+  Result<std::unique_ptr<AccessControl>> access = AccessControl::Open(*config, listen->first, &log);
+  if (!access.ok()) {
+    log.critical("configuration error: {}", access.status().message());  // Also on stderr.
+    return 2;
+  }
 
   // Kubernetes mode: inventory, ledger and placement from the cluster.
   std::unique_ptr<KubernetesMode> kubernetes;
@@ -204,20 +210,25 @@ int RunServe(const ServeOptions& options) {
     return 1;
   }
 
+  SystemClock clock;
   std::unique_ptr<InventoryProvider> provider;
   if (kubernetes) {
     provider = kubernetes->TakeProvider();
   } else if (!config->server.inventory.empty()) {
     provider = std::make_unique<StaticProvider>(config->server.inventory, config->gpu_memory_specs);
   } else {
-    provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs);
+    LocalProviderOptions local = LocalProviderOptions::FromEnvironment();
+    local.sample_timeout =
+        std::chrono::milliseconds(std::llround(config->server.monitor_sample_timeout_s * 1000.0));
+    local.clock = &clock;
+    provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs, local);
   }
-  SystemClock clock;
   const size_t history_capacity = static_cast<size_t>(
       std::max(1.0, std::ceil(config->server.monitor_history_s / config->monitor_update_interval)));
   Inventory inventory(std::move(provider), &clock, history_capacity);
   GpuManager manager(&inventory, kubernetes ? kubernetes->ledger() : ledger->get(), &clock,
                      config->server.policy);
+  manager.set_max_allocations_per_owner(static_cast<int>(config->server.max_allocations_per_owner));
 
   // The sampler is the only caller of the provider; its first pass starts
   // now, and /health answers 503 until it has published a snapshot.
@@ -240,6 +251,7 @@ int RunServe(const ServeOptions& options) {
   RegisterApiRoutes(context, router);
   if (kubernetes) kubernetes->Serve(&manager, router);
   RegisterStaticAssets(WebAssets(), router);  // The dashboard at /.
+  (*access)->Install(router);
 
   HttpServerOptions server_options;
   server_options.host = listen->first;
@@ -287,8 +299,11 @@ int RunServe(const ServeOptions& options) {
     int signal_number = 0;
     // SIGHUP reloads and goes on waiting; SIGTERM and SIGINT stop.
     while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+      // The token file is also re-read whenever it changes; this forces it.
+      (*access)->Reload();
       if (!tls) {
-        log.info("received SIGHUP: nothing to reload (TLS is off)");
+        log.info("received SIGHUP: {} (TLS is off)",
+                 (*access)->tokens_required() ? "token file re-read" : "nothing to reload");
         continue;
       }
       const Status reloaded = server.ReloadTls();
