@@ -25,10 +25,13 @@ Status Inventory::Refresh() {
   snapshot->taken_unix_ms = clock_->NowUnixMs();
   snapshot->generation = snapshot_ ? snapshot_->generation + 1 : 1;
 
+  provider_cpu_seconds_ += report->worker_cpu_seconds;
+  const std::unordered_set<std::string> stale(report->stale_gpus.begin(), report->stale_gpus.end());
   std::unordered_set<std::string> present;
   for (const Node& node : snapshot->nodes) {
     for (const Gpu& gpu : node.gpus) {
       present.insert(gpu.uuid);
+      if (stale.contains(gpu.uuid)) continue;  // History holds measurements only.
       std::deque<GpuSample>& samples = history_[gpu.uuid];
       samples.push_back(GpuSample{snapshot->taken_unix_ms, gpu.utilization, gpu.memory_used_mib,
                                   gpu.temperature_c, gpu.power_w});
@@ -52,6 +55,11 @@ std::shared_ptr<const InventorySnapshot> Inventory::Snapshot() const {
 std::vector<std::string> Inventory::Notes() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return notes_;
+}
+
+double Inventory::ProviderCpuSeconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return provider_cpu_seconds_;
 }
 
 Status Inventory::LastError() const {

@@ -36,8 +36,9 @@ class Inventory {
             size_t history_capacity);
 
   // Asks the provider; on success publishes a new snapshot (generation + 1)
-  // and appends one history sample per GPU. On failure keeps the previous
-  // snapshot and returns the provider's error.
+  // and appends one history sample per GPU whose values are fresh (not for
+  // the provider's stale GPUs). On failure keeps the previous snapshot and
+  // returns the provider's error.
   Status Refresh();
 
   // The last published snapshot; nullptr until a Refresh has succeeded.
@@ -47,6 +48,9 @@ class Inventory {
   // OK, or the error of the last Refresh when it failed.
   Status LastError() const;
   std::string provider_name() const { return provider_name_; }
+  // CPU time the provider's own threads (sampling workers) spent, summed
+  // over refreshes; the refreshing thread's CPU clock does not see it.
+  double ProviderCpuSeconds() const;
   // Samples of one GPU taken at or after `since_unix_ms`, oldest first.
   std::vector<GpuSample> History(const std::string& gpu_uuid, int64_t since_unix_ms) const;
 
@@ -61,6 +65,7 @@ class Inventory {
   std::shared_ptr<const InventorySnapshot> snapshot_;
   std::vector<std::string> notes_;
   Status last_error_;
+  double provider_cpu_seconds_ = 0;
   std::unordered_map<std::string, std::deque<GpuSample>> history_;
 };
 

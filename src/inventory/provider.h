@@ -17,9 +17,18 @@ struct DiscoveryReport {
   // Human-readable findings, one per back end or problem, e.g.
   // "nvidia: libnvidia-ml.so.1 not found". Shown in /health and the log.
   std::vector<std::string> notes;
+  // UUIDs of GPUs whose values are not from this call but older (their
+  // sampling timed out; they are reported unhealthy, with the reason): the
+  // inventory adds no history sample for them.
+  std::vector<std::string> stale_gpus;
+  // CPU time the provider's own threads spent on this call (the sampling
+  // workers), which the calling thread's CPU clock does not see.
+  double worker_cpu_seconds = 0;
 };
 
 // Thread-compatible: the Inventory calls Discover from one thread at a time.
+// Discover's time must be bounded even when a vendor call hangs (the sampler
+// waits for it): LocalProvider bounds it with a per-GPU deadline.
 class InventoryProvider {
  public:
   virtual ~InventoryProvider() = default;

@@ -126,6 +126,7 @@ void Sampler::Run() {
 SampleReport Sampler::Pass() {
   SampleReport report;
   const double cpu_start = ThreadCpuSeconds();
+  const double provider_cpu_start = inventory_->ProviderCpuSeconds();
   const auto wall_start = std::chrono::steady_clock::now();
   report.unix_ms = clock_->NowUnixMs();
   report.status = inventory_->Refresh();
@@ -151,7 +152,8 @@ SampleReport Sampler::Pass() {
       report.notable_events[i].sequence = first_sequence + notable[i];
     }
   }
-  report.cpu_seconds = ThreadCpuSeconds() - cpu_start;
+  report.cpu_seconds =
+      ThreadCpuSeconds() - cpu_start + (inventory_->ProviderCpuSeconds() - provider_cpu_start);
   report.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return report;

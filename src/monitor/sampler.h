@@ -1,8 +1,10 @@
 // Sampler: the one thread that asks the inventory's provider for fresh
 // readings, every monitor_update_interval seconds and on demand, and turns
 // them into change events. Providers are only ever called from this thread,
-// never from HTTP threads; the API reads the published snapshot and the
-// per-GPU history the Inventory keeps.
+// never from HTTP threads (LocalProvider fans each GPU's vendor calls out to
+// a worker of its own and waits for them at most its per-GPU deadline, so a
+// hung GPU neither stalls the others nor makes a pass unbounded); the API
+// reads the published snapshot and the per-GPU history the Inventory keeps.
 #ifndef GPURM_MONITOR_SAMPLER_H_
 #define GPURM_MONITOR_SAMPLER_H_
 
@@ -35,7 +37,9 @@ struct SampleReport {
   size_t nodes = 0;
   size_t gpus = 0;
   size_t events = 0;
-  double cpu_seconds = 0;   // CPU time the pass spent on the sampler thread.
+  // CPU time the pass spent on the sampler thread and the provider's
+  // sampling workers (a worker's time counts when its job finishes).
+  double cpu_seconds = 0;
   double wall_seconds = 0;  // Elapsed (steady clock) time of the pass.
   // The events worth a log line: health transitions and GPUs that appeared
   // (after the first pass) or disappeared. Numbered as published.
@@ -47,7 +51,7 @@ struct SamplerStats {
   uint64_t failures = 0;     // Passes whose provider call failed.
   uint64_t events = 0;       // Change events published.
   uint64_t gpu_samples = 0;  // GPUs summed over successful passes.
-  double cpu_seconds = 0;    // Sampler-thread CPU time summed over passes.
+  double cpu_seconds = 0;    // SampleReport::cpu_seconds summed over passes.
   int64_t last_pass_unix_ms = 0;
   double last_pass_wall_seconds = 0;
 };

@@ -139,6 +139,21 @@ TEST_F(SamplerTest, KeepsTheInventoryHistoryBounded) {
   EXPECT_EQ(history.front().unix_ms, clock_.NowUnixMs() - 2 * kIntervalMs);
 }
 
+TEST_F(SamplerTest, StaleGpusGetNoHistoryAndProviderThreadsCountAsSamplerCpu) {
+  sampler_->Start();
+  sampler_->Sync();
+  const double cpu_before = sampler_->stats().cpu_seconds;
+  // GPU 1's sampling timed out (LocalProvider's report); its workers spent 5 s.
+  script_->SetStale({"n1-gpu1"}, 5.0);
+  clock_.AdvanceMs(kIntervalMs);
+  sampler_->Sync();
+  EXPECT_EQ(inventory_->History("n1-gpu0", 0).size(), 2u);
+  EXPECT_EQ(inventory_->History("n1-gpu1", 0).size(), 1u);
+  EXPECT_GE(sampler_->stats().cpu_seconds - cpu_before, 5.0);
+  EXPECT_GE(Reports().back().cpu_seconds, 5.0);
+  EXPECT_EQ(inventory_->ProviderCpuSeconds(), 5.0);
+}
+
 TEST_F(SamplerTest, AFailingProviderKeepsTheLastSnapshotAndIsReported) {
   sampler_->Start();
   sampler_->Sync();

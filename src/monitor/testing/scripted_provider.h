@@ -53,13 +53,27 @@ class Script {
     ++calls_;
     last_caller_ = std::this_thread::get_id();
     if (!failure_.empty()) return Unavailable(failure_);
-    return DiscoveryReport{nodes_, {"scripted"}};
+    DiscoveryReport report;
+    report.nodes = nodes_;
+    report.notes = {"scripted"};
+    report.stale_gpus = stale_gpus_;
+    report.worker_cpu_seconds = worker_cpu_seconds_;
+    return report;
+  }
+  // What the following answers say about GPUs whose values are stale and
+  // about CPU time spent on provider threads (as LocalProvider reports them).
+  void SetStale(std::vector<std::string> uuids, double worker_cpu_seconds) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stale_gpus_ = std::move(uuids);
+    worker_cpu_seconds_ = worker_cpu_seconds;
   }
 
  private:
   mutable std::mutex mutex_;
   std::vector<Node> nodes_;
   std::string failure_;
+  std::vector<std::string> stale_gpus_;
+  double worker_cpu_seconds_ = 0;
   int64_t calls_ = 0;
   std::thread::id last_caller_;
 };

@@ -10,10 +10,13 @@
 // struct and whose PCI info fills only the legacy bus id.
 //
 // Like a driver, it keeps process-wide state (the loaded machine), reloaded
-// whenever the first nvmlInit after a full shutdown happens. Not thread-safe:
-// tests call it from one thread.
+// whenever the first nvmlInit after a full shutdown happens. Device queries
+// only read that state, so (as with NVML) threads may query devices at the
+// same time; init, shutdown, event registration and event sets are for one
+// thread at a time.
 #define NVML_NO_UNVERSIONED_FUNC_DEFS
 #include <nvml.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -55,8 +58,19 @@ struct Machine {
 std::unique_ptr<Machine> g_machine;  // Loaded by the first nvmlInit.
 int g_init_count = 0;
 
-// The scripted failure of `call` on `gpu` (or machine-wide), else success.
+// Blocks while the file the spec's `hang` entry for `call` names exists, as a
+// call on a GPU that fell off the bus can block; the test removes the file to
+// let it return.
+void HangWhileScripted(const json& spec, const char* call) {
+  if (!spec.contains("hang") || !spec["hang"].contains(call)) return;
+  const std::string path = spec["hang"][call].get<std::string>();
+  while (access(path.c_str(), F_OK) == 0) usleep(2000);
+}
+
+// The scripted failure of `call` on `gpu` (or machine-wide), else success;
+// after the scripted hang, if any.
 nvmlReturn_t Scripted(const json& spec, const char* call) {
+  HangWhileScripted(spec, call);
   if (spec.contains("errors") && spec["errors"].contains(call)) {
     return static_cast<nvmlReturn_t>(spec["errors"][call].get<int>());
   }

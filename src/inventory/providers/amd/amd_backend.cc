@@ -166,25 +166,20 @@ class AmdBackend final : public VendorBackend {
     return scan;
   }
 
-  void Sample(std::vector<Gpu>* gpus, std::vector<std::string>* notes) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      Gpu& gpu = (*gpus)[i];
-      if (devices_[i].rsmi_index) {
-        SampleRocmSmi(*devices_[i].rsmi_index, &gpu, notes);
-      } else {
-        SampleSysfs(devices_[i].dir, &gpu);
-      }
+  void Sample(size_t i, Gpu* gpu, std::vector<std::string>* notes) override {
+    if (i >= devices_.size()) return;
+    if (devices_[i].rsmi_index) {
+      SampleRocmSmi(*devices_[i].rsmi_index, gpu, notes);
+    } else {
+      SampleSysfs(devices_[i].dir, gpu);
     }
   }
 
-  void Health(std::vector<Gpu>* gpus, std::vector<std::string>* /*notes*/) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      Gpu& gpu = (*gpus)[i];
-      gpu.healthy = !(gpu.ecc_double_bit_errors && *gpu.ecc_double_bit_errors > 0);
-      gpu.health_reason =
-          gpu.healthy ? ""
-                      : std::to_string(*gpu.ecc_double_bit_errors) + " uncorrectable ECC error(s)";
-    }
+  void Health(size_t /*i*/, Gpu* gpu, std::vector<std::string>* /*notes*/) override {
+    gpu->healthy = !(gpu->ecc_double_bit_errors && *gpu->ecc_double_bit_errors > 0);
+    gpu->health_reason =
+        gpu->healthy ? ""
+                     : std::to_string(*gpu->ecc_double_bit_errors) + " uncorrectable ECC error(s)";
   }
 
  private:

@@ -30,8 +30,7 @@ void AddAmdFunction(FakeSysfs& tree, const std::string& bus_id) {
 std::vector<Gpu> RunBackend(VendorBackend& backend, const sysfs::PciListing& pci, VendorScan* scan,
                             std::vector<std::string>* notes) {
   *scan = backend.Discover(pci);
-  backend.Sample(&scan->gpus, notes);
-  backend.Health(&scan->gpus, notes);
+  testing::SampleAll(backend, &scan->gpus, notes);
   return scan->gpus;
 }
 

@@ -182,29 +182,25 @@ class AscendBackend final : public VendorBackend {
     return scan;
   }
 
-  void Sample(std::vector<Gpu>* gpus, std::vector<std::string>* notes) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      SampleDevice(devices_[i], &(*gpus)[i], notes);
-    }
+  void Sample(size_t i, Gpu* gpu, std::vector<std::string>* notes) override {
+    if (i < devices_.size()) SampleDevice(devices_[i], gpu, notes);
   }
 
-  void Health(std::vector<Gpu>* gpus, std::vector<std::string>* notes) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      Device& device = devices_[i];
-      Gpu& gpu = (*gpus)[i];
-      std::string reason = device.sample_error;
-      unsigned int health = 0;
-      if (api_.health != nullptr &&
-          Check(api_.health(device.card, device.chip, &health), gpu, "dcmi_get_device_health",
-                notes) &&
-          health >= dcmi::kHealthMajor) {
-        if (!reason.empty()) reason += "; ";
-        reason += health == dcmi::kHealthMajor ? "major alarm" : "critical alarm";
-        reason += " (dcmi_get_device_health " + std::to_string(health) + ")";
-      }
-      gpu.healthy = reason.empty();
-      gpu.health_reason = reason;
+  void Health(size_t i, Gpu* gpu, std::vector<std::string>* notes) override {
+    if (i >= devices_.size()) return;
+    const Device& device = devices_[i];
+    std::string reason = device.sample_error;
+    unsigned int health = 0;
+    if (api_.health != nullptr &&
+        Check(api_.health(device.card, device.chip, &health), *gpu, "dcmi_get_device_health",
+              notes) &&
+        health >= dcmi::kHealthMajor) {
+      if (!reason.empty()) reason += "; ";
+      reason += health == dcmi::kHealthMajor ? "major alarm" : "critical alarm";
+      reason += " (dcmi_get_device_health " + std::to_string(health) + ")";
     }
+    gpu->healthy = reason.empty();
+    gpu->health_reason = reason;
   }
 
  private:

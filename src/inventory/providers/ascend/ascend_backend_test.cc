@@ -34,8 +34,7 @@ TEST(AscendBackendTest, ReadsNpusThroughDcmi) {
   EXPECT_EQ(backend->vendor(), "ascend");
   VendorScan scan = backend->Discover(sysfs::ListPciAccelerators(tree.root()));
   std::vector<std::string> notes;
-  backend->Sample(&scan.gpus, &notes);
-  backend->Health(&scan.gpus, &notes);
+  testing::SampleAll(*backend, &scan.gpus, &notes);
 
   EXPECT_THAT(scan.notes, ElementsAre("ascend: DCMI, driver 23.0.3, 3 NPU(s)"));
   ASSERT_EQ(scan.gpus.size(), 3u);

@@ -12,11 +12,26 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "core/types.h"
+#include "inventory/providers/common/vendor_backend.h"
 
 namespace gpurm::testing {
 
 inline std::string FakeMachine(const std::string& file) {
   return std::string(GPURM_FAKE_MACHINES) + "/" + file;
+}
+
+// One refresh of a back end's GPUs as LocalProvider runs it (there each GPU's
+// Sample and Health on a worker thread of its own, here one GPU after another).
+inline void SampleAll(VendorBackend& backend, std::vector<Gpu>* gpus,
+                      std::vector<std::string>* notes) {
+  backend.PollEvents(notes);
+  for (size_t i = 0; i < gpus->size(); ++i) {
+    backend.Sample(i, &(*gpus)[i], notes);
+    backend.Health(i, &(*gpus)[i], notes);
+  }
 }
 
 // Sets (or unsets, with nullopt) an environment variable for one scope. The

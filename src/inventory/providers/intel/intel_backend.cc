@@ -241,27 +241,23 @@ class IntelBackend final : public VendorBackend {
     return scan;
   }
 
-  void Sample(std::vector<Gpu>* gpus, std::vector<std::string>* notes) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      Device& device = devices_[i];
-      Gpu& gpu = (*gpus)[i];
-      if (device.handle == nullptr) {
-        gpu.temperature_c.reset();
-        gpu.power_w.reset();
-        gpu.power_limit_w.reset();
-        sysfs::ReadHwmon(device.dir, &gpu);
-        continue;
-      }
-      SampleLevelZero(device, &gpu, notes);
+  void Sample(size_t i, Gpu* gpu, std::vector<std::string>* notes) override {
+    if (i >= devices_.size()) return;
+    Device& device = devices_[i];
+    if (device.handle == nullptr) {
+      gpu->temperature_c.reset();
+      gpu->power_w.reset();
+      gpu->power_limit_w.reset();
+      sysfs::ReadHwmon(device.dir, gpu);
+      return;
     }
+    SampleLevelZero(device, gpu, notes);
   }
 
-  void Health(std::vector<Gpu>* gpus, std::vector<std::string>* /*notes*/) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      Gpu& gpu = (*gpus)[i];
-      gpu.healthy = devices_[i].unhealthy.empty();
-      gpu.health_reason = devices_[i].unhealthy;
-    }
+  void Health(size_t i, Gpu* gpu, std::vector<std::string>* /*notes*/) override {
+    if (i >= devices_.size()) return;
+    gpu->healthy = devices_[i].unhealthy.empty();
+    gpu->health_reason = devices_[i].unhealthy;
   }
 
  private:

@@ -34,8 +34,7 @@ TEST(IntelBackendTest, ReadsGpusThroughLevelZeroSysman) {
   VendorScan scan = backend->Discover(sysfs::ListPciAccelerators(tree.root()));
   EXPECT_THAT(scan.notes, ElementsAre("intel: Level Zero Sysman, 2 GPU(s)"));
   std::vector<std::string> notes;
-  backend->Sample(&scan.gpus, &notes);
-  backend->Health(&scan.gpus, &notes);
+  testing::SampleAll(*backend, &scan.gpus, &notes);
   ASSERT_EQ(scan.gpus.size(), 2u);
   const Gpu& gpu = scan.gpus[0];
   EXPECT_EQ(gpu.uuid, "node-a-0000:3a:00.0");
@@ -50,7 +49,7 @@ TEST(IntelBackendTest, ReadsGpusThroughLevelZeroSysman) {
   EXPECT_FALSE(scan.gpus[1].healthy);
   EXPECT_EQ(scan.gpus[1].health_reason, "the device needs a reset (zesDeviceGetState)");
 
-  backend->Sample(&scan.gpus, &notes);
+  testing::SampleAll(*backend, &scan.gpus, &notes);
   EXPECT_DOUBLE_EQ(scan.gpus[0].utilization, 0.25);
   EXPECT_EQ(scan.gpus[0].power_w, 300.0);
   EXPECT_THAT(notes, IsEmpty());
@@ -68,8 +67,7 @@ TEST(IntelBackendTest, FallsBackToXeAndI915Sysfs) {
   auto backend = MakeIntelBackend({"/nonexistent/libze_loader.so.1"}, {"node-a", {}});
   VendorScan scan = backend->Discover(sysfs::ListPciAccelerators(tree.root()));
   std::vector<std::string> notes;
-  backend->Sample(&scan.gpus, &notes);
-  backend->Health(&scan.gpus, &notes);
+  testing::SampleAll(*backend, &scan.gpus, &notes);
   EXPECT_THAT(scan.notes,
               ElementsAre("intel: /nonexistent/libze_loader.so.1 not found; i915/xe sysfs: 2 "
                           "GPU(s) (memory in use not measured without Level Zero)",

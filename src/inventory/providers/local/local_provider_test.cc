@@ -5,9 +5,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
+#include "inventory/inventory.h"
 #include "inventory/providers/common/test_support.h"
 
 namespace gpurm {
@@ -19,6 +26,7 @@ using testing::FakeMachine;
 using testing::FakeSysfs;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using testing::ScopedEnv;
 
 // No vendor library anywhere (whatever this machine has installed).
@@ -131,6 +139,139 @@ TEST(LocalProviderTest, AVendorWhoseInitFailsIsAskedAgain) {
   const DiscoveryReport report = Discover(provider);
   ASSERT_EQ(report.nodes[0].gpus.size(), 6u);
   EXPECT_FALSE(report.nodes[0].gpus[1].healthy);
+}
+
+// --- A GPU whose NVML calls hang ---------------------------------------------
+
+// The 8xH100 node with GPU `hung`'s memory call blocking while `hang_file`
+// exists (tests/fakes/machines/README.md), written next to the fake sysfs.
+std::string HangingMachine(const FakeSysfs& tree, int hung, const std::string& hang_file) {
+  std::ifstream in(FakeMachine("nvml_h100x8.json"));
+  nlohmann::json machine = nlohmann::json::parse(in);
+  machine["gpus"][hung]["hang"] = {{"nvmlDeviceGetMemoryInfo", hang_file}};
+  const std::string path = (tree.root() / "nvml_hanging.json").string();
+  std::ofstream(path) << machine.dump();
+  return path;
+}
+
+class HungGpuTest : public ::testing::Test {
+ protected:
+  static constexpr int kHung = 3;
+
+  HungGpuTest()
+      : tree_("local_hung"),
+        hang_file_((tree_.root() / "gpu3.hang").string()),
+        machine_("GPURM_FAKE_NVML_MACHINE", HangingMachine(tree_, kHung, hang_file_)) {}
+  // Lets a call still stuck return (its worker was detached), before the
+  // fake sysfs tree holding the machine file goes.
+  ~HungGpuTest() override { std::filesystem::remove(hang_file_); }
+
+  LocalProviderOptions Options() {
+    LocalProviderOptions options = NoLibraries(tree_);
+    options.nvml_libraries = {GPURM_FAKE_NVML};
+    // Generous: a healthy fake GPU answers in microseconds, so only the hung
+    // one ever reaches it, however loaded the test machine.
+    options.sample_timeout = std::chrono::seconds(2);
+    options.clock = &clock_;
+    return options;
+  }
+  void Hang() { std::ofstream(hang_file_) << "hang\n"; }
+  void Release() { std::filesystem::remove(hang_file_); }
+
+  FakeSysfs tree_;
+  std::string hang_file_;
+  ScopedEnv machine_;
+  FakeClock clock_;
+};
+
+TEST_F(HungGpuTest, TheOthersArePublishedFreshWhileOneHangsAndItRecovers) {
+  auto owned = std::make_unique<LocalProvider>("host-a", GpuMemorySpecs{}, Options());
+  Inventory inventory(std::move(owned), &clock_, 100);
+  ASSERT_TRUE(inventory.Refresh().ok());
+  std::vector<Gpu> before = inventory.Snapshot()->nodes.at(0).gpus;
+  ASSERT_EQ(before.size(), 8u);
+  for (const Gpu& gpu : before) EXPECT_TRUE(gpu.healthy) << gpu.health_reason;
+  const Gpu last_known = before[kHung];
+  EXPECT_EQ(last_known.memory_used_mib, 512 + 1024 * kHung);
+  const std::string first_values = FormatIso8601(clock_.NowUnixMs());
+
+  // GPU 3 hangs in its memory call: the pass ends at its deadline anyway.
+  Hang();
+  clock_.AdvanceMs(30'000);
+  ASSERT_TRUE(inventory.Refresh().ok());
+  const std::vector<Gpu> during = inventory.Snapshot()->nodes.at(0).gpus;
+  ASSERT_EQ(during.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    const Gpu& gpu = during[i];
+    // Every GPU has its history sample of this pass but the hung one.
+    EXPECT_EQ(inventory.History(gpu.uuid, 0).size(), i == kHung ? 1u : 2u);
+    if (i == kHung) continue;
+    EXPECT_TRUE(gpu.healthy) << gpu.health_reason;
+    EXPECT_DOUBLE_EQ(gpu.utilization, 0.10 * i);
+  }
+  // Stale: last values kept, never freer than they were, and not offerable.
+  const Gpu& stale = during[kHung];
+  EXPECT_FALSE(stale.healthy);
+  EXPECT_EQ(stale.health_reason, "sampling timed out after 2 s; values from " + first_values);
+  EXPECT_EQ(stale.memory_used_mib, last_known.memory_used_mib);
+  EXPECT_EQ(stale.memory_total_mib, last_known.memory_total_mib);
+  EXPECT_EQ(stale.memory_free_of_outside_use_mib(), last_known.memory_free_of_outside_use_mib());
+  EXPECT_THAT(inventory.Notes(),
+              Contains("nvidia: GPU 3 (" + stale.uuid +
+                       "): sampling timed out after 2 s; the call started 0 s ago is still "
+                       "running; its last values are 30 s old"));
+
+  // Still stuck a pass later: no second call was queued behind the first
+  // (the one in flight is the one started 30 s ago), the others go on.
+  clock_.AdvanceMs(30'000);
+  ASSERT_TRUE(inventory.Refresh().ok());
+  const std::vector<Gpu> still = inventory.Snapshot()->nodes.at(0).gpus;
+  EXPECT_FALSE(still[kHung].healthy);
+  EXPECT_EQ(still[kHung].health_reason, stale.health_reason);
+  EXPECT_THAT(inventory.Notes(), Contains(HasSubstr("the call started 30 s ago is still running; "
+                                                    "its last values are 60 s old")));
+  EXPECT_EQ(inventory.History(still[0].uuid, 0).size(), 3u);
+  EXPECT_EQ(inventory.History(still[kHung].uuid, 0).size(), 1u);
+
+  // The call returns: at the next pass that finds the worker free, GPU 3 is
+  // sampled again and fresh.
+  Release();
+  for (int pass = 0; pass < 20 && !inventory.Snapshot()->nodes[0].gpus[kHung].healthy; ++pass) {
+    clock_.AdvanceMs(30'000);
+    ASSERT_TRUE(inventory.Refresh().ok());
+  }
+  const Gpu recovered = inventory.Snapshot()->nodes.at(0).gpus.at(kHung);
+  EXPECT_TRUE(recovered.healthy) << recovered.health_reason;
+  EXPECT_EQ(recovered.memory_used_mib, last_known.memory_used_mib);
+  EXPECT_THAT(inventory.Notes(), Not(Contains(HasSubstr("timed out"))));
+  EXPECT_GE(inventory.History(recovered.uuid, 0).size(), 2u);
+}
+
+TEST_F(HungGpuTest, AGpuHungFromTheFirstSampleHasNoValuesAndIsStale) {
+  Hang();
+  LocalProvider provider("host-a", {}, Options());
+  const DiscoveryReport report = Discover(provider);
+  const std::vector<Gpu>& gpus = report.nodes.at(0).gpus;
+  ASSERT_EQ(gpus.size(), 8u);
+  EXPECT_EQ(report.stale_gpus, std::vector<std::string>{gpus[kHung].uuid});
+  EXPECT_FALSE(gpus[kHung].healthy);
+  EXPECT_EQ(gpus[kHung].health_reason, "sampling timed out after 2 s; no values read yet");
+  EXPECT_EQ(gpus[kHung].memory_total_mib, 0);  // Nothing measured, nothing offered.
+  EXPECT_TRUE(gpus[kHung + 1].healthy);
+  EXPECT_EQ(gpus[kHung + 1].memory_used_mib, 512 + 1024 * (kHung + 1));
+}
+
+TEST_F(HungGpuTest, DestroyingTheProviderDoesNotWaitForAStuckCall) {
+  auto provider = std::make_unique<LocalProvider>("host-a", GpuMemorySpecs{}, Options());
+  ASSERT_EQ(Discover(*provider).nodes.at(0).gpus.size(), 8u);
+  Hang();
+  const DiscoveryReport report = Discover(*provider);
+  ASSERT_EQ(report.stale_gpus.size(), 1u);
+  // Returns after the grace period with the call still stuck (the fixture's
+  // destructor then lets it return into the leaked back end).
+  provider.reset();
+  EXPECT_TRUE(std::filesystem::exists(hang_file_));
 }
 
 TEST(LocalProviderTest, OptionsComeFromTheEnvironment) {

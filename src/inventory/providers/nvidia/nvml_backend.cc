@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 #include <utility>
 
@@ -19,7 +20,7 @@ namespace gpurm {
 namespace {
 
 constexpr unsigned long long kBytesPerMib = 1024ULL * 1024ULL;
-// Events drained per Health call; the rest wait for the next refresh.
+// Events drained per PollEvents call; the rest wait for the next refresh.
 constexpr int kMaxEventsPerHealthCheck = 256;
 // Growth bound for the process list buffer (NVML says how many it needs).
 constexpr unsigned int kMaxProcesses = 4096;
@@ -228,39 +229,71 @@ class NvmlBackend final : public VendorBackend {
     return scan;
   }
 
-  void Sample(std::vector<Gpu>* gpus, std::vector<std::string>* notes) override {
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      Device& device = devices_[i];
-      if (device.handle == nullptr) continue;
-      SampleDevice(device, &(*gpus)[i], notes);
+  void Sample(size_t i, Gpu* gpu, std::vector<std::string>* notes) override {
+    if (i >= devices_.size() || devices_[i].handle == nullptr) return;
+    SampleDevice(devices_[i], gpu, notes);
+  }
+
+  void Health(size_t i, Gpu* gpu, std::vector<std::string>* /*notes*/) override {
+    if (i >= devices_.size()) return;
+    const Device& device = devices_[i];
+    std::vector<std::string> reasons;
+    if (!device.identity_error.empty()) reasons.push_back(device.identity_error);
+    {
+      std::lock_guard<std::mutex> lock(events_mutex_);
+      reasons.insert(reasons.end(), device.events.begin(), device.events.end());
+    }
+    if (gpu->ecc_double_bit_errors && *gpu->ecc_double_bit_errors > 0) {
+      reasons.push_back(std::to_string(*gpu->ecc_double_bit_errors) +
+                        " volatile double-bit ECC error(s)");
+    }
+    if (!device.sample_error.empty()) reasons.push_back(device.sample_error);
+    gpu->healthy = reasons.empty();
+    gpu->health_reason.clear();
+    for (const std::string& reason : reasons) {
+      if (!gpu->health_reason.empty()) gpu->health_reason += "; ";
+      gpu->health_reason += reason;
     }
   }
 
-  void Health(std::vector<Gpu>* gpus, std::vector<std::string>* notes) override {
-    DrainEvents(*gpus, notes);
-    for (size_t i = 0; i < gpus->size() && i < devices_.size(); ++i) {
-      const Device& device = devices_[i];
-      Gpu& gpu = (*gpus)[i];
-      std::vector<std::string> reasons;
-      if (!device.identity_error.empty()) reasons.push_back(device.identity_error);
-      reasons.insert(reasons.end(), device.events.begin(), device.events.end());
-      if (gpu.ecc_double_bit_errors && *gpu.ecc_double_bit_errors > 0) {
-        reasons.push_back(std::to_string(*gpu.ecc_double_bit_errors) +
-                          " volatile double-bit ECC error(s)");
+  // Drains the event set (waiting 0 ms) into the devices' sticky events.
+  void PollEvents(std::vector<std::string>* notes) override {
+    if (events_ == nullptr) return;
+    for (int n = 0; n < kMaxEventsPerHealthCheck; ++n) {
+      nvmlEventData_t event{};
+      const nvmlReturn_t rc = api_.event_set_wait(events_, &event, 0);
+      if (rc == NVML_ERROR_TIMEOUT) return;  // No more pending events.
+      if (rc != NVML_SUCCESS) {
+        notes->push_back("nvidia: nvmlEventSetWait failed: " + ErrorText(api_, rc));
+        return;
       }
-      if (!device.sample_error.empty()) reasons.push_back(device.sample_error);
-      gpu.healthy = reasons.empty();
-      gpu.health_reason.clear();
-      for (const std::string& reason : reasons) {
-        if (!gpu.health_reason.empty()) gpu.health_reason += "; ";
-        gpu.health_reason += reason;
+      const auto it = std::find_if(devices_.begin(), devices_.end(),
+                                   [&](const Device& d) { return d.handle == event.device; });
+      if (it == devices_.end()) continue;
+      const std::string who =
+          "GPU " + std::to_string(it - devices_.begin()) + " (" + it->uuid + ")";
+      std::lock_guard<std::mutex> lock(events_mutex_);
+      if (event.eventType & nvmlEventTypeXidCriticalError) {
+        const unsigned long long xid = event.eventData;
+        if (IsApplicationXid(xid)) {
+          notes->push_back("nvidia: " + who + ": XID " + std::to_string(xid) +
+                           " (an application error; the GPU stays healthy)");
+        } else {
+          it->events.push_back("XID " + std::to_string(xid));
+        }
+      }
+      if (event.eventType & nvmlEventTypeDoubleBitEccError) {
+        it->events.emplace_back("double-bit ECC error event");
       }
     }
   }
 
  private:
+  // Set by Discover; then `sample_error` belongs to the GPU's worker (Sample
+  // and Health) and `events` is guarded by events_mutex_ (PollEvents writes it).
   struct Device {
     nvmlDevice_t handle = nullptr;    // Null when NVML would not give one.
+    std::string uuid;                 // For notes.
     std::string identity_error;       // Why there is no handle.
     std::vector<std::string> events;  // Critical events seen; they stick.
     std::string sample_error;         // From the latest sample: lost, memory unreadable.
@@ -342,6 +375,7 @@ class NvmlBackend final : public VendorBackend {
       gpu.uuid = context_.node_name + "-" +
                  (gpu.pci_bus_id.empty() ? "nvidia-" + std::to_string(i) : gpu.pci_bus_id);
     }
+    device.uuid = gpu.uuid;
     if (api_.mig_mode != nullptr) {
       unsigned int current = 0;
       unsigned int pending = 0;
@@ -406,37 +440,6 @@ class NvmlBackend final : public VendorBackend {
       if (Classify(rc) == Outcome::kFailed) {
         notes->push_back("nvidia: GPU " + std::to_string(i) +
                          ": no XID events (nvmlDeviceRegisterEvents: " + ErrorText(api_, rc) + ")");
-      }
-    }
-  }
-
-  void DrainEvents(const std::vector<Gpu>& gpus, std::vector<std::string>* notes) {
-    if (events_ == nullptr) return;
-    for (int n = 0; n < kMaxEventsPerHealthCheck; ++n) {
-      nvmlEventData_t event{};
-      const nvmlReturn_t rc = api_.event_set_wait(events_, &event, 0);
-      if (rc == NVML_ERROR_TIMEOUT) return;  // No more pending events.
-      if (rc != NVML_SUCCESS) {
-        notes->push_back("nvidia: nvmlEventSetWait failed: " + ErrorText(api_, rc));
-        return;
-      }
-      const auto it = std::find_if(devices_.begin(), devices_.end(),
-                                   [&](const Device& d) { return d.handle == event.device; });
-      if (it == devices_.end()) continue;
-      const size_t i = static_cast<size_t>(it - devices_.begin());
-      const std::string who = "GPU " + std::to_string(i) +
-                              (i < gpus.size() ? " (" + gpus[i].uuid + ")" : std::string());
-      if (event.eventType & nvmlEventTypeXidCriticalError) {
-        const unsigned long long xid = event.eventData;
-        if (IsApplicationXid(xid)) {
-          notes->push_back("nvidia: " + who + ": XID " + std::to_string(xid) +
-                           " (an application error; the GPU stays healthy)");
-        } else {
-          it->events.push_back("XID " + std::to_string(xid));
-        }
-      }
-      if (event.eventType & nvmlEventTypeDoubleBitEccError) {
-        it->events.emplace_back("double-bit ECC error event");
       }
     }
   }
@@ -604,7 +607,8 @@ class NvmlBackend final : public VendorBackend {
   NvmlApi api_;
   bool initialized_ = false;
   nvmlEventSet_t events_ = nullptr;
-  std::vector<Device> devices_;  // Parallel to the GPU list of the last Discover.
+  std::vector<Device> devices_;      // Parallel to the GPU list of the last Discover.
+  mutable std::mutex events_mutex_;  // Guards Device::events.
 };
 
 }  // namespace

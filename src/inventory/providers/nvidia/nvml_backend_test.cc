@@ -28,15 +28,14 @@ constexpr char kMachineVariable[] = "GPURM_FAKE_NVML_MACHINE";
 
 struct Scan {
   VendorScan scan;
-  std::vector<std::string> notes;  // From Sample and Health.
+  std::vector<std::string> notes;  // From the refresh.
 };
 
-// Discover, then one Sample and Health, as the local provider does.
+// Discover, then one refresh, as the local provider does.
 Scan RunBackend(VendorBackend& backend, const sysfs::PciListing& pci = {}) {
   Scan out;
   out.scan = backend.Discover(pci);
-  backend.Sample(&out.scan.gpus, &out.notes);
-  backend.Health(&out.scan.gpus, &out.notes);
+  testing::SampleAll(backend, &out.scan.gpus, &out.notes);
   return out;
 }
 
@@ -125,8 +124,7 @@ TEST(NvmlBackendTest, FailingGpusAreUnhealthyAndTheRestStillWork) {
 
   // Events are delivered once, but a GPU they broke stays unhealthy.
   std::vector<std::string> notes;
-  backend->Sample(&run.scan.gpus, &notes);
-  backend->Health(&run.scan.gpus, &notes);
+  testing::SampleAll(*backend, &run.scan.gpus, &notes);
   EXPECT_FALSE(run.scan.gpus[1].healthy);
   EXPECT_EQ(run.scan.gpus[1].health_reason, "XID 79");
   EXPECT_FALSE(run.scan.gpus[5].healthy);
