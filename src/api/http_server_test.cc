@@ -1,5 +1,6 @@
-// The HTTP server's streamed responses over real sockets: chunked framing,
-// keep-alive payloads, client disconnects and draining on Stop.
+// The HTTP server over real sockets: streamed responses (chunked framing,
+// keep-alive payloads, client disconnects, draining on Stop), the connection
+// cap, the rate limit on a FakeClock, and TLS start-up errors.
 #include "api/http_server.h"
 
 #include <arpa/inet.h>
@@ -247,6 +248,94 @@ TEST_F(StreamingServerTest, AnOpenStreamHoldsNoWorker) {
   plain.Send("GET /plain HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
   plain.ReadToEnd();
   EXPECT_NE(plain.received().find(R"({"ok": true})"), std::string::npos) << plain.received();
+}
+
+// --- Limits -----------------------------------------------------------------
+
+class LimitsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Add("GET", "/plain", [](const HttpRequest&) {
+      HttpResponse response;
+      response.body = R"({"ok": true})";
+      return response;
+    });
+  }
+  void StartServer(HttpServerOptions options) {
+    options.port = 0;
+    options.worker_threads = 1;
+    options.clock = &clock_;
+    server_ = std::make_unique<HttpServer>(options, &router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  FakeClock clock_;
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+constexpr char kPlainRequest[] = "GET /plain HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+
+TEST_F(LimitsServerTest, BeyondTheConnectionCapNewConnectionsGet503JsonAndAreClosed) {
+  HttpServerOptions options;
+  options.max_connections = 1;
+  StartServer(options);
+  Client first(server_->port());
+  ASSERT_TRUE(first.connected());
+  first.Send("GET /plain HTTP/1.1\r\nHost: test\r\n\r\n");  // Kept alive.
+  ASSERT_TRUE(first.ReadUntil(R"({"ok": true})"));
+  Client second(server_->port());
+  second.Send(kPlainRequest);
+  second.ReadToEnd();  // Returns: the server closes.
+  EXPECT_EQ(second.received().rfind("HTTP/1.1 503", 0), 0u) << second.received();
+  EXPECT_NE(second.received().find(R"("code":"unavailable")"), std::string::npos);
+  EXPECT_NE(second.received().find("too many connections"), std::string::npos);
+}
+
+TEST_F(LimitsServerTest, TheRateLimitRefillsWithTheClock) {
+  HttpServerOptions options;
+  options.rate_limit_rps = 1;
+  options.rate_limit_burst = 2;
+  StartServer(options);
+  const auto status_of_one_request = [this] {
+    Client client(server_->port());
+    client.Send(kPlainRequest);
+    client.ReadToEnd();
+    return client.received().substr(0, 12);
+  };
+  EXPECT_EQ(status_of_one_request(), "HTTP/1.1 200");
+  EXPECT_EQ(status_of_one_request(), "HTTP/1.1 200");
+  Client limited(server_->port());
+  limited.Send(kPlainRequest);
+  limited.ReadToEnd();
+  EXPECT_EQ(limited.received().rfind("HTTP/1.1 429", 0), 0u) << limited.received();
+  EXPECT_NE(limited.received().find("Retry-After: 1\r\n"), std::string::npos);
+  EXPECT_NE(limited.received().find(R"("code":"resource_exhausted")"), std::string::npos);
+  clock_.AdvanceMs(1000);
+  EXPECT_EQ(status_of_one_request(), "HTTP/1.1 200");
+}
+
+TEST(HttpServerTlsTest, StartFailsNamingAMissingCertificate) {
+  Router router;
+  HttpServerOptions options;
+  options.port = 0;
+  options.tls.cert_file = "/nonexistent/gpurm-cert.pem";
+  options.tls.key_file = "/nonexistent/gpurm-key.pem";
+  HttpServer server(options, &router);
+  const Status started = server.Start();
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(started.message().find("/nonexistent/gpurm-cert.pem"), std::string::npos)
+      << started.message();
+}
+
+TEST(HttpServerTlsTest, ReloadWithoutTlsDoesNothing) {
+  Router router;
+  HttpServerOptions options;
+  options.port = 0;
+  HttpServer server(options, &router);
+  ASSERT_TRUE(server.Start().ok());
+  EXPECT_TRUE(server.ReloadTls().ok());
 }
 
 }  // namespace
