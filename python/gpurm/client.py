@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,11 +43,39 @@ def default_owner() -> str:
         return "anonymous"
 
 
+def tls_context(
+    ca_bundle: Optional[str] = None,
+    client_cert: Optional[str] = None,
+    client_key: Optional[str] = None,
+    insecure: bool = False,
+) -> ssl.SSLContext:
+    """The TLS settings for an ``https://`` daemon: the certificate and host name
+    are verified (TLS 1.2 or later) against ``ca_bundle``, else
+    ``$GPURM_CA_BUNDLE``, else the system's trust store. ``client_cert`` /
+    ``client_key`` (else ``$GPURM_CLIENT_CERT`` / ``$GPURM_CLIENT_KEY``) are
+    presented to a daemon that requires client certificates. ``insecure=True``
+    turns verification off; it is never taken from the environment."""
+    cafile = ca_bundle or os.environ.get("GPURM_CA_BUNDLE") or None
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    cert = client_cert or os.environ.get("GPURM_CLIENT_CERT") or None
+    key = client_key or os.environ.get("GPURM_CLIENT_KEY") or None
+    if cert:
+        context.load_cert_chain(cert, key)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class GpuRmClient:
     """Thin JSON-over-HTTP client; each method is one API call and returns the
     decoded answer. Non-2xx answers raise the :mod:`gpurm.errors` exception of
-    their error code; connection failures and timeouts raise
-    :class:`gpurm.GpuRmUnavailable`. Thread-safe (no shared mutable state).
+    their error code; connection failures, timeouts and failed TLS verification
+    raise :class:`gpurm.GpuRmUnavailable`. Thread-safe (no shared mutable state).
+
+    ``https://`` URLs are verified: see :func:`tls_context` for ``ca_bundle``,
+    ``client_cert``, ``client_key`` and ``insecure``.
     """
 
     def __init__(
@@ -55,10 +84,17 @@ class GpuRmClient:
         *,
         owner: Optional[str] = None,
         timeout: Optional[float] = None,
+        ca_bundle: Optional[str] = None,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
+        insecure: bool = False,
     ) -> None:
         self.base_url = resolve_base_url(url)
         self.owner = owner or default_owner()
         self.timeout = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
+        self._tls: Optional[ssl.SSLContext] = None
+        if self.base_url.startswith("https://"):
+            self._tls = tls_context(ca_bundle, client_cert, client_key, insecure)
 
     def __repr__(self) -> str:
         return f"GpuRmClient({self.base_url!r}, owner={self.owner!r})"
@@ -157,7 +193,7 @@ class GpuRmClient:
         all_headers.update(headers or {})
         req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self._tls) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as err:
             raw = err.read()
