@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,15 @@ std::mutex& DefaultTlsMutex() {
 std::optional<TlsClientOptions>& DefaultTls() {
   static std::optional<TlsClientOptions> options;  // Guarded by DefaultTlsMutex().
   return options;
+}
+
+std::mutex& DefaultTokenMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+std::optional<std::string>& DefaultTokenValue() {
+  static std::optional<std::string> token;  // Guarded by DefaultTokenMutex().
+  return token;
 }
 
 std::string Env(const char* name) {
@@ -64,8 +74,40 @@ void SetDefaultTlsOptions(TlsClientOptions options) {
   DefaultTls() = std::move(options);
 }
 
+std::string DefaultToken() {
+  {
+    std::lock_guard<std::mutex> lock(DefaultTokenMutex());
+    if (DefaultTokenValue()) return *DefaultTokenValue();
+  }
+  const std::string token = Env("GPURM_TOKEN");
+  if (!token.empty() || Env("GPURM_TOKEN_FILE").empty()) return token;
+  Result<std::string> from_file = ReadBearerTokenFile(Env("GPURM_TOKEN_FILE"));
+  // Unreadable: send none, and the daemon's 401 says a token is needed.
+  return from_file.ok() ? *from_file : "";
+}
+
+void SetDefaultToken(std::string token) {
+  std::lock_guard<std::mutex> lock(DefaultTokenMutex());
+  DefaultTokenValue() = std::move(token);
+}
+
+Result<std::string> ReadBearerTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return InvalidArgument("cannot read a token from '" + path + "'", "token_file");
+  }
+  const size_t start = line.find_first_not_of(" \t\r");
+  const size_t end = line.find_last_not_of(" \t\r");
+  if (start == std::string::npos) {
+    return InvalidArgument("the first line of '" + path + "' is empty", "token_file");
+  }
+  return line.substr(start, end - start + 1);
+}
+
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
   if (!options_.tls) options_.tls = DefaultTlsOptions();
+  if (!options_.token) options_.token = DefaultToken();
   while (!options_.base_url.empty() && options_.base_url.back() == '/') {
     options_.base_url.pop_back();
   }
@@ -106,6 +148,7 @@ Result<HttpResponse> HttpClient::Send(const char* method, std::string_view path,
   };
   append("Accept: application/json");
   if (body) append("Content-Type: application/json");
+  if (!options_.token->empty()) append("Authorization: Bearer " + *options_.token);
   for (const auto& [name, value] : options_.headers) append(name + ": " + value);
   for (const auto& [name, value] : headers) append(name + ": " + value);
   const std::unique_ptr<curl_slist, SlistDeleter> header_list(list);

@@ -42,6 +42,16 @@ struct TlsClientOptions {
 TlsClientOptions DefaultTlsOptions();
 void SetDefaultTlsOptions(TlsClientOptions options);
 
+// The bearer token of clients whose options name none, sent as
+// "Authorization: Bearer <token>": the one given to SetDefaultToken (the
+// CLI's --token or --token-file), else $GPURM_TOKEN, else the first line of
+// the file $GPURM_TOKEN_FILE names. "" = send none. Thread-safe.
+std::string DefaultToken();
+void SetDefaultToken(std::string token);
+// The token in a file: its first line, without surrounding white space.
+// kInvalidArgument naming the path when unreadable or empty.
+Result<std::string> ReadBearerTokenFile(const std::string& path);
+
 struct HttpClientOptions {
   // Scheme, host and port, e.g. "http://127.0.0.1:8000". Trailing slashes are
   // ignored; request paths start with '/'.
@@ -50,6 +60,7 @@ struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout{3'000};  // TCP connect only.
   HttpHeaders headers;                               // Sent with every request.
   std::optional<TlsClientOptions> tls;               // Unset: DefaultTlsOptions().
+  std::optional<std::string> token;                  // Unset: DefaultToken(); "": none.
 };
 
 class HttpClient {

@@ -15,6 +15,7 @@
 #include "cli/queue_command.h"
 #include "cli/run_command.h"
 #include "cli/table.h"
+#include "cli/token_command.h"
 #include "cli/top_command.h"
 
 namespace gpurm::cli {
@@ -126,7 +127,9 @@ struct Session {
   std::string url = "http://127.0.0.1:8000";
   std::string output = "table";
   double timeout_s = 10.0;
-  TlsClientOptions tls;  // --cacert, --cert, --key, --insecure.
+  TlsClientOptions tls;    // --cacert, --cert, --key, --insecure.
+  std::string token;       // --token / $GPURM_TOKEN.
+  std::string token_file;  // --token-file / $GPURM_TOKEN_FILE.
   int* exit_code = nullptr;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
@@ -181,6 +184,10 @@ Outcome Execute(const Session& session, const ApiCall& call, Renderer render) {
     out << render(response->body);
   } else {
     err << RenderError(response->body);
+  }
+  if (response->status == 401 && session.output != "json") {
+    err << "hint: the daemon requires a bearer token: pass --token (or --token-file), or set "
+           "GPURM_TOKEN\n";
   }
   return {code, code == kExitOk ? std::move(response->body) : json()};
 }
@@ -494,6 +501,12 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
       ->envname("GPURM_CLIENT_CERT");
   app.add_option("--key", session->tls.client_key, "PEM private key of --cert")
       ->envname("GPURM_CLIENT_KEY");
+  app.add_option("--token", session->token,
+                 "Bearer token for a daemon that requires one (gpurm token create)")
+      ->envname("GPURM_TOKEN");
+  app.add_option("--token-file", session->token_file,
+                 "File whose first line is the bearer token (keeps it out of ps and history)")
+      ->envname("GPURM_TOKEN_FILE");
   app.add_flag("--insecure", session->tls.insecure,
                "INSECURE: do not verify the daemon's TLS certificate (anyone on the path can "
                "read and change the traffic); for tests only");
@@ -501,6 +514,15 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
   // (and, through the environment, programs `gpurm run` starts) verifies the
   // daemon the same way. --insecure is never exported.
   app.parse_complete_callback([session] {
+    // --token wins over --token-file; the token reaches programs `gpurm run`
+    // starts through GPURM_TOKEN, as the TLS settings do.
+    if (session->token.empty() && !session->token_file.empty()) {
+      Result<std::string> token = ReadBearerTokenFile(session->token_file);
+      if (!token.ok()) throw CLI::ValidationError("--token-file", token.status().message());
+      session->token = *token;
+    }
+    SetDefaultToken(session->token);
+    if (!session->token.empty()) ::setenv("GPURM_TOKEN", session->token.c_str(), 1);
     SetDefaultTlsOptions(session->tls);
     const std::pair<const char*, const std::string*> exported[] = {
         {"GPURM_CA_BUNDLE", &session->tls.ca_bundle},
@@ -605,6 +627,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
         return TopGlobals{session->url, session->timeout_s, session->output};
       },
       out, err, &out == &std::cout && ::isatty(STDOUT_FILENO) == 1);
+  RegisterTokenCommand(app, exit_code, out, err);
   RegisterQueueCommand(
       app, exit_code,
       [session] {

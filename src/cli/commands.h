@@ -11,9 +11,12 @@
 //   return gpurm::cli::ParseAndRun(app, argc, argv, &exit_code);
 //
 // Subcommands: status, nodes, allocate, release, validate, allocations,
-// heartbeat, run (run_command.h), top (top_command.h). Global options
-// (accepted before or after the subcommand):
+// heartbeat, run (run_command.h), top (top_command.h), queue
+// (queue_command.h), token (token_command.h). Global options (accepted
+// before or after the subcommand):
 //   --url URL        daemon address; default $GPURM_URL, else http://127.0.0.1:8000
+//   --token T        bearer token; default $GPURM_TOKEN
+//   --token-file F   file holding the bearer token; default $GPURM_TOKEN_FILE
 //   -o, --output F   "table" (default) or "json" (the server's JSON, verbatim)
 //   --timeout S      seconds for the whole request (default 10)
 //
