@@ -13,7 +13,18 @@ GpuManager::GpuManager(Inventory* inventory, Ledger* ledger, const Clock* clock,
       ledger_(ledger),
       clock_(clock),
       scheduler_(default_policy),
-      id_random_(std::random_device{}()) {}
+      id_random_(std::random_device{}()) {
+  committer_ = std::thread([this] { CommitLoop(); });
+}
+
+GpuManager::~GpuManager() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  staged_cv_.notify_all();
+  committer_.join();
+}
 
 Status GpuManager::Readiness() const {
   if (inventory_->Snapshot()) return Status::Ok();
@@ -25,14 +36,21 @@ Status GpuManager::Readiness() const {
                      "\" has not answered)");
 }
 
-Status GpuManager::EnsureState() const {
+Status GpuManager::EnsureState(std::unique_lock<std::mutex>& lock) const {
+  decided_.wait(lock, [&] { return inflight_.empty() || state_.has_value(); });
   std::shared_ptr<const InventorySnapshot> snapshot = inventory_->Snapshot();
   if (!snapshot) return Readiness();
-  if (!state_ || state_->snapshot_ptr() != snapshot) {
+  if (inflight_.empty() && (!state_ || state_->snapshot_ptr() != snapshot)) {
     // A new snapshot (GPUs, health, memory used outside gpurm changed):
-    // start again from the ledger, the source of truth.
-    state_.emplace(std::move(snapshot), ledger_->ActiveGrants());
-    ++rebuilds_;
+    // start again from the ledger, the source of truth, plus the GPUs of the
+    // staged inserts, which it has not seen yet.
+    std::vector<GpuGrant> grants = ledger_->ActiveGrants();
+    for (const std::shared_ptr<PendingWrite>& write : staged_) {
+      if (write->change.kind != LedgerChange::Kind::kInsert) continue;
+      const std::vector<GpuGrant>& staged = write->change.allocation.grants;
+      grants.insert(grants.end(), staged.begin(), staged.end());
+    }
+    state_.emplace(std::move(snapshot), grants);
     Changed();
   }
   return Status::Ok();
@@ -53,8 +71,8 @@ ScheduleOptions GpuManager::OptionsFor() const {
 }
 
 Result<std::shared_ptr<const ClusterState>> GpuManager::CurrentState() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (Status status = EnsureState(); !status.ok()) return status;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (Status status = EnsureState(lock); !status.ok()) return status;
   if (!published_) published_ = std::make_shared<const ClusterState>(*state_);
   return published_;
 }
@@ -77,9 +95,13 @@ ScheduleResult GpuManager::ScheduleAroundQueue(const GpuRequest& request, int pr
   return result;
 }
 
-Result<Allocation> GpuManager::Record(const GpuRequest& request, const std::string& owner,
-                                      const std::string& idempotency_key,
-                                      const Placement& placement) {
+Result<Allocation> GpuManager::Place(const GpuRequest& request, const std::string& owner,
+                                     const std::string& idempotency_key,
+                                     const Placement& placement) {
+  // Fails only if the free state changed since the placement was computed
+  // on it, which the mutex rules out; then nothing was reserved.
+  if (Status status = scheduler_.Reserve(placement, *state_); !status.ok()) return status;
+  Changed();
   Allocation allocation;
   allocation.id = NewId("alloc");
   allocation.owner = owner;
@@ -90,16 +112,85 @@ Result<Allocation> GpuManager::Record(const GpuRequest& request, const std::stri
     allocation.lease_expires_unix_ms = allocation.created_unix_ms + request.lease_ttl_s * 1000;
   }
   allocation.idempotency_key = idempotency_key;
-  const Status inserted = ledger_->Insert(allocation);
-  if (!inserted.ok()) return inserted;
-  if (!scheduler_.Reserve(placement, *state_).ok()) {
-    // The free state disagreed with the ledger, which accepted the grant:
-    // believe the ledger.
-    state_.reset();
-    if (Status status = EnsureState(); !status.ok()) return status;
-  }
-  Changed();
   return allocation;
+}
+
+std::shared_ptr<GpuManager::PendingWrite> GpuManager::Stage(LedgerChange change) {
+  auto write = std::make_shared<PendingWrite>();
+  write->change = std::move(change);
+  const LedgerChange& staged = write->change;
+  if (staged.kind == LedgerChange::Kind::kInsert && !staged.allocation.idempotency_key.empty()) {
+    pending_keys_[{staged.allocation.owner, staged.allocation.idempotency_key}] = write;
+  } else if (staged.kind == LedgerChange::Kind::kEnd) {
+    pending_ends_[staged.id] = write;
+  }
+  staged_.push_back(write);
+  staged_cv_.notify_one();
+  return write;
+}
+
+void GpuManager::AwaitWrite(std::unique_lock<std::mutex>& lock, const PendingWrite& write) const {
+  decided_.wait(lock, [&] { return write.result.has_value(); });
+}
+
+Result<Allocation> GpuManager::Commit(std::unique_lock<std::mutex>& lock, LedgerChange change) {
+  const std::shared_ptr<PendingWrite> write = Stage(std::move(change));
+  AwaitWrite(lock, *write);
+  return *write->result;
+}
+
+void GpuManager::CommitLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    staged_cv_.wait(lock, [&] { return stopping_ || !staged_.empty(); });
+    if (staged_.empty()) return;  // Stopping, and nothing left to commit.
+    inflight_.swap(staged_);
+    std::vector<LedgerChange> changes;
+    changes.reserve(inflight_.size());
+    for (const std::shared_ptr<PendingWrite>& write : inflight_) changes.push_back(write->change);
+    lock.unlock();
+    std::vector<Result<Allocation>> results = ledger_->Apply(changes);
+    lock.lock();
+
+    bool freed = false;
+    for (size_t i = 0; i < inflight_.size(); ++i) {
+      PendingWrite& write = *inflight_[i];
+      const LedgerChange& change = write.change;
+      Result<Allocation>& result = results[i];
+      switch (change.kind) {
+        case LedgerChange::Kind::kInsert:
+          if (!change.allocation.idempotency_key.empty()) {
+            pending_keys_.erase({change.allocation.owner, change.allocation.idempotency_key});
+          }
+          if (!result.ok()) {
+            // Not recorded: give back the GPUs Place reserved.
+            state_->RemoveGrants(change.allocation.grants);
+            Changed();
+          }
+          break;
+        case LedgerChange::Kind::kEnd:
+          pending_ends_.erase(change.id);
+          // Only ends of active allocations are staged, so an OK result
+          // ended it now: its GPUs are free from here on.
+          if (result.ok() && state_) {
+            state_->RemoveGrants(result->grants);
+            Changed();
+            freed = true;
+          }
+          break;
+        case LedgerChange::Kind::kRenewLease:
+          break;
+      }
+      write.result = std::move(result);
+    }
+    inflight_.clear();
+    // The ledger and state_ agree again: catch up with the inventory, and
+    // give freed GPUs to the queue before the releases are answered.
+    // (EnsureState cannot fail here: a snapshot exists once state_ does.)
+    if (state_) static_cast<void>(EnsureState(lock));
+    if (freed) ServeQueue(lock);
+    decided_.notify_all();
+  }
 }
 
 AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::string& owner,
@@ -116,21 +207,34 @@ AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::stri
     return result;
   }
 
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!idempotency_key.empty()) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    // First, as it may wait: nothing below does until the write is staged.
+    result.status = EnsureState(lock);
+    if (idempotency_key.empty()) break;
     if (std::optional<Allocation> earlier = ledger_->FindByIdempotencyKey(owner, idempotency_key)) {
+      result.status = Status::Ok();
       result.allocation = std::move(earlier);
       result.replayed = true;
       return result;
     }
+    if (const auto pending = pending_keys_.find({owner, idempotency_key});
+        pending != pending_keys_.end()) {
+      // The same key is being recorded: once decided, it is either in the
+      // ledger (replayed above) or failed (placed anew).
+      const std::shared_ptr<PendingWrite> write = pending->second;
+      AwaitWrite(lock, *write);
+      continue;
+    }
     if (const QueueEntry* waiting = queue_.FindWaiting(owner, idempotency_key)) {
+      result.status = Status::Ok();
       result.queued = *waiting;
       result.queue_position = queue_.Position(waiting->id);
       result.replayed = true;
       return result;
     }
+    break;
   }
-  result.status = EnsureState();
   if (!result.status.ok()) return result;
   queue_.ExpireDue(clock_->NowUnixMs());
   result.status = CheckOwnerCap(owner);
@@ -139,7 +243,12 @@ AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::stri
 
   ScheduleResult schedule = ScheduleAroundQueue(request, wait.priority);
   if (schedule.placement) {
-    Result<Allocation> recorded = Record(request, owner, idempotency_key, *schedule.placement);
+    Result<Allocation> placed = Place(request, owner, idempotency_key, *schedule.placement);
+    if (!placed.ok()) {
+      result.status = placed.status();
+      return result;
+    }
+    Result<Allocation> recorded = Commit(lock, LedgerChange::Insert(std::move(placed).value()));
     if (!recorded.ok()) {
       result.status = recorded.status();
       return result;
@@ -185,6 +294,15 @@ Status GpuManager::CheckOwnerCap(const std::string& owner) const {
   filter.owner = owner;
   filter.limit = max_allocations_per_owner_;
   held += ledger_->List(filter).size();
+  // So do inserts not yet committed.
+  for (const auto* writes : {&staged_, &inflight_}) {
+    for (const std::shared_ptr<PendingWrite>& write : *writes) {
+      held += write->change.kind == LedgerChange::Kind::kInsert &&
+                      write->change.allocation.owner == owner
+                  ? 1
+                  : 0;
+    }
+  }
   if (held < static_cast<size_t>(max_allocations_per_owner_)) return Status::Ok();
   return Status(StatusCode::kResourceExhausted,
                 "owner \"" + owner + "\" already holds " + std::to_string(held) +
@@ -197,34 +315,38 @@ PreviewResult GpuManager::Preview(const GpuRequest& request) const {
   PreviewResult result;
   result.status = ValidateRequest(request);
   if (!result.status.ok()) return result;
-  std::lock_guard<std::mutex> lock(mutex_);
-  result.status = EnsureState();
+  std::unique_lock<std::mutex> lock(mutex_);
+  result.status = EnsureState(lock);
   if (!result.status.ok()) return result;
   result.schedule = scheduler_.Schedule(request, *state_, OptionsFor());
   result.snapshot = state_->snapshot_ptr();
   return result;
 }
 
-void GpuManager::ServeQueue() {
+void GpuManager::ServeQueue(std::unique_lock<std::mutex>& lock) {
   const int64_t now = clock_->NowUnixMs();
   queue_.ExpireDue(now);
   queue_.Prune(now);
-  if (queue_.waiting() == 0 || !EnsureState().ok()) return;
+  if (queue_.waiting() == 0 || !EnsureState(lock).ok()) return;
   std::vector<GpuGrant> hold;  // Held for the first entry that does not fit.
   bool blocked = false;
-  const uint64_t built = rebuilds_;
   for (const std::string& id : queue_.WaitingIds()) {
     QueueEntry& entry = *queue_.Find(id);
     ScheduleResult schedule = scheduler_.Schedule(entry.request, *state_, OptionsFor());
     if (schedule.placement) {
-      Result<Allocation> recorded =
-          Record(entry.request, entry.owner, entry.idempotency_key, *schedule.placement);
+      Result<Allocation> placed =
+          Place(entry.request, entry.owner, entry.idempotency_key, *schedule.placement);
+      Status recorded = placed.ok() ? ledger_->Insert(*placed) : placed.status();
       if (recorded.ok()) {
         queue_.Finish(id, QueueState::kGranted, now,
                       blocked ? "granted (backfilled around the queue's head)" : "granted",
-                      std::move(recorded).value());
+                      std::move(placed).value());
       } else {
-        entry.message = "could not record the grant: " + recorded.status().message();
+        if (placed.ok()) {
+          state_->RemoveGrants(placed->grants);
+          Changed();
+        }
+        entry.message = "could not record the grant: " + recorded.message();
       }
       continue;
     }
@@ -240,42 +362,39 @@ void GpuManager::ServeQueue() {
       state_->AddGrants(hold);
     }
   }
-  // A rebuild from the ledger (after a disagreement) dropped the hold already.
-  if (rebuilds_ == built) state_->RemoveGrants(hold);
+  state_->RemoveGrants(hold);
 }
 
-Result<Allocation> GpuManager::EndLocked(const std::string& id, AllocationState end_state) {
+Result<Allocation> GpuManager::EndLocked(std::unique_lock<std::mutex>& lock, const std::string& id,
+                                         AllocationState end_state) {
+  if (const auto pending = pending_ends_.find(id); pending != pending_ends_.end()) {
+    // Already being ended: share that outcome.
+    const std::shared_ptr<PendingWrite> write = pending->second;
+    AwaitWrite(lock, *write);
+    return *write->result;
+  }
   Result<Allocation> current = ledger_->Get(id);
   if (!current.ok() || current->state != AllocationState::kActive) return current;
-  if (Status status = EnsureState(); !status.ok()) {
-    // No snapshot yet: nothing to update in memory.
-    return ledger_->End(id, end_state, clock_->NowUnixMs());
-  }
-  Result<Allocation> ended = ledger_->End(id, end_state, clock_->NowUnixMs());
-  if (ended.ok()) {
-    state_->RemoveGrants(ended->grants);
-    Changed();
-    ServeQueue();
-  }
-  return ended;
+  return Commit(lock, LedgerChange::End(id, end_state, clock_->NowUnixMs()));
 }
 
 Result<Allocation> GpuManager::Release(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return EndLocked(id, AllocationState::kReleased);
+  std::unique_lock<std::mutex> lock(mutex_);
+  return EndLocked(lock, id, AllocationState::kReleased);
 }
 
 Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner, const std::string& node_name,
                                              int gpu_count) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
   AllocationFilter filter;
   filter.owner = owner;
   std::vector<Allocation> active = ledger_->List(filter);  // Newest first.
   for (const Allocation& allocation : active) {
+    if (pending_ends_.contains(allocation.id)) continue;  // Being released by another call.
     const bool on_node = std::all_of(allocation.grants.begin(), allocation.grants.end(),
                                      [&](const GpuGrant& g) { return g.node_name == node_name; });
     if (on_node && static_cast<int>(allocation.grants.size()) == gpu_count) {
-      return EndLocked(allocation.id, AllocationState::kReleased);
+      return EndLocked(lock, allocation.id, AllocationState::kReleased);
     }
   }
   return NotFound("owner \"" + owner + "\" has no active allocation of " +
@@ -283,7 +402,12 @@ Result<Allocation> GpuManager::ReleaseOnNode(const std::string& owner, const std
 }
 
 Result<Allocation> GpuManager::Heartbeat(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (const auto pending = pending_ends_.find(id); pending != pending_ends_.end()) {
+    // Answer as of after the release being recorded.
+    const std::shared_ptr<PendingWrite> write = pending->second;
+    AwaitWrite(lock, *write);
+  }
   Result<Allocation> current = ledger_->Get(id);
   if (!current.ok()) return current;
   if (current->state != AllocationState::kActive) {
@@ -297,22 +421,28 @@ Result<Allocation> GpuManager::Heartbeat(const std::string& id) {
   const int64_t now = clock_->NowUnixMs();
   if (current->lease_expires_unix_ms <= now) {
     // Too late: its GPUs may already be promised elsewhere once reaped.
-    Result<Allocation> ended = EndLocked(id, AllocationState::kExpired);
+    Result<Allocation> ended = EndLocked(lock, id, AllocationState::kExpired);
     if (!ended.ok()) return ended.status();
     return Status(StatusCode::kFailedPrecondition, "lease expired; the GPUs were released");
   }
-  return ledger_->RenewLease(id, now + current->request.lease_ttl_s * 1000);
+  return Commit(lock, LedgerChange::RenewLease(id, now + current->request.lease_ttl_s * 1000));
 }
 
 std::vector<Allocation> GpuManager::ReapExpiredLeases() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<Allocation> reaped;
+  std::unique_lock<std::mutex> lock(mutex_);
   const int64_t now = clock_->NowUnixMs();
+  // Staged together, so they share a commit.
+  std::vector<std::shared_ptr<PendingWrite>> ends;
   for (const Allocation& allocation : ledger_->ExpiredLeases(now)) {
-    Result<Allocation> ended = EndLocked(allocation.id, AllocationState::kExpired);
-    if (ended.ok()) reaped.push_back(std::move(ended).value());
+    if (pending_ends_.contains(allocation.id)) continue;  // Being ended already.
+    ends.push_back(Stage(LedgerChange::End(allocation.id, AllocationState::kExpired, now)));
   }
-  ServeQueue();
+  std::vector<Allocation> reaped;
+  for (const std::shared_ptr<PendingWrite>& write : ends) {
+    AwaitWrite(lock, *write);
+    if (write->result->ok()) reaped.push_back(write->result->value());
+  }
+  ServeQueue(lock);
   return reaped;
 }
 
@@ -331,13 +461,13 @@ Result<std::pair<QueueEntry, size_t>> GpuManager::QueueEntryById(const std::stri
 }
 
 Result<QueueEntry> GpuManager::CancelQueued(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
   const QueueEntry* entry = queue_.Find(id);
   if (entry == nullptr) return NotFound("no queued request \"" + id + "\"");
   if (entry->state == QueueState::kWaiting) {
     queue_.Finish(id, QueueState::kCancelled, clock_->NowUnixMs(), "cancelled");
     // The head may have changed: requests behind it may fit now.
-    ServeQueue();
+    ServeQueue(lock);
   }
   return *queue_.Find(id);
 }

@@ -17,15 +17,35 @@
 // delay the head. Every release, expiry and inventory refresh retries the
 // queue, so a waiting request is granted as soon as GPUs free up. Nothing
 // blocks while waiting: the caller gets a queue entry and polls it.
+//
+// Group commit: a decision is made and its GPUs reserved in memory under the
+// mutex, then the ledger write is staged and the mutex released while the
+// caller waits. One committer thread takes everything staged meanwhile and
+// records it with one Ledger::Apply (one transaction, one fsync on SQLite),
+// then, under the mutex, applies the in-memory effects and answers every
+// waiter of the batch. So concurrent allocations share an fsync, and a
+// request is answered only after the fsync that covers it. When the batch
+// fails (disk full, I/O error) the committer undoes the reservation of every
+// insert in it and each waiter gets the ledger's error; a release frees its
+// GPUs only once it is committed, so it has nothing to undo. Writes staged
+// but not yet committed are visible to nobody: the ledger (all reads) has
+// not seen them, a second request with the same idempotency key waits for
+// the first's outcome, and a second release of the same allocation shares
+// the first's.
 #ifndef GPURM_MANAGER_MANAGER_H_
 #define GPURM_MANAGER_MANAGER_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -69,11 +89,16 @@ struct PreviewResult {
 // Thread-safe. Decisions are serialised under one mutex from reading the
 // free state to recording the grant, so concurrent clients can never be
 // granted the same GPU or more of a shared GPU than it has; the ledger makes
-// each decision durable before it is answered.
+// each decision durable before it is answered (group commit, above).
 class GpuManager {
  public:
+  // Starts the committer thread; `ledger` must outlive the manager.
   GpuManager(Inventory* inventory, Ledger* ledger, const Clock* clock,
              std::string_view default_policy);
+  // Stops the committer. No call may be in progress.
+  ~GpuManager();
+  GpuManager(const GpuManager&) = delete;
+  GpuManager& operator=(const GpuManager&) = delete;
 
   // Ready once the inventory has published a snapshot; otherwise the reason.
   Status Readiness() const;
@@ -127,23 +152,45 @@ class GpuManager {
   const Scheduler& scheduler() const { return scheduler_; }
 
  private:
-  // All below require mutex_.
-  Status EnsureState() const;  // Builds or rebuilds state_ for the latest snapshot.
+  // A ledger change staged for the committer, and its outcome.
+  struct PendingWrite {
+    LedgerChange change;
+    std::optional<Result<Allocation>> result;  // Set once its batch is decided.
+  };
+
+  // All below require mutex_ (held by `lock` where one is passed).
+  // Builds or rebuilds state_ for the latest snapshot. A rebuild reads the
+  // ledger, whose view is ambiguous while a batch commits, so it waits
+  // (releasing `lock`) for the batch unless state_ exists: that serves one
+  // batch longer, and the committer rebuilds after the batch.
+  Status EnsureState(std::unique_lock<std::mutex>& lock) const;
   void Changed() const { published_.reset(); }
   std::string NewId(const char* prefix);
   ScheduleOptions OptionsFor() const;
   // Schedules a new request: around the GPUs held for the queue's head
   // unless `priority` is higher than the head's.
   ScheduleResult ScheduleAroundQueue(const GpuRequest& request, int priority);
-  // Records a placement as an allocation; updates state_.
-  Result<Allocation> Record(const GpuRequest& request, const std::string& owner,
-                            const std::string& idempotency_key, const Placement& placement);
+  // The allocation for a placement, its GPUs reserved in state_ (undone with
+  // state_->RemoveGrants when it is not recorded).
+  Result<Allocation> Place(const GpuRequest& request, const std::string& owner,
+                           const std::string& idempotency_key, const Placement& placement);
+  // Stages `change` for the committer.
+  std::shared_ptr<PendingWrite> Stage(LedgerChange change);
+  // Waits (releasing `lock`) until `write`'s batch is decided.
+  void AwaitWrite(std::unique_lock<std::mutex>& lock, const PendingWrite& write) const;
+  // Stage and AwaitWrite: the change's result, its effects applied.
+  Result<Allocation> Commit(std::unique_lock<std::mutex>& lock, LedgerChange change);
+  // The committer thread's loop (takes mutex_ itself).
+  void CommitLoop();
   // kResourceExhausted when `owner` is at max_allocations_per_owner_.
   Status CheckOwnerCap(const std::string& owner) const;
-  // Ends an allocation in the ledger and frees its GPUs in state_.
-  Result<Allocation> EndLocked(const std::string& id, AllocationState end_state);
+  // Ends an allocation in the ledger; the committer frees its GPUs in state_.
+  Result<Allocation> EndLocked(std::unique_lock<std::mutex>& lock, const std::string& id,
+                               AllocationState end_state);
   // Expires due entries, then grants what fits, in order, with backfill.
-  void ServeQueue();
+  // Grants are recorded one by one, synchronously (the queue is not the hot
+  // path).
+  void ServeQueue(std::unique_lock<std::mutex>& lock);
 
   Inventory* const inventory_;
   Ledger* const ledger_;
@@ -153,12 +200,23 @@ class GpuManager {
   mutable std::mutex mutex_;  // Held from reading free state to recording the grant.
   mutable std::optional<ClusterState> state_;
   mutable std::shared_ptr<const ClusterState> published_;  // Copy of state_ for readers.
-  mutable uint64_t rebuilds_ = 0;   // Times state_ was built from the ledger.
   WorkloadMix workload_;            // Requests seen, for the fragmentation-aware policy.
   mutable uint64_t decisions_ = 0;  // Seeds the random policy.
   AllocationQueue queue_;
   std::mt19937_64 id_random_;
   int max_allocations_per_owner_ = 0;
+
+  // Group commit. state_ holds the GPUs of staged and in-flight inserts;
+  // a rebuild adds those of staged ones (in-flight ones defer it).
+  std::vector<std::shared_ptr<PendingWrite>> staged_;    // For the next batch.
+  std::vector<std::shared_ptr<PendingWrite>> inflight_;  // Being committed now.
+  // Staged or in-flight inserts by (owner, idempotency key) and ends by id.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<PendingWrite>> pending_keys_;
+  std::unordered_map<std::string, std::shared_ptr<PendingWrite>> pending_ends_;
+  mutable std::condition_variable decided_;  // A batch was decided.
+  std::condition_variable staged_cv_;        // Something was staged, or stopping_.
+  bool stopping_ = false;
+  std::thread committer_;  // Started last, in the constructor's body.
 };
 
 }  // namespace gpurm

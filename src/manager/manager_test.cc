@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -18,7 +22,11 @@ class FixedProvider final : public InventoryProvider {
  public:
   explicit FixedProvider(std::vector<Node> nodes) : nodes_(std::move(nodes)) {}
   std::string name() const override { return "fixed"; }
-  Result<DiscoveryReport> Discover() override { return DiscoveryReport{nodes_, {}}; }
+  Result<DiscoveryReport> Discover() override {
+    DiscoveryReport report;
+    report.nodes = nodes_;
+    return report;
+  }
 
  private:
   std::vector<Node> nodes_;
@@ -373,6 +381,252 @@ TEST_F(ManagerTest, IncrementalStateMatchesTheLedger) {
       }
     }
   }
+}
+
+// Group commit. GatedLedger forwards to a real ledger and counts Apply calls
+// (commits). While the gate is closed an Apply waits in it, so requests made
+// meanwhile pile up behind that batch; while failing, Apply fails every
+// change as a failed commit does, recording nothing.
+class GatedLedger final : public Ledger {
+ public:
+  explicit GatedLedger(Ledger* inner) : inner_(inner) {}
+
+  Status Insert(const Allocation& allocation) override { return inner_->Insert(allocation); }
+  Result<Allocation> End(const std::string& id, AllocationState state,
+                         int64_t now_unix_ms) override {
+    return inner_->End(id, state, now_unix_ms);
+  }
+  Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) override {
+    return inner_->RenewLease(id, expires_unix_ms);
+  }
+  std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ++entered_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return open_; });
+    ++commits_;
+    changes_ += changes.size();
+    if (failing_) {
+      return std::vector<Result<Allocation>>(changes.size(), Unavailable("injected I/O error"));
+    }
+    lock.unlock();
+    return inner_->Apply(changes);
+  }
+  Result<Allocation> Get(const std::string& id) const override { return inner_->Get(id); }
+  std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
+                                                 const std::string& key) const override {
+    return inner_->FindByIdempotencyKey(owner, key);
+  }
+  std::vector<Allocation> List(const AllocationFilter& filter) const override {
+    return inner_->List(filter);
+  }
+  std::vector<GpuGrant> ActiveGrants() const override { return inner_->ActiveGrants(); }
+  std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override {
+    return inner_->ExpiredLeases(now_unix_ms);
+  }
+  Status CheckIntegrity() const override { return inner_->CheckIntegrity(); }
+
+  void SetOpen(bool open) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = open;
+    changed_.notify_all();
+  }
+  void SetFailing(bool failing) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failing_ = failing;
+  }
+  // Waits until `n` Apply calls have entered the gate.
+  void AwaitEntered(int n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return entered_ >= n; });
+  }
+  int commits() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return commits_;
+  }
+  size_t changes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return changes_;
+  }
+
+ private:
+  Ledger* const inner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = true;
+  bool failing_ = false;
+  int entered_ = 0;
+  int commits_ = 0;
+  size_t changes_ = 0;
+};
+
+class GroupCommitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("gpurm-group-commit-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    OpenLedger();
+    std::vector<Node> nodes = TwoT4Nodes();
+    for (int n = 0; n < 16; ++n) {  // 36 T4s in all.
+      Node& node = nodes.emplace_back(nodes.front());
+      node.name = "n" + std::to_string(n);
+      for (Gpu& gpu : node.gpus) gpu.uuid = node.name + "-" + std::to_string(gpu.index);
+    }
+    inventory_ = std::make_unique<Inventory>(std::make_unique<FixedProvider>(nodes), &clock_, 10);
+    ASSERT_TRUE(inventory_->Refresh().ok());
+    manager_ = std::make_unique<GpuManager>(inventory_.get(), gated_.get(), &clock_, "binpack");
+  }
+  void TearDown() override {
+    manager_.reset();
+    gated_.reset();
+    ledger_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void OpenLedger() {
+    auto ledger = OpenSqliteLedger((dir_ / "ledger.db").string());
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    ledger_ = std::move(*ledger);
+    gated_ = std::make_unique<GatedLedger>(ledger_.get());
+  }
+  // Stops the manager and reopens the ledger from disk, as after a restart.
+  void Reopen() {
+    manager_.reset();
+    gated_.reset();
+    ledger_.reset();
+    OpenLedger();
+  }
+  // GPUs held in the manager's free state, committed or not.
+  int HeldGpus() {
+    int held = 0;
+    for (const NodeAvailability& node : (*manager_->CurrentState())->nodes()) {
+      for (const GpuAvailability& gpu : node.gpus) held += gpu.exclusively_held ? 1 : 0;
+    }
+    return held;
+  }
+  // Waits until the free state holds `n` GPUs: every request made so far has
+  // been placed and staged.
+  void AwaitHeld(int n) {
+    while (HeldGpus() != n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  GpuRequest OneT4() {
+    GpuRequest request;
+    request.gpu_count = 1;
+    request.gpu_type = "T4";
+    return request;
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  std::unique_ptr<Ledger> ledger_;
+  std::unique_ptr<GatedLedger> gated_;
+  std::unique_ptr<Inventory> inventory_;
+  std::unique_ptr<GpuManager> manager_;
+};
+
+// Requests made while a commit is in flight are recorded together by the
+// next one: 32 allocations, 2 commits; each is answered only after its
+// commit, and every acknowledged allocation is in the ledger after reopening.
+TEST_F(GroupCommitTest, ConcurrentAllocationsShareACommitAndSurviveReopening) {
+  gated_->SetOpen(false);
+  std::vector<AllocationResult> results(32);
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] { results[0] = manager_->Allocate(OneT4(), "me", ""); });
+  gated_->AwaitEntered(1);
+  for (size_t c = 1; c < results.size(); ++c) {
+    clients.emplace_back([&, c] { results[c] = manager_->Allocate(OneT4(), "me", ""); });
+  }
+  AwaitHeld(32);
+  EXPECT_TRUE(gated_->List({}).empty());  // Nothing is answered or readable yet.
+  gated_->SetOpen(true);
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(gated_->commits(), 2);
+  EXPECT_EQ(gated_->changes(), 32u);
+  std::vector<std::string> acknowledged;
+  for (const AllocationResult& result : results) {
+    ASSERT_TRUE(result.status.ok()) << result.status.ToString();
+    acknowledged.push_back(result.allocation->id);
+  }
+  Reopen();
+  std::vector<std::string> stored;
+  for (const Allocation& allocation : ledger_->List({})) stored.push_back(allocation.id);
+  std::sort(stored.begin(), stored.end());
+  std::sort(acknowledged.begin(), acknowledged.end());
+  EXPECT_EQ(stored, acknowledged);
+  EXPECT_TRUE(ledger_->CheckIntegrity().ok());
+}
+
+// A failed commit fails every request of its batch with the ledger's error
+// and undoes each one's reservation: the free state, the ledger and the
+// idempotency keys are as before, and later requests get the same GPUs.
+TEST_F(GroupCommitTest, FailedCommitFailsAndUndoesEveryRequestOfTheBatch) {
+  AllocationResult before = manager_->Allocate(OneT4(), "me", "before");
+  ASSERT_TRUE(before.status.ok());
+  gated_->SetOpen(false);
+  gated_->SetFailing(true);
+  std::vector<AllocationResult> results(8);
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] { results[0] = manager_->Allocate(OneT4(), "me", "k0"); });
+  gated_->AwaitEntered(2);
+  for (size_t c = 1; c < results.size(); ++c) {
+    clients.emplace_back(
+        [&, c] { results[c] = manager_->Allocate(OneT4(), "me", "k" + std::to_string(c)); });
+  }
+  AwaitHeld(9);
+  gated_->SetOpen(true);
+  for (std::thread& client : clients) client.join();
+  for (const AllocationResult& result : results) {
+    EXPECT_EQ(result.status.code(), StatusCode::kUnavailable);
+    EXPECT_FALSE(result.allocation.has_value());
+  }
+  EXPECT_EQ(HeldGpus(), 1);
+  EXPECT_EQ(gated_->List({}).size(), 1u);
+
+  gated_->SetFailing(false);
+  AllocationResult retried = manager_->Allocate(OneT4(), "me", "k0");
+  ASSERT_TRUE(retried.status.ok());
+  EXPECT_FALSE(retried.replayed);
+  EXPECT_TRUE(manager_->Allocate(OneT4(), "me", "before").replayed);
+  EXPECT_EQ(HeldGpus(), 2);
+  Reopen();
+  EXPECT_EQ(ledger_->List({}).size(), 2u);
+  EXPECT_TRUE(ledger_->CheckIntegrity().ok());
+}
+
+// A release's GPUs are free only once the release is committed; a failed
+// release leaves the allocation active and its GPUs held.
+TEST_F(GroupCommitTest, FailedReleaseKeepsTheAllocation) {
+  AllocationResult held = manager_->Allocate(OneT4(), "me", "");
+  ASSERT_TRUE(held.status.ok());
+  gated_->SetFailing(true);
+  EXPECT_EQ(manager_->Release(held.allocation->id).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(HeldGpus(), 1);
+  EXPECT_EQ(gated_->Get(held.allocation->id)->state, AllocationState::kActive);
+  gated_->SetFailing(false);
+  ASSERT_TRUE(manager_->Release(held.allocation->id).ok());
+  EXPECT_EQ(HeldGpus(), 0);
+}
+
+// A request whose idempotency key is being recorded waits for that commit
+// and gets the same allocation.
+TEST_F(GroupCommitTest, SameKeyWhileCommittingReplaysTheFirst) {
+  gated_->SetOpen(false);
+  AllocationResult first;
+  AllocationResult second;
+  std::thread a([&] { first = manager_->Allocate(OneT4(), "me", "key"); });
+  gated_->AwaitEntered(1);
+  std::thread b([&] { second = manager_->Allocate(OneT4(), "me", "key"); });
+  gated_->SetOpen(true);
+  a.join();
+  b.join();
+  ASSERT_TRUE(first.status.ok());
+  ASSERT_TRUE(second.status.ok());
+  ASSERT_TRUE(second.allocation.has_value());
+  EXPECT_EQ(second.allocation->id, first.allocation->id);
+  EXPECT_TRUE(second.replayed);
+  EXPECT_EQ(gated_->List({}).size(), 1u);
+  EXPECT_EQ(HeldGpus(), 1);
 }
 
 }  // namespace
