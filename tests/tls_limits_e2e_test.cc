@@ -175,7 +175,7 @@ const char kHealthRequest[] = "GET /api/v1/gpu/health HTTP/1.1\r\nHost: localhos
 class TlsConnection {
  public:
   // `cert`/`key`: the client's certificate, or empty.
-  TlsConnection(uint16_t port, const std::string& cert = "", const std::string& key = "")
+  explicit TlsConnection(uint16_t port, const std::string& cert = "", const std::string& key = "")
       : context_(SSL_CTX_new(TLS_client_method())) {
     if (!cert.empty()) {
       SSL_CTX_use_certificate_chain_file(context_.get(), cert.c_str());

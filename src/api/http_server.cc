@@ -267,12 +267,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     HttpRequest converted;
-    converted.method = std::string(request.method_string());
+    converted.method.assign(request.method_string().data(), request.method_string().size());
     converted.SetTarget(std::string_view(request.target().data(), request.target().size()));
     for (const auto& field : request) {
       std::string name(field.name_string());
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      converted.headers[name] = std::string(field.value());
+      converted.headers[name].assign(field.value().data(), field.value().size());
     }
     converted.body = std::move(request.body());
     converted.remote_address = client_;
@@ -413,8 +413,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void ArmKeepAlive() {
-    keepalive_timer_.expires_after(std::chrono::milliseconds(
-        static_cast<int64_t>(server_->options().stream_keepalive_s * 1000)));
+    keepalive_timer_.expires_after(Seconds(server_->options().stream_keepalive_s));
     keepalive_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec || self->writing_ || self->stream_finishing_ || self->stream_ended_) return;
       self->WriteStreamData(self->body_stream_->KeepAlive(), false);

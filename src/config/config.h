@@ -48,7 +48,7 @@ struct ServerConfig {
   // whose calls take longer is reported stale and the pass goes on.
   double monitor_sample_timeout_s = 2;
   // Limits of the HTTP server (docs/SECURITY.md).
-  int64_t max_header_bytes = 16 * 1024;    // Beyond: 431.
+  int64_t max_header_bytes = 16384;        // Beyond: 431.
   double header_timeout_s = 10;            // First byte of a request to the end of its headers.
   double idle_timeout_s = 60;              // A kept-alive connection waiting for its next request.
   int64_t max_connections = 1024;          // Beyond: 503 and close.

@@ -272,8 +272,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "gpu_config.yaml:2: server.tls.key_file: required when cert_file is set"},
         BadConfig{"server:\n  tls:\n    client_ca_file: ca.pem\n", "server.tls.cert_file",
                   "required when client_ca_file is set"},
-        BadConfig{"server:\n  tls:\n    cert: a.pem\n", "server.tls.cert",
-                  "unknown key 'server.tls.cert'; did you mean 'server.tls.cert_file'?"},
+        BadConfig{"server:\n  tls:\n    cert_files: a.pem\n", "server.tls.cert_files",
+                  "gpu_config.yaml:3: unknown key 'server.tls.cert_files'; did you mean "
+                  "'server.tls.cert_file'?"},
         BadConfig{"server: {tls: [a]}", "server.tls", "expected a mapping"},
         BadConfig{"server:\n  auth:\n    allow_unauthenticated: yes\n",
                   "server.auth.allow_unauthenticated",
