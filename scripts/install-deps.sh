@@ -8,7 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libyaml-cpp-dev libsqlite3-dev sqlite3
-  libspdlog-dev libfmt-dev libcli11-dev libcurl4-openssl-dev libssl-dev
+  libspdlog-dev libfmt-dev libcli11-dev libcurl4-openssl-dev
+  libssl-dev openssl  # TLS on the listener (Boost.Asio SSL); tests make their certificates with openssl
   zlib1g-dev  # gpurm simulate --plot writes PNGs (zlib deflate)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
