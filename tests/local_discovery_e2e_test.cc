@@ -1,13 +1,14 @@
 // The real daemon on local discovery, with the fake vendor libraries of
 // tests/fakes in place of the drivers (GPURM_NVML_LIBRARY & co.): it serves
-// the GPUs NVML reports, never grants one NVML reports broken, and with no
-// vendor library at all still starts, answers every endpoint and says why
-// there is no GPU.
+// the GPUs NVML reports, never grants one NVML reports broken, keeps serving
+// the others while one GPU's NVML calls hang, and with no vendor library at
+// all still starts, answers every endpoint and says why there is no GPU.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,10 +36,10 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
     for (const char* name : kVariables) unsetenv(name);
   }
 
-  // `nvml_machine`: a file of tests/fakes/machines, or nullopt for a machine
-  // without the NVIDIA driver.
+  // `nvml_machine`: a file of tests/fakes/machines (or an absolute path), or
+  // nullopt for a machine without the NVIDIA driver.
   void StartDaemon(const std::optional<std::string>& nvml_machine) {
-    dir_ = testing::MakeTempDir("gpurm-local-e2e");
+    if (dir_.empty()) dir_ = testing::MakeTempDir("gpurm-local-e2e");
     std::filesystem::create_directories(dir_ + "/sys/bus/pci/devices");
     // An empty sysfs tree and absent AMD/Intel/Ascend libraries: the test
     // sees the same machine whatever this host has installed.
@@ -48,8 +49,10 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
     setenv("GPURM_DCMI_LIBRARY", "/nonexistent/libdcmi.so", 1);
     if (nvml_machine) {
       setenv("GPURM_NVML_LIBRARY", GPURM_FAKE_NVML, 1);
-      setenv("GPURM_FAKE_NVML_MACHINE",
-             (std::string(GPURM_FAKE_MACHINES) + "/" + *nvml_machine).c_str(), 1);
+      const std::string machine = nvml_machine->starts_with("/")
+                                      ? *nvml_machine
+                                      : std::string(GPURM_FAKE_MACHINES) + "/" + *nvml_machine;
+      setenv("GPURM_FAKE_NVML_MACHINE", machine.c_str(), 1);
     } else {
       setenv("GPURM_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
     }
@@ -71,6 +74,29 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
     EXPECT_TRUE(response.ok()) << response.status().ToString();
     if (!response.ok()) return {0, json()};
     return {response->status, response->body};
+  }
+
+  // The 8xH100 node with GPU 3's memory call blocking while the returned
+  // file exists (tests/fakes/machines/README.md); the file is not there yet.
+  std::string StartDaemonWithGpu3Hanging() {
+    dir_ = testing::MakeTempDir("gpurm-local-e2e");
+    const std::string hang = dir_ + "/gpu3.hang";
+    std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
+    json machine = json::parse(in);
+    machine["gpus"][3]["hang"] = {{"nvmlDeviceGetMemoryInfo", hang}};
+    std::ofstream(dir_ + "/nvml_hanging.json") << machine.dump();
+    StartDaemon(dir_ + "/nvml_hanging.json");
+    return hang;
+  }
+
+  // A sampling pass now (POST /monitoring/refresh), then /monitoring's GPUs.
+  json RefreshedGpus() {
+    auto refreshed = daemon_->Client().Post("/api/v1/gpu/monitoring/refresh", json::object());
+    EXPECT_TRUE(refreshed.ok()) << refreshed.status().ToString();
+    if (refreshed.ok()) {
+      EXPECT_EQ(refreshed->status, 200) << refreshed->raw_body;
+    }
+    return Get("/monitoring")["nodes"][0]["gpus"];
   }
 
   static constexpr const char* kVariables[] = {"GPURM_SYSFS_ROOT",       "GPURM_NVML_LIBRARY",
@@ -132,6 +158,63 @@ TEST_F(LocalDiscoveryE2eTest, AGpuNvmlReportsBrokenIsNeverGranted) {
   EXPECT_THAT(granted, ElementsAre("GPU-a100-0"));
   const auto [status, body] = Allocate({{"gpu_count", 2}});
   EXPECT_EQ(status, 409) << body.dump();
+}
+
+TEST_F(LocalDiscoveryE2eTest, AGpuWhoseNvmlCallsHangIsStaleAndTheOthersStayLive) {
+  const std::string hang = StartDaemonWithGpu3Hanging();
+  const std::string hung_uuid = Get("/monitoring")["nodes"][0]["gpus"][3]["uuid"];
+
+  std::ofstream(hang) << "hang\n";
+  // The refresh answers after the per-GPU deadline (monitor_sample_timeout_s, 2 s).
+  const json gpus = RefreshedGpus();
+  ASSERT_EQ(gpus.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    EXPECT_EQ(gpus[i]["healthy"], i != 3) << gpus[i]["health_reason"];
+  }
+  EXPECT_THAT(gpus[3]["health_reason"].get<std::string>(),
+              ::testing::StartsWith("sampling timed out after 2 s; values from "));
+  // The last values stay on display.
+  EXPECT_DOUBLE_EQ(gpus[3]["temperature_c"].get<double>(), 33.0);
+  EXPECT_THAT(Get("/health")["notes"].get<std::vector<std::string>>(),
+              Contains(::testing::AllOf(HasSubstr("nvidia: GPU 3 (" + hung_uuid + ")"),
+                                        HasSubstr("sampling timed out after 2 s"),
+                                        HasSubstr("is still running"))));
+
+  // Nothing of the stale GPU is granted: one GPU at a time, the other 7 only.
+  std::set<std::string> granted;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const auto [status, body] = Allocate({{"gpu_count", 1}});
+    if (status != 200) {
+      EXPECT_EQ(status, 409) << body.dump();
+      break;
+    }
+    for (const json& gpu : body["gpus"]) granted.insert(gpu["gpu_uuid"].get<std::string>());
+  }
+  EXPECT_EQ(granted.size(), 7u);
+  EXPECT_FALSE(granted.contains(hung_uuid));
+
+  // The call returns: a pass or two later GPU 3 is live again, and granted.
+  std::filesystem::remove(hang);
+  bool recovered = false;
+  for (int pass = 0; pass < 20 && !recovered; ++pass) {
+    recovered = RefreshedGpus()[3]["healthy"].get<bool>();
+  }
+  ASSERT_TRUE(recovered);
+  const auto [status, body] = Allocate({{"gpu_count", 1}});
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["gpus"][0]["gpu_uuid"], hung_uuid);
+}
+
+TEST_F(LocalDiscoveryE2eTest, AStuckNvmlCallDoesNotHoldUpShutdown) {
+  const std::string hang = StartDaemonWithGpu3Hanging();
+  std::ofstream(hang) << "hang\n";
+  ASSERT_FALSE(RefreshedGpus()[3]["healthy"].get<bool>());
+  // SIGTERM with GPU 3's call still stuck: the daemon waits its grace
+  // (monitor_sample_timeout_s) for the call, leaves it behind and exits.
+  EXPECT_EQ(daemon_->Terminate(), 0);
+  EXPECT_THAT(daemon_->LogTail(), HasSubstr("gpurm stopped"));
+  std::filesystem::remove(hang);
 }
 
 TEST_F(LocalDiscoveryE2eTest, WithoutAnyVendorLibraryEveryEndpointStillAnswers) {
