@@ -137,13 +137,15 @@ std::optional<HttpResponse> Router::Authorize(const Route& route, HttpRequest* r
   std::optional<Principal> principal =
       authenticate_(std::string_view(header).substr(kScheme.size()));
   if (!principal) return Unauthorized("unknown or revoked token", "invalid_token");
-  if (static_cast<int>(principal->role) < static_cast<int>(route.access)) {
+  // Known from here on, refused or not (the audit log names who was refused).
+  request->principal = std::move(principal);
+  const Principal& who = *request->principal;
+  if (static_cast<int>(who.role) < static_cast<int>(route.access)) {
     return JsonError(403, StatusCode::kPermissionDenied,
-                     "\"" + principal->name + "\" has role " + RoleName(principal->role) + "; " +
+                     "\"" + who.name + "\" has role " + RoleName(who.role) + "; " +
                          request->method + " " + route.pattern + " needs " +
                          AccessName(route.access));
   }
-  request->principal = std::move(principal);
   return std::nullopt;
 }
 

@@ -64,7 +64,8 @@ class Router {
     Access access;
     Handler handler;
   };
-  // Sets request->principal, or returns the 401/403 answer.
+  // Sets request->principal once the token is known; returns the 401/403
+  // answer when the request may not go on.
   std::optional<HttpResponse> Authorize(const Route& route, HttpRequest* request) const;
 
   std::vector<Route> routes_;
