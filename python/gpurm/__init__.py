@@ -14,7 +14,7 @@ from .allocation import Allocation, GpuGrant, held_allocations
 from .client import GpuRmClient
 from .config import DEFAULT_LEASE_TTL_SECONDS, TrainingGPUConfig
 from .errors import (AllocationRefused, Conflict, GpuRmError, GpuRmUnavailable, InvalidRequest,
-                     NotFound)
+                     LimitExceeded, NotFound, PermissionDenied, Unauthenticated)
 from .manager import GpuNode, GPUResourceManager, ValidationResult, get_gpu_resource_manager
 from .models import MlpSpec
 from .pytorch_integration import PyTorchGPUIntegration, PyTorchSetup, get_pytorch_gpu_integration
@@ -28,8 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AlgorithmTrainingEngine", "AlgorithmType", "TrainingConfig", "TrainingOutOfMemory", "TrainingResult",
     "Allocation", "AllocationRefused", "Conflict", "DEFAULT_LEASE_TTL_SECONDS", "GPUResourceManager",
-    "GpuGrant", "GpuNode", "GpuRmClient", "GpuRmError", "GpuRmUnavailable", "InvalidRequest", "MlpSpec",
-    "NotFound", "PyTorchGPUIntegration", "PyTorchSetup", "TensorFlowGPUIntegration", "TensorFlowSetup",
+    "GpuGrant", "GpuNode", "GpuRmClient", "GpuRmError", "GpuRmUnavailable", "InvalidRequest",
+    "LimitExceeded", "MlpSpec", "NotFound", "PermissionDenied", "Unauthenticated", "PyTorchGPUIntegration", "PyTorchSetup", "TensorFlowGPUIntegration", "TensorFlowSetup",
     "TrainingGPUConfig", "ValidationResult", "get_gpu_resource_manager", "get_pytorch_gpu_integration",
     "get_tensorflow_gpu_integration", "held_allocations",
 ]

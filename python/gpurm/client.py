@@ -68,6 +68,20 @@ def tls_context(
     return context
 
 
+def default_token() -> str:
+    """The bearer token to send when none is given: ``$GPURM_TOKEN``, else the
+    first line of the file ``$GPURM_TOKEN_FILE`` names, else "" (none)."""
+    token = os.environ.get("GPURM_TOKEN", "").strip()
+    path = os.environ.get("GPURM_TOKEN_FILE", "")
+    if token or not path:
+        return token
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().strip()
+    except OSError as err:
+        raise GpuRmError(f"cannot read GPURM_TOKEN_FILE {path!r}: {err}", code="invalid_argument") from None
+
+
 class GpuRmClient:
     """Thin JSON-over-HTTP client; each method is one API call and returns the
     decoded answer. Non-2xx answers raise the :mod:`gpurm.errors` exception of
@@ -76,6 +90,12 @@ class GpuRmClient:
 
     ``https://`` URLs are verified: see :func:`tls_context` for ``ca_bundle``,
     ``client_cert``, ``client_key`` and ``insecure``.
+
+    ``token`` (else :func:`default_token`) is sent as ``Authorization: Bearer``
+    to a daemon that requires tokens; the allocations it makes then belong to
+    the token's identity, whatever ``owner`` says (an admin token may act on
+    behalf of ``owner``). 401 raises :class:`gpurm.Unauthenticated`, 403
+    :class:`gpurm.PermissionDenied`.
     """
 
     def __init__(
@@ -88,8 +108,10 @@ class GpuRmClient:
         client_cert: Optional[str] = None,
         client_key: Optional[str] = None,
         insecure: bool = False,
+        token: Optional[str] = None,
     ) -> None:
         self.base_url = resolve_base_url(url)
+        self._token = default_token() if token is None else token.strip()
         self.owner = owner or default_owner()
         self.timeout = DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout
         self._tls: Optional[ssl.SSLContext] = None
@@ -185,6 +207,8 @@ class GpuRmClient:
             url += "?" + urllib.parse.urlencode({k: _query_value(v) for k, v in query.items()})
         data = None
         all_headers = {"Accept": "application/json", "X-Gpurm-Owner": self.owner}
+        if self._token:
+            all_headers["Authorization"] = "Bearer " + self._token
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             all_headers["Content-Type"] = "application/json"

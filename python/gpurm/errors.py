@@ -13,6 +13,14 @@ error code, so callers can catch exactly what they can handle:
                             ``reasons`` and ``would_fit``
 ``Conflict``                409 already_exists / failed_precondition (for
                             example a heartbeat on an expired lease)
+``Unauthenticated``         401: no token, or one the daemon does not know (also
+                            a ``PermissionError``)
+``PermissionDenied``        403: the token's role may not do this, or the
+                            allocation is someone else's (also a
+                            ``PermissionError``)
+``LimitExceeded``           429: the per-owner allocation cap
+                            (``field == "max_allocations_per_owner"``) or a
+                            request rate limit
 ``GpuRmError``              anything else (413 resource_exhausted, 500 internal)
 ==========================  ====================================================
 """
@@ -73,6 +81,25 @@ class Conflict(GpuRmError):
     already_exists / failed_precondition), e.g. renewing an expired lease."""
 
 
+class Unauthenticated(GpuRmError, PermissionError):
+    """HTTP 401: the daemon requires a bearer token and got none, or one it does
+    not know (revoked?). Pass ``token=`` or set ``GPURM_TOKEN``."""
+
+    def __str__(self) -> str:
+        return super().__str__() + " (pass token= or set GPURM_TOKEN / GPURM_TOKEN_FILE)"
+
+
+class PermissionDenied(GpuRmError, PermissionError):
+    """HTTP 403: authenticated, but the token's role may not do this (a viewer
+    allocating), or the allocation belongs to someone else."""
+
+
+class LimitExceeded(GpuRmError):
+    """HTTP 429: a limit was hit; retry after releasing an allocation (the
+    per-owner cap, ``field == "max_allocations_per_owner"``) or after a pause
+    (the request rate limit)."""
+
+
 class AllocationRefused(GpuRmError):
     """No placement for the request (HTTP 409 unschedulable_now / unschedulable_never).
 
@@ -120,6 +147,10 @@ _BY_CODE = {
 }
 
 
+# Statuses that decide the class whatever the code says.
+_BY_STATUS = {401: Unauthenticated, 403: PermissionDenied, 429: LimitExceeded}
+
+
 def error_from_response(status: int, body: Optional[Mapping[str, Any]], fallback_text: str) -> GpuRmError:
     """Builds the exception for a non-2xx answer.
 
@@ -142,15 +173,18 @@ def error_from_response(status: int, body: Optional[Mapping[str, Any]], fallback
             reasons=list((body or {}).get("reasons") or []),
             would_fit=dict((body or {}).get("would_fit") or {}),
         )
-    cls = _BY_CODE.get(code, GpuRmError)
+    cls = _BY_STATUS.get(status) or _BY_CODE.get(code, GpuRmError)
     return cls(message, code=code, status=status, field=field, body=body)
 
 
 def _code_for_status(status: int) -> str:
     return {
         400: "invalid_argument",
+        401: "unauthenticated",
+        403: "permission_denied",
         404: "not_found",
         409: "failed_precondition",
         413: "resource_exhausted",
+        429: "resource_exhausted",
         503: "unavailable",
     }.get(status, "internal")

@@ -84,8 +84,8 @@ class GPUResourceManager:
     """
 
     def __init__(self, url: Optional[str] = None, *, owner: Optional[str] = None,
-                 timeout: Optional[float] = None) -> None:
-        self.client = GpuRmClient(url, owner=owner, timeout=timeout)
+                 timeout: Optional[float] = None, token: Optional[str] = None) -> None:
+        self.client = GpuRmClient(url, owner=owner, timeout=timeout, token=token)
         self._lock = threading.Lock()
         self._allocations: List[Allocation] = []
         install_release_handlers()
