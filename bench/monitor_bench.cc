@@ -11,6 +11,14 @@
 //                     N. The provider is scripted (a copy of N GPUs), so this
 //                     is gpurm's own cost: a vendor library's calls come on
 //                     top (NVML: a few microseconds per field per GPU).
+// local_pass/N        The same pass through the real local discovery
+//                     (LocalProvider, NVML back end, one sampling worker per
+//                     GPU and the per-GPU deadline) over N GPUs of the fake
+//                     libnvidia-ml.so.1 of tests/fakes: CPU time of the
+//                     sampler thread plus the workers, per pass and per GPU
+//                     (cpu_ns_per_gpu). The fake answers from memory, so this
+//                     is gpurm's cost, thread hand-offs included. Needs the
+//                     test build's gpurm_fake_nvml.
 // history_memory/N    Heap an hour of history (120 samples per GPU) takes,
 //                     from malloc's own accounting: history_KiB and per GPU.
 // daemon_rss/N        VmRSS of the real `gpurm serve` with a static inventory
@@ -29,6 +37,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -39,6 +48,7 @@
 
 #include "core/clock.h"
 #include "inventory/inventory.h"
+#include "inventory/providers/local/local_provider.h"
 #include "monitor/event_hub.h"
 #include "monitor/sampler.h"
 #include "monitor/testing/scripted_provider.h"
@@ -195,6 +205,72 @@ int64_t ResidentKibOf(pid_t pid) {
   }
   return 0;
 }
+
+// A fake NVML machine file of `gpus` busy H100s (tests/fakes/machines/README.md).
+void WriteNvmlMachine(const std::filesystem::path& path, int gpus) {
+  std::ofstream out(path);
+  out << R"({"nvml_version": "12.550.54.15", "driver_version": "550.54.15", "gpus": [)";
+  for (int i = 0; i < gpus; ++i) {
+    char bus_id[32];
+    std::snprintf(bus_id, sizeof(bus_id), "00000000:%02X:00.0", i + 1);
+    out << (i == 0 ? "" : ",") << R"({"name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-bench-)" << i
+        << R"(", "bus_id": ")" << bus_id
+        << R"(", "memory_total_mib": 81559, "memory_free_mib": 40000, "memory_reserved_mib": 512,
+      "utilization_gpu": 50, "utilization_memory": 20, "temperature_c": 40, "power_mw": 300000,
+      "power_limit_mw": 700000, "sm_clock_mhz": 1980, "ecc_double_bit": 0, "mig": false,
+      "processes": [{"pid": )"
+        << 1000 + i << R"(, "used_mib": 40000}]})";
+  }
+  out << "]}\n";
+}
+
+void BM_LocalPass(benchmark::State& state) {
+  const int gpus = static_cast<int>(state.range(0));
+  const std::string library = BinaryDir() + "/tests/fakes/nvml/libnvidia-ml.so.1";
+  if (!std::filesystem::exists(library)) {
+    state.SkipWithError(("no fake NVML at " + library + "; build gpurm_fake_nvml").c_str());
+    return;
+  }
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("gpurm-local-bench-" + std::to_string(::getpid()) + "-" + std::to_string(gpus));
+  std::filesystem::create_directories(dir / "sys" / "bus" / "pci" / "devices");
+  WriteNvmlMachine(dir / "nvml.json", gpus);
+  ::setenv("GPURM_FAKE_NVML_MACHINE", (dir / "nvml.json").c_str(), 1);
+  FakeClock clock;
+  LocalProviderOptions options;
+  options.sysfs_root = dir.string();
+  options.nvml_libraries = {library};
+  options.rocm_smi_libraries = {"/nonexistent/librocm_smi64.so.1"};
+  options.level_zero_libraries = {"/nonexistent/libze_loader.so.1"};
+  options.dcmi_libraries = {"/nonexistent/libdcmi.so"};
+  options.clock = &clock;
+  {
+    Inventory inventory(std::make_unique<LocalProvider>("bench", GpuMemorySpecs{}, options), &clock,
+                        kHistoryCapacity);
+    EventHub hub;
+    Sampler sampler(&inventory, &clock, &hub, SamplerOptions{kIntervalS, 0.05});
+    sampler.Start();
+    sampler.SampleNow();  // Discovery happens here, outside the measurement.
+    for (auto _ : state) {
+      clock.AdvanceMs(static_cast<int64_t>(kIntervalS * 1000));
+      const double cpu_before = sampler.stats().cpu_seconds;
+      sampler.SampleNow();
+      state.SetIterationTime(sampler.stats().cpu_seconds - cpu_before);
+    }
+    const std::shared_ptr<const InventorySnapshot> snapshot = inventory.Snapshot();
+    if (snapshot == nullptr || snapshot->nodes.at(0).gpus.size() != static_cast<size_t>(gpus)) {
+      state.SkipWithError("the fake NVML did not serve the scripted GPUs");
+    }
+  }
+  ::unsetenv("GPURM_FAKE_NVML_MACHINE");
+  std::filesystem::remove_all(dir);
+  state.counters["gpus"] = gpus;
+  state.counters["cpu_ns_per_gpu"] =
+      benchmark::Counter(static_cast<double>(gpus), benchmark::Counter::kIsIterationInvariantRate |
+                                                        benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_LocalPass)->Name("local_pass")->Arg(8)->Arg(64)->UseManualTime();
 
 void BM_DaemonRss(benchmark::State& state) {
   const int gpus = static_cast<int>(state.range(0));
