@@ -224,7 +224,10 @@ class GpuRmClient:
             decoded = _decode(raw)
             raise error_from_response(err.code, decoded if isinstance(decoded, dict) else None,
                                       raw.decode("utf-8", "replace").strip()) from None
-        except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as err:
+        except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError,
+                ssl.SSLError) as err:
+            # ssl.SSLError: under TLS 1.3 a server that refuses the client's
+            # certificate says so after the handshake, on the first read.
             reason = getattr(err, "reason", err)
             raise GpuRmUnavailable(
                 f"cannot reach {self.base_url} ({reason})", code="unavailable"

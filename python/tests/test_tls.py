@@ -1,9 +1,11 @@
 """The Python client against the real daemon over TLS.
 
-A test CA and server certificate are made with the openssl command for this
-module (no key is committed). With ``ca_bundle=`` (or ``$GPURM_CA_BUNDLE``) the
-client verifies the daemon and works; without it verification fails with
-GpuRmUnavailable; ``insecure=True`` is only ever an explicit argument.
+A test CA, server and client certificates are made with the openssl command
+for this module (no key is committed). With ``ca_bundle=`` (or
+``$GPURM_CA_BUNDLE``) the client verifies the daemon and works; without it
+verification fails with GpuRmUnavailable; ``insecure=True`` is only ever an
+explicit argument; a daemon with a client CA refuses clients without a
+certificate.
 """
 
 from __future__ import annotations
@@ -29,24 +31,30 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
 
+def _make_leaf(directory: Path, name: str, usage: str, serial: str) -> None:
+    """``name``.pem/.key signed by ca.pem, for ``usage`` (serverAuth or clientAuth)."""
+    (directory / f"{name}.ext").write_text(
+        f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.csr"),
+             "-subj", f"/CN={name}")
+    _openssl("x509", "-req", "-in", str(directory / f"{name}.csr"), "-CA", str(directory / "ca.pem"),
+             "-CAkey", str(directory / "ca.key"), "-set_serial", serial, "-days", "3650",
+             "-out", str(directory / f"{name}.pem"), "-extfile", str(directory / f"{name}.ext"))
+
+
 def _make_pki(directory: Path) -> None:
     _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.pem"),
              "-days", "3650", "-subj", "/CN=gpurm python test CA")
-    (directory / "server.ext").write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", str(directory / "server.key"), "-out", str(directory / "server.csr"),
-             "-subj", "/CN=localhost")
-    _openssl("x509", "-req", "-in", str(directory / "server.csr"), "-CA", str(directory / "ca.pem"),
-             "-CAkey", str(directory / "ca.key"), "-set_serial", "0x1001", "-days", "3650",
-             "-out", str(directory / "server.pem"), "-extfile", str(directory / "server.ext"))
+    _make_leaf(directory, "server", "serverAuth", "0x1001")
+    _make_leaf(directory, "client", "clientAuth", "0x2002")
 
 
-@pytest.fixture(scope="module")
-def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, Path]]:
-    """``(https URL, CA bundle path)`` of a daemon serving TLS."""
+def _serve_tls(tmp_path_factory: pytest.TempPathFactory, mutual: bool) -> Iterator[Tuple[str, Path]]:
+    """Runs a daemon over TLS (requiring client certificates from the same CA
+    when ``mutual``) and yields ``(https URL, directory of the PKI)``."""
     binary = Path(os.environ.get("GPURM_BIN") or REPO / "build" / "gpurm")
     if not os.access(binary, os.X_OK):
         message = f"gpurm daemon binary {binary} not built (set GPURM_BIN or build it)"
@@ -59,7 +67,8 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, 
     _make_pki(root)
     config = root / "gpu_config.yaml"
     config.write_text(f"server:\n  tls:\n    cert_file: {root / 'server.pem'}\n"
-                      f"    key_file: {root / 'server.key'}\n")
+                      f"    key_file: {root / 'server.key'}\n"
+                      + (f"    client_ca_file: {root / 'ca.pem'}\n" if mutual else ""))
     port = free_port()
     log = root / "stderr.txt"
     with open(log, "wb") as out:
@@ -69,7 +78,8 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, 
              "--config", str(config)],
             stdout=out, stderr=subprocess.STDOUT, cwd=root)
     url = f"https://127.0.0.1:{port}"
-    client = GpuRmClient(url, ca_bundle=str(root / "ca.pem"), timeout=2)
+    client = GpuRmClient(url, ca_bundle=str(root / "ca.pem"), timeout=2,
+                         client_cert=str(root / "client.pem"), client_key=str(root / "client.key"))
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -82,13 +92,26 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, 
                 pytest.fail("gpurm serve (TLS) did not become healthy:\n"
                             + log.read_text(errors="replace")[-4000:])
             time.sleep(0.1)
-    yield url, root / "ca.pem"
+    yield url, root
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="module")
+def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, Path]]:
+    """``(https URL, CA bundle path)`` of a daemon serving TLS."""
+    for url, root in _serve_tls(tmp_path_factory, mutual=False):
+        yield url, root / "ca.pem"
+
+
+@pytest.fixture(scope="module")
+def mtls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, Path]]:
+    """``(https URL, PKI directory)`` of a daemon that requires client certificates."""
+    yield from _serve_tls(tmp_path_factory, mutual=True)
 
 
 def test_ca_bundle_argument_verifies_the_daemon(tls_daemon: Tuple[str, Path]) -> None:
@@ -122,3 +145,19 @@ def test_without_the_ca_verification_fails(tls_daemon: Tuple[str, Path],
 def test_insecure_is_explicit(tls_daemon: Tuple[str, Path]) -> None:
     url, _ = tls_daemon
     assert GpuRmClient(url, insecure=True).health()
+
+
+def test_mutual_tls_needs_the_client_certificate(mtls_daemon: Tuple[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    url, pki = mtls_daemon
+    ca = str(pki / "ca.pem")
+    with_cert = GpuRmClient(url, ca_bundle=ca, client_cert=str(pki / "client.pem"),
+                            client_key=str(pki / "client.key"))
+    assert with_cert.health()
+    monkeypatch.delenv("GPURM_CLIENT_CERT", raising=False)
+    with pytest.raises(gpurm.GpuRmUnavailable):
+        GpuRmClient(url, ca_bundle=ca).health()
+    # The same certificate from the environment.
+    monkeypatch.setenv("GPURM_CLIENT_CERT", str(pki / "client.pem"))
+    monkeypatch.setenv("GPURM_CLIENT_KEY", str(pki / "client.key"))
+    assert GpuRmClient(url, ca_bundle=ca).health()
