@@ -261,10 +261,12 @@ class TlsE2eTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  // Starts the daemon over TLS with `extra_tls` lines under server.tls.
-  void StartDaemon(const std::string& extra_tls = "") {
+  // Starts the daemon over TLS with `extra_tls` lines under server.tls and
+  // `extra_server` lines under server.
+  void StartDaemon(const std::string& extra_tls = "", const std::string& extra_server = "") {
     const std::string config = dir_ + "/gpu_config.yaml";
-    WriteFile(config, "server:\n  tls:\n    cert_file: " + pki_->Path("server.pem") +
+    WriteFile(config, "server:\n" + extra_server +
+                          "  tls:\n    cert_file: " + pki_->Path("server.pem") +
                           "\n    key_file: " + pki_->Path("server.key") + "\n" + extra_tls);
     daemon_ = std::make_unique<testing::DaemonProcess>(
         dir_, std::vector<std::string>{"--inventory",
@@ -430,6 +432,32 @@ TEST_F(TlsE2eTest, TheEventStreamWorksOverTls) {
   }
   EXPECT_EQ(data.rfind("HTTP/1.1 200", 0), 0u) << data;
   EXPECT_THAT(data, HasSubstr("text/event-stream"));
+}
+
+TEST_F(TlsE2eTest, LimitsAnswerOverTlsToo) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(
+      "", "  rate_limit_rps: 0.01\n  rate_limit_burst: 3\n  max_connections_per_client: 2\n"));
+  TlsConnection first(port());
+  ASSERT_TRUE(first.connected());
+  RawResponse limited;
+  for (int i = 0; i < 10 && limited.status != 429; ++i) {
+    limited = first.Request(kHealthRequest);
+    ASSERT_NE(limited.status, 0) << "no answer to request " << i;
+  }
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_GE(std::stoi(limited.Header("Retry-After")), 1);
+  EXPECT_EQ(json::parse(limited.body)["error"]["code"], "resource_exhausted");
+
+  TlsConnection second(port());
+  ASSERT_TRUE(second.connected());
+  // The health checks' connections may take a moment to be released.
+  RawResponse refused;
+  EXPECT_TRUE(Eventually([&] {
+    TlsConnection third(port());
+    refused = third.Request(kHealthRequest);
+    return refused.status == 503;
+  }));
+  EXPECT_EQ(json::parse(refused.body)["error"]["code"], "unavailable");
 }
 
 TEST(TlsStartupTest, AMissingCertificateIsAClearStartupError) {
