@@ -92,8 +92,12 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
       g.free_mib = g.usable_mib;
       auto [type, inserted] = types.emplace(gpu.model.canonical + "\x1f" + gpu.model.raw_name,
                                             static_cast<uint32_t>(types.size()));
-      if (inserted) type_representatives_.push_back(&gpu);
+      if (inserted) {
+        type_representatives_.push_back(&gpu);
+        type_gpu_counts_.push_back(0);
+      }
       g.type_id = type->second;
+      ++type_gpu_counts_[g.type_id];
       shape += "|" + gpu.model.canonical + "\x1f" + gpu.model.raw_name + "\x1f" +
                std::to_string(gpu.memory_total_mib) + "\x1f" + (gpu.healthy ? "h" : "x") +
                std::to_string(gpu.nvlink_group) + "\x1f" + std::to_string(gpu.numa_node);

@@ -145,6 +145,8 @@ class ClusterState {
   // Number of distinct GPU models; a GPU of each, by type id.
   size_t type_count() const { return type_representatives_.size(); }
   const Gpu& type_representative(uint32_t type_id) const { return *type_representatives_[type_id]; }
+  // GPUs of a type in the snapshot (healthy or not, allocated or not).
+  int64_t type_gpu_count(uint32_t type_id) const { return type_gpu_counts_[type_id]; }
 
   // Increases with every mutation.
   uint64_t version() const { return version_; }
@@ -180,6 +182,7 @@ class ClusterState {
   std::unordered_map<std::string, std::pair<uint32_t, uint32_t>> gpu_by_uuid_;
   std::unordered_map<std::string, uint32_t> node_by_name_;
   std::vector<const Gpu*> type_representatives_;
+  std::vector<int64_t> type_gpu_counts_;  // By type id.
   HostResources host_per_gpu_;
   std::vector<int64_t> static_shape_;  // Per node: interned static description.
   std::vector<ClassData> classes_;

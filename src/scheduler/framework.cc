@@ -316,10 +316,14 @@ bool SchedulingContext::TypeIdMatches(uint32_t type_id) const {
 }
 
 bool SchedulingContext::PartTypeMatches(size_t part, const GpuAvailability& g) const {
+  return PartTypeIdMatches(part, g.type_id);
+}
+
+bool SchedulingContext::PartTypeIdMatches(size_t part, uint32_t type_id) const {
   const WorkloadMix::GpuPart& wanted = options_.workload->parts()[part];
   if (wanted.gpu_type.empty()) return true;
   const size_t types = state_.type_count();
-  const size_t slot = part * types + g.type_id;
+  const size_t slot = part * types + type_id;
   if (part_type_match_.size() <= slot) {
     part_type_match_.resize(options_.workload->parts().size() * types, -1);
   }
@@ -327,9 +331,44 @@ bool SchedulingContext::PartTypeMatches(size_t part, const GpuAvailability& g) c
   if (cached < 0) {
     GpuRequest probe;
     probe.gpu_type = wanted.gpu_type;
-    cached = GpuTypeMatches(probe, *g.gpu) ? 1 : 0;
+    cached = GpuTypeMatches(probe, state_.type_representative(type_id)) ? 1 : 0;
   }
   return cached == 1;
+}
+
+double SchedulingContext::TypePressure(uint32_t type_id) const {
+  const WorkloadMix* mix = options_.workload;
+  if (mix == nullptr || mix->empty()) return 0;
+  if (type_pressure_.empty()) {
+    const size_t types = state_.type_count();
+    type_pressure_.assign(types, 0.0);
+    int64_t cluster_gpus = 0;
+    for (uint32_t t = 0; t < types; ++t) cluster_gpus += state_.type_gpu_count(t);
+    const std::vector<WorkloadMix::GpuPart>& parts = mix->parts();
+    std::vector<double> demand(parts.size(), 0.0);
+    double total_demand = 0;
+    for (const WorkloadMix::Shape& shape : mix->shapes()) {
+      const WorkloadMix::GpuPart& part = parts[shape.part];
+      const double per_task =
+          part.milli > 0 ? part.milli / double{kMilliPerGpu} : static_cast<double>(part.gpu_count);
+      demand[shape.part] += shape.count * per_task;
+      total_demand += shape.count * per_task;
+    }
+    for (size_t p = 0; p < parts.size() && total_demand > 0; ++p) {
+      if (parts[p].gpu_type.empty() || demand[p] <= 0) continue;
+      int64_t accepted = 0;
+      for (uint32_t t = 0; t < types; ++t) {
+        if (PartTypeIdMatches(p, t)) accepted += state_.type_gpu_count(t);
+      }
+      if (accepted == 0 || accepted == cluster_gpus) continue;
+      const double pressure = demand[p] / total_demand * static_cast<double>(cluster_gpus) /
+                              static_cast<double>(accepted);
+      for (uint32_t t = 0; t < types; ++t) {
+        if (PartTypeIdMatches(p, t)) type_pressure_[t] += pressure;
+      }
+    }
+  }
+  return type_id < type_pressure_.size() ? type_pressure_[type_id] : 0.0;
 }
 
 bool SchedulingContext::MayFit(const NodeSummary& node, int gpus_needed) const {

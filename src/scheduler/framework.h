@@ -80,6 +80,14 @@ class SchedulingContext {
   // Does the GPU's model satisfy the gpu_type of options().workload's GPU
   // part `part` (cached per part and model)?
   bool PartTypeMatches(size_t part, const GpuAvailability& gpu) const;
+  // Demand pressure on GPU type `type_id` from the model-constrained part of
+  // options().workload: the sum, over the mix's GPU parts whose gpu_type
+  // rules some model out, of the part's share of the mix's GPU demand times
+  // the cluster's GPU count over the GPUs of the models it accepts. A part
+  // whose demand share is larger than its models' share of the cluster
+  // contributes more than 1. 0 without a workload or constrained parts.
+  // Computed once per decision.
+  double TypePressure(uint32_t type_id) const;
 
  private:
   const GpuRequest& request_;
@@ -92,6 +100,9 @@ class SchedulingContext {
   mutable std::vector<int8_t> type_match_;  // By GPU type id: -1 unknown, 0, 1.
   // By part * type_count() + type id, filled on first use.
   mutable std::vector<int8_t> part_type_match_;
+  mutable std::vector<double> type_pressure_;  // By type id, filled on first use.
+  // Does `type_id` satisfy the gpu_type of workload part `part`?
+  bool PartTypeIdMatches(size_t part, uint32_t type_id) const;
 };
 
 // Per-node working data of one decision, filled by the filters.

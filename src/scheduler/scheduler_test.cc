@@ -526,6 +526,109 @@ TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
   EXPECT_LE(result.placement->score, 100);
 }
 
+// ExpectedFragmentation of node 0 of `state` under `mix`.
+double FragmentationOf(const ClusterState& state, const WorkloadMix& mix) {
+  ScheduleOptions options;
+  options.workload = &mix;
+  const GpuRequest probe = Request(1, "", 0);
+  const SchedulingContext context(probe, options, state);
+  return ExpectedFragmentation(context, state.nodes()[0]);
+}
+
+TEST(FragmentationMeasureTest, SharedRemaindersCountWhatNoTaskOfTheShapeCanUse) {
+  // GPU 0 holds a 0.4 share (0.6 free), GPU 1 is empty: 1,600 free.
+  ClusterState state(Nodes(1, 2, "Tesla T4", 16384),
+                     {GpuGrant{"n0", 0, "n0-gpu0", SliceMibForMilli(400, 16384), false}});
+  WorkloadMix mix;
+  for (int i = 0; i < 3; ++i) mix.Record(Share(500));
+  mix.Record(Request(1, "", 0));
+  // 0.5 tasks: one on GPU 0, two on GPU 1, 100 left over. Whole GPUs: only
+  // GPU 1, so GPU 0's 600 is fragment. (3 x 100 + 1 x 600) / 4.
+  EXPECT_DOUBLE_EQ(FragmentationOf(state, mix), 225.0);
+}
+
+TEST(FragmentationMeasureTest, ANodeWithoutTheCpuATaskNeedsIsAllFragment) {
+  // 2 idle GPUs, 16 cores of which 12 are used: 4 free.
+  ClusterState state(Nodes(1, 2, "Tesla T4", 16384), {}, {{16000, 0}});
+  state.AddHostUse(0, {12000, 0});
+  WorkloadMix mix;
+  mix.Record(Request(1, "", 0), {8000, 0});  // No 8-core task fits: 2,000.
+  mix.Record(Request(1, "", 0), {2000, 0});  // Two 2-core tasks fit: 0.
+  EXPECT_DOUBLE_EQ(FragmentationOf(state, mix), 1000.0);
+}
+
+TEST(FragmentationMeasureTest, AModelTheShapeRulesOutIsAllFragment) {
+  ClusterState state(Nodes(1, 2, "Tesla T4", 16384), {});
+  WorkloadMix mix;
+  mix.Record(Request(1, "A100", 0));  // Cannot use T4s: 2,000.
+  mix.Record(Request(1, "T4", 0));    // 0.
+  mix.Record(Request(1, "", 0));      // 0.
+  EXPECT_DOUBLE_EQ(FragmentationOf(state, mix), 2000.0 / 3.0);
+}
+
+TEST(FragmentationMeasureTest, MultiGpuShapesNeedThatManyUntouchedGpus) {
+  // 4 GPUs, GPU 0 holds a 0.3 share: 3,700 free, 3 untouched GPUs.
+  ClusterState state(Nodes(1, 4, "Tesla T4", 16384),
+                     {GpuGrant{"n0", 0, "n0-gpu0", SliceMibForMilli(300, 16384), false}});
+  WorkloadMix mix;
+  mix.Record(Request(2, "", 0));  // One 2-GPU task: 3,700 - 2,000 = 1,700.
+  mix.Record(Request(4, "", 0));  // None: 3,700.
+  mix.Record(Share(700));         // One per GPU: 3,700 - 4 x 700 = 900.
+  EXPECT_DOUBLE_EQ(FragmentationOf(state, mix), (1700.0 + 3700.0 + 900.0) / 3.0);
+}
+
+TEST(FragmentationMeasureTest, NoWorkloadOrNoFreeGpuMeansNoFragmentation) {
+  ClusterState state(Nodes(1, 1, "Tesla T4", 16384), {GpuGrant{"n0", 0, "n0-gpu0", 0, true}});
+  WorkloadMix mix;
+  mix.Record(Request(1, "", 0));
+  EXPECT_DOUBLE_EQ(FragmentationOf(state, mix), 0.0);
+  ClusterState idle(Nodes(1, 1, "Tesla T4", 16384), {});
+  const GpuRequest probe = Request(1, "", 0);
+  const ScheduleOptions no_workload;
+  EXPECT_DOUBLE_EQ(
+      ExpectedFragmentation(SchedulingContext(probe, no_workload, idle), idle.nodes()[0]), 0.0);
+}
+
+// n0: 2 x T4, n1: 4 x V100; the mix wants as many T4-only as V100-only tasks.
+ClusterState ContendedModels() {
+  auto snapshot = Nodes(1, 2, "Tesla T4", 16384);
+  snapshot->nodes.push_back(MakeNode("n1", "Tesla V100-SXM2-32GB", 4, 32768));
+  return ClusterState(snapshot, {});
+}
+
+TEST(FragmentationAwareTest, TypePressureIsDemandShareOverCapacityShare) {
+  ClusterState state = ContendedModels();
+  WorkloadMix mix;
+  for (int i = 0; i < 2; ++i) mix.Record(Request(1, "T4", 0));
+  for (int i = 0; i < 2; ++i) mix.Record(Request(1, "V100", 0));
+  mix.Record(Request(1, "", 0));
+  ScheduleOptions options;
+  options.workload = &mix;
+  const GpuRequest request = Request(1, "", 0);
+  const SchedulingContext context(request, options, state);
+  // T4-only: 2/5 of the demand on 2/6 of the GPUs; V100-only: 2/5 on 4/6.
+  EXPECT_DOUBLE_EQ(context.TypePressure(state.nodes()[0].gpus[0].type_id), 1.2);
+  EXPECT_DOUBLE_EQ(context.TypePressure(state.nodes()[1].gpus[0].type_id), 0.6);
+  const ScheduleOptions no_workload;
+  EXPECT_DOUBLE_EQ(SchedulingContext(request, no_workload, state).TypePressure(0), 0.0);
+}
+
+TEST(FragmentationAwareTest, UnconstrainedWorkSparesTheScarcerModel) {
+  // Fragmentation alone ties (either node's GPU is fragment for the other
+  // model's tasks) and the lower index, the scarce T4s, would win.
+  ClusterState state = ContendedModels();
+  WorkloadMix mix;
+  for (int i = 0; i < 2; ++i) mix.Record(Request(1, "T4", 0));
+  for (int i = 0; i < 2; ++i) mix.Record(Request(1, "V100", 0));
+  mix.Record(Request(1, "", 0));
+  ScheduleOptions options;
+  options.workload = &mix;
+  const ScheduleResult result =
+      Scheduler("fragmentation-aware").Schedule(Request(1, "", 0), state, options);
+  ASSERT_TRUE(result.placement);
+  EXPECT_EQ(result.placement->grants[0].node_name, "n1");
+}
+
 TEST(SchedulerTest, NodesThatCannotTellSayError) {
   auto snapshot = Nodes(1, 2, "Tesla T4", 16384);
   Node unknown = MakeNode("mystery", "Tesla T4", 2, 0);  // No memory size reported.

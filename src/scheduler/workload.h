@@ -20,6 +20,8 @@
 
 namespace gpurm {
 
+class SchedulingContext;
+
 class WorkloadMix {
  public:
   // The GPU part of a request shape; shapes differing only in host demand
@@ -55,6 +57,15 @@ class WorkloadMix {
   std::map<std::tuple<size_t, int64_t, int64_t>, size_t> shape_index_;
   double total_ = 0;
 };
+
+// The fragmentation-aware policy's measure of `node` as it is now: the
+// expected free GPU capacity (milli-GPU) that a task drawn from
+// context.options().workload could not use there -- per shape, what is left
+// after packing the node with as many of its tasks as the node's free GPUs,
+// CPU and host memory allow; all of it when the shape's GPU type rules the
+// node's GPUs out -- weighted by how often each shape was seen. 0 without a
+// workload or free GPU capacity. Pure; exposed for tests.
+double ExpectedFragmentation(const SchedulingContext& context, const NodeAvailability& node);
 
 }  // namespace gpurm
 
