@@ -473,7 +473,8 @@ TEST(TlsStartupTest, AMissingCertificateIsAClearStartupError) {
   EXPECT_FALSE(serve.timed_out) << serve.output;
   EXPECT_NE(serve.exit_code, 0) << serve.output;
   EXPECT_THAT(serve.output, HasSubstr(missing));
-  EXPECT_THAT(serve.output, HasSubstr("cert_file"));
+  EXPECT_THAT(serve.output, HasSubstr("server.tls.cert_file"));
+  EXPECT_EQ(serve.exit_code, 2);  // A configuration error.
   std::filesystem::remove_all(dir);
 }
 

@@ -282,12 +282,16 @@ int RunServe(const ServeOptions& options) {
       });
   const Status started = server.Start();
   if (!started.ok()) {
-    log.critical("{}", started.message());
-    // Also on stderr: a bad certificate path is a start-up error the
-    // operator must see even when logs go to a file.
-    std::fprintf(stderr, "gpurm: %s\n", started.message().c_str());
+    // A TLS file that cannot be loaded is a configuration error: say which
+    // key names it (the message names the path and the reason).
+    const bool bad_tls_file = started.code() == StatusCode::kInvalidArgument;
+    if (bad_tls_file) {
+      log.critical("configuration error: server.tls.{}: {}", started.field(), started.message());
+    } else {
+      log.critical("{}", started.message());
+    }
     if (kubernetes) kubernetes->Stop();
-    return 1;
+    return bad_tls_file ? 2 : 1;
   }
   const bool tls = server_options.tls.enabled();
   log.info("gpurm serving on {}://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
