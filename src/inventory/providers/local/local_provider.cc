@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "inventory/providers/common/sysfs.h"
 
@@ -22,6 +25,15 @@ std::string Seconds(int64_t ms) {
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%g s", static_cast<double>(ms) / 1000.0);
   return buffer;
+}
+
+// Takes a back end a call is stuck in (see ~LocalProvider) and never
+// destroys it. Held from a static, so leak checkers see it as intended.
+void Abandon(std::unique_ptr<VendorBackend> backend) {
+  static std::mutex mutex;
+  static auto* abandoned = new std::vector<std::unique_ptr<VendorBackend>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  abandoned->push_back(std::move(backend));
 }
 
 }  // namespace
@@ -54,17 +66,19 @@ LocalProvider::LocalProvider(std::string node_name, GpuMemorySpecs memory_specs,
 // Calls still running get the sampling timeout to finish. One stuck beyond
 // that must not hang the daemon's shutdown (a GPU off the bus can hold an
 // NVML call for minutes, and nothing can cancel it): that vendor's busy
-// workers are detached and its back end is deliberately leaked, library
-// loaded and device state intact, so the call can still return into valid
-// code and memory; the job then writes only the Reading it co-owns and its
-// thread exits. The leak is one back end per vendor with a stuck call, once,
-// when the provider goes (at daemon shutdown).
+// workers are detached and its back end is deliberately never destroyed
+// (Abandon), library loaded and device state intact, so the call can still
+// return into valid code and memory; the job then writes only the Reading it
+// co-owns and its thread exits. Destroying the back end when the call
+// returns instead would unload the library from a detached thread, perhaps
+// while the process exits. The leak is one back end per vendor with a stuck
+// call, once, when the provider goes (at daemon shutdown).
 LocalProvider::~LocalProvider() {
   const auto deadline = std::chrono::steady_clock::now() + options_.sample_timeout;
   for (Vendor& vendor : vendors_) {
     if (vendor.workers == nullptr || vendor.workers->WaitIdle(deadline)) continue;
     vendor.workers.reset();
-    [[maybe_unused]] VendorBackend* leaked = vendor.backend.release();
+    Abandon(std::move(vendor.backend));
   }
 }
 
