@@ -12,7 +12,15 @@
 //     (see below);
 // and, as the ceiling any one-fsync-per-change design has on this disk, how
 // many write+fdatasync round trips per second a plain file gets, with the
-// machine otherwise idle and with a CPU kept busy.
+// machine otherwise idle and with a CPU kept busy. Then, through GpuManager
+// (placement on 4,000 nodes x 8 GPUs, then the ledger; the daemon's path
+// without HTTP), durable allocations per second with group commit:
+//   * manager_1_client: one client allocating 1 GPU after another;
+//   * manager_concurrent: --clients clients (default 64) doing the same at
+//     once, so their writes share commits.
+// Each op there is one allocation, answered after the commit that covers
+// it (a phase also ends when the 32,000 GPUs are all allocated); "commits"
+// and "changes_per_commit" count Ledger::Apply calls.
 //
 // Why the busy variants: on some virtual machines (the 2-core development VM
 // among them) an fdatasync issued while every vCPU is idle completes only at
@@ -26,10 +34,13 @@
 //   {"dir", "seconds_per_phase", "fsync_per_s", "fsync_per_s_cpu_busy",
 //    "insert": {"ops_per_s", "p50_us", "p99_us", "p999_us", "ops"},
 //    "end": {...}, "cycle": {...}, "insert_threads": {..., "threads"},
-//    "insert_cpu_busy": {...}}
+//    "insert_cpu_busy": {...},
+//    "manager_1_client": {..., "clients", "commits", "changes_per_commit"},
+//    "manager_concurrent": {...}}
 // (the fsync_per_s fields are null with --no-fsync-probe, which keeps a
 // system-call trace of the bench to the ledger's own calls.)
-// Usage: ledger_bench --dir DIR [--seconds S] [--threads N] [--no-fsync-probe]
+// Usage: ledger_bench --dir DIR [--seconds S] [--threads N] [--clients N]
+//                     [--no-fsync-probe]
 // DIR must be on the disk under test (not tmpfs); the bench creates and
 // removes its own subdirectory there.
 #include <fcntl.h>
@@ -50,9 +61,13 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
+#include "core/gpu_model.h"
 #include "core/status.h"
 #include "core/types.h"
+#include "inventory/inventory.h"
 #include "ledger/sqlite_ledger.h"
+#include "manager/manager.h"
 
 namespace gpurm {
 namespace {
@@ -63,6 +78,7 @@ struct Options {
   std::string dir;
   double seconds = 3;
   int threads = 4;
+  int clients = 64;
   bool fsync_probe = true;
 };
 
@@ -199,6 +215,73 @@ std::unique_ptr<Ledger> Open(const std::filesystem::path& path) {
   return std::move(ledger).value();
 }
 
+// Forwards to a ledger, counting Apply calls (commits) and their changes.
+class CountingLedger final : public Ledger {
+ public:
+  explicit CountingLedger(Ledger* inner) : inner_(inner) {}
+  Status Insert(const Allocation& allocation) override { return inner_->Insert(allocation); }
+  Result<Allocation> End(const std::string& id, AllocationState state,
+                         int64_t now_unix_ms) override {
+    return inner_->End(id, state, now_unix_ms);
+  }
+  Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) override {
+    return inner_->RenewLease(id, expires_unix_ms);
+  }
+  std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) override {
+    commits_.fetch_add(1);
+    changes_.fetch_add(changes.size());
+    return inner_->Apply(changes);
+  }
+  Result<Allocation> Get(const std::string& id) const override { return inner_->Get(id); }
+  std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
+                                                 const std::string& key) const override {
+    return inner_->FindByIdempotencyKey(owner, key);
+  }
+  std::vector<Allocation> List(const AllocationFilter& filter) const override {
+    return inner_->List(filter);
+  }
+  std::vector<GpuGrant> ActiveGrants() const override { return inner_->ActiveGrants(); }
+  std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override {
+    return inner_->ExpiredLeases(now_unix_ms);
+  }
+  Status CheckIntegrity() const override { return inner_->CheckIntegrity(); }
+
+  uint64_t commits() const { return commits_.load(); }
+  uint64_t changes() const { return changes_.load(); }
+
+ private:
+  Ledger* const inner_;
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> changes_{0};
+};
+
+constexpr int kManagerNodes = 4000;
+
+// Serves kManagerNodes nodes x 8 A100s.
+class ClusterProvider final : public InventoryProvider {
+ public:
+  std::string name() const override { return "bench"; }
+  Result<DiscoveryReport> Discover() override {
+    DiscoveryReport report;
+    for (int n = 0; n < kManagerNodes; ++n) {
+      Node& node = report.nodes.emplace_back();
+      node.name = "node-" + std::to_string(n);
+      for (int g = 0; g < 8; ++g) {
+        Gpu& gpu = node.gpus.emplace_back();
+        gpu.index = g;
+        gpu.uuid = node.name + "-gpu" + std::to_string(g);
+        gpu.model = ParseGpuModel("NVIDIA A100-SXM4-80GB");
+        gpu.memory_total_mib = 81920;
+      }
+    }
+    return report;
+  }
+};
+
+// `clients` threads allocating 1 GPU after another through a GpuManager on
+// a fresh ledger in `dir`, for `seconds` or until every GPU is allocated.
+nlohmann::json ManagerPhase(const std::filesystem::path& dir, double seconds, int clients);
+
 int Run(const Options& options) {
   const std::filesystem::path root =
       std::filesystem::path(options.dir) / ("ledger-bench-" + std::to_string(::getpid()));
@@ -266,9 +349,50 @@ int Run(const Options& options) {
   }
 
   ledger.reset();
+  out["manager_1_client"] = ManagerPhase(root / "manager-1", options.seconds, 1);
+  out["manager_concurrent"] = ManagerPhase(root / "manager-n", options.seconds, options.clients);
   std::filesystem::remove_all(root);
   std::printf("%s\n", out.dump().c_str());
   return 0;
+}
+
+nlohmann::json ManagerPhase(const std::filesystem::path& dir, double seconds, int clients) {
+  std::unique_ptr<Ledger> sqlite = Open(dir / "ledger.db");
+  CountingLedger ledger(sqlite.get());
+  SystemClock clock;
+  Inventory inventory(std::make_unique<ClusterProvider>(), &clock, 1);
+  if (Status status = inventory.Refresh(); !status.ok()) {
+    std::fprintf(stderr, "ledger_bench: %s\n", status.ToString().c_str());
+    std::exit(1);
+  }
+  GpuManager manager(&inventory, &ledger, &clock, "binpack");
+  GpuRequest request;
+  request.gpu_count = 1;
+  request.gpu_type = "A100";
+
+  std::vector<Phase> per_client(static_cast<size_t>(clients));
+  std::vector<double> elapsed(static_cast<size_t>(clients));
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(clients));
+  std::atomic<uint64_t> serial{0};
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      const std::string owner = "client-" + std::to_string(c);
+      elapsed[static_cast<size_t>(c)] = RunFor(
+          seconds, per_client[static_cast<size_t>(c)], serial,
+          [&](uint64_t) { return manager.Allocate(request, owner, "").status; }, kManagerNodes * 8);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  Phase all;
+  for (const Phase& phase : per_client) all.Merge(phase);
+  nlohmann::json out = all.ToJson(*std::max_element(elapsed.begin(), elapsed.end()));
+  out["clients"] = clients;
+  out["commits"] = ledger.commits();
+  out["changes_per_commit"] = ledger.commits() > 0 ? static_cast<double>(ledger.changes()) /
+                                                         static_cast<double>(ledger.commits())
+                                                   : 0.0;
+  return out;
 }
 
 }  // namespace
@@ -276,7 +400,8 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   constexpr char kUsage[] =
-      "usage: ledger_bench --dir DIR [--seconds S] [--threads N] [--no-fsync-probe]\n";
+      "usage: ledger_bench --dir DIR [--seconds S] [--threads N] [--clients N] "
+      "[--no-fsync-probe]\n";
   gpurm::Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -287,6 +412,8 @@ int main(int argc, char** argv) {
       options.seconds = std::atof(argv[++i]);
     } else if (arg == "--threads" && has_value) {
       options.threads = std::atoi(argv[++i]);
+    } else if (arg == "--clients" && has_value) {
+      options.clients = std::atoi(argv[++i]);
     } else if (arg == "--no-fsync-probe") {
       options.fsync_probe = false;
     } else {
@@ -294,7 +421,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (options.dir.empty() || options.seconds <= 0 || options.threads < 1) {
+  if (options.dir.empty() || options.seconds <= 0 || options.threads < 1 || options.clients < 1) {
     std::fputs(kUsage, stderr);
     return 2;
   }

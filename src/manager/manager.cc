@@ -57,9 +57,16 @@ Status GpuManager::EnsureState(std::unique_lock<std::mutex>& lock) const {
 }
 
 std::string GpuManager::NewId(const char* prefix) {
+  // 44 bits of milliseconds, then 20 random bits, and always above the last
+  // id: ids are unique and ascend, so the ledger's indexes keyed by id grow
+  // at their right edge and a group commit writes a few pages, not one per
+  // allocation.
+  const uint64_t now_ms = static_cast<uint64_t>(clock_->NowUnixMs());
+  const uint64_t candidate = (now_ms << 20) | (id_random_() & 0xfffff);
+  last_id_ = std::max(candidate, last_id_ + 1 + (id_random_() & 0xff));
   char buffer[48];
   std::snprintf(buffer, sizeof(buffer), "%s-%016llx", prefix,
-                static_cast<unsigned long long>(id_random_()));
+                static_cast<unsigned long long>(last_id_));
   return buffer;
 }
 

@@ -204,6 +204,7 @@ class GpuManager {
   mutable uint64_t decisions_ = 0;  // Seeds the random policy.
   AllocationQueue queue_;
   std::mt19937_64 id_random_;
+  uint64_t last_id_ = 0;  // The number of the last id NewId made.
   int max_allocations_per_owner_ = 0;
 
   // Group commit. state_ holds the GPUs of staged and in-flight inserts;
