@@ -460,6 +460,21 @@ TEST_F(TlsE2eTest, LimitsAnswerOverTlsToo) {
   EXPECT_EQ(json::parse(refused.body)["error"]["code"], "unavailable");
 }
 
+TEST_F(TlsE2eTest, AKeyThatDoesNotMatchTheCertificateIsAStartupError) {
+  ASSERT_NO_FATAL_FAILURE(pki_->MakeLeaf("other", "ca", "4004", "serverAuth"));
+  WriteFile(dir_ + "/mismatch.yaml", "server:\n  tls:\n    cert_file: " + pki_->Path("server.pem") +
+                                         "\n    key_file: " + pki_->Path("other.key") + "\n");
+  const testing::CommandResult serve = testing::RunCommand(
+      {testing::GpurmBinary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", dir_ + "/data",
+       "--log-dir", dir_ + "/logs", "--config", dir_ + "/mismatch.yaml", "--inventory",
+       testing::SourceDir() + "/examples/cluster-3node.yaml"},
+      std::chrono::seconds(60));
+  EXPECT_FALSE(serve.timed_out) << serve.output;
+  EXPECT_EQ(serve.exit_code, 2) << serve.output;
+  EXPECT_THAT(serve.output, HasSubstr("does not match"));
+  EXPECT_THAT(serve.output, HasSubstr(pki_->Path("other.key")));
+}
+
 TEST(TlsStartupTest, AMissingCertificateIsAClearStartupError) {
   const std::string dir = testing::MakeTempDir("gpurm-tls-start");
   const std::string missing = dir + "/nowhere/server.pem";

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
 #include <system_error>
@@ -73,13 +74,18 @@ Result<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsFiles& files
   context->use_certificate_chain_file(files.cert_file, ec);
   if (ec) return LoadError(files.cert_file, "cert_file", ec);
   context->use_private_key_file(files.key_file, ssl::context::pem, ec);
-  if (ec) return LoadError(files.key_file, "key_file", ec);
-  if (SSL_CTX_check_private_key(native) != 1) {
+  // OpenSSL checks the key against the certificate as it loads it; a
+  // mismatch is named as such rather than by OpenSSL's code.
+  // (Asio takes the error off OpenSSL's queue into `ec`.)
+  if ((ec && ec.category() == boost::asio::error::get_ssl_category() &&
+       ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) ||
+      (!ec && SSL_CTX_check_private_key(native) != 1)) {
     ERR_clear_error();
     return InvalidArgument("TLS key_file '" + files.key_file +
                                "' does not match the certificate in '" + files.cert_file + "'",
                            "key_file");
   }
+  if (ec) return LoadError(files.key_file, "key_file", ec);
   if (!files.client_ca_file.empty()) {
     context->load_verify_file(files.client_ca_file, ec);
     if (ec) return LoadError(files.client_ca_file, "client_ca_file", ec);
