@@ -134,8 +134,8 @@ std::optional<HttpResponse> Router::Authorize(const Route& route, HttpRequest* r
   if (!bearer) {
     return Unauthorized("expected \"Authorization: Bearer <token>\"", "invalid_request");
   }
-  std::optional<Principal> principal =
-      authenticate_(std::string_view(header).substr(kScheme.size()));
+  const std::string_view credentials = header;
+  std::optional<Principal> principal = authenticate_(credentials.substr(kScheme.size()));
   if (!principal) return Unauthorized("unknown or revoked token", "invalid_token");
   // Known from here on, refused or not (the audit log names who was refused).
   request->principal = std::move(principal);

@@ -99,7 +99,7 @@ TEST(TokensTest, AppendAndRemoveEditTheFile) {
   std::ifstream in(path);
   std::string first_line;
   std::getline(in, first_line);
-  EXPECT_EQ(first_line.rfind("#", 0), 0u);  // The header comment is kept.
+  EXPECT_EQ(first_line.rfind('#', 0), 0u);  // The header comment is kept.
   std::filesystem::remove(path);
 }
 

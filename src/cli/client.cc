@@ -79,7 +79,7 @@ std::string DefaultToken() {
     std::lock_guard<std::mutex> lock(DefaultTokenMutex());
     if (DefaultTokenValue()) return *DefaultTokenValue();
   }
-  const std::string token = Env("GPURM_TOKEN");
+  std::string token = Env("GPURM_TOKEN");
   if (!token.empty() || Env("GPURM_TOKEN_FILE").empty()) return token;
   Result<std::string> from_file = ReadBearerTokenFile(Env("GPURM_TOKEN_FILE"));
   // Unreadable: send none, and the daemon's 401 says a token is needed.

@@ -32,9 +32,10 @@ class TokenCommandTest : public ::testing::Test {
     int exit_code = kExitOk;
     RegisterTokenCommand(app, &exit_code, out_, err_);
     args.insert(args.begin(), {"gpurm", "token"});
-    args.push_back("--file");
+    args.emplace_back("--file");
     args.push_back(path_);
     std::vector<const char*> argv;
+    argv.reserve(args.size());
     for (const std::string& arg : args) argv.push_back(arg.c_str());
     return ParseAndRun(app, static_cast<int>(argv.size()), argv.data(), &exit_code);
   }

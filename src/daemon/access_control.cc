@@ -41,7 +41,7 @@ Result<std::unique_ptr<AccessControl>> AccessControl::Open(const Config& config,
     std::error_code ec;
     const std::filesystem::path parent = std::filesystem::path(audit_path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    constexpr size_t kMaxFileBytes = 10 * 1024 * 1024;
+    constexpr size_t kMaxFileBytes = size_t{10} * 1024 * 1024;
     constexpr size_t kMaxFiles = 5;
     audit = std::make_shared<spdlog::logger>(
         "audit", std::make_shared<spdlog::sinks::rotating_file_sink_mt>(audit_path, kMaxFileBytes,
