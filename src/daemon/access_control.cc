@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <spdlog/sinks/rotating_file_sink.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <system_error>
@@ -64,6 +65,14 @@ Result<std::unique_ptr<AccessControl>> AccessControl::Open(const Config& config,
                     "server.auth.tokens_file");
     }
     control->tokens_ = std::move(tokens).value();
+    // Whoever can write the file can make themselves admin.
+    struct stat info {};
+    if (::stat(auth.tokens_file.c_str(), &info) == 0 && (info.st_mode & 0022) != 0) {
+      log->warn(
+          "SECURITY: token file {} is writable by group or others (mode {:o}); anyone "
+          "who can write it can add an admin token: chmod go-w it",
+          auth.tokens_file, info.st_mode & 0777);
+    }
     log->info("access control: bearer tokens required, {} identities from {}; audit log {}",
               control->tokens_->size(), auth.tokens_file, audit_path);
   } else {
