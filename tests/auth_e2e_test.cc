@@ -7,6 +7,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -172,6 +174,21 @@ TEST_F(AuthE2eTest, TheTokenFileIsReloadedWithoutARestart) {
       << daemon_->LogTail();
   EXPECT_NE(AuditLog().find("event=token_reload status=error"), std::string::npos);
   EXPECT_NE(AuditLog().find("event=token_reload status=ok identities=5"), std::string::npos);
+
+  // SIGHUP re-reads the file even when it looks unchanged (here: still
+  // broken, so refused again, and the daemon goes on with the old tokens).
+  ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const std::string log_path = dir_ + "/logs/gpu_resource_manager.log";
+  while (ReadFile(log_path).find("received SIGHUP: token file re-read") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string log = ReadFile(log_path);
+  EXPECT_NE(log.find("received SIGHUP: token file re-read"), std::string::npos) << log;
+  const std::string refused = "not reloaded, still using the previous 5 identities";
+  EXPECT_NE(log.find(refused), log.rfind(refused)) << "the forced re-read was not reported";
+  EXPECT_EQ(As("carol").Get(status)->status, 200);
 }
 
 TEST_F(AuthE2eTest, TheCliSendsTheToken) {
