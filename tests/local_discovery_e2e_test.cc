@@ -80,7 +80,7 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
   // file exists (tests/fakes/machines/README.md); the file is not there yet.
   std::string StartDaemonWithGpu3Hanging() {
     dir_ = testing::MakeTempDir("gpurm-local-e2e");
-    const std::string hang = dir_ + "/gpu3.hang";
+    std::string hang = dir_ + "/gpu3.hang";
     std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
     json machine = json::parse(in);
     machine["gpus"][3]["hang"] = {{"nvmlDeviceGetMemoryInfo", hang}};

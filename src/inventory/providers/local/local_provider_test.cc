@@ -149,7 +149,7 @@ std::string HangingMachine(const FakeSysfs& tree, int hung, const std::string& h
   std::ifstream in(FakeMachine("nvml_h100x8.json"));
   nlohmann::json machine = nlohmann::json::parse(in);
   machine["gpus"][hung]["hang"] = {{"nvmlDeviceGetMemoryInfo", hang_file}};
-  const std::string path = (tree.root() / "nvml_hanging.json").string();
+  std::string path = (tree.root() / "nvml_hanging.json").string();
   std::ofstream(path) << machine.dump();
   return path;
 }
