@@ -454,8 +454,11 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadNumber(parser, entry, "a positive number of seconds", positive,
                           &server->monitor_history_s);
     } else {  // monitor_sample_timeout_s
-      status = ReadNumber(parser, entry, "a positive number of seconds", positive,
-                          &server->monitor_sample_timeout_s);
+      // The deadline is kept in whole milliseconds: below one, every GPU
+      // would be stale on every pass.
+      status = ReadNumber(
+          parser, entry, "a number of seconds >= 0.001", [](double v) { return v >= 0.001; },
+          &server->monitor_sample_timeout_s);
     }
     if (!status.ok()) return status;
   }

@@ -255,10 +255,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server: {monitor_history_s: .inf}", "server.monitor_history_s",
                   "positive number of seconds"},
         BadConfig{"server:\n  monitor_sample_timeout_s: -2\n", "server.monitor_sample_timeout_s",
-                  "gpu_config.yaml:2: server.monitor_sample_timeout_s: expected a positive "
-                  "number of seconds, got \"-2\""},
+                  "gpu_config.yaml:2: server.monitor_sample_timeout_s: expected a number of "
+                  "seconds >= 0.001, got \"-2\""},
+        BadConfig{"server: {monitor_sample_timeout_s: 0.0001}", "server.monitor_sample_timeout_s",
+                  "number of seconds >= 0.001"},
         BadConfig{"server: {monitor_sample_timeout_s: soon}", "server.monitor_sample_timeout_s",
-                  "positive number of seconds"},
+                  "number of seconds >= 0.001"},
         BadConfig{"server:\n  rate_limit_rps: -1\n", "server.rate_limit_rps",
                   "gpu_config.yaml:2: server.rate_limit_rps: expected a number of requests per "
                   "second >= 0 (0 = no limit), got \"-1\""},
