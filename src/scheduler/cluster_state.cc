@@ -104,8 +104,13 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
       gpu_by_uuid_.emplace(gpu.uuid,
                            std::make_pair(static_cast<uint32_t>(n), static_cast<uint32_t>(i)));
     }
-    static_shape_.push_back(
-        shapes.emplace(shape, static_cast<int64_t>(shapes.size())).first->second);
+    auto [kind, new_kind] = shapes.emplace(shape, static_cast<int64_t>(shapes.size()));
+    static_shape_.push_back(kind->second);
+    if (new_kind) {
+      kind_first_node_.push_back(n);
+      kind_sizes_.push_back(0);
+    }
+    ++kind_sizes_[static_cast<size_t>(kind->second)];
     node_by_name_.emplace(node.name, static_cast<uint32_t>(n));
   }
   HostResources host_total;

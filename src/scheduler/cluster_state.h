@@ -148,6 +148,15 @@ class ClusterState {
   // GPUs of a type in the snapshot (healthy or not, allocated or not).
   int64_t type_gpu_count(uint32_t type_id) const { return type_gpu_counts_[type_id]; }
 
+  // Build kinds: nodes with the same static description (GPU models, memory,
+  // topology, health, host capacity) are of one kind, numbered densely from
+  // 0 in order of first appearance.
+  size_t build_kind_count() const { return kind_first_node_.size(); }
+  uint32_t build_kind_of(size_t node) const { return static_cast<uint32_t>(static_shape_[node]); }
+  // The first node of a kind, and how many nodes it has.
+  size_t build_kind_node(uint32_t kind) const { return kind_first_node_[kind]; }
+  int64_t build_kind_size(uint32_t kind) const { return kind_sizes_[kind]; }
+
   // Increases with every mutation.
   uint64_t version() const { return version_; }
 
@@ -184,7 +193,9 @@ class ClusterState {
   std::vector<const Gpu*> type_representatives_;
   std::vector<int64_t> type_gpu_counts_;  // By type id.
   HostResources host_per_gpu_;
-  std::vector<int64_t> static_shape_;  // Per node: interned static description.
+  std::vector<int64_t> static_shape_;    // Per node: interned static description.
+  std::vector<size_t> kind_first_node_;  // By build kind (= static shape id).
+  std::vector<int64_t> kind_sizes_;      // By build kind.
   std::vector<ClassData> classes_;
   std::vector<uint32_t> free_class_ids_;
   std::vector<uint32_t> live_classes_;

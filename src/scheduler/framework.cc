@@ -336,6 +336,57 @@ bool SchedulingContext::PartTypeIdMatches(size_t part, uint32_t type_id) const {
   return cached == 1;
 }
 
+double SchedulingContext::NodePressure(const NodeAvailability& node) const {
+  const WorkloadMix* mix = options_.workload;
+  if (mix == nullptr || mix->empty()) return 0;
+  const std::vector<NodeAvailability>& nodes = state_.nodes();
+  if (&node < nodes.data() || &node >= nodes.data() + nodes.size()) return 0;
+  if (kind_pressure_.empty()) {
+    const size_t kinds = state_.build_kind_count();
+    kind_pressure_.assign(kinds, 0.0);
+    int64_t cluster_gpus = 0;
+    for (uint32_t k = 0; k < kinds; ++k) {
+      cluster_gpus += state_.build_kind_size(k) *
+                      static_cast<int64_t>(nodes[state_.build_kind_node(k)].gpus.size());
+    }
+    const std::vector<WorkloadMix::GpuPart>& parts = mix->parts();
+    auto demand_of = [&](const WorkloadMix::Shape& shape) {
+      const WorkloadMix::GpuPart& part = parts[shape.part];
+      return shape.count * (part.milli > 0 ? part.milli / double{kMilliPerGpu}
+                                           : static_cast<double>(part.gpu_count));
+    };
+    double total_demand = 0;
+    for (const WorkloadMix::Shape& shape : mix->shapes()) total_demand += demand_of(shape);
+    std::vector<char> hosts(kinds, 0);
+    for (const WorkloadMix::Shape& shape : mix->shapes()) {
+      const WorkloadMix::GpuPart& part = parts[shape.part];
+      int64_t accepted = 0;
+      for (uint32_t k = 0; k < kinds; ++k) {
+        const NodeAvailability& kind = nodes[state_.build_kind_node(k)];
+        int usable = 0;
+        for (const GpuAvailability& g : kind.gpus) {
+          if (PartTypeIdMatches(shape.part, g.type_id) &&
+              g.gpu->memory_total_mib >= part.need_mib) {
+            ++usable;
+          }
+        }
+        const HostResources& capacity = kind.host_capacity;
+        hosts[k] = usable >= std::max(1, part.gpu_count) &&
+                   (capacity.cpu_milli <= 0 || capacity.cpu_milli >= shape.host.cpu_milli) &&
+                   (capacity.memory_mib <= 0 || capacity.memory_mib >= shape.host.memory_mib);
+        if (hosts[k]) accepted += state_.build_kind_size(k) * usable;
+      }
+      if (accepted == 0 || accepted >= cluster_gpus || total_demand <= 0) continue;
+      const double pressure = demand_of(shape) / total_demand * static_cast<double>(cluster_gpus) /
+                              static_cast<double>(accepted);
+      for (uint32_t k = 0; k < kinds; ++k) {
+        if (hosts[k]) kind_pressure_[k] += pressure;
+      }
+    }
+  }
+  return kind_pressure_[state_.build_kind_of(static_cast<size_t>(&node - nodes.data()))];
+}
+
 double SchedulingContext::TypePressure(uint32_t type_id) const {
   const WorkloadMix* mix = options_.workload;
   if (mix == nullptr || mix->empty()) return 0;

@@ -88,6 +88,15 @@ class SchedulingContext {
   // contributes more than 1. 0 without a workload or constrained parts.
   // Computed once per decision.
   double TypePressure(uint32_t type_id) const;
+  // The same over every restriction on where a shape of the workload can
+  // ever run: for each shape (GPU part and CPU / host memory) that some
+  // build kind of node could never host -- too few GPUs of an accepted
+  // model with enough memory, or too little CPU or host memory capacity --
+  // its share of the mix's GPU demand times the cluster's GPU count over
+  // the GPUs of the kinds that could, summed over the shapes `node`'s kind
+  // can host. Pure; computed once per decision. `node` must be one of
+  // state().nodes().
+  double NodePressure(const NodeAvailability& node) const;
 
  private:
   const GpuRequest& request_;
@@ -101,6 +110,7 @@ class SchedulingContext {
   // By part * type_count() + type id, filled on first use.
   mutable std::vector<int8_t> part_type_match_;
   mutable std::vector<double> type_pressure_;  // By type id, filled on first use.
+  mutable std::vector<double> kind_pressure_;  // By build kind, filled on first use.
   // Does `type_id` satisfy the gpu_type of workload part `part`?
   bool PartTypeIdMatches(size_t part, uint32_t type_id) const;
 };

@@ -613,6 +613,25 @@ TEST(FragmentationAwareTest, TypePressureIsDemandShareOverCapacityShare) {
   EXPECT_DOUBLE_EQ(SchedulingContext(request, no_workload, state).TypePressure(0), 0.0);
 }
 
+TEST(FragmentationAwareTest, NodePressureWeighsShapesOnlySomeNodesCanEverHost) {
+  // n0: 2 GPUs, 64 cores; n1: 2 GPUs, 16 cores (two build kinds).
+  ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{64000, 0}, {16000, 0}});
+  WorkloadMix mix;
+  mix.Record(Request(2, "", 0), {48000, 0});  // Only n0's kind can host it.
+  for (int i = 0; i < 6; ++i) mix.Record(Share(500), {1000, 0});
+  ScheduleOptions options;
+  options.workload = &mix;
+  const GpuRequest request = Share(500);
+  const SchedulingContext context(request, options, state);
+  // The 2-GPU shape: 2 of 5 GPUs of demand on 2 of the 4 GPUs. The shares
+  // fit every kind and add nothing.
+  EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[0]), 0.4 * 4 / 2);
+  EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[1]), 0.0);
+  const ScheduleOptions no_workload;
+  EXPECT_DOUBLE_EQ(SchedulingContext(request, no_workload, state).NodePressure(state.nodes()[0]),
+                   0.0);
+}
+
 TEST(FragmentationAwareTest, UnconstrainedWorkSparesTheScarcerModel) {
   // Fragmentation alone ties (either node's GPU is fragment for the other
   // model's tasks) and the lower index, the scarce T4s, would win.
