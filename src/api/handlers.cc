@@ -1,13 +1,16 @@
 #include "api/handlers.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -179,10 +182,38 @@ HttpResponse Health(const ApiContext& context, const HttpRequest&) {
   return JsonResponse(200, body);
 }
 
-HttpResponse StatusEndpoint(const ApiContext& context, const HttpRequest&) {
-  GpuManager& manager = *context.manager;
+// /status's body serialised, split around the value of its "timestamp" (the
+// time of the answer, so never cached), with what it was built from.
+struct StatusBody {
+  uint64_t manager_version = 0;       // GpuManager::Version() read before building.
+  uint64_t inventory_generation = 0;  // The inventory's latest snapshot then.
+  std::string head;                   // Up to and including the timestamp's opening quote.
+  std::string tail;                   // From its closing quote on.
+};
+
+// The last /status body, shared by the worker threads: the serialisation of
+// ~100 KB at 1,000 nodes dominated the endpoint's time, yet the body changes
+// only with the free state, the active allocations and the inventory
+// snapshot. Concurrent misses may each build a body; the last store wins,
+// which costs at most another miss, never a stale answer (a body is served
+// only for exactly the version and generation it was stored under).
+class StatusCache {
+ public:
+  std::shared_ptr<const StatusBody> Load() const { return body_.load(std::memory_order_acquire); }
+  void Store(std::shared_ptr<const StatusBody> body) {
+    body_.store(std::move(body), std::memory_order_release);
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const StatusBody>> body_;
+};
+
+// Builds /status's body from the manager's state now; `body` gets head and
+// tail. The response's bytes are those of one json dump, so a cached answer
+// is byte for byte what an uncached one would be.
+Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   auto state = manager.CurrentState();
-  if (!state.ok()) return ErrorResponse(state.status());
+  if (!state.ok()) return state.status();
   double utilization_sum = 0;
   int64_t used_mib = 0;
   int64_t reserved_mib = 0;
@@ -216,7 +247,7 @@ HttpResponse StatusEndpoint(const ApiContext& context, const HttpRequest&) {
   auto ratio = [](double part, double whole) {
     return whole > 0 ? std::round(part / whole * 1000.0) / 1000.0 : 0.0;
   };
-  json body{
+  const json document{
       {"utilization",
        {{"gpu_utilization", ratio(utilization_sum, total_gpus)},
         {"gpu_memory_usage", ratio(static_cast<double>(used_mib), static_cast<double>(total_mib))},
@@ -228,8 +259,48 @@ HttpResponse StatusEndpoint(const ApiContext& context, const HttpRequest&) {
       {"available_gpus", available_gpus},
       {"allocated_gpus", allocated_gpus},
       {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
-      {"timestamp", FormatIso8601(manager.clock().NowUnixMs())}};
-  return JsonResponse(200, body);
+      {"timestamp", ""}};
+  std::string text = document.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Keys are serialised in order and "timestamp" is the last string-valued
+  // top-level key (only numbers and the utilization object follow), so the
+  // last match is the key, whatever the node names hold.
+  constexpr std::string_view kTimestamp = R"("timestamp":")";
+  const size_t at = text.rfind(kTimestamp);
+  if (at == std::string::npos) return Internal("/status body without its timestamp");
+  const size_t split = at + kTimestamp.size();
+  body.tail = text.substr(split);
+  text.resize(split);
+  body.head = std::move(text);
+  return Status::Ok();
+}
+
+// Serves the cached body when neither the manager's version nor the
+// inventory's snapshot changed since it was built. Both are read before
+// anything is built, and a new body is stored under what was read first, so
+// it may be newer than its key (then the next call rebuilds) but a body is
+// never older than the state when its request arrived.
+HttpResponse StatusEndpoint(const ApiContext& context, StatusCache& cache) {
+  GpuManager& manager = *context.manager;
+  const uint64_t version = manager.Version();
+  const std::shared_ptr<const InventorySnapshot> snapshot = manager.inventory().Snapshot();
+  const uint64_t generation = snapshot ? snapshot->generation : 0;
+  std::shared_ptr<const StatusBody> body = cache.Load();
+  if (!snapshot || !body || body->manager_version != version ||
+      body->inventory_generation != generation) {
+    auto built = std::make_shared<StatusBody>();
+    built->manager_version = version;
+    built->inventory_generation = generation;
+    if (Status status = BuildStatusBody(manager, *built); !status.ok()) {
+      return ErrorResponse(status);
+    }
+    body = std::move(built);
+    cache.Store(body);
+  }
+  const std::string timestamp = FormatIso8601(manager.clock().NowUnixMs());
+  HttpResponse response;
+  response.body.reserve(body->head.size() + timestamp.size() + body->tail.size());
+  response.body.append(body->head).append(timestamp).append(body->tail);
+  return response;
 }
 
 HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
@@ -828,7 +899,10 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   // GET routes need a viewer, others a user (Router::Add), when tokens are
   // required; whose allocation a user may change is the handlers' check.
   router.Add("GET", base + "/health", Access::kPublic, bind(Health));
-  router.Add("GET", base + "/status", bind(StatusEndpoint));
+  router.Add("GET", base + "/status",
+             [ctx, cache = std::make_shared<StatusCache>()](const HttpRequest&) {
+               return StatusEndpoint(*ctx, *cache);
+             });
   router.Add("GET", base + "/nodes", bind(Nodes));
   router.Add("POST", base + "/allocate", bind(Allocate));
   router.Add("POST", base + "/validate", bind(Validate));

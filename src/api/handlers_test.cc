@@ -5,10 +5,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
 
+#include "core/clock.h"
 #include "inventory/providers/static/static_provider.h"
 #include "ledger/sqlite_ledger.h"
 #include "monitor/event_hub.h"
@@ -32,10 +39,12 @@ class HandlersTest : public ::testing::Test {
     auto ledger = OpenSqliteLedger((dir_ / "ledger.db").string());
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
+    // A copy, so that a test can change what the next Refresh reads.
+    inventory_path_ = dir_ / "inventory.yaml";
+    std::filesystem::copy_file(std::filesystem::path(source) / "examples" / "cluster-3node.yaml",
+                               inventory_path_);
     inventory_ = std::make_unique<Inventory>(
-        std::make_unique<StaticProvider>(std::string(source) + "/examples/cluster-3node.yaml",
-                                         GpuMemorySpecs{}),
-        &clock_, 60);
+        std::make_unique<StaticProvider>(inventory_path_.string(), GpuMemorySpecs{}), &clock_, 60);
     manager_ = std::make_unique<GpuManager>(inventory_.get(), ledger_.get(), &clock_, "binpack");
     context_.manager = manager_.get();
     context_.openapi_document = R"({"openapi": "3.0.3"})";
@@ -63,6 +72,7 @@ class HandlersTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  std::filesystem::path inventory_path_;
   FakeClock clock_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Inventory> inventory_;
@@ -99,6 +109,103 @@ TEST_F(HandlersTest, StatusHasTheMissionFields) {
   EXPECT_EQ(status["available_nodes"][1]["gpu_type"], "A100");
   EXPECT_EQ(status["available_nodes"][1]["available_gpus"], 8);
   EXPECT_EQ(status["available_nodes"][1]["memory_per_gpu"], 80.0);
+}
+
+TEST_F(HandlersTest, StatusChangesWithAllocationsReleasesAndSnapshotsOnly) {
+  Load();
+  const std::string idle = Call("GET", "/api/v1/gpu/status").body;
+  // Nothing changed: the same bytes.
+  EXPECT_EQ(Call("GET", "/api/v1/gpu/status").body, idle);
+
+  json allocated = CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_count": 2})");
+  const std::string busy = Call("GET", "/api/v1/gpu/status").body;
+  EXPECT_NE(busy, idle);
+  EXPECT_EQ(json::parse(busy)["allocated_gpus"], 2);
+  EXPECT_EQ(json::parse(busy)["active_allocations"], 1);
+  EXPECT_EQ(json::parse(busy)["available_gpus"],
+            json::parse(idle)["available_gpus"].get<int>() - 2);
+  EXPECT_EQ(Call("GET", "/api/v1/gpu/status").body, busy);
+
+  const std::string id = allocated["allocation_id"];
+  CallJson("DELETE", "/api/v1/gpu/allocations/" + id, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/gpu/status").body, idle);
+
+  // A new snapshot with other readings.
+  std::ifstream in(inventory_path_);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string yaml = text.str();
+  for (size_t at = yaml.find("utilization: 0.0"); at != std::string::npos;
+       at = yaml.find("utilization: 0.0", at)) {
+    yaml.replace(at, 16, "utilization: 0.9");
+  }
+  std::ofstream(inventory_path_) << yaml;
+  Load();
+  const std::string refreshed = Call("GET", "/api/v1/gpu/status").body;
+  EXPECT_NE(refreshed, idle);
+  EXPECT_GT(json::parse(refreshed)["utilization"]["gpu_utilization"].get<double>(),
+            json::parse(idle)["utilization"]["gpu_utilization"].get<double>());
+  EXPECT_EQ(Call("GET", "/api/v1/gpu/status").body, refreshed);
+}
+
+TEST_F(HandlersTest, StatusTimestampIsTheTimeOfTheAnswer) {
+  Load();
+  json first = CallJson("GET", "/api/v1/gpu/status", 200);
+  clock_.AdvanceMs(1500);
+  json second = CallJson("GET", "/api/v1/gpu/status", 200);
+  EXPECT_EQ(second["timestamp"], FormatIso8601(clock_.NowUnixMs()));
+  EXPECT_NE(second["timestamp"], first["timestamp"]);
+  first.erase("timestamp");
+  second.erase("timestamp");
+  EXPECT_EQ(first, second);
+}
+
+// Allocators each hold at most one GPU at a time while readers poll /status:
+// every answer describes one state of the cluster, and none is older than
+// the allocation its caller holds.
+TEST_F(HandlersTest, StatusUnderConcurrentAllocationsIsConsistentAndCurrent) {
+  Load();
+  const std::string idle = Call("GET", "/api/v1/gpu/status").body;
+  const int total = json::parse(idle)["total_gpus"];
+  constexpr int kAllocators = 3;
+  constexpr int kRounds = 20;
+  auto check = [&](const json& status) {
+    const int allocated = status["allocated_gpus"];
+    EXPECT_LE(allocated + status["available_gpus"].get<int>(), total) << status.dump();
+    EXPECT_LE(allocated, kAllocators) << status.dump();
+    EXPECT_LE(status["active_allocations"].get<int>(), kAllocators) << status.dump();
+    EXPECT_EQ(status["total_gpus"], total);
+  };
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kAllocators; ++i) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < kRounds; ++round) {
+        HttpResponse allocated = Call("POST", "/api/v1/gpu/allocate", R"({"gpu_count": 1})");
+        ASSERT_EQ(allocated.status, 200) << allocated.body;
+        const json status = json::parse(Call("GET", "/api/v1/gpu/status").body);
+        check(status);
+        EXPECT_GE(status["allocated_gpus"], 1);  // At least the one this thread holds.
+        EXPECT_GE(status["active_allocations"], 1);
+        const std::string id = json::parse(allocated.body)["allocation_id"];
+        EXPECT_EQ(Call("DELETE", "/api/v1/gpu/allocations/" + id).status, 200);
+      }
+    });
+  }
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        HttpResponse response = Call("GET", "/api/v1/gpu/status");
+        ASSERT_EQ(response.status, 200) << response.body;
+        check(json::parse(response.body));
+      }
+    });
+  }
+  for (int i = 0; i < kAllocators; ++i) threads[i].join();
+  done = true;
+  for (size_t i = kAllocators; i < threads.size(); ++i) threads[i].join();
+  // Everything released: the idle answer again, byte for byte.
+  EXPECT_EQ(Call("GET", "/api/v1/gpu/status").body, idle);
 }
 
 TEST_F(HandlersTest, NodesFiltersByTypeAndFreeMemory) {

@@ -158,6 +158,9 @@ void GpuManager::CommitLoop() {
     lock.unlock();
     std::vector<Result<Allocation>> results = ledger_->Apply(changes);
     lock.lock();
+    // The ledger's active allocations may have changed (an insert recorded,
+    // an allocation ended) even where state_ has not.
+    version_.fetch_add(1, std::memory_order_acq_rel);
 
     bool freed = false;
     for (size_t i = 0; i < inflight_.size(); ++i) {
@@ -345,6 +348,7 @@ void GpuManager::ServeQueue(std::unique_lock<std::mutex>& lock) {
           Place(entry.request, entry.owner, entry.idempotency_key, *schedule.placement);
       Status recorded = placed.ok() ? ledger_->Insert(*placed) : placed.status();
       if (recorded.ok()) {
+        version_.fetch_add(1, std::memory_order_acq_rel);  // One more active allocation.
         queue_.Finish(id, QueueState::kGranted, now,
                       blocked ? "granted (backfilled around the queue's head)" : "granted",
                       std::move(placed).value());

@@ -35,6 +35,7 @@
 #ifndef GPURM_MANAGER_MANAGER_H_
 #define GPURM_MANAGER_MANAGER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -145,6 +146,14 @@ class GpuManager {
   // The free state of the cluster now (an immutable copy, shared until the
   // next change); kUnavailable before the first snapshot.
   Result<std::shared_ptr<const ClusterState>> CurrentState() const;
+  // Increases (under the decision mutex) with every change of the free state
+  // (reservations, releases, reservations undone when a batch fails, the
+  // rebuild for a new inventory snapshot) and after every write of the
+  // ledger (each group-commit batch, each grant of the queue).
+  // A lock-free read that never waits on placement, for caches of views of
+  // CurrentState() and the active allocations: read it before reading them,
+  // and an unchanged value means neither has changed since.
+  uint64_t Version() const { return version_.load(std::memory_order_acquire); }
 
   Ledger& ledger() const { return *ledger_; }
   Inventory& inventory() const { return *inventory_; }
@@ -164,7 +173,10 @@ class GpuManager {
   // (releasing `lock`) for the batch unless state_ exists: that serves one
   // batch longer, and the committer rebuilds after the batch.
   Status EnsureState(std::unique_lock<std::mutex>& lock) const;
-  void Changed() const { published_.reset(); }
+  void Changed() const {
+    published_.reset();
+    version_.fetch_add(1, std::memory_order_acq_rel);
+  }
   std::string NewId(const char* prefix);
   ScheduleOptions OptionsFor() const;
   // Schedules a new request: around the GPUs held for the queue's head
@@ -200,6 +212,7 @@ class GpuManager {
   mutable std::mutex mutex_;  // Held from reading free state to recording the grant.
   mutable std::optional<ClusterState> state_;
   mutable std::shared_ptr<const ClusterState> published_;  // Copy of state_ for readers.
+  mutable std::atomic<uint64_t> version_{0};               // Version(); written under mutex_.
   WorkloadMix workload_;            // Requests seen, for the fragmentation-aware policy.
   mutable uint64_t decisions_ = 0;  // Seeds the random policy.
   AllocationQueue queue_;
