@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -197,15 +198,23 @@ struct StatusBody {
 // snapshot. Concurrent misses may each build a body; the last store wins,
 // which costs at most another miss, never a stale answer (a body is served
 // only for exactly the version and generation it was stored under).
+// A mutex held only to copy the pointer, not std::atomic<std::shared_ptr>:
+// libstdc++ 12 implements that with a lock bit ThreadSanitizer cannot see,
+// so every concurrent load and store was reported as a race.
 class StatusCache {
  public:
-  std::shared_ptr<const StatusBody> Load() const { return body_.load(std::memory_order_acquire); }
+  std::shared_ptr<const StatusBody> Load() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return body_;
+  }
   void Store(std::shared_ptr<const StatusBody> body) {
-    body_.store(std::move(body), std::memory_order_release);
+    std::lock_guard<std::mutex> lock(mutex_);
+    body_.swap(body);  // The old body is freed outside the lock, by `body`.
   }
 
  private:
-  std::atomic<std::shared_ptr<const StatusBody>> body_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<const StatusBody> body_;
 };
 
 // Builds /status's body from the manager's state now; `body` gets head and

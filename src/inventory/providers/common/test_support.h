@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -65,8 +66,11 @@ class ScopedEnv {
 // <root>/sys/bus/pci/devices/<bus id>/<file> under a fresh temp directory.
 class FakeSysfs {
  public:
+  // The process id keeps trees apart when ctest runs tests in parallel
+  // (each test is a process of its own, and fixtures reuse names).
   explicit FakeSysfs(const std::string& name)
-      : root_(std::filesystem::path(::testing::TempDir()) / ("gpurm_sysfs_" + name)) {
+      : root_(std::filesystem::path(::testing::TempDir()) /
+              ("gpurm_sysfs_" + name + "_" + std::to_string(::getpid()))) {
     std::filesystem::remove_all(root_);
     std::filesystem::create_directories(devices_dir());
   }
