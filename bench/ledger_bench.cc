@@ -216,41 +216,19 @@ std::unique_ptr<Ledger> Open(const std::filesystem::path& path) {
 }
 
 // Forwards to a ledger, counting Apply calls (commits) and their changes.
-class CountingLedger final : public Ledger {
+class CountingLedger final : public LedgerWrapper {
  public:
-  explicit CountingLedger(Ledger* inner) : inner_(inner) {}
-  Status Insert(const Allocation& allocation) override { return inner_->Insert(allocation); }
-  Result<Allocation> End(const std::string& id, AllocationState state,
-                         int64_t now_unix_ms) override {
-    return inner_->End(id, state, now_unix_ms);
-  }
-  Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) override {
-    return inner_->RenewLease(id, expires_unix_ms);
-  }
+  using LedgerWrapper::LedgerWrapper;
   std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) override {
     commits_.fetch_add(1);
     changes_.fetch_add(changes.size());
-    return inner_->Apply(changes);
+    return target()->Apply(changes);
   }
-  Result<Allocation> Get(const std::string& id) const override { return inner_->Get(id); }
-  std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
-                                                 const std::string& key) const override {
-    return inner_->FindByIdempotencyKey(owner, key);
-  }
-  std::vector<Allocation> List(const AllocationFilter& filter) const override {
-    return inner_->List(filter);
-  }
-  std::vector<GpuGrant> ActiveGrants() const override { return inner_->ActiveGrants(); }
-  std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override {
-    return inner_->ExpiredLeases(now_unix_ms);
-  }
-  Status CheckIntegrity() const override { return inner_->CheckIntegrity(); }
 
   uint64_t commits() const { return commits_.load(); }
   uint64_t changes() const { return changes_.load(); }
 
  private:
-  Ledger* const inner_;
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> changes_{0};
 };

@@ -12,6 +12,12 @@ int64_t SystemClock::NowUnixMs() const {
       .count();
 }
 
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 std::string FormatIso8601(int64_t unix_ms) {
   // Floor division, so times before the epoch format correctly too.
   const int64_t millis = ((unix_ms % 1000) + 1000) % 1000;

@@ -35,6 +35,10 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> now_ms_;
 };
 
+// CPU time the calling thread has used, in seconds (CLOCK_THREAD_CPUTIME_ID).
+// What the monitor reports as the cost of sampling.
+double ThreadCpuSeconds();
+
 // ISO-8601 UTC with milliseconds, e.g. "2026-11-25T12:52:47.123Z".
 std::string FormatIso8601(int64_t unix_ms);
 

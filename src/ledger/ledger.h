@@ -120,6 +120,45 @@ class Ledger {
   virtual Status CheckIntegrity() const = 0;
 };
 
+// Forwards every call to another ledger; derive from it to observe or alter
+// a few calls (fault injection, counting commits) without restating the rest,
+// as leveldb's EnvWrapper does for Env. `target` must outlive the wrapper.
+class LedgerWrapper : public Ledger {
+ public:
+  explicit LedgerWrapper(Ledger* target) : target_(target) {}
+
+  Status Insert(const Allocation& allocation) override { return target_->Insert(allocation); }
+  Result<Allocation> End(const std::string& id, AllocationState state,
+                         int64_t now_unix_ms) override {
+    return target_->End(id, state, now_unix_ms);
+  }
+  Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) override {
+    return target_->RenewLease(id, expires_unix_ms);
+  }
+  std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) override {
+    return target_->Apply(changes);
+  }
+  Result<Allocation> Get(const std::string& id) const override { return target_->Get(id); }
+  std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
+                                                 const std::string& key) const override {
+    return target_->FindByIdempotencyKey(owner, key);
+  }
+  std::vector<Allocation> List(const AllocationFilter& filter) const override {
+    return target_->List(filter);
+  }
+  std::vector<GpuGrant> ActiveGrants() const override { return target_->ActiveGrants(); }
+  std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override {
+    return target_->ExpiredLeases(now_unix_ms);
+  }
+  Status CheckIntegrity() const override { return target_->CheckIntegrity(); }
+
+ protected:
+  Ledger* target() const { return target_; }
+
+ private:
+  Ledger* const target_;
+};
+
 }  // namespace gpurm
 
 #endif  // GPURM_LEDGER_LEDGER_H_

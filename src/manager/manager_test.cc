@@ -387,18 +387,10 @@ TEST_F(ManagerTest, IncrementalStateMatchesTheLedger) {
 // (commits). While the gate is closed an Apply waits in it, so requests made
 // meanwhile pile up behind that batch; while failing, Apply fails every
 // change as a failed commit does, recording nothing.
-class GatedLedger final : public Ledger {
+class GatedLedger final : public LedgerWrapper {
  public:
-  explicit GatedLedger(Ledger* inner) : inner_(inner) {}
+  using LedgerWrapper::LedgerWrapper;
 
-  Status Insert(const Allocation& allocation) override { return inner_->Insert(allocation); }
-  Result<Allocation> End(const std::string& id, AllocationState state,
-                         int64_t now_unix_ms) override {
-    return inner_->End(id, state, now_unix_ms);
-  }
-  Result<Allocation> RenewLease(const std::string& id, int64_t expires_unix_ms) override {
-    return inner_->RenewLease(id, expires_unix_ms);
-  }
   std::vector<Result<Allocation>> Apply(const std::vector<LedgerChange>& changes) override {
     std::unique_lock<std::mutex> lock(mutex_);
     ++entered_;
@@ -410,21 +402,8 @@ class GatedLedger final : public Ledger {
       return std::vector<Result<Allocation>>(changes.size(), Unavailable("injected I/O error"));
     }
     lock.unlock();
-    return inner_->Apply(changes);
+    return target()->Apply(changes);
   }
-  Result<Allocation> Get(const std::string& id) const override { return inner_->Get(id); }
-  std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
-                                                 const std::string& key) const override {
-    return inner_->FindByIdempotencyKey(owner, key);
-  }
-  std::vector<Allocation> List(const AllocationFilter& filter) const override {
-    return inner_->List(filter);
-  }
-  std::vector<GpuGrant> ActiveGrants() const override { return inner_->ActiveGrants(); }
-  std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override {
-    return inner_->ExpiredLeases(now_unix_ms);
-  }
-  Status CheckIntegrity() const override { return inner_->CheckIntegrity(); }
 
   void SetOpen(bool open) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -450,7 +429,6 @@ class GatedLedger final : public Ledger {
   }
 
  private:
-  Ledger* const inner_;
   std::mutex mutex_;
   std::condition_variable changed_;
   bool open_ = true;

@@ -1,22 +1,11 @@
 #include "monitor/sampler.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <utility>
 
 namespace gpurm {
-namespace {
-
-double ThreadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-}  // namespace
 
 Sampler::Sampler(Inventory* inventory, const Clock* clock, EventHub* events, SamplerOptions options,
                  Observer observer)

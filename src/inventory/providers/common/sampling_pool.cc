@@ -1,22 +1,13 @@
 #include "inventory/providers/common/sampling_pool.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <utility>
 
+#include "core/clock.h"
+
 namespace gpurm {
-namespace {
-
-double ThreadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-}  // namespace
 
 struct SamplingPool::Shared {
   struct Worker {
