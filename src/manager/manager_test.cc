@@ -478,7 +478,10 @@ class GroupCommitTest : public ::testing::Test {
   // GPUs held in the manager's free state, committed or not.
   int HeldGpus() {
     int held = 0;
-    for (const NodeAvailability& node : (*manager_->CurrentState())->nodes()) {
+    // Held in a local: a temporary in the loop's range expression would be
+    // gone (and the state with it, once the manager moved on) before the body.
+    const std::shared_ptr<const ClusterState> state = *manager_->CurrentState();
+    for (const NodeAvailability& node : state->nodes()) {
       for (const GpuAvailability& gpu : node.gpus) held += gpu.exclusively_held ? 1 : 0;
     }
     return held;
