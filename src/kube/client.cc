@@ -63,14 +63,6 @@ size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-void LockShare(CURL*, curl_lock_data data, curl_lock_access, void* user) {
-  static_cast<std::mutex*>(user)[data].lock();
-}
-
-void UnlockShare(CURL*, curl_lock_data data, void* user) {
-  static_cast<std::mutex*>(user)[data].unlock();
-}
-
 Result<std::string> ReadToken(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Unavailable("cannot read the token file " + path);
@@ -193,27 +185,44 @@ std::string UrlEncode(std::string_view text) {
 }
 
 KubeClient::KubeClient(Connection connection, ClientOptions options)
-    : connection_(std::move(connection)),
-      options_(std::move(options)),
-      share_locks_(new std::mutex[CURL_LOCK_DATA_LAST]) {
+    : connection_(std::move(connection)), options_(std::move(options)) {
   // Thread-safe since libcurl 7.84; a no-op after the first call.
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURLSH* share = curl_share_init();
-  curl_share_setopt(share, CURLSHOPT_LOCKFUNC, LockShare);
-  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, UnlockShare);
-  curl_share_setopt(share, CURLSHOPT_USERDATA, share_locks_.get());
-  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  share_ = share;
 }
 
-KubeClient::~KubeClient() { curl_share_cleanup(static_cast<CURLSH*>(share_)); }
+KubeClient::~KubeClient() {
+  for (void* handle : idle_handles_) curl_easy_cleanup(static_cast<CURL*>(handle));
+}
+
+void* KubeClient::AcquireHandle() const {
+  {
+    std::lock_guard<std::mutex> lock(idle_mutex_);
+    if (!idle_handles_.empty()) {
+      void* handle = idle_handles_.back();
+      idle_handles_.pop_back();
+      // Forgets the last request's options; keeps the handle's open
+      // connections, TLS session and DNS caches, which are the point.
+      curl_easy_reset(static_cast<CURL*>(handle));
+      return handle;
+    }
+  }
+  return curl_easy_init();
+}
+
+void KubeClient::ReleaseHandle(void* handle) const {
+  {
+    std::lock_guard<std::mutex> lock(idle_mutex_);
+    if (idle_handles_.size() < kMaxIdleHandles) {
+      idle_handles_.push_back(handle);
+      return;
+    }
+  }
+  curl_easy_cleanup(static_cast<CURL*>(handle));
+}
 
 Status KubeClient::Configure(void* handle, const std::string& url, ::curl_slist** headers) const {
   CURL* curl = static_cast<CURL*>(handle);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_SHARE, share_);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -262,7 +271,7 @@ Status KubeClient::Configure(void* handle, const std::string& url, ::curl_slist*
 
 Result<KubeClient::Reply> KubeClient::Send(const std::string& method, const std::string& path,
                                            const std::string* body) const {
-  CURL* curl = curl_easy_init();
+  CURL* curl = static_cast<CURL*>(AcquireHandle());
   if (curl == nullptr) return Internal("curl_easy_init failed");
   struct curl_slist* headers = nullptr;
   Reply reply;
@@ -285,8 +294,11 @@ Result<KubeClient::Reply> KubeClient::Send(const std::string& method, const std:
     code = curl_easy_perform(curl);
     if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.http_status);
   }
+  // The handle points at these; it must not keep them past this call.
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  ReleaseHandle(curl);
   if (!configured.ok()) return configured;
   if (code != CURLE_OK) {
     return Unavailable(method + " " + connection_.server + path + ": " +

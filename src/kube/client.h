@@ -74,8 +74,14 @@ struct ClientOptions {
   std::string user_agent = "gpurm";
 };
 
-// Thread-safe: any number of threads may call any method at once. Each call
-// uses its own libcurl handle; connections and TLS sessions are shared.
+// Thread-safe: any number of threads may call any method at once. A request
+// borrows an idle libcurl handle (or makes one) and gives it back, so its
+// keep-alive connection and TLS session serve the next request of any
+// thread; one handle is never used by two threads at once. (libcurl's share
+// interface is not used: sharing TLS sessions or connections between
+// concurrent threads races inside OpenSSL in the libcurl 7.88 that Debian 12
+// ships, see curl/curl#14751, and ThreadSanitizer caught it here.) A watch
+// holds a handle of its own for its whole stream.
 class KubeClient {
  public:
   explicit KubeClient(Connection connection, ClientOptions options = {});
@@ -123,9 +129,15 @@ class KubeClient {
 
   const Connection connection_;
   const ClientOptions options_;
-  // libcurl share handle (connections, TLS sessions, DNS) and its locks.
-  void* share_ = nullptr;
-  std::unique_ptr<std::mutex[]> share_locks_;
+  // An idle handle from the pool, reset, or a new one (nullptr if libcurl
+  // cannot make one). Give it back with ReleaseHandle.
+  void* AcquireHandle() const;
+  void ReleaseHandle(void* handle) const;
+
+  // More idle handles than this are closed (with their connections).
+  static constexpr size_t kMaxIdleHandles = 8;
+  mutable std::mutex idle_mutex_;
+  mutable std::vector<void*> idle_handles_;  // CURL*, guarded by idle_mutex_.
 };
 
 // Percent-encodes a query parameter value.

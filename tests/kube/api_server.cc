@@ -248,7 +248,12 @@ Status TestApiServer::Bootstrap(const std::string& namespace_name) {
         {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", namespace_name}}}});
     if (!ns.ok() && !kube::IsAlreadyExists(ns.status())) return ns.status();
   }
-  Result<json> crd = YamlToJson(ReadFile(SourceDir() + "/deploy/kubernetes/crd.yaml"));
+  const std::string crd_path = SourceDir() + "/deploy/kubernetes/crd.yaml";
+  const std::string crd_text = ReadFile(crd_path);
+  if (crd_text.empty()) {
+    return Unavailable("cannot read " + crd_path + " (set GPURM_SOURCE_DIR to the repository)");
+  }
+  Result<json> crd = YamlToJson(crd_text);
   if (!crd.ok()) return crd.status();
   Result<json> created =
       client_->Create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", *crd);
