@@ -200,9 +200,6 @@ void* KubeClient::AcquireHandle() const {
     if (!idle_handles_.empty()) {
       void* handle = idle_handles_.back();
       idle_handles_.pop_back();
-      // Forgets the last request's options; keeps the handle's open
-      // connections, TLS session and DNS caches, which are the point.
-      curl_easy_reset(static_cast<CURL*>(handle));
       return handle;
     }
   }
@@ -210,6 +207,10 @@ void* KubeClient::AcquireHandle() const {
 }
 
 void KubeClient::ReleaseHandle(void* handle) const {
+  // Forgets the request's options, whose pointers (headers, body, error and
+  // write buffers) die with the request; keeps the handle's open
+  // connections, TLS session and DNS caches, which are the point.
+  curl_easy_reset(static_cast<CURL*>(handle));
   {
     std::lock_guard<std::mutex> lock(idle_mutex_);
     if (idle_handles_.size() < kMaxIdleHandles) {
@@ -294,11 +295,8 @@ Result<KubeClient::Reply> KubeClient::Send(const std::string& method, const std:
     code = curl_easy_perform(curl);
     if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.http_status);
   }
-  // The handle points at these; it must not keep them past this call.
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
-  curl_slist_free_all(headers);
   ReleaseHandle(curl);
+  curl_slist_free_all(headers);
   if (!configured.ok()) return configured;
   if (code != CURLE_OK) {
     return Unavailable(method + " " + connection_.server + path + ": " +

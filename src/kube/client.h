@@ -19,7 +19,6 @@
 
 #include <atomic>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -129,8 +128,8 @@ class KubeClient {
 
   const Connection connection_;
   const ClientOptions options_;
-  // An idle handle from the pool, reset, or a new one (nullptr if libcurl
-  // cannot make one). Give it back with ReleaseHandle.
+  // An idle handle from the pool (with no options set) or a new one
+  // (nullptr if libcurl cannot make one). Give it back with ReleaseHandle.
   void* AcquireHandle() const;
   void ReleaseHandle(void* handle) const;
 
