@@ -15,6 +15,7 @@ packages=(
   clang-format clang-tidy
   clang libclang-rt-14-dev python3-venv  # scripts/fuzz.sh (libFuzzer), scripts/schemathesis.sh
   curl procps
+  ccache  # rebuilds on a warm machine reuse unchanged objects (CMakeLists.txt)
   librocm-smi-dev libze-dev  # Headers of the AMD and Intel providers (libraries are dlopened).
   # promtool: tests check /metrics with Prometheus' own parser. Where systemd
   # runs, Debian also starts the Prometheus server (systemctl disable --now prometheus).
