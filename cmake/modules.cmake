@@ -1,23 +1,26 @@
 # One static library per module. Each module has a layer; a module may only
 # link modules of a strictly lower layer, so the dependency graph cannot have
 # cycles and data flows one way:
-#   core(0) -> auth, config, inventory, integrations, kube(1) -> scheduler, ledger,
-#   monitor, kube_inventory(2) -> manager(3) -> api, cli(4) -> daemon(5)
+#   core(0) -> codec, strict_yaml(1) -> auth, config, inventory, integrations,
+#   kube(2) -> scheduler, ledger, monitor, kube_inventory(3) -> manager(4) ->
+#   api, cli(5) -> daemon(6)
 set(GPURM_LAYER_core 0)
-set(GPURM_LAYER_auth 1)
-set(GPURM_LAYER_config 1)
-set(GPURM_LAYER_inventory 1)
-set(GPURM_LAYER_integrations 1)
-set(GPURM_LAYER_kube 1)
-set(GPURM_LAYER_scheduler 2)
-set(GPURM_LAYER_ledger 2)
-set(GPURM_LAYER_monitor 2)
-set(GPURM_LAYER_kube_inventory 2)
-set(GPURM_LAYER_manager 3)
-set(GPURM_LAYER_simulator 3)
-set(GPURM_LAYER_api 4)
-set(GPURM_LAYER_cli 4)
-set(GPURM_LAYER_daemon 5)
+set(GPURM_LAYER_codec 1)
+set(GPURM_LAYER_strict_yaml 1)
+set(GPURM_LAYER_auth 2)
+set(GPURM_LAYER_config 2)
+set(GPURM_LAYER_inventory 2)
+set(GPURM_LAYER_integrations 2)
+set(GPURM_LAYER_kube 2)
+set(GPURM_LAYER_scheduler 3)
+set(GPURM_LAYER_ledger 3)
+set(GPURM_LAYER_monitor 3)
+set(GPURM_LAYER_kube_inventory 3)
+set(GPURM_LAYER_manager 4)
+set(GPURM_LAYER_simulator 4)
+set(GPURM_LAYER_api 5)
+set(GPURM_LAYER_cli 5)
+set(GPURM_LAYER_daemon 6)
 
 # gpurm_module(NAME SOURCES a.cc b.cc MODULES core ... LIBS external ...)
 # Defines the static library gpurm_<NAME> and fails configuration when it
@@ -51,6 +54,8 @@ function(gpurm_test name)
     return()
   endif()
   add_executable(${name} ${ARG_SOURCES})
+  # Test helpers shared by unit and end-to-end tests (support/eventually.h).
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   # Tests find examples/ and the gpurm binary through these (one variable per
   # ENVIRONMENT property: a ';' would split the property list).

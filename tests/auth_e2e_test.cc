@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/daemon_process.h"
+#include "support/eventually.h"
 
 namespace gpurm {
 namespace {
@@ -178,12 +179,10 @@ TEST_F(AuthE2eTest, TheTokenFileIsReloadedWithoutARestart) {
   // SIGHUP re-reads the file even when it looks unchanged (here: still
   // broken, so refused again, and the daemon goes on with the old tokens).
   ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   const std::string log_path = dir_ + "/logs/gpu_resource_manager.log";
-  while (ReadFile(log_path).find("received SIGHUP: token file re-read") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  testing::Eventually([&] {
+    return ReadFile(log_path).find("received SIGHUP: token file re-read") != std::string::npos;
+  });
   const std::string log = ReadFile(log_path);
   EXPECT_NE(log.find("received SIGHUP: token file re-read"), std::string::npos) << log;
   const std::string refused = "not reloaded, still using the previous 5 identities";

@@ -20,16 +20,13 @@
 
 #include "integrations/launchers/process_runner.h"
 #include "support/daemon_process.h"
+#include "support/eventually.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
 using Strings = std::vector<std::string>;
-
-// Generous bound for things that happen "soon" (a lease of 2 s expiring and
-// being reaped within a second): only there so a bug fails instead of hangs.
-constexpr auto kPatience = std::chrono::seconds(60);
 
 struct Launch {
   ProcessExit exit;
@@ -254,22 +251,18 @@ TEST_F(RunLauncherTest, SigkilledGpurmRunIsCleanedUpByTheLease) {
   const std::string id = Field(launch.out, "id");
   ASSERT_FALSE(id.empty()) << Context(launch);
 
-  const auto deadline = std::chrono::steady_clock::now() + kPatience;
-  while (State(id) == "active" && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  testing::Eventually([&] { return State(id) != "active"; });
   EXPECT_EQ(State(id), "expired") << Allocation(id).dump();
   EXPECT_EQ(ActiveAllocations(), 0);
 
   // The command got the parent-death signal: gone, or a zombie for init.
   const std::string stat_path = "/proc/" + Field(launch.out, "pid") + "/stat";
   std::string state;
-  while (std::chrono::steady_clock::now() < deadline) {
+  testing::Eventually([&] {
     std::ifstream stat(stat_path);
     std::string pid, name;
-    if (!(stat >> pid >> name >> state) || state == "Z") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return !(stat >> pid >> name >> state) || state == "Z";
+  });
   EXPECT_TRUE(!std::filesystem::exists(stat_path) || state == "Z") << state;
 }
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/daemon_process.h"
+#include "support/eventually.h"
 #include "support/run_command.h"
 
 namespace gpurm {
@@ -70,15 +71,14 @@ class SchedulingE2eTest : public ::testing::Test {
     json granted = Post("/allocate", {{"gpu_count", gpus}, {"gpu_type", "T4"}});
     return granted.value("allocation_id", "");
   }
-  // Polls a queue entry until it leaves `state` (bounded: the daemon serves
-  // the queue on every release and expires waits on its lease-check tick).
+  // Polls a queue entry until it leaves `state` (the daemon serves the queue
+  // on every release and expires waits on its lease-check tick).
   json PollUntilNot(const std::string& id, const std::string& state) {
     json entry;
-    for (int i = 0; i < 200; ++i) {
+    testing::Eventually([&] {
       entry = Get("/queue/" + id);
-      if (entry.value("state", "") != state) return entry;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+      return entry.value("state", "") != state;
+    });
     return entry;
   }
 

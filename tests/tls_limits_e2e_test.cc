@@ -38,6 +38,7 @@
 
 #include "cli/client.h"
 #include "support/daemon_process.h"
+#include "support/eventually.h"
 #include "support/run_command.h"
 
 namespace gpurm {
@@ -45,8 +46,6 @@ namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
-
-constexpr auto kDeadline = std::chrono::seconds(60);
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
@@ -237,17 +236,6 @@ cli::HttpClient ClientFor(const std::string& base_url, cli::TlsClientOptions tls
   return cli::HttpClient(options);
 }
 
-// Polls `condition` until true or the deadline.
-template <class Condition>
-bool Eventually(Condition condition) {
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 class TlsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -357,7 +345,7 @@ TEST_F(TlsE2eTest, SighupServesTheNewCertificateToNewConnectionsAndKeepsOpenOnes
   // A new certificate in place of the old one, then SIGHUP.
   ASSERT_NO_FATAL_FAILURE(pki_->MakeLeaf("server", "ca", "2002", "serverAuth"));
   ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
-  EXPECT_TRUE(Eventually([&] { return TlsConnection(port()).PeerSerial() == "2002"; }))
+  EXPECT_TRUE(testing::Eventually([&] { return TlsConnection(port()).PeerSerial() == "2002"; }))
       << daemon_->LogTail();
 
   // The connection opened before the reload still works, on the old certificate.
@@ -375,7 +363,7 @@ TEST_F(TlsE2eTest, ABadCertificateOnReloadKeepsTheOldOne) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   WriteFile(pki_->Path("server.pem"), "not a certificate\n");
   ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(testing::Eventually([&] {
     return daemon_->LogTail().find("TLS reload failed") != std::string::npos;
   })) << daemon_->LogTail();
   EXPECT_THAT(daemon_->LogTail(), HasSubstr(pki_->Path("server.pem")));
@@ -452,7 +440,7 @@ TEST_F(TlsE2eTest, LimitsAnswerOverTlsToo) {
   ASSERT_TRUE(second.connected());
   // The health checks' connections may take a moment to be released.
   RawResponse refused;
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(testing::Eventually([&] {
     TlsConnection third(port());
     refused = third.Request(kHealthRequest);
     return refused.status == 503;
@@ -573,7 +561,7 @@ TEST_F(LimitsE2eTest, OverThePerClientConnectionCapConnectionsGet503AndClose) {
 
   // Once one closes, the address may connect again.
   ::close(first);
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(testing::Eventually([&] {
     const int again = ConnectTcp(port());
     const int status = PlainRequest(again, kHealthRequest).status;
     ::close(again);

@@ -1,5 +1,5 @@
 """The Python face of the gpurm daemon: :class:`GPUResourceManager` and
-:func:`get_gpu_resource_manager` (names as in MISSION.md)."""
+:func:`get_gpu_resource_manager` (names as in python/README.md)."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def test_tensorflow_setup_without_allocation_uses_the_servers_plan(manager: gpur
 
 
 def test_engine_allocates_trains_and_releases(manager: gpurm.GPUResourceManager) -> None:
-    """MISSION.md: config.algorithm_params["gpu_config"] = {"enabled": True, "gpu_count": 2, ...}."""
+    """python/README.md: config.algorithm_params["gpu_config"] = {"enabled": True, "gpu_count": 2, ...}."""
     import numpy as np
 
     rng = np.random.default_rng(0)

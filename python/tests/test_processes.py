@@ -1,4 +1,4 @@
-"""Client processes that end badly, and MISSION.md's Python snippet run as written,
+"""Client processes that end badly, and python/README.md's API snippet run as written,
 each in its own interpreter against the real daemon."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_normal_exit_releases_what_was_not_cleaned_up(daemon: Daemon, manager: g
     assert _state(manager, done.stdout.strip()) == "released"
 
 
-MISSION_SNIPPET = '''\
+API_SNIPPET = '''\
 from gpurm import get_gpu_resource_manager, TrainingGPUConfig
 m = get_gpu_resource_manager()
 cfg = TrainingGPUConfig(gpu_count=2, gpu_type="V100", memory_gb=32.0, distributed_training=True)
@@ -97,19 +97,17 @@ print(json.dumps({"node": node, "active": m.list_allocations(),
 '''
 
 
-def test_snippet_is_the_one_in_mission_md() -> None:
-    mission = REPO.parent / "shared" / "MISSION.md"
-    if not mission.exists():
-        pytest.skip(f"{mission} is not here")
-    block = re.search(r"## Python API.*?```python\n(.*?)```", mission.read_text(), re.S)
+def test_snippet_is_the_one_in_the_readme() -> None:
+    readme = REPO / "python" / "README.md"
+    block = re.search(r"## The API at a glance.*?```python\n(.*?)```", readme.read_text(), re.S)
     assert block is not None
-    assert block.group(1) == MISSION_SNIPPET
+    assert block.group(1) == API_SNIPPET
 
 
-def test_mission_snippet_runs_as_written(daemon: Daemon, manager: gpurm.GPUResourceManager) -> None:
+def test_api_snippet_runs_as_written(daemon: Daemon, manager: gpurm.GPUResourceManager) -> None:
     import json
 
-    done = run_python(PRELUDE + MISSION_SNIPPET + EPILOGUE, {"GPURM_URL": daemon.url}, timeout=300)
+    done = run_python(PRELUDE + API_SNIPPET + EPILOGUE, {"GPURM_URL": daemon.url}, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["node"] == "gpu-node-1"  # two V100s with 32 GB free each exist there

@@ -1,61 +1,15 @@
 #include "api/json_codec.h"
 
 #include <cmath>
-#include <functional>
-#include <map>
 
+#include "codec/json_fields.h"
+#include "codec/request_codec.h"
 #include "core/clock.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
-
-const char* JsonTypeName(const json& value) {
-  switch (value.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a number";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return "an unsupported value";
-  }
-}
-
-Status WrongType(const std::string& field, const char* expected, const json& value) {
-  return InvalidArgument(std::string("expected ") + expected + ", got " + JsonTypeName(value),
-                         field);
-}
-
-// A whole number that fits in int64, whether JSON wrote it as 2 or 2.0.
-bool AsInteger(const json& value, int64_t* out) {
-  if (value.is_number_integer()) {
-    if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      return false;
-    }
-    *out = value.get<int64_t>();
-    return true;
-  }
-  if (value.is_number_float()) {
-    const double d = value.get<double>();
-    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e15) {
-      *out = static_cast<int64_t>(d);
-      return true;
-    }
-  }
-  return false;
-}
 
 json NullableIso(int64_t unix_ms) { return unix_ms > 0 ? json(FormatIso8601(unix_ms)) : json(); }
 
@@ -75,97 +29,42 @@ Result<json> ParseJsonObject(std::string_view body) {
 
 Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
   ParsedGpuRequest parsed;
-  GpuRequest& r = parsed.request;
-  // Each known field with the parser that stores it.
-  using FieldParser = std::function<Status(const std::string&, const json&)>;
-  auto integer = [](int64_t min, int64_t max, auto store) -> FieldParser {
-    return [=](const std::string& field, const json& value) -> Status {
-      int64_t n = 0;
-      if (!AsInteger(value, &n)) return WrongType(field, "an integer", value);
-      if (n < min || n > max) {
-        return InvalidArgument("must be between " + std::to_string(min) + " and " +
-                                   std::to_string(max) + ", got " + std::to_string(n),
-                               field);
-      }
-      store(n);
-      return Status::Ok();
-    };
-  };
-  auto number = [](double* target) -> FieldParser {
-    return [=](const std::string& field, const json& value) -> Status {
-      if (!value.is_number()) return WrongType(field, "a number", value);
-      *target = value.get<double>();
-      return Status::Ok();
-    };
-  };
-  auto boolean = [](bool* target) -> FieldParser {
-    return [=](const std::string& field, const json& value) -> Status {
-      if (!value.is_boolean()) return WrongType(field, "true or false", value);
-      *target = value.get<bool>();
-      return Status::Ok();
-    };
-  };
-  auto text = [](std::string* target) -> FieldParser {
-    return [=](const std::string& field, const json& value) -> Status {
-      if (!value.is_string()) return WrongType(field, "a string", value);
-      if (value.get_ref<const std::string&>().size() > 256) {
-        return InvalidArgument("must be at most 256 characters", field);
-      }
-      *target = value.get<std::string>();
-      return Status::Ok();
-    };
-  };
-  const std::map<std::string, FieldParser> fields = {
-      {"gpu_count",
-       integer(-1'000'000, 1'000'000, [&r](int64_t n) { r.gpu_count = static_cast<int>(n); })},
-      {"gpu_type", text(&r.gpu_type)},
-      {"memory_gb", number(&r.memory_gb)},
-      {"distributed_training", boolean(&r.distributed_training)},
-      {"mixed_precision", boolean(&r.mixed_precision)},
-      {"gpu_memory_fraction", number(&r.gpu_memory_fraction)},
-      {"node_name", text(&r.node_name)},
-      {"shared", boolean(&r.shared)},
-      {"policy", text(&r.policy)},
-      {"lease_ttl_seconds",
-       integer(-1'000'000'000, 1'000'000'000, [&r](int64_t n) { r.lease_ttl_s = n; })},
-      {"owner", text(&parsed.owner)},
-      {"gpu_milli",
-       integer(-1'000'000, 1'000'000, [&r](int64_t n) { r.gpu_milli = static_cast<int>(n); })},
-      {"wait", boolean(&parsed.wait.wait)},
-      {"wait_timeout_seconds", number(&parsed.wait.timeout_s)},
-      {"priority", integer(-1'000'000, 1'000'000,
-                           [&parsed](int64_t n) { parsed.wait.priority = static_cast<int>(n); })},
-  };
   for (const auto& [key, value] : body.items()) {
-    auto it = fields.find(key);
-    if (it == fields.end()) {
-      return InvalidArgument(
-          "unknown field (known: gpu_count, gpu_type, memory_gb, "
-          "distributed_training, mixed_precision, gpu_memory_fraction, "
-          "node_name, shared, gpu_milli, policy, lease_ttl_seconds, owner, wait, "
-          "wait_timeout_seconds, priority)",
-          key);
+    // The request's own fields go through the one request codec; the rest
+    // are this endpoint's options.
+    Status status = DecodeGpuRequestField(key, value, &parsed.request);
+    if (status.code() != StatusCode::kNotFound) {
+      if (!status.ok()) return status;
+      continue;
     }
     if (value.is_null()) continue;  // null = keep the default.
-    Status status = it->second(key, value);
-    if (!status.ok()) return status;
+    if (key == "owner") {
+      if (!value.is_string()) return WrongType(key, "a string", value);
+      if (value.get_ref<const std::string&>().size() > 256) {
+        return InvalidArgument("must be at most 256 characters", key);
+      }
+      parsed.owner = value.get<std::string>();
+    } else if (key == "wait") {
+      if (!value.is_boolean()) return WrongType(key, "true or false", value);
+      parsed.wait.wait = value.get<bool>();
+    } else if (key == "wait_timeout_seconds") {
+      if (!value.is_number()) return WrongType(key, "a number", value);
+      parsed.wait.timeout_s = value.get<double>();
+    } else if (key == "priority") {
+      Result<int64_t> priority = ReadInteger(key, value, -1'000'000, 1'000'000);
+      if (!priority.ok()) return priority.status();
+      parsed.wait.priority = static_cast<int>(*priority);
+    } else {
+      std::string known;
+      for (const std::string& name : GpuRequestFieldNames()) known += name + ", ";
+      return InvalidArgument(
+          "unknown field (known: " + known + "owner, wait, wait_timeout_seconds, priority)", key);
+    }
   }
   return parsed;
 }
 
-json RequestToJson(const GpuRequest& request) {
-  return json{{"gpu_count", request.gpu_count},
-              {"gpu_type", request.gpu_type},
-              {"memory_gb", request.memory_gb},
-              {"distributed_training", request.distributed_training},
-              {"mixed_precision", request.mixed_precision},
-              {"gpu_memory_fraction", request.gpu_memory_fraction},
-              {"node_name", request.node_name},
-              {"shared", request.shared},
-              {"gpu_milli", request.gpu_milli},
-              {"policy", request.policy},
-              {"lease_ttl_seconds", request.lease_ttl_s}};
-}
+json RequestToJson(const GpuRequest& request) { return EncodeGpuRequest(request); }
 
 double RoundGb(int64_t mib) { return std::round(GbFromMib(mib) * 100.0) / 100.0; }
 

@@ -17,199 +17,21 @@
 #include <system_error>
 #include <vector>
 
-#include "core/yaml_documents.h"
+#include "strict_yaml/documents.h"
+#include "strict_yaml/reader.h"
 
 namespace gpurm {
 namespace {
 
-// Walks the YAML tree and turns every problem into kInvalidArgument with the
-// dotted key in field() and "<source>:<line>: <key>: ..." in the message. Lines
-// are 1-based; yaml-cpp's Mark is 0-based.
-class Parser {
- public:
-  explicit Parser(std::string_view source_name) : source_(source_name) {}
-
-  // `key` empty = about the file as a whole.
-  Status Error(const YAML::Mark& mark, const std::string& key, const std::string& what) const {
-    return InvalidArgument(Where(mark) + (key.empty() ? "" : key + ": ") + what, key);
-  }
-
-  std::string Where(const YAML::Mark& mark) const {
-    if (mark.is_null()) return source_ + ": ";
-    return source_ + ":" + std::to_string(mark.line + 1) + ": ";
-  }
-
- private:
-  std::string source_;
-};
-
-// What a value looked like, for "got ..." in messages. Long scalars are cut so a
-// stray paragraph does not flood the log.
-std::string Describe(const YAML::Node& value) {
-  switch (value.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return "nothing";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar:
-      break;
-  }
-  std::string text = value.Scalar();
-  constexpr size_t kMaxShown = 60;
-  if (text.size() > kMaxShown) text = text.substr(0, kMaxShown) + "...";
-  return "\"" + text + "\"";
-}
-
-std::optional<double> ParseFiniteDouble(const YAML::Node& value) {
-  if (!value.IsScalar()) return std::nullopt;
-  const std::string& text = value.Scalar();
-  double parsed = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, parsed);
-  if (ec != std::errc() || ptr != end || !std::isfinite(parsed)) return std::nullopt;
-  return parsed;
-}
-
-std::optional<int64_t> ParseInt(const YAML::Node& value) {
-  if (!value.IsScalar()) return std::nullopt;
-  const std::string& text = value.Scalar();
-  int64_t parsed = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, parsed);
-  if (ec != std::errc() || ptr != end) return std::nullopt;
-  return parsed;
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// The closest known key when it is close enough to be a likely typo, else "".
-std::string Suggest(std::string_view unknown, const std::vector<std::string>& known) {
-  const std::string lowered = Lower(unknown);
-  std::string best;
-  size_t best_distance = 0;
-  for (const std::string& candidate : known) {
-    const size_t distance = EditDistance(lowered, candidate);
-    if (best.empty() || distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  const size_t allowed = std::max<size_t>(2, best.size() / 3);
-  return best_distance <= allowed ? best : "";
-}
-
-// One `key: value` entry of a mapping, with the key's position (values that are
-// null or aliases carry misleading marks, so errors point at the key).
-struct Entry {
-  std::string key;   // As written.
-  std::string path;  // Dotted: "server.listen".
-  YAML::Mark mark;
-  YAML::Node value;
-};
-
-// Reads a mapping's entries in file order, rejecting non-scalar and duplicate
-// keys (yaml-cpp keeps both duplicates; a silent "last one wins" hides typos).
-// Keys not in `known` (when non-empty) are errors with a suggestion.
-Result<std::vector<Entry>> Entries(const Parser& parser, const YAML::Node& map,
-                                   const std::string& prefix,
-                                   const std::vector<std::string>& known) {
-  std::vector<Entry> entries;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node key = it->first;  // A copy: `it->first` lives in a temporary.
-    const std::string shown_prefix = prefix.empty() ? "" : prefix + ".";
-    if (!key.IsScalar()) {
-      return parser.Error(key.Mark(), prefix, "keys must be plain names, got " + Describe(key));
-    }
-    Entry entry{key.Scalar(), shown_prefix + key.Scalar(), key.Mark(), it->second};
-    for (const Entry& earlier : entries) {
-      if (earlier.key == entry.key) {
-        return parser.Error(
-            entry.mark, entry.path,
-            "duplicate key (first given at line " + std::to_string(earlier.mark.line + 1) + ")");
-      }
-    }
-    if (!known.empty() && std::find(known.begin(), known.end(), entry.key) == known.end()) {
-      std::string message = parser.Where(entry.mark) + "unknown key '" + entry.path + "'";
-      const std::string suggestion = Suggest(entry.key, known);
-      if (!suggestion.empty()) message += "; did you mean '" + shown_prefix + suggestion + "'?";
-      return InvalidArgument(message, entry.path);
-    }
-    entries.push_back(std::move(entry));
-  }
-  return entries;
-}
-
-// A section that is a mapping, or empty (every key commented out) = no entries.
-Result<std::vector<Entry>> Section(const Parser& parser, const Entry& section,
-                                   const std::vector<std::string>& known) {
-  if (section.value.IsNull()) return std::vector<Entry>{};
-  if (!section.value.IsMap()) {
-    return parser.Error(section.mark, section.path,
-                        "expected a mapping of keys, got " + Describe(section.value));
-  }
-  return Entries(parser, section.value, section.path, known);
-}
-
-Status ReadString(const Parser& parser, const Entry& entry, bool allow_empty, std::string* out) {
-  if (allow_empty && entry.value.IsNull()) {
-    out->clear();
-    return Status::Ok();
-  }
-  if (!entry.value.IsScalar() || (!allow_empty && entry.value.Scalar().empty())) {
-    return parser.Error(
-        entry.mark, entry.path,
-        std::string(allow_empty ? "expected a string" : "expected a non-empty string") + ", got " +
-            Describe(entry.value));
-  }
-  *out = entry.value.Scalar();
-  return Status::Ok();
-}
-
-// A finite number accepted by `valid`; `expected` completes "expected ...".
-Status ReadNumber(const Parser& parser, const Entry& entry, const std::string& expected,
-                  const std::function<bool(double)>& valid, double* out) {
-  const std::optional<double> parsed = ParseFiniteDouble(entry.value);
-  if (!parsed || !valid(*parsed)) {
-    return parser.Error(entry.mark, entry.path,
-                        "expected " + expected + ", got " + Describe(entry.value));
-  }
-  *out = *parsed;
-  return Status::Ok();
-}
-
-Status ReadInt(const Parser& parser, const Entry& entry, int64_t min, int64_t max,
-               const std::string& expected, int64_t* out) {
-  const std::optional<int64_t> parsed = ParseInt(entry.value);
-  if (!parsed || *parsed < min || *parsed > max) {
-    return parser.Error(entry.mark, entry.path,
-                        "expected " + expected + ", got " + Describe(entry.value));
-  }
-  *out = *parsed;
-  return Status::Ok();
-}
+using strict_yaml::Describe;
+using strict_yaml::Entries;
+using strict_yaml::Entry;
+using strict_yaml::ReadBool;
+using strict_yaml::ReadInt;
+using strict_yaml::ReadNumber;
+using strict_yaml::ReadString;
+using strict_yaml::Section;
+using Parser = strict_yaml::Source;
 
 Status ReadThreads(const Parser& parser, const Entry& entry, int* out) {
   int64_t parsed = 0;
@@ -322,16 +144,6 @@ Status ReadTls(const Parser& parser, const Entry& section, TlsConfig* tls) {
     return parser.Error(section.mark, section.path + ".cert_file",
                         "required when client_ca_file is set (client certificates need TLS)");
   }
-  return Status::Ok();
-}
-
-Status ReadBool(const Parser& parser, const Entry& entry, bool* out) {
-  const std::string text = entry.value.IsScalar() ? entry.value.Scalar() : "";
-  if (text != "true" && text != "false") {
-    return parser.Error(entry.mark, entry.path,
-                        "expected true or false, got " + Describe(entry.value));
-  }
-  *out = text == "true";
   return Status::Ok();
 }
 

@@ -1,5 +1,5 @@
-// gpu_config.yaml: the daemon's configuration. Keys are MISSION.md's contract
-// plus a `server` section. Loading is strict: every error names the key, the
+// gpu_config.yaml: the daemon's configuration. Keys are the documented ones
+// (README.md, docs/api.md) plus a `server` section. Loading is strict: every error names the key, the
 // line and what was expected, and unknown keys are errors (a misspelt key
 // silently falling back to a default is worse than refusing to start).
 #ifndef GPURM_CONFIG_CONFIG_H_

@@ -368,7 +368,7 @@ TEST(ConfigTest, MalformedInputNeverThrows) {
 }
 
 // Found by fuzz/config_fuzzer: yaml-cpp 0.7's LoadAll never returned on
-// these (see core/yaml_documents.h).
+// these (see strict_yaml/documents.h).
 TEST(ConfigTest, MalformedDocumentsThatHungYamlCppAreRefused) {
   for (const std::string& text : {std::string("&a,\xc2*a]"), std::string(",\n")}) {
     Result<Config> config = ParseConfig(text, "x.yaml");

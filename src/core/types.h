@@ -79,7 +79,17 @@ struct InventorySnapshot {
   uint64_t generation = 0;  // Increases with every new snapshot.
 };
 
-// A GPU request (MISSION.md's TrainingGPUConfig plus gpurm's own options).
+// Thousandths of one GPU: gpu_milli's unit (1000 = a whole GPU).
+inline constexpr int kMilliPerGpu = 1000;
+// Bounds of single GpuRequest fields, enforced where requests are decoded
+// (codec/request_codec.h) and validated (scheduler's ValidateRequest).
+inline constexpr int kMaxGpuCount = 4096;
+inline constexpr int64_t kMaxLeaseTtlS = 1'000'000'000;
+
+// A GPU request: the training job's GPU needs (count, type, memory per GPU,
+// framework options) plus gpurm's own placement and lease options. Every
+// field is carried by the request codec (codec/request_codec.h), which fails
+// to compile when a field is added here and not there.
 struct GpuRequest {
   int gpu_count = 1;
   std::string gpu_type;    // As the user wrote it; empty = any type.
@@ -97,6 +107,8 @@ struct GpuRequest {
   int gpu_milli = 0;
   std::string policy;       // Optional per-request placement policy name.
   int64_t lease_ttl_s = 0;  // 0 = no lease (held until released).
+
+  bool operator==(const GpuRequest&) const = default;
 };
 
 // One GPU (or a slice of one) granted to an allocation.
@@ -108,6 +120,8 @@ struct GpuGrant {
   // the slice for shared ones.
   int64_t memory_mib = 0;
   bool exclusive = true;
+
+  bool operator==(const GpuGrant&) const = default;
 };
 
 enum class AllocationState { kActive, kReleased, kExpired };
@@ -123,6 +137,8 @@ struct Allocation {
   int64_t ended_unix_ms = 0;          // When released/expired; 0 while active.
   int64_t lease_expires_unix_ms = 0;  // 0 = no lease.
   std::string idempotency_key;        // May be empty.
+
+  bool operator==(const Allocation&) const = default;
 
   // Distinct node names in grant order.
   std::vector<std::string> NodeNames() const;

@@ -7,6 +7,8 @@
 #include <thread>
 #include <utility>
 
+#include "codec/request_codec.h"
+
 namespace gpurm {
 namespace {
 
@@ -51,7 +53,6 @@ Status ValidateNew(const Allocation& allocation) {
 }  // namespace
 
 json AllocationToObject(const Allocation& allocation, const std::string& namespace_name) {
-  const GpuRequest& r = allocation.request;
   json grants = json::array();
   for (const GpuGrant& g : allocation.grants) {
     grants.push_back({{"nodeName", g.node_name},
@@ -72,18 +73,7 @@ json AllocationToObject(const Allocation& allocation, const std::string& namespa
        {{"owner", allocation.owner},
         {"idempotencyKey", allocation.idempotency_key},
         {"createdUnixMs", allocation.created_unix_ms},
-        {"request",
-         {{"gpuCount", r.gpu_count},
-          {"gpuType", r.gpu_type},
-          {"memoryGb", r.memory_gb},
-          {"distributedTraining", r.distributed_training},
-          {"mixedPrecision", r.mixed_precision},
-          {"gpuMemoryFraction", r.gpu_memory_fraction},
-          {"nodeName", r.node_name},
-          {"shared", r.shared},
-          {"gpuMilli", r.gpu_milli},
-          {"policy", r.policy},
-          {"leaseTtlSeconds", r.lease_ttl_s}}},
+        {"request", EncodeGpuRequest(allocation.request, FieldCase::kCamel)},
         {"grants", std::move(grants)}}},
       {"status",
        {{"state", state},
@@ -101,18 +91,10 @@ Result<Allocation> AllocationFromObject(const json& object) {
     a.owner = spec.value("owner", "");
     a.idempotency_key = spec.value("idempotencyKey", "");
     a.created_unix_ms = spec.value("createdUnixMs", int64_t{0});
-    const json& r = spec.value("request", json::object());
-    a.request.gpu_count = r.value("gpuCount", 1);
-    a.request.gpu_type = r.value("gpuType", "");
-    a.request.memory_gb = r.value("memoryGb", 0.0);
-    a.request.distributed_training = r.value("distributedTraining", false);
-    a.request.mixed_precision = r.value("mixedPrecision", false);
-    a.request.gpu_memory_fraction = r.value("gpuMemoryFraction", 0.9);
-    a.request.node_name = r.value("nodeName", "");
-    a.request.shared = r.value("shared", false);
-    a.request.gpu_milli = r.value("gpuMilli", 0);
-    a.request.policy = r.value("policy", "");
-    a.request.lease_ttl_s = r.value("leaseTtlSeconds", int64_t{0});
+    Result<GpuRequest> request =
+        DecodeGpuRequest(spec.value("request", json::object()), FieldCase::kCamel, "spec.request.");
+    if (!request.ok()) return request.status();
+    a.request = *std::move(request);
     for (const json& g : spec.value("grants", json::array())) {
       a.grants.push_back(GpuGrant{g.value("nodeName", ""), g.value("gpuIndex", 0),
                                   g.value("gpuUuid", ""), g.value("memoryMib", int64_t{0}),

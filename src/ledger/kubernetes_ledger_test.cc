@@ -4,8 +4,33 @@
 
 #include <gtest/gtest.h>
 
+#include "support/every_field.h"
+
 namespace gpurm {
 namespace {
+
+TEST(KubernetesLedgerTest, EveryFieldSurvivesTheObject) {
+  const Allocation allocation = testing::AllocationWithEveryFieldSet();
+  Result<Allocation> back = AllocationFromObject(AllocationToObject(allocation, "gpurm"));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, allocation);
+
+  Allocation ended = allocation;
+  ended.state = AllocationState::kReleased;
+  ended.ended_unix_ms = 1'700'000'900'000;
+  // Through text, as the API server stores it.
+  back = AllocationFromObject(nlohmann::json::parse(AllocationToObject(ended, "gpurm").dump()));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, ended);
+}
+
+TEST(KubernetesLedgerTest, ABadRequestFieldNamesItsPathInTheObject) {
+  nlohmann::json object = AllocationToObject(testing::AllocationWithEveryFieldSet(), "gpurm");
+  object["spec"]["request"]["gpuMilli"] = "half";
+  const Status status = AllocationFromObject(object).status();
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.field(), "spec.request.gpuMilli");
+}
 
 TEST(KubernetesLedgerTest, AllocationObjectRoundTrips) {
   Allocation a;

@@ -58,6 +58,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "codec/request_codec.h"
+
 namespace gpurm {
 namespace {
 
@@ -176,28 +178,22 @@ std::optional<AllocationState> ParseState(std::string_view text) {
   return std::nullopt;
 }
 
-// GpuRequest as a JSON object holding every field. Fails (kInvalidArgument)
-// on what JSON cannot carry faithfully: non-finite numbers, invalid UTF-8.
+// GpuRequest in the one request codec's form. Fails (kInvalidArgument) on
+// what could not be read back as written: non-finite numbers (JSON would
+// write null, which reads back as the default), invalid UTF-8, values the
+// codec refuses (out of bounds, over-long strings).
 Result<std::string> RequestToJson(const GpuRequest& request) {
-  if (!std::isfinite(request.memory_gb)) {
-    return InvalidArgument("must be a finite number", "request.memory_gb");
+  const nlohmann::json json = EncodeGpuRequest(request);
+  for (const auto& [key, value] : json.items()) {
+    if (value.is_number_float() && !std::isfinite(value.get<double>())) {
+      return InvalidArgument("must be a finite number", "request." + key);
+    }
   }
-  if (!std::isfinite(request.gpu_memory_fraction)) {
-    return InvalidArgument("must be a finite number", "request.gpu_memory_fraction");
+  if (Status readable = DecodeGpuRequest(json, FieldCase::kSnake, "request.").status();
+      !readable.ok()) {
+    return readable;
   }
   try {
-    const nlohmann::json json = {
-        {"gpu_count", request.gpu_count},
-        {"gpu_type", request.gpu_type},
-        {"memory_gb", request.memory_gb},
-        {"distributed_training", request.distributed_training},
-        {"mixed_precision", request.mixed_precision},
-        {"gpu_memory_fraction", request.gpu_memory_fraction},
-        {"node_name", request.node_name},
-        {"shared", request.shared},
-        {"policy", request.policy},
-        {"lease_ttl_s", request.lease_ttl_s},
-    };
     return json.dump();
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgument(std::string("cannot be stored: ") + e.what(), "request");
@@ -206,66 +202,16 @@ Result<std::string> RequestToJson(const GpuRequest& request) {
 
 // The inverse of RequestToJson. A missing field keeps GpuRequest's default (so
 // rows written before a field existed still read); a field of the wrong type
-// is an error.
+// or one this build does not know is an error, never silently dropped. Rows
+// written before the codec was shared spell the lease "lease_ttl_s".
 Result<GpuRequest> RequestFromJson(std::string_view text) {
-  try {
-    const nlohmann::json json = nlohmann::json::parse(text);
-    if (!json.is_object()) return InvalidArgument("request is not a JSON object");
-    GpuRequest request;
-    std::string bad;
-    const auto integer = [&](const char* key, auto* out) {
-      const auto it = json.find(key);
-      if (it == json.end()) return;
-      using T = std::remove_pointer_t<decltype(out)>;
-      if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<T>::min() ||
-          it->get<int64_t>() > std::numeric_limits<T>::max()) {
-        bad = key;
-        return;
-      }
-      *out = static_cast<T>(it->get<int64_t>());
-    };
-    const auto number = [&](const char* key, double* out) {
-      const auto it = json.find(key);
-      if (it == json.end()) return;
-      if (!it->is_number()) {
-        bad = key;
-        return;
-      }
-      *out = it->get<double>();
-    };
-    const auto boolean = [&](const char* key, bool* out) {
-      const auto it = json.find(key);
-      if (it == json.end()) return;
-      if (!it->is_boolean()) {
-        bad = key;
-        return;
-      }
-      *out = it->get<bool>();
-    };
-    const auto string = [&](const char* key, std::string* out) {
-      const auto it = json.find(key);
-      if (it == json.end()) return;
-      if (!it->is_string()) {
-        bad = key;
-        return;
-      }
-      *out = it->get<std::string>();
-    };
-    integer("gpu_count", &request.gpu_count);
-    string("gpu_type", &request.gpu_type);
-    number("memory_gb", &request.memory_gb);
-    boolean("distributed_training", &request.distributed_training);
-    boolean("mixed_precision", &request.mixed_precision);
-    number("gpu_memory_fraction", &request.gpu_memory_fraction);
-    string("node_name", &request.node_name);
-    boolean("shared", &request.shared);
-    string("policy", &request.policy);
-    integer("lease_ttl_s", &request.lease_ttl_s);
-    if (!bad.empty()) return InvalidArgument("request field has the wrong type", bad);
-    return request;
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgument(std::string("request is not valid JSON: ") + e.what());
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return InvalidArgument("request is not valid JSON", "request");
+  if (json.is_object() && json.contains("lease_ttl_s") && !json.contains("lease_ttl_seconds")) {
+    json["lease_ttl_seconds"] = std::move(json["lease_ttl_s"]);
+    json.erase("lease_ttl_s");
   }
+  return DecodeGpuRequest(json, FieldCase::kSnake, "request.");
 }
 
 // Rejects what a new allocation can never be, before any lock is taken.

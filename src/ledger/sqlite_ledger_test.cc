@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/every_field.h"
+
 namespace gpurm {
 namespace {
 
@@ -132,82 +134,50 @@ TEST_F(SqliteLedgerTest, EmptyPathIsInvalid) {
 }
 
 TEST_F(SqliteLedgerTest, RoundTripsEveryFieldFromMemoryAndFromDisk) {
-  Allocation allocation;
-  allocation.id = "alloc-1";
-  allocation.owner = "team-vision/ünïcode";
-  allocation.request.gpu_count = 2;
-  allocation.request.gpu_type = "A100";
-  allocation.request.memory_gb = 37.5;
-  allocation.request.distributed_training = true;
-  allocation.request.mixed_precision = true;
-  allocation.request.gpu_memory_fraction = 0.123456789012345;
-  allocation.request.node_name = "node-b";
-  allocation.request.shared = true;
-  allocation.request.policy = "pack";
-  allocation.request.lease_ttl_s = 600;
-  allocation.grants = {
-      {.node_name = "node-b",
-       .gpu_index = 3,
-       .gpu_uuid = "GPU-3",
-       .memory_mib = 38400,
-       .exclusive = false},
-      {.node_name = "node-c",
-       .gpu_index = 0,
-       .gpu_uuid = "GPU-0",
-       .memory_mib = 38400,
-       .exclusive = false},
-  };
-  allocation.created_unix_ms = 1'700'000'000'123;
-  allocation.lease_expires_unix_ms = 1'700'000'600'123;
-  allocation.idempotency_key = "key-1";
-
-  const auto expect_same = [&](const Allocation& got, AllocationState state, int64_t ended) {
-    EXPECT_EQ(got.id, allocation.id);
-    EXPECT_EQ(got.owner, allocation.owner);
-    EXPECT_EQ(got.state, state);
-    EXPECT_EQ(got.created_unix_ms, allocation.created_unix_ms);
-    EXPECT_EQ(got.ended_unix_ms, ended);
-    EXPECT_EQ(got.lease_expires_unix_ms, allocation.lease_expires_unix_ms);
-    EXPECT_EQ(got.idempotency_key, allocation.idempotency_key);
-    const GpuRequest& r = got.request;
-    EXPECT_EQ(r.gpu_count, 2);
-    EXPECT_EQ(r.gpu_type, "A100");
-    EXPECT_EQ(r.memory_gb, 37.5);
-    EXPECT_TRUE(r.distributed_training);
-    EXPECT_TRUE(r.mixed_precision);
-    EXPECT_EQ(r.gpu_memory_fraction, 0.123456789012345);  // Exactly: JSON round-trips doubles.
-    EXPECT_EQ(r.node_name, "node-b");
-    EXPECT_TRUE(r.shared);
-    EXPECT_EQ(r.policy, "pack");
-    EXPECT_EQ(r.lease_ttl_s, 600);
-    ASSERT_THAT(got.grants, SizeIs(2));
-    for (size_t i = 0; i < 2; ++i) {
-      EXPECT_EQ(got.grants[i].node_name, allocation.grants[i].node_name);
-      EXPECT_EQ(got.grants[i].gpu_index, allocation.grants[i].gpu_index);
-      EXPECT_EQ(got.grants[i].gpu_uuid, allocation.grants[i].gpu_uuid);
-      EXPECT_EQ(got.grants[i].memory_mib, allocation.grants[i].memory_mib);
-      EXPECT_EQ(got.grants[i].exclusive, allocation.grants[i].exclusive);
-    }
-  };
-
+  const Allocation allocation = testing::AllocationWithEveryFieldSet("alloc-1");
   {
     std::unique_ptr<Ledger> ledger = Open();
     ASSERT_NE(ledger, nullptr);
     ASSERT_TRUE(ledger->Insert(allocation).ok());
     Result<Allocation> got = ledger->Get("alloc-1");  // From the in-memory index.
     ASSERT_TRUE(got.ok());
-    expect_same(*got, AllocationState::kActive, 0);
+    EXPECT_EQ(*got, allocation);
   }
   std::unique_ptr<Ledger> ledger = Open();  // Active allocations loaded from disk.
   ASSERT_NE(ledger, nullptr);
   Result<Allocation> got = ledger->Get("alloc-1");
   ASSERT_TRUE(got.ok());
-  expect_same(*got, AllocationState::kActive, 0);
+  EXPECT_EQ(*got, allocation);
+  EXPECT_THAT(ledger->List(Active()), ElementsAre(allocation));
 
   ASSERT_TRUE(ledger->End("alloc-1", AllocationState::kExpired, 1'700'000'900'000).ok());
   got = ledger->Get("alloc-1");  // Ended: read from the database.
   ASSERT_TRUE(got.ok());
-  expect_same(*got, AllocationState::kExpired, 1'700'000'900'000);
+  Allocation ended = allocation;
+  ended.state = AllocationState::kExpired;
+  ended.ended_unix_ms = 1'700'000'900'000;
+  EXPECT_EQ(*got, ended);
+}
+
+TEST_F(SqliteLedgerTest, ReadsRowsThatSpellTheLeaseTheOldWay) {
+  // Ledgers written before the request codec was shared stored lease_ttl_s.
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_TRUE(ledger->Insert(testing::AllocationWithEveryFieldSet("old")).ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "UPDATE allocations SET request = json_remove(json_set(request, "
+                           "'$.lease_ttl_s', 77), '$.lease_ttl_seconds')",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_EQ(ledger->Get("old")->request.lease_ttl_s, 77);
 }
 
 TEST_F(SqliteLedgerTest, InsertRejectsMalformedAllocationsAndRecordsNothing) {
@@ -227,9 +197,12 @@ TEST_F(SqliteLedgerTest, InsertRejectsMalformedAllocationsAndRecordsNothing) {
   nan_memory.request.memory_gb = std::numeric_limits<double>::quiet_NaN();
   Allocation bad_utf8 = MakeAllocation("utf8");
   bad_utf8.request.gpu_type = "V100\xff";
+  // What the request codec could not read back is not written.
+  Allocation unreadable = MakeAllocation("unreadable");
+  unreadable.request.policy = std::string(3000, 'p');
 
   for (const Allocation* bad :
-       {&no_id, &no_grants, &ended, &twice, &no_uuid, &nan_memory, &bad_utf8}) {
+       {&no_id, &no_grants, &ended, &twice, &no_uuid, &nan_memory, &bad_utf8, &unreadable}) {
     EXPECT_EQ(ledger->Insert(*bad).code(), StatusCode::kInvalidArgument) << bad->id;
   }
   EXPECT_THAT(ledger->List(All()), IsEmpty());
@@ -743,7 +716,7 @@ TEST_F(SqliteLedgerTest, FullDatabaseIsResourceExhaustedAndWritesNothingHalf) {
     Status status;
     for (int i = 0; i < 1000 && status.ok(); ++i) {
       Allocation allocation = MakeAllocation("a" + std::to_string(i), i);
-      allocation.request.policy = std::string(3000, 'p');  // Fill pages quickly.
+      allocation.owner = std::string(3000, 'o');  // Fill pages quickly.
       allocation.grants.push_back(Grant("GPU-second-" + std::to_string(i)));
       status = ledger->Insert(allocation);
       if (status.ok()) {
@@ -854,7 +827,7 @@ TEST_F(SqliteLedgerTest, FullDatabaseFailsTheWholeBatch) {
       if (batch == 0) changes.push_back(LedgerChange::End("first", AllocationState::kReleased, 7));
       for (int i = 0; i < 10; ++i) {
         Allocation allocation = MakeAllocation("a" + std::to_string(batch * 10 + i), batch);
-        allocation.request.policy = std::string(3000, 'p');  // Fill pages quickly.
+        allocation.owner = std::string(3000, 'o');  // Fill pages quickly.
         changes.push_back(LedgerChange::Insert(allocation));
       }
       const std::vector<Result<Allocation>> results = ledger->Apply(changes);

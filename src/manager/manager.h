@@ -122,7 +122,7 @@ class GpuManager {
   // Idempotent: releasing an ended allocation returns it as it is.
   Result<Allocation> Release(const std::string& id);
   // Releases `owner`'s newest active allocation on `node_name` holding exactly
-  // `gpu_count` GPUs (MISSION.md's cleanup_gpu_resources(node, count)).
+  // `gpu_count` GPUs (the Python API's cleanup_gpu_resources(node, count)).
   Result<Allocation> ReleaseOnNode(const std::string& owner, const std::string& node_name,
                                    int gpu_count);
   // Extends the lease by its TTL. kFailedPrecondition when the allocation has

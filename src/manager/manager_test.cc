@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ledger/sqlite_ledger.h"
+#include "support/eventually.h"
 
 namespace gpurm {
 namespace {
@@ -489,7 +490,8 @@ class GroupCommitTest : public ::testing::Test {
   // Waits until the free state holds `n` GPUs: every request made so far has
   // been placed and staged.
   void AwaitHeld(int n) {
-    while (HeldGpus() != n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(testing::Eventually([&] { return HeldGpus() == n; }))
+        << "held " << HeldGpus() << " GPUs, expected " << n;
   }
   GpuRequest OneT4() {
     GpuRequest request;

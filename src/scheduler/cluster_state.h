@@ -38,7 +38,6 @@
 
 namespace gpurm {
 
-inline constexpr int kMilliPerGpu = 1000;
 // The scheduler addresses GPUs of a node by an 8-bit position: GPUs past the
 // 256th of one node are never offered.
 inline constexpr size_t kMaxGpusPerNode = 256;

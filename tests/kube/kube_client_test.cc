@@ -10,13 +10,13 @@
 #include "kube/api_server.h"
 #include "kube/client.h"
 #include "kube/reflector.h"
+#include "support/eventually.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
 using testing::TestApiServer;
-constexpr auto kPatience = std::chrono::seconds(60);  // Bounds waits; never asserted on.
 
 class KubeClientTest : public ::testing::Test {
  protected:
@@ -106,7 +106,8 @@ TEST_F(KubeClientTest, ReflectorResumesWatchesFromItsVersionAndSeesBookmarks) {
   options.watch_timeout_s = 1;  // Every watch ends after a second and is resumed.
   kube::Reflector reflector(&server_->client(), options);
   reflector.Start();
-  ASSERT_TRUE(reflector.WaitFor([](const kube::ReflectorView& v) { return v.synced; }, kPatience));
+  ASSERT_TRUE(
+      reflector.WaitFor([](const kube::ReflectorView& v) { return v.synced; }, testing::kPatience));
 
   const std::string leases = "/apis/coordination.k8s.io/v1/namespaces/gpurm-test/leases";
   for (int i = 0; i < 3; ++i) {
@@ -116,16 +117,17 @@ TEST_F(KubeClientTest, ReflectorResumesWatchesFromItsVersionAndSeesBookmarks) {
     // Let at least one watch end between creations.
     const uint64_t watches = reflector.View().stats.watches;
     ASSERT_TRUE(reflector.WaitFor(
-        [&](const kube::ReflectorView& v) { return v.stats.watches > watches + 1; }, kPatience));
+        [&](const kube::ReflectorView& v) { return v.stats.watches > watches + 1; },
+        testing::kPatience));
   }
   ASSERT_TRUE(reflector.WaitFor([](const kube::ReflectorView& v) { return v.objects->size() == 3; },
-                                kPatience));
+                                testing::kPatience));
   ASSERT_TRUE(server_->client().Delete(leases + "/watched-1").ok());
   ASSERT_TRUE(reflector.WaitFor(
       [](const kube::ReflectorView& v) {
         return v.objects->size() == 2 && !v.objects->contains("gpurm-test/watched-1");
       },
-      kPatience));
+      testing::kPatience));
   const kube::ReflectorView view = reflector.View();
   EXPECT_EQ(view.stats.lists, 1u) << "a resumed watch must not list again";
   EXPECT_GE(view.stats.watches, 4u);
@@ -133,7 +135,7 @@ TEST_F(KubeClientTest, ReflectorResumesWatchesFromItsVersionAndSeesBookmarks) {
   if (!server_->real()) {
     // The real server sends bookmarks about once a minute; the fake twice a second.
     ASSERT_TRUE(reflector.WaitFor(
-        [](const kube::ReflectorView& v) { return v.stats.bookmarks > 0; }, kPatience));
+        [](const kube::ReflectorView& v) { return v.stats.bookmarks > 0; }, testing::kPatience));
   }
 }
 
@@ -145,7 +147,8 @@ TEST_F(KubeClientTest, ReflectorListsAgainAfterGone) {
   options.retry_delay_s = 0.1;
   kube::Reflector reflector(&server_->client(), options);
   reflector.Start();
-  ASSERT_TRUE(reflector.WaitFor([](const kube::ReflectorView& v) { return v.synced; }, kPatience));
+  ASSERT_TRUE(
+      reflector.WaitFor([](const kube::ReflectorView& v) { return v.synced; }, testing::kPatience));
   // Stop the watch between two requests is not possible from outside, so
   // forget the history while the reflector is between watches or in one:
   // either its next watch or the running one ends with 410.
@@ -159,7 +162,7 @@ TEST_F(KubeClientTest, ReflectorListsAgainAfterGone) {
         return v.objects->contains("gpurm-test/before-gone") &&
                v.objects->contains("gpurm-test/after-gone");
       },
-      kPatience));
+      testing::kPatience));
   const kube::ReflectorView view = reflector.View();
   EXPECT_GE(view.stats.gone, 1u);
   EXPECT_GE(view.stats.lists, 2u);

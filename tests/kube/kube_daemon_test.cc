@@ -20,6 +20,7 @@
 #include "cli/client.h"
 #include "kube/api_server.h"
 #include "support/daemon_process.h"
+#include "support/eventually.h"
 #include "support/run_command.h"
 
 namespace gpurm {
@@ -27,15 +28,6 @@ namespace {
 
 using nlohmann::json;
 using testing::TestApiServer;
-
-bool WaitUntil(const std::function<bool()>& condition, int seconds = 60) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return true;
-}
 
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -85,7 +77,7 @@ class Replica {
       execv(argv[0], argv.data());
       _exit(127);
     }
-    return WaitUntil([&] {
+    return testing::Eventually([&] {
       Result<cli::HttpResponse> health = Client().Get("/api/v1/gpu/health");
       return health.ok() && health->status == 200;
     });
@@ -149,7 +141,7 @@ TEST(KubeDaemonTest, JobsLeaderOnlyPlacementAndHandoverAfterKill) {
 
   Replica first("gpurm-0", server.kubeconfig());
   ASSERT_TRUE(first.Start()) << first.Log();
-  ASSERT_TRUE(WaitUntil([&] { return first.Leads(); })) << first.Log();
+  ASSERT_TRUE(testing::Eventually([&] { return first.Leads(); })) << first.Log();
   Replica second("gpurm-1", server.kubeconfig());
   ASSERT_TRUE(second.Start()) << second.Log();
   EXPECT_FALSE(second.Leads());
@@ -242,7 +234,7 @@ TEST(KubeDaemonTest, JobsLeaderOnlyPlacementAndHandoverAfterKill) {
 
   // kill -9 the leader: the other replica takes over once the Lease lapses.
   first.Kill();
-  ASSERT_TRUE(WaitUntil([&] { return second.Leads(); })) << second.Log();
+  ASSERT_TRUE(testing::Eventually([&] { return second.Leads(); })) << second.Log();
   Result<cli::HttpResponse> listed = second.Client().Get("/api/v1/gpu/allocations");
   ASSERT_TRUE(listed.ok());
   EXPECT_NE(listed->raw_body.find(allocation_id), std::string::npos) << listed->body;
@@ -283,7 +275,7 @@ TEST(KubeDaemonTest, JobsLeaderOnlyPlacementAndHandoverAfterKill) {
   Result<json> finished =
       server.client().Replace("/apis/batch/v1/namespaces/gpurm/jobs/resnet/status", *job);
   ASSERT_TRUE(finished.ok()) << finished.status().ToString();
-  EXPECT_TRUE(WaitUntil([&] {
+  EXPECT_TRUE(testing::Eventually([&] {
     Result<json> allocation = server.client().Get(
         "/apis/gpurm.io/v1alpha1/namespaces/gpurm/gpuallocations/" + allocation_id);
     return allocation.ok() && (*allocation)["status"]["state"] == "released";

@@ -8,13 +8,13 @@
 
 #include "inventory/providers/kubernetes/kubernetes_provider.h"
 #include "kube/api_server.h"
+#include "support/eventually.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
 using testing::TestApiServer;
-constexpr auto kPatience = std::chrono::seconds(60);
 
 const Node* FindNode(const DiscoveryReport& report, const std::string& name) {
   for (const Node& node : report.nodes) {
@@ -88,7 +88,7 @@ TEST(KubeInventoryTest, InventoryMatchesTheNodesAndPodsCreated) {
         return r.nodes.size() == 4 && a != nullptr && Offerable(*a) == 5 && b != nullptr &&
                Offerable(*b) == 2;
       },
-      kPatience))
+      testing::kPatience))
       << "inventory never matched";
   Result<DiscoveryReport> report = provider.Discover();
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -142,7 +142,7 @@ TEST(KubeInventoryTest, InventoryMatchesTheNodesAndPodsCreated) {
         const Node* b2 = FindNode(r, "gpu-b");
         return a2 != nullptr && Offerable(*a2) == 7 && b2 != nullptr && !b2->schedulable;
       },
-      kPatience));
+      testing::kPatience));
 }
 
 TEST(KubeInventoryTest, UnreachableApiServerIsUnavailableWithTheReason) {
@@ -150,9 +150,7 @@ TEST(KubeInventoryTest, UnreachableApiServerIsUnavailableWithTheReason) {
   nowhere.server = "http://127.0.0.1:1";
   kube::KubeClient client(nowhere);
   KubernetesProvider provider(&client, Options());
-  for (int i = 0; i < 600 && provider.nodes_view().last_error.ok(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  testing::Eventually([&] { return !provider.nodes_view().last_error.ok(); });
   Result<DiscoveryReport> report = provider.Discover();
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kUnavailable);

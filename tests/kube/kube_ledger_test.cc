@@ -16,13 +16,13 @@
 #include "kube/leader_election.h"
 #include "ledger/kubernetes_ledger.h"
 #include "manager/manager.h"
+#include "support/eventually.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
 using testing::TestApiServer;
-constexpr auto kPatience = std::chrono::seconds(60);  // Bounds waits; never asserted on.
 constexpr char kNamespace[] = "gpurm";
 const std::string kAllocations = "/apis/gpurm.io/v1alpha1/namespaces/gpurm/gpuallocations";
 
@@ -68,7 +68,7 @@ class Replica {
           for (const Node& node : r.nodes) total += node.gpus.size();
           return total == gpus;
         },
-        kPatience);
+        testing::kPatience);
     return seen && inventory_->Refresh().ok();
   }
 
@@ -86,15 +86,6 @@ class Replica {
   std::unique_ptr<Inventory> inventory_;
   std::unique_ptr<GpuManager> manager_;
 };
-
-bool WaitUntil(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + kPatience;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
 
 GpuRequest TwoA100s() {
   GpuRequest request;
@@ -128,7 +119,7 @@ class KubeLedgerTest : public ::testing::Test {
 TEST_F(KubeLedgerTest, AllocationCreatesAGpuAllocationAndReleaseEndsIt) {
   Replica replica(&server_->client(), "gpurm-0");
   replica.elector().Start();
-  ASSERT_TRUE(WaitUntil([&] { return replica.elector().IsLeader(); }));
+  ASSERT_TRUE(testing::Eventually([&] { return replica.elector().IsLeader(); }));
   ASSERT_TRUE(replica.LoadInventory(4));
 
   AllocationResult result = replica.manager().Allocate(TwoA100s(), "alice", "key-1");
@@ -169,10 +160,10 @@ TEST_F(KubeLedgerTest, AllocationCreatesAGpuAllocationAndReleaseEndsIt) {
 TEST_F(KubeLedgerTest, ASecondReplicaDoesNotPlaceWhileTheFirstHoldsTheLease) {
   Replica first(&server_->client(), "gpurm-0");
   first.elector().Start();
-  ASSERT_TRUE(WaitUntil([&] { return first.elector().IsLeader(); }));
+  ASSERT_TRUE(testing::Eventually([&] { return first.elector().IsLeader(); }));
   Replica second(&server_->client(), "gpurm-1");
   second.elector().Start();
-  ASSERT_TRUE(WaitUntil([&] { return second.elector().leader() == "gpurm-0"; }));
+  ASSERT_TRUE(testing::Eventually([&] { return second.elector().leader() == "gpurm-0"; }));
   ASSERT_TRUE(second.LoadInventory(4));
 
   AllocationResult refused = second.manager().Allocate(TwoA100s(), "bob", "");
@@ -189,7 +180,7 @@ TEST_F(KubeLedgerTest, ASecondReplicaDoesNotPlaceWhileTheFirstHoldsTheLease) {
       [&](const std::vector<Allocation>& all) {
         return all.size() == 1 && all[0].id == placed.allocation->id;
       },
-      kPatience));
+      testing::kPatience));
   EXPECT_EQ(first.elector().terms(), 1u);
   EXPECT_EQ(second.elector().terms(), 0u);
 }
@@ -197,10 +188,10 @@ TEST_F(KubeLedgerTest, ASecondReplicaDoesNotPlaceWhileTheFirstHoldsTheLease) {
 TEST_F(KubeLedgerTest, KillingTheLeaderHandsOverWithoutLosingOrDoublingAnAllocation) {
   auto first = std::make_unique<Replica>(&server_->client(), "gpurm-0");
   first->elector().Start();
-  ASSERT_TRUE(WaitUntil([&] { return first->elector().IsLeader(); }));
+  ASSERT_TRUE(testing::Eventually([&] { return first->elector().IsLeader(); }));
   Replica second(&server_->client(), "gpurm-1");
   second.elector().Start();
-  ASSERT_TRUE(WaitUntil([&] { return second.elector().leader() == "gpurm-0"; }));
+  ASSERT_TRUE(testing::Eventually([&] { return second.elector().leader() == "gpurm-0"; }));
   ASSERT_TRUE(first->LoadInventory(4));
   ASSERT_TRUE(second.LoadInventory(4));
 
@@ -210,7 +201,7 @@ TEST_F(KubeLedgerTest, KillingTheLeaderHandsOverWithoutLosingOrDoublingAnAllocat
   // The leader dies without releasing the Lease (a crash, kill -9).
   first->elector().Abandon();
   first.reset();
-  ASSERT_TRUE(WaitUntil([&] { return second.elector().IsLeader(); }));
+  ASSERT_TRUE(testing::Eventually([&] { return second.elector().IsLeader(); }));
   EXPECT_EQ(second.elector().terms(), 1u);
 
   // A retry of the same request (same key) is the same allocation, not a second.
@@ -239,7 +230,7 @@ TEST_F(KubeLedgerTest, KillingTheLeaderHandsOverWithoutLosingOrDoublingAnAllocat
 TEST_F(KubeLedgerTest, AStoppedLeaderReleasesTheLeaseAtOnce) {
   auto first = std::make_unique<Replica>(&server_->client(), "gpurm-0");
   first->elector().Start();
-  ASSERT_TRUE(WaitUntil([&] { return first->elector().IsLeader(); }));
+  ASSERT_TRUE(testing::Eventually([&] { return first->elector().IsLeader(); }));
   first.reset();  // A graceful stop (SIGTERM) releases the Lease.
   Result<json> lease =
       server_->client().Get("/apis/coordination.k8s.io/v1/namespaces/gpurm/leases/gpurm-leader");

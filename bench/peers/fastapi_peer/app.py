@@ -160,7 +160,7 @@ def load_inventory(path: str, specs: dict) -> list[Node]:
 # --- Requests ------------------------------------------------------------------
 
 class GpuRequest(BaseModel):
-    """MISSION.md's TrainingGPUConfig plus gpurm's options (docs/api.md)."""
+    """The Python API's TrainingGPUConfig plus gpurm's options (docs/api.md)."""
     model_config = ConfigDict(extra="forbid")
 
     gpu_count: int = Field(1, ge=1, le=4096)

@@ -18,7 +18,8 @@
 #include <system_error>
 #include <utility>
 
-#include "core/yaml_documents.h"
+#include "strict_yaml/documents.h"
+#include "strict_yaml/reader.h"
 
 namespace gpurm {
 namespace {
@@ -27,202 +28,17 @@ namespace {
 // it keeps a stray "count: 100000000" from exhausting memory.
 constexpr int64_t kMaxCount = 1024;
 
-// Formats every error as "<source>:<line>: <path>: <what>" with kInvalidArgument
-// and field() = the path ("nodes[1].gpus[0].count"). Lines are 1-based;
-// yaml-cpp's Mark is 0-based.
-class Reporter {
- public:
-  explicit Reporter(std::string_view source_name) : source_(source_name) {}
-
-  std::string Where(const YAML::Mark& mark) const {
-    if (mark.is_null()) return source_ + ": ";
-    return source_ + ":" + std::to_string(mark.line + 1) + ": ";
-  }
-
-  // `path` empty = about the file as a whole.
-  Status Error(const YAML::Mark& mark, const std::string& path, const std::string& what) const {
-    return InvalidArgument(Where(mark) + (path.empty() ? "" : path + ": ") + what, path);
-  }
-
- private:
-  std::string source_;
-};
-
-std::string Describe(const YAML::Node& value) {
-  switch (value.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return "nothing";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar:
-      break;
-  }
-  std::string text = value.Scalar();
-  constexpr size_t kMaxShown = 60;
-  if (text.size() > kMaxShown) text = text.substr(0, kMaxShown) + "...";
-  return "\"" + text + "\"";
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// A key of `map` with the key's position: errors point at the key because the
-// marks of null values and aliases point elsewhere.
-struct Entry {
-  std::string key;
-  std::string path;  // "nodes[0].gpus[2].count"
-  YAML::Mark mark;
-  YAML::Node value;
-};
-
-// The entries of a mapping in file order. Non-scalar, duplicate and unknown keys
-// are errors; an unknown key close to a known one gets a "did you mean".
-Result<std::vector<Entry>> Entries(const Reporter& reporter, const YAML::Node& map,
-                                   const std::string& path, const std::vector<std::string>& known) {
-  const std::string prefix = path.empty() ? "" : path + ".";
-  std::vector<Entry> entries;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node key = it->first;  // A copy: `it->first` lives in a temporary.
-    if (!key.IsScalar()) {
-      return reporter.Error(key.Mark(), path, "keys must be plain names, got " + Describe(key));
-    }
-    Entry entry{key.Scalar(), prefix + key.Scalar(), key.Mark(), it->second};
-    for (const Entry& earlier : entries) {
-      if (earlier.key == entry.key) {
-        return reporter.Error(
-            entry.mark, entry.path,
-            "duplicate key (first given at line " + std::to_string(earlier.mark.line + 1) + ")");
-      }
-    }
-    if (std::find(known.begin(), known.end(), entry.key) == known.end()) {
-      std::string message = reporter.Where(entry.mark) + "unknown key '" + entry.path + "'";
-      const auto closest = std::min_element(
-          known.begin(), known.end(), [&](const std::string& a, const std::string& b) {
-            return EditDistance(entry.key, a) < EditDistance(entry.key, b);
-          });
-      if (closest != known.end() &&
-          EditDistance(entry.key, *closest) <= std::max<size_t>(2, closest->size() / 3)) {
-        message += "; did you mean '" + *closest + "'?";
-      }
-      return InvalidArgument(message, entry.path);
-    }
-    entries.push_back(std::move(entry));
-  }
-  return entries;
-}
-
-Status ReadString(const Reporter& reporter, const Entry& entry, bool allow_empty,
-                  std::string* out) {
-  if (allow_empty && entry.value.IsNull()) {
-    out->clear();
-    return Status::Ok();
-  }
-  if (!entry.value.IsScalar() || (!allow_empty && entry.value.Scalar().empty())) {
-    return reporter.Error(
-        entry.mark, entry.path,
-        std::string(allow_empty ? "expected a string" : "expected a non-empty string") + ", got " +
-            Describe(entry.value));
-  }
-  *out = entry.value.Scalar();
-  return Status::Ok();
-}
-
-Status ReadBool(const Reporter& reporter, const Entry& entry, bool* out) {
-  if (entry.value.IsScalar()) {
-    std::string text = entry.value.Scalar();
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (text == "true" || text == "yes" || text == "on") {
-      *out = true;
-      return Status::Ok();
-    }
-    if (text == "false" || text == "no" || text == "off") {
-      *out = false;
-      return Status::Ok();
-    }
-  }
-  return reporter.Error(entry.mark, entry.path,
-                        "expected true or false, got " + Describe(entry.value));
-}
-
-Status ReadInt(const Reporter& reporter, const Entry& entry, int64_t min, int64_t max,
-               const std::string& expected, int64_t* out) {
-  int64_t parsed = 0;
-  bool ok = entry.value.IsScalar();
-  if (ok) {
-    const std::string& text = entry.value.Scalar();
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
-    ok = ec == std::errc() && ptr == text.data() + text.size() && parsed >= min && parsed <= max;
-  }
-  if (!ok) {
-    return reporter.Error(entry.mark, entry.path,
-                          "expected " + expected + ", got " + Describe(entry.value));
-  }
-  *out = parsed;
-  return Status::Ok();
-}
-
-Status ReadInt(const Reporter& reporter, const Entry& entry, int min, const std::string& expected,
-               int* out) {
-  int64_t parsed = 0;
-  Status status = ReadInt(reporter, entry, min, INT_MAX, expected, &parsed);
-  if (status.ok()) *out = static_cast<int>(parsed);
-  return status;
-}
-
-// A finite number accepted by `valid`; `expected` completes "expected ...".
-Status ReadNumber(const Reporter& reporter, const Entry& entry, const std::string& expected,
-                  const std::function<bool(double)>& valid, double* out) {
-  double parsed = 0;
-  bool ok = entry.value.IsScalar();
-  if (ok) {
-    const std::string& text = entry.value.Scalar();
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
-    ok = ec == std::errc() && ptr == text.data() + text.size() && std::isfinite(parsed) &&
-         valid(parsed);
-  }
-  if (!ok) {
-    return reporter.Error(entry.mark, entry.path,
-                          "expected " + expected + ", got " + Describe(entry.value));
-  }
-  *out = parsed;
-  return Status::Ok();
-}
-
-Status ReadOptionalNumber(const Reporter& reporter, const Entry& entry, const std::string& expected,
-                          const std::function<bool(double)>& valid, std::optional<double>* out) {
-  double parsed = 0;
-  Status status = ReadNumber(reporter, entry, expected, valid, &parsed);
-  if (status.ok()) *out = parsed;
-  return status;
-}
+using strict_yaml::Describe;
+using strict_yaml::Entries;
+using strict_yaml::Entry;
+using strict_yaml::List;
+using strict_yaml::ReadBool;
+using strict_yaml::ReadInt;
+using strict_yaml::ReadNumber;
+using strict_yaml::ReadString;
+using Reporter = strict_yaml::Source;
 
 bool IsRatio(double value) { return value >= 0 && value <= 1; }
-
-// A list entry under `nodes:` or `gpus:`; null (the key with nothing after it)
-// is an empty list.
-Result<YAML::Node> List(const Reporter& reporter, const Entry& entry) {
-  if (entry.value.IsNull()) return YAML::Node(YAML::NodeType::Sequence);
-  if (!entry.value.IsSequence()) {
-    return reporter.Error(entry.mark, entry.path, "expected a list, got " + Describe(entry.value));
-  }
-  return entry.value;
-}
 
 // One `gpus:` entry before it is expanded by `count`.
 struct GpuEntry {
@@ -267,7 +83,8 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
       status = ReadInt(reporter, entry, 1, kMaxCount,
                        "an integer from 1 to " + std::to_string(kMaxCount), &out.count);
     } else if (entry.key == "nvlink_group") {
-      status = ReadInt(reporter, entry, 0, "an integer >= 0 (omit it for none)", &gpu.nvlink_group);
+      status = ReadInt(reporter, entry, 0, INT_MAX, "an integer >= 0 (omit it for none)",
+                       &gpu.nvlink_group);
     } else if (entry.key == "memory_total_mb") {
       total_entry = &entry;
       status = ReadInt(reporter, entry, 1, INT64_MAX, "a positive whole number of MiB",
@@ -281,17 +98,17 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
     } else if (entry.key == "memory_utilization") {
       status = ReadNumber(reporter, entry, "a ratio from 0 to 1", IsRatio, &gpu.memory_utilization);
     } else if (entry.key == "temperature_c") {
-      status = ReadOptionalNumber(
+      status = ReadNumber(
           reporter, entry, "a temperature in degrees Celsius", [](double) { return true; },
           &gpu.temperature_c);
     } else if (entry.key == "power_w") {
-      status =
-          ReadOptionalNumber(reporter, entry, "a number of watts >= 0", non_negative, &gpu.power_w);
+      status = ReadNumber(reporter, entry, "a number of watts >= 0", non_negative, &gpu.power_w);
     } else if (entry.key == "power_limit_w") {
-      status = ReadOptionalNumber(reporter, entry, "a positive number of watts", positive,
-                                  &gpu.power_limit_w);
+      status =
+          ReadNumber(reporter, entry, "a positive number of watts", positive, &gpu.power_limit_w);
     } else if (entry.key == "numa_node") {
-      status = ReadInt(reporter, entry, 0, "an integer >= 0 (omit it for none)", &gpu.numa_node);
+      status = ReadInt(reporter, entry, 0, INT_MAX, "an integer >= 0 (omit it for none)",
+                       &gpu.numa_node);
     } else if (entry.key == "healthy") {
       status = ReadBool(reporter, entry, &gpu.healthy);
     } else if (entry.key == "health_reason") {

@@ -195,7 +195,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInventory{"nodes:\n  - name: a\n  - name: b\n  - name: a\n", "nodes[2].name",
                      "inventory.yaml:4: nodes[2].name: duplicate node name 'a' (first at line 2)"},
         BadInventory{"nodes:\n  - name: a\n    gpu: []\n", "nodes[0].gpu",
-                     "inventory.yaml:3: unknown key 'nodes[0].gpu'; did you mean 'gpus'?"},
+                     "inventory.yaml:3: unknown key 'nodes[0].gpu'; did you mean 'nodes[0].gpus'?"},
         BadInventory{"nodes:\n  - name: a\n    schedulable: maybe\n", "nodes[0].schedulable",
                      "expected true or false, got \"maybe\""},
         BadInventory{"nodes:\n  - name: a\n    gpus: T4\n", "nodes[0].gpus", "expected a list"},
@@ -271,7 +271,7 @@ TEST(StaticInventoryTest, SyntaxErrorNamesTheLine) {
 }
 
 // Found by fuzz/static_inventory_fuzzer: yaml-cpp 0.7's LoadAll never
-// returned on these (see core/yaml_documents.h).
+// returned on these (see strict_yaml/documents.h).
 TEST(StaticInventoryTest, MalformedDocumentsThatHungYamlCppAreRefused) {
   for (const std::string& text :
        {std::string("&a,\xc2*a]"), std::string(",\n"), std::string("nodes: []\n,\n")}) {

@@ -1,6 +1,5 @@
 // LoadYamlDocuments: yaml-cpp's LoadAll for files that must hold one
-// document, without LoadAll's hang. Header-only, so core itself does not link
-// yaml-cpp; its users (config, inventory) do.
+// document, without LoadAll's hang.
 //
 // Why: yaml-cpp 0.7 (Debian 12) loops forever, allocating, in YAML::LoadAll
 // on some malformed input ("&a,\xc2*a]"): a broken document makes
@@ -9,8 +8,8 @@
 // jbeder/yaml-cpp#1319). Found by fuzz/config_fuzzer and
 // fuzz/static_inventory_fuzzer. Here the documents are counted with a bounded
 // loop, which stops at the second.
-#ifndef GPURM_CORE_YAML_DOCUMENTS_H_
-#define GPURM_CORE_YAML_DOCUMENTS_H_
+#ifndef GPURM_STRICT_YAML_DOCUMENTS_H_
+#define GPURM_STRICT_YAML_DOCUMENTS_H_
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -64,4 +63,4 @@ inline YamlDocuments LoadYamlDocuments(std::string_view text) {
 
 }  // namespace gpurm
 
-#endif  // GPURM_CORE_YAML_DOCUMENTS_H_
+#endif  // GPURM_STRICT_YAML_DOCUMENTS_H_
