@@ -192,8 +192,11 @@ class GPUResourceManager:
     # -- observing ---------------------------------------------------------
 
     def get_gpu_monitoring_data(self, window_seconds: Optional[int] = None) -> Dict[str, Any]:
-        """GET /monitoring: per node, per GPU utilization, memory, temperature,
-        power, health and history (the last ``window_seconds`` when given)."""
+        """GET /monitoring: ``"utilization"``, the cluster-wide summary also in
+        :meth:`get_cluster_status` (``gpu_utilization``, ``gpu_memory_usage``,
+        ``gpu_memory_reserved``; ratios 0..1), and ``"nodes"``: per node, per
+        GPU utilization, memory, temperature, power, health and history (the
+        last ``window_seconds`` when given, else an hour)."""
         return self.client.monitoring(window_seconds)
 
     def get_available_gpu_nodes(self, gpu_type: Optional[str] = None,

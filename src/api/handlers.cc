@@ -17,6 +17,7 @@
 
 #include "api/auth.h"
 #include "api/json_codec.h"
+#include "api/utilization_summary.h"
 #include "core/clock.h"
 #include "integrations/frameworks/plan.h"
 #include "monitor/prometheus_text.h"
@@ -223,20 +224,12 @@ class StatusCache {
 Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   auto state = manager.CurrentState();
   if (!state.ok()) return state.status();
-  double utilization_sum = 0;
-  int64_t used_mib = 0;
-  int64_t reserved_mib = 0;
-  int64_t total_mib = 0;
   int total_gpus = 0;
   int available_gpus = 0;
   int allocated_gpus = 0;
   for (const NodeAvailability& node : (*state)->nodes()) {
     for (const GpuAvailability& g : node.gpus) {
       ++total_gpus;
-      utilization_sum += g.gpu->utilization;
-      used_mib += g.gpu->memory_used_mib;
-      total_mib += g.gpu->memory_total_mib;
-      reserved_mib += g.exclusively_held ? g.gpu->memory_total_mib : g.shared_reserved_mib;
       if (Offerable(node, g)) ++available_gpus;
       if (!g.untouched()) ++allocated_gpus;
     }
@@ -253,22 +246,14 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
                                {"memory_per_gpu", MemoryPerGpuGb(group.gpus)},
                                {"utilization", MeanUtilization(group.gpus)}});
   }
-  auto ratio = [](double part, double whole) {
-    return whole > 0 ? std::round(part / whole * 1000.0) / 1000.0 : 0.0;
-  };
-  const json document{
-      {"utilization",
-       {{"gpu_utilization", ratio(utilization_sum, total_gpus)},
-        {"gpu_memory_usage", ratio(static_cast<double>(used_mib), static_cast<double>(total_mib))},
-        {"gpu_memory_reserved",
-         ratio(static_cast<double>(reserved_mib), static_cast<double>(total_mib))}}},
-      {"available_nodes", std::move(available_nodes)},
-      {"total_nodes", (*state)->nodes().size()},
-      {"total_gpus", total_gpus},
-      {"available_gpus", available_gpus},
-      {"allocated_gpus", allocated_gpus},
-      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
-      {"timestamp", ""}};
+  const json document{{"utilization", UtilizationSummaryJson(**state)},
+                      {"available_nodes", std::move(available_nodes)},
+                      {"total_nodes", (*state)->nodes().size()},
+                      {"total_gpus", total_gpus},
+                      {"available_gpus", available_gpus},
+                      {"allocated_gpus", allocated_gpus},
+                      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
+                      {"timestamp", ""}};
   std::string text = document.dump(-1, ' ', false, json::error_handler_t::replace);
   // Keys are serialised in order and "timestamp" is the last string-valued
   // top-level key (only numbers and the utilization object follow), so the
@@ -680,6 +665,7 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   return JsonResponse(200, json{{"timestamp", FormatIso8601(now)},
                                 {"sampled_at", FormatIso8601(snapshot.taken_unix_ms)},
                                 {"interval_seconds", context.monitor_interval_s},
+                                {"utilization", UtilizationSummaryJson(**state)},
                                 {"nodes", std::move(nodes)}});
 }
 

@@ -354,6 +354,34 @@ TEST_F(HandlersTest, MonitoringReportsEveryGpuWithHistory) {
       1u);
 }
 
+// /monitoring carries /status's summary (the same function builds both), and
+// the summary is the real figure: the mean and ratios of the per-GPU detail.
+TEST_F(HandlersTest, MonitoringCarriesTheStatusUtilizationSummary) {
+  Load();
+  CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_count": 2})");
+  json monitoring = CallJson("GET", "/api/v1/gpu/monitoring", 200);
+  json status = CallJson("GET", "/api/v1/gpu/status", 200);
+  EXPECT_EQ(monitoring["utilization"], status["utilization"]);
+  double utilization_sum = 0;
+  double used_gb = 0;
+  double total_gb = 0;
+  int gpus = 0;
+  for (const json& node : monitoring["nodes"]) {
+    for (const json& gpu : node["gpus"]) {
+      ++gpus;
+      utilization_sum += gpu["utilization"].get<double>();
+      used_gb += gpu["memory_used_gb"].get<double>();
+      total_gb += gpu["memory_total_gb"].get<double>();
+    }
+  }
+  ASSERT_EQ(gpus, 16);
+  const json& summary = monitoring["utilization"];
+  EXPECT_GT(summary["gpu_utilization"].get<double>(), 0.0);
+  EXPECT_NEAR(summary["gpu_utilization"].get<double>(), utilization_sum / gpus, 0.0005);
+  EXPECT_NEAR(summary["gpu_memory_usage"].get<double>(), used_gb / total_gb, 0.001);
+  EXPECT_GT(summary["gpu_memory_reserved"].get<double>(), 0.0);  // The 2 GPUs allocated.
+}
+
 TEST_F(HandlersTest, HeartbeatRenewsLeases) {
   Load();
   json allocated = CallJson("POST", "/api/v1/gpu/allocate", 200,
