@@ -17,6 +17,8 @@
 
 #include "api/auth.h"
 #include "api/json_codec.h"
+#include "api/plan_handlers.h"
+#include "api/policy_handlers.h"
 #include "api/utilization_summary.h"
 #include "core/clock.h"
 #include "integrations/frameworks/plan.h"
@@ -79,34 +81,6 @@ Result<bool> QueryBool(const HttpRequest& request, const std::string& name) {
 
 std::string TypeLabel(const Gpu& gpu) {
   return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
-}
-
-const Gpu* FindGpu(const InventorySnapshot& snapshot, const std::string& uuid,
-                   const Node** node_out) {
-  for (const Node& node : snapshot.nodes) {
-    for (const Gpu& gpu : node.gpus) {
-      if (gpu.uuid == uuid) {
-        *node_out = &node;
-        return &gpu;
-      }
-    }
-  }
-  return nullptr;
-}
-
-PlanInput MakePlanInput(const GpuRequest& request, const std::vector<GpuGrant>& grants,
-                        const InventorySnapshot* snapshot) {
-  PlanInput input;
-  input.request = request;
-  if (snapshot == nullptr) return input;
-  for (const GpuGrant& grant : grants) {
-    const Node* node = nullptr;
-    const Gpu* gpu = FindGpu(*snapshot, grant.gpu_uuid, &node);
-    if (gpu == nullptr) continue;
-    input.gpus.push_back(
-        PlannedGpu{node->name, node->address, *gpu, grant.memory_mib, grant.exclusive});
-  }
-  return input;
 }
 
 // One row of /status's available_nodes and /nodes: a node's GPUs of one type.
@@ -395,7 +369,7 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
             {"nodes", allocation_json["nodes"]},
             {"gpus", allocation_json["gpus"]},
             {"gpu_config",
-             BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants, snapshot.get()))},
+             BuildGpuConfig(PlanInputFor(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};
   return JsonResponse(200, body);
 }
@@ -425,7 +399,7 @@ HttpResponse GetQueueEntry(const ApiContext& context, const HttpRequest& request
   if (entry.allocation) {
     auto snapshot = context.manager->inventory().Snapshot();
     body["gpu_config"] = BuildGpuConfig(
-        MakePlanInput(entry.allocation->request, entry.allocation->grants, snapshot.get()));
+        PlanInputFor(entry.allocation->request, entry.allocation->grants, snapshot.get()));
   }
   return JsonResponse(200, body);
 }
@@ -476,9 +450,9 @@ HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& reques
   PreviewResult preview = context.manager->Preview(parsed->request);
   if (!preview.status.ok()) return ErrorResponse(preview.status);
   const bool fits = preview.schedule.placement.has_value();
-  PlanInput input = fits ? MakePlanInput(parsed->request, preview.schedule.placement->grants,
-                                         preview.snapshot.get())
-                         : MakePlanInput(parsed->request, {}, nullptr);
+  PlanInput input = fits ? PlanInputFor(parsed->request, preview.schedule.placement->grants,
+                                        preview.snapshot.get())
+                         : PlanInputFor(parsed->request, {}, nullptr);
   const std::string node_name = input.gpus.empty() ? "" : input.gpus.front().node_name;
   json body{{"success", fits},
             {"node_name", node_name},
@@ -920,6 +894,8 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   router.Add("GET", base + "/events", bind(Events));
   router.Add("GET", "/metrics", bind(Metrics));
   router.Add("GET", "/api/v1/openapi.json", Access::kPublic, bind(OpenApi));
+  RegisterPolicyRoutes(context.manager, router);
+  RegisterPlanRoutes(context.manager, router);
 }
 
 }  // namespace gpurm
