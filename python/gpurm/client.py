@@ -149,6 +149,10 @@ class GpuRmClient:
         """POST /validate: possible_now, possible_ever, message, reasons, would_fit."""
         return self.request("POST", "/validate", body=request)
 
+    def policies(self) -> Dict[str, Any]:
+        """GET /policies: ``{"policies": [{"name", "description"}], "default"}``."""
+        return self.request("GET", "/policies")
+
     def setup_tensorflow(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         """POST /setup-tensorflow: ``{"success", "node_name", "plan"}``; nothing is reserved."""
         return self.request("POST", "/setup-tensorflow", body=request)

@@ -61,6 +61,19 @@ def test_monitoring_carries_the_status_utilization_summary(manager: gpurm.GPURes
     assert "gpu_memory_reserved" in data["utilization"]
 
 
+def test_policies_come_from_the_daemon_which_checks_the_name(manager: gpurm.GPUResourceManager) -> None:
+    policies = manager.get_placement_policies()
+    assert list(policies)[:2] == ["binpack", "spread"] and len(policies) >= 5
+    assert all(policies.values())  # each has a description
+    assert manager.get_default_placement_policy() == "binpack"
+    for name in policies:  # every listed policy is accepted, also those beyond binpack/spread
+        assert manager.validate_gpu_requirements(TrainingGPUConfig(gpu_type="A100", policy=name)), name
+    unknown = TrainingGPUConfig(gpu_type="A100", policy="fastest")  # the client keeps no list
+    with pytest.raises(gpurm.InvalidRequest) as err:
+        manager.validate_gpu_requirements(unknown)
+    assert err.value.field == "policy" and "binpack" in err.value.message
+
+
 def test_validate_explains_what_cannot_fit(manager: gpurm.GPUResourceManager) -> None:
     assert manager.validate_gpu_requirements(TrainingGPUConfig(gpu_count=2, gpu_type="V100", memory_gb=16))
     check = manager.check_gpu_requirements(TrainingGPUConfig(gpu_count=2, gpu_type="H100"))
