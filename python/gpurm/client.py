@@ -174,6 +174,12 @@ class GpuRmClient:
         """GET /allocations/{id}; raises NotFound for an unknown id."""
         return self.request("GET", f"/allocations/{_quote(allocation_id)}")
 
+    def allocation_plan(self, allocation_id: str, framework: str) -> Dict[str, Any]:
+        """GET /allocations/{id}/plan: the ``framework`` ("pytorch" or "tensorflow")
+        plan for the allocation's GPUs, shaped like the setup answers."""
+        return self.request("GET", f"/allocations/{_quote(allocation_id)}/plan",
+                            query={"framework": framework})
+
     def release(self, allocation_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """DELETE /allocations/{id}: ``{"released": true, "allocation"}``; idempotent."""
         return self.request("DELETE", f"/allocations/{_quote(allocation_id)}", timeout=timeout)
