@@ -136,7 +136,9 @@ def obtain_plan(
     on_gpu = plan.get("device") != "cpu"
     notes = list(plan.get("warnings") or [])
     if not answer.get("success", False):
-        notes.insert(0, f"no GPU for this plan ({answer.get('message', '')}): running on the CPU")
+        why = str(answer.get("message", ""))
+        # The daemon's message for an allocation names it and says why the plan is for the CPU.
+        notes.insert(0, f"no GPU fits the request now ({why}): running on the CPU" if allocation is None else why)
     elif allocation is None and on_gpu:
         notes.append("GPUs planned but not reserved: allocate them first to hold them against other jobs")
     node_names = [str(n.get("node_name", "")) for n in plan.get("nodes") or []]

@@ -34,13 +34,13 @@ const Gpu* FindGpu(const InventorySnapshot& snapshot, const std::string& uuid,
   return nullptr;
 }
 
-// The plan builder the query's "framework" names.
-Result<json (*)(const PlanInput&)> PlanBuilderFor(const HttpRequest& request) {
-  auto it = request.query.find("framework");
-  const std::string framework = it == request.query.end() ? "" : it->second;
+using PlanBuilder = json (*)(const PlanInput&);
+
+// The plan builder of `framework`, or nullptr when gpurm plans no such one.
+PlanBuilder PlanBuilderFor(const std::string& framework) {
   if (framework == "pytorch") return &BuildPyTorchPlan;
   if (framework == "tensorflow") return &BuildTensorFlowPlan;
-  return InvalidArgument("expected pytorch or tensorflow, got \"" + framework + "\"", "framework");
+  return nullptr;
 }
 
 // 200 {"success", "node_name", "message", "plan", "allocation_id"}: success
@@ -48,8 +48,13 @@ Result<json (*)(const PlanInput&)> PlanBuilderFor(const HttpRequest& request) {
 // inventory (a plan for part of the allocation would run the job on fewer
 // GPUs than it asked for). An ended allocation holds no GPUs: 409.
 HttpResponse AllocationPlan(GpuManager& manager, const HttpRequest& request) {
-  Result<json (*)(const PlanInput&)> build_plan = PlanBuilderFor(request);
-  if (!build_plan.ok()) return ErrorResponse(build_plan.status());
+  auto framework = request.query.find("framework");
+  const std::string framework_name = framework == request.query.end() ? "" : framework->second;
+  const PlanBuilder build_plan = PlanBuilderFor(framework_name);
+  if (build_plan == nullptr) {
+    return ErrorResponse(InvalidArgument(
+        "expected pytorch or tensorflow, got \"" + framework_name + "\"", "framework"));
+  }
   Result<Allocation> allocation = manager.ledger().Get(request.path_params.at("id"));
   if (!allocation.ok()) return ErrorResponse(allocation.status());
   if (allocation->state != AllocationState::kActive) {
@@ -74,7 +79,7 @@ HttpResponse AllocationPlan(GpuManager& manager, const HttpRequest& request) {
                                 {"node_name", node_name},
                                 {"message", std::move(message)},
                                 {"allocation_id", allocation->id},
-                                {"plan", (*build_plan)(input)}});
+                                {"plan", build_plan(input)}});
 }
 
 }  // namespace
