@@ -97,8 +97,8 @@ def main(argv: list[str]) -> int:
         gpu_config.update(gpu_count=args.gpus, gpu_type=args.gpu_type, memory_gb=args.memory_gb,
                           mixed_precision=args.mixed_precision)
     config = TrainingConfig(
-        framework=args.framework, epochs=args.epochs, batch_size=32, learning_rate=2e-3,
-        hidden_units=[64, 32], dropout=0.1,
+        name="vibration_training", framework=args.framework, epochs=args.epochs, batch_size=32,
+        learning_rate=2e-3, hidden_units=[64, 32], dropout=0.1,
         algorithm_params={
             "gpu_config": gpu_config, "task": args.task, "sample_rate": SAMPLE_RATE,
             "fault_frequencies": {name: order * SHAFT_HZ for name, order in FAULT_ORDERS.items()},

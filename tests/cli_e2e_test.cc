@@ -70,6 +70,25 @@ TEST_F(CliE2eTest, AllocateListReleaseWithTrustworthyExitCodes) {
   EXPECT_EQ(RunCli(url, "allocate --gpus many").exit_code, 2);
 }
 
+TEST_F(CliE2eTest, PoliciesAreTheDaemonsAndAnUnknownOneIsRefusedByIt) {
+  const std::string url = daemon_->base_url();
+  CommandResult listed = RunCli(url, "policies -o json");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  const nlohmann::json answer = nlohmann::json::parse(listed.output);
+  EXPECT_EQ(answer["default"], "binpack");
+  CommandResult table = RunCli(url, "policies");
+  EXPECT_EQ(table.exit_code, 0) << table.output;
+  for (const nlohmann::json& policy : answer["policies"]) {
+    const std::string name = policy["name"];
+    EXPECT_NE(table.output.find(name), std::string::npos) << table.output;
+    EXPECT_EQ(RunCli(url, "validate --gpus 1 --policy " + name).exit_code, 0) << name;
+  }
+  EXPECT_NE(table.output.find("binpack (default)"), std::string::npos) << table.output;
+  CommandResult unknown = RunCli(url, "validate --gpus 1 --policy fastest");
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_NE(unknown.output.find("(field: policy)"), std::string::npos) << unknown.output;
+}
+
 TEST_F(CliE2eTest, UnreachableDaemonIsExitCode3) {
   CommandResult result = RunCli("http://127.0.0.1:1", "status");
   EXPECT_EQ(result.exit_code, 3) << result.output;

@@ -12,7 +12,9 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "core/placement_policies.h"
 #include "support/daemon_process.h"
 #include "support/eventually.h"
 #include "support/run_command.h"
@@ -221,8 +223,21 @@ TEST_F(SchedulingE2eTest, SharesPackGpusAndNeverOversubscribe) {
             "gpu_milli");
 }
 
-TEST_F(SchedulingE2eTest, EveryPolicyCanBeAskedPerRequest) {
-  for (const char* policy : {"binpack", "spread", "topology", "fragmentation-aware", "random"}) {
+// GET /policies lists the scheduler's policies (core/placement_policies.h),
+// each of which a request may name; docs/openapi.json, a hand-written copy
+// compiled into the binary, enumerates exactly those names.
+TEST_F(SchedulingE2eTest, EveryPolicyTheDaemonListsCanBeAskedPerRequest) {
+  json listed = Get("/policies");
+  EXPECT_EQ(listed["default"], std::string(kDefaultPlacementPolicy));
+  std::vector<std::string> names;
+  for (const json& policy : listed["policies"]) {
+    names.push_back(policy["name"]);
+    EXPECT_FALSE(policy["description"].get<std::string>().empty()) << policy["name"];
+  }
+  std::vector<std::string> catalog;
+  for (const PlacementPolicyInfo& policy : kPlacementPolicies) catalog.emplace_back(policy.name);
+  EXPECT_EQ(names, catalog);
+  for (const std::string& policy : names) {
     json granted = Post("/allocate", {{"gpu_count", 1}, {"policy", policy}});
     ASSERT_EQ(granted["success"], true) << policy;
     EXPECT_EQ(granted["allocation"]["request"]["policy"], policy);
@@ -230,6 +245,16 @@ TEST_F(SchedulingE2eTest, EveryPolicyCanBeAskedPerRequest) {
   }
   EXPECT_EQ(Post("/allocate", {{"gpu_count", 1}, {"policy", "fastest"}}, 400)["error"]["field"],
             "policy");
+
+  auto document = daemon_->Client().Get("/api/v1/openapi.json");
+  ASSERT_TRUE(document.ok()) << document.status().ToString();
+  const json& schemas = document->body["components"]["schemas"];
+  std::vector<std::string> request_enum = {""};  // Empty: the daemon's default.
+  request_enum.insert(request_enum.end(), catalog.begin(), catalog.end());
+  EXPECT_EQ(schemas["GpuRequest"]["properties"]["policy"]["enum"], request_enum);
+  const json& list = schemas["PolicyList"]["properties"];
+  EXPECT_EQ(list["policies"]["items"]["properties"]["name"]["enum"], catalog);
+  EXPECT_EQ(list["default"]["enum"], catalog);
 }
 
 }  // namespace

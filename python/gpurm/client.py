@@ -149,6 +149,10 @@ class GpuRmClient:
         """POST /validate: possible_now, possible_ever, message, reasons, would_fit."""
         return self.request("POST", "/validate", body=request)
 
+    def policies(self) -> Dict[str, Any]:
+        """GET /policies: ``{"policies": [{"name", "description"}], "default"}``."""
+        return self.request("GET", "/policies")
+
     def setup_tensorflow(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         """POST /setup-tensorflow: ``{"success", "node_name", "plan"}``; nothing is reserved."""
         return self.request("POST", "/setup-tensorflow", body=request)
@@ -169,6 +173,12 @@ class GpuRmClient:
     def allocation(self, allocation_id: str) -> Dict[str, Any]:
         """GET /allocations/{id}; raises NotFound for an unknown id."""
         return self.request("GET", f"/allocations/{_quote(allocation_id)}")
+
+    def allocation_plan(self, allocation_id: str, framework: str) -> Dict[str, Any]:
+        """GET /allocations/{id}/plan: the ``framework`` ("pytorch" or "tensorflow")
+        plan for the allocation's GPUs, shaped like the setup answers."""
+        return self.request("GET", f"/allocations/{_quote(allocation_id)}/plan",
+                            query={"framework": framework})
 
     def release(self, allocation_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """DELETE /allocations/{id}: ``{"released": true, "allocation"}``; idempotent."""

@@ -14,8 +14,6 @@ from .errors import InvalidRequest
 #: within a minute. 0 means no lease: held until released.
 DEFAULT_LEASE_TTL_SECONDS = 60
 
-POLICIES = ("", "binpack", "spread")
-
 
 @dataclass
 class TrainingGPUConfig:
@@ -42,8 +40,11 @@ class TrainingGPUConfig:
         lease_ttl_seconds: lease length, >= 0; the client renews it while the
             process lives and the daemon ends the allocation when it lapses.
             0 = no lease. Default :data:`DEFAULT_LEASE_TTL_SECONDS` (60).
-        policy: placement policy, "binpack" or "spread"; "" = the daemon's
-            default. Default "".
+        policy: placement policy, a name the daemon lists
+            (:meth:`gpurm.GPUResourceManager.get_placement_policies`); "" =
+            the daemon's default. The daemon checks the name: an unknown one
+            raises :class:`gpurm.InvalidRequest` with field "policy" when the
+            request is sent. Default "".
     """
 
     gpu_count: int = 1
@@ -82,8 +83,6 @@ class TrainingGPUConfig:
         if self.lease_ttl_seconds < 0:
             raise _invalid("lease_ttl_seconds", f"must be >= 0, got {self.lease_ttl_seconds}")
         _require_str(self.policy, "policy")
-        if self.policy not in POLICIES:
-            raise _invalid("policy", f"must be one of binpack, spread (or empty), got {self.policy!r}")
 
     def to_request(self) -> Dict[str, Any]:
         """The JSON body of a GPU request (docs/api.md); empty optional strings are left out."""

@@ -120,7 +120,9 @@ class GPUResourceManager:
 
     def validate_gpu_requirements(self, cfg: ConfigLike) -> bool:
         """True when the request can be met now. An invalid config raises
-        :class:`gpurm.InvalidRequest` (a ValueError) before anything is sent."""
+        :class:`gpurm.InvalidRequest` (a ValueError) naming the field: before
+        anything is sent for a malformed value, from the daemon's 400 for a
+        value only the daemon can judge (an unknown policy)."""
         result = self.check_gpu_requirements(cfg)
         if not result.possible_now:
             log.info("GPU request %s cannot be met now: %s", as_config(cfg).to_request(), result.message)
@@ -192,8 +194,11 @@ class GPUResourceManager:
     # -- observing ---------------------------------------------------------
 
     def get_gpu_monitoring_data(self, window_seconds: Optional[int] = None) -> Dict[str, Any]:
-        """GET /monitoring: per node, per GPU utilization, memory, temperature,
-        power, health and history (the last ``window_seconds`` when given)."""
+        """GET /monitoring: ``"utilization"``, the cluster-wide summary also in
+        :meth:`get_cluster_status` (``gpu_utilization``, ``gpu_memory_usage``,
+        ``gpu_memory_reserved``; ratios 0..1), and ``"nodes"``: per node, per
+        GPU utilization, memory, temperature, power, health and history (the
+        last ``window_seconds`` when given, else an hour)."""
         return self.client.monitoring(window_seconds)
 
     def get_available_gpu_nodes(self, gpu_type: Optional[str] = None,
@@ -202,6 +207,18 @@ class GPUResourceManager:
         ``min_memory_gb`` free on a GPU."""
         answer = self.client.nodes(gpu_type, min_memory_gb)
         return [GpuNode.from_json(n) for n in answer.get("nodes") or []]
+
+    def get_placement_policies(self) -> Dict[str, str]:
+        """The placement policies the daemon implements, name -> description,
+        in its order (the default first unless ``server.policy`` says
+        otherwise; :meth:`get_default_placement_policy` names it). These are the
+        values :attr:`gpurm.TrainingGPUConfig.policy` accepts besides ""."""
+        answer = self.client.policies()
+        return {str(p["name"]): str(p.get("description", "")) for p in answer.get("policies") or []}
+
+    def get_default_placement_policy(self) -> str:
+        """The policy the daemon uses when a request names none (``server.policy``)."""
+        return str(self.client.policies().get("default", ""))
 
     def get_cluster_status(self) -> Dict[str, Any]:
         """GET /status: utilization ratios, available nodes, totals, timestamp."""

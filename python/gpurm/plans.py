@@ -1,19 +1,16 @@
 """Where a framework plan comes from.
 
-A plan is the JSON the daemon answers on ``POST /setup-tensorflow`` and
-``POST /setup-pytorch`` (built by src/integrations/frameworks/plan.cc). For GPUs
-this process already holds (an :class:`gpurm.Allocation`) the plan is derived
-here from the allocation's ``gpu_config`` (same builder on the daemon side,
-same field names), because the setup endpoints plan for what a request *would*
-get now and would not see GPUs that are already granted. When the daemon
-cannot be reached the plan is a CPU plan that hides all GPUs, so an unmanaged
-job never grabs GPUs other jobs hold.
+A plan is what the daemon builds (src/integrations/frameworks/plan.cc) and
+answers on ``POST /setup-tensorflow`` / ``POST /setup-pytorch`` (for the GPUs a
+request would get now) and on ``GET /allocations/{id}/plan?framework=...``
+(for the GPUs an allocation holds). This package only applies plans: it picks
+the part of a multi-node plan for the node it runs on. The one plan built here
+is the CPU plan used when the daemon cannot be reached, which hides every GPU
+so that an unmanaged job never grabs GPUs other jobs hold.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -24,16 +21,8 @@ from .config import TrainingGPUConfig
 from .errors import GpuRmUnavailable
 from .manager import GPUResourceManager
 
-log = logging.getLogger("gpurm")
-
 TENSORFLOW = "tensorflow"
 PYTORCH = "pytorch"
-
-#: tf.config physical device type per vendor (XPU: intel-extension-for-tensorflow,
-#: NPU: the CANN TensorFlow adapter).
-_TF_DEVICE_TYPE = {"nvidia": "GPU", "amd": "GPU", "intel": "XPU", "huawei": "NPU"}
-#: torch.device type per vendor (ROCm PyTorch reuses "cuda").
-_TORCH_DEVICE = {"nvidia": "cuda", "amd": "cuda", "intel": "xpu", "huawei": "npu"}
 
 #: Hides every GPU from the CUDA and HIP runtimes.
 CPU_ENVIRONMENT = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
@@ -93,59 +82,6 @@ def cpu_plan(framework: str, reason: str) -> Dict[str, Any]:
     }
 
 
-def plan_from_gpu_config(gpu_config: Mapping[str, Any], framework: str) -> Dict[str, Any]:
-    """The framework plan for an allocation, from its ``gpu_config`` (the
-    ``/allocate`` answer), for the node this process runs on."""
-    vendor = str(gpu_config.get("vendor") or "")
-    nodes: List[Mapping[str, Any]] = list(gpu_config.get("nodes") or [])
-    if gpu_config.get("device") != "gpu" or not nodes:
-        return cpu_plan(framework, "the allocation holds no GPU")
-    if vendor not in _TF_DEVICE_TYPE:
-        return cpu_plan(framework, f"the vendor of the allocated GPUs is {vendor or 'unknown'}: running on the CPU")
-    names = [str(n.get("node_name", "")) for n in nodes]
-    index = names.index(local_node_name(names))
-    node = nodes[index]
-    env: Dict[str, str] = {str(k): str(v) for k, v in (node.get("environment") or {}).items()}
-    visible = [int(i) for i in node.get("gpu_indices") or []]
-    precision: Mapping[str, Any] = gpu_config.get("mixed_precision") or {}
-    distributed: Dict[str, Any] = dict(gpu_config.get("distributed") or {})
-    gpu_count = int(gpu_config.get("gpu_count") or len(visible))
-    warnings = list(gpu_config.get("warnings") or [])
-    if framework == TENSORFLOW:
-        tf_config = None
-        port = int(distributed.get("master_port", 29500))
-        if len(nodes) > 1:
-            workers = [f"{n.get('address') or n.get('node_name')}:{port}" for n in nodes]
-            tf_config = [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-                         for i in range(len(nodes))]
-            env["TF_CONFIG"] = json.dumps(tf_config[index])
-        strategy = ("MultiWorkerMirroredStrategy" if len(nodes) > 1
-                    else "MirroredStrategy" if gpu_count > 1 else "OneDeviceStrategy")
-        policy = "float32"
-        if precision.get("enabled"):
-            policy = "mixed_float16" if precision.get("loss_scaling") else "mixed_bfloat16"
-        return {
-            "device": _TF_DEVICE_TYPE[vendor].lower(), "physical_device_type": _TF_DEVICE_TYPE[vendor],
-            "visible_devices": visible, "environment": env, "nodes": nodes,
-            "memory_limit_mb": gpu_config.get("memory_limit_mb"), "memory_growth": False,
-            "mixed_precision_policy": policy, "loss_scaling": bool(precision.get("loss_scaling")),
-            "strategy": strategy,
-            "communication": ("NCCL" if vendor in ("nvidia", "amd") else "AUTO") if gpu_count > 1 else None,
-            "tf_config": tf_config, "batch_size_estimate": gpu_config.get("batch_size_estimate"),
-            "warnings": warnings,
-        }
-    return {
-        "device": _TORCH_DEVICE[vendor], "visible_devices": visible, "environment": env, "nodes": nodes,
-        # The device's total memory is known only at run time: the integration
-        # derives the fraction from memory_limit_mb then.
-        "per_process_memory_fraction": None, "memory_limit_mb": gpu_config.get("memory_limit_mb"),
-        "amp": {"enabled": bool(precision.get("enabled")), "dtype": str(precision.get("dtype", "float32")),
-                "grad_scaler": bool(precision.get("loss_scaling"))},
-        "distributed": distributed, "batch_size_estimate": gpu_config.get("batch_size_estimate"),
-        "warnings": warnings,
-    }
-
-
 def _localize(plan: Dict[str, Any]) -> Dict[str, Any]:
     """For a plan over several nodes, takes visible_devices and environment
     (TF_CONFIG task index included) of the node this process runs on."""
@@ -173,33 +109,39 @@ def obtain_plan(
     config: TrainingGPUConfig,
     allocation: Optional[Allocation],
 ) -> PlanSource:
-    """The plan to apply for ``config``.
+    """The plan to apply for ``config``, as the daemon builds it.
 
     With ``allocation`` (or, failing that, the newest allocation ``manager``
-    holds for an equal config) the plan covers the allocation's GPUs. Otherwise
-    the daemon is asked what the request would get now (nothing is reserved);
-    when it cannot be reached the plan is for the CPU. Never raises
-    GpuRmUnavailable; an invalid config raises InvalidRequest.
+    holds for an equal config) the plan covers the allocation's GPUs
+    (``GET /allocations/{id}/plan``). Otherwise the daemon is asked what the
+    request would get now (nothing is reserved). When the daemon cannot be
+    reached the plan is for the CPU. Never raises GpuRmUnavailable; an invalid
+    config raises InvalidRequest, an allocation that has ended (released, or
+    its lease lapsed) raises Conflict.
     """
     if allocation is None:
         held = [a for a in manager.allocations if a.config == config]
         allocation = held[-1] if held else None
-    if allocation is not None:
-        plan = plan_from_gpu_config(allocation.gpu_config, framework)
-        node = local_node_name(allocation.nodes) if plan["device"] != "cpu" else ""
-        return PlanSource(plan, node, allocation.allocation_id, plan["device"] != "cpu",
-                          list(plan.get("warnings") or []))
-    request = config.to_request()
     try:
-        answer = (manager.client.setup_tensorflow(request) if framework == TENSORFLOW
-                  else manager.client.setup_pytorch(request))
+        if allocation is not None:
+            answer = manager.client.allocation_plan(allocation.allocation_id, framework)
+        elif framework == TENSORFLOW:
+            answer = manager.client.setup_tensorflow(config.to_request())
+        else:
+            answer = manager.client.setup_pytorch(config.to_request())
     except GpuRmUnavailable as err:
         reason = f"gpurm daemon unavailable: {err.message}; running on the CPU with GPUs hidden"
         return PlanSource(cpu_plan(framework, reason), notes=[reason])
     plan = _localize(dict(answer.get("plan") or {}))
+    on_gpu = plan.get("device") != "cpu"
     notes = list(plan.get("warnings") or [])
     if not answer.get("success", False):
-        notes.insert(0, f"no GPU fits the request now ({answer.get('message', '')}): running on the CPU")
-    elif plan.get("device") != "cpu":
+        why = str(answer.get("message", ""))
+        # The daemon's message for an allocation names it and says why the plan is for the CPU.
+        notes.insert(0, f"no GPU fits the request now ({why}): running on the CPU" if allocation is None else why)
+    elif allocation is None and on_gpu:
         notes.append("GPUs planned but not reserved: allocate them first to hold them against other jobs")
-    return PlanSource(plan, str(answer.get("node_name") or ""), "", False, notes)
+    node_names = [str(n.get("node_name", "")) for n in plan.get("nodes") or []]
+    node = local_node_name(node_names) if on_gpu else ""
+    allocation_id = allocation.allocation_id if allocation is not None else ""
+    return PlanSource(plan, node, allocation_id, allocation is not None and on_gpu, notes)

@@ -1,7 +1,8 @@
 """The training engine: run a training job under a gpurm allocation.
 
     engine = AlgorithmTrainingEngine()
-    config = TrainingConfig(epochs=20, algorithm_params={"gpu_config": {"enabled": True, "gpu_count": 1}})
+    config = TrainingConfig(name="bearing-faults", epochs=20,
+                            algorithm_params={"gpu_config": {"enabled": True, "gpu_count": 1}})
     result = await engine.train_algorithm(AlgorithmType.VIBRATION_ANALYSIS, config, data)
 
 ``train_algorithm`` validates the GPU request, allocates, configures the
@@ -73,6 +74,9 @@ class TrainingConfig:
     """How to train.
 
     Attributes:
+        name: what this training job is called, a non-empty string: it starts
+            every line the job writes to the log (logs/training.log) and is
+            returned as :attr:`TrainingResult.name`. Default "training".
         algorithm_params: algorithm settings. ``"gpu_config"``: a dict with
             ``"enabled"`` (bool, default False: train on the CPU),
             ``"fallback_to_cpu"`` (bool, default True: when no GPU fits, train on
@@ -104,12 +108,15 @@ class TrainingConfig:
     activation: str = "relu"
     dropout: float = 0.1
     seed: int = 0
+    name: str = "training"
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raises :class:`gpurm.InvalidRequest` naming the first bad field."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise _invalid("name", f"expected a non-empty string, got {self.name!r}")
         if self.framework not in FRAMEWORKS:
             raise _invalid("framework", f"expected one of {', '.join(FRAMEWORKS)}, got {self.framework!r}")
         for name in ("epochs", "batch_size"):
@@ -151,8 +158,10 @@ class TrainingResult:
     no validation split) and None for regression, where ``mae`` is set.
     ``device`` is the device trained on ("cuda:0", "/device:GPU:0", "cpu", ...);
     ``fallback_reason`` says why it is the CPU when a GPU was asked for.
+    ``name`` is the job's :attr:`TrainingConfig.name`.
     """
 
+    name: str
     algorithm_type: str
     framework: str
     task: str
@@ -217,7 +226,7 @@ class AlgorithmTrainingEngine:
         config.validate()
         enabled, fallback_to_cpu, gpu_cfg = config.gpu_request()
         features, labels, class_names = _prepare_data(algorithm, config, data)
-        allocation, reason = self._allocate(enabled, fallback_to_cpu, gpu_cfg)
+        allocation, reason = self._allocate(config.name, enabled, fallback_to_cpu, gpu_cfg)
         try:
             return await asyncio.to_thread(self._train, algorithm, config, gpu_cfg, allocation, reason,
                                            features, labels, class_names)
@@ -225,7 +234,7 @@ class AlgorithmTrainingEngine:
             if allocation is not None:
                 allocation.release()
 
-    def _allocate(self, enabled: bool, fallback_to_cpu: bool,
+    def _allocate(self, name: str, enabled: bool, fallback_to_cpu: bool,
                   cfg: TrainingGPUConfig) -> Tuple[Optional[Allocation], Optional[str]]:
         """(the allocation, None) or (None, why the CPU is used)."""
         if not enabled:
@@ -244,7 +253,7 @@ class AlgorithmTrainingEngine:
             reason = f"no GPU fits the request: {err.message}"
         except GpuRmUnavailable as err:
             reason = f"gpurm daemon unavailable: {err.message}"
-        log.warning("training on the CPU: %s", reason)
+        log.warning("%s: training on the CPU: %s", name, reason)
         return None, reason
 
     def _train(self, algorithm: AlgorithmType, config: TrainingConfig, gpu_cfg: TrainingGPUConfig,
@@ -263,8 +272,9 @@ class AlgorithmTrainingEngine:
             "task": task, "learning_rate": config.learning_rate,
         }
         split = _split(features, labels, config.validation_split, config.seed, stratify=task == "classification")
-        log.info("training %s with %s: %d samples, %d features, %s, allocation %s", algorithm.value, framework,
-                 len(features), features.shape[1], f"{num_classes} classes" if num_classes else "regression",
+        log.info("%s: training %s with %s: %d samples, %d features, %s, allocation %s", config.name,
+                 algorithm.value, framework, len(features), features.shape[1],
+                 f"{num_classes} classes" if num_classes else "regression",
                  allocation.allocation_id if allocation else "none")
         started = time.monotonic()
         try:
@@ -282,7 +292,8 @@ class AlgorithmTrainingEngine:
         elapsed = time.monotonic() - started
         has_val = len(split[2]) > 0
         result = TrainingResult(
-            algorithm_type=algorithm.value, framework=framework, task=task, device=device, used_gpu=on_gpu,
+            name=config.name, algorithm_type=algorithm.value, framework=framework, task=task, device=device,
+            used_gpu=on_gpu,
             fallback_reason=fallback, allocation_id=allocation.allocation_id if allocation else "",
             node_name=allocation.node_name if allocation else "",
             gpu_count=allocation.gpu_count if allocation and on_gpu else 0, epochs=config.epochs,
@@ -293,8 +304,9 @@ class AlgorithmTrainingEngine:
             mae=(curves["val_mae"][-1] if has_val else curves["mae"][-1]) if not num_classes else None,
             training_time_seconds=round(elapsed, 3), setup=setup_dict,
         )
-        log.info("trained %s on %s in %.2fs: final loss %.4f, accuracy %s%s", algorithm.value, device, elapsed,
-                 result.loss_curve[-1], result.accuracy, f" (CPU fallback: {fallback})" if fallback else "")
+        log.info("%s: trained %s on %s in %.2fs: final loss %.4f, accuracy %s%s", config.name, algorithm.value,
+                 device, elapsed, result.loss_curve[-1], result.accuracy,
+                 f" (CPU fallback: {fallback})" if fallback else "")
         return result
 
 

@@ -43,7 +43,7 @@ def test_request_body_has_the_api_field_names() -> None:
     ({"mixed_precision": "yes"}, "mixed_precision"),
     ({"shared": True}, "shared"),
     ({"lease_ttl_seconds": -1}, "lease_ttl_seconds"),
-    ({"policy": "random"}, "policy"),
+    ({"policy": 7}, "policy"),
     ({"gpu_type": 100}, "gpu_type"),
 ])
 def test_invalid_config_names_the_field(kwargs: dict, field: str) -> None:

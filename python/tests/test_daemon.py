@@ -44,6 +44,36 @@ def test_monitoring_has_per_gpu_samples(manager: gpurm.GPUResourceManager) -> No
     assert {"utilization", "memory_used_gb", "temperature_c", "power_w", "history"} <= set(gpus[0])
 
 
+def test_monitoring_carries_the_status_utilization_summary(manager: gpurm.GPUResourceManager) -> None:
+    """Code written against this API reads the summary with .get() defaults: it must be the real figure."""
+    data = manager.get_gpu_monitoring_data()
+    gpus = [g for node in data["nodes"] for g in node["gpus"]]
+    busy = data.get("utilization", {}).get("gpu_utilization", 0.0)
+    assert busy > 0.0  # the demo cluster has busy GPUs
+    assert busy == pytest.approx(sum(g["utilization"] for g in gpus) / len(gpus), abs=5e-4)
+    memory = data.get("utilization", {}).get("gpu_memory_usage", 0.0)
+    assert memory == pytest.approx(sum(g["memory_used_gb"] for g in gpus)
+                                   / sum(g["memory_total_gb"] for g in gpus), abs=1e-3)
+    # The readings of the static inventory do not change between the calls
+    # (the reserved share would, were another test's lease to lapse).
+    status = manager.get_cluster_status()["utilization"]
+    assert (busy, memory) == (status["gpu_utilization"], status["gpu_memory_usage"])
+    assert "gpu_memory_reserved" in data["utilization"]
+
+
+def test_policies_come_from_the_daemon_which_checks_the_name(manager: gpurm.GPUResourceManager) -> None:
+    policies = manager.get_placement_policies()
+    assert list(policies)[:2] == ["binpack", "spread"] and len(policies) >= 5
+    assert all(policies.values())  # each has a description
+    assert manager.get_default_placement_policy() == "binpack"
+    for name in policies:  # every listed policy is accepted, also those beyond binpack/spread
+        assert manager.validate_gpu_requirements(TrainingGPUConfig(gpu_type="A100", policy=name)), name
+    unknown = TrainingGPUConfig(gpu_type="A100", policy="fastest")  # the client keeps no list
+    with pytest.raises(gpurm.InvalidRequest) as err:
+        manager.validate_gpu_requirements(unknown)
+    assert err.value.field == "policy" and "binpack" in err.value.message
+
+
 def test_validate_explains_what_cannot_fit(manager: gpurm.GPUResourceManager) -> None:
     assert manager.validate_gpu_requirements(TrainingGPUConfig(gpu_count=2, gpu_type="V100", memory_gb=16))
     check = manager.check_gpu_requirements(TrainingGPUConfig(gpu_count=2, gpu_type="H100"))

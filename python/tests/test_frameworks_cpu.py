@@ -1,34 +1,19 @@
-"""Real TensorFlow and real PyTorch on this CPU-only machine, without a daemon:
-CPU fallback, models from config dicts, and how plans are applied."""
+"""Real TensorFlow and real PyTorch on this CPU-only machine: CPU fallback
+without a daemon, models from config dicts, and how the daemon's plans for
+allocated GPUs are fetched and applied (against the real daemon)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pytest
 
 import gpurm
-from gpurm.plans import PYTORCH, TENSORFLOW, PlanSource, plan_from_gpu_config
+from gpurm.plans import PYTORCH, TENSORFLOW
 
 MODEL = {"type": "mlp", "input_dim": 10, "hidden_units": [128, 64], "output_dim": 1}
-
-# The gpu_config the daemon returns for two V100s on gpu-node-1 (plan.cc's BuildGpuConfig).
-GPU_CONFIG = {
-    "device": "gpu", "vendor": "nvidia", "gpu_type": "V100", "gpu_count": 2,
-    "nodes": [{"node_name": "gpu-node-1", "address": "10.0.0.11", "gpu_indices": [1, 2],
-               "gpu_uuids": ["GPU-a", "GPU-b"], "interconnect": "nvlink",
-               "environment": {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1,2",
-                               "NCCL_DEBUG": "WARN"}}],
-    "environment": {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1,2", "NCCL_DEBUG": "WARN"},
-    "memory_gb_per_gpu": 32.0, "memory_limit_mb": 29491, "gpu_memory_fraction": 0.9,
-    "mixed_precision": {"enabled": True, "dtype": "float16", "loss_scaling": True},
-    "distributed": {"enabled": True, "backend": "nccl", "collective_library": "nccl", "world_size": 2,
-                    "nnodes": 1, "nproc_per_node": 2, "master_addr": "10.0.0.11", "master_port": 29500,
-                    "environment": {"NCCL_DEBUG": "WARN"}},
-    "batch_size_estimate": 512, "warnings": [],
-}
-
 
 def test_pytorch_falls_back_to_cpu_when_the_daemon_is_unreachable(unreachable_url: str) -> None:
     integration = gpurm.get_pytorch_gpu_integration(gpurm.GPUResourceManager(unreachable_url))
@@ -76,46 +61,52 @@ def test_tensorflow_classifier_is_compiled_with_accuracy(unreachable_url: str) -
     assert "accuracy" in history.history
 
 
-def test_a_gpu_plan_sets_visible_devices_then_falls_back_when_no_gpu_is_seen(unreachable_url: str) -> None:
-    """The plan for allocated GPUs is applied (visible devices in PCI order), and
-    since this machine has no GPU the frameworks say so and use the CPU."""
-    manager = gpurm.GPUResourceManager(unreachable_url)
-    cfg = gpurm.TrainingGPUConfig(gpu_count=2, mixed_precision=True)
+def test_the_daemons_plan_for_an_allocation_is_applied_then_falls_back_when_no_gpu_is_seen(
+        manager: gpurm.GPUResourceManager) -> None:
+    """The plan for allocated GPUs comes from the daemon and is applied
+    (visible devices in PCI order); since this machine has no GPU the
+    frameworks then say so and use the CPU."""
+    cfg = gpurm.TrainingGPUConfig(gpu_count=2, gpu_type="V100", memory_gb=16.0, mixed_precision=True)
+    with manager.allocate(cfg) as allocation:
+        indices = ",".join(str(i) for i in allocation.gpu_indices())
+        torch_plan = manager.client.allocation_plan(allocation.allocation_id, PYTORCH)["plan"]
+        assert torch_plan["device"] == "cuda" and torch_plan["visible_devices"] == allocation.gpu_indices()
+        assert torch_plan["amp"] == {"enabled": True, "dtype": "float16", "grad_scaler": True}
+        setup = gpurm.PyTorchGPUIntegration(manager).setup_pytorch_gpu(cfg, allocation)
+        assert setup.plan == torch_plan
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == indices
+        assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+        assert setup.device == "cpu" and "PyTorch sees none" in (setup.fallback_reason or "")
+        assert setup.allocation_id == allocation.allocation_id and setup.reserved
+        assert setup.node_name == "gpu-node-1"
+        assert not setup.amp_enabled and "mixed precision is off on the CPU" in setup.warnings
 
-    torch_plan = plan_from_gpu_config(GPU_CONFIG, PYTORCH)
-    assert torch_plan["device"] == "cuda" and torch_plan["amp"] == {"enabled": True, "dtype": "float16",
-                                                                    "grad_scaler": True}
-    setup = gpurm.PyTorchGPUIntegration(manager).apply_plan(PlanSource(torch_plan, "gpu-node-1", "a1", True), cfg)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1,2"
-    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
-    assert setup.device == "cpu" and "PyTorch sees none" in (setup.fallback_reason or "")
-    assert setup.allocation_id == "a1" and setup.reserved
-    assert not setup.amp_enabled and "mixed precision is off on the CPU" in setup.warnings
-
-    tf_plan = plan_from_gpu_config(GPU_CONFIG, TENSORFLOW)
-    assert (tf_plan["strategy"], tf_plan["mixed_precision_policy"], tf_plan["memory_limit_mb"]) == (
-        "MirroredStrategy", "mixed_float16", 29491)
-    tf_setup = gpurm.TensorFlowGPUIntegration(manager).apply_plan(PlanSource(tf_plan, "gpu-node-1", "a1", True),
-                                                                  cfg)
-    assert tf_setup.device == "cpu" and "TensorFlow sees none" in (tf_setup.fallback_reason or "")
-    assert tf_setup.mixed_precision_policy == "float32"
+        tf_setup = gpurm.TensorFlowGPUIntegration(manager).setup_tensorflow_gpu(cfg, allocation)
+        tf_plan = tf_setup.plan
+        assert (tf_plan["strategy"], tf_plan["mixed_precision_policy"]) == ("MirroredStrategy", "mixed_float16")
+        assert 0.9 * 16 * 1024 <= tf_plan["memory_limit_mb"] <= 0.9 * 32 * 1024  # fraction x granted memory
+        assert tf_setup.device == "cpu" and "TensorFlow sees none" in (tf_setup.fallback_reason or "")
+        assert tf_setup.mixed_precision_policy == "float32"
+    with pytest.raises(gpurm.Conflict):  # a released allocation holds no GPUs to plan for
+        gpurm.PyTorchGPUIntegration(manager).setup_pytorch_gpu(cfg, allocation)
 
 
-def test_multi_node_plan_gives_each_node_its_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = dict(GPU_CONFIG, gpu_count=4, nodes=[
-        dict(GPU_CONFIG["nodes"][0]),
-        {"node_name": "gpu-node-2", "address": "10.0.0.12", "gpu_indices": [0, 1], "gpu_uuids": ["c", "d"],
-         "interconnect": "nvlink", "environment": {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-                                                   "CUDA_VISIBLE_DEVICES": "0,1"}},
-    ])
-    monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-2")
-    plan = plan_from_gpu_config(config, TENSORFLOW)
-    assert plan["strategy"] == "MultiWorkerMirroredStrategy"
-    assert plan["visible_devices"] == [0, 1]
-    import json
-
-    assert json.loads(plan["environment"]["TF_CONFIG"]) == {
-        "cluster": {"worker": ["10.0.0.11:29500", "10.0.0.12:29500"]}, "task": {"type": "worker", "index": 1}}
+def test_each_node_of_a_multi_node_allocation_applies_its_part(manager: gpurm.GPUResourceManager,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 V100s on gpu-node-1 and 4 T4s on gpu-node-3: the process on gpu-node-3
+    gets that node's devices and TF_CONFIG task."""
+    cfg = gpurm.TrainingGPUConfig(gpu_count=8, gpu_type="V100|T4", distributed_training=True)
+    with manager.allocate(cfg) as allocation:
+        assert allocation.nodes == ["gpu-node-1", "gpu-node-3"]
+        monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-3")
+        setup = gpurm.TensorFlowGPUIntegration(manager).setup_tensorflow_gpu(cfg, allocation)
+        assert setup.node_name == "gpu-node-3"
+        assert setup.plan["strategy"] == "MultiWorkerMirroredStrategy"
+        node3 = [g.gpu_index for g in allocation.gpus if g.node_name == "gpu-node-3"]
+        assert setup.plan["visible_devices"] == node3
+        tf_config = json.loads(os.environ["TF_CONFIG"])
+        assert tf_config["task"] == {"type": "worker", "index": 1}
+        assert len(tf_config["cluster"]["worker"]) == 2
 
 
 def test_invalid_model_config_is_rejected_before_building(unreachable_url: str) -> None:

@@ -73,13 +73,14 @@ cfg = TrainingGPUConfig(gpu_count=2, gpu_type="V100", memory_gb=32.0, distribute
 if m.validate_gpu_requirements(cfg):
     node = m.allocate_gpu_resources(cfg)        # None when nothing fits
     m.cleanup_gpu_resources(node, cfg.gpu_count)
-m.get_gpu_monitoring_data(); m.get_available_gpu_nodes()   # node.node_name, .gpu_type, .available_gpus, .memory_per_gpu, .utilization
+data = m.get_gpu_monitoring_data()   # data["utilization"]["gpu_utilization"], ["gpu_memory_usage"] (ratios 0..1), plus detail
+m.get_available_gpu_nodes()          # node.node_name, .gpu_type, .available_gpus, .memory_per_gpu, .utilization
 get_tensorflow_gpu_integration().setup_tensorflow_gpu(cfg)
 get_tensorflow_gpu_integration().create_tensorflow_model_with_gpu({"type": "mlp", "input_dim": 10, "hidden_units": [128, 64], "output_dim": 1}, cfg)
 get_pytorch_gpu_integration().setup_pytorch_gpu(cfg)
 get_pytorch_gpu_integration().create_pytorch_model_with_gpu(model_config, cfg)
-# training engine: AlgorithmTrainingEngine().train_algorithm(AlgorithmType.VIBRATION_ANALYSIS, config, data)
-# where config.algorithm_params["gpu_config"] = {"enabled": True, "gpu_count": 2, ...}
+# training engine (async): await AlgorithmTrainingEngine().train_algorithm(AlgorithmType.VIBRATION_ANALYSIS, config, data)
+# where config = TrainingConfig(name="gpu_training_example", algorithm_params={"gpu_config": {"enabled": True, "gpu_count": 2, ...}})
 '''
 
 # The names the snippet uses without importing them, and a check of what it did.
@@ -89,7 +90,7 @@ model_config = {"type": "mlp", "input_dim": 10, "hidden_units": [128, 64], "outp
 '''
 EPILOGUE = '''
 import json
-print(json.dumps({"node": node, "active": m.list_allocations(),
+print(json.dumps({"node": node, "active": m.list_allocations(), "utilization": data["utilization"],
                   "nodes": [[n.node_name, n.gpu_type, n.available_gpus, n.memory_per_gpu, n.utilization]
                             for n in m.get_available_gpu_nodes()],
                   "tf": get_tensorflow_gpu_integration().last_setup.to_dict(),
@@ -113,6 +114,8 @@ def test_api_snippet_runs_as_written(daemon: Daemon, manager: gpurm.GPUResourceM
     assert out["node"] == "gpu-node-1"  # two V100s with 32 GB free each exist there
     assert out["active"] == []  # cleanup_gpu_resources released them
     assert ["gpu-node-1", "V100", 4, 32.0] == out["nodes"][0][:4]
+    for ratio in ("gpu_utilization", "gpu_memory_usage"):
+        assert 0.0 < out["utilization"][ratio] <= 1.0  # the demo inventory has busy GPUs
     for framework in ("tf", "torch"):  # planned on V100s, but this machine has no GPU
         assert out[framework]["device"] == "cpu" and "sees none" in out[framework]["fallback_reason"]
 
@@ -126,8 +129,8 @@ def test_engine_line_of_the_snippet(daemon: Daemon, manager: gpurm.GPUResourceMa
         import numpy as np
         from gpurm import AlgorithmTrainingEngine, AlgorithmType, TrainingConfig
         x = np.random.default_rng(0).normal(size=(80, 4)); data = {"features": x, "labels": (x[:, 1] > 0).astype(int)}
-        config = TrainingConfig(epochs=2)
-        config.algorithm_params["gpu_config"] = {"enabled": True, "gpu_count": 2}
+        config = TrainingConfig(name="gpu_training_example", epochs=2,
+                                algorithm_params={"gpu_config": {"enabled": True, "gpu_count": 2}})
         result = asyncio.run(AlgorithmTrainingEngine().train_algorithm(AlgorithmType.VIBRATION_ANALYSIS, config, data))
         print(json.dumps(result.to_dict()))
     """)
@@ -136,4 +139,5 @@ def test_engine_line_of_the_snippet(daemon: Daemon, manager: gpurm.GPUResourceMa
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["allocation_id"] and result["loss_curve"]
     assert _state(manager, result["allocation_id"]) == "released"
-    assert result["allocation_id"] in (tmp_path / "training.log").read_text()
+    log = (tmp_path / "training.log").read_text()
+    assert result["allocation_id"] in log and "gpu_training_example" in log

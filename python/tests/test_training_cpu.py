@@ -45,7 +45,23 @@ def test_engine_trains_a_fault_classifier_on_the_cpu(vibration: dict, framework:
     assert result.accuracy is not None and result.accuracy > 0.8
     assert result.training_time_seconds > 0
     log_text = (tmp_path / "training.log").read_text()
-    assert "trained vibration_analysis on cpu" in log_text
+    assert "training: trained vibration_analysis on cpu" in log_text  # "training": the default name
+
+
+def test_engine_names_the_job_in_its_result_and_log(unreachable_url: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 4))
+    y = (x[:, 0] > 0).astype(int)
+    engine = gpurm.AlgorithmTrainingEngine(gpurm.GPUResourceManager(unreachable_url), log_dir=str(tmp_path))
+    config = gpurm.TrainingConfig(name="gpu_training_example", epochs=1,
+                                  algorithm_params={"gpu_config": {"enabled": True, "gpu_count": 2}})
+    result = asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, config,
+                                                {"features": x, "labels": y}))
+    assert result.name == "gpu_training_example" and result.to_dict()["name"] == "gpu_training_example"
+    log_lines = (tmp_path / "training.log").read_text().splitlines()
+    assert any("gpu_training_example: training on the CPU: gpurm daemon unavailable" in line
+               for line in log_lines)
+    assert any("gpu_training_example: trained vibration_analysis on cpu" in line for line in log_lines)
 
 
 def test_engine_falls_back_to_cpu_when_the_daemon_is_unreachable(vibration: dict, unreachable_url: str) -> None:
@@ -83,6 +99,7 @@ def test_engine_accepts_ready_features(unreachable_url: str) -> None:
     ({"learning_rate": 0}, "learning_rate"), ({"validation_split": 1.0}, "validation_split"),
     ({"algorithm_params": {"task": "ranking"}}, "task"),
     ({"algorithm_params": {"gpu_config": [1]}}, "gpu_config"),
+    ({"name": ""}, "name"), ({"name": 7}, "name"),
 ])
 def test_invalid_training_config(kwargs: dict, field: str) -> None:
     with pytest.raises(gpurm.InvalidRequest) as err:

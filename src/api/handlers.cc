@@ -17,6 +17,9 @@
 
 #include "api/auth.h"
 #include "api/json_codec.h"
+#include "api/plan_handlers.h"
+#include "api/policy_handlers.h"
+#include "api/utilization_summary.h"
 #include "core/clock.h"
 #include "integrations/frameworks/plan.h"
 #include "monitor/prometheus_text.h"
@@ -78,34 +81,6 @@ Result<bool> QueryBool(const HttpRequest& request, const std::string& name) {
 
 std::string TypeLabel(const Gpu& gpu) {
   return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
-}
-
-const Gpu* FindGpu(const InventorySnapshot& snapshot, const std::string& uuid,
-                   const Node** node_out) {
-  for (const Node& node : snapshot.nodes) {
-    for (const Gpu& gpu : node.gpus) {
-      if (gpu.uuid == uuid) {
-        *node_out = &node;
-        return &gpu;
-      }
-    }
-  }
-  return nullptr;
-}
-
-PlanInput MakePlanInput(const GpuRequest& request, const std::vector<GpuGrant>& grants,
-                        const InventorySnapshot* snapshot) {
-  PlanInput input;
-  input.request = request;
-  if (snapshot == nullptr) return input;
-  for (const GpuGrant& grant : grants) {
-    const Node* node = nullptr;
-    const Gpu* gpu = FindGpu(*snapshot, grant.gpu_uuid, &node);
-    if (gpu == nullptr) continue;
-    input.gpus.push_back(
-        PlannedGpu{node->name, node->address, *gpu, grant.memory_mib, grant.exclusive});
-  }
-  return input;
 }
 
 // One row of /status's available_nodes and /nodes: a node's GPUs of one type.
@@ -223,20 +198,12 @@ class StatusCache {
 Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   auto state = manager.CurrentState();
   if (!state.ok()) return state.status();
-  double utilization_sum = 0;
-  int64_t used_mib = 0;
-  int64_t reserved_mib = 0;
-  int64_t total_mib = 0;
   int total_gpus = 0;
   int available_gpus = 0;
   int allocated_gpus = 0;
   for (const NodeAvailability& node : (*state)->nodes()) {
     for (const GpuAvailability& g : node.gpus) {
       ++total_gpus;
-      utilization_sum += g.gpu->utilization;
-      used_mib += g.gpu->memory_used_mib;
-      total_mib += g.gpu->memory_total_mib;
-      reserved_mib += g.exclusively_held ? g.gpu->memory_total_mib : g.shared_reserved_mib;
       if (Offerable(node, g)) ++available_gpus;
       if (!g.untouched()) ++allocated_gpus;
     }
@@ -253,22 +220,14 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
                                {"memory_per_gpu", MemoryPerGpuGb(group.gpus)},
                                {"utilization", MeanUtilization(group.gpus)}});
   }
-  auto ratio = [](double part, double whole) {
-    return whole > 0 ? std::round(part / whole * 1000.0) / 1000.0 : 0.0;
-  };
-  const json document{
-      {"utilization",
-       {{"gpu_utilization", ratio(utilization_sum, total_gpus)},
-        {"gpu_memory_usage", ratio(static_cast<double>(used_mib), static_cast<double>(total_mib))},
-        {"gpu_memory_reserved",
-         ratio(static_cast<double>(reserved_mib), static_cast<double>(total_mib))}}},
-      {"available_nodes", std::move(available_nodes)},
-      {"total_nodes", (*state)->nodes().size()},
-      {"total_gpus", total_gpus},
-      {"available_gpus", available_gpus},
-      {"allocated_gpus", allocated_gpus},
-      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
-      {"timestamp", ""}};
+  const json document{{"utilization", UtilizationSummaryJson(**state)},
+                      {"available_nodes", std::move(available_nodes)},
+                      {"total_nodes", (*state)->nodes().size()},
+                      {"total_gpus", total_gpus},
+                      {"available_gpus", available_gpus},
+                      {"allocated_gpus", allocated_gpus},
+                      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
+                      {"timestamp", ""}};
   std::string text = document.dump(-1, ' ', false, json::error_handler_t::replace);
   // Keys are serialised in order and "timestamp" is the last string-valued
   // top-level key (only numbers and the utilization object follow), so the
@@ -410,7 +369,7 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
             {"nodes", allocation_json["nodes"]},
             {"gpus", allocation_json["gpus"]},
             {"gpu_config",
-             BuildGpuConfig(MakePlanInput(allocation.request, allocation.grants, snapshot.get()))},
+             BuildGpuConfig(PlanInputFor(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};
   return JsonResponse(200, body);
 }
@@ -440,7 +399,7 @@ HttpResponse GetQueueEntry(const ApiContext& context, const HttpRequest& request
   if (entry.allocation) {
     auto snapshot = context.manager->inventory().Snapshot();
     body["gpu_config"] = BuildGpuConfig(
-        MakePlanInput(entry.allocation->request, entry.allocation->grants, snapshot.get()));
+        PlanInputFor(entry.allocation->request, entry.allocation->grants, snapshot.get()));
   }
   return JsonResponse(200, body);
 }
@@ -491,9 +450,9 @@ HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& reques
   PreviewResult preview = context.manager->Preview(parsed->request);
   if (!preview.status.ok()) return ErrorResponse(preview.status);
   const bool fits = preview.schedule.placement.has_value();
-  PlanInput input = fits ? MakePlanInput(parsed->request, preview.schedule.placement->grants,
-                                         preview.snapshot.get())
-                         : MakePlanInput(parsed->request, {}, nullptr);
+  PlanInput input = fits ? PlanInputFor(parsed->request, preview.schedule.placement->grants,
+                                        preview.snapshot.get())
+                         : PlanInputFor(parsed->request, {}, nullptr);
   const std::string node_name = input.gpus.empty() ? "" : input.gpus.front().node_name;
   json body{{"success", fits},
             {"node_name", node_name},
@@ -680,6 +639,7 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   return JsonResponse(200, json{{"timestamp", FormatIso8601(now)},
                                 {"sampled_at", FormatIso8601(snapshot.taken_unix_ms)},
                                 {"interval_seconds", context.monitor_interval_s},
+                                {"utilization", UtilizationSummaryJson(**state)},
                                 {"nodes", std::move(nodes)}});
 }
 
@@ -934,6 +894,8 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   router.Add("GET", base + "/events", bind(Events));
   router.Add("GET", "/metrics", bind(Metrics));
   router.Add("GET", "/api/v1/openapi.json", Access::kPublic, bind(OpenApi));
+  RegisterPolicyRoutes(context.manager, router);
+  RegisterPlanRoutes(context.manager, router);
 }
 
 }  // namespace gpurm

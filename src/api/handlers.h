@@ -26,8 +26,9 @@ struct ApiContext {
   const HttpMetrics* http_metrics = nullptr;  // Request counters for /metrics.
 };
 
-// Registers every /api/v1 endpoint and GET /metrics (docs/api.md). `context`
-// must outlive the router.
+// Registers every /api/v1 endpoint (those of policy_handlers.h and
+// plan_handlers.h included) and GET /metrics (docs/api.md). `context` must
+// outlive the router.
 void RegisterApiRoutes(const ApiContext& context, Router& router);
 
 }  // namespace gpurm

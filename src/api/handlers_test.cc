@@ -326,6 +326,59 @@ TEST_F(HandlersTest, FrameworkPlansDescribeTheGpusOrTheCpu) {
   EXPECT_TRUE(ledger_->List(AllocationFilter{true, "", 1000}).empty());
 }
 
+// An allocation's plan is the plan /setup-pytorch answered for the same GPUs
+// before they were granted: one builder for both.
+TEST_F(HandlersTest, AllocationPlansAreTheSetupPlansOfTheGrantedGpus) {
+  Load();
+  const std::string request = R"({"gpu_count": 2, "gpu_type": "A100", "mixed_precision": true})";
+  json torch_setup = CallJson("POST", "/api/v1/gpu/setup-pytorch", 200, request);
+  json tf_setup = CallJson("POST", "/api/v1/gpu/setup-tensorflow", 200, request);
+  json allocated = CallJson("POST", "/api/v1/gpu/allocate", 200, request);
+  const std::string id = allocated["allocation_id"];
+  const std::string plan_path = "/api/v1/gpu/allocations/" + id + "/plan";
+
+  json torch = CallJson("GET", plan_path + "?framework=pytorch", 200);
+  EXPECT_EQ(torch["success"], true);
+  EXPECT_EQ(torch["allocation_id"], id);
+  EXPECT_EQ(torch["node_name"], "gpu-node-2");
+  EXPECT_EQ(torch["plan"], torch_setup["plan"]);
+  EXPECT_EQ(torch["plan"]["device"], "cuda");
+  EXPECT_EQ(torch["plan"]["visible_devices"].size(), 2u);
+  json tf = CallJson("GET", plan_path + "?framework=tensorflow", 200);
+  EXPECT_EQ(tf["plan"], tf_setup["plan"]);
+
+  EXPECT_EQ(CallJson("GET", plan_path, 400)["error"]["field"], "framework");
+  EXPECT_EQ(CallJson("GET", plan_path + "?framework=jax", 400)["error"]["field"], "framework");
+  EXPECT_EQ(
+      CallJson("GET", "/api/v1/gpu/allocations/nope/plan?framework=pytorch", 404)["error"]["code"],
+      "not_found");
+  CallJson("DELETE", "/api/v1/gpu/allocations/" + id, 200);
+  EXPECT_EQ(CallJson("GET", plan_path + "?framework=pytorch", 409)["error"]["code"],
+            "failed_precondition");
+}
+
+// GET /policies is the scheduler's list, with the configured default.
+TEST_F(HandlersTest, PoliciesAreTheSchedulersWithTheConfiguredDefault) {
+  json answer = CallJson("GET", "/api/v1/gpu/policies", 200);
+  ASSERT_EQ(answer["policies"].size(), PolicyNames().size());
+  for (size_t i = 0; i < PolicyNames().size(); ++i) {
+    const std::string name = PolicyNames()[i];
+    EXPECT_EQ(answer["policies"][i]["name"], name);
+    EXPECT_EQ(answer["policies"][i]["description"], std::string(FindPolicy(name)->description()));
+  }
+  EXPECT_EQ(answer["default"], "binpack");
+
+  GpuManager spreading(inventory_.get(), ledger_.get(), &clock_, "spread");
+  ApiContext context;
+  context.manager = &spreading;
+  Router router;
+  RegisterApiRoutes(context, router);
+  HttpRequest request;
+  request.method = "GET";
+  request.SetTarget("/api/v1/gpu/policies");
+  EXPECT_EQ(json::parse(router.Dispatch(request).body)["default"], "spread");
+}
+
 TEST_F(HandlersTest, ReleaseByNodeAndCountUsesTheCallersIdentity) {
   Load();
   HttpResponse allocated = Call("POST", "/api/v1/gpu/allocate", R"({"gpu_type": "T4"})", "alice");
@@ -352,6 +405,34 @@ TEST_F(HandlersTest, MonitoringReportsEveryGpuWithHistory) {
       CallJson("GET", "/api/v1/gpu/monitoring?window=10", 200)["nodes"][1]["gpus"][0]["history"]
           .size(),
       1u);
+}
+
+// /monitoring carries /status's summary (the same function builds both), and
+// the summary is the real figure: the mean and ratios of the per-GPU detail.
+TEST_F(HandlersTest, MonitoringCarriesTheStatusUtilizationSummary) {
+  Load();
+  CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_count": 2})");
+  json monitoring = CallJson("GET", "/api/v1/gpu/monitoring", 200);
+  json status = CallJson("GET", "/api/v1/gpu/status", 200);
+  EXPECT_EQ(monitoring["utilization"], status["utilization"]);
+  double utilization_sum = 0;
+  double used_gb = 0;
+  double total_gb = 0;
+  int gpus = 0;
+  for (const json& node : monitoring["nodes"]) {
+    for (const json& gpu : node["gpus"]) {
+      ++gpus;
+      utilization_sum += gpu["utilization"].get<double>();
+      used_gb += gpu["memory_used_gb"].get<double>();
+      total_gb += gpu["memory_total_gb"].get<double>();
+    }
+  }
+  ASSERT_EQ(gpus, 16);
+  const json& summary = monitoring["utilization"];
+  EXPECT_GT(summary["gpu_utilization"].get<double>(), 0.0);
+  EXPECT_NEAR(summary["gpu_utilization"].get<double>(), utilization_sum / gpus, 0.0005);
+  EXPECT_NEAR(summary["gpu_memory_usage"].get<double>(), used_gb / total_gb, 0.001);
+  EXPECT_GT(summary["gpu_memory_reserved"].get<double>(), 0.0);  // The 2 GPUs allocated.
 }
 
 TEST_F(HandlersTest, HeartbeatRenewsLeases) {

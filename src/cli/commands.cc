@@ -242,7 +242,8 @@ void AddRequestFlags(CLI::App* command, RequestFlags* flags) {
                     "Accept a memory slice of a shared GPU (needs --memory-gb)");
   command->add_option_function<std::string>(
       "--policy", [flags](const std::string& policy) { flags->policy = policy; },
-      "Placement policy: binpack or spread");
+      "Placement policy, one the daemon lists (gpurm policies; the daemon refuses others); "
+      "default: the daemon's server.policy");
   command
       ->add_option_function<int64_t>(
           "--lease-ttl", [flags](const int64_t& ttl) { flags->lease_ttl_seconds = ttl; },
@@ -332,6 +333,8 @@ ApiCall BuildHeartbeatCall(const std::string& allocation_id) {
           json::object(),
           {}};
 }
+
+ApiCall BuildPoliciesCall() { return {"GET", std::string(kApi) + "/policies", nullptr, {}}; }
 
 Result<ApiCall> BuildReleaseCall(const ReleaseFlags& flags) {
   const bool by_id = !flags.allocation_id.empty();
@@ -467,6 +470,16 @@ std::string RenderHeartbeat(const json& body) {
          (lease.is_string() ? "lease expires at " + lease.get<std::string>()
                             : std::string("it has no lease")) +
          "\n";
+}
+
+std::string RenderPolicies(const json& body) {
+  Table table({"POLICY", "DESCRIPTION"});
+  const std::string default_policy = Str(body, "default", "");
+  for (const json& policy : List(body, "policies")) {
+    const std::string name = Str(policy, "name");
+    table.AddRow({name == default_policy ? name + " (default)" : name, Str(policy, "description")});
+  }
+  return table.row_count() == 0 ? "The daemon lists no placement policy.\n" : table.Render();
 }
 
 std::string RenderError(const json& body) {
@@ -613,6 +626,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
   allocations->callback(simple(
       [](const Session& s) { return BuildAllocationsCall(s.allocations_all, s.allocations_owner); },
       &RenderAllocations));
+
+  add("policies",
+      "Placement policies the daemon implements (what --policy accepts), and its default")
+      ->callback(simple([](const Session&) { return BuildPoliciesCall(); }, &RenderPolicies));
 
   CLI::App* heartbeat = add("heartbeat", "Renew an allocation's lease by its TTL");
   heartbeat->add_option("id", session->heartbeat_id, "Allocation ID")->required();

@@ -11,7 +11,7 @@
 //   return gpurm::cli::ParseAndRun(app, argc, argv, &exit_code);
 //
 // Subcommands: status, nodes, allocate, release, validate, allocations,
-// heartbeat, run (run_command.h), top (top_command.h), queue
+// heartbeat, policies, run (run_command.h), top (top_command.h), queue
 // (queue_command.h), token (token_command.h). Global options (accepted
 // before or after the subcommand):
 //   --url URL        daemon address; default $GPURM_URL, else http://127.0.0.1:8000
@@ -106,6 +106,9 @@ ApiCall BuildNodesCall(const std::optional<std::string>& gpu_type,
                        const std::optional<double>& min_memory_gb);
 ApiCall BuildAllocationsCall(bool all, const std::optional<std::string>& owner);
 ApiCall BuildHeartbeatCall(const std::string& allocation_id);
+// GET /policies: the daemon's placement policies, the one list --policy
+// values are checked against (by the daemon).
+ApiCall BuildPoliciesCall();
 
 struct ReleaseFlags {
   std::string allocation_id;         // Positional ID; empty when not given.
@@ -131,6 +134,7 @@ std::string RenderValidation(const nlohmann::json& body);
 std::string RenderAllocations(const nlohmann::json& body);
 std::string RenderReleased(const nlohmann::json& body);
 std::string RenderHeartbeat(const nlohmann::json& body);
+std::string RenderPolicies(const nlohmann::json& body);
 // An error answer: the error code and message, and for refused allocations
 // the per-node reasons and what would fit.
 std::string RenderError(const nlohmann::json& body);

@@ -147,6 +147,20 @@ TEST(RenderTest, Status) {
             "n1    V100          3     32.0 GB  [#####     ]  50%\n");
 }
 
+TEST(RenderTest, PoliciesMarkTheDefault) {
+  EXPECT_EQ(BuildPoliciesCall().method, "GET");
+  EXPECT_EQ(BuildPoliciesCall().path, "/api/v1/gpu/policies");
+  const json body = {{"policies",
+                      {{{"name", "binpack"}, {"description", "best fit"}},
+                       {{"name", "spread"}, {"description", "least allocated"}}}},
+                     {"default", "spread"}};
+  EXPECT_EQ(RenderPolicies(body),
+            "POLICY            DESCRIPTION\n"
+            "binpack           best fit\n"
+            "spread (default)  least allocated\n");
+  EXPECT_EQ(RenderPolicies(json::object()), "The daemon lists no placement policy.\n");
+}
+
 TEST(RenderTest, StatusWithoutFreeNodes) {
   EXPECT_THAT(RenderStatus(json::object()), HasSubstr("No node has a free GPU."));
 }

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "core/placement_policies.h"
 #include "strict_yaml/documents.h"
 #include "strict_yaml/reader.h"
 
@@ -239,15 +240,10 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadString(parser, entry, /*allow_empty=*/true, &server->inventory);
     } else if (entry.key == "policy") {
       status = ReadString(parser, entry, /*allow_empty=*/false, &server->policy);
-      // The scheduler's policy names (config sits below the scheduler).
-      static constexpr const char* kPolicies[] = {"binpack", "spread", "topology",
-                                                  "fragmentation-aware", "random"};
-      if (status.ok() && std::find(std::begin(kPolicies), std::end(kPolicies), server->policy) ==
-                             std::end(kPolicies)) {
-        status = parser.Error(entry.mark, entry.path,
-                              "expected one of binpack, spread, topology, fragmentation-aware, "
-                              "random, got " +
-                                  Describe(entry.value));
+      if (status.ok() && FindPlacementPolicyInfo(server->policy) == nullptr) {
+        status = parser.Error(
+            entry.mark, entry.path,
+            "expected one of " + PlacementPolicyNameList() + ", got " + Describe(entry.value));
       }
     } else if (entry.key == "max_body_bytes") {
       status = ReadInt(parser, entry, 1, INT64_MAX, "a positive number of bytes",

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/gpu_model.h"
+#include "core/placement_policies.h"
 #include "core/status.h"
 
 namespace gpurm {
@@ -35,8 +36,9 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8000";  // HOST:PORT
   std::string data_dir = "data";          // SQLite ledger lives here.
   std::string log_dir = "logs";
-  std::string inventory;           // Static inventory YAML; empty = local discovery.
-  std::string policy = "binpack";  // Default placement policy.
+  std::string inventory;  // Static inventory YAML; empty = local discovery.
+  // Default placement policy, one of kPlacementPolicies.
+  std::string policy{kDefaultPlacementPolicy};
   int64_t max_body_bytes = 1 << 20;
   int io_threads = 1;                 // Beast I/O threads.
   int worker_threads = 2;             // Threads running handlers (SQLite, scheduling).

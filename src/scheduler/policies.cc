@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/placement_policies.h"
 #include "scheduler/framework.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/workload.h"
@@ -287,12 +288,12 @@ struct WeightedScore {
 // A chooser plus a weighted mean of bounded scores.
 class WeightedPolicy final : public PlacementPolicy {
  public:
-  WeightedPolicy(std::string_view name, std::string_view description, Chooser chooser,
+  WeightedPolicy(const PlacementPolicyInfo& info, Chooser chooser,
                  std::vector<WeightedScore> scores)
-      : name_(name), description_(description), chooser_(chooser), scores_(std::move(scores)) {}
+      : info_(info), chooser_(chooser), scores_(std::move(scores)) {}
 
-  std::string_view name() const override { return name_; }
-  std::string_view description() const override { return description_; }
+  std::string_view name() const override { return info_.name; }
+  std::string_view description() const override { return info_.description; }
 
   NodeCandidate Evaluate(const SchedulingContext& context, const NodeAvailability& node,
                          const Positions& eligible, int count) const override {
@@ -324,8 +325,7 @@ class WeightedPolicy final : public PlacementPolicy {
   }
 
  private:
-  const std::string_view name_;
-  const std::string_view description_;
+  const PlacementPolicyInfo& info_;
   const Chooser chooser_;
   const std::vector<WeightedScore> scores_;
 };
@@ -334,10 +334,8 @@ class WeightedPolicy final : public PlacementPolicy {
 // eligible GPUs of the drawn node, from the decision's seed.
 class RandomPolicy final : public PlacementPolicy {
  public:
-  std::string_view name() const override { return "random"; }
-  std::string_view description() const override {
-    return "uniformly random feasible node and GPUs (seeded); a baseline";
-  }
+  std::string_view name() const override { return kRandomPolicy.name; }
+  std::string_view description() const override { return kRandomPolicy.description; }
   bool uniform_random() const override { return true; }
   NodeCandidate Evaluate(const SchedulingContext& context, const NodeAvailability&,
                          const Positions& eligible, int count) const override {
@@ -387,10 +385,8 @@ class RandomPolicy final : public PlacementPolicy {
 // with the 120 cores and 720 GB some 8-GPU pods need, are spent last.
 class FragmentationAwarePolicy final : public PlacementPolicy {
  public:
-  std::string_view name() const override { return "fragmentation-aware"; }
-  std::string_view description() const override {
-    return "least growth of expected GPU fragmentation for the workload mix seen so far (FGD)";
-  }
+  std::string_view name() const override { return kFragmentationAwarePolicy.name; }
+  std::string_view description() const override { return kFragmentationAwarePolicy.description; }
 
   // Milli-GPU of expected growth per milli-GPU taken at pressure 1. For GPU
   // models any weight of 2 or more lets pressure override fragmentation
@@ -616,24 +612,25 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
   }
 };
 
-const WeightedPolicy kBinpack(
-    "binpack",
-    "most allocated / best fit: fills partly used nodes and GPUs first, "
-    "keeping whole GPUs and nodes free for large jobs",
-    ChooseBestFit, {{&kGpuMostAllocated, 8}, {&kIslandLocality, 2}, {&kHostMostAllocated, 2}});
-const WeightedPolicy kSpread("spread",
-                             "least allocated (the Kubernetes default): emptiest nodes and GPUs "
-                             "first, balancing load and heat",
-                             ChooseEmptiest, {{&kGpuLeastAllocated, 8}, {&kHostLeastAllocated, 2}});
-const WeightedPolicy kTopology(
-    "topology",
-    "NVLink island, then NUMA locality for multi-GPU jobs, keeping "
-    "islands intact; fewest nodes for multi-node jobs",
-    ChooseBestFit, {{&kIslandLocality, 6}, {&kIslandsKeptIntact, 2}, {&kGpuMostAllocated, 2}});
+const WeightedPolicy kBinpack(kBinpackPolicy, ChooseBestFit,
+                              {{&kGpuMostAllocated, 8},
+                               {&kIslandLocality, 2},
+                               {&kHostMostAllocated, 2}});
+const WeightedPolicy kSpread(kSpreadPolicy, ChooseEmptiest,
+                             {{&kGpuLeastAllocated, 8}, {&kHostLeastAllocated, 2}});
+const WeightedPolicy kTopology(kTopologyPolicy, ChooseBestFit,
+                               {{&kIslandLocality, 6},
+                                {&kIslandsKeptIntact, 2},
+                                {&kGpuMostAllocated, 2}});
 const FragmentationAwarePolicy kFragmentationAware;
 const RandomPolicy kRandom;
+// In the order of kPlacementPolicies (core/placement_policies.h), which names
+// and describes them; scheduler_test checks that the two agree.
 const PlacementPolicy* const kPolicies[] = {&kBinpack, &kSpread, &kTopology, &kFragmentationAware,
                                             &kRandom};
+static_assert(
+    std::size(kPolicies) == kPlacementPolicies.size(),
+    "every policy of core/placement_policies.h has an implementation here, and only those");
 
 }  // namespace
 

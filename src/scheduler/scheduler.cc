@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/gpu_model.h"
+#include "core/placement_policies.h"
 
 namespace gpurm {
 namespace {
@@ -392,10 +393,9 @@ Status ValidateRequest(const GpuRequest& request) {
   }
   if (request.lease_ttl_s < 0) return InvalidArgument("must be >= 0", "lease_ttl_seconds");
   if (!request.policy.empty() && FindPolicy(request.policy) == nullptr) {
-    std::string known;
-    for (const std::string& name : PolicyNames()) known += (known.empty() ? "" : ", ") + name;
-    return InvalidArgument("unknown policy \"" + request.policy + "\" (known: " + known + ")",
-                           "policy");
+    return InvalidArgument(
+        "unknown policy \"" + request.policy + "\" (known: " + PlacementPolicyNameList() + ")",
+        "policy");
   }
   return Status::Ok();
 }
@@ -419,7 +419,7 @@ bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
 
 Scheduler::Scheduler(std::string_view default_policy)
     : default_policy_(FindPolicy(default_policy) ? FindPolicy(default_policy)
-                                                 : FindPolicy("binpack")) {}
+                                                 : FindPolicy(kDefaultPlacementPolicy)) {}
 
 const PlacementPolicy& Scheduler::PolicyFor(const GpuRequest& request) const {
   const PlacementPolicy* policy = request.policy.empty() ? nullptr : FindPolicy(request.policy);

@@ -4,11 +4,8 @@
 // scheduler never touches the ledger, a vendor library or the clock. The
 // daemon (GpuManager) and the trace simulator run this same code.
 //
-// Policies: "binpack" (most allocated / best fit, the default), "spread"
-// (least allocated, the Kubernetes default behaviour), "topology" (NVLink
-// island / NUMA locality first), "fragmentation-aware" (FGD: least growth of
-// the expected fragmentation for the workload mix seen so far) and "random"
-// (uniform among feasible nodes; the simulator's baseline).
+// Policies: the list in core/placement_policies.h (binpack, the default;
+// spread; topology; fragmentation-aware; random), implemented in policies.cc.
 #ifndef GPURM_SCHEDULER_SCHEDULER_H_
 #define GPURM_SCHEDULER_SCHEDULER_H_
 
@@ -73,7 +70,7 @@ struct ScheduleResult {
 
 // Returns the policy called `name`, or nullptr.
 const PlacementPolicy* FindPolicy(std::string_view name);
-// All policy names, the default ("binpack") first.
+// All policy names, in the order of kPlacementPolicies (the default first).
 std::vector<std::string> PolicyNames();
 
 // Checks a request's values (counts, ranges, combinations, policy name).
@@ -89,7 +86,7 @@ bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu);
 class Scheduler {
  public:
   // `default_policy` must name a policy (checked by config validation);
-  // an unknown name falls back to binpack.
+  // an unknown name falls back to kDefaultPlacementPolicy.
   explicit Scheduler(std::string_view default_policy);
 
   // The request must have passed ValidateRequest (gpu_count 0 is accepted

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/gpu_model.h"
+#include "core/placement_policies.h"
 
 namespace gpurm {
 namespace {
@@ -330,6 +331,14 @@ TEST(PolicyTest, EveryPolicyIsRegistered) {
     ASSERT_NE(FindPolicy(name), nullptr) << name;
     EXPECT_FALSE(FindPolicy(name)->description().empty());
   }
+  // The implementations are the catalog's, in its order, with its descriptions.
+  ASSERT_EQ(PolicyNames().size(), kPlacementPolicies.size());
+  for (size_t i = 0; i < kPlacementPolicies.size(); ++i) {
+    EXPECT_EQ(PolicyNames()[i], kPlacementPolicies[i].name);
+    EXPECT_EQ(FindPolicy(kPlacementPolicies[i].name)->description(),
+              kPlacementPolicies[i].description);
+  }
+  EXPECT_EQ(PolicyNames().front(), kDefaultPlacementPolicy);
   EXPECT_EQ(FindPolicy("fastest"), nullptr);
   EXPECT_EQ(Scheduler("nonsense").default_policy(), "binpack");
 }

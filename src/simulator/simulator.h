@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/placement_policies.h"
 #include "core/status.h"
 #include "scheduler/scheduler.h"
 #include "simulator/trace.h"
@@ -25,7 +26,7 @@
 namespace gpurm::sim {
 
 struct SimulationOptions {
-  std::string policy = "binpack";
+  std::string policy{kDefaultPlacementPolicy};
   double inflation = 1.3;  // Arrivals = ceil(pods * inflation); 1 = the trace alone.
   bool shuffle = false;    // Seeded permutation of the arrivals; else trace order.
   uint64_t seed = 42;      // Inflation draws, shuffle, and the random policy.

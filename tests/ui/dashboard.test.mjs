@@ -152,6 +152,31 @@ describe('dashboard', () => {
     assert.deepEqual(unexpectedProblems([/status of 409 \(Conflict\).*\/api\/v1\/gpu\/allocate/]), []);
   });
 
+  test("the form's policies are the daemon's list, with its default", async () => {
+    const listed = (await api(daemon, 'GET', '/policies')).body;
+    const select = page.locator('#req-policy');
+    const expected = ['', ...listed.policies.map((p) => p.name)];
+    await page.waitForFunction(
+      (count) => document.querySelectorAll('#req-policy option').length === count, expected.length, WAIT);
+    const options = await select.locator('option').evaluateAll(
+      (els) => els.map((e) => ({ value: e.value, text: e.textContent, title: e.title })));
+    assert.deepEqual(options.map((o) => o.value), expected);
+    assert.equal(options[0].text, `server default (${listed.default})`);
+    for (const policy of listed.policies) {
+      assert.equal(options.find((o) => o.value === policy.name).title, policy.description);
+    }
+    // A policy chosen here reaches the daemon: validate with the last one listed.
+    await page.fill('#req-gpu_count', '1');
+    await page.fill('#req-gpu_type', '');
+    await page.fill('#req-memory_gb', '0');
+    await page.uncheck('#req-shared');
+    await select.selectOption(expected.at(-1));
+    await page.click('button.validate');
+    await page.locator('#request .result .outcome[data-outcome="fits"]').waitFor(WAIT);
+    await select.selectOption('');
+    assert.deepEqual(unexpectedProblems([/status of 409 \(Conflict\).*\/api\/v1\/gpu\/allocate/]), []);
+  });
+
   test('a GPU shows its last hour as charts, and readings move live', async () => {
     const inventory = readFileSync(daemon.inventory, 'utf8');
     const monitoring = (await api(daemon, 'GET', '/monitoring?window=0')).body;

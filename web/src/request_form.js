@@ -6,6 +6,9 @@ import { gb, shortId } from './format.js';
 import { describeGrants } from './allocations.js';
 
 const OWNER_KEY = 'gpurm.owner';
+// How long to wait before asking the daemon for its policies again after a
+// failed answer.
+const POLICY_RETRY_MS = 30000;
 
 export class RequestForm {
   // onAllocated() after an allocation succeeded (to refresh at once).
@@ -15,6 +18,10 @@ export class RequestForm {
     this.types = h('datalist', { id: 'gpu-types' });
     this.nodes = h('datalist', { id: 'node-names' });
     this.result = h('div', { class: 'result', role: 'status', 'aria-live': 'polite' });
+    // Filled from GET /policies, the daemon's list (see loadPolicies).
+    this.policy = h('select', { name: 'policy', id: 'req-policy' }, h('option', { value: '', text: 'server default' }));
+    this.policiesLoaded = false;
+    this.policiesAskedAt = -Infinity;
     const input = (name, attrs) => h('input', { name, id: `req-${name}`, ...attrs });
     const field = (label, control, hint) =>
       h('label', { class: 'field', for: control.id }, h('span', { text: label }), control, hint ? h('small', { text: hint }) : null);
@@ -33,10 +40,7 @@ export class RequestForm {
         field('Owner', input('owner', { type: 'text', placeholder: 'anonymous', autocomplete: 'off', value: localStorage.getItem(OWNER_KEY) ?? '' }))),
       h('div', { class: 'row' },
         field('Node', input('node_name', { type: 'text', list: 'node-names', placeholder: 'any', autocomplete: 'off' })),
-        field('Policy', h('select', { name: 'policy', id: 'req-policy' },
-          h('option', { value: '', text: 'server default' }),
-          h('option', { value: 'binpack', text: 'binpack' }),
-          h('option', { value: 'spread', text: 'spread' })))),
+        field('Policy', this.policy)),
       h('div', { class: 'row checks' },
         check('shared', 'share a GPU (memory slice)'),
         check('distributed_training', 'distributed training'),
@@ -50,8 +54,12 @@ export class RequestForm {
     setChildren(root, h('h2', { text: 'Request GPUs' }), this.form, this.result);
   }
 
-  // Suggests the GPU types and nodes the cluster has.
+  // Suggests the GPU types and nodes the cluster has, and offers the
+  // daemon's placement policies once it answers.
   render(live) {
+    if (!this.policiesLoaded && live.status && performance.now() - this.policiesAskedAt > POLICY_RETRY_MS) {
+      this.loadPolicies();
+    }
     const types = new Set();
     for (const node of live.nodes) for (const gpu of node.gpus) types.add(gpu.gpu_type);
     const key = [...types].join(',') + '|' + live.nodes.map((n) => n.node_name).join(',');
@@ -59,6 +67,28 @@ export class RequestForm {
     this.optionsKey = key;
     setChildren(this.types, [...types].sort().map((t) => h('option', { value: t })));
     setChildren(this.nodes, live.nodes.map((n) => h('option', { value: n.node_name })));
+  }
+
+  // Lists the policies the daemon implements (GET /policies), the default
+  // named on the "server default" entry and each one's description as its
+  // tooltip. The form keeps no list of its own: until the daemon answers,
+  // only "server default" is offered; a failed answer is retried later.
+  async loadPolicies() {
+    this.policiesAskedAt = performance.now();
+    let answer;
+    try {
+      answer = await apiCall(`${API}/policies`);
+    } catch {
+      return;
+    }
+    if (!answer.ok || !Array.isArray(answer.body?.policies)) return;
+    const { policies, default: serverDefault } = answer.body;
+    const chosen = this.policy.value;
+    setChildren(this.policy,
+      h('option', { value: '', text: serverDefault ? `server default (${serverDefault})` : 'server default' }),
+      policies.map((p) => h('option', { value: p.name, text: p.name, title: p.description ?? '' })));
+    this.policy.value = policies.some((p) => p.name === chosen) ? chosen : '';
+    this.policiesLoaded = true;
   }
 
   // The request body: only the fields that were set (the API rejects none of
