@@ -238,7 +238,7 @@ INSTANTIATE_TEST_SUITE_P(
             "nodes:\n  - name: a\n    gpus:\n      - name: T4\n        memory_total_mib: 9\n",
             "nodes[0].gpus[0].memory_total_mib",
             "inventory.yaml:5: unknown key 'nodes[0].gpus[0].memory_total_mib'; did you "
-            "mean 'memory_total_mb'?"},
+            "mean 'nodes[0].gpus[0].memory_total_mb'?"},
         BadInventory{
             "nodes:\n  - name: a\n    gpus:\n      - name: T4\n        count: 2\n        "
             "uuid: GPU-x\n",
