@@ -91,6 +91,9 @@ def test_a_gpu_plan_sets_visible_devices_then_falls_back_when_no_gpu_is_seen(unr
     assert setup.device == "cpu" and "PyTorch sees none" in (setup.fallback_reason or "")
     assert setup.allocation_id == "a1" and setup.reserved
     assert not setup.amp_enabled and "mixed precision is off on the CPU" in setup.warnings
+    # Two GPUs without distributed_training: no claim that distributed training was planned.
+    assert not any("distributed training planned" in w for w in setup.warnings), setup.warnings
+    assert any("distributed_training is off" in w for w in setup.warnings), setup.warnings
 
     tf_plan = plan_from_gpu_config(GPU_CONFIG, TENSORFLOW)
     assert (tf_plan["strategy"], tf_plan["mixed_precision_policy"], tf_plan["memory_limit_mb"]) == (
