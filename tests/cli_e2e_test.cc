@@ -18,8 +18,11 @@ struct CommandResult {
   std::string output;
 };
 
-CommandResult RunCli(const std::string& url, const std::string& args) {
-  const std::string command = testing::GpurmBinary() + " " + args + " --url " + url + " 2>&1";
+// `environment`: assignments put before the command ("NAME=value ").
+CommandResult RunCli(const std::string& url, const std::string& args,
+                     const std::string& environment = "") {
+  const std::string command =
+      environment + testing::GpurmBinary() + " " + args + " --url " + url + " 2>&1";
   CommandResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   std::array<char, 4096> buffer{};
@@ -87,6 +90,32 @@ TEST_F(CliE2eTest, PoliciesAreTheDaemonsAndAnUnknownOneIsRefusedByIt) {
   CommandResult unknown = RunCli(url, "validate --gpus 1 --policy fastest");
   EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
   EXPECT_NE(unknown.output.find("(field: policy)"), std::string::npos) << unknown.output;
+}
+
+// `gpurm allocate` with no --owner and no --lease-ttl: the user's name and
+// the server's default lease, never an anonymous allocation held forever.
+TEST_F(CliE2eTest, AllocateRecordsTheUserAndGetsTheServersLease) {
+  const std::string url = daemon_->base_url();
+  CommandResult allocated =
+      RunCli(url, "allocate --gpus 1 --type T4 -o json", "GPURM_OWNER=team-member ");
+  ASSERT_EQ(allocated.exit_code, 0) << allocated.output;
+  const nlohmann::json answer = nlohmann::json::parse(allocated.output);
+  EXPECT_EQ(answer["allocation"]["owner"], "team-member") << answer.dump();
+  EXPECT_EQ(answer["allocation"]["request"]["lease_ttl_seconds"], 300) << answer.dump();
+  EXPECT_TRUE(answer["allocation"]["lease_expires_at"].is_string()) << answer.dump();
+
+  CommandResult too_long = RunCli(url, "allocate --gpus 1 --type T4 --lease-ttl 86401");
+  EXPECT_EQ(too_long.exit_code, 1) << too_long.output;
+  EXPECT_NE(too_long.output.find("lease_ttl_seconds"), std::string::npos) << too_long.output;
+}
+
+// A request that fits says so, with no "Would fit: up to 0 GPU(s)" after it.
+TEST_F(CliE2eTest, ValidateOfAFittingRequestSaysNothingOfWhatWouldFit) {
+  CommandResult validate = RunCli(daemon_->base_url(), "validate --gpus 2 --type T4");
+  EXPECT_EQ(validate.exit_code, 0) << validate.output;
+  EXPECT_NE(validate.output.find("Possible now:  yes"), std::string::npos) << validate.output;
+  EXPECT_EQ(validate.output.find("Would fit"), std::string::npos) << validate.output;
+  EXPECT_EQ(validate.output.find("0.0 GB"), std::string::npos) << validate.output;
 }
 
 TEST_F(CliE2eTest, UnreachableDaemonIsExitCode3) {

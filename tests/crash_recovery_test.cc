@@ -48,12 +48,21 @@ std::vector<std::string> GrantKeys(const json& gpus) {
 }
 
 // A random request: whole GPUs of some type, or a slice of a T4.
+// With the longest lease the daemon allows: allocations are checked to stay
+// active across every round of the test, which takes longer than the
+// server's default lease.
 json RandomRequest(std::mt19937& random) {
   static const char* const kTypes[] = {"V100", "A100", "T4", ""};
+  constexpr int kLeaseS = 86'400;  // server.max_lease_ttl_s in gpu_config.yaml.
   if (random() % 3 == 0) {
-    return {{"gpu_type", "T4"}, {"shared", true}, {"memory_gb", 1.0 + random() % 4}};
+    return {{"gpu_type", "T4"},
+            {"shared", true},
+            {"memory_gb", 1.0 + random() % 4},
+            {"lease_ttl_seconds", kLeaseS}};
   }
-  return {{"gpu_type", kTypes[random() % 4]}, {"gpu_count", 1 + static_cast<int>(random() % 2)}};
+  return {{"gpu_type", kTypes[random() % 4]},
+          {"gpu_count", 1 + static_cast<int>(random() % 2)},
+          {"lease_ttl_seconds", kLeaseS}};
 }
 
 // What the clients were told, across all rounds.

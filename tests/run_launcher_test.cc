@@ -1,8 +1,9 @@
 // `gpurm run` end to end: the real daemon, the real gpurm binary, small shell
 // commands as the training job. Shows that the allocation is released however
 // the command ends (exit code, SIGKILL of the command, SIGTERM to gpurm run),
-// that a SIGKILLed gpurm run is cleaned up by the lease, that output reaches
-// logs/training.log, and the CPU fallback.
+// that a SIGKILLed gpurm run is cleaned up by the lease and leaves the
+// command able to print and checkpoint, that output reaches training.log
+// tagged with time and allocation, and when it falls back to the CPU.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -11,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -52,6 +55,7 @@ class RunLauncherTest : public ::testing::Test {
     ASSERT_TRUE(daemon_->Start(&error)) << error;
     job_dir_ = work_dir_ + "/job";
     std::filesystem::create_directories(job_dir_);
+    environment_["GPURM_LOG_DIR"] = job_dir_ + "/logs";
   }
   void TearDown() override {
     daemon_.reset();
@@ -71,6 +75,7 @@ class RunLauncherTest : public ::testing::Test {
     spec.argv.insert(spec.argv.end(), {"--", "sh", "-c", script});
     spec.inherit_stdin = false;
     spec.parent_death_signal = SIGKILL;  // Should the test die first.
+    spec.environment = environment_;
     Launch launch;
     auto child = ChildProcess::Spawn(spec);
     EXPECT_TRUE(child.ok()) << child.status().ToString();
@@ -103,8 +108,8 @@ class RunLauncherTest : public ::testing::Test {
     return response.ok() ? static_cast<int>(response->body["allocations"].size()) : -1;
   }
 
-  std::string TrainingLog() const {
-    std::ifstream in(job_dir_ + "/logs/training.log");
+  std::string TrainingLog(const std::string& dir = "") const {
+    std::ifstream in((dir.empty() ? job_dir_ + "/logs" : dir) + "/training.log");
     std::stringstream text;
     text << in.rdbuf();
     return text.str();
@@ -121,6 +126,9 @@ class RunLauncherTest : public ::testing::Test {
   std::string work_dir_;
   std::string job_dir_;
   std::unique_ptr<testing::DaemonProcess> daemon_;
+  // For gpurm run (ProcessSpec::environment): SetUp points its log directory
+  // at the job's logs/.
+  std::map<std::string, std::optional<std::string>> environment_;
 };
 
 TEST_F(RunLauncherTest, ExitCodeOfTheCommandIsKeptAndTheAllocationReleased) {
@@ -176,17 +184,34 @@ TEST_F(RunLauncherTest, SigtermToGpurmRunIsForwardedAndTheAllocationReleased) {
   EXPECT_EQ(ActiveAllocations(), 0);
 }
 
-TEST_F(RunLauncherTest, NothingFitsRunsOnTheCpuUnlessTold) {
+// A request the cluster can never meet (it has no H100) is an error, not a
+// job quietly trained on the CPU.
+TEST_F(RunLauncherTest, RequestThatCanNeverBeMetExits1WithTheReasons) {
+  const Launch launch = RunGpurm({"--gpus", "1", "--type", "H100"}, "echo ran");
+  EXPECT_EQ(launch.exit.exit_code, 1) << Context(launch);
+  EXPECT_EQ(launch.out, "");  // The command did not run.
+  EXPECT_NE(launch.err.find("can never be met"), std::string::npos) << launch.err;
+  EXPECT_NE(launch.err.find("no H100 GPUs"), std::string::npos) << launch.err;  // A node's reason.
+  EXPECT_EQ(launch.err.find("running on the CPU"), std::string::npos) << launch.err;
+  EXPECT_EQ(ActiveAllocations(), 0);
+}
+
+// GPUs that exist but are busy: the CPU, said so loudly, unless told not to.
+TEST_F(RunLauncherTest, BusyGpusRunOnTheCpuLoudlyUnlessTold) {
+  Result<cli::HttpResponse> held =
+      daemon_->Client().Post("/api/v1/gpu/allocate", json{{"gpu_count", 4}, {"gpu_type", "T4"}});
+  ASSERT_TRUE(held.ok() && held->status == 200);
   const std::string script = "echo \"cvd=[${CUDA_VISIBLE_DEVICES-unset}]\"";
-  const Launch fallback = RunGpurm({"--gpus", "1", "--type", "H100"}, script);
+  const Launch fallback = RunGpurm({"--gpus", "1", "--type", "T4"}, script);
   EXPECT_EQ(fallback.exit.exit_code, 0) << Context(fallback);
   EXPECT_EQ(Field(fallback.out, "cvd"), "[]") << Context(fallback);
-  EXPECT_NE(fallback.err.find("running on the CPU"), std::string::npos) << fallback.err;
+  EXPECT_NE(fallback.err.find("WARNING: NO GPU: the command runs on the CPU"), std::string::npos)
+      << fallback.err;
 
-  const Launch refused = RunGpurm({"--gpus", "1", "--type", "H100", "--no-cpu-fallback"}, script);
+  const Launch refused = RunGpurm({"--gpus", "1", "--type", "T4", "--no-cpu-fallback"}, script);
   EXPECT_EQ(refused.exit.exit_code, 1) << Context(refused);
-  EXPECT_EQ(refused.out, "");  // The command did not run.
-  EXPECT_EQ(ActiveAllocations(), 0);
+  EXPECT_EQ(refused.out, "");         // The command did not run.
+  EXPECT_EQ(ActiveAllocations(), 1);  // The holder's only.
 }
 
 TEST_F(RunLauncherTest, WaitsForBusyGpusThenRuns) {
@@ -218,22 +243,72 @@ TEST_F(RunLauncherTest, WaitsForBusyGpusThenRuns) {
   EXPECT_EQ(ActiveAllocations(), 0);
 }
 
-TEST_F(RunLauncherTest, OutputGoesToTheTerminalAndToLogsTrainingLog) {
-  const Launch launch = RunGpurm(
-      {"--gpus", "1"}, "echo epoch-1 loss=0.5; echo warning-on-stderr >&2; echo epoch-2 loss=0.25");
+TEST_F(RunLauncherTest, OutputGoesToTheTerminalAndToTrainingLogTaggedByLine) {
+  const Launch launch = RunGpurm({"--gpus", "1"},
+                                 "echo id=$GPURM_ALLOCATION_ID; echo epoch-1 loss=0.5; "
+                                 "echo warning-on-stderr >&2; echo epoch-2 loss=0.25");
   EXPECT_EQ(launch.exit.exit_code, 0) << Context(launch);
-  EXPECT_EQ(launch.out, "epoch-1 loss=0.5\nepoch-2 loss=0.25\n");
+  const std::string id = Field(launch.out, "id");
+  ASSERT_FALSE(id.empty()) << Context(launch);
+  EXPECT_EQ(launch.out, "id=" + id + "\nepoch-1 loss=0.5\nepoch-2 loss=0.25\n");
   EXPECT_NE(launch.err.find("warning-on-stderr"), std::string::npos);
+  // Every line: "<time> pid=<gpurm run> alloc=<id> out| <line>" (err| for stderr).
+  const std::string tag = " alloc=" + id + " ";
   const std::string log = TrainingLog();
-  EXPECT_NE(log.find("epoch-1 loss=0.5\n"), std::string::npos) << log;
-  EXPECT_NE(log.find("epoch-2 loss=0.25\n"), std::string::npos) << log;
-  EXPECT_NE(log.find("warning-on-stderr\n"), std::string::npos) << log;
-  EXPECT_NE(log.find("gpurm run: released"), std::string::npos) << log;
+  EXPECT_NE(log.find(tag + "out| epoch-1 loss=0.5\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(tag + "out| epoch-2 loss=0.25\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(tag + "err| warning-on-stderr\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(tag + "gpurm run: released"), std::string::npos) << log;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    // "2026-12-07T06:40:00.123Z pid=..."
+    ASSERT_GT(line.size(), 29u) << line;
+    EXPECT_EQ(line.substr(10, 1) + line.substr(23, 6), "TZ pid=") << line;
+  }
 
   // A second run appends.
   RunGpurm({"--gpus", "1"}, "echo second-run");
   EXPECT_NE(TrainingLog().find("epoch-1"), std::string::npos);
-  EXPECT_NE(TrainingLog().find("second-run"), std::string::npos);
+  EXPECT_NE(TrainingLog().find("out| second-run"), std::string::npos);
+}
+
+// Not relative to the directory it is started from: the user's state directory.
+TEST_F(RunLauncherTest, TrainingLogDefaultsToTheUsersStateDirectory) {
+  const std::string home = work_dir_ + "/home";
+  environment_ = {
+      {"GPURM_LOG_DIR", std::nullopt}, {"XDG_STATE_HOME", std::nullopt}, {"HOME", home}};
+  const Launch launch = RunGpurm({"--gpus", "1"}, "echo in-the-state-dir");
+  EXPECT_EQ(launch.exit.exit_code, 0) << Context(launch);
+  EXPECT_NE(TrainingLog(home + "/.local/state/gpurm/logs").find("out| in-the-state-dir"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(job_dir_ + "/logs"));
+}
+
+// SIGKILL of gpurm run: the command gets SIGTERM, and its handler can still
+// print (its output has a reader) and save its checkpoint; what it prints
+// reaches training.log.
+TEST_F(RunLauncherTest, SigkilledGpurmRunLeavesTheCommandItsOutputAndCheckpoint) {
+  bool killed = false;
+  const Launch launch = RunGpurm(
+      {"--gpus", "1"},
+      "trap 'echo saving-checkpoint; echo weights > checkpoint; echo checkpoint-saved; exit 0' "
+      "TERM; echo id=$GPURM_ALLOCATION_ID; while :; do sleep 0.2; done",
+      [&](const Launch& so_far, pid_t gpurm) {
+        if (!killed && so_far.out.find('\n') != std::string::npos) {
+          killed = true;
+          ::kill(gpurm, SIGKILL);
+        }
+      });
+  ASSERT_TRUE(killed) << Context(launch);
+  EXPECT_EQ(launch.exit.signal, SIGKILL);
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (TrainingLog().find("out| checkpoint-saved") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(TrainingLog().find("out| saving-checkpoint"), std::string::npos) << TrainingLog();
+  EXPECT_NE(TrainingLog().find("out| checkpoint-saved"), std::string::npos) << TrainingLog();
+  EXPECT_TRUE(std::filesystem::exists(job_dir_ + "/checkpoint"));
 }
 
 TEST_F(RunLauncherTest, SigkilledGpurmRunIsCleanedUpByTheLease) {

@@ -39,7 +39,8 @@ class TrainingGPUConfig:
             allocations; needs memory_gb > 0. Default False.
         lease_ttl_seconds: lease length, >= 0; the client renews it while the
             process lives and the daemon ends the allocation when it lapses.
-            0 = no lease. Default :data:`DEFAULT_LEASE_TTL_SECONDS` (60).
+            0 = the daemon's default lease (server.default_lease_ttl_s).
+            Default :data:`DEFAULT_LEASE_TTL_SECONDS` (60).
         policy: placement policy, a name the daemon lists
             (:meth:`gpurm.GPUResourceManager.get_placement_policies`); "" =
             the daemon's default. The daemon checks the name: an unknown one

@@ -171,7 +171,8 @@ class PyTorchGPUIntegration(FrameworkIntegration[PyTorchSetup]):
                 warnings.append("mixed precision is off on the CPU")
             log.warning("PyTorch falls back to the CPU: %s", fallback)
         distributed, backend, rank, world_size = _init_distributed(
-            plan.get("distributed") or {}, on_gpu=fallback is None, warnings=warnings)
+            plan.get("distributed") or {}, on_gpu=fallback is None, warnings=warnings,
+            requested=config.distributed_training)
         setup = PyTorchSetup(
             device=device, on_gpu=fallback is None, fallback_reason=fallback,
             per_process_memory_fraction=fraction,
@@ -253,10 +254,12 @@ def _apply_memory_cap(backend: Any, index: int, plan: Mapping[str, Any]) -> Tupl
     return float(fraction), None
 
 
-def _init_distributed(distributed: Mapping[str, Any], *, on_gpu: bool,
-                      warnings: List[str]) -> Tuple[bool, str, int, int]:
+def _init_distributed(distributed: Mapping[str, Any], *, on_gpu: bool, warnings: List[str],
+                      requested: bool) -> Tuple[bool, str, int, int]:
     """Initializes the process group when the plan is distributed and torchrun
-    started this process; returns (initialized, backend, rank, world_size)."""
+    started this process; returns (initialized, backend, rank, world_size).
+    ``requested``: the config asked for distributed training (a plan for
+    several GPUs is distributed without it)."""
     import torch.distributed as dist
 
     if not distributed.get("enabled"):
@@ -269,10 +272,17 @@ def _init_distributed(distributed: Mapping[str, Any], *, on_gpu: bool,
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size < 2:
         launcher = " ".join(str(a) for a in distributed.get("torchrun_args") or [])
-        warnings.append(
-            f"distributed training planned for {distributed.get('world_size', '?')} process(es) but this "
-            f"process was not started by torchrun (WORLD_SIZE unset): running one process; launch with "
-            f"`gpurm run --distributed` or `torchrun {launcher} ...`")
+        planned = distributed.get("world_size", "?")
+        if requested:
+            warnings.append(
+                f"distributed training planned for {planned} process(es) but this process was not "
+                f"started by torchrun (WORLD_SIZE unset): running one process; launch with "
+                f"`gpurm run --distributed` or `torchrun {launcher} ...`")
+        else:
+            warnings.append(
+                f"{planned} GPUs allocated but distributed_training is off: this one process uses "
+                f"one of them; to use all, set distributed_training=True and launch with "
+                f"`gpurm run --distributed` (or torchrun {launcher} ...)")
         return False, "", 0, 1
     backend = str(distributed.get("backend") or "nccl") if on_gpu else "gloo"
     for key, value in (distributed.get("environment") or {}).items():

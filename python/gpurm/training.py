@@ -9,13 +9,15 @@
 framework for exactly the allocated GPUs, trains an MLP, and releases the
 allocation in every case (success, exception, cancellation). When no GPU fits,
 the daemon is unreachable, or the framework sees no GPU, it trains on the CPU
-and says so in :attr:`TrainingResult.fallback_reason` and logs/training.log.
+and says so in :attr:`TrainingResult.fallback_reason` and training.log (see
+:func:`configure_training_log`).
 numpy, torch and tensorflow are imported only when a job runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import enum
 import logging
@@ -75,7 +77,8 @@ class TrainingConfig:
 
     Attributes:
         name: what this training job is called, a non-empty string: it starts
-            every line the job writes to the log (logs/training.log) and is
+            every line the job writes to training.log (see
+            :func:`configure_training_log`) and is
             returned as :attr:`TrainingResult.name`. Default "training".
         algorithm_params: algorithm settings. ``"gpu_config"``: a dict with
             ``"enabled"`` (bool, default False: train on the CPU),
@@ -187,12 +190,41 @@ class TrainingResult:
         return dataclasses.asdict(self)
 
 
+# The allocation the current job runs under, for the records of training.log
+# ("-" outside a job or without one). Set by train_algorithm; asyncio.to_thread
+# carries it into the worker thread.
+_current_allocation: contextvars.ContextVar[str] = contextvars.ContextVar("gpurm_allocation", default="-")
+
+
+class _AllocationTag(logging.Filter):
+    """Gives each record ``allocation``: the id of the job's allocation."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.allocation = _current_allocation.get()
+        return True
+
+
+def default_log_dir() -> str:
+    """Where training.log goes unless told: ``$GPURM_LOG_DIR``, else
+    ``$XDG_STATE_HOME/gpurm/logs``, else ``~/.local/state/gpurm/logs`` (as
+    ``gpurm run``): one place per user, not the working directory."""
+    configured = os.environ.get("GPURM_LOG_DIR")
+    if configured:
+        return configured
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state):  # XDG: relative values are invalid and ignored
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "gpurm", "logs")
+
+
 def configure_training_log(log_dir: Optional[str] = None) -> str:
     """Sends the ``gpurm`` loggers (training, allocations, framework setup) to
-    ``<log_dir>/training.log``, rotated at 10 MB with 5 backups. ``log_dir``
-    defaults to ``$GPURM_LOG_DIR``, else ``logs`` in the working directory.
+    ``<log_dir>/training.log``, rotated at 10 MB with 5 backups, each record
+    tagged with the time, the process and the job's allocation id
+    (``2026-12-07 06:40:00,123 pid=4242 alloc=alloc-... INFO gpurm.training: ...``).
+    ``log_dir`` defaults to :func:`default_log_dir`.
     Idempotent per file; returns the log file's path."""
-    directory = log_dir or os.environ.get("GPURM_LOG_DIR") or "logs"
+    directory = log_dir or default_log_dir()
     os.makedirs(directory, exist_ok=True)
     path = os.path.abspath(os.path.join(directory, TRAINING_LOG_NAME))
     root = logging.getLogger("gpurm")
@@ -203,7 +235,9 @@ def configure_training_log(log_dir: Optional[str] = None) -> str:
             return path
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=_LOG_MAX_BYTES, backupCount=_LOG_BACKUPS,
                                                    encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_AllocationTag())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s pid=%(process)d alloc=%(allocation)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     return path
 
@@ -227,12 +261,14 @@ class AlgorithmTrainingEngine:
         enabled, fallback_to_cpu, gpu_cfg = config.gpu_request()
         features, labels, class_names = _prepare_data(algorithm, config, data)
         allocation, reason = self._allocate(config.name, enabled, fallback_to_cpu, gpu_cfg)
+        tag = _current_allocation.set(allocation.allocation_id if allocation else "-")
         try:
             return await asyncio.to_thread(self._train, algorithm, config, gpu_cfg, allocation, reason,
                                            features, labels, class_names)
         finally:
             if allocation is not None:
                 allocation.release()
+            _current_allocation.reset(tag)
 
     def _allocate(self, name: str, enabled: bool, fallback_to_cpu: bool,
                   cfg: TrainingGPUConfig) -> Tuple[Optional[Allocation], Optional[str]]:

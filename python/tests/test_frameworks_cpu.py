@@ -80,6 +80,8 @@ def test_the_daemons_plan_for_an_allocation_is_applied_then_falls_back_when_no_g
         assert setup.allocation_id == allocation.allocation_id and setup.reserved
         assert setup.node_name == "gpu-node-1"
         assert not setup.amp_enabled and "mixed precision is off on the CPU" in setup.warnings
+        # Two GPUs without distributed_training: no claim that distributed training was planned.
+        assert not any("distributed training planned" in w for w in setup.warnings), setup.warnings
 
         tf_setup = gpurm.TensorFlowGPUIntegration(manager).setup_tensorflow_gpu(cfg, allocation)
         tf_plan = tf_setup.plan

@@ -140,4 +140,5 @@ def test_engine_line_of_the_snippet(daemon: Daemon, manager: gpurm.GPUResourceMa
     assert result["allocation_id"] and result["loss_curve"]
     assert _state(manager, result["allocation_id"]) == "released"
     log = (tmp_path / "training.log").read_text()
-    assert result["allocation_id"] in log and "gpu_training_example" in log
+    # Records of the job carry its allocation (concurrent jobs share the file) and its name.
+    assert f"alloc={result['allocation_id']} INFO gpurm.training: gpu_training_example: trained" in log, log

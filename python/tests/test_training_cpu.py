@@ -166,3 +166,17 @@ def test_out_of_memory_errors_carry_the_plans_advice(unreachable_url: str, monke
                                            {"features": np.zeros((4, 2)), "labels": [0, 1, 0, 1]}))
     assert err.value.advice == ["reduce the batch size", "use gradient accumulation"]
     assert "Tried to allocate" in str(err.value) and "gradient accumulation" in str(err.value)
+
+
+def test_training_log_defaults_to_the_users_state_directory(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    from gpurm.training import default_log_dir
+
+    monkeypatch.delenv("GPURM_LOG_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert default_log_dir() == str(tmp_path / "state" / "gpurm" / "logs")
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_log_dir() == str(tmp_path / "home" / ".local" / "state" / "gpurm" / "logs")
+    monkeypatch.setenv("GPURM_LOG_DIR", str(tmp_path / "configured"))
+    assert default_log_dir() == str(tmp_path / "configured")

@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -110,9 +111,19 @@ std::string WouldFitLines(const json& body) {
       types += type + " x" + Text(count);
     }
   }
-  std::string text = "Would fit: up to " + Text(Get(would_fit, "max_gpus_on_one_node")) +
-                     " GPU(s) on one node, up to " +
-                     FormatGb(Num(Get(would_fit, "max_memory_gb_per_gpu"))) + " GB per GPU";
+  // Zeros mean nothing of the requested type is free now, not "up to 0".
+  const double max_gpus = Num(Get(would_fit, "max_gpus_on_one_node"));
+  const double max_gb = Num(Get(would_fit, "max_memory_gb_per_gpu"));
+  std::string text;
+  if (max_gpus > 0) {
+    text = "Would fit now: up to " + Text(Get(would_fit, "max_gpus_on_one_node")) +
+           " GPU(s) on one node";
+    if (max_gb > 0) text += ", up to " + FormatGb(max_gb) + " GB free per GPU";
+  } else if (max_gb > 0) {
+    text = "Would fit now: GPUs of this type with up to " + FormatGb(max_gb) + " GB free";
+  } else {
+    text = "Would fit now: no GPU of the requested type";
+  }
   if (!types.empty()) text += "; free GPUs by type: " + types;
   text += "\n";
   const std::string suggestion = Str(would_fit, "suggestion", "");
@@ -247,11 +258,13 @@ void AddRequestFlags(CLI::App* command, RequestFlags* flags) {
   command
       ->add_option_function<int64_t>(
           "--lease-ttl", [flags](const int64_t& ttl) { flags->lease_ttl_seconds = ttl; },
-          "Lease in seconds; the GPUs come back unless renewed with heartbeat (0: no lease)")
+          "Lease in seconds; the GPUs come back unless renewed with heartbeat (default and "
+          "maximum: the server's, 300 s and 1 day unless configured; 0: the default)")
       ->check(NumberCheck("an integer >= 0", &NonNegative));
   command->add_option_function<std::string>(
       "--owner", [flags](const std::string& owner) { flags->owner = owner; },
-      "Owner of the allocation (default: the server's, \"anonymous\")");
+      "Owner of the allocation (default: $GPURM_OWNER, else your login name; with a token, "
+      "its name)");
 }
 
 int ExitCodeForHttpStatus(long status) {
@@ -291,6 +304,18 @@ json BuildGpuRequestJson(const RequestFlags& flags) {
   if (flags.lease_ttl_seconds) request["lease_ttl_seconds"] = *flags.lease_ttl_seconds;
   if (flags.owner) request["owner"] = *flags.owner;
   return request;
+}
+
+std::string DefaultOwner() {
+  const char* env = std::getenv("GPURM_OWNER");
+  if (env != nullptr && env[0] != '\0') return env;
+  passwd entry{};
+  passwd* found = nullptr;
+  char buffer[4096];
+  if (::getpwuid_r(::geteuid(), &entry, buffer, sizeof(buffer), &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return "";
 }
 
 ApiCall BuildAllocateCall(const RequestFlags& flags, const std::string& idempotency_key) {
@@ -440,7 +465,9 @@ std::string RenderValidation(const json& body) {
     text += "Would get: " + GrantList(List(placement, "gpus")) + " (policy " +
             Str(placement, "policy") + ")\n";
   }
-  return text + ReasonLines(body) + WouldFitLines(body);
+  // What would fit instead only matters for a request that does not fit now.
+  const bool fits_now = Get(body, "possible_now").is_boolean() && Get(body, "possible_now");
+  return text + ReasonLines(body) + (fits_now ? "" : WouldFitLines(body));
 }
 
 std::string RenderAllocations(const json& body) {
@@ -578,9 +605,16 @@ void RegisterClientCommands(CLI::App& app, int* exit_code, std::ostream& out, st
   AddRequestFlags(allocate, &session->allocate);
   allocate->add_option("--idempotency-key", session->idempotency_key,
                        "Retrying with the same key returns the same allocation");
-  allocate->callback(
-      simple([](const Session& s) { return BuildAllocateCall(s.allocate, s.idempotency_key); },
-             &RenderAllocated));
+  allocate->callback(simple(
+      [](const Session& s) {
+        RequestFlags flags = s.allocate;
+        // Not "anonymous": the user, unless a token says who it is.
+        if (!flags.owner && s.token.empty() && s.token_file.empty()) {
+          if (std::string owner = DefaultOwner(); !owner.empty()) flags.owner = std::move(owner);
+        }
+        return BuildAllocateCall(flags, s.idempotency_key);
+      },
+      &RenderAllocated));
 
   CLI::App* validate =
       add("validate", "Can this request be met now, or ever? Why not, and what would fit");

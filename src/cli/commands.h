@@ -91,6 +91,12 @@ struct RequestFlags {
   std::optional<std::string> owner;          // --owner
 };
 
+// Who a request from this user is for when --owner is not given:
+// $GPURM_OWNER, else the login name, else empty (the daemon's default). With
+// a token the daemon records the token's name instead (admins excepted, who
+// may act for others), so commands send it only without one.
+std::string DefaultOwner();
+
 // Adds the request flags (--gpus, --type, --memory-gb, --distributed,
 // --mixed-precision, --fraction, --node, --shared, --policy, --lease-ttl,
 // --owner) to `command`, storing into *flags, which must outlive it.

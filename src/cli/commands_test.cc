@@ -236,8 +236,8 @@ TEST(RenderTest, RefusalExplainsWhyAndWhatFits) {
             "Error: unschedulable_now: no node has 4 free V100\n"
             "Reasons:\n"
             "  n1: only 2 free GPUs\n"
-            "Would fit: up to 2 GPU(s) on one node, up to 32.0 GB per GPU; free GPUs by type: "
-            "V100 x2\n"
+            "Would fit now: up to 2 GPU(s) on one node, up to 32.0 GB free per GPU; free GPUs by "
+            "type: V100 x2\n"
             "Suggestion: ask for 2 GPUs\n");
   EXPECT_EQ(
       RenderError(json{
@@ -257,12 +257,24 @@ TEST(RenderTest, Validation) {
             "Possible now:  no\n"
             "Possible ever: yes\n"
             "busy\n"
-            "Would fit: up to 1 GPU(s) on one node, up to 16.0 GB per GPU\n");
+            "Would fit now: up to 1 GPU(s) on one node, up to 16.0 GB free per GPU\n");
+  // A request that fits says nothing of what would fit instead (the daemon's
+  // would_fit then holds zeros).
   const json fits = {
       {"possible_now", true},
       {"possible_ever", true},
-      {"placement", {{"policy", "binpack"}, {"gpus", {{{"node_name", "n2"}, {"gpu_index", 1}}}}}}};
-  EXPECT_THAT(RenderValidation(fits), HasSubstr("Would get: n2:1 (policy binpack)\n"));
+      {"placement", {{"policy", "binpack"}, {"gpus", {{{"node_name", "n2"}, {"gpu_index", 1}}}}}},
+      {"would_fit", {{"max_gpus_on_one_node", 0}, {"max_memory_gb_per_gpu", 0}}}};
+  EXPECT_EQ(RenderValidation(fits),
+            "Possible now:  yes\n"
+            "Possible ever: yes\n"
+            "Would get: n2:1 (policy binpack)\n");
+  const json nothing_free = {
+      {"possible_now", false},
+      {"possible_ever", true},
+      {"would_fit", {{"max_gpus_on_one_node", 0}, {"max_memory_gb_per_gpu", 0}}}};
+  EXPECT_THAT(RenderValidation(nothing_free),
+              HasSubstr("Would fit now: no GPU of the requested type\n"));
 }
 
 TEST(RenderTest, AllocationsReleasedHeartbeat) {

@@ -36,6 +36,9 @@ constexpr std::chrono::milliseconds kWaitPollInterval{2000};
 // Release attempts when the daemon does not answer, and the pause between.
 constexpr int kReleaseAttempts = 3;
 constexpr std::chrono::milliseconds kReleaseRetryPause{500};
+// Frames the CPU fallback's warning on the terminal.
+constexpr char kCpuFallbackBanner[] =
+    "************************************************************************";
 
 const json& Member(const json& object, const char* key) {
   static const json kNull;  // Immutable; shared by every miss.
@@ -72,34 +75,49 @@ std::string JoinCommand(const std::vector<std::string>& argv) {
   return text;
 }
 
-// The owner: --owner, else $GPURM_OWNER, else the user name (as the Python
-// package does), else empty (the daemon's default).
+// The owner: --owner, else DefaultOwner() (as the Python package does).
 std::string ResolveOwner(const RunFlags& flags) {
-  if (flags.request.owner) return *flags.request.owner;
-  const char* env = std::getenv("GPURM_OWNER");
-  if (env != nullptr && env[0] != '\0') return env;
-  passwd entry{};
-  passwd* found = nullptr;
-  char buffer[4096];
-  if (::getpwuid_r(::geteuid(), &entry, buffer, sizeof(buffer), &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return "";
+  return flags.request.owner ? *flags.request.owner : DefaultOwner();
 }
 
+// --log-dir, else $GPURM_LOG_DIR, else $XDG_STATE_HOME/gpurm/logs, else
+// ~/.local/state/gpurm/logs: one place per user wherever the command is
+// started from (the current directory would scatter a job's logs).
 std::string ResolveLogDir(const RunFlags& flags) {
   if (!flags.log_dir.empty()) return flags.log_dir;
-  const char* env = std::getenv("GPURM_LOG_DIR");
-  return env != nullptr && env[0] != '\0' ? env : "logs";
+  const auto env = [](const char* name) -> std::string {
+    const char* value = std::getenv(name);
+    return value != nullptr ? value : "";
+  };
+  if (std::string dir = env("GPURM_LOG_DIR"); !dir.empty()) return dir;
+  // XDG: relative values are invalid and ignored.
+  if (std::string state = env("XDG_STATE_HOME"); state.starts_with('/')) {
+    return state + "/gpurm/logs";
+  }
+  std::string home = env("HOME");
+  if (home.empty()) {
+    passwd entry{};
+    passwd* found = nullptr;
+    char buffer[4096];
+    if (::getpwuid_r(::geteuid(), &entry, buffer, sizeof(buffer), &found) == 0 &&
+        found != nullptr) {
+      home = found->pw_dir;
+    }
+  }
+  return (home.empty() ? std::string("/tmp/gpurm-") + std::to_string(::geteuid()) : home) +
+         "/.local/state/gpurm/logs";
 }
 
 // Where output goes: the terminal (`out`/`err`) and training.log. All writes
 // take one mutex, so the heartbeat thread's messages never split a chunk of
-// the command's output. The log is opened with O_APPEND: appends by other
-// writers (the training script's own logging) interleave without clobbering.
+// the command's output. The log is opened with O_APPEND and written a whole
+// record at a time: records of concurrent runs and of the command's relay
+// (ProcessSpec::output_log_fd), which logs the command's output, interleave
+// by line. Each record starts with the time and tag().
 class RunOutput {
  public:
-  RunOutput(std::ostream& out, std::ostream& err) : out_(out), err_(err) {}
+  RunOutput(std::ostream& out, std::ostream& err)
+      : out_(out), err_(err), tag_(TagFor(std::nullopt)) {}
   ~RunOutput() {
     if (log_fd_ >= 0) ::close(log_fd_);
   }
@@ -117,8 +135,21 @@ class RunOutput {
   }
 
   const std::string& log_path() const { return path_; }
+  // The open log (-1 when there is none), for the command's relay.
+  int log_fd() const { return log_fd_; }
 
-  // A chunk of the command's output.
+  // "pid=<gpurm run's pid> alloc=<allocation id, or - without one>": what
+  // tells the records of concurrent runs apart.
+  static std::string TagFor(const std::optional<std::string>& allocation_id) {
+    return "pid=" + std::to_string(::getpid()) + " alloc=" + allocation_id.value_or("-");
+  }
+  const std::string& tag() const { return tag_; }
+  void SetAllocation(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tag_ = TagFor(id);
+  }
+
+  // A chunk of the command's output, for the terminal (the relay logs it).
   void Child(OutputStream stream, std::string_view chunk) {
     std::lock_guard<std::mutex> lock(mutex_);
     std::ostream& terminal = stream == OutputStream::kStdout ? out_ : err_;
@@ -126,16 +157,16 @@ class RunOutput {
     // gets everything and the command is not disturbed.
     terminal.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
     terminal.flush();
-    AppendToLog(chunk);
   }
 
   // One of gpurm run's own messages: "gpurm run: <text>" on stderr, and
-  // with a timestamp in the log.
+  // "<time> <tag> gpurm run: <text>" in the log.
   void Note(const std::string& text) {
     std::lock_guard<std::mutex> lock(mutex_);
     err_ << "gpurm run: " << text << "\n";
     err_.flush();
-    AppendToLog(FormatIso8601(SystemClock().NowUnixMs()) + " gpurm run: " + text + "\n");
+    AppendToLog(FormatIso8601(SystemClock().NowUnixMs()) + " " + tag_ + " gpurm run: " + text +
+                "\n");
   }
 
  private:
@@ -160,6 +191,7 @@ class RunOutput {
   std::ostream& err_;
   std::string path_;
   int log_fd_ = -1;
+  std::string tag_;
 };
 
 // Renews an allocation's lease every third of its TTL from its own thread,
@@ -219,8 +251,9 @@ class LeaseKeeper {
 
 // The end of an attempt to get GPUs.
 struct Acquisition {
-  enum class Kind { kAllocated, kNoFit, kStop } kind = Kind::kStop;
-  json answer;        // kAllocated: the /allocate answer; kNoFit: the last refusal.
+  // kBusy: the request could be met, but not now (the CPU fallback's case).
+  enum class Kind { kAllocated, kBusy, kStop } kind = Kind::kStop;
+  json answer;        // kAllocated: the /allocate answer; kBusy: the last refusal.
   int exit_code = 0;  // kStop: what gpurm run exits with.
 };
 
@@ -285,11 +318,14 @@ Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const Signa
         return {Acquisition::Kind::kStop, nullptr,
                 outcome == AllocateOutcome::kInvalid ? kExitUsage : kExitRefused};
       case AllocateOutcome::kNever:
-        if (wait) output.Note("not waiting: the request can never fit this cluster");
-        return {Acquisition::Kind::kNoFit, std::move(response->body), 0};
+        // Neither waiting nor the CPU would give the job what it asked for:
+        // a typo in --type or --gpus should fail, not train for hours on the CPU.
+        output.Note("the request can never be met in this cluster; the command was not run:");
+        output.Note(RenderError(response->body));
+        return {Acquisition::Kind::kStop, nullptr, kExitRefused};
       case AllocateOutcome::kBusy:
         last_refusal = response->body;
-        if (!wait) return {Acquisition::Kind::kNoFit, std::move(last_refusal), 0};
+        if (!wait) return {Acquisition::Kind::kBusy, std::move(last_refusal), 0};
         break;
       case AllocateOutcome::kUnavailable:
         if (!wait) {
@@ -310,7 +346,7 @@ Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const Signa
           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - start).count()) +
           " s (--wait-timeout)");
       if (last_refusal.is_null()) return {Acquisition::Kind::kStop, nullptr, kExitUnavailable};
-      return {Acquisition::Kind::kNoFit, std::move(last_refusal), 0};
+      return {Acquisition::Kind::kBusy, std::move(last_refusal), 0};
     }
     const auto pause = std::min<SteadyClock::duration>(kWaitPollInterval, deadline - now);
     const int signal =
@@ -386,10 +422,29 @@ bool IsPythonScriptCommand(const std::vector<std::string>& command) {
   return first.size() > 3 && first.compare(first.size() - 3, 3, ".py") == 0;
 }
 
+// torchrun, with torch < 2.0's Std.from_str mended first. Python 3.11
+// stopped listing an IntFlag's zero and multi-bit members when iterating it,
+// which that from_str does to read torchrun's --redirects and --tee: their
+// default "0" comes back as None and torchrun dies in to_map ("'NoneType'
+// object has no attribute 'get'"; Debian's torch 1.13 on Python 3.11). The
+// mended one builds the members by value, as the flags mean them; on a
+// torch without the module (or the bug) it changes nothing.
+const char kTorchrunLauncher[] =
+    "import re, sys\n"
+    "try:\n"
+    "    from torch.distributed.elastic.multiprocessing import api\n"
+    "    api.Std.from_str = classmethod(lambda cls, v: cls(int(v)) if re.fullmatch(r'\\d+', v)"
+    " else {int(i): cls(int(s)) for i, s in (m.split(':') for m in v.split(','))})\n"
+    "except (ImportError, AttributeError):\n"
+    "    pass\n"
+    "from torch.distributed.run import main\n"
+    "sys.argv[0] = 'torchrun'\n"
+    "main()\n";
+
 std::vector<std::string> TorchrunCommand(const std::vector<std::string>& command,
                                          int nproc_per_node) {
   std::vector<std::string> argv = {
-      command[0],     "-m",         "torch.distributed.run",
+      command[0],     "-c",         kTorchrunLauncher,
       "--standalone", "--nnodes=1", "--nproc_per_node=" + std::to_string(nproc_per_node)};
   argv.insert(argv.end(), command.begin() + 1, command.end());
   return argv;
@@ -526,19 +581,25 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
       return kExitRefused;
     }
     plan = std::move(planned).value();
+    output.SetAllocation(id);
     output.Note("allocated " + id + " (" + DescribeGpus(acquired.answer) + ", lease " +
                 std::to_string(ttl_s) + " s, renewed while the command runs)");
   } else {
     const std::string reason = StringMember(Member(acquired.answer, "error"), "message");
     if (!effective.cpu_fallback) {
-      output.Note("no GPU fits and --no-cpu-fallback is set; the command was not run");
+      output.Note("no GPU is free now and --no-cpu-fallback is set; the command was not run");
       output.Note(RenderError(acquired.answer));
       return kExitRefused;
     }
     plan = PlanCpuLaunch(effective, daemon.url, owner);
-    output.Note("no GPU fits (" + reason +
-                "): running on the CPU with CUDA_VISIBLE_DEVICES=\"\" (--wait waits for GPUs, "
-                "--no-cpu-fallback fails instead)");
+    // Loud: a job that silently trains on the CPU wastes hours before anyone notices.
+    output.Note(kCpuFallbackBanner);
+    output.Note(
+        "WARNING: NO GPU: the command runs on the CPU (CUDA_VISIBLE_DEVICES=\"\"): the "
+        "GPUs asked for are busy now (" +
+        reason + ")");
+    output.Note("WARNING: --wait waits for them instead; --no-cpu-fallback exits 1 instead");
+    output.Note(kCpuFallbackBanner);
   }
   for (const std::string& warning : plan.warnings) output.Note("warning: " + warning);
   if (std::getenv("PYTHONUNBUFFERED") == nullptr) plan.environment["PYTHONUNBUFFERED"] = "1";
@@ -550,6 +611,11 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
   // would stop it (SIGTTIN), so it gets the terminal only when stdin is not one.
   spec.inherit_stdin = ::isatty(STDIN_FILENO) == 0;
   spec.parent_death_signal = SIGTERM;
+  // The command's output reaches training.log through a relay that outlives
+  // gpurm run: killed with SIGKILL, gpurm run takes no pipe with it, so the
+  // command's SIGTERM handler can still print and save its checkpoint.
+  spec.output_log_fd = output.log_fd();
+  spec.output_log_tag = output.tag();
 
   int exit_code = 0;
   {
@@ -611,20 +677,24 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
   run->add_flag("--cpu-fallback,!--no-cpu-fallback", flags->cpu_fallback,
                 "When no GPU fits, run on the CPU (default) or exit 1");
   run->add_option("--log-dir", flags->log_dir,
-                  "Where training.log is appended (default: $GPURM_LOG_DIR, else logs)");
+                  "Where training.log is appended (default: $GPURM_LOG_DIR, else "
+                  "$XDG_STATE_HOME/gpurm/logs, else ~/.local/state/gpurm/logs)");
   auto k8s = std::make_shared<KubernetesJobFlags>();
   AddKubernetesJobFlags(run, k8s.get());
   run->add_option("command", flags->command, "The command and its arguments, after --");
   run->footer(
       "The command gets CUDA_VISIBLE_DEVICES and the rest of the allocation's environment, plus\n"
       "GPURM_ALLOCATION_ID, GPURM_URL, GPURM_NODE_NAME, GPURM_OWNER and GPURM_MEMORY_LIMIT_MB.\n"
-      "With --distributed, `python SCRIPT.py ...` runs through torchrun (python -m\n"
-      "torch.distributed.run --standalone --nproc_per_node=<GPUs>). Output goes to the\n"
-      "terminal and is appended to logs/training.log. SIGINT, SIGTERM and SIGHUP are\n"
-      "forwarded to the command; the allocation is released when it ends, and gpurm run\n"
-      "exits with its exit code (128+N when killed by signal N). If gpurm run itself is\n"
-      "killed (SIGKILL), the command gets SIGTERM and the daemon reclaims the GPUs when\n"
-      "the lease (--lease-ttl, default 30 s) expires.");
+      "With --distributed, `python SCRIPT.py ...` runs through torchrun (torchrun\n"
+      "--standalone --nnodes=1 --nproc_per_node=<GPUs>, started with the same python).\n"
+      "Output goes to the terminal and to training.log in the log directory, each line\n"
+      "with the time, gpurm run's pid and the allocation id. SIGINT, SIGTERM and SIGHUP\n"
+      "are forwarded to the command; the allocation is released when it ends, and gpurm\n"
+      "run exits with its exit code (128+N when killed by signal N). If gpurm run itself\n"
+      "is killed (SIGKILL), the command gets SIGTERM, its output still reaches the log,\n"
+      "and the daemon reclaims the GPUs when the lease (--lease-ttl, default 30 s)\n"
+      "expires. With no GPU free now it runs on the CPU, and says so loudly; a request\n"
+      "that can never be met in the cluster exits 1 with the reasons.");
   run->callback([flags, k8s, exit_code, daemon = std::move(daemon), &out, &err] {
     *exit_code = k8s->enabled ? SubmitKubernetesJob(*flags, *k8s, daemon(), out, err)
                               : RunUnderAllocation(*flags, daemon(), out, err);

@@ -12,8 +12,9 @@
 //    never hold GPUs twice. When nothing fits (409): with --wait it retries
 //    every few seconds until it fits or --wait-timeout passes; then, or
 //    without --wait, it runs the command on the CPU (CUDA_VISIBLE_DEVICES="",
-//    said on stderr) unless --no-cpu-fallback, which exits 1 instead. A
-//    request that can never fit this cluster is not waited for.
+//    with a framed warning on stderr) unless --no-cpu-fallback, which exits
+//    1 instead. A request that can never be met in this cluster is neither
+//    waited for nor run on the CPU: it exits 1 with the daemon's reasons.
 // 2. Exports the allocation's gpu_config environment (visible devices,
 //    CUDA_DEVICE_ORDER=PCI_BUS_ID, NCCL settings) plus GPURM_ALLOCATION_ID,
 //    GPURM_URL, GPURM_NODE_NAME, GPURM_OWNER and GPURM_MEMORY_LIMIT_MB (the
@@ -22,24 +23,31 @@
 // 3. Starts the command in its own process group. With --distributed, a
 //    command of the form `python SCRIPT.py ...` or `python -m MODULE ...`
 //    (python, python3, python3.X, any directory) runs through torchrun, as
-//    `python -m torch.distributed.run --standalone --nnodes=1
+//    `python -c <kTorchrunLauncher> --standalone --nnodes=1
 //    --nproc_per_node=N SCRIPT.py ...` with the same interpreter and N = the
 //    GPUs allocated (1 on the CPU): the one-node torchrun_args of the PyTorch
 //    plan. Any other command runs as given.
 // 4. Streams the command's stdout and stderr to the terminal and appends
-//    them, with gpurm's own messages, to <log dir>/training.log (log dir:
-//    --log-dir, else $GPURM_LOG_DIR, else ./logs; created if missing).
+//    them, with gpurm's own messages, to <log dir>/training.log, one record
+//    per line: "<UTC time> pid=<gpurm run's pid> alloc=<id or -> out| <line>"
+//    (err| for stderr, "gpurm run:" for its messages). Log dir: --log-dir,
+//    else $GPURM_LOG_DIR, else $XDG_STATE_HOME/gpurm/logs, else
+//    ~/.local/state/gpurm/logs; created if missing. The command's output
+//    goes through a relay process (ProcessSpec::output_log_fd) that outlives
+//    gpurm run.
 // 5. Renews the lease every third of its TTL from a thread while the command
 //    runs; forwards SIGINT, SIGTERM and SIGHUP to the command's process
 //    group; when the command ends, ends what it left in its group, releases
 //    the allocation (DELETE /allocations/{id}) and exits with the command's
 //    exit code, or 128 + N when signal N killed it. If `gpurm run` itself is
-//    SIGKILLed, the command gets SIGTERM (parent-death signal) and the daemon
+//    SIGKILLed, the command gets SIGTERM (parent-death signal), whatever it
+//    prints then still reaches the log through the relay, and the daemon
 //    takes the GPUs back when the lease expires.
 //
 // gpurm run's own exit codes, when the command did not run to its end:
-//   1 nothing fits and --no-cpu-fallback; or the allocation spans several
-//     nodes (gpurm run starts processes on this machine only)
+//   1 the request can never be met in this cluster; nothing is free now and
+//     --no-cpu-fallback; or the allocation spans several nodes (gpurm run
+//     starts processes on this machine only)
 //   2 usage error, or the daemon rejected the request as invalid
 //   3 daemon unreachable or failing (5xx), not waited for
 //   126 the command cannot be executed; 127 the command was not found
@@ -120,6 +128,10 @@ LaunchPlan PlanCpuLaunch(const RunFlags& flags, const std::string& url, const st
 // True for `python[3[.X]] SCRIPT.py ...` and `python -m MODULE ...` (any
 // directory), unless the module already is torch.distributed.run/launch.
 bool IsPythonScriptCommand(const std::vector<std::string>& command);
+// The Python program that TorchrunCommand runs with `python -c`: torchrun's
+// entry point (torch.distributed.run's main), with the Std.from_str of
+// torch < 2.0 mended for Python 3.11 and later (see run_command.cc).
+extern const char kTorchrunLauncher[];
 // `command` (a python script command) run through torchrun on one node.
 std::vector<std::string> TorchrunCommand(const std::vector<std::string>& command,
                                          int nproc_per_node);

@@ -63,8 +63,8 @@ TEST(RunCommandTest, RecognizesPythonScriptCommands) {
 
 TEST(RunCommandTest, TorchrunKeepsTheInterpreterAndTheScriptArguments) {
   EXPECT_EQ(TorchrunCommand({"/venv/bin/python", "train.py", "--epochs", "3"}, 4),
-            (Strings{"/venv/bin/python", "-m", "torch.distributed.run", "--standalone",
-                     "--nnodes=1", "--nproc_per_node=4", "train.py", "--epochs", "3"}));
+            (Strings{"/venv/bin/python", "-c", kTorchrunLauncher, "--standalone", "--nnodes=1",
+                     "--nproc_per_node=4", "train.py", "--epochs", "3"}));
 }
 
 TEST(RunCommandTest, GpuLaunchExportsTheNodeEnvironmentAndGpurmVariables) {
@@ -89,8 +89,8 @@ TEST(RunCommandTest, DistributedPythonRunsThroughTorchrunWithOneProcessPerGpu) {
   Result<LaunchPlan> plan =
       PlanGpuLaunch(AllocateAnswer(2), Flags({"python3", "train.py", "--x"}, true), "u", "");
   ASSERT_TRUE(plan.ok());
-  EXPECT_EQ(plan->argv, (Strings{"python3", "-m", "torch.distributed.run", "--standalone",
-                                 "--nnodes=1", "--nproc_per_node=2", "train.py", "--x"}));
+  EXPECT_EQ(plan->argv, (Strings{"python3", "-c", kTorchrunLauncher, "--standalone", "--nnodes=1",
+                                 "--nproc_per_node=2", "train.py", "--x"}));
   EXPECT_EQ(plan->environment.count("GPURM_OWNER"), 0u);
 
   // Anything else runs as given, distributed or not.
@@ -134,8 +134,8 @@ TEST(RunCommandTest, CpuLaunchHidesEveryGpuAndClearsInheritedAllocationVariables
   EXPECT_EQ(plan.environment.at("GPURM_ALLOCATION_ID"), std::nullopt);
   EXPECT_EQ(plan.environment.at("GPURM_MEMORY_LIMIT_MB"), std::nullopt);
   EXPECT_TRUE(plan.allocation_id.empty());
-  EXPECT_EQ(plan.argv, (Strings{"python", "-m", "torch.distributed.run", "--standalone",
-                                "--nnodes=1", "--nproc_per_node=1", "train.py"}));
+  EXPECT_EQ(plan.argv, (Strings{"python", "-c", kTorchrunLauncher, "--standalone", "--nnodes=1",
+                                "--nproc_per_node=1", "train.py"}));
 }
 
 HttpResponse Answer(long status, json body) {

@@ -1,9 +1,14 @@
 #include "cli/top_command.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -266,44 +271,84 @@ bool NodeMatches(const json& body, const TopOptions& options) {
   return false;
 }
 
-// Blocks the stop signals while the live view runs, so that they end the
-// wait between frames instead of the process (the screen is restored);
-// restores the previous mask when destroyed.
-class StopSignals {
+// Puts a terminal into non-canonical mode without echo while it exists, so
+// that a key reaches TopStopper as it is typed (no Enter needed); restores
+// the previous settings when destroyed. Does nothing for a non-terminal.
+class TerminalKeys {
  public:
-  StopSignals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set_, &previous_);
-  }
-  ~StopSignals() {
-    // A signal that arrived during the last frame is consumed, not re-raised.
-    timespec zero{};
-    while (sigtimedwait(&set_, nullptr, &zero) > 0) {
+  explicit TerminalKeys(int fd) : fd_(::isatty(fd) != 0 ? fd : -1) {
+    if (fd_ < 0 || ::tcgetattr(fd_, &previous_) != 0) {
+      fd_ = -1;
+      return;
     }
-    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+    termios raw = previous_;
+    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+    raw.c_cc[VMIN] = 1;
+    raw.c_cc[VTIME] = 0;
+    if (::tcsetattr(fd_, TCSANOW, &raw) != 0) fd_ = -1;
   }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
+  ~TerminalKeys() {
+    if (fd_ >= 0) ::tcsetattr(fd_, TCSANOW, &previous_);
+  }
+  TerminalKeys(const TerminalKeys&) = delete;
+  TerminalKeys& operator=(const TerminalKeys&) = delete;
 
-  // Waits up to `seconds`; true when a stop signal arrived.
-  bool Wait(double seconds) const {
-    timespec timeout{};
-    timeout.tv_sec = static_cast<time_t>(seconds);
-    timeout.tv_nsec = static_cast<long>((seconds - static_cast<double>(timeout.tv_sec)) * 1e9);
-    while (true) {
-      const int signal_number = sigtimedwait(&set_, nullptr, &timeout);
-      if (signal_number > 0) return true;
-      if (errno != EINTR) return false;  // EAGAIN: the time is up.
-    }
-  }
+  // The terminal's descriptor, -1 when keys are not read.
+  int fd() const { return fd_; }
 
  private:
-  sigset_t set_;
-  sigset_t previous_;
+  int fd_;
+  termios previous_{};
 };
+
+}  // namespace
+
+TopStopper::TopStopper(int keys_fd) : keys_fd_(keys_fd) {
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGINT);
+  sigaddset(&set_, SIGTERM);
+  sigaddset(&set_, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+  signal_fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+TopStopper::~TopStopper() {
+  if (signal_fd_ >= 0) ::close(signal_fd_);
+  // A signal that arrived during the last frame is consumed, not re-raised.
+  timespec zero{};
+  while (sigtimedwait(&set_, nullptr, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+}
+
+bool TopStopper::Wait(double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(seconds));
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    std::array<pollfd, 2> fds = {pollfd{signal_fd_, POLLIN, 0}, pollfd{keys_fd_, POLLIN, 0}};
+    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) return false;
+    if (ready <= 0) continue;
+    if (fds[0].revents != 0) return true;
+    if (fds[1].revents != 0) {
+      char keys[64];
+      const ssize_t n = ::read(keys_fd_, keys, sizeof(keys));
+      if (n <= 0 && !(n < 0 && errno == EINTR)) {
+        keys_fd_ = -1;  // End of input: only signals stop it now (poll ignores -1).
+        continue;
+      }
+      for (ssize_t i = 0; i < n; ++i) {
+        if (keys[i] == 'q' || keys[i] == 'Q') return true;
+      }
+    }
+  }
+}
+
+namespace {
 
 int RunTop(const TopGlobals& globals, const TopOptions& options, std::ostream& out,
            std::ostream& err, bool terminal) {
@@ -327,8 +372,10 @@ int RunTop(const TopGlobals& globals, const TopOptions& options, std::ostream& o
     return kExitOk;
   }
 
-  const StopSignals signals;
   const bool full_screen = terminal && !json_output;
+  // 'q' quits the full-screen view, as in top and nvitop.
+  const TerminalKeys keys(full_screen ? STDIN_FILENO : -1);
+  TopStopper stopper(keys.fd());
   if (full_screen) out << "\x1b[?1049h\x1b[?25l";  // Alternate screen, hide the cursor.
   do {
     Fetched fetched = Fetch(globals);
@@ -343,14 +390,15 @@ int RunTop(const TopGlobals& globals, const TopOptions& options, std::ostream& o
     } else {
       frame = "gpurm top - " + globals.url + "\n\n" + fetched.error +
               (fetched.error.ends_with("\n") ? "" : "\n") + "Retrying every " +
-              FormatGb(options.interval_s) + " s; Ctrl-C to quit.\n";
+              FormatGb(options.interval_s) + " s; " + (keys.fd() >= 0 ? "q or Ctrl-C" : "Ctrl-C") +
+              " to quit.\n";
     }
     if (full_screen) {
       out << "\x1b[H\x1b[2J" << frame << std::flush;
     } else {
       out << frame << (json_output ? "" : "\n") << std::flush;
     }
-  } while (!signals.Wait(options.interval_s));
+  } while (!stopper.Wait(options.interval_s));
   if (full_screen) out << "\x1b[?25h\x1b[?1049l" << std::flush;  // Back to the normal screen.
   return kExitOk;
 }

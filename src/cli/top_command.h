@@ -8,14 +8,17 @@
 // samples, a memory bar (# used, = reserved by allocations beyond what is
 // used) with used/reserved/total GB, temperature, power, health, the
 // allocations holding it, and its compute processes when the driver reports
-// them. Refreshes every --interval seconds (default 2) until Ctrl-C; on a
-// terminal it draws in the alternate screen and restores the screen on exit.
+// them. Refreshes every --interval seconds (default 2) until Ctrl-C, or `q`
+// on a terminal; there it draws in the alternate screen and restores the
+// screen on exit.
 // --once prints one frame and exits (exit codes as the other commands: 0, 1
 // when the daemon refuses or --node matches no node, 3 when unreachable).
 // With -o json it prints the monitoring JSON (once, or one line per refresh).
 // Plain ANSI escapes; no curses.
 #ifndef GPURM_CLI_TOP_COMMAND_H_
 #define GPURM_CLI_TOP_COMMAND_H_
+
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <functional>
@@ -52,6 +55,29 @@ void RegisterTopCommand(CLI::App& app, int* exit_code, std::function<TopGlobals(
 // highest first, index lowest first; ties by index. Pure; never throws.
 std::string RenderTopFrame(const nlohmann::json& monitoring, const TopOptions& options,
                            const std::string& source);
+
+// What ends the live view between frames. Blocks SIGINT, SIGTERM and SIGHUP
+// while it exists, so that they end the wait instead of the process (which
+// then restores the screen), and restores the previous mask when destroyed.
+// Not copyable; use from the thread that made it.
+class TopStopper {
+ public:
+  // `keys_fd`: where typed keys are read ('q' or 'Q' stops); -1 for none.
+  explicit TopStopper(int keys_fd);
+  ~TopStopper();
+  TopStopper(const TopStopper&) = delete;
+  TopStopper& operator=(const TopStopper&) = delete;
+
+  // Waits up to `seconds`; true when a stop signal or a 'q' came. Other
+  // keys are ignored; at the end of the keys' input only signals stop it.
+  bool Wait(double seconds);
+
+ private:
+  int keys_fd_;
+  int signal_fd_ = -1;
+  sigset_t set_;
+  sigset_t previous_;
+};
 
 // "▁▃▇": one block per value (ratios clamped to 0..1).
 std::string Sparkline(const std::vector<double>& ratios);

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -126,6 +127,27 @@ TEST(TopFrameTest, MissingFieldsRenderAsDashes) {
   EXPECT_THAT(frame, HasSubstr("n  1 GPU(s)"));
   EXPECT_THAT(frame, HasSubstr(" 0  -"));
   EXPECT_NO_THROW(RenderTopFrame(json("not an object"), TopOptions{}, "u"));
+}
+
+// The live view quits on 'q'; other keys and the end of input do not stop
+// it (Wait then returns false when its time is up; no time is measured).
+TEST(TopStopperTest, QuitsOnQ) {
+  int keys[2];
+  ASSERT_EQ(::pipe(keys), 0);
+  TopStopper stopper(keys[0]);
+  ASSERT_EQ(::write(keys[1], "x", 1), 1);
+  EXPECT_FALSE(stopper.Wait(0.05));
+  ASSERT_EQ(::write(keys[1], "aq", 2), 2);
+  EXPECT_TRUE(stopper.Wait(3600));
+  ::close(keys[1]);
+  EXPECT_FALSE(stopper.Wait(0.05));
+  ::close(keys[0]);
+}
+
+TEST(TopStopperTest, StopsOnSigint) {
+  TopStopper stopper(-1);
+  ASSERT_EQ(::raise(SIGINT), 0);  // Blocked by the stopper in this thread: it waits for it.
+  EXPECT_TRUE(stopper.Wait(3600));
 }
 
 TEST(SparklineTest, OneBlockPerSample) {

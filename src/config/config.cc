@@ -168,6 +168,9 @@ Status ReadAuth(const Parser& parser, const Entry& section, AuthConfig* auth) {
   return Status::Ok();
 }
 
+// A year: longer leases are not leases.
+constexpr int64_t kMaxLeaseTtlS = 365 * 86'400;
+
 Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
   Result<std::vector<Entry>> entries = Section(parser, section,
                                                {"listen",
@@ -191,16 +194,28 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                                                 "rate_limit_burst",
                                                 "tls",
                                                 "auth",
-                                                "max_allocations_per_owner"});
+                                                "max_allocations_per_owner",
+                                                "default_lease_ttl_s",
+                                                "max_lease_ttl_s"});
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   const auto non_negative = [](double v) { return v >= 0; };
+  const Entry* default_lease_entry = nullptr;  // For the error of a default beyond the maximum.
   for (const Entry& entry : *entries) {
     Status status;
     if (entry.key == "tls") {
       status = ReadTls(parser, entry, &server->tls);
     } else if (entry.key == "auth") {
       status = ReadAuth(parser, entry, &server->auth);
+    } else if (entry.key == "default_lease_ttl_s") {
+      status = ReadInt(parser, entry, 0, kMaxLeaseTtlS,
+                       "a whole number of seconds from 0 (no lease) to 31536000",
+                       &server->default_lease_ttl_s);
+      default_lease_entry = &entry;
+    } else if (entry.key == "max_lease_ttl_s") {
+      status = ReadInt(parser, entry, 0, kMaxLeaseTtlS,
+                       "a whole number of seconds from 0 (no maximum) to 31536000",
+                       &server->max_lease_ttl_s);
     } else if (entry.key == "max_allocations_per_owner") {
       status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
                        &server->max_allocations_per_owner);
@@ -269,6 +284,17 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
           &server->monitor_sample_timeout_s);
     }
     if (!status.ok()) return status;
+  }
+  // Every allocation's lease is within the maximum, the default's too.
+  const bool unbounded_default = server->default_lease_ttl_s == 0;
+  if (server->max_lease_ttl_s > 0 &&
+      (unbounded_default || server->default_lease_ttl_s > server->max_lease_ttl_s)) {
+    const Entry& at = default_lease_entry != nullptr ? *default_lease_entry : section;
+    return parser.Error(
+        at.mark, section.path + ".default_lease_ttl_s",
+        std::string(unbounded_default ? "0 (no lease) needs max_lease_ttl_s: 0 (it is "
+                                      : "must be at most max_lease_ttl_s (") +
+            std::to_string(server->max_lease_ttl_s) + ")");
   }
   return Status::Ok();
 }

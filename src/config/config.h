@@ -61,6 +61,13 @@ struct ServerConfig {
   AuthConfig auth;
   // Active plus queued allocations one owner may hold; 0 = no cap. Beyond: 429.
   int64_t max_allocations_per_owner = 0;
+  // The lease of an allocation whose request names none (lease_ttl_seconds
+  // absent or 0), whatever the client: GPUs come back this long after the
+  // last heartbeat. 0 = none (held until released), only with no maximum.
+  int64_t default_lease_ttl_s = 300;
+  // The longest lease a request may ask for (400 beyond); 0 = no maximum.
+  // Holding GPUs longer takes heartbeats. >= default_lease_ttl_s.
+  int64_t max_lease_ttl_s = 86'400;
 };
 
 // Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's

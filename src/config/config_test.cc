@@ -285,7 +285,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server:\n  auth:\n    token_file: t\n", "server.auth.token_file",
                   "did you mean 'server.auth.tokens_file'?"},
         BadConfig{"server: {max_allocations_per_owner: -1}", "server.max_allocations_per_owner",
-                  "expected an integer from 0 (no cap) to 1000000, got \"-1\""}));
+                  "expected an integer from 0 (no cap) to 1000000, got \"-1\""},
+        BadConfig{"server: {default_lease_ttl_s: -1}", "server.default_lease_ttl_s",
+                  "from 0 (no lease) to 31536000"},
+        BadConfig{"server: {max_lease_ttl_s: 1.5}", "server.max_lease_ttl_s",
+                  "whole number of seconds"},
+        BadConfig{"server:\n  max_lease_ttl_s: 600\n  default_lease_ttl_s: 900\n",
+                  "server.default_lease_ttl_s",
+                  "gpu_config.yaml:3: server.default_lease_ttl_s: must be at most "
+                  "max_lease_ttl_s (600)"},
+        BadConfig{"server:\n  default_lease_ttl_s: 0\n", "server.default_lease_ttl_s",
+                  "0 (no lease) needs max_lease_ttl_s: 0 (it is 86400)"}));
 
 TEST(ConfigTest, ServerLimitsAndTls) {
   const Config defaults = Parse("");
@@ -333,6 +343,17 @@ TEST(ConfigTest, ServerAuthAndAllocationCap) {
   EXPECT_EQ(config.server.auth.tokens_file, "/etc/gpurm/tokens");
   EXPECT_TRUE(config.server.auth.allow_unauthenticated);
   EXPECT_EQ(config.server.auth.audit_log, "/var/log/gpurm/audit.log");
+}
+
+TEST(ConfigTest, LeasesHaveAServerDefaultAndMaximum) {
+  const Config defaults = Parse("");
+  EXPECT_EQ(defaults.server.default_lease_ttl_s, 300);  // Not "held forever".
+  EXPECT_EQ(defaults.server.max_lease_ttl_s, 86'400);
+  const Config config = Parse("server:\n  default_lease_ttl_s: 60\n  max_lease_ttl_s: 3600\n");
+  EXPECT_EQ(config.server.default_lease_ttl_s, 60);
+  EXPECT_EQ(config.server.max_lease_ttl_s, 3600);
+  const Config unbounded = Parse("server:\n  default_lease_ttl_s: 0\n  max_lease_ttl_s: 0\n");
+  EXPECT_EQ(unbounded.server.default_lease_ttl_s, 0);
 }
 
 TEST(ConfigTest, SyntaxErrorNamesTheLine) {

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -34,46 +35,86 @@ struct Family {
 
 // clang-format off
 constexpr auto kFamilies = std::to_array<Family>({
-    // NVIDIA. bf16 from Ampere on.
-    {"K80",        Vendor::kNvidia, false, 12},   // Per GPU; a K80 board has two.
-    {"P40",        Vendor::kNvidia, false, 24},
-    {"P100",       Vendor::kNvidia, false, 0},    // 12 or 16 GB.
-    {"V100",       Vendor::kNvidia, false, 0},    // 16 or 32 GB, in every form factor.
-    {"T4",         Vendor::kNvidia, false, 16},
-    {"A10",        Vendor::kNvidia, true,  24},
-    {"A10G",       Vendor::kNvidia, true,  24},   // AWS's A10 variant.
-    {"A30",        Vendor::kNvidia, true,  24},
-    {"A40",        Vendor::kNvidia, true,  48},
-    {"A100",       Vendor::kNvidia, true,  0},    // 40 or 80 GB, PCIe and SXM4 alike.
-    {"A800",       Vendor::kNvidia, true,  0},    // 40 or 80 GB.
-    {"A6000",      Vendor::kNvidia, true,  48},   // RTX A6000.
-    {"RTX3090",    Vendor::kNvidia, true,  24},
-    {"RTX3090TI",  Vendor::kNvidia, true,  24},
-    {"RTX4090",    Vendor::kNvidia, true,  24},
-    {"RTX6000ADA", Vendor::kNvidia, true,  48},
-    {"L4",         Vendor::kNvidia, true,  24},
-    {"L40",        Vendor::kNvidia, true,  48},
-    {"L40S",       Vendor::kNvidia, true,  48},
-    {"H100",       Vendor::kNvidia, true,  80},   // PCIe and SXM; NVL is an alias below.
-    {"H800",       Vendor::kNvidia, true,  80},
-    {"H200",       Vendor::kNvidia, true,  141},  // SXM and NVL.
-    {"GH200",      Vendor::kNvidia, true,  0},    // 96 GB HBM3 or 144 GB HBM3e.
-    // AMD. bf16 from MI200 on. An MI250/MI250X shows up as two devices (one
-    // per GCD) of 64 GB each, and memory here is per device.
-    {"MI100",      Vendor::kAmd,    false, 32},
-    {"MI210",      Vendor::kAmd,    true,  64},
-    {"MI250",      Vendor::kAmd,    true,  64},
-    {"MI250X",     Vendor::kAmd,    true,  64},
-    {"MI300X",     Vendor::kAmd,    true,  192},
-    {"MI325X",     Vendor::kAmd,    true,  256},
-    // Intel. bf16 on Max (Ponte Vecchio); Flex is not counted on for it.
-    {"MAX1100",    Vendor::kIntel,  true,  48},
-    {"MAX1550",    Vendor::kIntel,  true,  128},  // Whole card, as xpu-smi reports it.
-    {"FLEX170",    Vendor::kIntel,  false, 16},
+    // NVIDIA, memory from NVIDIA's product data sheets. bf16 from Ampere on.
+    {"K80",            Vendor::kNvidia, false, 12},   // Per GPU; a K80 board has two.
+    {"P40",            Vendor::kNvidia, false, 24},
+    {"P100",           Vendor::kNvidia, false, 0},    // 12 or 16 GB.
+    {"V100",           Vendor::kNvidia, false, 0},    // 16 or 32 GB, in every form factor.
+    {"V100S",          Vendor::kNvidia, false, 32},   // A product of its own, not a V100.
+    {"T4",             Vendor::kNvidia, false, 16},
+    {"RTX6000",        Vendor::kNvidia, false, 24},   // Quadro RTX 6000 (Turing).
+    {"RTX8000",        Vendor::kNvidia, false, 48},   // Quadro RTX 8000 (Turing).
+    {"A10",            Vendor::kNvidia, true,  24},
+    {"A10G",           Vendor::kNvidia, true,  24},   // AWS's A10 variant.
+    {"A30",            Vendor::kNvidia, true,  24},
+    {"A40",            Vendor::kNvidia, true,  48},
+    {"A100",           Vendor::kNvidia, true,  0},    // 40 or 80 GB, PCIe and SXM4 alike.
+    {"A800",           Vendor::kNvidia, true,  0},    // 40 or 80 GB.
+    {"A6000",          Vendor::kNvidia, true,  48},   // RTX A6000.
+    {"RTX3090",        Vendor::kNvidia, true,  24},
+    {"RTX3090TI",      Vendor::kNvidia, true,  24},
+    {"RTX4060",        Vendor::kNvidia, true,  8},
+    {"RTX4060TI",      Vendor::kNvidia, true,  0},    // 8 or 16 GB.
+    {"RTX4070",        Vendor::kNvidia, true,  12},
+    {"RTX4070SUPER",   Vendor::kNvidia, true,  12},
+    {"RTX4070TI",      Vendor::kNvidia, true,  12},
+    {"RTX4070TISUPER", Vendor::kNvidia, true,  16},
+    {"RTX4080",        Vendor::kNvidia, true,  16},
+    {"RTX4080SUPER",   Vendor::kNvidia, true,  16},
+    {"RTX4090",        Vendor::kNvidia, true,  24},
+    {"RTX4090D",       Vendor::kNvidia, true,  24},   // The RTX 4090 for China: fewer SMs.
+    {"RTX5050",        Vendor::kNvidia, true,  8},
+    {"RTX5060",        Vendor::kNvidia, true,  8},
+    {"RTX5060TI",      Vendor::kNvidia, true,  0},    // 8 or 16 GB.
+    {"RTX5070",        Vendor::kNvidia, true,  12},
+    {"RTX5070TI",      Vendor::kNvidia, true,  16},
+    {"RTX5080",        Vendor::kNvidia, true,  16},
+    {"RTX5090",        Vendor::kNvidia, true,  32},
+    {"RTX5090D",       Vendor::kNvidia, true,  32},
+    {"RTX6000ADA",     Vendor::kNvidia, true,  48},
+    {"RTXPRO4000",     Vendor::kNvidia, true,  24},   // RTX PRO 4000 Blackwell.
+    {"RTXPRO4500",     Vendor::kNvidia, true,  32},   // RTX PRO 4500 Blackwell.
+    {"RTXPRO5000",     Vendor::kNvidia, true,  0},    // RTX PRO 5000 Blackwell: 48 or 72 GB.
+    {"RTXPRO6000",     Vendor::kNvidia, true,  96},   // RTX PRO 6000 Blackwell, every edition.
+    {"L4",             Vendor::kNvidia, true,  24},
+    {"L20",            Vendor::kNvidia, true,  48},
+    {"L40",            Vendor::kNvidia, true,  48},
+    {"L40S",           Vendor::kNvidia, true,  48},
+    {"H20",            Vendor::kNvidia, true,  96},
+    {"H100",           Vendor::kNvidia, true,  80},   // PCIe and SXM; NVL is an alias below.
+    {"H800",           Vendor::kNvidia, true,  80},
+    {"H200",           Vendor::kNvidia, true,  141},  // SXM and NVL.
+    {"GH200",          Vendor::kNvidia, true,  0},    // 96 GB HBM3 or 144 GB HBM3e.
+    {"B100",           Vendor::kNvidia, true,  192},
+    {"B200",           Vendor::kNvidia, true,  180},  // DGX/HGX B200: 1,440 GB for 8 GPUs.
+    {"GB200",          Vendor::kNvidia, true,  186},  // Per GPU: 372 GB per superchip of two.
+    {"B300",           Vendor::kNvidia, true,  288},  // Blackwell Ultra.
+    {"GB300",          Vendor::kNvidia, true,  288},
+    // AMD, memory from AMD's data sheets. bf16 from MI200 on. An MI250/MI250X
+    // shows up as two devices (one per GCD) of 64 GB each, and memory here is
+    // per device.
+    {"MI100",          Vendor::kAmd,    false, 32},
+    {"MI210",          Vendor::kAmd,    true,  64},
+    {"MI250",          Vendor::kAmd,    true,  64},
+    {"MI250X",         Vendor::kAmd,    true,  64},
+    {"MI300A",         Vendor::kAmd,    true,  128},  // APU: memory shared with its CPU cores.
+    {"MI300X",         Vendor::kAmd,    true,  192},
+    {"MI325X",         Vendor::kAmd,    true,  256},
+    {"MI350X",         Vendor::kAmd,    true,  288},
+    {"MI355X",         Vendor::kAmd,    true,  288},
+    {"W7800",          Vendor::kAmd,    true,  0},    // Radeon PRO W7800: 32 or 48 GB.
+    {"W7900",          Vendor::kAmd,    true,  48},   // Radeon PRO W7900.
+    // Intel, memory from Intel's data sheets. bf16 on Max (Ponte Vecchio) and
+    // Battlemage; Flex is not counted on for it.
+    {"MAX1100",        Vendor::kIntel,  true,  48},
+    {"MAX1550",        Vendor::kIntel,  true,  128},  // Whole card, as xpu-smi reports it.
+    {"FLEX170",        Vendor::kIntel,  false, 16},
+    {"B580",           Vendor::kIntel,  true,  12},   // Arc B580.
+    {"B60",            Vendor::kIntel,  true,  24},   // Arc Pro B60.
     // Huawei Ascend. bf16 from 910B on.
-    {"ASCEND910",  Vendor::kHuawei, false, 32},
-    {"ASCEND910B", Vendor::kHuawei, true,  64},
-    {"ASCEND310P", Vendor::kHuawei, false, 0},    // 24 or 48 GB per chip, by card.
+    {"ASCEND910",      Vendor::kHuawei, false, 32},
+    {"ASCEND910B",     Vendor::kHuawei, true,  64},
+    {"ASCEND310P",     Vendor::kHuawei, false, 0},    // 24 or 48 GB per chip, by card.
 });
 // clang-format on
 
@@ -87,31 +128,39 @@ struct Alias {
   // Memory in GB that this SKU always has. It counts as stated by the name,
   // so gpu_memory_specs (keyed by family) does not override it. 0 = none.
   double sku_gb;
+  // The word names one variant of the family (Ascend's 910B4), not just
+  // another spelling of it: it becomes (part of) the variant, so a request
+  // for it matches that variant only.
+  bool names_variant;
 };
 
 // Ascend words are listed without the "ASCEND" prefix, which Normalise strips.
 // "910B" means the 2023 Ascend 910B family (npu-smi: 910B1..910B4), as users
 // and Kubernetes labels use it today, not the first generation's "910B" bin.
+// "PRO6000" is "RTX PRO 6000" (Normalise joins "PRO 6000"; RTX is a filler).
 // clang-format off
 constexpr auto kAliases = std::to_array<Alias>({
-    {"RTXA6000",    "A6000",      "",      0},
-    {"V100S",       "V100",       "",      32},
-    {"H100",        "H100",       "NVL",   94},
-    {"GH200",       "GH200",      "480GB", 96},  // "480GB" is the Grace CPU's memory.
-    {"910",         "ASCEND910",  "",      0},
-    {"910A",        "ASCEND910",  "",      0},
-    {"910PROA",     "ASCEND910",  "",      0},
-    {"910PROB",     "ASCEND910",  "",      0},
-    {"910PREMIUMA", "ASCEND910",  "",      0},
-    {"910B",        "ASCEND910B", "",      0},
-    {"910B1",       "ASCEND910B", "",      0},
-    {"910B2",       "ASCEND910B", "",      0},
-    {"910B2C",      "ASCEND910B", "",      0},
-    {"910B3",       "ASCEND910B", "",      0},
-    {"910B4",       "ASCEND910B", "",      32},
-    {"310P",        "ASCEND310P", "",      0},
-    {"310P1",       "ASCEND310P", "",      0},
-    {"310P3",       "ASCEND310P", "",      0},
+    {"RTXA6000",    "A6000",      "",      0,  false},
+    {"PRO4000",     "RTXPRO4000", "",      0,  false},
+    {"PRO4500",     "RTXPRO4500", "",      0,  false},
+    {"PRO5000",     "RTXPRO5000", "",      0,  false},
+    {"PRO6000",     "RTXPRO6000", "",      0,  false},
+    {"H100",        "H100",       "NVL",   94, false},
+    {"GH200",       "GH200",      "480GB", 96, false},  // "480GB" is the Grace CPU's memory.
+    {"910",         "ASCEND910",  "",      0,  false},
+    {"910A",        "ASCEND910",  "",      0,  true},
+    {"910PROA",     "ASCEND910",  "",      0,  true},
+    {"910PROB",     "ASCEND910",  "",      0,  true},
+    {"910PREMIUMA", "ASCEND910",  "",      0,  true},
+    {"910B",        "ASCEND910B", "",      0,  false},
+    {"910B1",       "ASCEND910B", "",      0,  true},
+    {"910B2",       "ASCEND910B", "",      0,  true},
+    {"910B2C",      "ASCEND910B", "",      0,  true},
+    {"910B3",       "ASCEND910B", "",      0,  true},
+    {"910B4",       "ASCEND910B", "",      32, true},
+    {"310P",        "ASCEND310P", "",      0,  false},
+    {"310P1",       "ASCEND310P", "",      0,  true},
+    {"310P3",       "ASCEND310P", "",      0,  true},
 });
 // clang-format on
 
@@ -125,27 +174,32 @@ struct FillerWord {
 // clang-format off
 constexpr auto kFillerWords = std::to_array<FillerWord>({
     {"NVIDIA", Vendor::kNvidia},  {"TESLA", Vendor::kNvidia},  {"GEFORCE", Vendor::kNvidia},
-    {"QUADRO", Vendor::kNvidia},  {"RTX", Vendor::kNvidia},    {"AMD", Vendor::kAmd},
-    {"INSTINCT", Vendor::kAmd},   {"RADEON", Vendor::kAmd},    {"INTEL", Vendor::kIntel},
-    {"HUAWEI", Vendor::kHuawei},  {"ASCEND", Vendor::kHuawei},
-    // Vendor-neutral: "Intel(R) Data Center GPU", "RTX 6000 Ada Generation".
+    {"QUADRO", Vendor::kNvidia},  {"RTX", Vendor::kNvidia},    {"BLACKWELL", Vendor::kNvidia},
+    {"AMD", Vendor::kAmd},        {"INSTINCT", Vendor::kAmd},  {"RADEON", Vendor::kAmd},
+    {"INTEL", Vendor::kIntel},    {"ARC", Vendor::kIntel},     {"HUAWEI", Vendor::kHuawei},
+    {"ASCEND", Vendor::kHuawei},
+    // Vendor-neutral: "Intel(R) Data Center GPU", "RTX 6000 Ada Generation",
+    // "Radeon PRO W7900", "RTX PRO 6000 Blackwell Server Edition".
     {"R", Vendor::kUnknown},      {"TM", Vendor::kUnknown},    {"DATA", Vendor::kUnknown},
     {"CENTER", Vendor::kUnknown}, {"GPU", Vendor::kUnknown},   {"NPU", Vendor::kUnknown},
-    {"GENERATION", Vendor::kUnknown},
+    {"GENERATION", Vendor::kUnknown}, {"PRO", Vendor::kUnknown}, {"EDITION", Vendor::kUnknown},
+    {"GRAPHICS", Vendor::kUnknown},
 });
 
 // Form factor, memory type and deployment words, kept as the variant.
 // "SHARED" is what GPU Feature Discovery appends under time-slicing.
 constexpr auto kVariantWords = std::to_array<std::string_view>({
-    "SXM", "SXM2", "SXM3", "SXM4", "SXM5", "PCIE", "NVL", "FHHL", "DGXS", "LS",
-    "HBM2", "HBM2E", "HBM3", "HBM3E", "OAM", "SHARED",
+    "SXM", "SXM2", "SXM3", "SXM4", "SXM5", "SXM6", "PCIE", "NVL", "FHHL", "DGXS", "LS",
+    "HBM2", "HBM2E", "HBM3", "HBM3E", "OAM", "SHARED", "WORKSTATION", "SERVER", "MAXQ",
 });
 // clang-format on
 
-// Series words written apart from their number ("RTX 4090", "Max 1550").
-constexpr auto kSeriesPrefixes = std::to_array<std::string_view>({"RTX", "MAX", "FLEX"});
-// Suffixes written apart from their model ("RTX 3090 Ti", "RTX 6000 Ada").
-constexpr auto kModelSuffixes = std::to_array<std::string_view>({"TI", "ADA"});
+// Series words written apart from their number ("RTX 4090", "Max 1550",
+// "RTX PRO 6000").
+constexpr auto kSeriesPrefixes = std::to_array<std::string_view>({"RTX", "MAX", "FLEX", "PRO"});
+// Suffixes written apart from their model ("RTX 3090 Ti", "RTX 6000 Ada",
+// "RTX 4090 D", "RTX 4080 SUPER").
+constexpr auto kModelSuffixes = std::to_array<std::string_view>({"TI", "ADA", "D", "SUPER"});
 
 template <typename Container, typename T>
 bool Contains(const Container& container, const T& value) {
@@ -225,7 +279,8 @@ std::vector<std::string> Normalise(std::vector<Word> words) {
       const bool series_number = Contains(kSeriesPrefixes, previous) && IsDigit(text[0]);
       const bool model_suffix = Contains(kModelSuffixes, text);
       const bool size_unit = AllDigits(previous) && (text == "G" || text == "GB");
-      if (series_number || model_suffix || size_unit) {
+      const bool max_q = previous == "MAX" && text == "Q";  // "Max-Q", a variant.
+      if (series_number || model_suffix || size_unit || max_q) {
         previous += text;
         continue;
       }
@@ -257,6 +312,8 @@ struct Reading {
   // Memory the name states (a size word, a SKU's fixed size or, for a MIG
   // device, its profile's size).
   std::optional<double> stated_gb;
+  // The size word alone ("40GB"), also for a MIG device (the whole GPU's).
+  std::optional<double> size_word_gb;
   bool mig = false;
   // The vendor its vendor words name, even when the model is not recognised;
   // kUnknown when there are none or they disagree.
@@ -374,11 +431,13 @@ Reading Read(std::string_view text) {
     size_word_gb = size;
   }
 
+  if (alias != nullptr && alias->names_variant) reading.variant = alias->word;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (roles[i] != Role::kVariant) continue;
     if (!reading.variant.empty()) reading.variant += '-';
     reading.variant += tokens[i];
   }
+  reading.size_word_gb = size_word_gb;
   if (mig.has_value()) {
     if (!reading.variant.empty()) reading.variant += '-';
     reading.variant += mig->variant;
@@ -490,6 +549,48 @@ std::string CanonicalGpuType(std::string_view user_type) {
   const Reading stripped = ReadName(out);
   if (stripped.family != nullptr) return std::string(stripped.family->canonical);
   return out;
+}
+
+namespace {
+
+std::vector<std::string> SplitVariant(std::string_view variant) {
+  std::vector<std::string> words;
+  size_t start = 0;
+  while (start < variant.size()) {
+    size_t end = variant.find('-', start);
+    if (end == std::string_view::npos) end = variant.size();
+    if (end > start) words.emplace_back(variant.substr(start, end - start));
+    start = end + 1;
+  }
+  return words;
+}
+
+}  // namespace
+
+GpuTypePattern::GpuTypePattern(std::string_view requested) : family_(CanonicalGpuType(requested)) {
+  const Reading reading = ReadName(requested);
+  if (reading.family == nullptr) return;
+  variant_words_ = SplitVariant(reading.variant);
+  // A MIG profile names its slice's size; a size word next to it is the
+  // whole GPU's, which the device (a slice) does not report.
+  if (!reading.mig) memory_gb_ = reading.size_word_gb;
+}
+
+bool GpuTypePattern::Matches(const GpuModel& model, double device_memory_gb) const {
+  const std::string have = model.known() ? model.canonical : CanonicalGpuType(model.raw_name);
+  if (have != family_) return false;
+  if (!variant_words_.empty()) {
+    const std::vector<std::string> device_words = SplitVariant(model.variant);
+    for (const std::string& word : variant_words_) {
+      if (!Contains(device_words, word)) return false;
+    }
+  }
+  if (memory_gb_.has_value()) {
+    const double have_gb = device_memory_gb > 0 ? device_memory_gb : model.memory_gb.value_or(0);
+    if (have_gb <= 0) return false;  // Cannot tell, so not the size asked for.
+    if (std::abs(have_gb - *memory_gb_) > *memory_gb_ * kLabelledSizeTolerance) return false;
+  }
+  return true;
 }
 
 }  // namespace gpurm

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gpurm {
 
@@ -55,6 +56,35 @@ GpuModel ParseGpuModel(std::string_view name, const GpuMemorySpecs& memory_specs
 // Returns the input upper-cased and stripped of separators when unknown, so an
 // unknown type still matches an unknown device of the same raw spelling.
 std::string CanonicalGpuType(std::string_view user_type);
+
+// A gpu_type as a request writes it, read once and matched against devices.
+// A bare family ("A100", "H100") matches every device of that family; words
+// that name a variant narrow it to that variant only: a form factor
+// ("A100-SXM4"), a SKU ("H100 NVL", "910B4"), a MIG profile, or a memory
+// size ("A100-40GB" matches a 40 GB A100, never an 80 GB one). Distinct
+// products are distinct families ("V100S" is not a "V100"). An unknown type
+// matches devices whose raw name has the same spelling (CanonicalGpuType).
+class GpuTypePattern {
+ public:
+  // Devices report a little less memory than their label ("16GB" T4: 15,360
+  // MiB); a size in a request matches a device within this fraction of it.
+  // Sizes that tell variants apart differ by far more (40/80, 16/32, 80/94).
+  static constexpr double kLabelledSizeTolerance = 0.1;
+
+  explicit GpuTypePattern(std::string_view requested);
+
+  // Does a device of `model` that reports `device_memory_gb` of memory (0 or
+  // less: unknown, then the model's memory counts) match?
+  bool Matches(const GpuModel& model, double device_memory_gb) const;
+
+  // The canonical family (CanonicalGpuType of the request).
+  const std::string& family() const { return family_; }
+
+ private:
+  std::string family_;
+  std::vector<std::string> variant_words_;  // All must be among the device's.
+  std::optional<double> memory_gb_;         // The size word, when the request has one.
+};
 
 }  // namespace gpurm
 

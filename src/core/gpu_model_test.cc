@@ -45,7 +45,7 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"Tesla V100-SXM2-16GB", "V100", "SXM2", Vendor::kNvidia, 16, false},
         ParseCase{"Tesla V100-PCIE-16GB", "V100", "PCIE", Vendor::kNvidia, 16, false},
         ParseCase{"Tesla V100-PCIE-32GB", "V100", "PCIE", Vendor::kNvidia, 32, false},
-        ParseCase{"Tesla V100S-PCIE-32GB", "V100", "PCIE", Vendor::kNvidia, 32, false},
+        ParseCase{"Tesla V100S-PCIE-32GB", "V100S", "PCIE", Vendor::kNvidia, 32, false},
         ParseCase{"Tesla V100-SXM2-32GB-LS", "V100", "SXM2-LS", Vendor::kNvidia, 32, false},
         // V100 ships as 16 or 32 GB in every form factor: no size, no guess.
         ParseCase{"Tesla V100-SXM2", "V100", "SXM2", Vendor::kNvidia, kNoMemory, false},
@@ -138,13 +138,13 @@ INSTANTIATE_TEST_SUITE_P(Intel, ParseGpuModelTest,
 INSTANTIATE_TEST_SUITE_P(
     Ascend, ParseGpuModelTest,
     testing::Values(ParseCase{"Ascend910B", "ASCEND910B", "", Vendor::kHuawei, 64, true},
-                    ParseCase{"910B3", "ASCEND910B", "", Vendor::kHuawei, 64, true},
-                    ParseCase{"Ascend910B2C", "ASCEND910B", "", Vendor::kHuawei, 64, true},
-                    ParseCase{"910B4", "ASCEND910B", "", Vendor::kHuawei, 32, true},
+                    ParseCase{"910B3", "ASCEND910B", "910B3", Vendor::kHuawei, 64, true},
+                    ParseCase{"Ascend910B2C", "ASCEND910B", "910B2C", Vendor::kHuawei, 64, true},
+                    ParseCase{"910B4", "ASCEND910B", "910B4", Vendor::kHuawei, 32, true},
                     ParseCase{"Ascend 910", "ASCEND910", "", Vendor::kHuawei, 32, false},
-                    ParseCase{"910ProB", "ASCEND910", "", Vendor::kHuawei, 32, false},
+                    ParseCase{"910ProB", "ASCEND910", "910PROB", Vendor::kHuawei, 32, false},
                     // 310P cards carry 24 or 48 GB per chip: the name cannot tell.
-                    ParseCase{"310P3", "ASCEND310P", "", Vendor::kHuawei, kNoMemory, false},
+                    ParseCase{"310P3", "ASCEND310P", "310P3", Vendor::kHuawei, kNoMemory, false},
                     ParseCase{"Huawei Ascend 310P", "ASCEND310P", "", Vendor::kHuawei, kNoMemory,
                               false}));
 
@@ -191,8 +191,6 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"Ascend 310", "", "", Vendor::kHuawei, kNoMemory, false},
         // A known model word with a word we do not know: a different product.
         ParseCase{"NVIDIA GeForce RTX 4090 Laptop GPU", "", "", Vendor::kNvidia, kNoMemory, false},
-        ParseCase{"NVIDIA GeForce RTX 4090 D", "", "", Vendor::kNvidia, kNoMemory, false},
-        ParseCase{"Quadro RTX 6000", "", "", Vendor::kNvidia, kNoMemory, false},
         ParseCase{"Atlas 800T A2", "", "", Vendor::kUnknown, kNoMemory, false},
         // Contradictions and ambiguity.
         ParseCase{"NVIDIA Instinct MI250X", "", "", Vendor::kUnknown, kNoMemory, false},
@@ -200,10 +198,50 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"Aldebaran/MI200 [Instinct MI250X/MI250]", "", "", Vendor::kAmd, kNoMemory,
                   false},
         ParseCase{"A100 40GB 80GB", "", "", Vendor::kUnknown, kNoMemory, false},
-        ParseCase{"NVIDIA B200", "", "", Vendor::kNvidia, kNoMemory, false},
+        ParseCase{"NVIDIA B300 SXM6 AC", "", "", Vendor::kNvidia, kNoMemory, false},
         ParseCase{"", "", "", Vendor::kUnknown, kNoMemory, false},
         ParseCase{" - ", "", "", Vendor::kUnknown, kNoMemory, false},
         ParseCase{"GPU", "", "", Vendor::kUnknown, kNoMemory, false}));
+
+// Current generations, as their drivers name them, with the memory per
+// device from the vendors' data sheets.
+INSTANTIATE_TEST_SUITE_P(
+    CurrentGenerations, ParseGpuModelTest,
+    testing::Values(
+        ParseCase{"NVIDIA B200", "B200", "", Vendor::kNvidia, 180, true},
+        ParseCase{"NVIDIA B100", "B100", "", Vendor::kNvidia, 192, true},
+        ParseCase{"NVIDIA GB200", "GB200", "", Vendor::kNvidia, 186, true},
+        ParseCase{"NVIDIA B300", "B300", "", Vendor::kNvidia, 288, true},
+        ParseCase{"NVIDIA GB300", "GB300", "", Vendor::kNvidia, 288, true},
+        ParseCase{"NVIDIA H20", "H20", "", Vendor::kNvidia, 96, true},
+        ParseCase{"NVIDIA H200", "H200", "", Vendor::kNvidia, 141, true},
+        ParseCase{"NVIDIA H200 NVL", "H200", "NVL", Vendor::kNvidia, 141, true},
+        ParseCase{"NVIDIA L20", "L20", "", Vendor::kNvidia, 48, true},
+        ParseCase{"NVIDIA GeForce RTX 4090 D", "RTX4090D", "", Vendor::kNvidia, 24, true},
+        ParseCase{"NVIDIA GeForce RTX 4080 SUPER", "RTX4080SUPER", "", Vendor::kNvidia, 16, true},
+        ParseCase{"NVIDIA GeForce RTX 4070 Ti SUPER", "RTX4070TISUPER", "", Vendor::kNvidia, 16,
+                  true},
+        ParseCase{"NVIDIA GeForce RTX 5090", "RTX5090", "", Vendor::kNvidia, 32, true},
+        ParseCase{"NVIDIA GeForce RTX 5090 D", "RTX5090D", "", Vendor::kNvidia, 32, true},
+        ParseCase{"NVIDIA GeForce RTX 5080", "RTX5080", "", Vendor::kNvidia, 16, true},
+        ParseCase{"NVIDIA GeForce RTX 5070 Ti", "RTX5070TI", "", Vendor::kNvidia, 16, true},
+        ParseCase{"NVIDIA GeForce RTX 5060 Ti", "RTX5060TI", "", Vendor::kNvidia, kNoMemory, true},
+        ParseCase{"NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "RTXPRO6000", "WORKSTATION",
+                  Vendor::kNvidia, 96, true},
+        ParseCase{"NVIDIA RTX PRO 6000 Blackwell Server Edition", "RTXPRO6000", "SERVER",
+                  Vendor::kNvidia, 96, true},
+        ParseCase{"NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "RTXPRO6000",
+                  "MAXQ-WORKSTATION", Vendor::kNvidia, 96, true},
+        ParseCase{"NVIDIA RTX PRO 4500 Blackwell", "RTXPRO4500", "", Vendor::kNvidia, 32, true},
+        ParseCase{"Quadro RTX 8000", "RTX8000", "", Vendor::kNvidia, 48, false},
+        ParseCase{"Quadro RTX 6000", "RTX6000", "", Vendor::kNvidia, 24, false},
+        ParseCase{"AMD Radeon PRO W7900", "W7900", "", Vendor::kAmd, 48, true},
+        ParseCase{"AMD Instinct MI300X", "MI300X", "", Vendor::kAmd, 192, true},
+        ParseCase{"AMD Instinct MI325X", "MI325X", "", Vendor::kAmd, 256, true},
+        ParseCase{"AMD Instinct MI355X", "MI355X", "", Vendor::kAmd, 288, true},
+        ParseCase{"AMD Instinct MI300A", "MI300A", "", Vendor::kAmd, 128, true},
+        ParseCase{"Intel(R) Arc(TM) Pro B60 Graphics", "B60", "", Vendor::kIntel, 24, true},
+        ParseCase{"Intel(R) Arc(TM) B580 Graphics", "B580", "", Vendor::kIntel, 12, true}));
 
 // Memory overrides (gpu_memory_specs).
 struct SpecCase {
@@ -281,8 +319,8 @@ TEST(CanonicalGpuTypeTest, CanonicalisesUserSpellings) {
       // Unknown: upper-cased, separators dropped, so it still matches an
       // unknown device of the same spelling.
       {"", ""},
-      {"b200", "B200"},
-      {"NVIDIA B200", "NVIDIAB200"},
+      {"b2000", "B2000"},
+      {"NVIDIA B2000", "NVIDIAB2000"},
       {"A1000", "A1000"},
       {"t40", "T40"},
       {"my-gpu x", "MYGPUX"},
@@ -295,11 +333,13 @@ TEST(CanonicalGpuTypeTest, CanonicalisesUserSpellings) {
 
 TEST(CanonicalGpuTypeTest, CanonicalNamesAreFixedPoints) {
   const char* const canonicals[] = {
-      "K80",     "P40",        "P100",    "V100",    "T4",        "A10",        "A10G",
-      "A30",     "A40",        "A100",    "A800",    "A6000",     "RTX3090",    "RTX3090TI",
-      "RTX4090", "RTX6000ADA", "L4",      "L40",     "L40S",      "H100",       "H800",
-      "H200",    "GH200",      "MI100",   "MI210",   "MI250",     "MI250X",     "MI300X",
-      "MI325X",  "MAX1100",    "MAX1550", "FLEX170", "ASCEND910", "ASCEND910B", "ASCEND310P"};
+      "K80",     "P40",        "P100",    "V100",     "T4",        "A10",        "A10G",
+      "A30",     "A40",        "A100",    "A800",     "A6000",     "RTX3090",    "RTX3090TI",
+      "RTX4090", "RTX6000ADA", "L4",      "L40",      "L40S",      "H100",       "H800",
+      "H200",    "GH200",      "MI100",   "MI210",    "MI250",     "MI250X",     "MI300X",
+      "MI325X",  "MAX1100",    "MAX1550", "FLEX170",  "ASCEND910", "ASCEND910B", "ASCEND310P",
+      "V100S",   "RTX6000",    "RTX8000", "RTX4090D", "RTX5090",   "RTXPRO6000", "B200",
+      "B100",    "GB200",      "B300",    "GB300",    "H20",       "MI355X",     "W7900"};
   for (const char* canonical : canonicals) {
     SCOPED_TRACE(canonical);
     EXPECT_EQ(CanonicalGpuType(canonical), canonical);
@@ -330,6 +370,56 @@ TEST(CanonicalGpuTypeTest, IsIdempotentWhenStrippingRevealsAFamily) {
     EXPECT_EQ(CanonicalGpuType(canonical), canonical);
   }
   EXPECT_EQ(CanonicalGpuType("A-scend 310P3"), "ASCEND310P");
+}
+
+// A request's type against device names: a bare family matches all of it,
+// a type that names a variant (form factor, SKU, size, MIG profile) only
+// that variant.
+TEST(GpuTypePatternTest, MatchesVariantsExactlyAndFamiliesWhole) {
+  const struct {
+    const char* requested;
+    const char* device;
+    double device_gb;  // As the device reports it; 0 = not reported.
+    bool matches;
+  } cases[] = {
+      {"V100", "Tesla V100-SXM2-32GB", 31.7, true},
+      {"V100", "Tesla V100-PCIE-16GB", 15.8, true},
+      {"V100S", "Tesla V100-SXM2-32GB", 31.7, false},
+      {"V100", "Tesla V100S-PCIE-32GB", 31.7, false},
+      {"V100S", "Tesla V100S-PCIE-32GB", 31.7, true},
+      {"A100", "NVIDIA A100-SXM4-80GB", 80, true},
+      {"A100", "NVIDIA A100-PCIE-40GB", 40, true},
+      {"A100-40GB", "NVIDIA A100-SXM4-80GB", 80, false},
+      {"A100-40GB", "NVIDIA A100-PCIE-40GB", 40, true},
+      {"A100-80GB", "NVIDIA A100-SXM4-80GB", 80, true},
+      // The size the device reports decides when its name states none.
+      {"A100-40GB", "NVIDIA A100-SXM4", 80, false},
+      {"A100-80GB", "NVIDIA A100-SXM4", 79.6, true},
+      {"A100-80GB", "NVIDIA A100-SXM4", 0, false},  // Cannot tell.
+      {"T4-16GB", "Tesla T4", 15.0, true},
+      {"A100-SXM4", "NVIDIA A100-SXM4-80GB", 80, true},
+      {"A100-SXM4", "NVIDIA A100-PCIE-40GB", 40, false},
+      {"A100 SXM4 40GB", "NVIDIA A100-SXM4-80GB", 80, false},
+      {"H100", "NVIDIA H100 NVL", 93.6, true},
+      {"H100 NVL", "NVIDIA H100 NVL", 93.6, true},
+      {"H100 NVL", "NVIDIA H100 80GB HBM3", 79.6, false},
+      {"910B", "Ascend910B4", 32, true},
+      {"910B4", "Ascend910B4", 32, true},
+      {"910B4", "Ascend910B3", 64, false},
+      {"A100", "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", 4.75, true},
+      {"A100-MIG-1g.5gb", "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", 4.75, true},
+      {"A100-MIG-1g.5gb", "NVIDIA-A100-SXM4-40GB-MIG-2g.10gb", 9.75, false},
+      {"RTX4090", "NVIDIA GeForce RTX 4090 D", 24, false},
+      {"RTX 4090 D", "NVIDIA GeForce RTX 4090 D", 24, true},
+      {"B200", "NVIDIA B200", 179, true},
+      {"B200", "NVIDIA GB200", 186, false},
+      {"my-gpu", "My GPU", 8, true},
+      {"my-gpu", "Other GPU", 8, false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.requested) + " vs " + c.device);
+    EXPECT_EQ(GpuTypePattern(c.requested).Matches(ParseGpuModel(c.device), c.device_gb), c.matches);
+  }
 }
 
 TEST(VendorTest, NamesRoundTrip) {

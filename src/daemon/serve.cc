@@ -229,6 +229,7 @@ int RunServe(const ServeOptions& options) {
   GpuManager manager(&inventory, kubernetes ? kubernetes->ledger() : ledger->get(), &clock,
                      config->server.policy);
   manager.set_max_allocations_per_owner(static_cast<int>(config->server.max_allocations_per_owner));
+  manager.set_lease_limits(config->server.default_lease_ttl_s, config->server.max_lease_ttl_s);
 
   // The sampler is the only caller of the provider; its first pass starts
   // now, and /health answers 503 until it has published a snapshot.

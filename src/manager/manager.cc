@@ -203,11 +203,21 @@ void GpuManager::CommitLoop() {
   }
 }
 
-AllocationResult GpuManager::Allocate(const GpuRequest& request, const std::string& owner,
+AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string& owner,
                                       const std::string& idempotency_key, const WaitOptions& wait) {
   AllocationResult result;
-  result.status = ValidateRequest(request);
+  result.status = ValidateRequest(asked);
   if (!result.status.ok()) return result;
+  // From here on the request is as recorded: with the server's lease applied.
+  GpuRequest request = asked;
+  if (request.lease_ttl_s == 0) request.lease_ttl_s = default_lease_ttl_s_;
+  if (max_lease_ttl_s_ > 0 && request.lease_ttl_s > max_lease_ttl_s_) {
+    result.status = InvalidArgument("must be at most " + std::to_string(max_lease_ttl_s_) +
+                                        " seconds (the server's max_lease_ttl_s); renew the "
+                                        "lease with heartbeats to hold GPUs longer",
+                                    "lease_ttl_seconds");
+    return result;
+  }
   if (wait.wait && !(wait.timeout_s > 0 && wait.timeout_s <= 86'400)) {
     result.status = InvalidArgument("must be in (0, 86400] seconds", "wait_timeout_seconds");
     return result;

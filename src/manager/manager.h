@@ -111,6 +111,17 @@ class GpuManager {
   void set_max_allocations_per_owner(int cap) { max_allocations_per_owner_ = cap; }
   int max_allocations_per_owner() const { return max_allocations_per_owner_; }
 
+  // Leases for every client (server.default_lease_ttl_s, server.max_lease_ttl_s):
+  // a request without lease_ttl_seconds (0) gets `default_s`, and one asking
+  // for more than `max_s` is refused with kInvalidArgument naming
+  // lease_ttl_seconds. 0 = no default (held until released) / no maximum.
+  // Precondition: default_s <= max_s when max_s > 0 (config checks it). Call
+  // before the manager is shared.
+  void set_lease_limits(int64_t default_s, int64_t max_s) {
+    default_lease_ttl_s_ = default_s;
+    max_lease_ttl_s_ = max_s;
+  }
+
   // Places the request now, or -- with wait.wait and when it could ever fit
   // -- queues it (result.queued). A request of no higher priority than the
   // queue's head is placed only around the GPUs held for the head.
@@ -219,6 +230,8 @@ class GpuManager {
   std::mt19937_64 id_random_;
   uint64_t last_id_ = 0;  // The number of the last id NewId made.
   int max_allocations_per_owner_ = 0;
+  int64_t default_lease_ttl_s_ = 0;  // set_lease_limits.
+  int64_t max_lease_ttl_s_ = 0;
 
   // Group commit. state_ holds the GPUs of staged and in-flight inserts;
   // a rebuild adds those of staged ones (in-flight ones defer it).

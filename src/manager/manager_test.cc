@@ -144,6 +144,34 @@ TEST_F(ManagerTest, LeasesExpireUnlessRenewed) {
   EXPECT_EQ(ledger_->Get(kept.allocation->id)->state, AllocationState::kExpired);
 }
 
+// The server's lease applies to every client: a request naming none gets
+// the default (and expires with it), one asking for more than the maximum
+// is refused naming the field, and nothing is held for it.
+TEST_F(ManagerTest, ServerLeaseDefaultAndMaximumApplyToEveryRequest) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_lease_limits(300, 3600);
+  AllocationResult defaulted = manager_->Allocate(T4(1), "me", "");
+  ASSERT_TRUE(defaulted.status.ok()) << defaulted.status.message();
+  EXPECT_EQ(defaulted.allocation->request.lease_ttl_s, 300);
+  EXPECT_EQ(defaulted.allocation->lease_expires_unix_ms,
+            defaulted.allocation->created_unix_ms + 300'000);
+
+  GpuRequest too_long = T4(1);
+  too_long.lease_ttl_s = 3601;
+  AllocationResult refused = manager_->Allocate(too_long, "me", "");
+  EXPECT_EQ(refused.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status.field(), "lease_ttl_seconds");
+  EXPECT_FALSE(refused.allocation.has_value());
+
+  GpuRequest own = T4(1);
+  own.lease_ttl_s = 60;
+  EXPECT_EQ(manager_->Allocate(own, "me", "").allocation->request.lease_ttl_s, 60);
+
+  clock_.AdvanceMs(301'000);
+  const std::vector<Allocation> reaped = manager_->ReapExpiredLeases();
+  EXPECT_EQ(reaped.size(), 2u);  // The defaulted one and the 60 s one.
+}
+
 TEST_F(ManagerTest, ReleaseOnNodeTakesTheOwnersNewestMatchingAllocation) {
   ASSERT_TRUE(inventory_->Refresh().ok());
   GpuRequest on_a = T4(1);

@@ -90,7 +90,9 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
       g.gpu = &gpu;
       g.usable_mib = std::max<int64_t>(0, gpu.memory_free_of_outside_use_mib());
       g.free_mib = g.usable_mib;
-      auto [type, inserted] = types.emplace(gpu.model.canonical + "\x1f" + gpu.model.raw_name,
+      // The reported size is part of the type: a request can name it ("A100-40GB").
+      auto [type, inserted] = types.emplace(gpu.model.canonical + "\x1f" + gpu.model.raw_name +
+                                                "\x1f" + std::to_string(gpu.memory_total_mib),
                                             static_cast<uint32_t>(types.size()));
       if (inserted) {
         type_representatives_.push_back(&gpu);

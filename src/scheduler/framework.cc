@@ -286,7 +286,7 @@ SchedulingContext::SchedulingContext(const GpuRequest& request, const ScheduleOp
     std::string part = request.gpu_type.substr(start, end - start);
     part.erase(0, part.find_first_not_of(' '));
     part.erase(part.find_last_not_of(' ') + 1);
-    if (!part.empty()) wanted_types_.push_back(CanonicalGpuType(part));
+    if (!part.empty()) wanted_types_.emplace_back(part);
     start = end + 1;
   }
   type_match_.assign(state.type_count(), -1);
@@ -306,10 +306,10 @@ bool SchedulingContext::TypeIdMatches(uint32_t type_id) const {
   int8_t& cached = type_match_[type_id];
   if (cached < 0) {
     const Gpu& gpu = state_.type_representative(type_id);
-    const std::string have =
-        gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
-    const bool wanted =
-        std::find(wanted_types_.begin(), wanted_types_.end(), have) != wanted_types_.end();
+    const bool wanted = std::any_of(
+        wanted_types_.begin(), wanted_types_.end(), [&gpu](const GpuTypePattern& pattern) {
+          return pattern.Matches(gpu.model, GbFromMib(gpu.memory_total_mib));
+        });
     cached = wanted ? 1 : 0;
   }
   return cached == 1;

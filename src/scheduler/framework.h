@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/gpu_model.h"
 #include "core/status.h"
 #include "core/types.h"
 #include "scheduler/cluster_state.h"
@@ -105,8 +106,8 @@ class SchedulingContext {
   bool shared_ = false;
   int milli_ = 0;
   int64_t need_mib_ = 0;
-  std::vector<std::string> wanted_types_;   // Canonical alternatives of gpu_type.
-  mutable std::vector<int8_t> type_match_;  // By GPU type id: -1 unknown, 0, 1.
+  std::vector<GpuTypePattern> wanted_types_;  // The alternatives of gpu_type.
+  mutable std::vector<int8_t> type_match_;    // By GPU type id: -1 unknown, 0, 1.
   // By part * type_count() + type id, filled on first use.
   mutable std::vector<int8_t> part_type_match_;
   mutable std::vector<double> type_pressure_;  // By type id, filled on first use.

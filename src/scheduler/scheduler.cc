@@ -21,6 +21,18 @@ std::string RequestedTypeLabel(const GpuRequest& request) {
   return request.gpu_type.empty() ? std::string("GPU") : CanonicalGpuType(request.gpu_type);
 }
 
+// "2 x T4", or "2 x A100 with 40.0 GB<memory_note> each" when the request
+// asks for memory (a request that does not ask gets no "0.0 GB" in its messages).
+std::string RequestShape(int count, const GpuRequest& request, const char* memory_note = "") {
+  std::string text = std::to_string(count) + " x " + RequestedTypeLabel(request);
+  if (request.memory_gb > 0) {
+    char gb[64];
+    std::snprintf(gb, sizeof(gb), " with %.1f GB%s each", request.memory_gb, memory_note);
+    text += gb;
+  }
+  return text;
+}
+
 // A set of nodes evaluated once: an equivalence class of the ClusterState,
 // or the single node a request names.
 struct Group {
@@ -156,11 +168,9 @@ WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& s
   const std::string type = RequestedTypeLabel(request);
   char buffer[256];
   if (fit.max_gpus_on_one_node > 0) {
-    std::snprintf(buffer, sizeof(buffer), "%d x %s with %.1f GB each fit now on %s",
-                  fit.max_gpus_on_one_node, type.c_str(), request.memory_gb,
-                  state.nodes()[best_node].node->name.c_str());
-    fit.suggestion = buffer;
-  } else if (most_free_mib > 0) {
+    fit.suggestion = RequestShape(fit.max_gpus_on_one_node, request) + " fit now on " +
+                     state.nodes()[best_node].node->name;
+  } else if (most_free_mib > 0 && request.memory_gb > 0) {
     std::snprintf(buffer, sizeof(buffer),
                   "no %s has %.1f GB free now; at most %.1f GB per GPU is free (lower memory_gb)",
                   type.c_str(), request.memory_gb, fit.max_memory_gb_per_gpu);
@@ -214,22 +224,16 @@ void Diagnose(const SchedulingContext& context, const ClusterState& state,
                   [](const NodeReason& r) { return r.code == FitCode::kError; })) {
     diagnosis.code = FitCode::kError;
   }
-  const std::string type = RequestedTypeLabel(request);
-  char buffer[256];
   if (!node_found) {
     diagnosis.message = "no node named \"" + request.node_name + "\"";
   } else if (!diagnosis.possible_ever) {
-    std::snprintf(buffer, sizeof(buffer), "no %s%d x %s with %.1f GB each exists in this cluster",
-                  request.node_name.empty() ? "" : "single node has ", request.gpu_count,
-                  type.c_str(), request.memory_gb);
-    diagnosis.message = buffer;
+    diagnosis.message = "no " + std::string(request.node_name.empty() ? "" : "single node has ") +
+                        RequestShape(request.gpu_count, request) + " exists in this cluster";
   } else {
-    std::snprintf(buffer, sizeof(buffer),
-                  "%d x %s with %.1f GB free each cannot be placed now%s; it fits once GPUs are "
-                  "released",
-                  request.gpu_count, type.c_str(), request.memory_gb,
-                  request.distributed_training ? " (not even across nodes)" : " on one node");
-    diagnosis.message = buffer;
+    diagnosis.message =
+        RequestShape(request.gpu_count, request, " free") + " cannot be placed now" +
+        (request.distributed_training ? " (not even across nodes)" : " on one node") +
+        "; it fits once GPUs are released";
   }
 }
 
@@ -402,8 +406,6 @@ Status ValidateRequest(const GpuRequest& request) {
 
 bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
   if (request.gpu_type.empty()) return true;
-  const std::string have =
-      gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
   size_t start = 0;
   while (start <= request.gpu_type.size()) {
     size_t end = request.gpu_type.find('|', start);
@@ -411,7 +413,9 @@ bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
     std::string part = request.gpu_type.substr(start, end - start);
     part.erase(0, part.find_first_not_of(' '));
     part.erase(part.find_last_not_of(' ') + 1);
-    if (!part.empty() && CanonicalGpuType(part) == have) return true;
+    if (!part.empty() && GpuTypePattern(part).Matches(gpu.model, GbFromMib(gpu.memory_total_mib))) {
+      return true;
+    }
     start = end + 1;
   }
   return false;

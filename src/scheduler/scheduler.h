@@ -78,8 +78,8 @@ std::vector<std::string> PolicyNames();
 Status ValidateRequest(const GpuRequest& request);
 
 // Does `gpu` satisfy the request's gpu_type? Empty type matches every GPU;
-// "A|B" matches either; unknown models match when their raw name
-// canonicalises to the same string.
+// "A|B" matches either; each alternative matches as GpuTypePattern says (a
+// bare family matches all of it, a named variant only that variant).
 bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu);
 
 // Thread-safe: Schedule, Reserve and Unreserve keep no state between calls.

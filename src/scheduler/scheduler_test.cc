@@ -236,6 +236,38 @@ TEST(SchedulerTest, BusyClusterSaysNotNowButEver) {
       << result.diagnosis.reasons[0].reason;
 }
 
+TEST(SchedulerTest, MessagesNameMemoryOnlyWhenTheRequestAsksForIt) {
+  ClusterState state(ThreeNodeCluster(), {});
+  Scheduler scheduler("binpack");
+  ScheduleResult too_many = scheduler.Schedule(Request(5, "V100", 0), state);
+  EXPECT_EQ(too_many.diagnosis.message, "no 5 x V100 exists in this cluster");
+  EXPECT_EQ(too_many.diagnosis.would_fit.suggestion, "4 x V100 fit now on gpu-node-1");
+  ScheduleResult with_memory = scheduler.Schedule(Request(5, "V100", 16), state);
+  EXPECT_EQ(with_memory.diagnosis.message, "no 5 x V100 with 16.0 GB each exists in this cluster");
+}
+
+// A type naming a variant gets that variant only; the bare family gets any.
+TEST(SchedulerTest, TypeNamingAVariantMatchesOnlyThatVariant) {
+  auto snapshot = std::make_shared<InventorySnapshot>();
+  snapshot->nodes.push_back(MakeNode("a100-40", "NVIDIA A100-PCIE-40GB", 2, 40960));
+  snapshot->nodes.push_back(MakeNode("a100-80", "NVIDIA A100-SXM4-80GB", 2, 81920));
+  snapshot->nodes.push_back(MakeNode("v100s", "Tesla V100S-PCIE-32GB", 2, 32510));
+  ClusterState state(snapshot, {});
+  Scheduler scheduler("binpack");
+  const auto node_of = [&](const char* type) {
+    ScheduleResult result = scheduler.Schedule(Request(2, type, 0), state);
+    return result.placement ? result.placement->grants.front().node_name : std::string("none");
+  };
+  EXPECT_EQ(node_of("A100-40GB"), "a100-40");
+  EXPECT_EQ(node_of("A100-80GB"), "a100-80");
+  EXPECT_EQ(node_of("A100-SXM4"), "a100-80");
+  EXPECT_EQ(node_of("V100S"), "v100s");
+  EXPECT_EQ(node_of("V100"), "none");
+  GpuRequest distributed = Request(4, "A100", 0);
+  distributed.distributed_training = true;  // 2 + 2 A100s of both sizes, across nodes.
+  EXPECT_TRUE(scheduler.Schedule(distributed, state).placement.has_value());
+}
+
 TEST(SchedulerTest, DistributedJobGangsAcrossNodesWithEqualShares) {
   auto snapshot = std::make_shared<InventorySnapshot>();
   for (const char* name : {"a", "b", "c"}) {

@@ -90,6 +90,8 @@ describe('dashboard', () => {
     const row = page.locator(`tr[data-allocation="${id}"]`);
     await row.waitFor(WAIT);
     assert.match(await row.locator('.owner').innerText(), /api-user/);
+    // The whole id: prefixes of two allocations' ids can be equal.
+    assert.equal(await row.locator('td.mono').innerText(), id);
     assert.match(await row.locator('.gpus').innerText(), /gpu-node-2: \d, \d \(whole\)/);
     assert.match(await row.locator('.lease').innerText(), /left/);
     await page.waitForSelector('#summary:has-text("2 allocated")', WAIT);
@@ -125,10 +127,17 @@ describe('dashboard', () => {
     assert.match(await page.locator('#request .would-fit').innerText(), /at most 7 GPU\(s\) on one node/);
     await screenshot(page, '03-cannot-fit-validate.png');
 
-    // Allocate answers 409 with the reasons; the form shows them.
+    // Without a token the page will not allocate for nobody: it asks who.
     await page.fill('#req-gpu_count', '2');
     await page.fill('#req-gpu_type', 'H100');
     await page.fill('#req-memory_gb', '16');
+    await page.fill('#req-owner', '');
+    await page.click('button.allocate');
+    await page.waitForSelector('#request .result .outcome[data-outcome="invalid"]:has-text("owner")', WAIT);
+    assert.equal(await page.getAttribute('#req-owner', 'aria-invalid'), 'true');
+
+    // Allocate answers 409 with the reasons; the form shows them.
+    await page.fill('#req-owner', 'form-user');
     await page.click('button.allocate');
     await page.waitForSelector('#request .result .outcome:has-text("Cannot allocate")', WAIT);
     const refused = await page.locator('#request .result').innerText();
@@ -140,7 +149,6 @@ describe('dashboard', () => {
     await page.fill('#req-gpu_count', '1');
     await page.fill('#req-gpu_type', 'T4');
     await page.fill('#req-memory_gb', '6');
-    await page.fill('#req-owner', 'form-user');
     await page.check('#req-shared');
     await page.click('button.allocate');
     const allocated = page.locator('#request .result .outcome[data-outcome="allocated"]');
@@ -239,11 +247,14 @@ describe('dashboard', () => {
     const dialog = tokenPage.locator('#token-dialog');
     await dialog.waitFor(WAIT);
     assert.match(await dialog.locator('.reason').innerText(), /a bearer token is required/);
+    // Behind the dialog nothing is known about the daemon yet, its queue neither.
+    assert.doesNotMatch(await tokenPage.locator('#queue').innerText(), /no request queue/);
     await tokenPage.fill('#token-dialog input[name="token"]', 's3cret');
     await screenshot(tokenPage, '06-token-prompt.png');
     await tokenPage.click('#token-dialog button[value="ok"]');
     await tokenPage.waitForFunction(() => document.querySelectorAll('.gpu').length === 16, null, WAIT);
     assert.equal(await tokenPage.evaluate(() => sessionStorage.getItem('gpurm.token')), 's3cret');
+    await tokenPage.locator('#queue .count').waitFor(WAIT);  // The daemon has a queue.
     assert.ok(authorized.some((url) => url.endsWith('/api/v1/gpu/allocations')), authorized.join('\n'));
     assert.ok(authorized.some((url) => url.includes('/api/v1/gpu/monitoring')), authorized.join('\n'));
     await context.close();

@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readEventStream } from '../../web/src/api.js';
-import { duration, gb, heat, percent, shortId } from '../../web/src/format.js';
+import { duration, gb, heat, percent } from '../../web/src/format.js';
 import { gpuState, reservedGb } from '../../web/src/grid.js';
+import { queueNote } from '../../web/src/queue.js';
 
 // A body that delivers `chunks` one read at a time.
 function body(chunks) {
@@ -53,8 +54,13 @@ test('formatters', () => {
   assert.equal(duration(7500), '2h 5m');
   assert.equal(duration(180000), '2d 2h');
   assert.equal(duration(-3), '0s');
-  assert.equal(shortId('alloc-3a448aa627cbaa36'), 'alloc-3a448aa6');
-  assert.equal(shortId('custom'), 'custom');
+});
+
+test('queueNote: claims "no request queue" only when the API document says so', () => {
+  assert.match(queueNote(false), /no request queue/);
+  // Not known yet (the document needs a token, or the daemon is offline).
+  assert.doesNotMatch(queueNote(null), /no request queue/);
+  assert.match(queueNote(null), /sign in/);
 });
 
 test('heat: pale at rest, red at full load, light text only on dark colours', () => {

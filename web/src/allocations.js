@@ -2,7 +2,7 @@
 // that asks for a second click before it releases.
 import { API, apiCall } from './api.js';
 import { h, setChildren, setText } from './dom.js';
-import { duration, gb, parseTime, shortId } from './format.js';
+import { duration, gb, parseTime } from './format.js';
 
 export class AllocationTable {
   // onReleased() after a release succeeded (to refresh at once).
@@ -55,7 +55,7 @@ export class AllocationTable {
     const message = h('span', { class: 'row-message', role: 'status' });
     row = {
       el: h('tr', { dataset: { allocation: id } }),
-      id: h('td', { class: 'mono', title: id, text: shortId(id) }),
+      id: h('td', { class: 'mono', text: id }),
       owner: h('td', { class: 'owner' }),
       gpus: h('td', { class: 'gpus' }),
       age: h('td', { class: 'age' }),

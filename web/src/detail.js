@@ -2,7 +2,7 @@
 // (utilization, memory, temperature) from /monitoring history, extended live.
 import uPlot from 'uplot';
 import { h, setChildren, setText } from './dom.js';
-import { celsius, gb, percent, shortId, watts } from './format.js';
+import { celsius, gb, percent, watts } from './format.js';
 import { gpuState, reservedGb } from './grid.js';
 
 const WINDOW_SECONDS = 3600;
@@ -143,7 +143,7 @@ export class GpuDetail {
       this.holders,
       holders.length
         ? holders.map(({ allocation, grant }) =>
-            h('p', {}, 'Held by ', h('b', { text: allocation.owner }), ` (${shortId(allocation.allocation_id)}, `,
+            h('p', {}, 'Held by ', h('b', { text: allocation.owner }), ` (${allocation.allocation_id}, `,
               grant.exclusive ? 'whole GPU)' : `${gb(grant.memory_gb)} GB slice)`))
         : h('p', { text: 'Not held by any allocation.' }),
     );

@@ -28,13 +28,6 @@ export function duration(seconds) {
   return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
 
-// "alloc-3a448aa627cbaa36" -> "alloc-3a448aa6": enough to tell allocations
-// apart on screen; the full id is in the element's title.
-export function shortId(id) {
-  const match = /^(.*?-)?([0-9a-f]{8})[0-9a-f]+$/i.exec(id);
-  return match ? `${match[1] ?? ''}${match[2]}` : id;
-}
-
 export function parseTime(iso) {
   const ms = Date.parse(iso);
   return Number.isNaN(ms) ? null : ms;

@@ -2,7 +2,7 @@
 // utilization or by memory. Cards are kept per GPU uuid and updated in place,
 // so focus, hover and a pending click survive live updates.
 import { h, setChildren, setText } from './dom.js';
-import { celsius, gb, heat, percent, shortId, watts } from './format.js';
+import { celsius, gb, heat, percent, watts } from './format.js';
 
 // What a card's colour shows. Memory counts what is used or reserved,
 // whichever is more (what the scheduler sees as taken).
@@ -187,7 +187,7 @@ export class Grid {
         class: 'holding',
         title: `${allocation.allocation_id} (${grant.exclusive ? 'whole GPU' : `${gb(grant.memory_gb)} GB slice`})`,
         dataset: { allocation: allocation.allocation_id },
-      }, h('b', { text: allocation.owner }), ` · ${shortId(allocation.allocation_id)}`,
+      }, h('b', { text: allocation.owner }), ` · ${allocation.allocation_id}`,
       grant.exclusive ? '' : ` · ${gb(grant.memory_gb)} GB`)));
     }
   }

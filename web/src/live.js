@@ -18,7 +18,7 @@ export class Live {
     this.gpus = new Map();  // uuid -> gpu (the objects in this.nodes).
     this.allocations = [];
     this.status = null;
-    this.queue = { supported: false, entries: [] };
+    this.queue = { supported: null, entries: [] };  // supported: true, false or null (not known yet).
     this.history = new Map();  // uuid -> [{t, utilization, memory_used_gb, temperature_c, power_w}]
     this.historyLoaded = false;
     this.connection = { state: 'connecting', detail: '' };
@@ -67,12 +67,15 @@ export class Live {
 
   // Optional endpoints are found in the daemon's OpenAPI document, so the
   // page does not probe (and log 404s) for what an older daemon lacks.
+  // queue.supported stays null (not known) while the document cannot be read
+  // (a daemon that wants a token, or one that does not answer); polling asks
+  // again until it is known.
   async discover() {
     try {
       const doc = await getJson('/api/v1/openapi.json', { signal: this.abort.signal });
       this.queue.supported = Boolean(doc?.paths?.['/queue']);
     } catch {
-      this.queue.supported = false;
+      this.queue.supported = null;
     }
   }
 
@@ -93,6 +96,7 @@ export class Live {
       this.monitoringDue ||
       this.connection.state !== 'live' ||
       Date.now() - this.lastResync >= this.resyncMs;
+    if (this.queue.supported === null) await this.discover();
     try {
       const [allocations, status, monitoring, queue] = await Promise.all([
         getJson(`${API}/allocations`, { signal }),

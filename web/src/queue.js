@@ -3,6 +3,16 @@ import { h, setChildren } from './dom.js';
 
 const MAX_COLUMNS = 8;
 
+// What the panel says when it shows no queue: `supported` is false when the
+// daemon's API document has no queue, null while the document could not be
+// read (sign-in pending, daemon offline), when nothing is known either way.
+export function queueNote(supported) {
+  if (supported === null) {
+    return 'The queue shows here once the daemon answers (sign in if it asks for a token).';
+  }
+  return 'This daemon has no request queue (GET /api/v1/gpu/queue is not in its API document): a request that does not fit now is refused with the reasons.';
+}
+
 export class QueuePanel {
   constructor(root) {
     this.root = root;
@@ -11,13 +21,12 @@ export class QueuePanel {
 
   render(live) {
     const { supported, entries } = live.queue;
-    const key = supported ? JSON.stringify(entries) : 'unsupported';
+    const key = supported ? JSON.stringify(entries) : String(supported);
     if (key === this.key) return;
     this.key = key;
     const title = h('h2', {}, 'Queue ', supported ? h('span', { class: 'count', text: `(${entries.length})` }) : null);
     if (!supported) {
-      setChildren(this.root, title, h('p', { class: 'note',
-        text: 'This daemon has no request queue (GET /api/v1/gpu/queue is not in its API document): a request that does not fit now is refused with the reasons.' }));
+      setChildren(this.root, title, h('p', { class: 'note', text: queueNote(supported) }));
       return;
     }
     if (!entries.length) {

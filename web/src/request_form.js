@@ -1,8 +1,8 @@
 // The request form: checks a GPU request (POST /validate) or allocates it
 // (POST /allocate), and says why a request does not fit and what would.
-import { API, apiCall } from './api.js';
+import { API, apiCall, token } from './api.js';
 import { h, setChildren } from './dom.js';
-import { gb, shortId } from './format.js';
+import { gb } from './format.js';
 import { describeGrants } from './allocations.js';
 
 const OWNER_KEY = 'gpurm.owner';
@@ -36,8 +36,9 @@ export class RequestForm {
         field('Memory per GPU (GB)', input('memory_gb', { type: 'number', min: '0', step: '0.5', value: '0' }))),
       h('div', { class: 'row' },
         field('Framework memory fraction', input('gpu_memory_fraction', { type: 'number', min: '0.05', max: '1', step: '0.05', value: '0.9' })),
-        field('Lease (s)', input('lease_ttl_seconds', { type: 'number', min: '0', step: '1', placeholder: 'none' })),
-        field('Owner', input('owner', { type: 'text', placeholder: 'anonymous', autocomplete: 'off', value: localStorage.getItem(OWNER_KEY) ?? '' }))),
+        field('Lease (s)', input('lease_ttl_seconds', { type: 'number', min: '1', step: '1', placeholder: 'server default' })),
+        field('Owner', input('owner', { type: 'text', placeholder: 'your name', autocomplete: 'off', value: localStorage.getItem(OWNER_KEY) ?? '' }),
+          'with a token: its name')),
       h('div', { class: 'row' },
         field('Node', input('node_name', { type: 'text', list: 'node-names', placeholder: 'any', autocomplete: 'off' })),
         field('Policy', this.policy)),
@@ -116,6 +117,12 @@ export class RequestForm {
     for (const el of this.form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
     const body = this.request();
     localStorage.setItem(OWNER_KEY, body.owner ?? '');
+    // With a token the daemon records its name as the owner; without one
+    // nobody could tell whose GPUs these are, so the page asks for a name.
+    if (action === 'allocate' && !body.owner && !token()) {
+      this.showInvalid({ error: { field: 'owner', message: 'say who holds the GPUs (the daemon has no token to tell)' } });
+      return;
+    }
     this.form.setAttribute('aria-busy', 'true');
     setChildren(this.result, h('p', { class: 'pending', text: action === 'validate' ? 'Checking…' : 'Allocating…' }));
     try {
@@ -158,7 +165,7 @@ export class RequestForm {
     const environment = body.gpu_config?.environment ?? {};
     setChildren(this.result,
       h('p', { class: 'outcome ok', dataset: { outcome: 'allocated' } },
-        h('b', { text: `Allocated ${shortId(body.allocation_id)}` }), ` to ${allocation.owner ?? 'you'}: `,
+        h('b', { text: `Allocated ${body.allocation_id}` }), ` to ${allocation.owner ?? 'you'}: `,
         describeGrants(body.gpus ?? [])),
       Object.keys(environment).length
         ? h('pre', { class: 'env', text: Object.entries(environment).map(([k, v]) => `${k}=${v}`).join('\n') })
@@ -190,8 +197,13 @@ function explain(body) {
       ? [h('h3', { text: 'What would fit' }),
          h('ul', { class: 'would-fit' },
            fit.suggestion ? h('li', { class: 'suggestion', text: fit.suggestion }) : null,
-           h('li', { text: `at most ${fit.max_gpus_on_one_node} GPU(s) on one node` }),
-           h('li', { text: `at most ${gb(fit.max_memory_gb_per_gpu)} GB free on one GPU` }),
+           // Zeros mean nothing of the requested type is free now.
+           fit.max_gpus_on_one_node > 0
+             ? h('li', { text: `at most ${fit.max_gpus_on_one_node} GPU(s) on one node` })
+             : h('li', { text: 'no GPU of the requested type is free now' }),
+           fit.max_memory_gb_per_gpu > 0
+             ? h('li', { text: `at most ${gb(fit.max_memory_gb_per_gpu)} GB free on one GPU` })
+             : null,
            available.length
              ? h('li', { text: `free GPUs by type: ${available.map(([t, n]) => `${n} × ${t}`).join(', ')}` })
              : null)]

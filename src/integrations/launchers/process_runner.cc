@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -99,6 +101,142 @@ bool ReadAvailable(int& fd, OutputStream stream, const OutputSink& sink) {
     CloseFd(fd);
     return false;
   }
+}
+
+// --- The output relay (ProcessSpec::output_log_fd) -------------------------
+// It runs in a forked copy of a launcher that may have had threads, so it
+// keeps to system calls and arithmetic: no allocation, no locks, no stdio.
+
+// How long Wait() keeps reading the relay once the command's group is gone:
+// the last chunks pass through it. A process that left the group can keep
+// the pipes (and so the relay) open forever, which is not waited for.
+constexpr std::chrono::milliseconds kRelayDrainGrace{2000};
+// The longest log record; a longer line is written as several records.
+constexpr size_t kRelayRecordBytes = 16384;
+
+// Writes all of `data` unless `fd` fails; false (leaving `fd` as it is) then.
+bool WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// "2026-12-07T06:40:00.123Z" (24 characters) into `out`, from the real-time
+// clock, with the civil-from-days algorithm (gmtime_r may take locks).
+void FormatUtcNow(char* out) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const int64_t seconds = now.tv_sec;
+  int64_t days = seconds / 86400;
+  int64_t of_day = seconds % 86400;
+  if (of_day < 0) {
+    of_day += 86400;
+    --days;
+  }
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t day_of_era = days - era * 146097;
+  const int64_t year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const int64_t day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t mp = (5 * day_of_year + 2) / 153;
+  const int64_t day = day_of_year - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
+  const int64_t fields[] = {
+      year, month, day, of_day / 3600, of_day % 3600 / 60, of_day % 60, now.tv_nsec / 1'000'000};
+  const int widths[] = {4, 2, 2, 2, 2, 2, 3};
+  const char after[] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+  char* at = out;
+  for (size_t f = 0; f < 7; ++f) {
+    int64_t value = fields[f];
+    for (int digit = widths[f] - 1; digit >= 0; --digit) {
+      at[digit] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+    at += widths[f];
+    *at++ = after[f];
+  }
+}
+
+// One stream of the command as the relay handles it.
+struct RelayStream {
+  int in;             // The command's pipe; -1 at its end.
+  int forward;        // To the launcher's Wait(); -1 once the launcher is gone.
+  int own;            // The relay's inherited stdout/stderr, used from then on.
+  const char* label;  // "out| " or "err| ".
+  char line[kRelayRecordBytes];
+  size_t length;  // Of the line so far (without its prefix).
+};
+
+// Writes `stream`'s line so far as one record (so appends by others never
+// split it) and empties it.
+void LogLine(RelayStream& stream, int& log_fd, const std::string& tag) {
+  char record[kRelayRecordBytes + 512];
+  FormatUtcNow(record);
+  size_t size = 24;
+  record[size++] = ' ';
+  const size_t tag_size = std::min(tag.size(), size_t{400});
+  std::memcpy(record + size, tag.data(), tag_size);
+  size += tag_size;
+  record[size++] = ' ';
+  const size_t label_size = std::strlen(stream.label);
+  std::memcpy(record + size, stream.label, label_size);
+  size += label_size;
+  std::memcpy(record + size, stream.line, stream.length);
+  size += stream.length;
+  record[size++] = '\n';
+  stream.length = 0;
+  if (log_fd >= 0 && !WriteAll(log_fd, record, size)) log_fd = -1;  // Full disk: relay only.
+}
+
+[[noreturn]] void RunRelay(RelayStream* streams, int log_fd, const std::string& tag) {
+  ::setpgid(0, 0);  // Out of the launcher's group: what ends that group does not end it.
+  // SIGTTOU: a background group writing to a terminal with `stty tostop`.
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGTTOU}) ::signal(signal, SIG_IGN);
+  char chunk[4096];
+  while (streams[0].in >= 0 || streams[1].in >= 0) {
+    std::array<pollfd, 2> fds = {pollfd{streams[0].in, POLLIN, 0},
+                                 pollfd{streams[1].in, POLLIN, 0}};
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      RelayStream& stream = streams[i];
+      if (fds[i].revents == 0 || stream.in < 0) continue;
+      const ssize_t n = ::read(stream.in, chunk, sizeof(chunk));
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        ::close(stream.in);
+        stream.in = -1;
+        if (stream.length > 0) LogLine(stream, log_fd, tag);
+        if (stream.forward >= 0) ::close(stream.forward);
+        stream.forward = -1;
+        continue;
+      }
+      if (stream.forward >= 0 && !WriteAll(stream.forward, chunk, static_cast<size_t>(n))) {
+        ::close(stream.forward);  // The launcher is gone: the terminal gets it now.
+        stream.forward = -1;
+      }
+      if (stream.forward < 0) WriteAll(stream.own, chunk, static_cast<size_t>(n));
+      for (ssize_t c = 0; c < n; ++c) {
+        if (chunk[c] == '\n') {
+          LogLine(stream, log_fd, tag);
+          continue;
+        }
+        stream.line[stream.length++] = chunk[c];
+        if (stream.length == sizeof(stream.line)) LogLine(stream, log_fd, tag);
+      }
+    }
+  }
+  ::_exit(0);
 }
 
 bool GroupAlive(pid_t group) { return ::kill(-group, 0) == 0 || errno == EPERM; }
@@ -216,10 +354,49 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const ProcessSpec& spe
     }
     return Internal(message);
   }
-  for (int fd : {out_pipe[0], err_pipe[0]}) {
+  std::unique_ptr<ChildProcess> child(new ChildProcess(pid, out_pipe[0], err_pipe[0]));
+  if (spec.output_log_fd >= 0) {
+    if (Status relay = child->StartRelay(spec.output_log_fd, spec.output_log_tag); !relay.ok()) {
+      return relay;  // The destructor ends the command.
+    }
+  }
+  for (int fd : {child->stdout_fd_, child->stderr_fd_}) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
-  return std::unique_ptr<ChildProcess>(new ChildProcess(pid, out_pipe[0], err_pipe[0]));
+  return child;
+}
+
+Status ChildProcess::StartRelay(int log_fd, const std::string& tag) {
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    const Status error = Internal(Errno("pipe"));
+    for (int* fd : {&out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1]}) CloseFd(*fd);
+    return error;
+  }
+  // Made before fork: the relay allocates nothing.
+  auto streams = std::make_unique<RelayStream[]>(2);
+  streams[0] = RelayStream{stdout_fd_, out_pipe[1], STDOUT_FILENO, "out| ", {}, 0};
+  streams[1] = RelayStream{stderr_fd_, err_pipe[1], STDERR_FILENO, "err| ", {}, 0};
+  const pid_t relay = ::fork();
+  if (relay < 0) {
+    const Status error = Internal(Errno("fork"));
+    for (int* fd : {&out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1]}) CloseFd(*fd);
+    return error;
+  }
+  if (relay == 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    RunRelay(streams.get(), log_fd, tag);
+  }
+  relay_pid_ = relay;
+  CloseFd(out_pipe[1]);
+  CloseFd(err_pipe[1]);
+  CloseFd(stdout_fd_);  // The relay reads the command's pipes now.
+  CloseFd(stderr_fd_);
+  stdout_fd_ = out_pipe[0];
+  stderr_fd_ = err_pipe[0];
+  return Status::Ok();
 }
 
 ChildProcess::~ChildProcess() {
@@ -291,6 +468,7 @@ Result<ProcessExit> ChildProcess::Wait(const OutputSink& sink, const WaitOptions
   Status status = try_reap();
   std::optional<Clock::time_point> term_sent;
   std::optional<Clock::time_point> kill_sent;
+  std::optional<Clock::time_point> drain_until;  // Reading the relay after the group ended.
   while (status.ok()) {
     int timeout_ms = -1;
     if (exit) {
@@ -298,14 +476,19 @@ Result<ProcessExit> ChildProcess::Wait(const OutputSink& sink, const WaitOptions
       // processes that left the group (setsid), which a launcher cannot
       // stop: what they have written is read, and no more is waited for.
       // Zombies that nobody reaps keep a group "alive": hence `stuck`.
+      // Through a relay the last chunks may still be on their way: it is
+      // read until it closes its ends, for at most kRelayDrainGrace.
       const auto now = Clock::now();
       const bool stuck = kill_sent && now - *kill_sent >= options.leftover_grace;
       if (!GroupAlive(pid_) || stuck) {
-        if (stdout_fd_ >= 0) ReadAvailable(stdout_fd_, OutputStream::kStdout, sink);
-        if (stderr_fd_ >= 0) ReadAvailable(stderr_fd_, OutputStream::kStderr, sink);
-        break;
-      }
-      if (!term_sent) {
+        const bool relay_open = relay_pid_ > 0 && (stdout_fd_ >= 0 || stderr_fd_ >= 0);
+        if (relay_open && !drain_until) drain_until = now + kRelayDrainGrace;
+        if (!relay_open || now >= *drain_until) {
+          if (stdout_fd_ >= 0) ReadAvailable(stdout_fd_, OutputStream::kStdout, sink);
+          if (stderr_fd_ >= 0) ReadAvailable(stderr_fd_, OutputStream::kStderr, sink);
+          break;
+        }
+      } else if (!term_sent) {
         ::kill(-pid_, SIGTERM);
         term_sent = now;
       } else if (!kill_sent && now - *term_sent >= options.leftover_grace) {
@@ -338,6 +521,18 @@ Result<ProcessExit> ChildProcess::Wait(const OutputSink& sink, const WaitOptions
     }
   }
   CloseFd(signal_fd);
+  if (relay_pid_ > 0) {
+    // At the end of its input the relay exits at once: wait for it then.
+    // Otherwise (a process outside the group holds the command's output)
+    // it stays, and init reaps it once this process is gone.
+    const bool relay_done = stdout_fd_ < 0 && stderr_fd_ < 0;
+    int relay_status = 0;
+    pid_t reaped = 0;
+    do {
+      reaped = ::waitpid(relay_pid_, &relay_status, relay_done ? 0 : WNOHANG);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped == relay_pid_) relay_pid_ = -1;
+  }
   if (!status.ok()) return status;
   exit->forwarded = std::move(forwarded);
   return *exit;

@@ -78,6 +78,17 @@ struct ProcessSpec {
   // which some container inits do slowly or never, and Wait() would wait
   // for them to be gone.
   bool reap_orphans = true;
+  // When >= 0: an open file (O_APPEND) that gets the command's output too,
+  // one record per line: "<UTC time, ms> <output_log_tag> out| <line>" (err|
+  // for stderr). A relay process writes it and passes the output on to
+  // Wait(). The relay outlives the launcher: if the launcher dies (SIGKILL),
+  // the command's output still has a reader -- its SIGTERM handler can print
+  // and finish -- and still reaches this file, and the terminal (the relay's
+  // inherited stdout and stderr) instead of Wait(). It ignores SIGINT,
+  // SIGTERM and SIGHUP, runs in its own process group, and exits once every
+  // holder of the command's output has closed it. Spawn does not close the fd.
+  int output_log_fd = -1;
+  std::string output_log_tag;
 };
 
 enum class OutputStream { kStdout, kStderr };
@@ -140,9 +151,14 @@ class ChildProcess {
   ChildProcess(pid_t pid, int stdout_fd, int stderr_fd)
       : pid_(pid), stdout_fd_(stdout_fd), stderr_fd_(stderr_fd) {}
 
+  // Starts the relay of ProcessSpec::output_log_fd between the command's
+  // pipes (stdout_fd_, stderr_fd_) and new ones, which replace them here.
+  Status StartRelay(int log_fd, const std::string& tag);
+
   pid_t pid_;
   int stdout_fd_;  // Read ends; -1 once closed.
   int stderr_fd_;
+  pid_t relay_pid_ = -1;  // The output relay, when there is one.
   bool reaped_ = false;
 };
 

@@ -1,11 +1,15 @@
 #include "integrations/launchers/process_runner.h"
 
+#include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -62,6 +66,76 @@ TEST_F(ProcessRunnerTest, LosesNoOutputWhenTheCommandWritesMuchAndExitsAtOnce) {
   std::string expected;
   for (int i = 0; i < 2000; ++i) expected += "line-" + std::to_string(i) + "\n";
   EXPECT_EQ(captured.out, expected);
+}
+
+// A temporary output log, opened as launchers open it (O_APPEND).
+class OutputLog {
+ public:
+  OutputLog()
+      : path_((std::filesystem::temp_directory_path() /
+               ("gpurm-relay-" + std::to_string(::getpid()) + ".log"))
+                  .string()),
+        fd_(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644)) {}
+  ~OutputLog() {
+    ::close(fd_);
+    std::filesystem::remove(path_);
+  }
+  int fd() const { return fd_; }
+  std::vector<std::string> Lines() const {
+    std::ifstream in(path_);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// Through the relay: every line of both streams is in the log with the time
+// and the tag, the last one too though it has no newline, and the launcher
+// still gets the output unchanged.
+TEST_F(ProcessRunnerTest, OutputLogGetsEveryLineTaggedAndWaitStillGetsTheOutput) {
+  OutputLog log;
+  ProcessSpec spec = Shell("echo one; echo oops >&2; echo two; printf three");
+  spec.output_log_fd = log.fd();
+  spec.output_log_tag = "pid=7 alloc=alloc-1";
+  auto child = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  Captured captured;
+  ASSERT_TRUE((*child)->Wait(captured.Sink(), WaitOptions{}).ok());
+  EXPECT_EQ(captured.out, "one\ntwo\nthree");
+  EXPECT_EQ(captured.err, "oops\n");
+  const std::vector<std::string> lines = log.Lines();
+  ASSERT_EQ(lines.size(), 4u);
+  const std::string time = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z";
+  std::vector<std::string> out_lines;
+  for (const std::string& line : lines) {
+    EXPECT_THAT(line, ::testing::MatchesRegex(time + " pid=7 alloc=alloc-1 (out|err)[|] .*"));
+    if (line.find(" out| ") != std::string::npos)
+      out_lines.push_back(line.substr(line.find("| ") + 2));
+  }
+  EXPECT_EQ(out_lines, (std::vector<std::string>{"one", "two", "three"}));
+}
+
+TEST_F(ProcessRunnerTest, OutputLogLosesNothingOfMuchOutput) {
+  OutputLog log;
+  ProcessSpec spec = Shell(
+      "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done; "
+      "head -c 1000000 /dev/zero | tr '\\0' x >&2");
+  spec.output_log_fd = log.fd();
+  spec.output_log_tag = "t";
+  auto child = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  Captured captured;
+  ASSERT_TRUE((*child)->Wait(captured.Sink(), WaitOptions{}).ok());
+  EXPECT_EQ(captured.err, std::string(1000000, 'x'));
+  std::string expected;
+  for (int i = 0; i < 2000; ++i) expected += "line-" + std::to_string(i) + "\n";
+  EXPECT_EQ(captured.out, expected);
+  // 2000 lines, and the 1,000,000 x's as records of at most 16,384 bytes.
+  EXPECT_EQ(log.Lines().size(), 2000u + (1000000 + 16383) / 16384);
 }
 
 TEST_F(ProcessRunnerTest, ReportsDeathBySignalAs128PlusSignal) {

@@ -138,6 +138,21 @@ TEST(StaticInventoryTest, MemoryComesFromSpecsWhenTheNameHasNone) {
   EXPECT_EQ(nodes[0].gpus[0].memory_total_mib, 15 * 1024);
 }
 
+// GPUs teams buy today are known models: their memory comes from the model
+// table, so an inventory need not state it.
+TEST(StaticInventoryTest, CurrentGenerationsNeedNoMemoryTotal) {
+  std::vector<Node> nodes = Parse(
+      "nodes: [{name: n, gpus: [{name: \"NVIDIA GeForce RTX 4090 D\"}, {name: \"NVIDIA B200\"}, "
+      "{name: \"AMD Radeon PRO W7900\"}, {name: \"Quadro RTX 8000\"}]}]");
+  ASSERT_EQ(nodes.size(), 1u);
+  ASSERT_EQ(nodes[0].gpus.size(), 4u);
+  EXPECT_EQ(nodes[0].gpus[0].model.canonical, "RTX4090D");
+  EXPECT_EQ(nodes[0].gpus[0].memory_total_mib, 24 * 1024);
+  EXPECT_EQ(nodes[0].gpus[1].memory_total_mib, 180 * 1024);
+  EXPECT_EQ(nodes[0].gpus[2].memory_total_mib, 48 * 1024);
+  EXPECT_EQ(nodes[0].gpus[3].memory_total_mib, 48 * 1024);
+}
+
 TEST(StaticInventoryTest, UnknownModelWithExplicitMemoryIsKept) {
   std::vector<Node> nodes =
       Parse("nodes: [{name: n, gpus: [{name: \"Acme Matrix 9000\", memory_total_mb: 4096}]}]");
