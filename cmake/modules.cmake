@@ -1,9 +1,10 @@
 # One static library per module. Each module has a layer; a module may only
 # link modules of a strictly lower layer, so the dependency graph cannot have
 # cycles and data flows one way:
-#   core(0) -> auth, config, inventory, integrations, kube(1) -> scheduler, ledger,
+#   core, guard(0) -> auth, config, inventory, integrations, kube(1) -> scheduler, ledger,
 #   monitor, kube_inventory(2) -> manager(3) -> api, cli(4) -> daemon(5)
 set(GPURM_LAYER_core 0)
+set(GPURM_LAYER_guard 0)
 set(GPURM_LAYER_auth 1)
 set(GPURM_LAYER_config 1)
 set(GPURM_LAYER_inventory 1)
