@@ -201,17 +201,23 @@ static void Initialize(void) {
  * either way. Retried until it succeeds, for a wrapper reached before
  * libcuda was loaded (answered CUDA_ERROR_NOT_FOUND). */
 static void ResolveDriver(void) {
-  pthread_mutex_lock(&g.mutex);
+  /* Not under g.mutex: dlopen takes the loader's lock, and a library
+   * constructor holding that lock may call a wrapper. */
   void* libcuda = g.real_dlsym == NULL ? NULL : dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-  if (libcuda != NULL && !atomic_load(&g.driver_resolved)) {
-    const Entry* entries = Entries();
-    for (int i = 0; i < kEntryCount; ++i) g.real[i] = g.real_dlsym(libcuda, entries[i].name);
-    g.ctx_get_device = (CtxGetDeviceFn)g.real_dlsym(libcuda, "cuCtxGetDevice");
+  if (libcuda == NULL) return;
+  void* real[kEntryCount];
+  const Entry* entries = Entries();
+  for (int i = 0; i < kEntryCount; ++i) real[i] = g.real_dlsym(libcuda, entries[i].name);
+  void* ctx_get_device = g.real_dlsym(libcuda, "cuCtxGetDevice");
+  pthread_mutex_lock(&g.mutex);
+  if (!atomic_load(&g.driver_resolved)) {
+    memcpy(g.real, real, sizeof(real));
+    g.ctx_get_device = (CtxGetDeviceFn)ctx_get_device;
     atomic_store(&g.driver_resolved, 1);
   }
   pthread_mutex_unlock(&g.mutex);
   /* The handle's reference is dropped; libcuda stays loaded by the program's. */
-  if (libcuda != NULL) dlclose(libcuda);
+  dlclose(libcuda);
 }
 
 static void* Real(EntryId id) {
