@@ -218,6 +218,11 @@ TEST_P(CudaGuardTest, RefusesADeviceWithoutALimit) {
   EXPECT_NE(result.output.find("alloc error 2\n"), std::string::npos) << result.output;
 }
 
+TEST_P(CudaGuardTest, DlsymOfOtherNamesAnswersAsWithoutTheGuard) {
+  EXPECT_EQ(Probe(Guarded("1024"), {"next"}).output, "next ok\n");
+  EXPECT_EQ(Probe({}, {"next"}).output, "next ok\n");
+}
+
 INSTANTIATE_TEST_SUITE_P(Probes, CudaGuardTest,
                          ::testing::Values(ProbeVariant{"Linked", GPURM_CUDA_PROBE_LINKED},
                                            ProbeVariant{"ResolvedAtRunTime",

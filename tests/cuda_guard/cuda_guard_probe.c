@@ -18,8 +18,12 @@
  *   info             cuMemGetInfo_v2 in MiB: "info free=F total=T"
  *   total D          cuDeviceTotalMem_v2 in MiB: "total T"
  *   hold             print "holding" and sleep until killed
+ *   next             "next ok" when dlsym(RTLD_NEXT, "getpid") from this
+ *                    program finds libc's getpid, as it does without the
+ *                    guard (whose dlsym answers RTLD_NEXT for its caller)
  *
  * An allocation prints "<command> ok" or "<command> error <CUresult>". */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +259,10 @@ int main(int argc, char** argv) {
         continue;
       }
       allocates = 0;
+    } else if (strcmp(command, "next") == 0) {
+      void* next = dlsym(RTLD_NEXT, "getpid");
+      printf("next %s\n", next != NULL && next == dlsym(RTLD_DEFAULT, "getpid") ? "ok" : "wrong");
+      continue;
     } else if (strcmp(command, "hold") == 0) {
       printf("holding\n");
       fflush(stdout);
