@@ -21,6 +21,8 @@
  * its slot, so a process that dies mid-update leaves a consistent slot, and
  * the slot of a process that no longer exists (pid gone, or reused by a
  * process with another start time) is reclaimed and its bytes come back.
+ * So the processes sharing a ledger must share a PID namespace: a pid from
+ * another namespace looks like a process that no longer exists.
  * Admission adds the request to the own slot first and then sums every slot
  * (sequentially consistent atomics): of two processes racing for the last
  * bytes at least one sees the other, so the grant is never exceeded; both
