@@ -64,7 +64,7 @@ class CudaGuardTest : public ::testing::TestWithParam<ProbeVariant> {
                                      std::string("LD_LIBRARY_PATH=") + GPURM_FAKE_CUDA_DIR,
                                      "FAKE_CUDA_DEVICE_MEMORY_MB=16384,16384"};
     argv.insert(argv.end(), variables.begin(), variables.end());
-    argv.push_back(GetParam().path);
+    argv.emplace_back(GetParam().path);
     argv.insert(argv.end(), commands.begin(), commands.end());
     return argv;
   }
@@ -78,9 +78,10 @@ class CudaGuardTest : public ::testing::TestWithParam<ProbeVariant> {
   // once it has printed "holding" (every command before it has run).
   pid_t StartHolder(const std::vector<std::string>& variables, std::vector<std::string> commands,
                     std::string* output) {
-    commands.push_back("hold");
+    commands.emplace_back("hold");
     const std::vector<std::string> argv = ProbeArgv(variables, commands);
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
     int fds[2];
