@@ -1,10 +1,11 @@
 # One static library per module. Each module has a layer; a module may only
 # link modules of a strictly lower layer, so the dependency graph cannot have
 # cycles and data flows one way:
-#   core(0) -> codec, strict_yaml(1) -> auth, config, inventory, integrations,
+#   core, guard(0) -> codec, strict_yaml(1) -> auth, config, inventory, integrations,
 #   kube(2) -> scheduler, ledger, monitor, kube_inventory(3) -> manager(4) ->
 #   api, cli(5) -> daemon(6)
 set(GPURM_LAYER_core 0)
+set(GPURM_LAYER_guard 0)
 set(GPURM_LAYER_codec 1)
 set(GPURM_LAYER_strict_yaml 1)
 set(GPURM_LAYER_auth 2)

@@ -513,6 +513,36 @@ def bench_sampler(args) -> Optional[dict]:
     return out
 
 
+def bench_cuda_guard(args) -> Optional[dict]:
+    """What the CUDA guard adds per allocation call, from cuda_guard_bench
+    (bench/cuda_guard_bench.cc, fake libcuda.so.1): {alloc_free_direct_ns,
+    alloc_free_guarded_ns, added_ns_per_call, mem_get_info_added_ns}, CPU time."""
+    binary = os.path.join(args.build_dir, "bench", "cuda_guard_bench")
+    if not os.path.exists(binary):
+        log("cuda guard: cuda_guard_bench not built: skipped")
+        return None
+    result = subprocess.run([binary, "--benchmark_format=json", "--benchmark_min_time=0.2"],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        log(f"cuda guard: cuda_guard_bench failed ({result.returncode}): {result.stderr[-1000:]}")
+        return None
+    cpu_ns = {entry["name"]: entry["cpu_time"] for entry in json.loads(result.stdout).get("benchmarks", [])
+              if entry.get("time_unit") == "ns" and "error_occurred" not in entry}
+    needed = ["AllocFree/direct", "AllocFree/guarded", "MemGetInfo/direct", "MemGetInfo/guarded"]
+    if any(name not in cpu_ns for name in needed):
+        log(f"cuda guard: cuda_guard_bench reported {sorted(cpu_ns)}: skipped")
+        return None
+    out = {
+        "alloc_free_direct_ns": round(cpu_ns["AllocFree/direct"], 1),
+        "alloc_free_guarded_ns": round(cpu_ns["AllocFree/guarded"], 1),
+        # An allocation and its free are two calls.
+        "added_ns_per_call": round((cpu_ns["AllocFree/guarded"] - cpu_ns["AllocFree/direct"]) / 2, 1),
+        "mem_get_info_added_ns": round(cpu_ns["MemGetInfo/guarded"] - cpu_ns["MemGetInfo/direct"], 1),
+    }
+    log(f"cuda guard: {out}")
+    return out
+
+
 # --- Output --------------------------------------------------------------------------
 
 def machine_description() -> str:
@@ -613,6 +643,11 @@ def markdown(result: dict, details: dict) -> str:
         lines.append("| Sampler CPU per GPU per sample (monitor_bench, scripted provider) | " +
                      " / ".join(f"{fmt(ns, 0)} ns ({gpus} GPUs)" for gpus, ns in sampler.items())
                      + " |")
+    guard = details.get("cuda_guard") or {}
+    if guard:
+        lines.append("| CUDA guard's added CPU time per allocation call (cuda_guard_bench, fake driver) | "
+                     f"{fmt(guard['added_ns_per_call'], 0)} ns (cuMemGetInfo_v2: "
+                     f"{fmt(guard['mem_get_info_added_ns'], 0)} ns) |")
     rss = details.get("rss") or {}
     if "peer_idle" in rss and "peer_10k_nodes" in rss:
         lines += [f"| FastAPI peer RSS idle / 10,000 nodes | {fmt(rss['peer_idle']['rss_mib'])} / "
@@ -665,6 +700,12 @@ def print_table(result: dict, details: dict) -> None:
           f"{fmt(result['rss_mib_10k_nodes'])} MiB")
     if details.get("sampler_cpu_ns_per_gpu_sample"):
         print(f"sampler: CPU ns per GPU per sample {details['sampler_cpu_ns_per_gpu_sample']}")
+    if details.get("cuda_guard"):
+        guard = details["cuda_guard"]
+        print(f"cuda guard: +{fmt(guard['added_ns_per_call'], 0)} ns CPU per allocation call "
+              f"(alloc+free {fmt(guard['alloc_free_direct_ns'], 0)} ns direct, "
+              f"{fmt(guard['alloc_free_guarded_ns'], 0)} ns guarded; "
+              f"cuMemGetInfo_v2 +{fmt(guard['mem_get_info_added_ns'], 0)} ns)")
     for failure in details.get("shutdown_failures", []):
         print(f"WARNING {failure}")
 
@@ -812,6 +853,7 @@ def main() -> int:
             result["rss_mib_idle"] = details["rss"]["gpurm_idle"]["rss_mib"]
             result["rss_mib_10k_nodes"] = details["rss"]["gpurm_10k_nodes"]["rss_mib"]
             details["sampler_cpu_ns_per_gpu_sample"] = bench_sampler(args)
+            details["cuda_guard"] = bench_cuda_guard(args)
         details.setdefault("rest", [])
         details["elapsed_s"] = round(time.monotonic() - started, 1)
         details["loadavg_end"] = read_loadavg()

@@ -12,6 +12,7 @@ so that an unmanaged job never grabs GPUs other jobs hold.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
@@ -26,6 +27,58 @@ PYTORCH = "pytorch"
 
 #: Hides every GPU from the CUDA and HIP runtimes.
 CPU_ENVIRONMENT = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
+
+#: The CUDA guard's grant per visible device (MiB), set by the daemon in the
+#: plan of NVIDIA GPUs; the guard also reads GPURM_ALLOCATION_ID.
+CUDA_LIMITS_VARIABLE = "GPURM_CUDA_MEMORY_LIMITS_MB"
+#: Names the guard library explicitly (as for ``gpurm run``).
+CUDA_GUARD_LIBRARY_VARIABLE = "GPURM_CUDA_GUARD_LIBRARY"
+CUDA_GUARD_LIBRARY_NAME = "libgpurm_cuda_guard.so"
+
+
+def find_cuda_guard_library() -> Optional[str]:
+    """The CUDA guard library, found as ``gpurm run`` finds it: the file
+    $GPURM_CUDA_GUARD_LIBRARY names, else next to the ``gpurm`` binary on PATH,
+    else in ../lib/gpurm/ from its directory. None when none exists."""
+    named = os.environ.get(CUDA_GUARD_LIBRARY_VARIABLE)
+    if named:
+        return named if os.path.isfile(named) else None
+    binary = shutil.which("gpurm")
+    if binary is None:
+        return None
+    directory = os.path.dirname(os.path.realpath(binary))
+    for candidate in (os.path.join(directory, CUDA_GUARD_LIBRARY_NAME),
+                      os.path.normpath(os.path.join(directory, "..", "lib", "gpurm", CUDA_GUARD_LIBRARY_NAME))):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def add_cuda_guard(environment: Dict[str, str], allocation_id: str,
+                   library: Optional[str], inherited_preload: str = "") -> List[str]:
+    """Completes a plan's environment for the CUDA guard, in place.
+
+    With GPUs held by ``allocation_id`` and the daemon's limits in the
+    environment, the guard is preloaded (LD_PRELOAD, before
+    ``inherited_preload``) with GPURM_ALLOCATION_ID, so processes started from
+    here on are held to the grant per device. Without an allocation (GPUs only
+    planned, not reserved) the limits are dropped: there is no grant to hold.
+    Returns notes on what could not be done.
+    """
+    if CUDA_LIMITS_VARIABLE not in environment:
+        return []
+    if not allocation_id:
+        del environment[CUDA_LIMITS_VARIABLE]
+        return []
+    environment["GPURM_ALLOCATION_ID"] = allocation_id
+    if library is None:
+        return [f"the CUDA guard ({CUDA_GUARD_LIBRARY_NAME}) was not found next to gpurm or through "
+                f"{CUDA_GUARD_LIBRARY_VARIABLE}: processes started from here are not held to the grant"]
+    preloads = [p for p in inherited_preload.replace(" ", ":").split(":") if p]
+    if library not in preloads:
+        preloads.insert(0, library)
+    environment["LD_PRELOAD"] = ":".join(preloads)
+    return []
 
 
 @dataclass
@@ -97,7 +150,10 @@ def _localize(plan: Dict[str, Any]) -> Dict[str, Any]:
 
 def export_environment(plan: Mapping[str, Any]) -> Dict[str, str]:
     """Sets the plan's environment variables in this process (before the
-    framework initializes its devices) and returns them."""
+    framework initializes its devices) and returns them. LD_PRELOAD (the CUDA
+    guard) takes effect in the processes started from here on (torchrun
+    workers, subprocesses), not in this one: the dynamic loader reads it when
+    a program starts. ``gpurm run`` preloads the guard into the command itself."""
     environment = {str(k): str(v) for k, v in (plan.get("environment") or {}).items()}
     os.environ.update(environment)
     return environment
@@ -135,6 +191,11 @@ def obtain_plan(
     plan = _localize(dict(answer.get("plan") or {}))
     on_gpu = plan.get("device") != "cpu"
     notes = list(plan.get("warnings") or [])
+    if allocation is not None and on_gpu and answer.get("success", False):
+        notes += add_cuda_guard(plan.setdefault("environment", {}), allocation.allocation_id,
+                                find_cuda_guard_library(), os.environ.get("LD_PRELOAD", ""))
+    else:
+        add_cuda_guard(plan.setdefault("environment", {}), "", None)
     if not answer.get("success", False):
         why = str(answer.get("message", ""))
         # The daemon's message for an allocation names it and says why the plan is for the CPU.

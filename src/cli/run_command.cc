@@ -21,8 +21,10 @@
 #include <thread>
 #include <utility>
 
+#include "cli/cuda_guard.h"
 #include "cli/run_k8s.h"
 #include "core/clock.h"
+#include "guard/guard_config.h"
 #include "integrations/launchers/process_runner.h"
 
 namespace gpurm::cli {
@@ -466,6 +468,20 @@ void SetCommonEnvironment(LaunchPlan& plan, const std::string& url, const std::s
   if (!owner.empty()) plan.environment["GPURM_OWNER"] = owner;
 }
 
+// Preloads the CUDA guard into a launch on granted GPUs, unless --no-guard.
+Status GuardLaunch(const RunFlags& flags, LaunchPlan& plan, RunOutput& output) {
+  if (!PlanHasCudaLimits(plan)) return Status::Ok();
+  if (!flags.cuda_guard) {
+    output.Note(
+        "--no-guard: the CUDA guard is not loaded; the command's GPU memory is held to the grant "
+        "only by its framework settings, which it may ignore");
+    return Status::Ok();
+  }
+  Result<std::string> library = FindCudaGuardLibrary();
+  if (!library.ok()) return library.status();
+  return AddCudaGuard(plan, *library, std::getenv("LD_PRELOAD"));
+}
+
 }  // namespace
 
 Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, const std::string& url,
@@ -516,6 +532,8 @@ Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, cons
   const json& limit = Member(config, "memory_limit_mb");
   plan.environment["GPURM_MEMORY_LIMIT_MB"] =
       limit.is_number() ? std::optional<std::string>(EnvValue(limit)) : std::nullopt;
+  // Limits inherited from an enclosing run would describe other GPUs.
+  plan.environment.try_emplace(GPURM_ENV_CUDA_MEMORY_LIMITS_MB, std::nullopt);
 
   int nproc = 0;
   const json& declared = Member(Member(config, "distributed"), "nproc_per_node");
@@ -535,6 +553,7 @@ LaunchPlan PlanCpuLaunch(const RunFlags& flags, const std::string& url, const st
   plan.environment["GPURM_ALLOCATION_ID"] = std::nullopt;
   plan.environment["GPURM_NODE_NAME"] = std::nullopt;
   plan.environment["GPURM_MEMORY_LIMIT_MB"] = std::nullopt;
+  plan.environment[GPURM_ENV_CUDA_MEMORY_LIMITS_MB] = std::nullopt;
   plan.argv = LaunchArgv(flags, 1);
   return plan;
 }
@@ -582,6 +601,11 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
     }
     plan = std::move(planned).value();
     output.SetAllocation(id);
+    if (Status guarded = GuardLaunch(effective, plan, output); !guarded.ok()) {
+      output.Note(guarded.message() + "; the command was not run (--no-guard runs it unguarded)");
+      Release(client, id, owner, ttl_s, output);
+      return kExitUsage;
+    }
     output.Note("allocated " + id + " (" + DescribeGpus(acquired.answer) + ", lease " +
                 std::to_string(ttl_s) + " s, renewed while the command runs)");
   } else {
@@ -647,7 +671,10 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
       }
     }
   }
-  if (!plan.allocation_id.empty()) Release(client, plan.allocation_id, owner, ttl_s, output);
+  if (!plan.allocation_id.empty()) {
+    RemoveCudaGuardLedger(plan.allocation_id);
+    Release(client, plan.allocation_id, owner, ttl_s, output);
+  }
   return exit_code;
 }
 
@@ -676,6 +703,9 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
       ->check(CLI::PositiveNumber);
   run->add_flag("--cpu-fallback,!--no-cpu-fallback", flags->cpu_fallback,
                 "When no GPU fits, run on the CPU (default) or exit 1");
+  run->add_flag_callback(
+      "--no-guard", [flags] { flags->cuda_guard = false; },
+      "Do not preload the CUDA guard, which holds the command to its GPU memory grant");
   run->add_option("--log-dir", flags->log_dir,
                   "Where training.log is appended (default: $GPURM_LOG_DIR, else "
                   "$XDG_STATE_HOME/gpurm/logs, else ~/.local/state/gpurm/logs)");
@@ -685,6 +715,8 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
   run->footer(
       "The command gets CUDA_VISIBLE_DEVICES and the rest of the allocation's environment, plus\n"
       "GPURM_ALLOCATION_ID, GPURM_URL, GPURM_NODE_NAME, GPURM_OWNER and GPURM_MEMORY_LIMIT_MB.\n"
+      "On NVIDIA GPUs the CUDA guard (libgpurm_cuda_guard.so, LD_PRELOAD) refuses CUDA\n"
+      "allocations past the grant per GPU (GPURM_CUDA_MEMORY_LIMITS_MB); --no-guard omits it.\n"
       "With --distributed, `python SCRIPT.py ...` runs through torchrun (torchrun\n"
       "--standalone --nnodes=1 --nproc_per_node=<GPUs>, started with the same python).\n"
       "Output goes to the terminal and to training.log in the log directory, each line\n"

@@ -20,6 +20,10 @@
 //    GPURM_URL, GPURM_NODE_NAME, GPURM_OWNER and GPURM_MEMORY_LIMIT_MB (the
 //    framework's cap: gpu_memory_fraction x the granted memory), and
 //    PYTHONUNBUFFERED=1 unless set, so output streams as it is printed.
+//    On NVIDIA GPUs the CUDA guard (cli/cuda_guard.h) is preloaded
+//    (LD_PRELOAD, before any inherited one) and holds the command to the
+//    grant per device (GPURM_CUDA_MEMORY_LIMITS_MB); --no-guard leaves it
+//    out and says so.
 // 3. Starts the command in its own process group. With --distributed, a
 //    command of the form `python SCRIPT.py ...` or `python -m MODULE ...`
 //    (python, python3, python3.X, any directory) runs through torchrun, as
@@ -48,7 +52,9 @@
 //   1 the request can never be met in this cluster; nothing is free now and
 //     --no-cpu-fallback; or the allocation spans several nodes (gpurm run
 //     starts processes on this machine only)
-//   2 usage error, or the daemon rejected the request as invalid
+//   2 usage error, or the daemon rejected the request as invalid, or the
+//     CUDA guard cannot be loaded (not found, or the plan's guard values are
+//     invalid); the allocation is released and the command not started
 //   3 daemon unreachable or failing (5xx), not waited for
 //   126 the command cannot be executed; 127 the command was not found
 //   128+N signal N arrived before the command started
@@ -88,6 +94,7 @@ struct RunFlags {
   std::optional<double> wait_timeout_s;  // --wait-timeout; unset: no limit
   bool cpu_fallback = true;              // --cpu-fallback / --no-cpu-fallback
   std::string log_dir;                   // --log-dir; empty: $GPURM_LOG_DIR, else "logs"
+  bool cuda_guard = true;                // --no-guard clears it
   std::vector<std::string> command;      // After "--".
 };
 

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <utility>
 
+#include "guard/guard_config.h"
+
 namespace gpurm::kube {
 namespace {
 
@@ -61,6 +63,10 @@ json BuildJob(const JobSpec& spec) {
   json env = json::array();
   for (const auto& [name, value] : spec.environment) {
     env.push_back({{"name", name}, {"value", value}});
+  }
+  if (spec.environment.contains(GPURM_ENV_CUDA_MEMORY_LIMITS_MB) &&
+      !spec.environment.contains("LD_PRELOAD")) {
+    env.push_back({{"name", "LD_PRELOAD"}, {"value", kCudaGuardImagePath}});
   }
   env.push_back({{"name", "GPURM_ALLOCATION_ID"}, {"value", spec.allocation_id}});
   env.push_back({{"name", "NPROC_PER_NODE"}, {"value", gpus}});

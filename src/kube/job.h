@@ -28,6 +28,11 @@ inline constexpr char kJobAllocationLabel[] = "gpurm.io/allocation";
 // job submission hold GPUs once.
 inline constexpr char kJobKeyPrefix[] = "k8s-job:";
 
+// Where a Job's image keeps the CUDA guard (src/guard): a training image
+// copies it there from gpurm's image (docs/kubernetes.md). An image without
+// it runs unguarded; the dynamic loader says so on stderr.
+inline constexpr char kCudaGuardImagePath[] = "/usr/local/lib/gpurm/libgpurm_cuda_guard.so";
+
 // What a Job runs and where.
 struct JobSpec {
   std::string name;  // DNS-1123 label, <= 52 characters (Kubernetes' limit for Jobs).
@@ -55,7 +60,10 @@ Status ValidateJobSpec(const JobSpec& spec);
 // pod anti-affinity), reachable as <name>-<index>.<name> through the
 // headless Service of BuildJobService, with MASTER_ADDR/MASTER_PORT/NNODES/
 // NODE_RANK (from the completion index) for torchrun. Every pod limits
-// `gpu_resource` to its node's GPUs and carries the allocation label.
+// `gpu_resource` to its node's GPUs and carries the allocation label. When
+// the environment holds GPURM_CUDA_MEMORY_LIMITS_MB and no LD_PRELOAD, the
+// pods preload the CUDA guard from kCudaGuardImagePath (an LD_PRELOAD in the
+// environment, even empty, replaces it).
 nlohmann::json BuildJob(const JobSpec& spec);
 // The headless Service a multi-node Job's pods resolve each other by.
 nlohmann::json BuildJobService(const JobSpec& spec);

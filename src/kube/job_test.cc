@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 namespace gpurm::kube {
 namespace {
 
@@ -19,6 +22,28 @@ JobSpec TwoNodes() {
   spec.gpu_resource = "amd.com/gpu";
   spec.environment = {{"NCCL_DEBUG", "WARN"}};
   return spec;
+}
+
+std::map<std::string, json> EnvironmentOf(const json& job) {
+  std::map<std::string, json> env;
+  for (const json& var : job["spec"]["template"]["spec"]["containers"][0]["env"]) {
+    env[var["name"]] = var;
+  }
+  return env;
+}
+
+TEST(JobTest, PodsPreloadTheCudaGuardWhenThePlanHasLimits) {
+  JobSpec spec = TwoNodes();
+  spec.gpu_resource = "nvidia.com/gpu";
+  spec.environment["GPURM_CUDA_MEMORY_LIMITS_MB"] = "81920,81920,81920,81920";
+  std::map<std::string, json> env = EnvironmentOf(BuildJob(spec));
+  EXPECT_EQ(env["LD_PRELOAD"]["value"], kCudaGuardImagePath);
+  EXPECT_EQ(env["GPURM_CUDA_MEMORY_LIMITS_MB"]["value"], "81920,81920,81920,81920");
+
+  // The caller's LD_PRELOAD (here: none at all) replaces the guard.
+  spec.environment["LD_PRELOAD"] = "";
+  env = EnvironmentOf(BuildJob(spec));
+  EXPECT_EQ(env["LD_PRELOAD"]["value"], "");
 }
 
 TEST(JobTest, MultiNodeIsAnIndexedJobOnePodPerNode) {
@@ -47,6 +72,7 @@ TEST(JobTest, MultiNodeIsAnIndexedJobOnePodPerNode) {
   EXPECT_EQ(env["NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"],
             "metadata.annotations['batch.kubernetes.io/job-completion-index']");
   EXPECT_EQ(env["NCCL_DEBUG"]["value"], "WARN");
+  EXPECT_FALSE(env.contains("LD_PRELOAD"));  // No guard limits in this spec.
   const json service = BuildJobService(spec);
   EXPECT_EQ(service["spec"]["clusterIP"], "None");
   EXPECT_EQ(service["spec"]["selector"]["gpurm.io/job"], "bert");

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "guard/guard_config.h"
+
 namespace gpurm {
 namespace {
 
@@ -262,9 +264,25 @@ json PrecisionJson(const Precision& precision) {
 
 // The node's visible-device variables, plus the collective settings when the
 // job is distributed.
+// The node's grant per GPU in MiB, in visible-device order.
+std::vector<int64_t> GrantedMib(const NodeGroup& node) {
+  std::vector<int64_t> granted;
+  for (const PlannedGpu* planned : node.gpus) granted.push_back(planned->granted_mib);
+  return granted;
+}
+
 json NodeEnvironment(const Common& common, const NodeGroup& node) {
   json env = VisibilityEnvironment(node.vendor, node.Indices());
   if (common.distributed) env.update(CollectiveEnvironment(node.vendor));
+  if (node.vendor == Vendor::kNvidia) {
+    // The CUDA guard (src/guard) holds the job's processes to these grants
+    // on the devices they see, device 0 first.
+    std::string limits;
+    for (const int64_t mib : GrantedMib(node)) {
+      limits += (limits.empty() ? "" : ",") + std::to_string(mib);
+    }
+    env[GPURM_ENV_CUDA_MEMORY_LIMITS_MB] = limits;
+  }
   return env;
 }
 
@@ -398,6 +416,7 @@ nlohmann::json BuildGpuConfig(const PlanInput& input) {
                      {"address", node.address},
                      {"gpu_indices", node.Indices()},
                      {"gpu_uuids", std::move(uuids)},
+                     {"granted_memory_mb", GrantedMib(node)},
                      {"interconnect", Interconnect(node.vendor, node.gpus)},
                      {"environment", NodeEnvironment(common, node)}});
   }

@@ -87,7 +87,9 @@ TEST(GpuConfigTest, SingleNvidiaGpu) {
   EXPECT_EQ(config["vendor"], "nvidia");
   EXPECT_EQ(config["gpu_type"], "V100");
   EXPECT_EQ(config["gpu_count"], 1);
-  const json env = {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}, {"CUDA_VISIBLE_DEVICES", "2"}};
+  const json env = {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"},
+                    {"CUDA_VISIBLE_DEVICES", "2"},
+                    {"GPURM_CUDA_MEMORY_LIMITS_MB", "32768"}};
   EXPECT_EQ(config["environment"], env);
   ASSERT_EQ(config["nodes"].size(), 1u);
   EXPECT_EQ(config["nodes"][0]["node_name"], "n1");
@@ -151,6 +153,25 @@ std::vector<PlannedGpu> FourOnOneNode(int nvlink_group_of_last) {
   return {Planned("n1", 0, A100(), 81920, "", 0), Planned("n1", 1, A100(), 81920, "", 0),
           Planned("n1", 2, A100(), 81920, "", 0),
           Planned("n1", 3, A100(), 81920, "", nvlink_group_of_last)};
+}
+
+// The CUDA guard's limits: each node's grants, in the order of its visible
+// devices, in the environment and as granted_memory_mb.
+TEST(GpuConfigTest, CarriesTheGrantPerVisibleDeviceForTheCudaGuard) {
+  PlannedGpu slice = Planned("n1", 3, A100(), 81920);
+  slice.granted_mib = 20480;
+  slice.exclusive = false;
+  PlannedGpu whole = Planned("n1", 1, A100(), 81920);
+  PlannedGpu other_node = Planned("n2", 0, V100(), 32768);
+  const json config = BuildGpuConfig(Input({slice, whole, other_node}));
+  ASSERT_EQ(config["nodes"].size(), 2u);
+  EXPECT_EQ(config["nodes"][0]["environment"]["CUDA_VISIBLE_DEVICES"], "3,1");
+  EXPECT_EQ(config["nodes"][0]["environment"]["GPURM_CUDA_MEMORY_LIMITS_MB"], "20480,81920");
+  EXPECT_EQ(config["nodes"][0]["granted_memory_mb"], json({20480, 81920}));
+  EXPECT_EQ(config["nodes"][1]["environment"]["GPURM_CUDA_MEMORY_LIMITS_MB"], "32768");
+  EXPECT_EQ(config["environment"], config["nodes"][0]["environment"]);
+  EXPECT_EQ(BuildPyTorchPlan(Input({slice}))["environment"]["GPURM_CUDA_MEMORY_LIMITS_MB"],
+            "20480");
 }
 
 TEST(GpuConfigTest, FourGpusOneNode) {
