@@ -70,6 +70,12 @@ const QueueEntry* AllocationQueue::FindWaiting(const std::string& owner,
   return nullptr;
 }
 
+size_t AllocationQueue::WaitingOf(const std::string& owner) const {
+  size_t count = 0;
+  for (const OrderKey& order : order_) count += entries_.at(std::get<2>(order)).owner == owner;
+  return count;
+}
+
 size_t AllocationQueue::Position(const std::string& id) const {
   const QueueEntry* entry = Find(id);
   if (entry == nullptr || entry->state != QueueState::kWaiting) return 0;

@@ -76,6 +76,9 @@ const PlacementPolicy* FindPolicy(std::string_view name);
 // All policy names, the default ("binpack") first.
 std::vector<std::string> PolicyNames();
 
+// The most GPUs one request may ask for.
+inline constexpr int kMaxGpusPerRequest = 4096;
+
 // Checks a request's values (counts, ranges, combinations, policy name).
 // kInvalidArgument with field() naming the request field.
 Status ValidateRequest(const GpuRequest& request);
