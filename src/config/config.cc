@@ -162,9 +162,12 @@ Result<std::vector<Entry>> Entries(const Parser& parser, const YAML::Node& map,
   return entries;
 }
 
-// A section that is a mapping, or empty (every key commented out) = no entries.
+// A section that is a mapping, or empty (every key commented out) = no
+// entries. Keys are those of `known` and of `more` (a group kept apart).
 Result<std::vector<Entry>> Section(const Parser& parser, const Entry& section,
-                                   const std::vector<std::string>& known) {
+                                   std::vector<std::string> known,
+                                   const std::vector<std::string>& more = {}) {
+  known.insert(known.end(), more.begin(), more.end());
   if (section.value.IsNull()) return std::vector<Entry>{};
   if (!section.value.IsMap()) {
     return parser.Error(section.mark, section.path,
@@ -355,6 +358,71 @@ Status ReadAuth(const Parser& parser, const Entry& section, AuthConfig* auth) {
   return Status::Ok();
 }
 
+// The keys of ServerConfig's "hostile clients" group.
+const std::vector<std::string> kHostileClientKeys = {"allowed_hosts",
+                                                     "first_request_timeout_s",
+                                                     "reserved_connections",
+                                                     "max_streams_per_client",
+                                                     "stream_send_timeout_s",
+                                                     "min_slice_mib",
+                                                     "max_priority_without_admin",
+                                                     "max_queued_per_owner",
+                                                     "queue_head_hold_s"};
+
+Status ReadHostList(const Parser& parser, const Entry& entry, std::vector<std::string>* out) {
+  if (entry.value.IsNull()) return Status::Ok();
+  if (!entry.value.IsSequence()) {
+    return parser.Error(entry.mark, entry.path,
+                        "expected a list of host names, got " + Describe(entry.value));
+  }
+  for (const YAML::Node& item : entry.value) {
+    if (!item.IsScalar() || item.Scalar().empty() ||
+        item.Scalar().find_first_of(" /:@") != std::string::npos) {
+      return parser.Error(
+          item.Mark(), entry.path,
+          "expected a host name (no port, scheme or path) or \"*\", got " + Describe(item));
+    }
+    out->push_back(item.Scalar());
+  }
+  return Status::Ok();
+}
+
+// One key of kHostileClientKeys.
+Status ReadHostileClientKey(const Parser& parser, const Entry& entry, ServerConfig* server) {
+  const auto positive = [](double v) { return v > 0; };
+  if (entry.key == "allowed_hosts") return ReadHostList(parser, entry, &server->allowed_hosts);
+  if (entry.key == "first_request_timeout_s") {
+    return ReadNumber(parser, entry, "a positive number of seconds", positive,
+                      &server->first_request_timeout_s);
+  }
+  if (entry.key == "reserved_connections") {
+    return ReadInt(parser, entry, 0, 1'000, "an integer from 0 to 1000",
+                   &server->reserved_connections);
+  }
+  if (entry.key == "max_streams_per_client") {
+    return ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
+                   &server->max_streams_per_client);
+  }
+  if (entry.key == "stream_send_timeout_s") {
+    return ReadNumber(parser, entry, "a positive number of seconds", positive,
+                      &server->stream_send_timeout_s);
+  }
+  if (entry.key == "min_slice_mib") {
+    return ReadInt(parser, entry, 1, 1 << 20, "a number of MiB from 1 to 1048576",
+                   &server->min_slice_mib);
+  }
+  if (entry.key == "max_priority_without_admin") {
+    return ReadInt(parser, entry, -1000, 1000, "a priority from -1000 to 1000",
+                   &server->max_priority_without_admin);
+  }
+  if (entry.key == "max_queued_per_owner") {
+    return ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
+                   &server->max_queued_per_owner);
+  }
+  return ReadNumber(parser, entry, "a positive number of seconds", positive,  // queue_head_hold_s
+                    &server->queue_head_hold_s);
+}
+
 Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
   Result<std::vector<Entry>> entries = Section(parser, section,
                                                {"listen",
@@ -378,13 +446,17 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                                                 "rate_limit_burst",
                                                 "tls",
                                                 "auth",
-                                                "max_allocations_per_owner"});
+                                                "max_allocations_per_owner"},
+                                               kHostileClientKeys);
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   const auto non_negative = [](double v) { return v >= 0; };
   for (const Entry& entry : *entries) {
     Status status;
-    if (entry.key == "tls") {
+    if (std::find(kHostileClientKeys.begin(), kHostileClientKeys.end(), entry.key) !=
+        kHostileClientKeys.end()) {
+      status = ReadHostileClientKey(parser, entry, server);
+    } else if (entry.key == "tls") {
       status = ReadTls(parser, entry, &server->tls);
     } else if (entry.key == "auth") {
       status = ReadAuth(parser, entry, &server->auth);
@@ -404,8 +476,9 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadInt(parser, entry, 1, 1'000'000, "an integer from 1 to 1000000",
                        &server->max_connections);
     } else if (entry.key == "max_connections_per_client") {
-      status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
-                       &server->max_connections_per_client);
+      int64_t cap = 0;
+      status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000", &cap);
+      server->max_connections_per_client = cap;
     } else if (entry.key == "rate_limit_rps") {
       status = ReadNumber(parser, entry, "a number of requests per second >= 0 (0 = no limit)",
                           non_negative, &server->rate_limit_rps);
