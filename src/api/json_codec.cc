@@ -3,6 +3,10 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "core/clock.h"
 
@@ -62,9 +66,37 @@ json NullableIso(int64_t unix_ms) { return unix_ms > 0 ? json(FormatIso8601(unix
 }  // namespace
 
 Result<json> ParseJsonObject(std::string_view body) {
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Keys seen in each object being parsed (innermost last), and the first
+  // key repeated within one object.
+  std::vector<std::set<std::string>> open_objects;
+  std::optional<std::string> duplicate;
+  const json::parser_callback_t find_duplicates = [&](int, json::parse_event_t event, json& value) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() && !open_objects.back().insert(value.get<std::string>()).second &&
+            !duplicate) {
+          duplicate = value.get<std::string>();
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json parsed = json::parse(body, find_duplicates, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return InvalidArgument("body is not valid JSON", "body");
+  }
+  if (duplicate) {
+    // Which copy would win differs between parsers (and between a check and
+    // the code after it): refuse rather than guess.
+    return InvalidArgument("the key is given more than once in one object", *duplicate);
   }
   if (!parsed.is_object()) {
     return InvalidArgument(std::string("expected a JSON object, got ") + JsonTypeName(parsed),
@@ -80,13 +112,25 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
   using FieldParser = std::function<Status(const std::string&, const json&)>;
   auto integer = [](int64_t min, int64_t max, auto store) -> FieldParser {
     return [=](const std::string& field, const json& value) -> Status {
-      int64_t n = 0;
-      if (!AsInteger(value, &n)) return WrongType(field, "an integer", value);
-      if (n < min || n > max) {
+      const auto out_of_range = [&](const std::string& got) {
         return InvalidArgument("must be between " + std::to_string(min) + " and " +
-                                   std::to_string(max) + ", got " + std::to_string(n),
+                                   std::to_string(max) + ", got " + got,
                                field);
+      };
+      int64_t n = 0;
+      if (!AsInteger(value, &n)) {
+        // A whole number too large for 64 bits is out of range, not of type.
+        if (value.is_number_unsigned() ||
+            (value.is_number_float() && std::isfinite(value.get<double>()) &&
+             std::floor(value.get<double>()) == value.get<double>())) {
+          return out_of_range(value.dump());
+        }
+        if (value.is_number_float()) {
+          return InvalidArgument("expected an integer, got " + value.dump(), field);
+        }
+        return WrongType(field, "an integer", value);
       }
+      if (n < min || n > max) return out_of_range(std::to_string(n));
       store(n);
       return Status::Ok();
     };
@@ -95,6 +139,19 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
     return [=](const std::string& field, const json& value) -> Status {
       if (!value.is_number()) return WrongType(field, "a number", value);
       *target = value.get<double>();
+      return Status::Ok();
+    };
+  };
+  // A number in (0, max], e.g. a timeout.
+  auto positive_number = [](double max, double* target) -> FieldParser {
+    return [=](const std::string& field, const json& value) -> Status {
+      if (!value.is_number()) return WrongType(field, "a number", value);
+      const double d = value.get<double>();
+      if (!(d > 0 && d <= max)) {
+        return InvalidArgument(
+            "must be more than 0 and at most " + json(max).dump() + ", got " + value.dump(), field);
+      }
+      *target = d;
       return Status::Ok();
     };
   };
@@ -117,7 +174,7 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
   };
   const std::map<std::string, FieldParser> fields = {
       {"gpu_count",
-       integer(-1'000'000, 1'000'000, [&r](int64_t n) { r.gpu_count = static_cast<int>(n); })},
+       integer(1, kMaxGpusPerRequest, [&r](int64_t n) { r.gpu_count = static_cast<int>(n); })},
       {"gpu_type", text(&r.gpu_type)},
       {"memory_gb", number(&r.memory_gb)},
       {"distributed_training", boolean(&r.distributed_training)},
@@ -130,10 +187,10 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
        integer(-1'000'000'000, 1'000'000'000, [&r](int64_t n) { r.lease_ttl_s = n; })},
       {"owner", text(&parsed.owner)},
       {"gpu_milli",
-       integer(-1'000'000, 1'000'000, [&r](int64_t n) { r.gpu_milli = static_cast<int>(n); })},
+       integer(0, kMilliPerGpu, [&r](int64_t n) { r.gpu_milli = static_cast<int>(n); })},
       {"wait", boolean(&parsed.wait.wait)},
-      {"wait_timeout_seconds", number(&parsed.wait.timeout_s)},
-      {"priority", integer(-1'000'000, 1'000'000,
+      {"wait_timeout_seconds", positive_number(kMaxWaitSeconds, &parsed.wait.timeout_s)},
+      {"priority", integer(kMinPriority, kMaxPriority,
                            [&parsed](int64_t n) { parsed.wait.priority = static_cast<int>(n); })},
   };
   for (const auto& [key, value] : body.items()) {
