@@ -234,6 +234,8 @@ const char* GpuStateName(const NodeAvailability& node, const GpuAvailability& g)
 
 // --- Handlers -------------------------------------------------------------
 
+// Answered on the server's I/O thread (HttpServerOptions::inline_paths), so
+// it reads only in-memory state and never blocks.
 HttpResponse Health(const ApiContext& context, const HttpRequest&) {
   GpuManager& manager = *context.manager;
   const Status ready = manager.Readiness();

@@ -358,25 +358,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     converted.body = std::move(request.body());
     converted.remote_address = client_;
 
+    const std::vector<std::string>& inline_paths = server_->options().inline_paths;
+    if (converted.method == "GET" &&
+        std::find(inline_paths.begin(), inline_paths.end(), converted.path) != inline_paths.end()) {
+      Write(Handle(converted), version, keep_alive && !server_->draining());
+      return;
+    }
     // Handlers may block (ledger fsync): run them on the worker pool, then
     // come back to this connection's strand to write.
     server_->in_flight().fetch_add(1);
     asio::post(
         server_->workers(), [self = this->shared_from_this(), converted = std::move(converted),
                              version, keep_alive]() mutable {
-          const auto start = std::chrono::steady_clock::now();
-          HttpResponse response;
-          try {
-            response = self->server_->router().Dispatch(converted);
-          } catch (const std::exception& e) {
-            // A handler bug must cost one request, not the daemon.
-            response =
-                ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
-          }
-          const double ms =
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count();
-          if (self->server_->observer()) self->server_->observer()(converted, response, ms);
+          HttpResponse response = self->Handle(converted);
           asio::post(self->stream_.get_executor(), [self, response = std::move(response), version,
                                                     keep_alive]() mutable {
             if (response.stream) {
@@ -387,6 +381,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             self->server_->in_flight().fetch_sub(1);
           });
         });
+  }
+
+  // The router's answer to `request`, told to the observer.
+  HttpResponse Handle(const HttpRequest& request) {
+    const auto start = std::chrono::steady_clock::now();
+    HttpResponse response;
+    try {
+      response = server_->router().Dispatch(request);
+    } catch (const std::exception& e) {
+      // A handler bug must cost one request, not the daemon.
+      response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
+    }
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (server_->observer()) server_->observer()(request, response, ms);
+    return response;
   }
 
   // --- Streamed responses (all on the connection's strand) ----------------

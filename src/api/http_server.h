@@ -40,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/http_types.h"
 #include "api/router.h"
@@ -82,6 +83,11 @@ struct HttpServerOptions {
   int reserved_connections = 8;
   int max_streams_per_client = 8;  // 0 = no cap.
   double stream_send_timeout_s = 10;
+  // GET requests of these paths are answered on the I/O thread, never
+  // queued behind slow handlers on the worker pool: their handlers must not
+  // block (no ledger, no I/O), as liveness probes must answer promptly
+  // while the workers are busy with large answers.
+  std::vector<std::string> inline_paths = {"/api/v1/gpu/health"};
 };
 
 // Called after each response is produced (on a worker thread).
