@@ -483,6 +483,10 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
       body["limit"] = manager.max_queued_per_owner();
       return JsonResponse(429, body);
     }
+    if (result.status.field() == kQueuedGpuHoursCapField) {
+      body["limit"] = manager.max_queued_gpu_hours_per_owner();
+      return JsonResponse(429, body);
+    }
     if (result.status.field() == kIdempotencyKeyField &&
         result.status.code() == StatusCode::kInvalidArgument) {
       // Well-formed, but the key already stands for another request: 422,

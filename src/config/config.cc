@@ -367,6 +367,7 @@ const std::vector<std::string> kHostileClientKeys = {"allowed_hosts",
                                                      "min_slice_mib",
                                                      "max_priority_without_admin",
                                                      "max_queued_per_owner",
+                                                     "max_queued_gpu_hours_per_owner",
                                                      "queue_head_hold_s"};
 
 Status ReadHostList(const Parser& parser, const Entry& entry, std::vector<std::string>* out) {
@@ -418,6 +419,11 @@ Status ReadHostileClientKey(const Parser& parser, const Entry& entry, ServerConf
   if (entry.key == "max_queued_per_owner") {
     return ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
                    &server->max_queued_per_owner);
+  }
+  if (entry.key == "max_queued_gpu_hours_per_owner") {
+    return ReadNumber(
+        parser, entry, "a number of GPU-hours >= 0 (0 = no cap)", [](double v) { return v >= 0; },
+        &server->max_queued_gpu_hours_per_owner);
   }
   return ReadNumber(parser, entry, "a positive number of seconds", positive,  // queue_head_hold_s
                     &server->queue_head_hold_s);

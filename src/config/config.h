@@ -77,6 +77,9 @@ struct ServerConfig {
   // Highest priority a caller below the admin role may ask for (with tokens on).
   int64_t max_priority_without_admin = 0;
   int64_t max_queued_per_owner = 100;  // Waiting queue entries per owner; 0 = no cap. Beyond: 429.
+  // GPU-hours one owner's waiting entries may ask for (gpu_count x wait
+  // timeout); 0 = no cap. Beyond: 429.
+  double max_queued_gpu_hours_per_owner = 192;
   // How long GPUs are held for one queue head before it yields to the next.
   double queue_head_hold_s = 600;
 };

@@ -301,6 +301,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "from 0 (no cap)"},
         BadConfig{"server: {max_streams_per_client: x}", "server.max_streams_per_client",
                   "from 0 (no cap)"},
+        BadConfig{"server: {max_queued_gpu_hours_per_owner: -2}",
+                  "server.max_queued_gpu_hours_per_owner", "GPU-hours >= 0"},
         BadConfig{"server: {queue_head_hold_s: -1}", "server.queue_head_hold_s",
                   "positive number of seconds"}));
 
@@ -319,6 +321,7 @@ TEST(ConfigTest, HostileClientLimits) {
   min_slice_mib: 512
   max_priority_without_admin: 10
   max_queued_per_owner: 5
+  max_queued_gpu_hours_per_owner: 16
   queue_head_hold_s: 60
 )");
   EXPECT_EQ(config.server.allowed_hosts, (std::vector<std::string>{"gpu-box.lab", "*"}));
@@ -329,6 +332,7 @@ TEST(ConfigTest, HostileClientLimits) {
   EXPECT_EQ(config.server.min_slice_mib, 512);
   EXPECT_EQ(config.server.max_priority_without_admin, 10);
   EXPECT_EQ(config.server.max_queued_per_owner, 5);
+  EXPECT_EQ(config.server.max_queued_gpu_hours_per_owner, 16);
   EXPECT_EQ(config.server.queue_head_hold_s, 60);
 }
 

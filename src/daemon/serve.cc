@@ -232,6 +232,7 @@ int RunServe(const ServeOptions& options) {
   manager.set_max_allocations_per_owner(static_cast<int>(config->server.max_allocations_per_owner));
   manager.set_min_slice_mib(config->server.min_slice_mib);
   manager.set_max_queued_per_owner(static_cast<int>(config->server.max_queued_per_owner));
+  manager.set_max_queued_gpu_hours_per_owner(config->server.max_queued_gpu_hours_per_owner);
   manager.set_queue_head_hold_ms(std::llround(config->server.queue_head_hold_s * 1000.0));
 
   // The sampler is the only caller of the provider; its first pass starts

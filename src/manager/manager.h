@@ -91,8 +91,9 @@ inline constexpr char kOwnerCapField[] = "max_allocations_per_owner";
 // kFailedPrecondition when its allocation is no longer active.
 inline constexpr char kIdempotencyKeyField[] = "Idempotency-Key";
 
-// The Status field of a refusal by the per-owner queue cap (the config key's name).
+// The Status fields of refusals by the per-owner queue caps (the config keys' names).
 inline constexpr char kQueuedCapField[] = "max_queued_per_owner";
+inline constexpr char kQueuedGpuHoursCapField[] = "max_queued_gpu_hours_per_owner";
 
 // A canonical digest of everything a request asks for ("fnv1a64:" and 16 hex
 // digits over the fields in a fixed order, numbers in shortest round-trip
@@ -140,6 +141,12 @@ class GpuManager {
   // kResourceExhausted with field kQueuedCapField.
   void set_max_queued_per_owner(int cap) { max_queued_per_owner_ = cap; }
   int max_queued_per_owner() const { return max_queued_per_owner_; }
+  // At most `cap` GPU-hours queued per owner (0 = no cap): the sum over its
+  // waiting entries of gpu_count x wait timeout, the GPU time it may keep
+  // the queue waiting for. Beyond: kResourceExhausted with field
+  // kQueuedGpuHoursCapField.
+  void set_max_queued_gpu_hours_per_owner(double cap) { max_queued_gpu_hours_per_owner_ = cap; }
+  double max_queued_gpu_hours_per_owner() const { return max_queued_gpu_hours_per_owner_; }
   // GPUs are held for one queue entry (the head, or the first entry behind
   // heads whose hold ran out) for at most `ms` in all; then it waits on
   // without holding anything. So no request is kept from GPUs by one
@@ -268,6 +275,7 @@ class GpuManager {
   int max_allocations_per_owner_ = 0;
   int64_t min_slice_mib_ = 0;
   int max_queued_per_owner_ = 0;
+  double max_queued_gpu_hours_per_owner_ = 0;
   int64_t queue_head_hold_ms_ = INT64_MAX;
 
   // Group commit. state_ holds the GPUs of staged and in-flight inserts;

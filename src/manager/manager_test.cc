@@ -395,6 +395,20 @@ TEST_F(ManagerTest, QueuedEntriesPerOwnerAreCapped) {
   EXPECT_TRUE(manager_->Allocate(T4(1), "other", "", wait).queued);
 }
 
+// Queued GPU-hours (gpu_count x wait timeout) per owner are capped too.
+TEST_F(ManagerTest, QueuedGpuHoursPerOwnerAreCapped) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_max_queued_gpu_hours_per_owner(3);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").allocation);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").allocation);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "flood", "", {true, 3600, 0}).queued);  // 2 GPU-hours.
+  AllocationResult more = manager_->Allocate(T4(2), "flood", "", {true, 3600, 0});
+  EXPECT_EQ(more.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(more.status.field(), kQueuedGpuHoursCapField);
+  EXPECT_TRUE(manager_->Allocate(T4(1), "flood", "", {true, 3600, 0}).queued);  // 3 in all.
+  EXPECT_TRUE(manager_->Allocate(T4(2), "other", "", {true, 3600, 0}).queued);
+}
+
 // A slice below set_min_slice_mib is refused by Allocate and Preview alike.
 TEST_F(ManagerTest, SlicesBelowTheMinimumAreRefused) {
   ASSERT_TRUE(inventory_->Refresh().ok());

@@ -72,6 +72,8 @@ class AllocationQueue {
   size_t waiting() const { return order_.size(); }
   // Waiting entries of `owner`.
   size_t WaitingOf(const std::string& owner) const;
+  // GPU-hours the waiting entries of `owner` may wait: gpu_count x (deadline - enqueued).
+  double WaitingGpuHoursOf(const std::string& owner) const;
 
   // Ends a waiting entry. Granted entries carry their allocation.
   void Finish(const std::string& id, QueueState state, int64_t now_unix_ms, std::string message,
