@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -53,10 +55,35 @@ HttpResponse ErrorResponse(const Status& status) {
   return JsonResponse(HttpStatusFor(status.code()), ErrorJson(status));
 }
 
-Result<ParsedGpuRequest> ParseRequestBody(const HttpRequest& request) {
+// A GPU request body, and what the caller may ask for: /allocate,
+// /validate and the framework plans refuse the same requests.
+Result<ParsedGpuRequest> ParseRequestBody(const ApiContext& context, const HttpRequest& request) {
   Result<json> body = ParseJsonObject(request.body);
   if (!body.ok()) return body.status();
-  return ParseGpuRequest(*body);
+  Result<ParsedGpuRequest> parsed = ParseGpuRequest(*body);
+  if (!parsed.ok()) return parsed;
+  if (request.principal && request.principal->role != Role::kAdmin &&
+      parsed->wait.priority > context.max_priority_without_admin) {
+    return Status(StatusCode::kPermissionDenied,
+                  "priority above " + std::to_string(context.max_priority_without_admin) +
+                      " needs the admin role (\"" + request.principal->name + "\" has role " +
+                      RoleName(request.principal->role) + ")",
+                  "priority");
+  }
+  return parsed;
+}
+
+// kInvalidArgument naming where the owner came from when it is too long or
+// not UTF-8 (it is stored with the allocation and in the audit log).
+Status CheckOwnerName(const HttpRequest& request, const std::string& owner) {
+  const char* field = request.Header("x-gpurm-owner").empty() ? "owner" : "X-Gpurm-Owner";
+  if (owner.size() > kMaxOwnerLength) {
+    return InvalidArgument("must be at most " + std::to_string(kMaxOwnerLength) + " bytes, got " +
+                               std::to_string(owner.size()),
+                           field);
+  }
+  if (!IsUtf8(owner)) return InvalidArgument("must be UTF-8 text", field);
+  return Status::Ok();
 }
 
 // Parses an optional non-negative number query parameter.
@@ -69,6 +96,50 @@ Result<std::optional<double>> QueryNumber(const HttpRequest& request, const std:
     return InvalidArgument("expected a number >= 0, got \"" + it->second + "\"", name);
   }
   return std::optional<double>(value);
+}
+
+// Lists are answered in pages of at most kMaxPageSize entries (the default
+// size too), each with a `next` link while more follow: a client that reads
+// slowly then holds one page, never a whole history, in the daemon.
+constexpr int kMaxPageSize = 1000;
+
+// The query parameter `limit`: 1..kMaxPageSize, kMaxPageSize when absent.
+Result<int> QueryLimit(const HttpRequest& request) {
+  auto it = request.query.find("limit");
+  if (it == request.query.end() || it->second.empty()) return kMaxPageSize;
+  int64_t value = 0;
+  const char* end = it->second.data() + it->second.size();
+  const auto [ptr, ec] = std::from_chars(it->second.data(), end, value);
+  if (ec != std::errc() || ptr != end || value < 1 || value > kMaxPageSize) {
+    return InvalidArgument("expected an integer from 1 to " + std::to_string(kMaxPageSize) +
+                               ", got \"" + it->second + "\"",
+                           "limit");
+  }
+  return static_cast<int>(value);
+}
+
+// Percent-encodes a query value.
+std::string QueryEscape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      out += {'%', kHex[u >> 4], kHex[u & 15]};
+    }
+  }
+  return out;
+}
+
+// The link to the page after `last`, keeping the request's other parameters.
+std::string NextLink(const HttpRequest& request, const std::string& cursor) {
+  std::string link = request.path + "?";
+  for (const auto& [name, value] : request.query) {
+    if (name != "after") link += QueryEscape(name) + "=" + QueryEscape(value) + "&";
+  }
+  return link + "after=" + QueryEscape(cursor);
 }
 
 Result<bool> QueryBool(const HttpRequest& request, const std::string& name) {
@@ -108,6 +179,14 @@ bool Offerable(const NodeAvailability& node, const GpuAvailability& g) {
   return node.node->schedulable && g.gpu->healthy && g.untouched();
 }
 
+// A GPU already shared by slices that still fits a shared slice of
+// `slice_mib` (memory and compute share), as the scheduler would place one.
+bool SliceFits(const NodeAvailability& node, const GpuAvailability& g, int64_t slice_mib) {
+  return slice_mib > 0 && node.node->schedulable && g.gpu->healthy && !g.exclusively_held &&
+         g.shared_holders > 0 && g.free_mib >= slice_mib &&
+         SliceMilli(slice_mib, g.gpu->memory_total_mib) <= g.free_milli();
+}
+
 double MeanUtilization(const std::vector<const GpuAvailability*>& gpus) {
   if (gpus.empty()) return 0;
   double sum = 0;
@@ -130,6 +209,8 @@ const char* GpuStateName(const NodeAvailability& node, const GpuAvailability& g)
 
 // --- Handlers -------------------------------------------------------------
 
+// Answered on the server's I/O thread (HttpServerOptions::inline_paths), so
+// it reads only in-memory state and never blocks.
 HttpResponse Health(const ApiContext& context, const HttpRequest&) {
   GpuManager& manager = *context.manager;
   const Status ready = manager.Readiness();
@@ -288,7 +369,12 @@ HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
     int64_t max_free_mib = 0;
     json gpus = json::array();
     for (const GpuAvailability* g : group.gpus) {
-      if (Offerable(*group.node, *g) && g->free_mib >= min_mib) ++available;
+      // With min_memory_gb, a shared GPU with that much free counts: a
+      // request with shared: true fits there (as /validate says).
+      if ((Offerable(*group.node, *g) && g->free_mib >= min_mib) ||
+          SliceFits(*group.node, *g, min_mib)) {
+        ++available;
+      }
       if (!g->exclusively_held && g->gpu->healthy)
         max_free_mib = std::max(max_free_mib, g->free_mib);
       json temperature = g->gpu->temperature_c ? json(*g->gpu->temperature_c) : json();
@@ -318,9 +404,10 @@ HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
 }
 
 HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
-  Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
+  Result<ParsedGpuRequest> parsed = ParseRequestBody(context, request);
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   const std::string owner = RequestOwner(request, parsed->owner);
+  if (Status status = CheckOwnerName(request, owner); !status.ok()) return ErrorResponse(status);
   const std::string idempotency_key = request.Header("idempotency-key");
   if (idempotency_key.size() > 256) {
     return ErrorResponse(InvalidArgument("must be at most 256 characters", "Idempotency-Key"));
@@ -329,7 +416,6 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   if (!IsUtf8(idempotency_key)) {
     return ErrorResponse(InvalidArgument("must be UTF-8 text", "Idempotency-Key"));
   }
-  if (!IsUtf8(owner)) return ErrorResponse(InvalidArgument("must be UTF-8 text", "X-Gpurm-Owner"));
   GpuManager& manager = *context.manager;
   AllocationResult result = manager.Allocate(parsed->request, owner, idempotency_key, parsed->wait);
   if (result.status.ok() && result.queued) {
@@ -351,6 +437,20 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
       // 429 rather than the 503 of a full disk.
       body["limit"] = manager.max_allocations_per_owner();
       return JsonResponse(429, body);
+    }
+    if (result.status.field() == kQueuedCapField) {
+      body["limit"] = manager.max_queued_per_owner();
+      return JsonResponse(429, body);
+    }
+    if (result.status.field() == kQueuedGpuHoursCapField) {
+      body["limit"] = manager.max_queued_gpu_hours_per_owner();
+      return JsonResponse(429, body);
+    }
+    if (result.status.field() == kIdempotencyKeyField &&
+        result.status.code() == StatusCode::kInvalidArgument) {
+      // Well-formed, but the key already stands for another request: 422,
+      // as payment APIs answer a reused idempotency key.
+      return JsonResponse(422, body);
     }
     if (result.status.code() == StatusCode::kUnschedulableNow ||
         result.status.code() == StatusCode::kUnschedulableNever) {
@@ -374,20 +474,44 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   return JsonResponse(200, body);
 }
 
-// GET /queue[?all=true]: waiting requests in service order (and, with all,
-// recently finished ones).
+// GET /queue[?all=true][&limit=N][&after=ID]: waiting requests in service
+// order (and, with all, recently finished ones), a page at a time; `after`
+// is the last queue_id of the previous page.
 HttpResponse ListQueue(const ApiContext& context, const HttpRequest& request) {
   Result<bool> all = QueryBool(request, "all");
   if (!all.ok()) return ErrorResponse(all.status());
+  Result<int> limit = QueryLimit(request);
+  if (!limit.ok()) return ErrorResponse(limit.status());
+  const std::vector<QueueEntry> queue = context.manager->Queue(*all);
+  size_t start = 0;
+  if (auto it = request.query.find("after"); it != request.query.end()) {
+    const auto last = std::find_if(queue.begin(), queue.end(),
+                                   [&](const QueueEntry& entry) { return entry.id == it->second; });
+    if (last == queue.end()) {
+      return ErrorResponse(InvalidArgument(
+          "no queue entry " + it->second + " is listed any more; list again from the start",
+          "after"));
+    }
+    start = static_cast<size_t>(last - queue.begin()) + 1;
+  }
+  const size_t waiting =
+      static_cast<size_t>(std::count_if(queue.begin(), queue.end(), [](const QueueEntry& entry) {
+        return entry.state == QueueState::kWaiting;
+      }));
+  const size_t end = std::min(queue.size(), start + static_cast<size_t>(*limit));
   json entries = json::array();
-  size_t waiting = 0;
-  for (const QueueEntry& entry : context.manager->Queue(*all)) {
-    const bool is_waiting = entry.state == QueueState::kWaiting;
-    entries.push_back(QueueEntryToJson(entry, is_waiting ? ++waiting : 0));
+  for (size_t i = start; i < end; ++i) {
+    // Waiting entries come first, so a waiting entry's index is its position - 1.
+    const bool is_waiting = queue[i].state == QueueState::kWaiting;
+    entries.push_back(QueueEntryToJson(queue[i], is_waiting ? i + 1 : 0));
   }
   const size_t count = entries.size();
-  return JsonResponse(200,
-                      json{{"queue", std::move(entries)}, {"count", count}, {"waiting", waiting}});
+  return JsonResponse(
+      200,
+      json{{"queue", std::move(entries)},
+           {"count", count},
+           {"waiting", waiting},
+           {"next", end < queue.size() ? json(NextLink(request, queue[end - 1].id)) : json()}});
 }
 
 // GET /queue/{id}: one entry; once granted, with the allocation's gpu_config.
@@ -418,7 +542,7 @@ HttpResponse CancelQueueEntry(const ApiContext& context, const HttpRequest& requ
 }
 
 HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
-  Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
+  Result<ParsedGpuRequest> parsed = ParseRequestBody(context, request);
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   PreviewResult preview = context.manager->Preview(parsed->request);
   if (!preview.status.ok()) return ErrorResponse(preview.status);
@@ -445,7 +569,7 @@ HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
 // get now. Nothing is reserved.
 HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& request,
                             json (*build_plan)(const PlanInput&)) {
-  Result<ParsedGpuRequest> parsed = ParseRequestBody(request);
+  Result<ParsedGpuRequest> parsed = ParseRequestBody(context, request);
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   PreviewResult preview = context.manager->Preview(parsed->request);
   if (!preview.status.ok()) return ErrorResponse(preview.status);
@@ -465,23 +589,36 @@ HttpResponse FrameworkSetup(const ApiContext& context, const HttpRequest& reques
 HttpResponse ListAllocations(const ApiContext& context, const HttpRequest& request) {
   Result<bool> all = QueryBool(request, "all");
   if (!all.ok()) return ErrorResponse(all.status());
-  Result<std::optional<double>> limit = QueryNumber(request, "limit");
+  Result<int> limit = QueryLimit(request);
   if (!limit.ok()) return ErrorResponse(limit.status());
   AllocationFilter filter;
   filter.include_ended = *all;
-  if (limit->has_value()) {
-    if (**limit < 1 || **limit > 100000 || std::floor(**limit) != **limit) {
-      return ErrorResponse(InvalidArgument("expected an integer between 1 and 100000", "limit"));
-    }
-    filter.limit = static_cast<int>(**limit);
-  }
+  filter.limit = *limit + 1;  // One more tells whether a next page exists.
   if (auto it = request.query.find("owner"); it != request.query.end()) filter.owner = it->second;
-  json allocations = json::array();
-  for (const Allocation& a : context.manager->ledger().List(filter)) {
-    allocations.push_back(AllocationToJson(a));
+  if (auto it = request.query.find("after"); it != request.query.end()) {
+    // The cursor: "<created_unix_ms>:<allocation_id>" of the previous page's last.
+    const std::string& cursor = it->second;
+    const size_t colon = cursor.find(':');
+    const char* end = cursor.data() + (colon == std::string::npos ? 0 : colon);
+    const auto [ptr, ec] = std::from_chars(cursor.data(), end, filter.after_created_unix_ms);
+    if (colon == std::string::npos || ec != std::errc() || ptr != end ||
+        colon + 1 == cursor.size()) {
+      return ErrorResponse(InvalidArgument(
+          "expected the cursor of a next link (<created_unix_ms>:<allocation_id>)", "after"));
+    }
+    filter.after_id = cursor.substr(colon + 1);
   }
+  std::vector<Allocation> page = context.manager->ledger().List(filter);
+  json next;
+  if (page.size() > static_cast<size_t>(*limit)) {
+    page.resize(static_cast<size_t>(*limit));
+    next = NextLink(request, std::to_string(page.back().created_unix_ms) + ":" + page.back().id);
+  }
+  json allocations = json::array();
+  for (const Allocation& a : page) allocations.push_back(AllocationToJson(a));
   const size_t count = allocations.size();
-  return JsonResponse(200, json{{"allocations", std::move(allocations)}, {"count", count}});
+  return JsonResponse(
+      200, json{{"allocations", std::move(allocations)}, {"count", count}, {"next", next}});
 }
 
 HttpResponse GetAllocation(const ApiContext& context, const HttpRequest& request) {

@@ -24,7 +24,13 @@ struct ApiContext {
   EventHub* events = nullptr;                 // Source of /api/v1/gpu/events.
   Sampler* sampler = nullptr;                 // On-demand refresh; its counters go to /metrics.
   const HttpMetrics* http_metrics = nullptr;  // Request counters for /metrics.
+  // The highest priority a caller below the admin role may ask for (with
+  // tokens on; server.max_priority_without_admin). Beyond: 403.
+  int max_priority_without_admin = kMaxPriority;
 };
+
+// The longest owner name accepted (X-Gpurm-Owner or the body's owner).
+inline constexpr size_t kMaxOwnerLength = 128;
 
 // Registers every /api/v1 endpoint (those of policy_handlers.h and
 // plan_handlers.h included) and GET /metrics (docs/api.md). `context` must

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -26,6 +27,13 @@ namespace gpurm {
 namespace {
 
 using nlohmann::json;
+
+// Every allocation, ended ones included.
+AllocationFilter AllOfThem() {
+  AllocationFilter filter;
+  filter.include_ended = true;
+  return filter;
+}
 
 class HandlersTest : public ::testing::Test {
  protected:
@@ -267,7 +275,7 @@ TEST_F(HandlersTest, BadInputIsA400NamingTheFieldAndChangesNothing) {
     EXPECT_EQ(error["error"]["field"], c.field) << c.body;
     EXPECT_EQ(error["error"]["code"], "invalid_argument") << c.body;
   }
-  EXPECT_TRUE(ledger_->List(AllocationFilter{true, "", 1000}).empty());
+  EXPECT_TRUE(ledger_->List(AllOfThem()).empty());
 }
 
 // Found by fuzz/http_fuzzer: bytes that are not UTF-8 made the answer a 500,
@@ -294,6 +302,167 @@ TEST_F(HandlersTest, HeadersThatAreNotUtf8AreRefusedAndNeverBreakAnswers) {
       Call("POST", "/api/v1/gpu/release", R"({"node_name": "gpu-node-1", "gpu_count": 1})", "\xff");
   EXPECT_NE(release.status, 500) << release.body;
   EXPECT_TRUE(json::accept(release.body)) << release.body;
+}
+
+HttpResponse CallWithKey(Router& router, const std::string& body, const std::string& key) {
+  HttpRequest request;
+  request.method = "POST";
+  request.SetTarget("/api/v1/gpu/allocate");
+  request.body = body;
+  request.headers["idempotency-key"] = key;
+  return router.Dispatch(request);
+}
+
+// A retry under an Idempotency-Key gets its allocation only while it is
+// active and only for the same request: another request under the key is
+// 422, the key of a released allocation 409, both naming the header.
+TEST_F(HandlersTest, IdempotencyKeysReplayOnlyTheSameActiveRequest) {
+  Load();
+  const std::string request = R"({"gpu_count": 2, "gpu_type": "A100"})";
+  HttpResponse first = CallWithKey(router_, request, "job-17");
+  ASSERT_EQ(first.status, 200) << first.body;
+  HttpResponse retry = CallWithKey(router_, request, "job-17");
+  EXPECT_EQ(retry.status, 200) << retry.body;
+  EXPECT_EQ(json::parse(retry.body)["replayed"], true);
+  HttpResponse other = CallWithKey(router_, R"({"gpu_count": 1, "gpu_type": "T4"})", "job-17");
+  EXPECT_EQ(other.status, 422) << other.body;
+  EXPECT_EQ(json::parse(other.body)["error"]["field"], "Idempotency-Key");
+  const std::string id = json::parse(first.body)["allocation_id"];
+  CallJson("DELETE", "/api/v1/gpu/allocations/" + id, 200);
+  HttpResponse stale = CallWithKey(router_, request, "job-17");
+  EXPECT_EQ(stale.status, 409) << stale.body;
+  const json error = json::parse(stale.body);
+  EXPECT_EQ(error["error"]["field"], "Idempotency-Key");
+  EXPECT_EQ(error["success"], false);
+  EXPECT_FALSE(error.contains("gpu_config"));
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/allocations", 200)["count"], 0);
+}
+
+// /validate and /allocate parse and refuse alike, with messages that say
+// what is wrong.
+TEST_F(HandlersTest, ValidateAndAllocateRefuseTheSameRequests) {
+  Load();
+  manager_->set_min_slice_mib(256);
+  struct Case {
+    std::string body;
+    std::string field;
+    std::string message;  // A part of it.
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"priority": 1001})", "priority", "between -1000 and 1000, got 1001"},
+           {R"({"priority": -1001})", "priority", "between -1000 and 1000"},
+           {R"({"wait_timeout_seconds": 0})", "wait_timeout_seconds", "more than 0"},
+           {R"({"wait_timeout_seconds": 1e308})", "wait_timeout_seconds", "at most 86400"},
+           {R"({"gpu_count": 9223372036854775808})", "gpu_count",
+            "between 1 and 4096, got 9223372036854775808"},
+           {R"({"gpu_count": 5000})", "gpu_count", "between 1 and 4096, got 5000"},
+           {R"({"gpu_count": 1.5})", "gpu_count", "expected an integer, got 1.5"},
+           {R"({"gpu_count": 1, "gpu_count": 8})", "gpu_count", "more than once"},
+           {R"({"memory_gb": 1e-9, "shared": true})", "memory_gb", "at least 256 MiB"},
+       }) {
+    for (const char* endpoint : {"/api/v1/gpu/validate", "/api/v1/gpu/allocate"}) {
+      json error = CallJson("POST", endpoint, 400, c.body);
+      EXPECT_EQ(error["error"]["field"], c.field) << endpoint << " " << c.body;
+      EXPECT_NE(error["error"]["message"].get<std::string>().find(c.message), std::string::npos)
+          << endpoint << " " << c.body << ": " << error["error"]["message"];
+    }
+  }
+  EXPECT_TRUE(ledger_->List(AllOfThem()).empty());
+}
+
+TEST_F(HandlersTest, OwnerNamesAreBounded) {
+  Load();
+  const std::string long_name(kMaxOwnerLength + 1, 'o');
+  HttpResponse header = Call("POST", "/api/v1/gpu/allocate", R"({"gpu_type": "T4"})", long_name);
+  EXPECT_EQ(header.status, 400) << header.body;
+  EXPECT_EQ(json::parse(header.body)["error"]["field"], "X-Gpurm-Owner");
+  json body = CallJson("POST", "/api/v1/gpu/allocate", 400,
+                       json{{"gpu_type", "T4"}, {"owner", long_name}}.dump());
+  EXPECT_EQ(body["error"]["field"], "owner");
+  EXPECT_EQ(Call("POST", "/api/v1/gpu/allocate", R"({"gpu_type": "T4"})",
+                 std::string(kMaxOwnerLength, 'o'))
+                .status,
+            200);
+}
+
+// With tokens on, a priority above server.max_priority_without_admin needs
+// an admin, for /validate as for /allocate.
+TEST_F(HandlersTest, HighPriorityNeedsTheAdminRole) {
+  Load();
+  context_.max_priority_without_admin = 0;
+  for (const Role role : {Role::kUser, Role::kAdmin}) {
+    for (const char* endpoint : {"/api/v1/gpu/validate", "/api/v1/gpu/allocate"}) {
+      HttpRequest request;
+      request.method = "POST";
+      request.SetTarget(endpoint);
+      request.body = R"({"gpu_type": "T4", "priority": 1})";
+      request.principal = Principal{"carol", role};
+      HttpResponse response = router_.Dispatch(request);
+      if (role == Role::kUser) {
+        EXPECT_EQ(response.status, 403) << endpoint << ": " << response.body;
+        EXPECT_EQ(json::parse(response.body)["error"]["field"], "priority");
+      } else {
+        EXPECT_EQ(response.status, 200) << endpoint << ": " << response.body;
+      }
+    }
+  }
+}
+
+// /nodes?min_memory_gb counts a shared GPU with that much free, as /validate
+// places a shared slice there.
+TEST_F(HandlersTest, NodesAndValidateAgreeOnSharedGpus) {
+  Load();
+  CallJson("POST", "/api/v1/gpu/allocate", 200,
+           R"({"gpu_count": 4, "node_name": "gpu-node-1", "shared": true, "memory_gb": 1})");
+  json nodes = CallJson("GET", "/api/v1/gpu/nodes?gpu_type=V100&min_memory_gb=5", 200);
+  ASSERT_EQ(nodes["count"], 1) << nodes.dump();
+  EXPECT_EQ(nodes["nodes"][0]["available_gpus"], 4);
+  json fits = CallJson("POST", "/api/v1/gpu/validate", 200,
+                       R"({"gpu_type": "V100", "memory_gb": 5, "shared": true})");
+  EXPECT_EQ(fits["possible_now"], true);
+  // Without min_memory_gb only untouched GPUs are counted (whole GPUs).
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/nodes?gpu_type=V100", 200)["count"], 0);
+}
+
+// Lists come in bounded pages with a next link until the end.
+TEST_F(HandlersTest, AllocationsAndQueuePaginateWithNextLinks) {
+  Load();
+  for (int i = 0; i < 5; ++i) {
+    json allocated = CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_type": "T4"})");
+    CallJson("DELETE", "/api/v1/gpu/allocations/" + allocated["allocation_id"].get<std::string>(),
+             200);
+    clock_.AdvanceMs(1);
+  }
+  std::set<std::string> seen;
+  std::string target = "/api/v1/gpu/allocations?all=true&limit=2";
+  int pages = 0;
+  while (true) {
+    json page = CallJson("GET", target, 200);
+    ++pages;
+    for (const json& allocation : page["allocations"]) seen.insert(allocation["allocation_id"]);
+    if (page["next"].is_null()) break;
+    target = page["next"];
+    ASSERT_LE(pages, 5) << "next links loop";
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/allocations?limit=1001", 400)["error"]["field"], "limit");
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/allocations?all=true&after=x", 400)["error"]["field"],
+            "after");
+
+  // The queue: two waiting entries, a page of one at a time.
+  CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_count": 8, "gpu_type": "A100"})");
+  for (int i = 0; i < 2; ++i) {
+    CallJson("POST", "/api/v1/gpu/allocate", 202,
+             R"({"gpu_count": 8, "gpu_type": "A100", "wait": true})");
+  }
+  json first = CallJson("GET", "/api/v1/gpu/queue?limit=1", 200);
+  ASSERT_EQ(first["count"], 1);
+  EXPECT_EQ(first["waiting"], 2);
+  json second = CallJson("GET", first["next"].get<std::string>(), 200);
+  ASSERT_EQ(second["count"], 1);
+  EXPECT_EQ(second["queue"][0]["position"], 2);
+  EXPECT_TRUE(second["next"].is_null());
 }
 
 TEST_F(HandlersTest, RefusalsSayWhyAndWhatWouldFit) {
@@ -323,7 +492,7 @@ TEST_F(HandlersTest, FrameworkPlansDescribeTheGpusOrTheCpu) {
   EXPECT_EQ(torch["success"], false);
   EXPECT_EQ(torch["plan"]["device"], "cpu");
   // Nothing was reserved by either.
-  EXPECT_TRUE(ledger_->List(AllocationFilter{true, "", 1000}).empty());
+  EXPECT_TRUE(ledger_->List(AllOfThem()).empty());
 }
 
 // An allocation's plan is the plan /setup-pytorch answered for the same GPUs

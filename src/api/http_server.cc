@@ -1,5 +1,6 @@
 #include "api/http_server.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -10,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -27,8 +29,29 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-// Why a new connection is turned away (answered 503 after its request).
-enum class Refusal { kNone, kServerFull, kClientFull };
+// Why a new connection is turned away (answered 503 after its request), or
+// kReserved: admitted beyond max_connections for the reserved paths only.
+enum class Refusal { kNone, kReserved, kServerFull, kClientFull };
+
+// Answered on reserved connections (HttpServerOptions::reserved_connections).
+bool IsReservedPath(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path == "/api/v1/gpu/health" || path == "/metrics";
+}
+
+// Headers a request may carry once: with two, which one a check read and
+// which one a handler used could differ (two Authorization headers, two
+// Hosts), so both are refused.
+bool MustBeSingle(const std::string& lower_case_name) {
+  static constexpr std::string_view kSingle[] = {
+      "authorization",   "host",         "content-type", "origin", "sec-fetch-site",
+      "idempotency-key", "x-gpurm-owner"};
+  return std::find(std::begin(kSingle), std::end(kSingle), lower_case_name) != std::end(kSingle);
+}
+
+// The send buffer of a connection carrying a stream: small, so that a
+// subscriber that stops reading fills it soon and meets the send timeout.
+constexpr int kStreamSendBufferBytes = 64 * 1024;
 
 class HttpServer::Impl {
  public:
@@ -57,9 +80,22 @@ class HttpServer::Impl {
   RateLimiter& rate_limiter() { return rate_limiter_; }
 
   // Counts a new connection from `client` (empty: unknown address) and says
-  // whether it is over a cap. Every call is matched by one ReleaseConnection.
+  // whether it is over a cap. Over max_connections it first closes the
+  // longest idle connection and takes its place. Every call is matched by
+  // one ReleaseConnection.
   Refusal AdmitConnection(const std::string& client);
   void ReleaseConnection(const std::string& client);
+
+  // Connections waiting for a request, oldest first: MarkIdle registers one
+  // with what closes it (it must post to the connection's strand) and
+  // returns its id; UnmarkIdle (any id, also one already closed) removes it.
+  uint64_t MarkIdle(std::function<void()> close);
+  void UnmarkIdle(uint64_t id);
+
+  // Counts a stream of `client`; false (counting nothing) beyond
+  // max_streams_per_client. Matched by ReleaseStream when true.
+  bool AdmitStream(const std::string& client);
+  void ReleaseStream(const std::string& client);
 
   // Streamed responses in progress, so that Stop can end them. `pump` makes
   // the owning session look at its stream again (it posts to the session's
@@ -75,6 +111,8 @@ class HttpServer::Impl {
 
   void Accept();
   bool StreamsDone();
+  // Closes the connection idle longest; false when none is idle.
+  bool CloseOldestIdle();
   std::shared_ptr<ssl::context> CurrentTlsContext();
 
   const HttpServerOptions options_;
@@ -100,17 +138,22 @@ class HttpServer::Impl {
   bool streams_closing_ = false;
   uint64_t next_stream_id_ = 1;
   std::map<uint64_t, StreamEntry> streams_;
+  std::unordered_map<std::string, int> streams_per_client_;  // Guarded by streams_mutex_.
+  std::mutex idle_mutex_;                                    // Guards the two members below.
+  uint64_t next_idle_id_ = 1;
+  std::map<uint64_t, std::function<void()>> idle_;  // By id: oldest first.
 };
 
 namespace {
 
-http::response<http::string_body> ToBeast(const HttpResponse& response, unsigned version,
+// Moves the body: a large answer is held once, by the message being written.
+http::response<http::string_body> ToBeast(HttpResponse response, unsigned version,
                                           bool keep_alive) {
   http::response<http::string_body> out{static_cast<http::status>(response.status), version};
   out.set(http::field::server, "gpurm");
   out.set(http::field::content_type, response.content_type);
   for (const auto& [name, value] : response.headers) out.set(name, value);
-  out.body() = response.body;
+  out.body() = std::move(response.body);
   out.keep_alive(keep_alive);
   out.prepare_payload();
   return out;
@@ -146,6 +189,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   ~Session() {
     // Normally ended already; this covers a drain that timed out.
     if (body_stream_) body_stream_->Close();
+    if (stream_admitted_) server_->ReleaseStream(client_);
+    LeaveIdle();
     server_->ReleaseConnection(client_);
   }
 
@@ -175,20 +220,37 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::chrono::steady_clock::duration Timeout() const {
     return Seconds(server_->options().timeout_s);
   }
+  std::chrono::steady_clock::duration StreamSendTimeout() const {
+    return Seconds(server_->options().stream_send_timeout_s);
+  }
 
-  // Waits (idle timeout) for the first byte of the next request, then reads
-  // its headers under the header timeout. A connection that is refused
-  // waits no longer than the header timeout.
+  // Waits for the first byte of the next request -- first_request_timeout_s
+  // for a connection's first, idle_timeout_s for a kept-alive one's next --
+  // then reads its headers under the header timeout. A connection that is
+  // refused waits no longer than the first request's timeout or the header
+  // timeout. While it waits, an admitted connection is idle: the server may
+  // close it to make room for a new one.
   void WaitForRequest() {
     if (buffer_.size() > 0) {  // Pipelined: the next request has begun.
       ReadHeader();
       return;
     }
     const HttpServerOptions& options = server_->options();
-    Lowest().expires_after(
-        Seconds(refusal_ == Refusal::kNone ? options.idle_timeout_s : options.header_timeout_s));
+    double wait_s = requests_read_ == 0 ? options.first_request_timeout_s : options.idle_timeout_s;
+    if (refusal_ != Refusal::kNone) {
+      wait_s = std::min(options.first_request_timeout_s, options.header_timeout_s);
+    } else {
+      std::weak_ptr<Session> weak = this->weak_from_this();
+      idle_id_ = server_->MarkIdle([weak, executor = stream_.get_executor()] {
+        asio::post(executor, [weak] {
+          if (auto self = weak.lock()) self->Close();
+        });
+      });
+    }
+    Lowest().expires_after(Seconds(wait_s));
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](beast::error_code ec, size_t bytes) {
+                              self->LeaveIdle();
                               if (ec) {
                                 self->Close();
                                 return;
@@ -196,6 +258,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                               self->buffer_.commit(bytes);
                               self->ReadHeader();
                             });
+  }
+
+  void LeaveIdle() {
+    if (idle_id_ == 0) return;
+    server_->UnmarkIdle(idle_id_);
+    idle_id_ = 0;
   }
 
   void ReadHeader() {
@@ -245,15 +313,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     http::request<http::string_body> request = parser_->release();
+    ++requests_read_;
     const unsigned version = request.version();
-    const bool keep_alive = request.keep_alive();
-    if (refusal_ != Refusal::kNone) {
+    // A reserved connection serves one request of the reserved paths.
+    const bool reserved_request =
+        refusal_ == Refusal::kReserved && request.method() == http::verb::get &&
+        IsReservedPath(std::string_view(request.target().data(), request.target().size()));
+    const bool keep_alive = request.keep_alive() && refusal_ == Refusal::kNone;
+    if (refusal_ != Refusal::kNone && !reserved_request) {
       // The request was read first so that closing does not reset the
       // connection under the answer.
       Write(ErrorOnly(503, StatusCode::kUnavailable,
-                      refusal_ == Refusal::kServerFull
-                          ? "too many connections to the server; retry later"
-                          : "too many connections from " + client_ + "; retry later"),
+                      refusal_ == Refusal::kClientFull
+                          ? "too many connections from " + client_ + "; retry later"
+                          : "too many connections to the server; retry later"),
             version, false);
       return;
     }
@@ -272,45 +345,73 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     for (const auto& field : request) {
       std::string name(field.name_string());
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      converted.headers[name].assign(field.value().data(), field.value().size());
+      auto [it, inserted] = converted.headers.try_emplace(name);
+      if (!inserted && MustBeSingle(name)) {
+        Write(ErrorOnly(400, StatusCode::kInvalidArgument,
+                        "the header may be given once; this request repeats it",
+                        std::string(field.name_string())),
+              version, false);
+        return;
+      }
+      it->second.assign(field.value().data(), field.value().size());
     }
     converted.body = std::move(request.body());
     converted.remote_address = client_;
 
+    const std::vector<std::string>& inline_paths = server_->options().inline_paths;
+    if (converted.method == "GET" &&
+        std::find(inline_paths.begin(), inline_paths.end(), converted.path) != inline_paths.end()) {
+      Write(Handle(converted), version, keep_alive && !server_->draining());
+      return;
+    }
     // Handlers may block (ledger fsync): run them on the worker pool, then
     // come back to this connection's strand to write.
     server_->in_flight().fetch_add(1);
     asio::post(
         server_->workers(), [self = this->shared_from_this(), converted = std::move(converted),
                              version, keep_alive]() mutable {
-          const auto start = std::chrono::steady_clock::now();
-          HttpResponse response;
-          try {
-            response = self->server_->router().Dispatch(converted);
-          } catch (const std::exception& e) {
-            // A handler bug must cost one request, not the daemon.
-            response =
-                ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
-          }
-          const double ms =
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count();
-          if (self->server_->observer()) self->server_->observer()(converted, response, ms);
-          asio::post(self->stream_.get_executor(),
-                     [self, response = std::move(response), version, keep_alive]() mutable {
-                       if (response.stream) {
-                         self->StartStream(std::move(response), version);
-                       } else {
-                         self->Write(response, version, keep_alive && !self->server_->draining());
-                       }
-                       self->server_->in_flight().fetch_sub(1);
-                     });
+          HttpResponse response = self->Handle(converted);
+          asio::post(self->stream_.get_executor(), [self, response = std::move(response), version,
+                                                    keep_alive]() mutable {
+            if (response.stream) {
+              self->StartStream(std::move(response), version);
+            } else {
+              self->Write(std::move(response), version, keep_alive && !self->server_->draining());
+            }
+            self->server_->in_flight().fetch_sub(1);
+          });
         });
+  }
+
+  // The router's answer to `request`, told to the observer.
+  HttpResponse Handle(const HttpRequest& request) {
+    const auto start = std::chrono::steady_clock::now();
+    HttpResponse response;
+    try {
+      response = server_->router().Dispatch(request);
+    } catch (const std::exception& e) {
+      // A handler bug must cost one request, not the daemon.
+      response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
+    }
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (server_->observer()) server_->observer()(request, response, ms);
+    return response;
   }
 
   // --- Streamed responses (all on the connection's strand) ----------------
 
   void StartStream(HttpResponse response, unsigned version) {
+    if (!server_->AdmitStream(client_)) {
+      response.stream->Close();
+      Write(ErrorOnly(429, StatusCode::kResourceExhausted,
+                      "too many streams from " + client_ + " (at most " +
+                          std::to_string(server_->options().max_streams_per_client) +
+                          "); close one first"),
+            version, false);
+      return;
+    }
+    stream_admitted_ = true;
     std::weak_ptr<Session> weak = this->weak_from_this();
     auto executor = stream_.get_executor();
     stream_id_ = server_->RegisterStream(response.stream, [weak, executor] {
@@ -326,6 +427,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     body_stream_ = std::move(response.stream);
     chunked_ = version >= 11;
+    beast::error_code ignored;
+    Lowest().socket().set_option(asio::socket_base::send_buffer_size(kStreamSendBufferBytes),
+                                 ignored);
     struct Header {
       http::response<http::empty_body> message;
       std::optional<http::response_serializer<http::empty_body>> serializer;
@@ -341,7 +445,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     header->message.keep_alive(false);
     header->message.chunked(chunked_);
     header->serializer.emplace(header->message);
-    Lowest().expires_after(Timeout());
+    Lowest().expires_after(StreamSendTimeout());
     http::async_write_header(
         stream_, *header->serializer,
         [self = this->shared_from_this(), header](beast::error_code ec, size_t) {
@@ -404,7 +508,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       self->ArmKeepAlive();
       self->PumpStream();
     };
-    Lowest().expires_after(Timeout());
+    Lowest().expires_after(StreamSendTimeout());
     if (chunked_) {
       asio::async_write(stream_, http::make_chunk(asio::buffer(*payload)), std::move(on_written));
     } else {
@@ -430,7 +534,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     writing_ = true;
-    Lowest().expires_after(Timeout());
+    Lowest().expires_after(StreamSendTimeout());
     asio::async_write(stream_, http::make_chunk_last(),
                       [self = this->shared_from_this()](beast::error_code, size_t) {
                         self->writing_ = false;
@@ -444,12 +548,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     keepalive_timer_.cancel();
     body_stream_->Close();
     server_->UnregisterStream(stream_id_);
+    if (stream_admitted_) server_->ReleaseStream(client_);
+    stream_admitted_ = false;
     Close();
   }
 
-  void Write(const HttpResponse& response, unsigned version, bool keep_alive) {
-    auto message =
-        std::make_shared<http::response<http::string_body>>(ToBeast(response, version, keep_alive));
+  void Write(HttpResponse response, unsigned version, bool keep_alive) {
+    auto message = std::make_shared<http::response<http::string_body>>(
+        ToBeast(std::move(response), version, keep_alive));
     Lowest().expires_after(Timeout());
     http::async_write(
         stream_, *message,
@@ -479,6 +585,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   HttpServer::Impl* server_;
   const std::string client_;  // Remote address; "" when unknown.
   const Refusal refusal_;
+  uint64_t requests_read_ = 0;
+  uint64_t idle_id_ = 0;  // Non-zero while marked idle (MarkIdle).
 
   // Streamed response state; strand only.
   std::shared_ptr<ResponseStream> body_stream_;
@@ -490,6 +598,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool writing_ = false;
   bool stream_finishing_ = false;
   bool stream_ended_ = false;
+  bool stream_admitted_ = false;  // Counted by AdmitStream.
 };
 
 }  // namespace
@@ -550,12 +659,57 @@ Refusal HttpServer::Impl::AdmitConnection(const std::string& client) {
     std::lock_guard<std::mutex> lock(clients_mutex_);
     from_client = ++connections_per_client_[client];
   }
-  if (total > options_.max_connections) return Refusal::kServerFull;
   if (options_.max_connections_per_client > 0 &&
       from_client > options_.max_connections_per_client) {
     return Refusal::kClientFull;
   }
-  return Refusal::kNone;
+  if (total <= options_.max_connections) return Refusal::kNone;
+  // The closed connection leaves soon and this one takes its slot (the
+  // count is over the cap by the closings in flight, never for long).
+  if (CloseOldestIdle()) return Refusal::kNone;
+  if (total <= options_.max_connections + options_.reserved_connections) return Refusal::kReserved;
+  return Refusal::kServerFull;
+}
+
+uint64_t HttpServer::Impl::MarkIdle(std::function<void()> close) {
+  std::lock_guard<std::mutex> lock(idle_mutex_);
+  const uint64_t id = next_idle_id_++;
+  idle_.emplace(id, std::move(close));
+  return id;
+}
+
+void HttpServer::Impl::UnmarkIdle(uint64_t id) {
+  std::lock_guard<std::mutex> lock(idle_mutex_);
+  idle_.erase(id);
+}
+
+bool HttpServer::Impl::CloseOldestIdle() {
+  std::function<void()> close;
+  {
+    std::lock_guard<std::mutex> lock(idle_mutex_);
+    if (idle_.empty()) return false;
+    close = std::move(idle_.begin()->second);
+    idle_.erase(idle_.begin());
+  }
+  close();
+  return true;
+}
+
+bool HttpServer::Impl::AdmitStream(const std::string& client) {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  int& count = streams_per_client_[client];
+  if (options_.max_streams_per_client > 0 && count >= options_.max_streams_per_client) {
+    if (count == 0) streams_per_client_.erase(client);
+    return false;
+  }
+  ++count;
+  return true;
+}
+
+void HttpServer::Impl::ReleaseStream(const std::string& client) {
+  std::lock_guard<std::mutex> lock(streams_mutex_);
+  const auto it = streams_per_client_.find(client);
+  if (it != streams_per_client_.end() && --it->second <= 0) streams_per_client_.erase(it);
 }
 
 void HttpServer::Impl::ReleaseConnection(const std::string& client) {

@@ -12,6 +12,19 @@
 // accepted afterwards use it, open ones keep theirs. A reload that fails
 // keeps the old context.
 //
+// Hostile clients (docs/SECURITY.md): a connection must start its first
+// request within first_request_timeout_s of accept. When every slot is
+// taken, a new connection closes the connection that has been idle longest
+// (waiting for a first or next request) and takes its place; when none is
+// idle, up to reserved_connections more are admitted for GET
+// /api/v1/gpu/health and /metrics only, so liveness and metrics answer while
+// slow readers and streams fill the pool. Each remote address may hold
+// max_streams_per_client streams (429 beyond); a stream whose write the
+// client does not take within stream_send_timeout_s is dropped. A request
+// repeating a header that must be single (Authorization, Host,
+// Content-Type, Origin, Idempotency-Key, X-Gpurm-Owner, ...) is refused with
+// 400 naming it, rather than one copy silently winning.
+//
 // A handler may answer with a streamed body (HttpResponse::stream, e.g.
 // Server-Sent Events): the session writes the headers, then whatever the
 // stream has ready each time it wakes the session (chunked for HTTP/1.1,
@@ -27,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/http_types.h"
 #include "api/router.h"
@@ -63,6 +77,17 @@ struct HttpServerOptions {
   double stream_keepalive_s = 15;
   // Time for the rate limiter; null = the system clock. Must outlive the server.
   const Clock* clock = nullptr;
+
+  // --- Hostile clients (see above) ---
+  double first_request_timeout_s = 5;
+  int reserved_connections = 8;
+  int max_streams_per_client = 8;  // 0 = no cap.
+  double stream_send_timeout_s = 10;
+  // GET requests of these paths are answered on the I/O thread, never
+  // queued behind slow handlers on the worker pool: their handlers must not
+  // block (no ledger, no I/O), as liveness probes must answer promptly
+  // while the workers are busy with large answers.
+  std::vector<std::string> inline_paths = {"/api/v1/gpu/health"};
 };
 
 // Called after each response is produced (on a worker thread).

@@ -1,6 +1,8 @@
 // The HTTP server over real sockets: streamed responses (chunked framing,
 // keep-alive payloads, client disconnects, draining on Stop), the connection
-// cap, the rate limit on a FakeClock, and TLS start-up errors.
+// cap, the rate limit on a FakeClock, hostile clients (silent, idle and
+// non-reading connections, repeated headers, too many streams), and TLS
+// start-up errors.
 #include "api/http_server.h"
 
 #include <arpa/inet.h>
@@ -14,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace gpurm {
 namespace {
@@ -279,17 +282,153 @@ constexpr char kPlainRequest[] = "GET /plain HTTP/1.1\r\nHost: test\r\nConnectio
 TEST_F(LimitsServerTest, BeyondTheConnectionCapNewConnectionsGet503JsonAndAreClosed) {
   HttpServerOptions options;
   options.max_connections = 1;
+  options.reserved_connections = 0;
   StartServer(options);
   Client first(server_->port());
   ASSERT_TRUE(first.connected());
-  first.Send("GET /plain HTTP/1.1\r\nHost: test\r\n\r\n");  // Kept alive.
-  ASSERT_TRUE(first.ReadUntil(R"({"ok": true})"));
+  // Busy (its request has begun), so not a connection to close for room.
+  first.Send("GET /plain HTTP/1.1\r\n");
   Client second(server_->port());
   second.Send(kPlainRequest);
   second.ReadToEnd();  // Returns: the server closes.
   EXPECT_EQ(second.received().rfind("HTTP/1.1 503", 0), 0u) << second.received();
   EXPECT_NE(second.received().find(R"("code":"unavailable")"), std::string::npos);
   EXPECT_NE(second.received().find("too many connections"), std::string::npos);
+}
+
+// --- Hostile clients ----------------------------------------------------------
+
+class HostileClientServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* path : {"/plain", "/metrics"}) {
+      router_.Add("GET", path, [](const HttpRequest&) {
+        HttpResponse response;
+        response.body = R"({"ok": true})";
+        return response;
+      });
+    }
+    router_.Add("GET", "/stream", [this](const HttpRequest&) {
+      HttpResponse response;
+      response.content_type = "text/event-stream";
+      auto stream = std::make_shared<ScriptedStream>();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        streams_.push_back(stream);
+      }
+      response.stream = std::move(stream);
+      return response;
+    });
+  }
+  void StartServer(HttpServerOptions options) {
+    options.port = 0;
+    options.worker_threads = 1;
+    server_ = std::make_unique<HttpServer>(options, &router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  std::shared_ptr<ScriptedStream> Stream(size_t i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return streams_.at(i);
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::mutex mutex_;
+  std::vector<std::shared_ptr<ScriptedStream>> streams_;
+};
+
+// A connection that never sends a request is closed (first_request_timeout_s).
+TEST_F(HostileClientServerTest, AConnectionThatSendsNothingIsClosed) {
+  HttpServerOptions options;
+  options.first_request_timeout_s = 0.05;
+  StartServer(options);
+  Client silent(server_->port());
+  ASSERT_TRUE(silent.connected());
+  silent.ReadToEnd();  // Returns once the server closes it.
+  EXPECT_EQ(silent.received(), "");
+}
+
+// When every slot is taken, the connection idle longest makes room: idle
+// connections cannot lock out a new client.
+TEST_F(HostileClientServerTest, AnIdleConnectionMakesRoomForANewOne) {
+  HttpServerOptions options;
+  options.max_connections = 1;
+  options.reserved_connections = 0;
+  StartServer(options);
+  Client idle(server_->port());
+  idle.Send("GET /plain HTTP/1.1\r\nHost: test\r\n\r\n");  // Kept alive, then idle.
+  ASSERT_TRUE(idle.ReadUntil(R"({"ok": true})"));
+  Client fresh(server_->port());
+  fresh.Send(kPlainRequest);
+  fresh.ReadToEnd();
+  EXPECT_EQ(fresh.received().rfind("HTTP/1.1 200", 0), 0u) << fresh.received();
+  idle.ReadToEnd();  // Returns: the server closed the idle one.
+}
+
+// With every slot busy (a request in progress), the reserve still answers
+// /metrics (and /api/v1/gpu/health), and nothing else.
+TEST_F(HostileClientServerTest, TheReserveAnswersOnlyHealthAndMetrics) {
+  HttpServerOptions options;
+  options.max_connections = 1;
+  options.reserved_connections = 1;
+  StartServer(options);
+  Client busy(server_->port());
+  busy.Send("GET /plain HTTP/1.1\r\n");
+  Client metrics(server_->port());
+  metrics.Send("GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+  metrics.ReadToEnd();  // Closed after its one answer.
+  EXPECT_EQ(metrics.received().rfind("HTTP/1.1 200", 0), 0u) << metrics.received();
+  Client plain(server_->port());
+  plain.Send(kPlainRequest);
+  plain.ReadToEnd();
+  EXPECT_EQ(plain.received().rfind("HTTP/1.1 503", 0), 0u) << plain.received();
+}
+
+TEST_F(HostileClientServerTest, ARepeatedAuthorizationHeaderIsRefused) {
+  StartServer(HttpServerOptions{});
+  Client client(server_->port());
+  client.Send(
+      "GET /plain HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer a\r\n"
+      "Authorization: Bearer b\r\n\r\n");
+  client.ReadToEnd();
+  EXPECT_EQ(client.received().rfind("HTTP/1.1 400", 0), 0u) << client.received();
+  EXPECT_NE(client.received().find(R"("field":"Authorization")"), std::string::npos);
+  Client hosts(server_->port());
+  hosts.Send("GET /plain HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+  hosts.ReadToEnd();
+  EXPECT_EQ(hosts.received().rfind("HTTP/1.1 400", 0), 0u) << hosts.received();
+}
+
+TEST_F(HostileClientServerTest, StreamsPerClientAreCapped) {
+  HttpServerOptions options;
+  options.max_streams_per_client = 1;
+  StartServer(options);
+  Client first(server_->port());
+  first.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  ASSERT_TRUE(first.ReadUntil("\r\n\r\n"));
+  Client second(server_->port());
+  second.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  second.ReadToEnd();
+  EXPECT_EQ(second.received().rfind("HTTP/1.1 429", 0), 0u) << second.received();
+  Stream(1)->WaitClosed();  // The refused stream is closed, the first goes on.
+  Stream(0)->Push("data: still here\n\n");
+  EXPECT_TRUE(first.ReadUntil("data: still here"));
+}
+
+// A subscriber that does not read is dropped once a write is not taken
+// within stream_send_timeout_s (instead of holding its slot for ever).
+TEST_F(HostileClientServerTest, ASubscriberThatDoesNotReadIsDropped) {
+  HttpServerOptions options;
+  options.stream_send_timeout_s = 0.05;
+  StartServer(options);
+  Client reader_that_stops(server_->port());
+  reader_that_stops.Send("GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+  ASSERT_TRUE(reader_that_stops.ReadUntil("\r\n\r\n"));
+  Stream(0)->WaitStarted();
+  // Far more than the socket buffers hold; the client reads none of it.
+  const std::string event = "data: " + std::string(64 * 1024, 'x') + "\n\n";
+  for (int i = 0; i < 512; ++i) Stream(0)->Push(event);
+  Stream(0)->WaitClosed();
 }
 
 TEST_F(LimitsServerTest, TheRateLimitRefillsWithTheClock) {

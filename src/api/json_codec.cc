@@ -1,6 +1,10 @@
 #include "api/json_codec.h"
 
 #include <cmath>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "codec/json_fields.h"
 #include "codec/request_codec.h"
@@ -16,9 +20,37 @@ json NullableIso(int64_t unix_ms) { return unix_ms > 0 ? json(FormatIso8601(unix
 }  // namespace
 
 Result<json> ParseJsonObject(std::string_view body) {
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Keys seen in each object being parsed (innermost last), and the first
+  // key repeated within one object.
+  std::vector<std::set<std::string>> open_objects;
+  std::optional<std::string> duplicate;
+  const json::parser_callback_t find_duplicates = [&](int, json::parse_event_t event, json& value) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() && !open_objects.back().insert(value.get<std::string>()).second &&
+            !duplicate) {
+          duplicate = value.get<std::string>();
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json parsed = json::parse(body, find_duplicates, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return InvalidArgument("body is not valid JSON", "body");
+  }
+  if (duplicate) {
+    // Which copy would win differs between parsers (and between a check and
+    // the code after it): refuse rather than guess.
+    return InvalidArgument("the key is given more than once in one object", *duplicate);
   }
   if (!parsed.is_object()) {
     return InvalidArgument(std::string("expected a JSON object, got ") + JsonTypeName(parsed),
@@ -49,9 +81,15 @@ Result<ParsedGpuRequest> ParseGpuRequest(const json& body) {
       parsed.wait.wait = value.get<bool>();
     } else if (key == "wait_timeout_seconds") {
       if (!value.is_number()) return WrongType(key, "a number", value);
-      parsed.wait.timeout_s = value.get<double>();
+      const double seconds = value.get<double>();
+      if (!(seconds > 0 && seconds <= kMaxWaitSeconds)) {
+        return InvalidArgument("must be more than 0 and at most " + json(kMaxWaitSeconds).dump() +
+                                   ", got " + value.dump(),
+                               key);
+      }
+      parsed.wait.timeout_s = seconds;
     } else if (key == "priority") {
-      Result<int64_t> priority = ReadInteger(key, value, -1'000'000, 1'000'000);
+      Result<int64_t> priority = ReadInteger(key, value, kMinPriority, kMaxPriority);
       if (!priority.ok()) return priority.status();
       parsed.wait.priority = static_cast<int>(*priority);
     } else {

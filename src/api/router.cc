@@ -185,7 +185,9 @@ HttpResponse Router::Dispatch(HttpRequest request) const {
       continue;
     }
     request.path_params = std::move(params);
-    std::optional<HttpResponse> refused = Authorize(route, &request);
+    std::optional<HttpResponse> refused =
+        guard_ ? guard_(request, ChangesState(route.method)) : std::nullopt;
+    if (!refused) refused = Authorize(route, &request);
     HttpResponse response = refused ? std::move(*refused) : route.handler(request);
     if (audit_ && ChangesState(route.method)) audit_(request, response);
     return response;

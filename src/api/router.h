@@ -33,6 +33,11 @@ using Authenticator = std::function<std::optional<Principal>(std::string_view to
 // GET and HEAD) after it was answered, refusals included; the request
 // carries the verified principal, if any.
 using AuditSink = std::function<void(const HttpRequest&, const HttpResponse&)>;
+// Looks at every request to a known route before its token is checked; an
+// answer refuses the request with it (BrowserGuard::Check). `changes_state`:
+// the route's method is neither GET nor HEAD.
+using RequestGuard =
+    std::function<std::optional<HttpResponse>(const HttpRequest&, bool changes_state)>;
 
 // Not thread-safe to Add or configure; Dispatch is const and safe from many
 // threads (the authenticator and the sink must be thread-safe).
@@ -46,10 +51,12 @@ class Router {
   // <token>" that `authenticate` accepts.
   void RequireTokens(Authenticator authenticate) { authenticate_ = std::move(authenticate); }
   void SetAuditSink(AuditSink sink) { audit_ = std::move(sink); }
+  void SetRequestGuard(RequestGuard guard) { guard_ = std::move(guard); }
 
   // Runs the matching handler. Unknown path: 404; known path, other method:
-  // 405 with an Allow header; no or bad token: 401 with WWW-Authenticate;
-  // too low a role: 403. All with a JSON error body.
+  // 405 with an Allow header; refused by the guard: its answer; no or bad
+  // token: 401 with WWW-Authenticate; too low a role: 403. All with a JSON
+  // error body.
   HttpResponse Dispatch(HttpRequest request) const;
   // The pattern of the route matching the request's path (whatever its
   // method), e.g. "/api/v1/gpu/allocations/{id}"; "" when none does. For
@@ -71,6 +78,7 @@ class Router {
   std::vector<Route> routes_;
   Authenticator authenticate_;
   AuditSink audit_;
+  RequestGuard guard_;
 };
 
 }  // namespace gpurm

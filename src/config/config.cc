@@ -169,51 +169,126 @@ Status ReadAuth(const Parser& parser, const Entry& section, AuthConfig* auth) {
 }
 
 // A year: longer leases are not leases.
-constexpr int64_t kMaxLeaseTtlS = 365 * 86'400;
+constexpr int64_t kLongestLeaseTtlS = 365 * 86'400;
+
+// The keys of ServerConfig's "hostile clients" group.
+const std::vector<std::string> kHostileClientKeys = {"allowed_hosts",
+                                                     "first_request_timeout_s",
+                                                     "reserved_connections",
+                                                     "max_streams_per_client",
+                                                     "stream_send_timeout_s",
+                                                     "min_slice_mib",
+                                                     "max_priority_without_admin",
+                                                     "max_queued_per_owner",
+                                                     "max_queued_gpu_hours_per_owner",
+                                                     "queue_head_hold_s"};
+
+Status ReadHostList(const Parser& parser, const Entry& entry, std::vector<std::string>* out) {
+  if (entry.value.IsNull()) return Status::Ok();
+  if (!entry.value.IsSequence()) {
+    return parser.Error(entry.mark, entry.path,
+                        "expected a list of host names, got " + Describe(entry.value));
+  }
+  for (const YAML::Node& item : entry.value) {
+    if (!item.IsScalar() || item.Scalar().empty() ||
+        item.Scalar().find_first_of(" /:@") != std::string::npos) {
+      return parser.Error(
+          item.Mark(), entry.path,
+          "expected a host name (no port, scheme or path) or \"*\", got " + Describe(item));
+    }
+    out->push_back(item.Scalar());
+  }
+  return Status::Ok();
+}
+
+// One key of kHostileClientKeys.
+Status ReadHostileClientKey(const Parser& parser, const Entry& entry, ServerConfig* server) {
+  const auto positive = [](double v) { return v > 0; };
+  if (entry.key == "allowed_hosts") return ReadHostList(parser, entry, &server->allowed_hosts);
+  if (entry.key == "first_request_timeout_s") {
+    return ReadNumber(parser, entry, "a positive number of seconds", positive,
+                      &server->first_request_timeout_s);
+  }
+  if (entry.key == "reserved_connections") {
+    return ReadInt(parser, entry, 0, 1'000, "an integer from 0 to 1000",
+                   &server->reserved_connections);
+  }
+  if (entry.key == "max_streams_per_client") {
+    return ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
+                   &server->max_streams_per_client);
+  }
+  if (entry.key == "stream_send_timeout_s") {
+    return ReadNumber(parser, entry, "a positive number of seconds", positive,
+                      &server->stream_send_timeout_s);
+  }
+  if (entry.key == "min_slice_mib") {
+    return ReadInt(parser, entry, 1, 1 << 20, "a number of MiB from 1 to 1048576",
+                   &server->min_slice_mib);
+  }
+  if (entry.key == "max_priority_without_admin") {
+    return ReadInt(parser, entry, -1000, 1000, "a priority from -1000 to 1000",
+                   &server->max_priority_without_admin);
+  }
+  if (entry.key == "max_queued_per_owner") {
+    return ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
+                   &server->max_queued_per_owner);
+  }
+  if (entry.key == "max_queued_gpu_hours_per_owner") {
+    return ReadNumber(
+        parser, entry, "a number of GPU-hours >= 0 (0 = no cap)", [](double v) { return v >= 0; },
+        &server->max_queued_gpu_hours_per_owner);
+  }
+  return ReadNumber(parser, entry, "a positive number of seconds", positive,  // queue_head_hold_s
+                    &server->queue_head_hold_s);
+}
 
 Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* server) {
-  Result<std::vector<Entry>> entries = Section(parser, section,
-                                               {"listen",
-                                                "data_dir",
-                                                "log_dir",
-                                                "inventory",
-                                                "policy",
-                                                "max_body_bytes",
-                                                "io_threads",
-                                                "worker_threads",
-                                                "request_timeout_s",
-                                                "lease_check_interval_s",
-                                                "monitor_history_s",
-                                                "monitor_sample_timeout_s",
-                                                "max_header_bytes",
-                                                "header_timeout_s",
-                                                "idle_timeout_s",
-                                                "max_connections",
-                                                "max_connections_per_client",
-                                                "rate_limit_rps",
-                                                "rate_limit_burst",
-                                                "tls",
-                                                "auth",
-                                                "max_allocations_per_owner",
-                                                "default_lease_ttl_s",
-                                                "max_lease_ttl_s"});
+  std::vector<std::string> known = {"listen",
+                                    "data_dir",
+                                    "log_dir",
+                                    "inventory",
+                                    "policy",
+                                    "max_body_bytes",
+                                    "io_threads",
+                                    "worker_threads",
+                                    "request_timeout_s",
+                                    "lease_check_interval_s",
+                                    "monitor_history_s",
+                                    "monitor_sample_timeout_s",
+                                    "max_header_bytes",
+                                    "header_timeout_s",
+                                    "idle_timeout_s",
+                                    "max_connections",
+                                    "max_connections_per_client",
+                                    "rate_limit_rps",
+                                    "rate_limit_burst",
+                                    "tls",
+                                    "auth",
+                                    "max_allocations_per_owner",
+                                    "default_lease_ttl_s",
+                                    "max_lease_ttl_s"};
+  known.insert(known.end(), kHostileClientKeys.begin(), kHostileClientKeys.end());
+  Result<std::vector<Entry>> entries = Section(parser, section, known);
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   const auto non_negative = [](double v) { return v >= 0; };
   const Entry* default_lease_entry = nullptr;  // For the error of a default beyond the maximum.
   for (const Entry& entry : *entries) {
     Status status;
-    if (entry.key == "tls") {
+    if (std::find(kHostileClientKeys.begin(), kHostileClientKeys.end(), entry.key) !=
+        kHostileClientKeys.end()) {
+      status = ReadHostileClientKey(parser, entry, server);
+    } else if (entry.key == "tls") {
       status = ReadTls(parser, entry, &server->tls);
     } else if (entry.key == "auth") {
       status = ReadAuth(parser, entry, &server->auth);
     } else if (entry.key == "default_lease_ttl_s") {
-      status = ReadInt(parser, entry, 0, kMaxLeaseTtlS,
+      status = ReadInt(parser, entry, 0, kLongestLeaseTtlS,
                        "a whole number of seconds from 0 (no lease) to 31536000",
                        &server->default_lease_ttl_s);
       default_lease_entry = &entry;
     } else if (entry.key == "max_lease_ttl_s") {
-      status = ReadInt(parser, entry, 0, kMaxLeaseTtlS,
+      status = ReadInt(parser, entry, 0, kLongestLeaseTtlS,
                        "a whole number of seconds from 0 (no maximum) to 31536000",
                        &server->max_lease_ttl_s);
     } else if (entry.key == "max_allocations_per_owner") {
@@ -232,8 +307,9 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadInt(parser, entry, 1, 1'000'000, "an integer from 1 to 1000000",
                        &server->max_connections);
     } else if (entry.key == "max_connections_per_client") {
-      status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
-                       &server->max_connections_per_client);
+      int64_t cap = 0;
+      status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000", &cap);
+      server->max_connections_per_client = cap;
     } else if (entry.key == "rate_limit_rps") {
       status = ReadNumber(parser, entry, "a number of requests per second >= 0 (0 = no limit)",
                           non_negative, &server->rate_limit_rps);

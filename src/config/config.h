@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/gpu_model.h"
 #include "core/placement_policies.h"
@@ -50,13 +52,15 @@ struct ServerConfig {
   // whose calls take longer is reported stale and the pass goes on.
   double monitor_sample_timeout_s = 2;
   // Limits of the HTTP server (docs/SECURITY.md).
-  int64_t max_header_bytes = 16384;        // Beyond: 431.
-  double header_timeout_s = 10;            // First byte of a request to the end of its headers.
-  double idle_timeout_s = 60;              // A kept-alive connection waiting for its next request.
-  int64_t max_connections = 1024;          // Beyond: 503 and close.
-  int64_t max_connections_per_client = 0;  // Per remote address; 0 = no cap. Beyond: 503.
-  double rate_limit_rps = 0;               // Requests per second per remote address; 0 = no limit.
-  double rate_limit_burst = 0;             // Bucket size; 0 = max(1, rate_limit_rps). Beyond: 429.
+  int64_t max_header_bytes = 16384;  // Beyond: 431.
+  double header_timeout_s = 10;      // First byte of a request to the end of its headers.
+  double idle_timeout_s = 15;        // A kept-alive connection waiting for its next request.
+  int64_t max_connections = 1024;    // Beyond: 503 and close.
+  // Per remote address; 0 = no cap. Beyond: 503. Unset: kDefaultConnectionsPerClient
+  // on a listen address other than loopback, no cap on loopback.
+  std::optional<int64_t> max_connections_per_client;
+  double rate_limit_rps = 0;    // Requests per second per remote address; 0 = no limit.
+  double rate_limit_burst = 0;  // Bucket size; 0 = max(1, rate_limit_rps). Beyond: 429.
   TlsConfig tls;
   AuthConfig auth;
   // Active plus queued allocations one owner may hold; 0 = no cap. Beyond: 429.
@@ -68,7 +72,30 @@ struct ServerConfig {
   // The longest lease a request may ask for (400 beyond); 0 = no maximum.
   // Holding GPUs longer takes heartbeats. >= default_lease_ttl_s.
   int64_t max_lease_ttl_s = 86'400;
+
+  // --- Hostile clients on a shared machine (docs/SECURITY.md) ---
+  // Names clients use for the daemon besides the listen address, IP
+  // literals and localhost, accepted in Host; "*" = any (behind a proxy).
+  std::vector<std::string> allowed_hosts;
+  double first_request_timeout_s = 5;  // From accept to the first byte of the first request.
+  // Connections beyond max_connections that may only ask GET /health or /metrics.
+  int64_t reserved_connections = 8;
+  int64_t max_streams_per_client = 8;  // Event streams per remote address; 0 = no cap. Beyond: 429.
+  double stream_send_timeout_s = 10;   // A stream's write not taken by then drops the subscriber.
+  int64_t min_slice_mib = 256;         // Smallest shared slice (memory_gb with shared: true).
+  // Highest priority a caller below the admin role may ask for (with tokens on).
+  int64_t max_priority_without_admin = 0;
+  int64_t max_queued_per_owner = 100;  // Waiting queue entries per owner; 0 = no cap. Beyond: 429.
+  // GPU-hours one owner's waiting entries may ask for (gpu_count x wait
+  // timeout); 0 = no cap. Beyond: 429.
+  double max_queued_gpu_hours_per_owner = 192;
+  // How long GPUs are held for one queue head before it yields to the next.
+  double queue_head_hold_s = 600;
 };
+
+// max_connections_per_client when it is not set and the daemon listens on
+// an address other than loopback.
+inline constexpr int64_t kDefaultConnectionsPerClient = 64;
 
 // Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's
 // Nodes and Pods, the ledger as GpuAllocation objects, placement by the

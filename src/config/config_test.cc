@@ -295,12 +295,62 @@ INSTANTIATE_TEST_SUITE_P(
                   "gpu_config.yaml:3: server.default_lease_ttl_s: must be at most "
                   "max_lease_ttl_s (600)"},
         BadConfig{"server:\n  default_lease_ttl_s: 0\n", "server.default_lease_ttl_s",
-                  "0 (no lease) needs max_lease_ttl_s: 0 (it is 86400)"}));
+                  "0 (no lease) needs max_lease_ttl_s: 0 (it is 86400)"},
+        BadConfig{"server:\n  allowed_hosts:\n    - gpu-box\n    - http://evil\n",
+                  "server.allowed_hosts",
+                  "gpu_config.yaml:4: server.allowed_hosts: expected a host name (no port, "
+                  "scheme or path) or \"*\", got \"http://evil\""},
+        BadConfig{"server: {allowed_hosts: gpu-box}", "server.allowed_hosts",
+                  "expected a list of host names"},
+        BadConfig{"server: {first_request_timeout_s: 0}", "server.first_request_timeout_s",
+                  "positive number of seconds"},
+        BadConfig{"server: {min_slice_mib: 0}", "server.min_slice_mib", "from 1"},
+        BadConfig{"server: {max_priority_without_admin: 1001}", "server.max_priority_without_admin",
+                  "from -1000 to 1000"},
+        BadConfig{"server: {max_queued_per_owner: -1}", "server.max_queued_per_owner",
+                  "from 0 (no cap)"},
+        BadConfig{"server: {max_streams_per_client: x}", "server.max_streams_per_client",
+                  "from 0 (no cap)"},
+        BadConfig{"server: {max_queued_gpu_hours_per_owner: -2}",
+                  "server.max_queued_gpu_hours_per_owner", "GPU-hours >= 0"},
+        BadConfig{"server: {queue_head_hold_s: -1}", "server.queue_head_hold_s",
+                  "positive number of seconds"}));
+
+TEST(ConfigTest, HostileClientLimits) {
+  const Config defaults = Parse("");
+  EXPECT_TRUE(defaults.server.allowed_hosts.empty());
+  EXPECT_EQ(defaults.server.first_request_timeout_s, 5);
+  EXPECT_EQ(defaults.server.min_slice_mib, 256);
+  EXPECT_EQ(defaults.server.max_priority_without_admin, 0);
+  const Config config = Parse(R"(server:
+  allowed_hosts: [gpu-box.lab, "*"]
+  first_request_timeout_s: 2
+  reserved_connections: 4
+  max_streams_per_client: 2
+  stream_send_timeout_s: 3
+  min_slice_mib: 512
+  max_priority_without_admin: 10
+  max_queued_per_owner: 5
+  max_queued_gpu_hours_per_owner: 16
+  queue_head_hold_s: 60
+)");
+  EXPECT_EQ(config.server.allowed_hosts, (std::vector<std::string>{"gpu-box.lab", "*"}));
+  EXPECT_EQ(config.server.first_request_timeout_s, 2);
+  EXPECT_EQ(config.server.reserved_connections, 4);
+  EXPECT_EQ(config.server.max_streams_per_client, 2);
+  EXPECT_EQ(config.server.stream_send_timeout_s, 3);
+  EXPECT_EQ(config.server.min_slice_mib, 512);
+  EXPECT_EQ(config.server.max_priority_without_admin, 10);
+  EXPECT_EQ(config.server.max_queued_per_owner, 5);
+  EXPECT_EQ(config.server.max_queued_gpu_hours_per_owner, 16);
+  EXPECT_EQ(config.server.queue_head_hold_s, 60);
+}
 
 TEST(ConfigTest, ServerLimitsAndTls) {
   const Config defaults = Parse("");
   EXPECT_EQ(defaults.server.rate_limit_rps, 0);  // Off unless configured.
-  EXPECT_EQ(defaults.server.max_connections_per_client, 0);
+  // Unset: the daemon caps it on listen addresses other than loopback.
+  EXPECT_FALSE(defaults.server.max_connections_per_client.has_value());
   EXPECT_TRUE(defaults.server.tls.cert_file.empty());
   const Config config = Parse(R"(server:
   max_header_bytes: 8192

@@ -137,6 +137,10 @@ struct Allocation {
   int64_t ended_unix_ms = 0;          // When released/expired; 0 while active.
   int64_t lease_expires_unix_ms = 0;  // 0 = no lease.
   std::string idempotency_key;        // May be empty.
+  // Identifies the request that created it (GpuManager::RequestDigest), so a
+  // retry under the same idempotency key with another request is told
+  // apart; empty for allocations recorded before digests were kept.
+  std::string request_digest;
 
   bool operator==(const Allocation&) const = default;
 

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "api/browser_guard.h"
 #include "api/handlers.h"
 #include "api/http_server.h"
 #include "api/router.h"
@@ -230,6 +231,10 @@ int RunServe(const ServeOptions& options) {
                      config->server.policy);
   manager.set_max_allocations_per_owner(static_cast<int>(config->server.max_allocations_per_owner));
   manager.set_lease_limits(config->server.default_lease_ttl_s, config->server.max_lease_ttl_s);
+  manager.set_min_slice_mib(config->server.min_slice_mib);
+  manager.set_max_queued_per_owner(static_cast<int>(config->server.max_queued_per_owner));
+  manager.set_max_queued_gpu_hours_per_owner(config->server.max_queued_gpu_hours_per_owner);
+  manager.set_queue_head_hold_ms(std::llround(config->server.queue_head_hold_s * 1000.0));
 
   // The sampler is the only caller of the provider; its first pass starts
   // now, and /health answers 503 until it has published a snapshot.
@@ -248,11 +253,16 @@ int RunServe(const ServeOptions& options) {
   context.events = &events;
   context.sampler = &sampler;
   context.http_metrics = &http_metrics;
+  context.max_priority_without_admin = static_cast<int>(config->server.max_priority_without_admin);
   Router router;
   RegisterApiRoutes(context, router);
   if (kubernetes) kubernetes->Serve(&manager, router);
   RegisterStaticAssets(WebAssets(), router);  // The dashboard at /.
   (*access)->Install(router);
+  const BrowserGuard browser_guard(listen->first, config->server.allowed_hosts);
+  router.SetRequestGuard([&browser_guard](const HttpRequest& request, bool changes_state) {
+    return browser_guard.Check(request, changes_state);
+  });
 
   HttpServerOptions server_options;
   server_options.host = listen->first;
@@ -265,8 +275,15 @@ int RunServe(const ServeOptions& options) {
   server_options.header_timeout_s = config->server.header_timeout_s;
   server_options.idle_timeout_s = config->server.idle_timeout_s;
   server_options.max_connections = static_cast<int>(config->server.max_connections);
+  // Capped by default where other machines can connect: one of them must
+  // not take every slot.
   server_options.max_connections_per_client =
-      static_cast<int>(config->server.max_connections_per_client);
+      static_cast<int>(config->server.max_connections_per_client.value_or(
+          IsLoopbackHost(listen->first) ? 0 : kDefaultConnectionsPerClient));
+  server_options.first_request_timeout_s = config->server.first_request_timeout_s;
+  server_options.reserved_connections = static_cast<int>(config->server.reserved_connections);
+  server_options.max_streams_per_client = static_cast<int>(config->server.max_streams_per_client);
+  server_options.stream_send_timeout_s = config->server.stream_send_timeout_s;
   server_options.rate_limit_rps = config->server.rate_limit_rps;
   server_options.rate_limit_burst = config->server.rate_limit_burst;
   server_options.tls = TlsFiles{config->server.tls.cert_file, config->server.tls.key_file,

@@ -72,6 +72,7 @@ json AllocationToObject(const Allocation& allocation, const std::string& namespa
       {"spec",
        {{"owner", allocation.owner},
         {"idempotencyKey", allocation.idempotency_key},
+        {"requestDigest", allocation.request_digest},
         {"createdUnixMs", allocation.created_unix_ms},
         {"request", EncodeGpuRequest(allocation.request, FieldCase::kCamel)},
         {"grants", std::move(grants)}}},
@@ -90,6 +91,7 @@ Result<Allocation> AllocationFromObject(const json& object) {
     const json& status = object.value("status", json::object());
     a.owner = spec.value("owner", "");
     a.idempotency_key = spec.value("idempotencyKey", "");
+    a.request_digest = spec.value("requestDigest", "");
     a.created_unix_ms = spec.value("createdUnixMs", int64_t{0});
     Result<GpuRequest> request =
         DecodeGpuRequest(spec.value("request", json::object()), FieldCase::kCamel, "spec.request.");
@@ -311,6 +313,7 @@ std::vector<Allocation> KubernetesLedger::List(const AllocationFilter& filter) c
   for (Allocation& allocation : Cached()) {
     if (!filter.include_ended && allocation.state != AllocationState::kActive) continue;
     if (!filter.owner.empty() && allocation.owner != filter.owner) continue;
+    if (!filter.AfterCursor(allocation)) continue;
     out.push_back(std::move(allocation));
   }
   std::sort(out.begin(), out.end(), NewerFirst);
@@ -321,7 +324,9 @@ std::vector<Allocation> KubernetesLedger::List(const AllocationFilter& filter) c
 }
 
 std::vector<GpuGrant> KubernetesLedger::ActiveGrants() const {
-  std::vector<Allocation> active = List(AllocationFilter{false, "", INT32_MAX});
+  AllocationFilter every_active;
+  every_active.limit = INT32_MAX;
+  std::vector<Allocation> active = List(every_active);
   std::reverse(active.begin(), active.end());  // Oldest first.
   std::vector<GpuGrant> grants;
   for (const Allocation& allocation : active) {

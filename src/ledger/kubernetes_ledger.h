@@ -17,7 +17,7 @@
 //   an allocation whose exclusive GPUs an active allocation in the cache
 //   already holds.
 // Allocation ids are the objects' names; the ledger's own fields are in
-// spec (owner, request, grants, idempotencyKey, createdUnixMs) and status
+// spec (owner, request, grants, idempotencyKey, requestDigest, createdUnixMs) and status
 // (state, endedUnixMs, leaseExpiresUnixMs; the CRD has no status
 // subresource, so one update changes both). The label gpurm.io/state
 // mirrors status.state for kubectl selectors.

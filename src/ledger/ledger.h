@@ -20,6 +20,19 @@ struct AllocationFilter {
   bool include_ended = false;  // Also released/expired allocations (newest first).
   std::string owner;           // Empty = any owner.
   int limit = 1000;
+  // A page's cursor: only allocations after (created_unix_ms, id) in List's
+  // order (newest first, so older ones). Empty after_id = from the newest.
+  int64_t after_created_unix_ms = 0;
+  std::string after_id;
+
+  // Whether `allocation` comes after the cursor (true when there is none).
+  bool AfterCursor(const Allocation& allocation) const {
+    if (after_id.empty()) return true;
+    if (allocation.created_unix_ms != after_created_unix_ms) {
+      return allocation.created_unix_ms < after_created_unix_ms;
+    }
+    return allocation.id < after_id;
+  }
 };
 
 // One state change, for Ledger::Apply.

@@ -12,15 +12,20 @@
 // inspects these before it writes anything, so a file that is not a ledger is
 // refused without being modified.
 //
-// Schema (version 1, all tables STRICT):
-//   meta(key TEXT PK, value TEXT)         -- format = gpurm-ledger, schema_version = 1
+// Schema (version 2, all tables STRICT):
+//   meta(key TEXT PK, value TEXT)         -- format = gpurm-ledger, schema_version = 2
 //   allocations(id TEXT PK, owner, state ('active'|'released'|'expired'),
 //               request (GpuRequest as JSON), created_unix_ms, ended_unix_ms,
-//               lease_expires_unix_ms, idempotency_key)
+//               lease_expires_unix_ms, idempotency_key,
+//               request_digest (Allocation::request_digest; '' in rows of version 1))
 //     UNIQUE (owner, idempotency_key) WHERE idempotency_key <> ''
 //   grants(allocation_id -> allocations.id, ordinal, node_name, gpu_index,
 //          gpu_uuid, memory_mib, exclusive (0|1); PK (allocation_id, ordinal))
 // Ended allocations and their grants stay as history.
+//
+// Upgrades: Open brings a ledger of an older schema version to the current
+// one in one transaction (kUpgradeSql), before anything else reads it; a
+// newer version is refused. Version 1 -> 2 added request_digest.
 //
 // Reads: active allocations live in an in-memory index loaded at open and
 // updated only after a commit succeeded, so the hot-path reads (List of
@@ -64,7 +69,7 @@ namespace gpurm {
 namespace {
 
 constexpr int32_t kApplicationId = 0x4750524D;  // "GPRM"
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr std::string_view kFormatName = "gpurm-ledger";
 
 // Applied in one transaction together with application_id and user_version,
@@ -74,7 +79,7 @@ CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
   value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
-INSERT INTO meta (key, value) VALUES ('format', 'gpurm-ledger'), ('schema_version', '1');
+INSERT INTO meta (key, value) VALUES ('format', 'gpurm-ledger'), ('schema_version', '2');
 CREATE TABLE allocations (
   id TEXT PRIMARY KEY NOT NULL,
   owner TEXT NOT NULL,
@@ -83,7 +88,8 @@ CREATE TABLE allocations (
   created_unix_ms INTEGER NOT NULL,
   ended_unix_ms INTEGER NOT NULL,
   lease_expires_unix_ms INTEGER NOT NULL,
-  idempotency_key TEXT NOT NULL
+  idempotency_key TEXT NOT NULL,
+  request_digest TEXT NOT NULL DEFAULT ''
 ) STRICT, WITHOUT ROWID;
 CREATE UNIQUE INDEX allocations_by_owner_key ON allocations (owner, idempotency_key)
   WHERE idempotency_key <> '';
@@ -101,13 +107,24 @@ CREATE TABLE grants (
   PRIMARY KEY (allocation_id, ordinal)
 ) STRICT, WITHOUT ROWID;
 PRAGMA application_id = 1196446285;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 )sql";
+
+// kUpgradeSql[v] takes a ledger of schema version v to v + 1; applied in
+// order, all in one transaction, so a crash leaves the old version intact.
+constexpr const char* kUpgradeSql[kSchemaVersion] = {
+    nullptr,  // Version 0 is a fresh file: kSchemaSql creates it.
+    R"sql(
+ALTER TABLE allocations ADD COLUMN request_digest TEXT NOT NULL DEFAULT '';
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+PRAGMA user_version = 2;
+)sql",
+};
 static_assert(kApplicationId == 1196446285, "kSchemaSql spells kApplicationId out");
 
 constexpr const char* kAllocationColumns =
     "id, owner, state, request, created_unix_ms, ended_unix_ms, lease_expires_unix_ms, "
-    "idempotency_key";
+    "idempotency_key, request_digest";
 
 Status FailedPrecondition(std::string message) {
   return {StatusCode::kFailedPrecondition, std::move(message)};
@@ -359,9 +376,11 @@ class SqliteLedger final : public Ledger {
   SqliteLedger(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
 
   // Open's steps.
-  Status Identify(bool* fresh);
+  Status Identify(bool* fresh, int64_t* schema_version);
   Status Configure(const SqliteLedgerOptions& options);
   Status CreateSchema();
+  // Runs kUpgradeSql from `from_version` up to kSchemaVersion, atomically.
+  Status Upgrade(int64_t from_version);
   Status QuickCheck();
   Status PrepareStatements();
   Status LoadActive();
@@ -456,7 +475,8 @@ Result<std::unique_ptr<Ledger>> SqliteLedger::Open(const std::string& path,
   sqlite3_busy_timeout(ledger->db_.get(), std::max(options.busy_timeout_ms, 0));
 
   bool fresh = false;
-  if (Status status = ledger->Identify(&fresh); !status.ok()) {
+  int64_t schema_version = 0;
+  if (Status status = ledger->Identify(&fresh, &schema_version); !status.ok()) {
     // Leave a refused file as found. Its own WAL must not be checkpointed
     // into it on close; a WAL that reading it created is empty, and closing
     // normally removes it again.
@@ -474,6 +494,8 @@ Result<std::unique_ptr<Ledger>> SqliteLedger::Open(const std::string& path,
     if (Status status = SyncDirectory(parent); !status.ok()) return status;
   } else if (Status status = ledger->QuickCheck(); !status.ok()) {
     return status;
+  } else if (schema_version < kSchemaVersion) {
+    if (Status upgraded = ledger->Upgrade(schema_version); !upgraded.ok()) return upgraded;
   }
   if (Status status = ledger->PrepareStatements(); !status.ok()) return status;
   if (Status status = ledger->LoadActive(); !status.ok()) return status;
@@ -484,7 +506,7 @@ Result<std::unique_ptr<Ledger>> SqliteLedger::Open(const std::string& path,
 // fresh (empty) database to initialise, or something to refuse. Exclusive
 // locking mode is set first so the connection keeps the file to itself from
 // its first read on (and WAL needs no shared memory).
-Status SqliteLedger::Identify(bool* fresh) {
+Status SqliteLedger::Identify(bool* fresh, int64_t* schema_version) {
   sqlite3* db = db_.get();
   const auto refuse = [&](const std::string& why) {
     return FailedPrecondition("ledger " + path_ + " is not a gpurm ledger: " + why +
@@ -547,9 +569,7 @@ Status SqliteLedger::Identify(bool* fresh) {
                               std::to_string(user_version) + ", newer than this gpurm supports (" +
                               std::to_string(kSchemaVersion) + "); refusing to use it");
   }
-  if (user_version != kSchemaVersion) {
-    return refuse("unknown schema version " + std::to_string(user_version));
-  }
+  if (user_version < 1) return refuse("unknown schema version " + std::to_string(user_version));
 
   StmtPtr meta;
   if (Status status = Prepare("SELECT key, value FROM meta", &meta, 0); !status.ok()) {
@@ -562,11 +582,12 @@ Status SqliteLedger::Identify(bool* fresh) {
   }
   if (rc != SQLITE_DONE) return read_error(rc);
   if (values["format"] != kFormatName) return refuse("its meta table names another format");
-  if (values["schema_version"] != std::to_string(kSchemaVersion)) {
+  if (values["schema_version"] != std::to_string(user_version)) {
     return refuse("its meta table's schema version " + values["schema_version"] +
                   " disagrees with user_version " + std::to_string(user_version));
   }
   *fresh = false;
+  *schema_version = user_version;
   return Status::Ok();
 }
 
@@ -607,6 +628,24 @@ Status SqliteLedger::CreateSchema() {
   return Status::Ok();
 }
 
+Status SqliteLedger::Upgrade(int64_t from_version) {
+  std::string sql = "BEGIN IMMEDIATE;";
+  for (int64_t version = from_version; version < kSchemaVersion; ++version) {
+    sql += kUpgradeSql[version];
+  }
+  sql += "COMMIT;";
+  if (const int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr);
+      rc != SQLITE_OK) {
+    Status status =
+        StorageError(rc, "upgrading the schema from version " + std::to_string(from_version));
+    if (sqlite3_get_autocommit(db_.get()) == 0) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    return status;
+  }
+  return Status::Ok();
+}
+
 Status SqliteLedger::QuickCheck() {
   StmtPtr stmt;
   if (Status status = Prepare("PRAGMA quick_check", &stmt, 0); !status.ok()) return status;
@@ -631,7 +670,7 @@ Status SqliteLedger::PrepareStatements() {
       {"COMMIT", &stmts_.commit},
       {"ROLLBACK", &stmts_.rollback},
       {"INSERT INTO allocations (id, owner, state, request, created_unix_ms, ended_unix_ms, "
-       "lease_expires_unix_ms, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+       "lease_expires_unix_ms, idempotency_key, request_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
        &stmts_.insert_allocation},
       {"INSERT INTO grants (allocation_id, ordinal, node_name, gpu_index, gpu_uuid, memory_mib, "
        "exclusive) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -652,8 +691,13 @@ Status SqliteLedger::PrepareStatements() {
       // Repeats the partial index's condition so the index can serve it.
       {select + "WHERE owner = ?1 AND idempotency_key = ?2 AND idempotency_key <> ''",
        &stmts_.select_by_key},
-      {select + "ORDER BY created_unix_ms DESC, id DESC LIMIT ?", &stmts_.list_all},
-      {select + "WHERE owner = ? ORDER BY created_unix_ms DESC, id DESC LIMIT ?",
+      // ?1, ?2: the cursor (AllocationFilter::after_*), INT64_MAX and '' for
+      // none; the index on (created_unix_ms, id) serves the row-value range.
+      {select + "WHERE (created_unix_ms, id) < (?1, ?2) ORDER BY created_unix_ms DESC, id DESC "
+                "LIMIT ?3",
+       &stmts_.list_all},
+      {select + "WHERE owner = ?4 AND (created_unix_ms, id) < (?1, ?2) "
+                "ORDER BY created_unix_ms DESC, id DESC LIMIT ?3",
        &stmts_.list_by_owner},
   };
   for (const auto& [sql, out] : selects) {
@@ -735,6 +779,7 @@ Result<Allocation> SqliteLedger::ReadRow(sqlite3_stmt* row) const {
   allocation.ended_unix_ms = sqlite3_column_int64(row, 5);
   allocation.lease_expires_unix_ms = sqlite3_column_int64(row, 6);
   allocation.idempotency_key = ColumnText(row, 7);
+  allocation.request_digest = ColumnText(row, 8);
 
   StmtUse grants(stmts_.select_grants);
   if (const int rc = Bind(grants.get(), std::string_view(allocation.id)); rc != SQLITE_OK) {
@@ -940,7 +985,8 @@ Result<Allocation> SqliteLedger::ApplyInsert(const Allocation& allocation,
   int rc = Bind(insert.get(), std::string_view(allocation.id), std::string_view(allocation.owner),
                 std::string_view(AllocationStateName(allocation.state)), std::string_view(request),
                 allocation.created_unix_ms, allocation.ended_unix_ms,
-                allocation.lease_expires_unix_ms, std::string_view(allocation.idempotency_key));
+                allocation.lease_expires_unix_ms, std::string_view(allocation.idempotency_key),
+                std::string_view(allocation.request_digest));
   if (rc == SQLITE_OK) rc = sqlite3_step(insert.get());
   // Ended allocations are not in the index: their id and key collide here. A
   // constraint failure undoes only this statement; the batch goes on.
@@ -1066,7 +1112,10 @@ std::vector<Allocation> SqliteLedger::List(const AllocationFilter& filter) const
     std::shared_lock index_lock(index_mutex_);
     std::vector<const Allocation*> matching;
     for (const auto& [id, allocation] : index_.by_id) {
-      if (filter.owner.empty() || allocation.owner == filter.owner) matching.push_back(&allocation);
+      if ((filter.owner.empty() || allocation.owner == filter.owner) &&
+          filter.AfterCursor(allocation)) {
+        matching.push_back(&allocation);
+      }
     }
     const size_t n = std::min(limit, matching.size());
     std::partial_sort(matching.begin(), matching.begin() + static_cast<ptrdiff_t>(n),
@@ -1079,9 +1128,13 @@ std::vector<Allocation> SqliteLedger::List(const AllocationFilter& filter) const
   std::lock_guard db_lock(db_mutex_);
   const bool by_owner = !filter.owner.empty();
   StmtUse stmt(by_owner ? stmts_.list_by_owner : stmts_.list_all);
-  const int rc = by_owner ? Bind(stmt.get(), std::string_view(filter.owner),
-                                 static_cast<int64_t>(filter.limit))
-                          : Bind(stmt.get(), static_cast<int64_t>(filter.limit));
+  const bool cursor = !filter.after_id.empty();
+  const int64_t after_created = cursor ? filter.after_created_unix_ms : INT64_MAX;
+  const std::string_view after_id = filter.after_id;
+  const int rc =
+      by_owner ? Bind(stmt.get(), after_created, after_id, static_cast<int64_t>(filter.limit),
+                      std::string_view(filter.owner))
+               : Bind(stmt.get(), after_created, after_id, static_cast<int64_t>(filter.limit));
   if (rc != SQLITE_OK) return out;
   while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
     Result<Allocation> allocation = ReadRow(stmt.get());

@@ -492,7 +492,7 @@ TEST_F(SqliteLedgerTest, RefusesANewerSchemaAndLeavesItUnchanged) {
     ASSERT_NE(ledger, nullptr);
     ASSERT_TRUE(ledger->Insert(MakeAllocation("a")).ok());
   }
-  ExecRaw(path_, "PRAGMA user_version = 2;");
+  ExecRaw(path_, "PRAGMA user_version = 3;");
   const std::string before = ReadBytes(path_);
   Result<std::unique_ptr<Ledger>> ledger = OpenSqliteLedger(path_);
   ASSERT_FALSE(ledger.ok());
@@ -500,6 +500,36 @@ TEST_F(SqliteLedgerTest, RefusesANewerSchemaAndLeavesItUnchanged) {
   EXPECT_THAT(ledger.status().message(), HasSubstr(path_));
   EXPECT_THAT(ledger.status().message(), HasSubstr("newer"));
   EXPECT_EQ(ReadBytes(path_), before);
+}
+
+// A ledger written before request digests were kept (schema version 1: the
+// same tables without allocations.request_digest) is upgraded when opened:
+// its allocations read back with an empty digest, new ones keep theirs.
+TEST_F(SqliteLedgerTest, UpgradesASchemaVersion1Ledger) {
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->Insert(MakeAllocation("old")).ok());
+  }
+  ExecRaw(path_,
+          "ALTER TABLE allocations DROP COLUMN request_digest;"
+          "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+          "PRAGMA user_version = 1;");
+  {
+    std::unique_ptr<Ledger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    Result<Allocation> old = ledger->Get("old");
+    ASSERT_TRUE(old.ok()) << old.status().ToString();
+    EXPECT_EQ(old->request_digest, "");
+    Allocation fresh = MakeAllocation("new");
+    fresh.request_digest = "digest-of-new";
+    ASSERT_TRUE(ledger->Insert(fresh).ok());
+  }
+  std::unique_ptr<Ledger> reopened = Open();
+  ASSERT_NE(reopened, nullptr);
+  Result<Allocation> fresh = reopened->Get("new");
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(fresh->request_digest, "digest-of-new");
 }
 
 TEST_F(SqliteLedgerTest, RefusesACorruptLedger) {
@@ -541,9 +571,9 @@ TEST_F(SqliteLedgerTest, CheckIntegrityFindsBrokenInvariants) {
   }
   // Write what the ledger itself refuses to write.
   ExecRaw(path_,
-          "INSERT INTO allocations VALUES ('intruder', 'bob', 'active', '{}', 1, 0, 0, '');"
+          "INSERT INTO allocations VALUES ('intruder', 'bob', 'active', '{}', 1, 0, 0, '', '');"
           "INSERT INTO grants VALUES ('intruder', 0, 'node-a', 1, 'GPU-holder', 1024, 0);"
-          "INSERT INTO allocations VALUES ('empty', 'bob', 'active', '{}', 1, 0, 0, '');");
+          "INSERT INTO allocations VALUES ('empty', 'bob', 'active', '{}', 1, 0, 0, '', '');");
   std::unique_ptr<Ledger> ledger = Open();
   ASSERT_NE(ledger, nullptr);
   const Status status = ledger->CheckIntegrity();

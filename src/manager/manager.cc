@@ -1,11 +1,70 @@
 #include "manager/manager.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <utility>
 
 namespace gpurm {
+namespace {
+
+// Why a retry under `key` may not replay `earlier` (recorded with
+// `earlier_digest`, empty when unknown); OK when it may.
+Status ReplayRefusal(const std::string& key, const std::string& earlier_id,
+                     const std::string& earlier_digest, const std::string& digest,
+                     std::optional<AllocationState> earlier_state) {
+  if (!earlier_digest.empty() && earlier_digest != digest) {
+    return InvalidArgument("idempotency key \"" + key + "\" was used for " + earlier_id +
+                               " with another request; use a new key for a new request",
+                           kIdempotencyKeyField);
+  }
+  if (earlier_state && *earlier_state != AllocationState::kActive) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "idempotency key \"" + key + "\" belongs to " + earlier_id + ", which is " +
+                      AllocationStateName(*earlier_state) +
+                      "; its GPUs may be someone else's now: use a new key",
+                  kIdempotencyKeyField);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string RequestDigest(const GpuRequest& request, const WaitOptions& wait) {
+  std::string canonical;
+  const auto text = [&](const std::string& value) {
+    canonical += std::to_string(value.size()) + ':' + value + ';';
+  };
+  const auto number = [&](auto value) {
+    char buffer[64];
+    const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+    canonical.append(buffer, ec == std::errc() ? end : buffer);
+    canonical += ';';
+  };
+  number(request.gpu_count);
+  text(request.gpu_type);
+  number(request.memory_gb);
+  number(static_cast<int>(request.distributed_training));
+  number(static_cast<int>(request.mixed_precision));
+  number(request.gpu_memory_fraction);
+  text(request.node_name);
+  number(static_cast<int>(request.shared));
+  number(request.gpu_milli);
+  text(request.policy);
+  number(request.lease_ttl_s);
+  number(static_cast<int>(wait.wait));
+  number(wait.timeout_s);
+  number(wait.priority);
+  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a, 64 bits.
+  for (const char c : canonical) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return std::string("fnv1a64:") + hex;
+}
 
 GpuManager::GpuManager(Inventory* inventory, Ledger* ledger, const Clock* clock,
                        std::string_view default_policy)
@@ -84,12 +143,33 @@ Result<std::shared_ptr<const ClusterState>> GpuManager::CurrentState() const {
   return published_;
 }
 
+Status GpuManager::CheckRequest(const GpuRequest& request) const {
+  if (Status status = ValidateRequest(request); !status.ok()) return status;
+  if (request.shared && request.memory_gb > 0 && MibFromGb(request.memory_gb) < min_slice_mib_) {
+    char gb[32];
+    std::snprintf(gb, sizeof gb, "%.2f", GbFromMib(min_slice_mib_));
+    return InvalidArgument("a shared slice must be at least " + std::to_string(min_slice_mib_) +
+                               " MiB (" + gb + " GB); smaller slices only fragment a GPU",
+                           "memory_gb");
+  }
+  return Status::Ok();
+}
+
+QueueEntry* GpuManager::HoldingEntry(int64_t now) {
+  for (const std::string& id : queue_.WaitingIds()) {
+    QueueEntry& entry = *queue_.Find(id);
+    if (entry.hold_started_unix_ms == 0) entry.hold_started_unix_ms = now;
+    if (now - entry.hold_started_unix_ms < queue_head_hold_ms_) return &entry;
+  }
+  return nullptr;
+}
+
 ScheduleResult GpuManager::ScheduleAroundQueue(const GpuRequest& request, int priority) {
-  const std::optional<int> head_priority = queue_.HeadPriority();
-  if (!head_priority || priority > *head_priority) {
+  const QueueEntry* holding = HoldingEntry(clock_->NowUnixMs());
+  if (holding == nullptr || priority > holding->priority) {
     return scheduler_.Schedule(request, *state_, OptionsFor());
   }
-  const QueueEntry& head = *queue_.Find(queue_.WaitingIds().front());
+  const QueueEntry& head = *holding;
   const std::vector<GpuGrant> hold = scheduler_.HoldFor(head.request, *state_, OptionsFor());
   state_->AddGrants(hold);
   ScheduleResult result = scheduler_.Schedule(request, *state_, OptionsFor());
@@ -206,7 +286,7 @@ void GpuManager::CommitLoop() {
 AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string& owner,
                                       const std::string& idempotency_key, const WaitOptions& wait) {
   AllocationResult result;
-  result.status = ValidateRequest(asked);
+  result.status = CheckRequest(asked);
   if (!result.status.ok()) return result;
   // From here on the request is as recorded: with the server's lease applied.
   GpuRequest request = asked;
@@ -218,22 +298,25 @@ AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string
                                     "lease_ttl_seconds");
     return result;
   }
-  if (wait.wait && !(wait.timeout_s > 0 && wait.timeout_s <= 86'400)) {
+  if (wait.wait && !(wait.timeout_s > 0 && wait.timeout_s <= kMaxWaitSeconds)) {
     result.status = InvalidArgument("must be in (0, 86400] seconds", "wait_timeout_seconds");
     return result;
   }
-  if (wait.priority < -1000 || wait.priority > 1000) {
+  if (wait.priority < kMinPriority || wait.priority > kMaxPriority) {
     result.status = InvalidArgument("must be between -1000 and 1000", "priority");
     return result;
   }
 
+  const std::string digest = RequestDigest(request, wait);
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     // First, as it may wait: nothing below does until the write is staged.
     result.status = EnsureState(lock);
     if (idempotency_key.empty()) break;
     if (std::optional<Allocation> earlier = ledger_->FindByIdempotencyKey(owner, idempotency_key)) {
-      result.status = Status::Ok();
+      result.status = ReplayRefusal(idempotency_key, earlier->id, earlier->request_digest, digest,
+                                    earlier->state);
+      if (!result.status.ok()) return result;
       result.allocation = std::move(earlier);
       result.replayed = true;
       return result;
@@ -247,7 +330,9 @@ AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string
       continue;
     }
     if (const QueueEntry* waiting = queue_.FindWaiting(owner, idempotency_key)) {
-      result.status = Status::Ok();
+      result.status =
+          ReplayRefusal(idempotency_key, waiting->id, waiting->request_digest, digest, {});
+      if (!result.status.ok()) return result;
       result.queued = *waiting;
       result.queue_position = queue_.Position(waiting->id);
       result.replayed = true;
@@ -268,6 +353,7 @@ AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string
       result.status = placed.status();
       return result;
     }
+    placed->request_digest = digest;
     Result<Allocation> recorded = Commit(lock, LedgerChange::Insert(std::move(placed).value()));
     if (!recorded.ok()) {
       result.status = recorded.status();
@@ -284,11 +370,36 @@ AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string
     entry.owner = owner;
     entry.request = request;
     entry.idempotency_key = idempotency_key;
+    entry.request_digest = digest;
     entry.priority = wait.priority;
     entry.enqueued_unix_ms = clock_->NowUnixMs();
     entry.deadline_unix_ms =
         entry.enqueued_unix_ms + static_cast<int64_t>(std::llround(wait.timeout_s * 1000));
     entry.message = result.diagnosis.message;
+    if (max_queued_per_owner_ > 0 &&
+        queue_.WaitingOf(owner) >= static_cast<size_t>(max_queued_per_owner_)) {
+      result.status =
+          Status(StatusCode::kResourceExhausted,
+                 "\"" + owner + "\" already has " + std::to_string(max_queued_per_owner_) +
+                     " requests waiting (the most one owner may queue); cancel one or "
+                     "wait for them",
+                 kQueuedCapField);
+      return result;
+    }
+    const double entry_gpu_hours = request.gpu_count * wait.timeout_s / 3600.0;
+    if (max_queued_gpu_hours_per_owner_ > 0 &&
+        queue_.WaitingGpuHoursOf(owner) + entry_gpu_hours > max_queued_gpu_hours_per_owner_) {
+      char hours[64];
+      std::snprintf(hours, sizeof hours, "%.1f GPU-hours (the most one owner may queue is %.1f)",
+                    queue_.WaitingGpuHoursOf(owner) + entry_gpu_hours,
+                    max_queued_gpu_hours_per_owner_);
+      result.status =
+          Status(StatusCode::kResourceExhausted,
+                 "\"" + owner + "\"'s waiting requests would ask for " + hours +
+                     " (gpu_count x wait_timeout_seconds); wait less long, or cancel one",
+                 kQueuedGpuHoursCapField);
+      return result;
+    }
     Result<QueueEntry> added = queue_.Add(std::move(entry));
     if (!added.ok()) {
       result.status = added.status();
@@ -333,7 +444,7 @@ Status GpuManager::CheckOwnerCap(const std::string& owner) const {
 
 PreviewResult GpuManager::Preview(const GpuRequest& request) const {
   PreviewResult result;
-  result.status = ValidateRequest(request);
+  result.status = CheckRequest(request);
   if (!result.status.ok()) return result;
   std::unique_lock<std::mutex> lock(mutex_);
   result.status = EnsureState(lock);
@@ -356,6 +467,7 @@ void GpuManager::ServeQueue(std::unique_lock<std::mutex>& lock) {
     if (schedule.placement) {
       Result<Allocation> placed =
           Place(entry.request, entry.owner, entry.idempotency_key, *schedule.placement);
+      if (placed.ok()) placed->request_digest = entry.request_digest;
       Status recorded = placed.ok() ? ledger_->Insert(*placed) : placed.status();
       if (recorded.ok()) {
         version_.fetch_add(1, std::memory_order_acq_rel);  // One more active allocation.
@@ -378,9 +490,14 @@ void GpuManager::ServeQueue(std::unique_lock<std::mutex>& lock) {
     }
     entry.message = schedule.diagnosis.message;
     if (!blocked) {
-      blocked = true;
-      hold = scheduler_.HoldFor(entry.request, *state_, OptionsFor());
-      state_->AddGrants(hold);
+      // The first entry that cannot be placed has GPUs held for it, unless
+      // its hold ran out (set_queue_head_hold_ms): then the next one does.
+      if (entry.hold_started_unix_ms == 0) entry.hold_started_unix_ms = now;
+      if (now - entry.hold_started_unix_ms < queue_head_hold_ms_) {
+        blocked = true;
+        hold = scheduler_.HoldFor(entry.request, *state_, OptionsFor());
+        state_->AddGrants(hold);
+      }
     }
   }
   state_->RemoveGrants(hold);

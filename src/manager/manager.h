@@ -61,11 +61,16 @@
 
 namespace gpurm {
 
+// Bounds of WaitOptions.
+inline constexpr double kMaxWaitSeconds = 86'400;
+inline constexpr int kMinPriority = -1000;
+inline constexpr int kMaxPriority = 1000;
+
 // How a request that cannot be met now is handled.
 struct WaitOptions {
   bool wait = false;       // Queue it instead of refusing.
-  double timeout_s = 300;  // How long it may wait (0 < timeout <= 86400).
-  int priority = 0;        // Higher is served first (-1000..1000).
+  double timeout_s = 300;  // How long it may wait (0 < timeout <= kMaxWaitSeconds).
+  int priority = 0;        // Higher is served first (kMinPriority..kMaxPriority).
 };
 
 struct AllocationResult {
@@ -80,6 +85,22 @@ struct AllocationResult {
 
 // The Status field of a refusal by the per-owner cap (the config key's name).
 inline constexpr char kOwnerCapField[] = "max_allocations_per_owner";
+
+// The Status field of a refused idempotent retry (the HTTP header's name):
+// kInvalidArgument when the key was used with another request,
+// kFailedPrecondition when its allocation is no longer active.
+inline constexpr char kIdempotencyKeyField[] = "Idempotency-Key";
+
+// The Status fields of refusals by the per-owner queue caps (the config keys' names).
+inline constexpr char kQueuedCapField[] = "max_queued_per_owner";
+inline constexpr char kQueuedGpuHoursCapField[] = "max_queued_gpu_hours_per_owner";
+
+// A canonical digest of everything a request asks for ("fnv1a64:" and 16 hex
+// digits over the fields in a fixed order, numbers in shortest round-trip
+// form), stored with an allocation or queue entry to tell a retry of the same
+// request from another request reusing its idempotency key. Not a security
+// boundary: a collision could only replay the owner's own allocation.
+std::string RequestDigest(const GpuRequest& request, const WaitOptions& wait);
 
 struct PreviewResult {
   Status status;  // kInvalidArgument / kUnavailable; OK even when nothing fits.
@@ -122,12 +143,40 @@ class GpuManager {
     max_lease_ttl_s_ = max_s;
   }
 
+  // Limits against one owner crowding others out (docs/SECURITY.md). Call
+  // before the manager is shared.
+  // A shared request's slice (memory_gb) below `mib` is kInvalidArgument
+  // (field memory_gb), in Allocate and Preview alike; 0 = any size.
+  void set_min_slice_mib(int64_t mib) { min_slice_mib_ = mib; }
+  // At most `cap` waiting queue entries per owner (0 = no cap); beyond:
+  // kResourceExhausted with field kQueuedCapField.
+  void set_max_queued_per_owner(int cap) { max_queued_per_owner_ = cap; }
+  int max_queued_per_owner() const { return max_queued_per_owner_; }
+  // At most `cap` GPU-hours queued per owner (0 = no cap): the sum over its
+  // waiting entries of gpu_count x wait timeout, the GPU time it may keep
+  // the queue waiting for. Beyond: kResourceExhausted with field
+  // kQueuedGpuHoursCapField.
+  void set_max_queued_gpu_hours_per_owner(double cap) { max_queued_gpu_hours_per_owner_ = cap; }
+  double max_queued_gpu_hours_per_owner() const { return max_queued_gpu_hours_per_owner_; }
+  // GPUs are held for one queue entry (the head, or the first entry behind
+  // heads whose hold ran out) for at most `ms` in all; then it waits on
+  // without holding anything. So no request is kept from GPUs by one
+  // entry's hold for longer than this.
+  void set_queue_head_hold_ms(int64_t ms) { queue_head_hold_ms_ = ms; }
+
   // Places the request now, or -- with wait.wait and when it could ever fit
   // -- queues it (result.queued). A request of no higher priority than the
   // queue's head is placed only around the GPUs held for the head.
+  // A non-empty idempotency key already used by `owner` replays that
+  // allocation (or waiting queue entry) only while it is active and only for
+  // the same request (RequestDigest); another request under the key is
+  // kInvalidArgument, an ended allocation's key kFailedPrecondition, both
+  // with field kIdempotencyKeyField -- a retry never gets GPUs it no longer
+  // holds.
   AllocationResult Allocate(const GpuRequest& request, const std::string& owner,
                             const std::string& idempotency_key, const WaitOptions& wait = {});
-  // Schedules without reserving anything (for /validate and framework plans).
+  // Schedules without reserving anything (for /validate and framework
+  // plans). Refuses what Allocate refuses before scheduling.
   PreviewResult Preview(const GpuRequest& request) const;
 
   // Idempotent: releasing an ended allocation returns it as it is.
@@ -189,6 +238,11 @@ class GpuManager {
     version_.fetch_add(1, std::memory_order_acq_rel);
   }
   std::string NewId(const char* prefix);
+  // ValidateRequest plus this manager's own limits (min_slice_mib_).
+  Status CheckRequest(const GpuRequest& request) const;
+  // The first waiting entry whose hold has not run out at `now` (its hold
+  // starts now if it never had one), or nullptr.
+  QueueEntry* HoldingEntry(int64_t now);
   ScheduleOptions OptionsFor() const;
   // Schedules a new request: around the GPUs held for the queue's head
   // unless `priority` is higher than the head's.
@@ -232,6 +286,10 @@ class GpuManager {
   int max_allocations_per_owner_ = 0;
   int64_t default_lease_ttl_s_ = 0;  // set_lease_limits.
   int64_t max_lease_ttl_s_ = 0;
+  int64_t min_slice_mib_ = 0;
+  int max_queued_per_owner_ = 0;
+  double max_queued_gpu_hours_per_owner_ = 0;
+  int64_t queue_head_hold_ms_ = INT64_MAX;
 
   // Group commit. state_ holds the GPUs of staged and in-flight inserts;
   // a rebuild adds those of staged ones (in-flight ones defer it).

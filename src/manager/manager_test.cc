@@ -123,6 +123,67 @@ TEST_F(ManagerTest, IdempotencyKeyReturnsTheSameAllocation) {
   EXPECT_NE(other.allocation->id, first.allocation->id);
 }
 
+// A retry after the allocation ended must not hand out GPUs that may be
+// someone else's by now (the stale key of a released grant).
+TEST_F(ManagerTest, IdempotencyKeyOfAnEndedAllocationIsRefused) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  AllocationResult first = manager_->Allocate(T4(2), "alice", "job-1");
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_TRUE(manager_->Release(first.allocation->id).ok());
+  AllocationResult taken = manager_->Allocate(T4(2), "bob", "");
+  ASSERT_TRUE(taken.status.ok());
+  AllocationResult retry = manager_->Allocate(T4(2), "alice", "job-1");
+  EXPECT_EQ(retry.status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(retry.status.field(), kIdempotencyKeyField);
+  EXPECT_NE(retry.status.message().find("released"), std::string::npos) << retry.status.message();
+  EXPECT_FALSE(retry.allocation.has_value());
+  EXPECT_FALSE(retry.replayed);
+}
+
+// The same key with another request (another GPU count, or other wait
+// options) is refused instead of answered with the earlier allocation; the
+// same request still replays.
+TEST_F(ManagerTest, IdempotencyKeyWithAnotherRequestIsRefused) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  AllocationResult first = manager_->Allocate(T4(2), "me", "job-17");
+  ASSERT_TRUE(first.status.ok());
+  AllocationResult other_count = manager_->Allocate(T4(1), "me", "job-17");
+  EXPECT_EQ(other_count.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(other_count.status.field(), kIdempotencyKeyField);
+  EXPECT_FALSE(other_count.allocation.has_value());
+  AllocationResult other_wait = manager_->Allocate(T4(2), "me", "job-17", {true, 60, 0});
+  EXPECT_EQ(other_wait.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(manager_->Allocate(T4(2), "me", "job-17").replayed);
+  // A waiting entry's key is held to its request too.
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").status.ok());
+  AllocationResult waiting = manager_->Allocate(T4(1), "me", "wait-1", {true, 60, 0});
+  ASSERT_TRUE(waiting.queued.has_value());
+  EXPECT_EQ(manager_->Allocate(T4(2), "me", "wait-1", {true, 60, 0}).status.code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(manager_->Allocate(T4(1), "me", "wait-1", {true, 60, 0}).replayed);
+}
+
+TEST(RequestDigestTest, SameRequestSameDigestAnyFieldChangesIt) {
+  GpuRequest request;
+  request.gpu_type = "A100";
+  const std::string digest = RequestDigest(request, {});
+  EXPECT_EQ(digest, RequestDigest(request, {}));
+  EXPECT_EQ(digest.rfind("fnv1a64:", 0), 0u);
+  GpuRequest more_memory = request;
+  more_memory.memory_gb = 1;
+  EXPECT_NE(RequestDigest(more_memory, {}), digest);
+  // Text fields are length-prefixed: moving a character between two of
+  // them is another request.
+  GpuRequest a = request;
+  a.gpu_type = "A";
+  a.node_name = "100";
+  GpuRequest b = request;
+  b.gpu_type = "A1";
+  b.node_name = "00";
+  EXPECT_NE(RequestDigest(a, {}), RequestDigest(b, {}));
+  EXPECT_NE(RequestDigest(request, {true, 300, 0}), digest);
+}
+
 TEST_F(ManagerTest, LeasesExpireUnlessRenewed) {
   ASSERT_TRUE(inventory_->Refresh().ok());
   GpuRequest request = T4(1);
@@ -325,6 +386,66 @@ TEST_F(ManagerTest, QueueServesPriorityThenArrivalOrder) {
   ASSERT_TRUE(manager_->Release(b.allocation->id).ok());
   EXPECT_EQ(manager_->QueueEntryById(low1.queued->id)->first.state, QueueState::kGranted);
   EXPECT_EQ(manager_->QueueEntryById(low2.queued->id)->first.state, QueueState::kWaiting);
+}
+
+// The hold for the queue's head is bounded (set_queue_head_hold_ms): once it
+// ran out, requests of no higher priority may use those GPUs again; the
+// head still waits and is granted when GPUs free up.
+TEST_F(ManagerTest, TheHeadsHoldRunsOutAfterTheBound) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_queue_head_hold_ms(60'000);
+  AllocationResult one_on_a = manager_->Allocate(T4(1), "me", "");
+  AllocationResult both_on_b = manager_->Allocate(T4(2), "me", "");
+  ASSERT_TRUE(one_on_a.allocation && both_on_b.allocation);
+  AllocationResult head = manager_->Allocate(T4(2), "head", "", {true, 600, 0});
+  ASSERT_TRUE(head.queued);
+  EXPECT_EQ(manager_->Allocate(T4(1), "small", "").status.code(), StatusCode::kUnschedulableNow);
+  clock_.AdvanceMs(60'000);
+  AllocationResult after = manager_->Allocate(T4(1), "small", "");
+  ASSERT_TRUE(after.allocation) << after.status.ToString();
+  EXPECT_EQ(manager_->QueueEntryById(head.queued->id)->first.state, QueueState::kWaiting);
+  ASSERT_TRUE(manager_->Release(both_on_b.allocation->id).ok());
+  EXPECT_EQ(manager_->QueueEntryById(head.queued->id)->first.state, QueueState::kGranted);
+}
+
+// One owner cannot fill the queue: beyond set_max_queued_per_owner its
+// requests are refused, others still queue.
+TEST_F(ManagerTest, QueuedEntriesPerOwnerAreCapped) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_max_queued_per_owner(2);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").allocation);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").allocation);
+  const WaitOptions wait{true, 60, 0};
+  ASSERT_TRUE(manager_->Allocate(T4(1), "flood", "", wait).queued);
+  ASSERT_TRUE(manager_->Allocate(T4(1), "flood", "", wait).queued);
+  AllocationResult third = manager_->Allocate(T4(1), "flood", "", wait);
+  EXPECT_EQ(third.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(third.status.field(), kQueuedCapField);
+  EXPECT_TRUE(manager_->Allocate(T4(1), "other", "", wait).queued);
+}
+
+// Queued GPU-hours (gpu_count x wait timeout) per owner are capped too.
+TEST_F(ManagerTest, QueuedGpuHoursPerOwnerAreCapped) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_max_queued_gpu_hours_per_owner(3);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").allocation);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "me", "").allocation);
+  ASSERT_TRUE(manager_->Allocate(T4(2), "flood", "", {true, 3600, 0}).queued);  // 2 GPU-hours.
+  AllocationResult more = manager_->Allocate(T4(2), "flood", "", {true, 3600, 0});
+  EXPECT_EQ(more.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(more.status.field(), kQueuedGpuHoursCapField);
+  EXPECT_TRUE(manager_->Allocate(T4(1), "flood", "", {true, 3600, 0}).queued);  // 3 in all.
+  EXPECT_TRUE(manager_->Allocate(T4(2), "other", "", {true, 3600, 0}).queued);
+}
+
+// A slice below set_min_slice_mib is refused by Allocate and Preview alike.
+TEST_F(ManagerTest, SlicesBelowTheMinimumAreRefused) {
+  ASSERT_TRUE(inventory_->Refresh().ok());
+  manager_->set_min_slice_mib(256);
+  const GpuRequest tiny = T4(1, /*shared=*/true, 1e-9);
+  EXPECT_EQ(manager_->Allocate(tiny, "me", "").status.field(), "memory_gb");
+  EXPECT_EQ(manager_->Preview(tiny).status.field(), "memory_gb");
+  EXPECT_TRUE(manager_->Allocate(T4(1, true, 0.25), "me", "").allocation);
 }
 
 // A small request may not take the GPUs the queue's head waits for (it

@@ -70,6 +70,23 @@ const QueueEntry* AllocationQueue::FindWaiting(const std::string& owner,
   return nullptr;
 }
 
+size_t AllocationQueue::WaitingOf(const std::string& owner) const {
+  size_t count = 0;
+  for (const OrderKey& order : order_) count += entries_.at(std::get<2>(order)).owner == owner;
+  return count;
+}
+
+double AllocationQueue::WaitingGpuHoursOf(const std::string& owner) const {
+  double hours = 0;
+  for (const OrderKey& order : order_) {
+    const QueueEntry& entry = entries_.at(std::get<2>(order));
+    if (entry.owner != owner) continue;
+    hours += entry.request.gpu_count *
+             static_cast<double>(entry.deadline_unix_ms - entry.enqueued_unix_ms) / 3'600'000.0;
+  }
+  return hours;
+}
+
 size_t AllocationQueue::Position(const std::string& id) const {
   const QueueEntry* entry = Find(id);
   if (entry == nullptr || entry->state != QueueState::kWaiting) return 0;

@@ -33,6 +33,7 @@ struct QueueEntry {
   std::string owner;
   GpuRequest request;
   std::string idempotency_key;  // May be empty.
+  std::string request_digest;   // RequestDigest of the request, for idempotent retries.
   int priority = 0;             // Higher goes first.
   uint64_t sequence = 0;        // Arrival order (FIFO within a priority).
   int64_t enqueued_unix_ms = 0;
@@ -41,6 +42,9 @@ struct QueueEntry {
   QueueState state = QueueState::kWaiting;
   std::string message;                   // Why it waits, or how it ended.
   std::optional<Allocation> allocation;  // Set once granted.
+  // When GPUs were first held for it (0 = never); see
+  // GpuManager::set_queue_head_hold_ms.
+  int64_t hold_started_unix_ms = 0;
 };
 
 class AllocationQueue {
@@ -66,6 +70,10 @@ class AllocationQueue {
   // Highest priority among waiting entries; nullopt when none wait.
   std::optional<int> HeadPriority() const;
   size_t waiting() const { return order_.size(); }
+  // Waiting entries of `owner`.
+  size_t WaitingOf(const std::string& owner) const;
+  // GPU-hours the waiting entries of `owner` may wait: gpu_count x (deadline - enqueued).
+  double WaitingGpuHoursOf(const std::string& owner) const;
 
   // Ends a waiting entry. Granted entries carry their allocation.
   void Finish(const std::string& id, QueueState state, int64_t now_unix_ms, std::string message,

@@ -374,7 +374,9 @@ std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const Placemen
 
 Status ValidateRequest(const GpuRequest& request) {
   if (request.gpu_count < 1) return InvalidArgument("must be >= 1", "gpu_count");
-  if (request.gpu_count > 4096) return InvalidArgument("must be <= 4096", "gpu_count");
+  if (request.gpu_count > kMaxGpuCount) {
+    return InvalidArgument("must be <= " + std::to_string(kMaxGpuCount), "gpu_count");
+  }
   if (!std::isfinite(request.memory_gb) || request.memory_gb < 0) {
     return InvalidArgument("must be a number >= 0 (GB per GPU)", "memory_gb");
   }

@@ -27,8 +27,8 @@ inline GpuRequest RequestWithEveryFieldSet() {
   return r;
 }
 
-// An allocation as a ledger stores it: active, two shared grants, a lease and
-// an idempotency key. `id` names it.
+// An allocation as a ledger stores it: active, two shared grants, a lease,
+// an idempotency key and its request's digest. `id` names it.
 inline Allocation AllocationWithEveryFieldSet(const std::string& id = "alloc-1") {
   Allocation a;
   a.id = id;
@@ -50,6 +50,7 @@ inline Allocation AllocationWithEveryFieldSet(const std::string& id = "alloc-1")
   a.created_unix_ms = 1'700'000'000'123;
   a.lease_expires_unix_ms = 1'700'000'600'123;
   a.idempotency_key = "key-1";
+  a.request_digest = "fnv1a64:0123456789abcdef";
   return a;
 }
 
