@@ -2,17 +2,15 @@
 // every route's role, 401 against 403, owners taken from tokens, per-owner
 // checks, the allocation cap and the audit trail.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "api/auth.h"
 #include "api/handlers.h"
 #include "auth/tokens.h"
 #include "inventory/providers/static/static_provider.h"
-#include "ledger/sqlite_ledger.h"
+#include "ledger/memory_ledger.h"
 
 namespace gpurm {
 namespace {
@@ -26,13 +24,7 @@ class AccessControlTest : public ::testing::Test {
   void SetUp() override {
     const char* source = std::getenv("GPURM_SOURCE_DIR");
     ASSERT_NE(source, nullptr) << "run through ctest (sets GPURM_SOURCE_DIR)";
-    dir_ = std::filesystem::temp_directory_path() /
-           ("gpurm-access-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    auto ledger = OpenSqliteLedger((dir_ / "ledger.db").string());
-    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
-    ledger_ = std::move(*ledger);
+    ledger_ = NewMemoryLedger();  // Storage is the ledger's tests' concern.
     inventory_ = std::make_unique<Inventory>(
         std::make_unique<StaticProvider>(std::string(source) + "/examples/cluster-3node.yaml",
                                          GpuMemorySpecs{}),
@@ -51,7 +43,6 @@ class AccessControlTest : public ::testing::Test {
       audit_.push_back(AuditLine(request, response));
     });
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // `as` is an identity ("alice" sends token-alice), "" for no token, or a
   // whole Authorization header when it contains a space.
@@ -79,7 +70,6 @@ class AccessControlTest : public ::testing::Test {
     return json::parse(response.body)["allocation"];
   }
 
-  std::filesystem::path dir_;
   FakeClock clock_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Inventory> inventory_;

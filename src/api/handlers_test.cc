@@ -18,7 +18,7 @@
 
 #include "core/clock.h"
 #include "inventory/providers/static/static_provider.h"
-#include "ledger/sqlite_ledger.h"
+#include "ledger/memory_ledger.h"
 #include "monitor/event_hub.h"
 #include "monitor/http_metrics.h"
 #include "monitor/sampler.h"
@@ -44,9 +44,8 @@ class HandlersTest : public ::testing::Test {
            ("gpurm-api-test-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto ledger = OpenSqliteLedger((dir_ / "ledger.db").string());
-    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
-    ledger_ = std::move(*ledger);
+    std::filesystem::create_directories(dir_);
+    ledger_ = NewMemoryLedger();  // Storage is the ledger's tests' concern.
     // A copy, so that a test can change what the next Refresh reads.
     inventory_path_ = dir_ / "inventory.yaml";
     std::filesystem::copy_file(std::filesystem::path(source) / "examples" / "cluster-3node.yaml",

@@ -46,7 +46,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -60,10 +59,10 @@
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "codec/request_codec.h"
+#include "ledger/allocation_rules.h"
 
 namespace gpurm {
 namespace {
@@ -195,29 +194,7 @@ std::optional<AllocationState> ParseState(std::string_view text) {
   return std::nullopt;
 }
 
-// GpuRequest in the one request codec's form. Fails (kInvalidArgument) on
-// what could not be read back as written: non-finite numbers (JSON would
-// write null, which reads back as the default), invalid UTF-8, values the
-// codec refuses (out of bounds, over-long strings).
-Result<std::string> RequestToJson(const GpuRequest& request) {
-  const nlohmann::json json = EncodeGpuRequest(request);
-  for (const auto& [key, value] : json.items()) {
-    if (value.is_number_float() && !std::isfinite(value.get<double>())) {
-      return InvalidArgument("must be a finite number", "request." + key);
-    }
-  }
-  if (Status readable = DecodeGpuRequest(json, FieldCase::kSnake, "request.").status();
-      !readable.ok()) {
-    return readable;
-  }
-  try {
-    return json.dump();
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgument(std::string("cannot be stored: ") + e.what(), "request");
-  }
-}
-
-// The inverse of RequestToJson. A missing field keeps GpuRequest's default (so
+// The inverse of StorableRequestJson. A missing field keeps GpuRequest's default (so
 // rows written before a field existed still read); a field of the wrong type
 // or one this build does not know is an error, never silently dropped. Rows
 // written before the codec was shared spell the lease "lease_ttl_s".
@@ -229,40 +206,6 @@ Result<GpuRequest> RequestFromJson(std::string_view text) {
     json.erase("lease_ttl_s");
   }
   return DecodeGpuRequest(json, FieldCase::kSnake, "request.");
-}
-
-// Rejects what a new allocation can never be, before any lock is taken.
-Status ValidateNew(const Allocation& allocation) {
-  if (allocation.id.empty()) return InvalidArgument("must not be empty", "id");
-  if (allocation.state != AllocationState::kActive) {
-    return InvalidArgument("a new allocation must be active", "state");
-  }
-  if (allocation.ended_unix_ms != 0) {
-    return InvalidArgument("must be 0 for an active allocation", "ended_unix_ms");
-  }
-  if (allocation.lease_expires_unix_ms < 0) {
-    return InvalidArgument("must be >= 0", "lease_expires_unix_ms");
-  }
-  // CheckIntegrity's invariant: an active allocation holds at least one GPU.
-  if (allocation.grants.empty()) {
-    return InvalidArgument("an allocation needs at least one grant", "grants");
-  }
-  std::unordered_set<std::string_view> uuids;
-  for (const GpuGrant& grant : allocation.grants) {
-    if (grant.gpu_uuid.empty()) return InvalidArgument("must not be empty", "grants.gpu_uuid");
-    if (grant.memory_mib < 0) return InvalidArgument("must be >= 0", "grants.memory_mib");
-    if (!uuids.insert(grant.gpu_uuid).second) {
-      return InvalidArgument("GPU " + grant.gpu_uuid + " is granted twice", "grants.gpu_uuid");
-    }
-  }
-  return Status::Ok();
-}
-
-// Newest first: created_unix_ms descending, then id descending, exactly as
-// the SQL of List orders ended allocations.
-bool NewerFirst(const Allocation* a, const Allocation* b) {
-  if (a->created_unix_ms != b->created_unix_ms) return a->created_unix_ms > b->created_unix_ms;
-  return a->id > b->id;
 }
 
 // fsync of a directory, so a file created in it survives power loss.
@@ -361,11 +304,6 @@ class SqliteLedger final : public Ledger {
   };
 
   // How many active allocations hold a GPU, and how.
-  struct GpuUse {
-    int exclusive = 0;
-    int shared = 0;
-  };
-
   // Active allocations only. Mirrors what is committed.
   struct Index {
     std::unordered_map<std::string, Allocation> by_id;
@@ -866,12 +804,7 @@ Status SqliteLedger::ConflictWithActive(const Allocation& allocation, const Batc
       use.exclusive += held->second.exclusive;
       use.shared += held->second.shared;
     }
-    const bool conflict = grant.exclusive ? use.exclusive + use.shared > 0 : use.exclusive > 0;
-    if (conflict) {
-      return FailedPrecondition("GPU " + grant.gpu_uuid + " is already held " +
-                                (use.exclusive > 0 ? "exclusively" : "shared") +
-                                " by another active allocation");
-    }
+    if (Status fits = CheckGrantFits(grant, use); !fits.ok()) return fits;
   }
   return Status::Ok();
 }
@@ -898,10 +831,10 @@ std::vector<Result<Allocation>> SqliteLedger::Apply(const std::vector<LedgerChan
   for (const LedgerChange& change : changes) {
     if (change.kind != LedgerChange::Kind::kInsert) {
       requests.emplace_back(std::string());
-    } else if (Status status = ValidateNew(change.allocation); !status.ok()) {
+    } else if (Status status = ValidateNewAllocation(change.allocation); !status.ok()) {
       requests.emplace_back(std::move(status));
     } else {
-      requests.push_back(RequestToJson(change.allocation.request));
+      requests.push_back(StorableRequestJson(change.allocation.request));
     }
   }
 
@@ -1119,7 +1052,8 @@ std::vector<Allocation> SqliteLedger::List(const AllocationFilter& filter) const
     }
     const size_t n = std::min(limit, matching.size());
     std::partial_sort(matching.begin(), matching.begin() + static_cast<ptrdiff_t>(n),
-                      matching.end(), NewerFirst);
+                      matching.end(),
+                      [](const Allocation* a, const Allocation* b) { return NewerFirst(*a, *b); });
     out.reserve(n);
     for (size_t i = 0; i < n; ++i) out.push_back(*matching[i]);
     return out;
@@ -1150,7 +1084,7 @@ std::vector<GpuGrant> SqliteLedger::ActiveGrants() const {
   active.reserve(index_.by_id.size());
   for (const auto& [id, allocation] : index_.by_id) active.push_back(&allocation);
   std::sort(active.begin(), active.end(),
-            [](const Allocation* a, const Allocation* b) { return NewerFirst(b, a); });
+            [](const Allocation* a, const Allocation* b) { return NewerFirst(*b, *a); });
   std::vector<GpuGrant> grants;
   for (const Allocation* allocation : active) {
     grants.insert(grants.end(), allocation->grants.begin(), allocation->grants.end());
@@ -1166,12 +1100,8 @@ std::vector<Allocation> SqliteLedger::ExpiredLeases(int64_t now_unix_ms) const {
       expired.push_back(&allocation);
     }
   }
-  std::sort(expired.begin(), expired.end(), [](const Allocation* a, const Allocation* b) {
-    if (a->lease_expires_unix_ms != b->lease_expires_unix_ms) {
-      return a->lease_expires_unix_ms < b->lease_expires_unix_ms;
-    }
-    return a->id < b->id;
-  });
+  std::sort(expired.begin(), expired.end(),
+            [](const Allocation* a, const Allocation* b) { return ExpiredFirst(*a, *b); });
   std::vector<Allocation> out;
   out.reserve(expired.size());
   for (const Allocation* allocation : expired) out.push_back(*allocation);

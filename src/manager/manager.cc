@@ -1,10 +1,13 @@
 #include "manager/manager.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "codec/request_codec.h"
 
 namespace gpurm {
 namespace {
@@ -32,32 +35,14 @@ Status ReplayRefusal(const std::string& key, const std::string& earlier_id,
 }  // namespace
 
 std::string RequestDigest(const GpuRequest& request, const WaitOptions& wait) {
-  std::string canonical;
-  const auto text = [&](const std::string& value) {
-    canonical += std::to_string(value.size()) + ':' + value + ';';
-  };
-  const auto number = [&](auto value) {
-    char buffer[64];
-    const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
-    canonical.append(buffer, ec == std::errc() ? end : buffer);
-    canonical += ';';
-  };
-  number(request.gpu_count);
-  text(request.gpu_type);
-  number(request.memory_gb);
-  number(static_cast<int>(request.distributed_training));
-  number(static_cast<int>(request.mixed_precision));
-  number(request.gpu_memory_fraction);
-  text(request.node_name);
-  number(static_cast<int>(request.shared));
-  number(request.gpu_milli);
-  text(request.policy);
-  number(request.lease_ttl_s);
-  number(static_cast<int>(wait.wait));
-  number(wait.timeout_s);
-  number(wait.priority);
+  // Every request field through the one request codec (keys sorted), so a
+  // field added to GpuRequest is part of the digest without touching this.
+  nlohmann::json canonical = EncodeGpuRequest(request);
+  canonical["wait"] = wait.wait;
+  canonical["wait_timeout_seconds"] = wait.timeout_s;
+  canonical["priority"] = wait.priority;
   uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a, 64 bits.
-  for (const char c : canonical) {
+  for (const char c : canonical.dump()) {
     hash ^= static_cast<unsigned char>(c);
     hash *= 0x100000001b3ULL;
   }

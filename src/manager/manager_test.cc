@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "ledger/memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
 #include "support/eventually.h"
 
@@ -51,16 +52,12 @@ std::vector<Node> TwoT4Nodes() {
   return nodes;
 }
 
+// The manager on the in-memory ledger: what these tests check does not
+// depend on storage (GroupCommitTest below uses SQLite for that).
 class ManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("gpurm-manager-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    auto ledger = OpenSqliteLedger((dir_ / "ledger.db").string());
-    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
-    ledger_ = std::move(*ledger);
+    ledger_ = NewMemoryLedger();
     inventory_ =
         std::make_unique<Inventory>(std::make_unique<FixedProvider>(TwoT4Nodes()), &clock_, 10);
     manager_ = std::make_unique<GpuManager>(inventory_.get(), ledger_.get(), &clock_, "binpack");
@@ -68,7 +65,6 @@ class ManagerTest : public ::testing::Test {
   void TearDown() override {
     manager_.reset();
     ledger_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   GpuRequest T4(int count, bool shared = false, double memory_gb = 0) {
@@ -80,7 +76,6 @@ class ManagerTest : public ::testing::Test {
     return request;
   }
 
-  std::filesystem::path dir_;
   FakeClock clock_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Inventory> inventory_;
