@@ -301,11 +301,8 @@ TEST_F(RunLauncherTest, SigkilledGpurmRunLeavesTheCommandItsOutputAndCheckpoint)
       });
   ASSERT_TRUE(killed) << Context(launch);
   EXPECT_EQ(launch.exit.signal, SIGKILL);
-  const auto deadline = std::chrono::steady_clock::now() + kPatience;
-  while (TrainingLog().find("out| checkpoint-saved") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  EXPECT_TRUE(testing::Eventually(
+      [&] { return TrainingLog().find("out| checkpoint-saved") != std::string::npos; }));
   EXPECT_NE(TrainingLog().find("out| saving-checkpoint"), std::string::npos) << TrainingLog();
   EXPECT_NE(TrainingLog().find("out| checkpoint-saved"), std::string::npos) << TrainingLog();
   EXPECT_TRUE(std::filesystem::exists(job_dir_ + "/checkpoint"));

@@ -239,7 +239,7 @@ TEST_F(BadLedgerTest, CorruptLedger) {
     cli::HttpClient client = daemon.Client();
     for (int i = 0; i < 40; ++i) {
       auto answer = client.Post("/api/v1/gpu/allocate",
-                                json{{"gpu_type", "T4"}, {"shared", true}, {"memory_gb", 0.1}});
+                                json{{"gpu_type", "T4"}, {"shared", true}, {"memory_gb", 0.5}});
       ASSERT_TRUE(answer.ok() && answer->status == 200);
       ASSERT_EQ(
           client

@@ -21,6 +21,7 @@
 #include "api/json_codec.h"
 #include "api/plan_handlers.h"
 #include "api/policy_handlers.h"
+#include "api/responses.h"
 #include "api/utilization_summary.h"
 #include "core/clock.h"
 #include "integrations/frameworks/plan.h"
@@ -33,15 +34,6 @@ using nlohmann::json;
 
 constexpr char kBase[] = "/api/v1/gpu";
 
-// Bytes that are not UTF-8 (from a path, a header, a query) are rendered as
-// U+FFFD rather than failing the answer with a 500.
-HttpResponse JsonResponse(int status, const json& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return response;
-}
-
 bool IsUtf8(const std::string& text) {
   try {
     (void)json(text).dump();
@@ -49,10 +41,6 @@ bool IsUtf8(const std::string& text) {
   } catch (const json::type_error&) {
     return false;
   }
-}
-
-HttpResponse ErrorResponse(const Status& status) {
-  return JsonResponse(HttpStatusFor(status.code()), ErrorJson(status));
 }
 
 // A GPU request body, and what the caller may ask for: /allocate,

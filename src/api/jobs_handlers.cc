@@ -7,23 +7,13 @@
 
 #include "api/auth.h"
 #include "api/json_codec.h"
+#include "api/responses.h"
 #include "integrations/frameworks/plan.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
-
-HttpResponse JsonResponse(int status, const json& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = body.dump();
-  return response;
-}
-
-HttpResponse ErrorResponse(const Status& status) {
-  return JsonResponse(HttpStatusFor(status.code()), ErrorJson(status));
-}
 
 // Environment variables that pick devices: inside a Job's container the
 // device plugin exposes exactly the granted GPUs, numbered from 0, so the

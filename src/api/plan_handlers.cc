@@ -4,22 +4,12 @@
 #include <string>
 
 #include "api/json_codec.h"
+#include "api/responses.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
-
-HttpResponse JsonResponse(int status, const json& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return response;
-}
-
-HttpResponse ErrorResponse(const Status& status) {
-  return JsonResponse(HttpStatusFor(status.code()), ErrorJson(status));
-}
 
 const Gpu* FindGpu(const InventorySnapshot& snapshot, const std::string& uuid,
                    const Node** node_out) {

@@ -7,6 +7,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/json_view.h"
 #include "cli/table.h"
 
 namespace gpurm::cli {
@@ -14,17 +15,11 @@ namespace {
 
 using nlohmann::json;
 
-std::string Str(const json& object, const char* key, const std::string& fallback = "-") {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return fallback;
-  return it->is_string() ? it->get<std::string>() : it->dump();
-}
-
 // "2 x T4", "1 x any GPU (0.47 GPU)".
 std::string DescribeRequest(const json& request) {
   if (!request.is_object()) return "-";
-  const std::string type = Str(request, "gpu_type", "");
-  std::string text = Str(request, "gpu_count", "?") + " x " + (type.empty() ? "any GPU" : type);
+  const std::string type = String(request, "gpu_type", "");
+  std::string text = String(request, "gpu_count", "?") + " x " + (type.empty() ? "any GPU" : type);
   const int milli = request.value("gpu_milli", 0);
   if (milli > 0 && milli < 1000) {
     text += " (" + std::to_string(milli / 1000.0).substr(0, 4) + " GPU)";
@@ -69,7 +64,8 @@ int Send(const QueueGlobals& globals, const char* method, const std::string& pat
     out << render(response->body);
   } else {
     const json& error = response->body.value("error", json::object());
-    err << "Error: " << Str(error, "code", "error") << ": " << Str(error, "message", "") << "\n";
+    err << "Error: " << String(error, "code", "error") << ": " << String(error, "message", "")
+        << "\n";
   }
   return code;
 }
@@ -77,7 +73,7 @@ int Send(const QueueGlobals& globals, const char* method, const std::string& pat
 std::string RenderCancelled(const json& body) {
   const json& entry = body.value("entry", json::object());
   return std::string(body.value("cancelled", false) ? "Cancelled " : "Not waiting any more: ") +
-         Str(entry, "queue_id") + " (" + Str(entry, "state") + ")\n";
+         String(entry, "queue_id") + " (" + String(entry, "state") + ")\n";
 }
 
 }  // namespace
@@ -90,30 +86,31 @@ std::string RenderQueue(const json& queue) {
   table.SetAlign(4, Table::Align::kRight);
   for (const json& entry : entries) {
     const int position = entry.value("position", 0);
-    const std::string state = Str(entry, "state");
-    table.AddRow({position > 0 ? std::to_string(position) : "-", Str(entry, "queue_id"), state,
-                  Str(entry, "owner"), Str(entry, "priority"),
+    const std::string state = String(entry, "state");
+    table.AddRow({position > 0 ? std::to_string(position) : "-", String(entry, "queue_id"), state,
+                  String(entry, "owner"), String(entry, "priority"),
                   DescribeRequest(entry.value("request", json())),
-                  state == "waiting" ? Str(entry, "expires_at") : Str(entry, "ended_at"),
-                  state == "granted" ? "granted as " + Str(entry, "allocation_id")
-                                     : Shorten(Str(entry, "message", ""), 60)});
+                  state == "waiting" ? String(entry, "expires_at") : String(entry, "ended_at"),
+                  state == "granted" ? "granted as " + String(entry, "allocation_id")
+                                     : Shorten(String(entry, "message", ""), 60)});
   }
   return table.Render() + std::to_string(queue.value("waiting", 0)) + " waiting\n";
 }
 
 std::string RenderQueueEntry(const json& entry) {
-  std::string text = "Queue entry " + Str(entry, "queue_id") + ": " + Str(entry, "state");
-  if (entry.value("position", 0) > 0) text += " (position " + Str(entry, "position") + ")";
+  std::string text = "Queue entry " + String(entry, "queue_id") + ": " + String(entry, "state");
+  if (entry.value("position", 0) > 0) text += " (position " + String(entry, "position") + ")";
   text += "\nRequest:  " + DescribeRequest(entry.value("request", json())) + ", priority " +
-          Str(entry, "priority") + ", owner " + Str(entry, "owner") + "\n";
-  text += "Enqueued: " + Str(entry, "enqueued_at") + "; expires " + Str(entry, "expires_at") + "\n";
-  if (!Str(entry, "message", "").empty()) text += "Why:      " + Str(entry, "message") + "\n";
+          String(entry, "priority") + ", owner " + String(entry, "owner") + "\n";
+  text += "Enqueued: " + String(entry, "enqueued_at") + "; expires " + String(entry, "expires_at") +
+          "\n";
+  if (!String(entry, "message", "").empty()) text += "Why:      " + String(entry, "message") + "\n";
   const json& allocation = entry.value("allocation", json());
   if (allocation.is_object()) {
-    text += "Allocation " + Str(allocation, "allocation_id") + " on " +
-            Str(allocation, "node_name") + ": GPUs";
+    text += "Allocation " + String(allocation, "allocation_id") + " on " +
+            String(allocation, "node_name") + ": GPUs";
     for (const json& gpu : allocation.value("gpus", json::array())) {
-      text += " " + Str(gpu, "node_name") + "/" + Str(gpu, "gpu_index");
+      text += " " + String(gpu, "node_name") + "/" + String(gpu, "gpu_index");
     }
     text += "\n";
   }

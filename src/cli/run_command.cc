@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "cli/cuda_guard.h"
+#include "cli/json_view.h"
 #include "cli/run_k8s.h"
 #include "core/clock.h"
 #include "guard/guard_config.h"
@@ -41,18 +42,6 @@ constexpr std::chrono::milliseconds kReleaseRetryPause{500};
 // Frames the CPU fallback's warning on the terminal.
 constexpr char kCpuFallbackBanner[] =
     "************************************************************************";
-
-const json& Member(const json& object, const char* key) {
-  static const json kNull;  // Immutable; shared by every miss.
-  if (!object.is_object()) return kNull;
-  const auto it = object.find(key);
-  return it == object.end() ? kNull : *it;
-}
-
-std::string StringMember(const json& object, const char* key) {
-  const json& value = Member(object, key);
-  return value.is_string() ? value.get<std::string>() : "";
-}
 
 // An environment value as the process sees it: strings verbatim, numbers
 // and booleans as JSON writes them.
@@ -229,7 +218,7 @@ class LeaseKeeper {
         failing = false;
       } else if (response.ok() && (response->status == 404 || response->status == 409)) {
         output_->Note("the lease of " + id_ + " has ended (" +
-                      StringMember(Member(response->body, "error"), "message") +
+                      String(Member(response->body, "error"), "message", "") +
                       "): its GPUs are no longer reserved for this command");
         return;
       } else if (!failing) {
@@ -261,16 +250,15 @@ struct Acquisition {
 
 std::string RefusalReason(const Result<HttpResponse>& response) {
   if (!response.ok()) return response.status().message();
-  const std::string message = StringMember(Member(response->body, "error"), "message");
+  const std::string message = String(Member(response->body, "error"), "message", "");
   return message.empty() ? "HTTP " + std::to_string(response->status) : message;
 }
 
 // Releases `id`, retrying a daemon that does not answer a few times.
-void Release(const HttpClient& client, const std::string& id, const std::string& owner,
-             int64_t ttl_s, RunOutput& output) {
+// `client` sends the owner (X-Gpurm-Owner) with every request.
+void Release(const HttpClient& client, const std::string& id, int64_t ttl_s, RunOutput& output) {
   ReleaseFlags flags;
   flags.allocation_id = id;
-  if (!owner.empty()) flags.owner = owner;
   const Result<ApiCall> call = BuildReleaseCall(flags);
   std::string reason;
   for (int attempt = 0; attempt < kReleaseAttempts; ++attempt) {
@@ -303,9 +291,8 @@ Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const Signa
     const AllocateOutcome outcome = ClassifyAllocateAnswer(response);
     if (const int signal = signals.WaitFor(std::chrono::milliseconds(0)); signal != 0) {
       if (outcome == AllocateOutcome::kAllocated) {
-        Release(client, StringMember(response->body, "allocation_id"),
-                flags.request.owner.value_or(""), flags.request.lease_ttl_seconds.value_or(0),
-                output);
+        Release(client, String(response->body, "allocation_id", ""),
+                flags.request.lease_ttl_seconds.value_or(0), output);
       }
       output.Note(SignalName(signal) + " before the command started; it was not run");
       return {Acquisition::Kind::kStop, nullptr, 128 + signal};
@@ -372,7 +359,7 @@ std::string DescribeGpus(const json& answer) {
   std::string node;
   std::string indices;
   for (const json& grant : Member(answer, "gpus")) {
-    node = StringMember(grant, "node_name");
+    node = String(grant, "node_name", "");
     if (!indices.empty()) indices += ',';
     indices += EnvValue(Member(grant, "gpu_index"));
   }
@@ -390,7 +377,7 @@ AllocateOutcome ClassifyAllocateAnswer(const Result<HttpResponse>& response) {
   }
   if (status == 400 || status == 413) return AllocateOutcome::kInvalid;
   if (status == 409) {
-    const std::string code = StringMember(Member(response->body, "error"), "code");
+    const std::string code = String(Member(response->body, "error"), "code", "");
     if (code == "unschedulable_now") return AllocateOutcome::kBusy;
     if (code == "unschedulable_never") return AllocateOutcome::kNever;
   }
@@ -486,7 +473,7 @@ Status GuardLaunch(const RunFlags& flags, LaunchPlan& plan, RunOutput& output) {
 
 Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, const std::string& url,
                                  const std::string& owner) {
-  const std::string id = StringMember(answer, "allocation_id");
+  const std::string id = String(answer, "allocation_id", "");
   const json& config = Member(answer, "gpu_config");
   if (id.empty() || !config.is_object()) {
     return InvalidArgument("the /allocate answer has no allocation_id or gpu_config");
@@ -494,7 +481,7 @@ Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, cons
   const json& nodes = Member(config, "nodes");
   if (nodes.is_array() && nodes.size() > 1) {
     std::string names;
-    for (const json& node : nodes) names += " " + StringMember(node, "node_name");
+    for (const json& node : nodes) names += " " + String(node, "node_name", "");
     return Status(StatusCode::kFailedPrecondition,
                   "the allocation spans " + std::to_string(nodes.size()) + " nodes (" +
                       names.substr(1) +
@@ -504,8 +491,8 @@ Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, cons
   const json& first = nodes.is_array() && !nodes.empty() ? nodes[0] : json();
   LaunchPlan plan;
   plan.allocation_id = id;
-  plan.node_name = StringMember(first, "node_name");
-  if (plan.node_name.empty()) plan.node_name = StringMember(answer, "node_name");
+  plan.node_name = String(first, "node_name", "");
+  if (plan.node_name.empty()) plan.node_name = String(answer, "node_name", "");
 
   const json& node_environment = Member(first, "environment");
   const json& environment =
@@ -593,23 +580,23 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
   LaunchPlan plan;
   if (acquired.kind == Acquisition::Kind::kAllocated) {
     Result<LaunchPlan> planned = PlanGpuLaunch(acquired.answer, effective, daemon.url, owner);
-    const std::string id = StringMember(acquired.answer, "allocation_id");
+    const std::string id = String(acquired.answer, "allocation_id", "");
     if (!planned.ok()) {
       output.Note(planned.status().message());
-      Release(client, id, owner, ttl_s, output);
+      Release(client, id, ttl_s, output);
       return kExitRefused;
     }
     plan = std::move(planned).value();
     output.SetAllocation(id);
     if (Status guarded = GuardLaunch(effective, plan, output); !guarded.ok()) {
       output.Note(guarded.message() + "; the command was not run (--no-guard runs it unguarded)");
-      Release(client, id, owner, ttl_s, output);
+      Release(client, id, ttl_s, output);
       return kExitUsage;
     }
     output.Note("allocated " + id + " (" + DescribeGpus(acquired.answer) + ", lease " +
                 std::to_string(ttl_s) + " s, renewed while the command runs)");
   } else {
-    const std::string reason = StringMember(Member(acquired.answer, "error"), "message");
+    const std::string reason = String(Member(acquired.answer, "error"), "message", "");
     if (!effective.cpu_fallback) {
       output.Note("no GPU is free now and --no-cpu-fallback is set; the command was not run");
       output.Note(RenderError(acquired.answer));
@@ -673,7 +660,7 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
   }
   if (!plan.allocation_id.empty()) {
     RemoveCudaGuardLedger(plan.allocation_id);
-    Release(client, plan.allocation_id, owner, ttl_s, output);
+    Release(client, plan.allocation_id, ttl_s, output);
   }
   return exit_code;
 }

@@ -20,6 +20,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/json_view.h"
 #include "cli/table.h"
 
 namespace gpurm::cli {
@@ -30,34 +31,6 @@ using nlohmann::json;
 constexpr char kMonitoringPath[] = "/api/v1/gpu/monitoring?window=600";
 constexpr size_t kSparklineSamples = 10;
 constexpr int kBarWidth = 10;
-
-// --- Reading the server's JSON without throwing -----------------------------
-
-const json& Member(const json& object, const char* key) {
-  static const json kNull;  // Immutable; shared by every miss.
-  if (!object.is_object()) return kNull;
-  const auto it = object.find(key);
-  return it == object.end() ? kNull : *it;
-}
-
-const json& Array(const json& object, const char* key) {
-  static const json kEmpty = json::array();
-  const json& value = Member(object, key);
-  return value.is_array() ? value : kEmpty;
-}
-
-std::string String(const json& object, const char* key, const std::string& fallback = "-") {
-  const json& value = Member(object, key);
-  return value.is_string() && !value.get_ref<const std::string&>().empty()
-             ? value.get_ref<const std::string&>()
-             : fallback;
-}
-
-std::optional<double> Number(const json& object, const char* key) {
-  const json& value = Member(object, key);
-  if (!value.is_number()) return std::nullopt;
-  return value.get<double>();
-}
 
 // --- Text with ANSI colours -------------------------------------------------
 

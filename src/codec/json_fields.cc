@@ -51,7 +51,10 @@ Result<int64_t> ReadInteger(const std::string& field, const json& value, int64_t
   }
   if (value.is_number_float()) {
     const double d = value.get<double>();
-    if (!std::isfinite(d) || std::floor(d) != d) return WrongType(field, "an integer", value);
+    if (!std::isfinite(d) || std::floor(d) != d) {
+      // The value itself says more than "a number" here.
+      return InvalidArgument("expected an integer, got " + value.dump(), field);
+    }
     // A whole double outside [-2^63, 2^63) has no int64 value to convert to.
     if (d < -0x1p63 || d >= 0x1p63 || d < static_cast<double>(min) ||
         d > static_cast<double>(max)) {

@@ -1,7 +1,7 @@
 // gpu_config.yaml: the daemon's configuration. Keys are the documented ones
-// (README.md, docs/api.md) plus a `server` section. Loading is strict: every error names the key, the
-// line and what was expected, and unknown keys are errors (a misspelt key
-// silently falling back to a default is worse than refusing to start).
+// (README.md, docs/api.md) plus a `server` section. Loading is strict: every error names the key,
+// the line and what was expected, and unknown keys are errors (a misspelt key silently falling back
+// to a default is worse than refusing to start).
 #ifndef GPURM_CONFIG_CONFIG_H_
 #define GPURM_CONFIG_CONFIG_H_
 

