@@ -38,6 +38,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/loopback.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -47,38 +49,10 @@ std::string BinaryDir() {
   return dir != nullptr ? dir : GPURM_DEFAULT_BINARY_DIR;
 }
 
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  ::close(fd);
-  return bound ? ntohs(address.sin_port) : 0;
-}
-
 // A connected loopback socket with 10 s send and receive deadlines; -1 on
 // failure. `receive_buffer` > 0 shrinks the receive buffer (a slow reader).
 int Connect(uint16_t port, int receive_buffer = 0) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  timeval timeout{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  if (receive_buffer > 0) {
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
-  }
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
+  return gpurm::testing::ConnectLoopback(port, {.timeout_s = 10, .receive_buffer = receive_buffer});
 }
 
 bool SendAll(int fd, const std::string& data) {
@@ -204,7 +178,7 @@ int main(int argc, char** argv) {
   std::ofstream(dir / "gpu_config.yaml")
       << "log_level: \"WARNING\"\nserver:\n  max_connections: " << connections
       << "\n  first_request_timeout_s: 120\n  request_timeout_s: 120\n  reserved_connections: 8\n";
-  const uint16_t port = FreePort();
+  const uint16_t port = gpurm::testing::FreeLoopbackPort();
   std::vector<std::string> args = {BinaryDir() + "/gpurm",
                                    "serve",
                                    "--config",

@@ -22,6 +22,7 @@
 
 #include "cli/client.h"
 #include "support/daemon_process.h"
+#include "support/loopback.h"
 
 namespace gpurm {
 namespace {
@@ -32,15 +33,7 @@ using nlohmann::json;
 // daemon fails the test instead of hanging it.
 class Connection {
  public:
-  explicit Connection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{60, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  }
+  explicit Connection(uint16_t port) : fd_(testing::ConnectLoopback(port)), connected_(fd_ >= 0) {}
   ~Connection() { ::close(fd_); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -39,6 +39,7 @@
 #include "cli/client.h"
 #include "support/daemon_process.h"
 #include "support/eventually.h"
+#include "support/loopback.h"
 #include "support/run_command.h"
 
 namespace gpurm {
@@ -90,31 +91,6 @@ class TestPki {
  private:
   std::string dir_;
 };
-
-int ConnectTcp(uint16_t port, const char* source = nullptr) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{60, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  if (source != nullptr) {
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source, &local.sin_addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
-      ::close(fd);
-      return -1;
-    }
-  }
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 uint16_t PortOf(const std::string& base_url) {
   return static_cast<uint16_t>(std::stoi(base_url.substr(base_url.rfind(':') + 1)));
@@ -180,7 +156,7 @@ class TlsConnection {
       SSL_CTX_use_certificate_chain_file(context_.get(), cert.c_str());
       SSL_CTX_use_PrivateKey_file(context_.get(), key.c_str(), SSL_FILETYPE_PEM);
     }
-    fd_ = ConnectTcp(port);
+    fd_ = testing::ConnectLoopback(port);
     ssl_.reset(SSL_new(context_.get()));
     SSL_set_fd(ssl_.get(), fd_);
     connected_ = fd_ >= 0 && SSL_connect(ssl_.get()) == 1;
@@ -326,7 +302,7 @@ TEST_F(TlsE2eTest, OnlyTls12AndLaterAreAccepted) {
   SSL_CTX_set_max_proto_version(context, TLS1_1_VERSION);
   SSL_CTX_set_security_level(context, 0);
   SSL* ssl = SSL_new(context);
-  const int fd = ConnectTcp(port());
+  const int fd = testing::ConnectLoopback(port());
   SSL_set_fd(ssl, fd);
   EXPECT_NE(SSL_connect(ssl), 1);
   ERR_clear_error();
@@ -509,7 +485,7 @@ class LimitsE2eTest : public ::testing::Test {
 TEST_F(LimitsE2eTest, OverTheRateLimitRequestsGet429WithRetryAfter) {
   // One request per 100 s after a burst of 3: the burst is spent quickly.
   ASSERT_NO_FATAL_FAILURE(StartDaemon("  rate_limit_rps: 0.01\n  rate_limit_burst: 3\n"));
-  const int fd = ConnectTcp(port());
+  const int fd = testing::ConnectLoopback(port());
   ASSERT_GE(fd, 0);
   RawResponse limited;
   for (int i = 0; i < 10 && limited.status != 429; ++i) {
@@ -527,7 +503,7 @@ TEST_F(LimitsE2eTest, OverTheRateLimitRequestsGet429WithRetryAfter) {
   EXPECT_TRUE(body["error"].contains("field"));
 
   // Another client address has its own bucket.
-  const int other = ConnectTcp(port(), "127.0.0.2");
+  const int other = testing::ConnectLoopback(port(), {.source = "127.0.0.2"});
   ASSERT_GE(other, 0);
   EXPECT_EQ(PlainRequest(other, kHealthRequest).status, 200);
   ::close(other);
@@ -538,15 +514,15 @@ TEST_F(LimitsE2eTest, OverThePerClientConnectionCapConnectionsGet503AndClose) {
   // An address of its own: the start-up health check's connection (from
   // 127.0.0.1) may not be closed yet and would count against the cap.
   const char* capped = "127.0.0.3";
-  const int first = ConnectTcp(port(), capped);
-  const int second = ConnectTcp(port(), capped);
+  const int first = testing::ConnectLoopback(port(), {.source = capped});
+  const int second = testing::ConnectLoopback(port(), {.source = capped});
   ASSERT_GE(first, 0);
   ASSERT_GE(second, 0);
   // Both are answered (they are within the cap).
   EXPECT_EQ(PlainRequest(first, kHealthRequest).status, 200);
   EXPECT_EQ(PlainRequest(second, kHealthRequest).status, 200);
 
-  const int third = ConnectTcp(port(), capped);
+  const int third = testing::ConnectLoopback(port(), {.source = capped});
   ASSERT_GE(third, 0);
   const RawResponse refused = PlainRequest(third, kHealthRequest);
   EXPECT_EQ(refused.status, 503);
@@ -557,7 +533,7 @@ TEST_F(LimitsE2eTest, OverThePerClientConnectionCapConnectionsGet503AndClose) {
   ::close(third);
 
   // Another address is not capped by this one's connections.
-  const int other = ConnectTcp(port(), "127.0.0.2");
+  const int other = testing::ConnectLoopback(port(), {.source = "127.0.0.2"});
   ASSERT_GE(other, 0);
   EXPECT_EQ(PlainRequest(other, kHealthRequest).status, 200);
   ::close(other);
@@ -565,7 +541,7 @@ TEST_F(LimitsE2eTest, OverThePerClientConnectionCapConnectionsGet503AndClose) {
   // Once one closes, the address may connect again.
   ::close(first);
   EXPECT_TRUE(testing::Eventually([&] {
-    const int again = ConnectTcp(port(), capped);
+    const int again = testing::ConnectLoopback(port(), {.source = capped});
     const int status = PlainRequest(again, kHealthRequest).status;
     ::close(again);
     return status == 200;
@@ -575,7 +551,7 @@ TEST_F(LimitsE2eTest, OverThePerClientConnectionCapConnectionsGet503AndClose) {
 
 TEST_F(LimitsE2eTest, ASlowlorisClientIsCutOffAfterTheHeaderTimeout) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon("  header_timeout_s: 1\n"));
-  const int fd = ConnectTcp(port());
+  const int fd = testing::ConnectLoopback(port());
   ASSERT_GE(fd, 0);
   // 300 header bytes at one per 100 ms would take 30 s: far beyond 1 s.
   const std::string request =
@@ -604,7 +580,7 @@ TEST_F(LimitsE2eTest, ASlowlorisClientIsCutOffAfterTheHeaderTimeout) {
 
 TEST_F(LimitsE2eTest, OversizedHeadersGet431Json) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon("  max_header_bytes: 1024\n"));
-  const int fd = ConnectTcp(port());
+  const int fd = testing::ConnectLoopback(port());
   ASSERT_GE(fd, 0);
   const RawResponse response = PlainRequest(
       fd, "GET /api/v1/gpu/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'b') +

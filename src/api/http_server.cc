@@ -59,13 +59,13 @@ class HttpServer::Impl {
       : options_(std::move(options)),
         router_(router),
         observer_(std::move(observer)),
-        ioc_(options_.io_threads),
-        acceptor_(asio::make_strand(ioc_)),
-        workers_(static_cast<size_t>(options_.worker_threads)),
         rate_limiter_(options_.rate_limit_rps,
                       options_.rate_limit_burst >= 1 ? options_.rate_limit_burst
                                                      : std::max(1.0, options_.rate_limit_rps),
-                      options_.clock != nullptr ? options_.clock : &system_clock_) {}
+                      options_.clock != nullptr ? options_.clock : &system_clock_),
+        ioc_(options_.io_threads),
+        acceptor_(asio::make_strand(ioc_)),
+        workers_(static_cast<size_t>(options_.worker_threads)) {}
 
   Status Start(uint16_t* bound_port);
   void Stop();
@@ -118,10 +118,6 @@ class HttpServer::Impl {
   const HttpServerOptions options_;
   const Router* router_;
   const RequestObserver observer_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;
-  asio::thread_pool workers_;
-  std::vector<std::thread> io_threads_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<int> connections_{0};
@@ -142,6 +138,14 @@ class HttpServer::Impl {
   std::mutex idle_mutex_;                                    // Guards the two members below.
   uint64_t next_idle_id_ = 1;
   std::map<uint64_t, std::function<void()>> idle_;  // By id: oldest first.
+  // Declared last, so destroyed first: destroying the io_context (and the
+  // worker pool) destroys the handlers still queued, and with them the last
+  // references to sessions, whose destructors give back their connection,
+  // stream and idle slots in the members above -- which must still exist.
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  asio::thread_pool workers_;
+  std::vector<std::thread> io_threads_;
 };
 
 namespace {

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/loopback.h"
+
 namespace gpurm {
 namespace {
 
@@ -75,15 +77,7 @@ class ScriptedStream final : public ResponseStream {
 // server fails the test instead of hanging it.
 class Client {
  public:
-  explicit Client(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{60, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  }
+  explicit Client(uint16_t port) : fd_(testing::ConnectLoopback(port)), connected_(fd_ >= 0) {}
   ~Client() { Disconnect(); }
 
   bool connected() const { return connected_; }
