@@ -24,6 +24,9 @@ struct ApiContext {
   EventHub* events = nullptr;                 // Source of /api/v1/gpu/events.
   Sampler* sampler = nullptr;                 // On-demand refresh; its counters go to /metrics.
   const HttpMetrics* http_metrics = nullptr;  // Request counters for /metrics.
+  // /metrics also writes dcgm-exporter's series (api/dcgm_metrics.h);
+  // server.dcgm_compatible_metrics.
+  bool dcgm_compatible_metrics = false;
 };
 
 // Registers every /api/v1 endpoint and GET /metrics (docs/api.md). `context`

@@ -190,7 +190,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                                                 "rate_limit_burst",
                                                 "tls",
                                                 "auth",
-                                                "max_allocations_per_owner"});
+                                                "max_allocations_per_owner",
+                                                "dcgm_compatible_metrics"});
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   const auto non_negative = [](double v) { return v >= 0; };
@@ -200,6 +201,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadTls(parser, entry, &server->tls);
     } else if (entry.key == "auth") {
       status = ReadAuth(parser, entry, &server->auth);
+    } else if (entry.key == "dcgm_compatible_metrics") {
+      status = ReadBool(parser, entry, &server->dcgm_compatible_metrics);
     } else if (entry.key == "max_allocations_per_owner") {
       status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
                        &server->max_allocations_per_owner);

@@ -1,7 +1,7 @@
 // gpu_config.yaml: the daemon's configuration. Keys are the documented ones
-// (README.md, docs/api.md) plus a `server` section. Loading is strict: every error names the key, the
-// line and what was expected, and unknown keys are errors (a misspelt key
-// silently falling back to a default is worse than refusing to start).
+// (README.md, docs/api.md) plus a `server` section. Loading is strict: every error names the key,
+// the line and what was expected, and unknown keys are errors (a misspelt key silently falling back
+// to a default is worse than refusing to start).
 #ifndef GPURM_CONFIG_CONFIG_H_
 #define GPURM_CONFIG_CONFIG_H_
 
@@ -59,6 +59,10 @@ struct ServerConfig {
   AuthConfig auth;
   // Active plus queued allocations one owner may hold; 0 = no cap. Beyond: 429.
   int64_t max_allocations_per_owner = 0;
+  // /metrics also exports the NVIDIA GPUs' series under dcgm-exporter's
+  // names, units and labels (DCGM_FI_DEV_GPU_UTIL, ...), so dashboards and
+  // alerts written for NVIDIA's DCGM exporter work unchanged.
+  bool dcgm_compatible_metrics = false;
 };
 
 // Kubernetes mode (docs/kubernetes.md): the inventory from the cluster's

@@ -285,7 +285,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server:\n  auth:\n    token_file: t\n", "server.auth.token_file",
                   "did you mean 'server.auth.tokens_file'?"},
         BadConfig{"server: {max_allocations_per_owner: -1}", "server.max_allocations_per_owner",
-                  "expected an integer from 0 (no cap) to 1000000, got \"-1\""}));
+                  "expected an integer from 0 (no cap) to 1000000, got \"-1\""},
+        BadConfig{"server:\n  dcgm_compatible_metrics: on\n", "server.dcgm_compatible_metrics",
+                  "gpu_config.yaml:2: server.dcgm_compatible_metrics: expected true or false, "
+                  "got \"on\""},
+        BadConfig{"server: {dcgm_compatible_metric: true}", "server.dcgm_compatible_metric",
+                  "did you mean 'server.dcgm_compatible_metrics'?"}));
+
+TEST(ConfigTest, DcgmCompatibleMetricsSwitch) {
+  EXPECT_FALSE(Parse("").server.dcgm_compatible_metrics) << "off unless configured";
+  EXPECT_TRUE(Parse("server: {dcgm_compatible_metrics: true}").server.dcgm_compatible_metrics);
+  EXPECT_FALSE(Parse("server: {dcgm_compatible_metrics: false}").server.dcgm_compatible_metrics);
+}
 
 TEST(ConfigTest, ServerLimitsAndTls) {
   const Config defaults = Parse("");

@@ -247,6 +247,7 @@ int RunServe(const ServeOptions& options) {
   context.events = &events;
   context.sampler = &sampler;
   context.http_metrics = &http_metrics;
+  context.dcgm_compatible_metrics = config->server.dcgm_compatible_metrics;
   Router router;
   RegisterApiRoutes(context, router);
   if (kubernetes) kubernetes->Serve(&manager, router);
