@@ -103,9 +103,20 @@ if command -v systemd-analyze >/dev/null; then
 else
   bad "systemd-analyze is not installed (scripts/install-deps.sh installs systemd)"
 fi
+# systemd's own rating of the sandbox (0 = locked down .. 10 = exposed):
+# at most 2.5, "OK", with the GPU device nodes, /sys and the network open.
+if command -v systemd-analyze >/dev/null; then
+  exposure="$(systemd-analyze security --offline=true "$work/unit/gpurm.service" 2>&1 | tail -n1)"
+  if systemd-analyze security --offline=true --threshold=25 "$work/unit/gpurm.service" > /dev/null 2>&1; then
+    ok "systemd-analyze security: ${exposure#→ }"
+  else
+    bad "systemd-analyze security: ${exposure#→ }, over 2.5"
+  fi
+fi
 for directive in 'User=gpurm' 'ExecReload=/bin/kill -HUP $MAINPID' 'ProtectSystem=strict' \
                  'ProtectHome=yes' 'NoNewPrivileges=yes' 'StateDirectory=gpurm' 'LogsDirectory=gpurm' \
-                 'SupplementaryGroups=video render' 'DeviceAllow=char-nvidia* rw'; do
+                 'SupplementaryGroups=video render' 'DeviceAllow=char-nvidia* rw' 'DevicePolicy=closed' \
+                 'SystemCallFilter=@system-service'; do
   grep -qxF "$directive" "$unit" && ok "unit: $directive" || bad "unit lacks '$directive'"
 done
 grep -qx 'ExecStart=/usr/bin/gpurm serve --config /etc/gpurm/gpu_config.yaml --data-dir /var/lib/gpurm --log-dir /var/log/gpurm' "$unit" &&
