@@ -50,6 +50,55 @@ std::vector<std::string> Spellings(const CLI::Option* option) {
 // Flags (--help, --insecure) expect no value.
 bool TakesValue(const CLI::Option* option) { return option->get_expected_max() > 0; }
 
+// The values an option or positional accepts when it is checked against a
+// set: CLI11 writes an IsMember check's choices into the type name
+// ("TEXT:{table,json}"). Empty when any value goes.
+std::vector<std::string> Choices(const CLI::Option* option) {
+  const std::string type = option->get_type_name();
+  const size_t open = type.find(":{");
+  const size_t close = type.find('}', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos) return {};
+  std::vector<std::string> choices;
+  std::string choice;
+  for (char c : type.substr(open + 2, close - open - 2)) {
+    if (c == ',') {
+      if (!choice.empty()) choices.push_back(choice);
+      choice.clear();
+    } else if (c != ' ') {
+      choice += c;
+    }
+  }
+  if (!choice.empty()) choices.push_back(choice);
+  return choices;
+}
+
+std::vector<const CLI::Option*> Positionals(const CLI::App* app) {
+  return app->get_options([](const CLI::Option* option) { return option->get_positional(); });
+}
+
+std::string Join(const std::vector<std::string>& words, const std::string& separator) {
+  std::string joined;
+  for (const std::string& word : words) {
+    if (!joined.empty()) joined += separator;
+    joined += word;
+  }
+  return joined;
+}
+
+// One `case` branch per option of `node` that takes a value from a set:
+// after it, the set is offered. `offer` turns the words into the shell's
+// command ("COMPREPLY=(...); return").
+std::string ChoiceBranches(const CommandNode& node, const std::string& indent,
+                           std::string (*offer)(const std::string& words)) {
+  std::string branches;
+  for (const CLI::Option* option : NamedOptions(node.app)) {
+    const std::vector<std::string> choices = Choices(option);
+    if (!TakesValue(option) || choices.empty()) continue;
+    branches += indent + Join(Spellings(option), "|") + ") " + offer(Join(choices, " ")) + " ;;\n";
+  }
+  return branches;
+}
+
 // The words completing after `node`: its subcommands, then its options.
 std::string Words(const CommandNode& node) {
   std::string words;
@@ -58,6 +107,10 @@ std::string Words(const CommandNode& node) {
     words += word;
   };
   for (const CLI::App* sub : Subcommands(node.app)) append(sub->get_name());
+  // The values of a positional checked against a set ("completion bash").
+  for (const CLI::Option* positional : Positionals(node.app)) {
+    for (const std::string& choice : Choices(positional)) append(choice);
+  }
   for (const CLI::Option* option : NamedOptions(node.app)) {
     for (const std::string& spelling : Spellings(option)) append(spelling);
   }
@@ -122,6 +175,19 @@ std::string Roff(const std::string& text) {
   return out;
 }
 
+// Help texts are phrases ("Output format"); in the man page's running text
+// each ends with a full stop.
+std::string Sentence(std::string text) {
+  if (!text.empty() && std::string(".!?").find(text.back()) == std::string::npos) text += '.';
+  return text;
+}
+
+// The NAME line's summary: the description without a leading "gpurm: ".
+std::string Summary(const std::string& description, const std::string& program) {
+  const std::string prefix = program + ": ";
+  return description.rfind(prefix, 0) == 0 ? description.substr(prefix.size()) : description;
+}
+
 std::string Upper(std::string text) {
   for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return text;
@@ -139,7 +205,7 @@ void ManOption(std::ostream& page, const CLI::Option* option) {
     const std::string value = option->get_type_name();
     page << " \\fI" << Roff(value.empty() ? "VALUE" : value) << "\\fR";
   }
-  page << "\n" << Roff(option->get_description()) << "\n";
+  page << "\n" << Roff(Sentence(option->get_description())) << "\n";
   if (!option->get_envname().empty()) {
     page << "Environment: \\fB" << Roff(option->get_envname()) << "\\fR.\n";
   }
@@ -165,8 +231,12 @@ std::string BashCompletion(const CLI::App& app, const std::string& program) {
          << "  local words=\"\" value_options=\"\"\n"
          << "  case $command_path in\n";
   for (const CommandNode& node : nodes) {
-    script << "    \"" << node.path << "\")\n"
-           << "      words=\"" << Words(node) << "\"\n"
+    script << "    \"" << node.path << "\")\n";
+    const std::string choices = ChoiceBranches(node, "        ", [](const std::string& words) {
+      return "COMPREPLY=($(compgen -W \"" + words + "\" -- \"$cur\")); return";
+    });
+    if (!choices.empty()) script << "      case $prev in\n" << choices << "      esac\n";
+    script << "      words=\"" << Words(node) << "\"\n"
            << "      value_options=\"" << ValueOptionPattern(node) << "\" ;;\n";
   }
   script << "  esac\n"
@@ -202,7 +272,14 @@ std::string ZshCompletion(const CLI::App& app, const std::string& program) {
          << "  local -a value_options entries\n"
          << "  case $command_path in\n";
   for (const CommandNode& node : nodes) {
-    script << "    \"" << node.path << "\")\n      value_options=(";
+    script << "    \"" << node.path << "\")\n";
+    const std::string choices = ChoiceBranches(node, "        ", [](const std::string& words) {
+      return "compadd -- " + words + "; return";
+    });
+    if (!choices.empty()) {
+      script << "      case ${words[CURRENT-1]} in\n" << choices << "      esac\n";
+    }
+    script << "      value_options=(";
     std::string pattern = ValueOptionPattern(node);
     for (char& c : pattern) {
       if (c == '|') c = ' ';
@@ -210,6 +287,11 @@ std::string ZshCompletion(const CLI::App& app, const std::string& program) {
     script << pattern << ")\n      entries=(";
     for (const CLI::App* sub : Subcommands(node.app)) {
       script << "\n        " << ZshEntry(sub->get_name(), sub->get_description());
+    }
+    for (const CLI::Option* positional : Positionals(node.app)) {
+      for (const std::string& choice : Choices(positional)) {
+        script << "\n        " << ZshEntry(choice, positional->get_description());
+      }
     }
     for (const CLI::Option* option : NamedOptions(node.app)) {
       for (const std::string& spelling : Spellings(option)) {
@@ -240,7 +322,7 @@ std::string ManPage(const CLI::App& app, const std::string& program, const std::
        << ".TH " << Upper(program) << " 1 \"" << date << "\" \"" << program << " " << version
        << "\" \"User Commands\"\n"
        << ".SH NAME\n"
-       << program << " \\- " << Roff(app.get_description()) << "\n"
+       << program << " \\- " << Roff(Summary(app.get_description(), program)) << "\n"
        << ".SH SYNOPSIS\n"
        << ".B " << program << "\n"
        << "[\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n"
@@ -255,11 +337,12 @@ std::string ManPage(const CLI::App& app, const std::string& program, const std::
   const std::vector<CommandNode> nodes = CommandTree(app, program);
   for (size_t i = 1; i < nodes.size(); ++i) {
     const CLI::App* command = nodes[i].app;
-    page << ".SS \"" << Roff(nodes[i].path) << "\"\n" << Roff(command->get_description()) << "\n";
+    page << ".SS \"" << Roff(nodes[i].path) << "\"\n"
+         << Roff(Sentence(command->get_description())) << "\n";
     for (const CLI::Option* positional :
          command->get_options([](const CLI::Option* option) { return option->get_positional(); })) {
       page << ".TP\n\\fI" << Roff(Upper(positional->get_name())) << "\\fR\n"
-           << Roff(positional->get_description()) << "\n";
+           << Roff(Sentence(positional->get_description())) << "\n";
     }
     for (const CLI::Option* option : NamedOptions(command)) {
       if (option == command->get_help_ptr()) continue;
