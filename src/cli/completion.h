@@ -6,8 +6,8 @@
 //   gpurm completion zsh    > /usr/share/zsh/vendor-completions/_gpurm
 //   gpurm man               > gpurm.1
 //
-// The build writes all three next to the binary and `cmake --install`
-// installs them (packaging/CMakeLists.txt).
+// `cmake --install` runs these three and installs what they print
+// (packaging/install_prefix_files.cmake).
 #ifndef GPURM_CLI_COMPLETION_H_
 #define GPURM_CLI_COMPLETION_H_
 
