@@ -33,11 +33,9 @@ else
   bad "lintian is not installed (scripts/install-deps.sh installs it)"
 fi
 
-# The file list: what `cmake --install` lays out plus Debian's doc files.
-# The CUDA guard library (lib/<triplet>/gpurm/) is left out of the
-# comparison: it is packaged once its CMake target exists.
-dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' | grep -v '^$' |
-  grep -Ev '^/usr/lib/[^/]+-linux-[^/]+(/gpurm(/libgpurm_cuda_guard\.so.*)?)?$' | sort > "$work/files"
+# The file list: what `cmake --install` lays out plus Debian's doc files,
+# and the CUDA guard library where the build has one (src/guard).
+dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' | grep -v '^$' | LC_ALL=C sort > "$work/files"
 cat > "$work/expected" <<'LIST'
 /etc
 /etc/gpurm
@@ -70,6 +68,10 @@ cat > "$work/expected" <<'LIST'
 /usr/share/zsh/vendor-completions
 /usr/share/zsh/vendor-completions/_gpurm
 LIST
+if [ -f "$build_dir/libgpurm_cuda_guard.so" ]; then
+  printf '%s\n' /usr/lib/gpurm /usr/lib/gpurm/libgpurm_cuda_guard.so >> "$work/expected"
+fi
+LC_ALL=C sort -o "$work/expected" "$work/expected"
 if diff -u "$work/expected" "$work/files"; then
   ok "file list ($(wc -l < "$work/files") entries)"
 else
