@@ -82,6 +82,32 @@ dpkg-deb -f "$deb" Depends | grep -q adduser && ok "depends on adduser (postinst
 [ "$(dpkg-deb -I "$deb" conffiles)" = /etc/gpurm/gpu_config.yaml ] &&
   ok "/etc/gpurm/gpu_config.yaml is a conffile" || bad "conffiles: $(dpkg-deb -I "$deb" conffiles)"
 
+# The postinst, run with stand-ins for the commands it calls (each logs its
+# arguments): on a machine without the user and groups it creates the system
+# user gpurm and the groups video and render; where they exist it creates
+# nothing (idempotent, as on an upgrade).
+dpkg-deb -e "$deb" "$work/control"
+mkdir -p "$work/stubs"
+for command in adduser addgroup deb-systemd-helper deb-systemd-invoke systemctl; do
+  printf '#!/bin/sh\necho "%s $*" >> "$STUB_LOG"\n' "$command" > "$work/stubs/$command"
+done
+# getent: every name is missing unless STUB_EXISTS=1.
+printf '#!/bin/sh\n[ "$STUB_EXISTS" = 1 ]\n' > "$work/stubs/getent"
+chmod +x "$work/stubs"/*
+STUB_LOG="$work/fresh.log" STUB_EXISTS=0 PATH="$work/stubs:$PATH" sh "$work/control/postinst" configure
+grep -qx 'adduser --system --group --home /var/lib/gpurm --no-create-home --gecos gpurm GPU resource manager gpurm' "$work/fresh.log" &&
+  grep -qx 'addgroup --system video' "$work/fresh.log" && grep -qx 'addgroup --system render' "$work/fresh.log" &&
+  ok "postinst on a fresh machine: creates the system user gpurm and the groups video, render" ||
+  bad "postinst on a fresh machine ran: $(tr '\n' ';' < "$work/fresh.log")"
+STUB_LOG="$work/upgrade.log" STUB_EXISTS=1 PATH="$work/stubs:$PATH" sh "$work/control/postinst" configure 0.0.9
+if grep -q '^add' "$work/upgrade.log"; then
+  bad "postinst where the user exists ran: $(tr '\n' ';' < "$work/upgrade.log")"
+else
+  ok "postinst where the user and groups exist: creates nothing"
+fi
+grep -q "deb-systemd-helper update-state gpurm.service\|deb-systemd-helper enable gpurm.service" "$work/fresh.log" &&
+  ok "postinst registers gpurm.service with deb-systemd-helper" || bad "postinst: no deb-systemd-helper call"
+
 extracted="$work/root"
 dpkg-deb -x "$deb" "$extracted"
 unit="$extracted/usr/lib/systemd/system/gpurm.service"
