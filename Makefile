@@ -3,7 +3,7 @@
 BUILD_DIR ?= build
 ARGS ?=
 
-.PHONY: deps build run test test-cpp test-python format lint bench clean
+.PHONY: deps build run test test-cpp test-python format lint bench clean install deb
 
 deps:
 	bash scripts/install-deps.sh
@@ -35,6 +35,17 @@ lint: build
 
 bench: build
 	bash bench/run
+
+# Installs the binary, /etc/gpurm/gpu_config.yaml, the systemd unit, the man
+# page and shell completions under PREFIX (etc/ under PREFIX unless PREFIX is
+# /usr); DESTDIR stages the tree elsewhere, as packagers do.
+PREFIX ?= /usr/local
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+
+# The Debian package, from the same install step: $(BUILD_DIR)/gpurm_VERSION_ARCH.deb
+deb: build
+	nice -n 10 bash scripts/make-deb.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

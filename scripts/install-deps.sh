@@ -20,6 +20,10 @@ packages=(
   # promtool: tests check /metrics with Prometheus' own parser. Where systemd
   # runs, Debian also starts the Prometheus server (systemctl disable --now prometheus).
   prometheus
+  # Packaging and its tests (scripts/make-deb.sh, tests/packaging): dpkg-shlibdeps,
+  # lintian, `systemd-analyze verify` on the unit, `man --warnings` on the man
+  # page, `zsh -n` on the zsh completion.
+  dpkg-dev lintian systemd man-db zsh
 )
 
 missing=()
@@ -38,3 +42,10 @@ fi
 # NVML's header comes from PyPI (NVIDIA ships no Debian package of it); CMake
 # runs this too, so the call only warms the shared cache.
 bash "$(dirname "$0")/fetch-nvml-header.sh"
+
+# helm for the chart tests (tests/helm/chart_test.sh), built once from its Go
+# module into ~/.cache/gpurm-helm (scripts/build-helm.sh: seconds when cached,
+# about 10 minutes cold on two cores). Without Go the chart test is skipped.
+if command -v go >/dev/null; then
+  bash "$(dirname "$0")/build-helm.sh" > /dev/null
+fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Python side of gpurm: Debian's CPU PyTorch and venv module, the
 # virtual environment .venv (which sees Debian's packages, so torch and numpy
-# come from apt), the pinned packages of python/requirements-test.txt and the
-# gpurm package itself (editable).
+# come from apt), the pinned packages of python/requirements-test.txt and
+# python/requirements-dist.txt (build, twine) and the gpurm package itself
+# (editable).
 #
 # Idempotent and fast when nothing changed: apt runs only for missing packages,
 # the venv is created only when absent, and pip runs only when the pinned
@@ -14,6 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="$root/.venv"
 requirements="$root/python/requirements-test.txt"
+dist_requirements="$root/python/requirements-dist.txt"
 stamp="$venv/.gpurm-requirements.sha256"
 
 apt_packages=(python3-venv python3-torch python3-numpy)
@@ -35,16 +37,16 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
 
-wanted="$(cat "$requirements" "$root/python/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+wanted="$(cat "$requirements" "$dist_requirements" "$root/python/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] &&
-   "$venv/bin/python" -c "import gpurm, pytest" 2>/dev/null; then
+   "$venv/bin/python" -c "import gpurm, pytest, build, twine" 2>/dev/null; then
   echo "install-python: .venv is up to date"
   exit 0
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-echo "install-python: pip install -r python/requirements-test.txt"
-"$venv/bin/python" -m pip install -q -r "$requirements"
+echo "install-python: pip install -r python/requirements-test.txt -r python/requirements-dist.txt"
+"$venv/bin/python" -m pip install -q -r "$requirements" -r "$dist_requirements"
 echo "install-python: pip install -e python/"
 "$venv/bin/python" -m pip install -q --no-build-isolation --no-deps -e "$root/python"
 "$venv/bin/python" - <<'EOF'

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "api/dcgm_metrics.h"
 #include "api/json_codec.h"
 #include "api/plan_handlers.h"
 #include "api/policy_handlers.h"
@@ -857,6 +858,7 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
                "When the inventory snapshot these values come from was taken (Unix time).");
     out.Sample("gpurm_inventory_snapshot_timestamp_seconds", {},
                static_cast<double>(cluster.snapshot().taken_unix_ms) / 1000.0);
+    if (context.dcgm_compatible_metrics) WriteDcgmCompatibleMetrics(cluster, out);
   }
   AllocationFilter filter;
   filter.limit = std::numeric_limits<int>::max();

@@ -27,6 +27,9 @@ struct ApiContext {
   // The highest priority a caller below the admin role may ask for (with
   // tokens on; server.max_priority_without_admin). Beyond: 403.
   int max_priority_without_admin = kMaxPriority;
+  // /metrics also writes dcgm-exporter's series (api/dcgm_metrics.h);
+  // server.dcgm_compatible_metrics.
+  bool dcgm_compatible_metrics = false;
 };
 
 // The longest owner name accepted (X-Gpurm-Owner or the body's owner).

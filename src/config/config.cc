@@ -266,7 +266,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                                     "auth",
                                     "max_allocations_per_owner",
                                     "default_lease_ttl_s",
-                                    "max_lease_ttl_s"};
+                                    "max_lease_ttl_s",
+                                    "dcgm_compatible_metrics"};
   known.insert(known.end(), kHostileClientKeys.begin(), kHostileClientKeys.end());
   Result<std::vector<Entry>> entries = Section(parser, section, known);
   if (!entries.ok()) return entries.status();
@@ -291,6 +292,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
       status = ReadInt(parser, entry, 0, kLongestLeaseTtlS,
                        "a whole number of seconds from 0 (no maximum) to 31536000",
                        &server->max_lease_ttl_s);
+    } else if (entry.key == "dcgm_compatible_metrics") {
+      status = ReadBool(parser, entry, &server->dcgm_compatible_metrics);
     } else if (entry.key == "max_allocations_per_owner") {
       status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
                        &server->max_allocations_per_owner);

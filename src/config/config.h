@@ -91,6 +91,10 @@ struct ServerConfig {
   double max_queued_gpu_hours_per_owner = 192;
   // How long GPUs are held for one queue head before it yields to the next.
   double queue_head_hold_s = 600;
+  // /metrics also exports the NVIDIA GPUs' series under dcgm-exporter's
+  // names, units and labels (DCGM_FI_DEV_GPU_UTIL, ...), so dashboards and
+  // alerts written for NVIDIA's DCGM exporter work unchanged.
+  bool dcgm_compatible_metrics = false;
 };
 
 // max_connections_per_client when it is not set and the daemon listens on

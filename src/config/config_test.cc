@@ -314,7 +314,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server: {max_queued_gpu_hours_per_owner: -2}",
                   "server.max_queued_gpu_hours_per_owner", "GPU-hours >= 0"},
         BadConfig{"server: {queue_head_hold_s: -1}", "server.queue_head_hold_s",
-                  "positive number of seconds"}));
+                  "positive number of seconds"},
+        BadConfig{"server:\n  dcgm_compatible_metrics: on\n", "server.dcgm_compatible_metrics",
+                  "gpu_config.yaml:2: server.dcgm_compatible_metrics: expected true or false, "
+                  "got \"on\""},
+        BadConfig{"server: {dcgm_compatible_metric: true}", "server.dcgm_compatible_metric",
+                  "did you mean 'server.dcgm_compatible_metrics'?"}));
 
 TEST(ConfigTest, HostileClientLimits) {
   const Config defaults = Parse("");
@@ -344,6 +349,12 @@ TEST(ConfigTest, HostileClientLimits) {
   EXPECT_EQ(config.server.max_queued_per_owner, 5);
   EXPECT_EQ(config.server.max_queued_gpu_hours_per_owner, 16);
   EXPECT_EQ(config.server.queue_head_hold_s, 60);
+}
+
+TEST(ConfigTest, DcgmCompatibleMetricsSwitch) {
+  EXPECT_FALSE(Parse("").server.dcgm_compatible_metrics) << "off unless configured";
+  EXPECT_TRUE(Parse("server: {dcgm_compatible_metrics: true}").server.dcgm_compatible_metrics);
+  EXPECT_FALSE(Parse("server: {dcgm_compatible_metrics: false}").server.dcgm_compatible_metrics);
 }
 
 TEST(ConfigTest, ServerLimitsAndTls) {

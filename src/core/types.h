@@ -55,6 +55,9 @@ struct Gpu {
   // Uncorrected (double-bit) ECC errors since the driver loaded; unset when
   // the GPU has no ECC or the vendor library does not report it.
   std::optional<int64_t> ecc_double_bit_errors;
+  // The latest XID (NVIDIA's driver error code) reported for the GPU since
+  // the daemon started, application XIDs included; 0 = none seen.
+  int64_t last_xid = 0;
   bool mig_enabled = false;           // NVIDIA Multi-Instance GPU mode is on.
   std::vector<GpuProcess> processes;  // Compute processes; empty when unknown.
 

@@ -2,12 +2,18 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/completion.h"
+#include "daemon/build_info.h"
 #include "daemon/ledger_command.h"
 #include "daemon/serve.h"
 #include "simulator/command.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"gpurm: GPU resource manager (daemon and client)"};
+  // Named explicitly: CLI11 would otherwise take argv[0], a path, which the
+  // help text, completion scripts and man page would then show.
+  CLI::App app{"gpurm: GPU resource manager (daemon and client)", "gpurm"};
+  app.set_version_flag("--version", gpurm::VersionLine(),
+                       "Print the version, git commit and build date");
   app.require_subcommand(1);
 
   int exit_code = gpurm::cli::kExitOk;
@@ -27,6 +33,10 @@ int main(int argc, char** argv) {
   // RunServe blocks until SIGTERM; running it from the callback keeps the
   // parse-then-dispatch flow identical for every subcommand.
   serve->callback([&] { exit_code = gpurm::RunServe(serve_options); });
+
+  // Last: the completion scripts and man page cover every command above.
+  gpurm::cli::RegisterCompletionCommands(app, gpurm::GetBuildInfo().version,
+                                         gpurm::GetBuildInfo().date, &exit_code);
 
   return gpurm::cli::ParseAndRun(app, argc, argv, &exit_code);
 }

@@ -254,6 +254,7 @@ int RunServe(const ServeOptions& options) {
   context.sampler = &sampler;
   context.http_metrics = &http_metrics;
   context.max_priority_without_admin = static_cast<int>(config->server.max_priority_without_admin);
+  context.dcgm_compatible_metrics = config->server.dcgm_compatible_metrics;
   Router router;
   RegisterApiRoutes(context, router);
   if (kubernetes) kubernetes->Serve(&manager, router);

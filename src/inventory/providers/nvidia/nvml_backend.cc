@@ -242,6 +242,7 @@ class NvmlBackend final : public VendorBackend {
     {
       std::lock_guard<std::mutex> lock(events_mutex_);
       reasons.insert(reasons.end(), device.events.begin(), device.events.end());
+      gpu->last_xid = device.last_xid;
     }
     if (gpu->ecc_double_bit_errors && *gpu->ecc_double_bit_errors > 0) {
       reasons.push_back(std::to_string(*gpu->ecc_double_bit_errors) +
@@ -275,6 +276,7 @@ class NvmlBackend final : public VendorBackend {
       std::lock_guard<std::mutex> lock(events_mutex_);
       if (event.eventType & nvmlEventTypeXidCriticalError) {
         const unsigned long long xid = event.eventData;
+        it->last_xid = static_cast<int64_t>(xid);
         if (IsApplicationXid(xid)) {
           notes->push_back("nvidia: " + who + ": XID " + std::to_string(xid) +
                            " (an application error; the GPU stays healthy)");
@@ -290,12 +292,14 @@ class NvmlBackend final : public VendorBackend {
 
  private:
   // Set by Discover; then `sample_error` belongs to the GPU's worker (Sample
-  // and Health) and `events` is guarded by events_mutex_ (PollEvents writes it).
+  // and Health) and `events` and `last_xid` are guarded by events_mutex_ (PollEvents
+  // writes them).
   struct Device {
     nvmlDevice_t handle = nullptr;    // Null when NVML would not give one.
     std::string uuid;                 // For notes.
     std::string identity_error;       // Why there is no handle.
     std::vector<std::string> events;  // Critical events seen; they stick.
+    int64_t last_xid = 0;             // Latest XID of any kind; 0 = none.
     std::string sample_error;         // From the latest sample: lost, memory unreadable.
   };
 

@@ -103,6 +103,10 @@ TEST(NvmlBackendTest, FailingGpusAreUnhealthyAndTheRestStillWork) {
 
   EXPECT_FALSE(gpus[1].healthy);
   EXPECT_EQ(gpus[1].health_reason, "XID 79");
+  // The latest XID of each GPU, application XIDs included (DCGM_FI_DEV_XID_ERRORS).
+  EXPECT_EQ(gpus[0].last_xid, 13);
+  EXPECT_EQ(gpus[1].last_xid, 79);
+  EXPECT_EQ(gpus[2].last_xid, 0);
   EXPECT_FALSE(gpus[2].healthy);
   EXPECT_EQ(gpus[2].health_reason, "2 volatile double-bit ECC error(s)");
   EXPECT_FALSE(gpus[3].healthy);
@@ -127,6 +131,7 @@ TEST(NvmlBackendTest, FailingGpusAreUnhealthyAndTheRestStillWork) {
   testing::SampleAll(*backend, &run.scan.gpus, &notes);
   EXPECT_FALSE(run.scan.gpus[1].healthy);
   EXPECT_EQ(run.scan.gpus[1].health_reason, "XID 79");
+  EXPECT_EQ(run.scan.gpus[1].last_xid, 79);
   EXPECT_FALSE(run.scan.gpus[5].healthy);
   EXPECT_TRUE(run.scan.gpus[0].healthy);
 }
