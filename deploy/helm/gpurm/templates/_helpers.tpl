@@ -29,6 +29,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "gpurm.serverConfig" -}}
 server:
   listen: "0.0.0.0:{{ .Values.service.port }}"
+  # The Service's names, which in-cluster clients put in Host (IP addresses,
+  # as probes and Prometheus use, are always accepted; docs/SECURITY.md).
+  {{- $service := include "gpurm.fullname" . }}
+  allowed_hosts: [{{ $service }}, {{ $service }}.{{ .Release.Namespace }}, {{ $service }}.{{ .Release.Namespace }}.svc, {{ $service }}.{{ .Release.Namespace }}.svc.cluster.local]
   data_dir: /var/lib/gpurm
   log_dir: /var/log/gpurm
   dcgm_compatible_metrics: {{ .Values.config.dcgmCompatibleMetrics }}
