@@ -73,7 +73,12 @@ def test_the_daemons_plan_for_an_allocation_is_applied_then_falls_back_when_no_g
         assert torch_plan["device"] == "cuda" and torch_plan["visible_devices"] == allocation.gpu_indices()
         assert torch_plan["amp"] == {"enabled": True, "dtype": "float16", "grad_scaler": True}
         setup = gpurm.PyTorchGPUIntegration(manager).setup_pytorch_gpu(cfg, allocation)
-        assert setup.plan == torch_plan
+        # The daemon's plan as answered, its environment completed for the CUDA guard.
+        applied, answered = dict(setup.plan), dict(torch_plan)
+        environment, answered_environment = applied.pop("environment"), answered.pop("environment")
+        assert applied == answered
+        assert {k: environment[k] for k in answered_environment} == answered_environment
+        assert environment["GPURM_ALLOCATION_ID"] == allocation.allocation_id
         assert os.environ["CUDA_VISIBLE_DEVICES"] == indices
         assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
         assert setup.device == "cpu" and "PyTorch sees none" in (setup.fallback_reason or "")
