@@ -178,8 +178,10 @@ struct NodeGroup {
   std::vector<std::string> CudaIds() const {
     std::vector<std::string> ids;
     for (const PlannedGpu* planned : gpus) {
-      ids.push_back(planned->gpu.is_mig_device() ? planned->gpu.uuid
-                                                 : std::to_string(planned->gpu.index));
+      // Kubernetes' MIG units have no device uuid (the device plugin picks
+      // the device and sets the container's visible devices).
+      const bool by_uuid = planned->gpu.is_mig_device() && planned->gpu.uuid.rfind("MIG-", 0) == 0;
+      ids.push_back(by_uuid ? planned->gpu.uuid : std::to_string(planned->gpu.index));
     }
     return ids;
   }
