@@ -369,7 +369,9 @@ std::string RenderStatus(const json& body) {
   for (const json& node : List(body, "available_nodes")) {
     table.AddRow({Str(node, "node_name"), Str(node, "gpu_type"), Text(Get(node, "available_gpus")),
                   FormatGb(Num(Get(node, "memory_per_gpu"))) + " GB",
-                  PercentBar(Num(Get(node, "utilization")))});
+                  // Null for MIG devices: NVML gives them no utilization.
+                  Get(node, "utilization").is_number() ? PercentBar(Num(Get(node, "utilization")))
+                                                       : "n/a (MIG)"});
   }
   text += "\n";
   text += table.row_count() == 0 ? "No node has a free GPU.\n" : table.Render();
