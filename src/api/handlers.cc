@@ -897,7 +897,7 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
 // --- GET /events (Server-Sent Events) -------------------------------------
 
 json ReadingToJson(const GpuReading& reading) {
-  return {{"utilization", reading.utilization},
+  return {{"utilization", reading.utilization_available ? json(reading.utilization) : json()},
           {"memory_used_gb", RoundGb(reading.memory_used_mib)},
           {"memory_total_gb", RoundGb(reading.memory_total_mib)},
           {"memory_used_ratio", std::round(reading.memory_used_ratio() * 10000.0) / 10000.0},
