@@ -7,6 +7,7 @@ import { readEventStream } from '../../web/src/api.js';
 import { duration, gb, heat, percent, shortId } from '../../web/src/format.js';
 import { COLOUR_MODES, gpuState, reservedGb, utilizationText } from '../../web/src/grid.js';
 import { flattenMig } from '../../web/src/live.js';
+import { describeGrants } from '../../web/src/allocations.js';
 
 // A body that delivers `chunks` one read at a time.
 function body(chunks) {
@@ -92,4 +93,13 @@ test('MIG: devices follow their GPU, utilization is n/a (not 0%), the GPU is in 
   assert.equal(COLOUR_MODES.utilization.ratio(whole), 0.25);
   assert.equal(gpuState(parent, []), 'mig');
   assert.equal(gpuState(device, [{ allocation: {}, grant: { exclusive: true, memory_gb: 39.4 } }]), 'allocated');
+});
+
+test('grants: whole GPUs, slices and MIG devices', () => {
+  assert.equal(describeGrants([{ node_name: 'n', gpu_index: 0, gpu_uuid: 'GPU-0', exclusive: true },
+    { node_name: 'n', gpu_index: 1, gpu_uuid: 'GPU-1', exclusive: true }]), 'n: 0, 1 (whole)');
+  assert.equal(describeGrants([{ node_name: 'dgx', gpu_index: 5, gpu_uuid: 'MIG-5-1', exclusive: true, memory_gb: 9.8 }]),
+    'dgx: 5 (MIG device)');
+  assert.equal(describeGrants([{ node_name: 'k', gpu_index: 2, gpu_uuid: 'k8s:k:nvidia.com/mig-3g.40gb:0', exclusive: true }]),
+    'k: 2 (MIG device)');
 });
