@@ -461,16 +461,17 @@ std::optional<MigTypeName> ReadMigTypeName(std::string_view part) {
   constexpr std::string_view kResourcePrefix = "nvidia.com/";
   size_t offset = 0;
   if (lower.rfind(kResourcePrefix, 0) == 0) offset = kResourcePrefix.size();
+  const std::string_view lower_view = lower;
   for (size_t i = offset; i + 3 <= lower.size(); ++i) {
     if (lower.compare(i, 3, "mig") != 0) continue;
     if (i > offset && IsAlnumChar(lower[i - 1])) continue;
     if (i + 3 < lower.size() && IsAlnumChar(lower[i + 3])) continue;
     MigTypeName name;
     name.family = Trimmed(part.substr(offset, i - offset), " -_");
-    name.profile = Trimmed(std::string_view(lower).substr(i + 3), " -_");
+    name.profile = Trimmed(lower_view.substr(i + 3), " -_");
     return name;
   }
-  const std::string bare = Trimmed(std::string_view(lower).substr(offset), " ");
+  const std::string bare = Trimmed(lower_view.substr(offset), " ");
   if (IsMigProfile(bare)) return MigTypeName{"", bare};
   return std::nullopt;
 }
