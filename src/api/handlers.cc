@@ -10,6 +10,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -261,18 +262,22 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   int available_gpus = 0;
   int allocated_gpus = 0;
   int mig_devices = 0;
+  std::set<std::string_view> physical;  // The node's GPUs (MIG devices follow theirs).
   for (const NodeAvailability& node : (*state)->nodes()) {
+    physical.clear();
     for (const GpuAvailability& g : node.gpus) {
       if (g.gpu->utilization_available) {
         utilization_sum += g.gpu->utilization;
         ++utilization_gpus;
       }
-      if (!g.gpu->is_mig_device()) {
+      if (g.gpu->is_mig_device()) ++mig_devices;
+      // A MIG device's memory is its GPU's, unless its GPU is not listed
+      // (Kubernetes' MIG resources).
+      if (!g.gpu->is_mig_device() || !physical.contains(g.gpu->mig_parent_uuid)) {
         used_mib += g.gpu->memory_used_mib;
         total_mib += g.gpu->memory_total_mib;
-      } else {
-        ++mig_devices;
       }
+      if (!g.gpu->is_mig_device()) physical.insert(g.gpu->uuid);
       reserved_mib += g.exclusively_held ? g.gpu->memory_total_mib : g.shared_reserved_mib;
       if (!g.gpu->allocatable_unit()) continue;
       ++total_gpus;

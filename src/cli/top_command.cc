@@ -421,10 +421,11 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
     SortRows(rows, options.sort);
     std::vector<std::vector<std::string>> cells;
     std::vector<std::vector<std::string>> extra;
-    int node_mig_devices = 0;
+    size_t node_mig_devices = 0;
     // A GPU's MIG devices follow it. Memory totals are the GPUs' (a MIG
     // device's memory is part of its GPU's); reservations are the units'.
-    auto add = [&](const GpuRow& row) {
+    // `nested`: a MIG device listed under its GPU (whose memory holds it).
+    auto add = [&](const GpuRow& row, bool nested) {
       const bool mig_device = !row.mig_profile.empty();
       mig_device ? ++mig_devices : ++gpus;
       allocated += row.state == "allocated" ? 1 : 0;
@@ -434,7 +435,7 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
         utilization += row.utilization;
         ++utilization_gpus;
       }
-      if (!mig_device) {
+      if (!nested) {
         used += row.used_gb;
         total += row.total_gb;
       }
@@ -446,14 +447,16 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
       }
       extra.push_back(std::move(lines));
     };
+    size_t node_gpus = 0;
     for (const GpuRow& row : rows) {
-      add(row);
+      add(row, false);
+      // A MIG device whose GPU is not listed (Kubernetes) stands alone.
+      ++(row.mig_profile.empty() ? node_gpus : node_mig_devices);
       for (const GpuRow& mig : row.mig_devices) {
-        add(mig);
+        add(mig, true);
         ++node_mig_devices;
       }
     }
-    const size_t node_gpus = rows.size();
     rows.clear();
     body += "\n" + Paint(name, "1", color) + "  " + std::to_string(node_gpus) + " GPU(s)";
     if (node_mig_devices > 0) body += ", " + std::to_string(node_mig_devices) + " MIG device(s)";

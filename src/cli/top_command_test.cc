@@ -174,6 +174,27 @@ TEST(TopFrameTest, MigDevicesAreRowsUnderTheirGpuWithoutUtilization) {
   EXPECT_THAT(frame, Not(HasSubstr("  0%")));
 }
 
+// Kubernetes' MIG devices have no GPU listed: each is a row of its own, and
+// its memory counts (no GPU holds it).
+TEST(TopFrameTest, MigDevicesWithoutTheirGpuStandAlone) {
+  json device = Gpu(0, 0.0, 0.0, 0);
+  device["mig_profile"] = "3g.40gb";
+  device["mig_parent_uuid"] = "k8s:n:nvidia.com/gpu:mig";
+  device["utilization"] = nullptr;
+  device["utilization_available"] = false;
+  device["memory_total_gb"] = 40.0;
+  const json monitoring = {
+      {"timestamp", "t"},
+      {"sampled_at", "s"},
+      {"interval_seconds", 30},
+      {"nodes", json::array({{{"node_name", "k"}, {"gpus", json::array({device})}}})}};
+  const std::string frame = RenderTopFrame(monitoring, TopOptions{}, "http://h:8000");
+  EXPECT_THAT(frame, HasSubstr("0 GPU(s) and 1 MIG device(s) on 1 node(s)"));
+  EXPECT_THAT(frame, HasSubstr("k  0 GPU(s), 1 MIG device(s)"));
+  EXPECT_THAT(frame, HasSubstr("total 40.0 GB"));
+  EXPECT_THAT(frame, HasSubstr("utilization n/a"));
+}
+
 TEST(SparklineTest, OneBlockPerSample) {
   EXPECT_EQ(Sparkline({0.0, 0.5, 1.0, 2.0}), "▁▅██");
   EXPECT_EQ(Sparkline({}), "");
