@@ -336,7 +336,7 @@ bool SchedulingContext::PartTypeMatches(size_t part, const GpuAvailability& g) c
 
 bool SchedulingContext::PartTypeIdMatches(size_t part, uint32_t type_id) const {
   const WorkloadMix::GpuPart& wanted = options_.workload->parts()[part];
-  if (wanted.gpu_type.empty()) return true;
+  if (wanted.gpu_type.empty() && !cluster_has_mig_devices_) return true;
   const size_t types = state_.type_count();
   const size_t slot = part * types + type_id;
   if (part_type_match_.size() <= slot) {
@@ -346,7 +346,13 @@ bool SchedulingContext::PartTypeIdMatches(size_t part, uint32_t type_id) const {
   if (cached < 0) {
     GpuRequest probe;
     probe.gpu_type = wanted.gpu_type;
-    cached = GpuTypeMatches(probe, state_.type_representative(type_id)) ? 1 : 0;
+    probe.gpu_count = wanted.gpu_count;
+    probe.gpu_milli = wanted.milli;
+    probe.shared = wanted.shared;
+    probe.memory_gb = GbFromMib(wanted.need_mib);
+    const Gpu& gpu = state_.type_representative(type_id);
+    cached =
+        GpuTypeMatches(probe, gpu) && (!gpu.is_mig_device() || MigDeviceMayServe(probe)) ? 1 : 0;
   }
   return cached == 1;
 }

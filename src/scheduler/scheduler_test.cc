@@ -871,6 +871,25 @@ TEST(MigSchedulingTest, MemoryOrProfilePlacesOnMigDevices) {
             std::vector<std::string>{"MIG-2-2"});
 }
 
+// Whatever the policy, one-GPU 8 GB requests take the four MIG devices and
+// the two whole GPUs, and never a GPU in MIG mode.
+TEST(MigSchedulingTest, EveryPolicyGrantsMigDevicesAndNeverTheirGpu) {
+  for (const std::string& policy : PolicyNames()) {
+    SCOPED_TRACE(policy);
+    Scheduler scheduler(policy);
+    std::vector<GpuGrant> held;
+    for (int i = 0; i < 10; ++i) {
+      ScheduleResult result = scheduler.Schedule(Request(1, "", 8), ClusterState(MigNode(), held));
+      if (!result.placement) break;
+      Hold(result, held);
+    }
+    std::set<std::string> uuids;
+    for (const GpuGrant& grant : held) uuids.insert(grant.gpu_uuid);
+    EXPECT_EQ(uuids, (std::set<std::string>{"dgx-gpu0", "dgx-gpu1", "MIG-2-0", "MIG-2-1", "MIG-2-2",
+                                            "MIG-3-0"}));
+  }
+}
+
 TEST(MigSchedulingTest, MigDevicesServeOneGpuRequestsOnly) {
   ClusterState state(MigNode(), {});
   Scheduler scheduler("binpack");
