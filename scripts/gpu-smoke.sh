@@ -11,7 +11,8 @@
 #   2. starts the daemon on local discovery (NVML) on a free port and checks
 #      that /health and /status answer;
 #   3. compares the GPUs the NVML provider reports (GET /monitoring) with
-#      nvidia-smi: count, names, UUIDs, memory within 1%;
+#      nvidia-smi: count, names, UUIDs, memory within 1%; and its MIG devices
+#      (UUIDs, profiles) with nvidia-smi -L, where GPUs are in MIG mode;
 #   4. allocates one GPU through POST /allocate and releases it;
 #   5. runs the probe (tests/cuda_guard/cuda_guard_probe.c: dlopens
 #      libcuda.so.1, resolves through cuGetProcAddress) under
@@ -110,8 +111,10 @@ say "/status: $(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(s[
 # 3. The NVML provider against nvidia-smi.
 monitoring="$(api GET /monitoring)" || fail "GET /monitoring"
 nvidia-smi --query-gpu=index,name,uuid,memory.total --format=csv,noheader,nounits >"$work/smi.csv"
-python3 - "$monitoring" "$work/smi.csv" <<'PY' || fail "the NVML provider disagrees with nvidia-smi"
-import csv, json, sys
+# MIG devices ("  MIG 3g.40gb Device 0: (UUID: MIG-...)"), if any GPU is in MIG mode.
+nvidia-smi -L >"$work/smi-list.txt" 2>/dev/null || true
+python3 - "$monitoring" "$work/smi.csv" "$work/smi-list.txt" <<'PY' || fail "the NVML provider disagrees with nvidia-smi"
+import csv, json, re, sys
 
 def gpus_in(value):
     """Every object with a uuid and a total memory, wherever /monitoring nests it."""
@@ -124,10 +127,21 @@ def gpus_in(value):
         for child in value:
             yield from gpus_in(child)
 
-provider = {g["uuid"]: g for g in gpus_in(json.loads(sys.argv[1]))}
+units = list(gpus_in(json.loads(sys.argv[1])))
+provider = {g["uuid"]: g for g in units if not g.get("mig_parent_uuid")}
+provider_mig = {g["uuid"]: g for g in units if g.get("mig_parent_uuid")}
 with open(sys.argv[2], encoding="utf-8") as f:
     driver = {row[2].strip(): (row[1].strip(), float(row[3])) for row in csv.reader(f) if row}
+with open(sys.argv[3], encoding="utf-8") as f:
+    driver_mig = {m.group(2): m.group(1) for m in re.finditer(r"MIG (\S+)\s+Device\s+\d+: \(UUID: (MIG-[^)]+)\)", f.read())}
 problems = []
+if set(provider_mig) != set(driver_mig):
+    problems.append(f"MIG devices: {sorted(provider_mig)} from NVML, {sorted(driver_mig)} from nvidia-smi -L")
+for uuid, profile in driver_mig.items():
+    if uuid in provider_mig and provider_mig[uuid].get("mig_profile") != profile:
+        problems.append(f"{uuid}: profile {provider_mig[uuid].get('mig_profile')!r}, nvidia-smi says {profile!r}")
+    elif uuid in provider_mig:
+        print(f"gpu-smoke: MIG device {uuid} {profile}: matches")
 if len(provider) != len(driver):
     problems.append(f"{len(provider)} GPU(s) from NVML, {len(driver)} from nvidia-smi")
 for uuid, (name, total_mib) in driver.items():

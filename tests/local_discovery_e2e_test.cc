@@ -237,3 +237,110 @@ TEST_F(LocalDiscoveryE2eTest, WithoutAnyVendorLibraryEveryEndpointStillAnswers) 
 
 }  // namespace
 }  // namespace gpurm
+
+namespace gpurm {
+namespace {
+
+// A DGX H100 with GPUs 4 and 5 in MIG mode (two 3g.40gb; a 2g.20gb, two
+// 1g.10gb and a 3g.40gb): MIG devices are shown under their GPU with no
+// utilization, granted alone by memory or profile and handed to CUDA by
+// uuid; the GPUs in MIG mode are never granted whole.
+TEST_F(LocalDiscoveryE2eTest, MigDevicesAreUnitsUnderTheirGpu) {
+  StartDaemon("nvml_dgx_h100_mig.json");
+  const json health = Get("/health");
+  EXPECT_EQ(health["gpus"], 8);
+  EXPECT_EQ(health["mig_devices"], 6);
+  EXPECT_THAT(health["notes"].get<std::vector<std::string>>(),
+              Contains("nvidia: NVML 12.550.54.15, driver 550.54.15, 8 GPU(s), 6 MIG device(s) "
+                       "on 2 GPU(s) in MIG mode"));
+
+  const json gpus = Get("/monitoring")["nodes"][0]["gpus"];
+  ASSERT_EQ(gpus.size(), 8u);  // MIG devices are under their GPU, not beside it.
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    const bool mig = i == 4 || i == 5;
+    EXPECT_EQ(gpus[i]["index"], i);
+    EXPECT_EQ(gpus[i]["mig_mode"], mig);
+    EXPECT_EQ(gpus[i]["state"], mig ? "mig" : "free");
+    EXPECT_EQ(gpus[i]["mig_devices"].size(), i == 4 ? 2u : i == 5 ? 4u : 0u);
+    // No utilization in MIG mode: null, not 0.
+    EXPECT_EQ(gpus[i]["utilization"].is_null(), mig);
+    EXPECT_EQ(gpus[i]["utilization_available"], !mig);
+  }
+  const json& mig = gpus[5]["mig_devices"][1];
+  EXPECT_EQ(mig["uuid"], "MIG-00000005-0000-4000-8000-000000000001");
+  EXPECT_EQ(mig["index"], 5);
+  EXPECT_EQ(mig["gpu_type"], "H100 MIG 1g.10gb");
+  EXPECT_EQ(mig["mig_profile"], "1g.10gb");
+  EXPECT_EQ(mig["mig_parent_uuid"], gpus[5]["uuid"]);
+  EXPECT_EQ(mig["name"], "NVIDIA H100 80GB HBM3 MIG 1g.10gb");
+  EXPECT_DOUBLE_EQ(mig["memory_total_gb"].get<double>(), 9.75);  // 9984 MiB, as reported.
+  EXPECT_TRUE(mig["utilization"].is_null());
+  EXPECT_EQ(mig["utilization_available"], false);
+  EXPECT_EQ(mig["processes"].size(), 1u);
+  ASSERT_FALSE(mig["history"].empty());
+  EXPECT_TRUE(mig["history"][0]["utilization"].is_null());
+
+  const json status = Get("/status");
+  EXPECT_EQ(status["total_gpus"], 12);  // 6 whole GPUs and 6 MIG devices.
+  EXPECT_EQ(status["mig_devices"], 6);
+  bool listed = false;
+  for (const json& row : status["available_nodes"]) {
+    if (row["gpu_type"] != "H100 MIG 1g.10gb") continue;
+    listed = true;
+    EXPECT_EQ(row["available_gpus"], 2);
+    EXPECT_TRUE(row["utilization"].is_null());
+  }
+  EXPECT_TRUE(listed) << status.dump();
+
+  // 8 GB: the best-fitting free MIG device (the 1g.10gb whose outside process
+  // leaves 8947 MiB), made visible to CUDA by its uuid.
+  const auto [small_status, small] = Allocate({{"gpu_count", 1}, {"memory_gb", 8}});
+  ASSERT_EQ(small_status, 200) << small.dump();
+  ASSERT_EQ(small["gpus"].size(), 1u);
+  const std::string small_uuid = small["gpus"][0]["gpu_uuid"];
+  EXPECT_EQ(small_uuid, "MIG-00000005-0000-4000-8000-000000000001");
+  EXPECT_EQ(small["gpus"][0]["gpu_index"], 5);
+  EXPECT_EQ(small["gpu_config"]["environment"]["CUDA_VISIBLE_DEVICES"], small_uuid);
+  EXPECT_EQ(small["gpu_config"]["environment"]["GPURM_CUDA_MEMORY_LIMITS_MB"], "8947");
+  EXPECT_EQ(small["gpu_config"]["gpu_type"], "H100 MIG 1g.10gb");
+
+  // By profile.
+  const auto [profile_status, profile] = Allocate({{"gpu_count", 1}, {"gpu_type", "3g.40gb"}});
+  ASSERT_EQ(profile_status, 200) << profile.dump();
+  EXPECT_EQ(profile["gpu_config"]["gpu_type"], "H100 MIG 3g.40gb");
+  EXPECT_THAT(profile["gpu_config"]["environment"]["CUDA_VISIBLE_DEVICES"].get<std::string>(),
+              ::testing::StartsWith("MIG-"));
+
+  // Eight whole H100s: never, two are in MIG mode.
+  const auto [eight_status, eight] = Allocate({{"gpu_count", 8}, {"gpu_type", "H100"}});
+  EXPECT_EQ(eight_status, 409) << eight.dump();
+  EXPECT_THAT(eight.dump(), HasSubstr("in MIG mode"));
+
+  // Monitoring shows who holds the MIG device.
+  const json after = Get("/monitoring")["nodes"][0]["gpus"][5]["mig_devices"];
+  bool held = false;
+  for (const json& device : after) {
+    if (device["uuid"] != small_uuid) continue;
+    held = true;
+    EXPECT_EQ(device["state"], "allocated");
+    EXPECT_EQ(device["allocations"].size(), 1u);
+  }
+  EXPECT_TRUE(held);
+
+  auto metrics = daemon_->Client().Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  const std::string text = metrics->raw_body;
+  EXPECT_THAT(text, HasSubstr("gpurm_gpu_mig_mode{node="));
+  EXPECT_THAT(text, HasSubstr("mig_profile=\"1g.10gb\""));
+  // No utilization sample for MIG devices nor for the GPUs in MIG mode.
+  for (size_t at = text.find("gpurm_gpu_utilization_ratio{"); at != std::string::npos;
+       at = text.find("gpurm_gpu_utilization_ratio{", at + 1)) {
+    const std::string line = text.substr(at, text.find('\n', at) - at);
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("MIG-"))) << line;
+    EXPECT_THAT(line, ::testing::Not(HasSubstr("gpu=\"4\""))) << line;
+  }
+}
+
+}  // namespace
+}  // namespace gpurm

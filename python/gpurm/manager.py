@@ -22,15 +22,17 @@ ConfigLike = Union[TrainingGPUConfig, Mapping[str, Any], None]
 class GpuNode:
     """A node with free GPUs of one type (a node with several types appears once per type).
 
-    ``available_gpus`` counts whole free GPUs, ``memory_per_gpu`` is GB per GPU,
-    ``utilization`` is 0..1. ``gpus`` holds the per-GPU detail of ``GET /nodes``.
+    ``available_gpus`` counts whole free GPUs (or free MIG devices of one profile,
+    ``gpu_type`` "A100 MIG 3g.40gb"), ``memory_per_gpu`` is GB per GPU,
+    ``utilization`` is 0..1, or None where the devices report none (MIG devices).
+    ``gpus`` holds the per-GPU detail of ``GET /nodes``.
     """
 
     node_name: str
     gpu_type: str
     available_gpus: int
     memory_per_gpu: float
-    utilization: float
+    utilization: Optional[float]
     total_gpus: int = 0
     max_free_memory_gb: float = 0.0
     gpus: List[Dict[str, Any]] = field(default_factory=list)
@@ -42,7 +44,7 @@ class GpuNode:
             gpu_type=str(data.get("gpu_type", "")),
             available_gpus=int(data.get("available_gpus", 0)),
             memory_per_gpu=float(data.get("memory_per_gpu", 0.0)),
-            utilization=float(data.get("utilization", 0.0)),
+            utilization=None if data.get("utilization", 0.0) is None else float(data.get("utilization", 0.0)),
             total_gpus=int(data.get("total_gpus", 0)),
             max_free_memory_gb=float(data.get("max_free_memory_gb", 0.0)),
             gpus=[dict(g) for g in data.get("gpus") or []],

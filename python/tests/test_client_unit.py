@@ -125,3 +125,11 @@ def test_mlp_spec_validation() -> None:
         with pytest.raises(gpurm.InvalidRequest) as err:
             gpurm.MlpSpec.from_config(bad)
         assert err.value.field == field
+
+
+def test_a_row_of_mig_devices_has_no_utilization() -> None:
+    from gpurm.manager import GpuNode
+    row = GpuNode.from_json({"node_name": "dgx", "gpu_type": "H100 MIG 1g.10gb", "available_gpus": 2,
+                             "memory_per_gpu": 9.8, "utilization": None})
+    assert (row.gpu_type, row.available_gpus, row.utilization) == ("H100 MIG 1g.10gb", 2, None)
+    assert GpuNode.from_json({"utilization": 0.5}).utilization == 0.5

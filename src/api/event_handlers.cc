@@ -21,7 +21,7 @@ using nlohmann::json;
 json OptionalNumber(const std::optional<double>& value) { return value ? json(*value) : json(); }
 
 json ReadingToJson(const GpuReading& reading) {
-  return {{"utilization", reading.utilization},
+  return {{"utilization", reading.utilization_available ? json(reading.utilization) : json()},
           {"memory_used_gb", RoundGb(reading.memory_used_mib)},
           {"memory_total_gb", RoundGb(reading.memory_total_mib)},
           {"memory_used_ratio", std::round(reading.memory_used_ratio() * 10000.0) / 10000.0},

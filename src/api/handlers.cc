@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -140,8 +141,25 @@ Result<bool> QueryBool(const HttpRequest& request, const std::string& name) {
   return InvalidArgument("expected true or false, got \"" + it->second + "\"", name);
 }
 
-std::string TypeLabel(const Gpu& gpu) {
-  return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
+std::string TypeLabel(const Gpu& gpu) { return GpuTypeLabel(gpu); }
+
+// A GPU's utilization, or null where the device gives none (MIG devices and
+// GPUs in MIG mode): unavailable, never 0.
+json UtilizationJson(const Gpu& gpu, double value) {
+  return gpu.utilization_available ? json(value) : json(nullptr);
+}
+
+// Physical GPUs and MIG devices of a snapshot.
+struct GpuCounts {
+  size_t gpus = 0;
+  size_t mig_devices = 0;
+};
+GpuCounts CountGpus(const InventorySnapshot& snapshot) {
+  GpuCounts counts;
+  for (const Node& node : snapshot.nodes) {
+    for (const Gpu& gpu : node.gpus) ++(gpu.is_mig_device() ? counts.mig_devices : counts.gpus);
+  }
+  return counts;
 }
 
 // One row of /status's available_nodes and /nodes: a node's GPUs of one type.
@@ -156,6 +174,8 @@ std::vector<NodeTypeGroup> GroupByNodeAndType(const ClusterState& state) {
   for (const NodeAvailability& node : state.nodes()) {
     std::map<std::string, size_t> index;
     for (const GpuAvailability& g : node.gpus) {
+      // A GPU in MIG mode is not offered; its MIG devices are, by type.
+      if (!g.gpu->allocatable_unit()) continue;
       const std::string type = TypeLabel(*g.gpu);
       auto [it, inserted] = index.emplace(type, groups.size());
       if (inserted) groups.push_back(NodeTypeGroup{&node, type, {}});
@@ -166,7 +186,7 @@ std::vector<NodeTypeGroup> GroupByNodeAndType(const ClusterState& state) {
 }
 
 bool Offerable(const NodeAvailability& node, const GpuAvailability& g) {
-  return node.node->schedulable && g.gpu->healthy && g.untouched();
+  return node.node->schedulable && g.gpu->healthy && g.gpu->allocatable_unit() && g.untouched();
 }
 
 // A GPU already shared by slices that still fits a shared slice of
@@ -177,11 +197,17 @@ bool SliceFits(const NodeAvailability& node, const GpuAvailability& g, int64_t s
          SliceMilli(slice_mib, g.gpu->memory_total_mib) <= g.free_milli();
 }
 
-double MeanUtilization(const std::vector<const GpuAvailability*>& gpus) {
-  if (gpus.empty()) return 0;
+// Over the GPUs that report utilization; null when none does (MIG devices).
+json MeanUtilization(const std::vector<const GpuAvailability*>& gpus) {
   double sum = 0;
-  for (const GpuAvailability* g : gpus) sum += g->gpu->utilization;
-  return std::round(sum / static_cast<double>(gpus.size()) * 1000.0) / 1000.0;
+  int reporting = 0;
+  for (const GpuAvailability* g : gpus) {
+    if (!g->gpu->utilization_available) continue;
+    sum += g->gpu->utilization;
+    ++reporting;
+  }
+  if (reporting == 0) return gpus.empty() ? json(0.0) : json(nullptr);
+  return std::round(sum / static_cast<double>(reporting) * 1000.0) / 1000.0;
 }
 
 double MemoryPerGpuGb(const std::vector<const GpuAvailability*>& gpus) {
@@ -192,6 +218,7 @@ double MemoryPerGpuGb(const std::vector<const GpuAvailability*>& gpus) {
 
 const char* GpuStateName(const NodeAvailability& node, const GpuAvailability& g) {
   if (!g.gpu->healthy) return "unhealthy";
+  if (!g.gpu->allocatable_unit()) return "mig";  // Granted by its MIG devices only.
   if (g.exclusively_held) return "allocated";
   if (g.shared_holders > 0) return "shared";
   return node.node->schedulable ? "free" : "cordoned";
@@ -214,13 +241,13 @@ HttpResponse Health(const ApiContext& context, const HttpRequest&) {
     return JsonResponse(503, body);
   }
   auto snapshot = manager.inventory().Snapshot();
-  size_t gpus = 0;
-  for (const Node& node : snapshot->nodes) gpus += node.gpus.size();
+  const GpuCounts counts = CountGpus(*snapshot);
   json body{{"status", "ok"},
             {"ready", true},
             {"provider", manager.inventory().provider_name()},
             {"nodes", snapshot->nodes.size()},
-            {"gpus", gpus},
+            {"gpus", counts.gpus},
+            {"mig_devices", counts.mig_devices},
             {"inventory_generation", snapshot->generation},
             {"inventory_taken_at", FormatIso8601(snapshot->taken_unix_ms)},
             {"notes", std::move(notes)}};
@@ -272,8 +299,13 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   int total_gpus = 0;
   int available_gpus = 0;
   int allocated_gpus = 0;
+  // Counts are of what gpurm grants: whole GPUs and MIG devices, not GPUs in
+  // MIG mode.
+  int mig_devices = 0;
   for (const NodeAvailability& node : (*state)->nodes()) {
     for (const GpuAvailability& g : node.gpus) {
+      if (g.gpu->is_mig_device()) ++mig_devices;
+      if (!g.gpu->allocatable_unit()) continue;
       ++total_gpus;
       if (Offerable(node, g)) ++available_gpus;
       if (!g.untouched()) ++allocated_gpus;
@@ -297,6 +329,7 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
                       {"total_gpus", total_gpus},
                       {"available_gpus", available_gpus},
                       {"allocated_gpus", allocated_gpus},
+                      {"mig_devices", mig_devices},
                       {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
                       {"timestamp", ""}};
   std::string text = document.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -374,10 +407,14 @@ HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
                       {"gpu_type", group.type},
                       {"memory_total_gb", RoundGb(g->gpu->memory_total_mib)},
                       {"memory_free_gb", RoundGb(g->free_mib)},
-                      {"utilization", g->gpu->utilization},
+                      {"utilization", UtilizationJson(*g->gpu, g->gpu->utilization)},
                       {"temperature_c", std::move(temperature)},
                       {"healthy", g->gpu->healthy},
                       {"state", GpuStateName(*group.node, *g)}});
+      if (g->gpu->is_mig_device()) {
+        gpus.back()["mig_profile"] = g->gpu->mig_profile;
+        gpus.back()["mig_parent_uuid"] = g->gpu->mig_parent_uuid;
+      }
     }
     if (available == 0) continue;
     nodes.push_back({{"node_name", group.node->node->name},
@@ -726,15 +763,19 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   json nodes = json::array();
   for (const NodeAvailability& node : (*state)->nodes()) {
     json gpus = json::array();
+    // MIG devices are listed under their GPU ("mig_devices"); one whose GPU
+    // is not in the inventory (Kubernetes' MIG resources) stands alone.
+    std::map<std::string, size_t> position;  // Physical GPU uuid -> index in gpus.
     for (const GpuAvailability& g : node.gpus) {
       const Gpu& gpu = *g.gpu;
       json history = json::array();
       for (const GpuSample& sample : manager.inventory().History(gpu.uuid, since_ms)) {
-        history.push_back({{"timestamp", FormatIso8601(sample.unix_ms)},
-                           {"utilization", sample.utilization},
-                           {"memory_used_gb", RoundGb(sample.memory_used_mib)},
-                           {"temperature_c", OptionalNumber(sample.temperature_c)},
-                           {"power_w", OptionalNumber(sample.power_w)}});
+        history.push_back(
+            {{"timestamp", FormatIso8601(sample.unix_ms)},
+             {"utilization", sample.utilization_available ? json(sample.utilization) : json()},
+             {"memory_used_gb", RoundGb(sample.memory_used_mib)},
+             {"temperature_c", OptionalNumber(sample.temperature_c)},
+             {"power_w", OptionalNumber(sample.power_w)}});
       }
       json processes = json::array();
       for (const GpuProcess& process : gpu.processes) {
@@ -742,24 +783,38 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
             {{"pid", process.pid}, {"memory_used_gb", RoundGb(process.memory_used_mib)}});
       }
       auto held = holders.find(gpu.uuid);
-      gpus.push_back({{"index", gpu.index},
-                      {"uuid", gpu.uuid},
-                      {"gpu_type", TypeLabel(gpu)},
-                      {"name", gpu.model.raw_name},
-                      {"state", GpuStateName(node, g)},
-                      {"utilization", gpu.utilization},
-                      {"memory_utilization", gpu.memory_utilization},
-                      {"memory_used_gb", RoundGb(gpu.memory_used_mib)},
-                      {"memory_reserved_gb", RoundGb(ReservedMib(g))},
-                      {"memory_total_gb", RoundGb(gpu.memory_total_mib)},
-                      {"temperature_c", OptionalNumber(gpu.temperature_c)},
-                      {"power_w", OptionalNumber(gpu.power_w)},
-                      {"power_limit_w", OptionalNumber(gpu.power_limit_w)},
-                      {"healthy", gpu.healthy},
-                      {"health_reason", gpu.health_reason},
-                      {"processes", std::move(processes)},
-                      {"allocations", held == holders.end() ? json::array() : held->second},
-                      {"history", std::move(history)}});
+      json entry{{"index", gpu.index},
+                 {"uuid", gpu.uuid},
+                 {"gpu_type", TypeLabel(gpu)},
+                 {"name", gpu.model.raw_name},
+                 {"state", GpuStateName(node, g)},
+                 {"utilization", UtilizationJson(gpu, gpu.utilization)},
+                 {"memory_utilization", UtilizationJson(gpu, gpu.memory_utilization)},
+                 {"utilization_available", gpu.utilization_available},
+                 {"memory_used_gb", RoundGb(gpu.memory_used_mib)},
+                 {"memory_reserved_gb", RoundGb(ReservedMib(g))},
+                 {"memory_total_gb", RoundGb(gpu.memory_total_mib)},
+                 {"temperature_c", OptionalNumber(gpu.temperature_c)},
+                 {"power_w", OptionalNumber(gpu.power_w)},
+                 {"power_limit_w", OptionalNumber(gpu.power_limit_w)},
+                 {"healthy", gpu.healthy},
+                 {"health_reason", gpu.health_reason},
+                 {"processes", std::move(processes)},
+                 {"allocations", held == holders.end() ? json::array() : held->second},
+                 {"history", std::move(history)}};
+      if (gpu.is_mig_device()) {
+        entry["mig_profile"] = gpu.mig_profile;
+        entry["mig_parent_uuid"] = gpu.mig_parent_uuid;
+        if (auto parent = position.find(gpu.mig_parent_uuid); parent != position.end()) {
+          gpus[parent->second]["mig_devices"].push_back(std::move(entry));
+          continue;
+        }
+      } else {
+        entry["mig_mode"] = gpu.mig_enabled;
+        entry["mig_devices"] = json::array();
+        position[gpu.uuid] = gpus.size();
+      }
+      gpus.push_back(std::move(entry));
     }
     nodes.push_back({{"node_name", node.node->name}, {"gpus", std::move(gpus)}});
   }
@@ -781,13 +836,13 @@ HttpResponse RefreshMonitoring(const ApiContext& context, const HttpRequest&) {
   const Status sampled = context.sampler->SampleNow(kRefreshWait);
   if (!sampled.ok()) return ErrorResponse(sampled);
   auto snapshot = context.manager->inventory().Snapshot();
-  size_t gpus = 0;
-  for (const Node& node : snapshot->nodes) gpus += node.gpus.size();
+  const GpuCounts counts = CountGpus(*snapshot);
   return JsonResponse(200, json{{"refreshed", true},
                                 {"sampled_at", FormatIso8601(snapshot->taken_unix_ms)},
                                 {"inventory_generation", snapshot->generation},
                                 {"nodes", snapshot->nodes.size()},
-                                {"gpus", gpus}});
+                                {"gpus", counts.gpus},
+                                {"mig_devices", counts.mig_devices}});
 }
 
 // --- GET /metrics ---------------------------------------------------------
@@ -800,6 +855,19 @@ void GpuGauge(PrometheusText& out, const ClusterState& state, const char* name, 
     for (const GpuAvailability& g : node.gpus) {
       const std::optional<double> v = value(node, g);
       if (!v) continue;
+      if (g.gpu->is_mig_device()) {
+        // "gpu" is its GPU's index; parent_uuid tells MIG devices apart
+        // (their memory is part of their GPU's: sum with parent_uuid="").
+        out.Sample(name,
+                   {{"node", node.node->name},
+                    {"gpu", std::to_string(g.gpu->index)},
+                    {"uuid", g.gpu->uuid},
+                    {"model", g.gpu->model.raw_name},
+                    {"mig_profile", g.gpu->mig_profile},
+                    {"parent_uuid", g.gpu->mig_parent_uuid}},
+                   *v);
+        continue;
+      }
       out.Sample(name,
                  {{"node", node.node->name},
                   {"gpu", std::to_string(g.gpu->index)},
@@ -821,8 +889,11 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
   out.Sample("gpurm_up", {}, ready.ok() ? 1 : 0);
   if (auto state = manager.CurrentState(); state.ok()) {
     const ClusterState& cluster = **state;
-    GpuGauge(out, cluster, "gpurm_gpu_utilization_ratio", "GPU busy ratio, 0..1.",
+    GpuGauge(out, cluster, "gpurm_gpu_utilization_ratio",
+             "GPU busy ratio, 0..1; absent where the device gives none (MIG devices, GPUs in "
+             "MIG mode).",
              [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               if (!g.gpu->utilization_available) return std::nullopt;
                return g.gpu->utilization;
              });
     GpuGauge(out, cluster, "gpurm_gpu_memory_used_bytes",
@@ -849,6 +920,13 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
     GpuGauge(out, cluster, "gpurm_gpu_healthy", "1 when the GPU is healthy, 0 when not.",
              [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
                return g.gpu->healthy ? 1 : 0;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_mig_mode",
+             "1 when the GPU is in MIG mode (granted only as its MIG devices), else 0; absent "
+             "for MIG devices.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               if (g.gpu->is_mig_device()) return std::nullopt;
+               return g.gpu->mig_enabled ? 1 : 0;
              });
     GpuGauge(out, cluster, "gpurm_gpu_allocated",
              "1 when an active gpurm allocation holds the GPU (whole or a shared slice), else 0.",

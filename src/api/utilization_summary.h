@@ -11,8 +11,10 @@ namespace gpurm {
 
 // {"gpu_utilization", "gpu_memory_usage", "gpu_memory_reserved"} over every
 // GPU of `state`, each a ratio 0..1 rounded to 3 decimals:
-//   gpu_utilization      mean busy ratio of the GPUs,
-//   gpu_memory_usage     memory in use as the devices report it / total,
+//   gpu_utilization      mean busy ratio of the GPUs that report one (not
+//                        MIG devices or GPUs in MIG mode: NVML has none),
+//   gpu_memory_usage     memory in use as the devices report it / total
+//                        (a MIG device's memory is counted once, as its GPU's),
 //   gpu_memory_reserved  memory gpurm allocations hold (a whole GPU when
 //                        exclusive, the slices when shared) / total.
 // All 0 when there is no GPU.

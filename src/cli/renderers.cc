@@ -95,10 +95,12 @@ std::string RenderStatus(const json& body) {
   table.SetAlign(2, Table::Align::kRight);
   table.SetAlign(3, Table::Align::kRight);
   for (const json& node : Array(body, "available_nodes")) {
-    table.AddRow({String(node, "node_name"), String(node, "gpu_type"),
-                  Text(Member(node, "available_gpus")),
-                  FormatGb(NumberOr(Member(node, "memory_per_gpu"))) + " GB",
-                  PercentBar(NumberOr(Member(node, "utilization")))});
+    table.AddRow(
+        {String(node, "node_name"), String(node, "gpu_type"), Text(Member(node, "available_gpus")),
+         FormatGb(NumberOr(Member(node, "memory_per_gpu"))) + " GB",
+         // Null for MIG devices: NVML gives them no utilization.
+         Member(node, "utilization").is_number() ? PercentBar(NumberOr(Member(node, "utilization")))
+                                                 : "n/a (MIG)"});
   }
   text += "\n";
   text += table.row_count() == 0 ? "No node has a free GPU.\n" : table.Render();

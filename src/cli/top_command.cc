@@ -82,6 +82,12 @@ struct GpuRow {
   std::vector<std::string> holders;
   std::vector<std::pair<int64_t, double>> processes;  // pid, GB.
   std::vector<double> history;                        // Utilization, oldest first.
+  // False where the device gives none (MIG devices, GPUs in MIG mode): shown
+  // as "n/a", never as 0%.
+  bool utilization_available = true;
+  bool mig_mode = false;
+  std::string mig_profile;          // Set on MIG devices.
+  std::vector<GpuRow> mig_devices;  // Under a GPU in MIG mode.
 
   double memory_ratio() const { return total_gb > 0 ? used_gb / total_gb : 0.0; }
 };
@@ -100,6 +106,11 @@ GpuRow ReadGpu(const json& gpu) {
   row.healthy = Member(gpu, "healthy") != false;
   row.health_reason = String(gpu, "health_reason", "");
   row.state = String(gpu, "state", "");
+  row.utilization_available = Member(gpu, "utilization_available") != false;
+  row.mig_mode = Member(gpu, "mig_mode") == true;
+  row.mig_profile = String(gpu, "mig_profile", "");
+  if (!row.mig_profile.empty()) row.model = "└ MIG " + row.mig_profile;
+  for (const json& mig : Array(gpu, "mig_devices")) row.mig_devices.push_back(ReadGpu(mig));
   for (const json& holder : Array(gpu, "allocations")) {
     std::string text = String(holder, "allocation_id");
     const std::string owner = String(holder, "owner", "");
@@ -111,6 +122,7 @@ GpuRow ReadGpu(const json& gpu) {
                                Number(process, "memory_used_gb").value_or(0));
   }
   for (const json& sample : Array(gpu, "history")) {
+    if (!row.utilization_available) break;
     row.history.push_back(Number(sample, "utilization").value_or(0));
   }
   if (row.history.size() > kSparklineSamples) {
@@ -150,9 +162,15 @@ std::string MemoryBar(const GpuRow& row) {
 }
 
 std::vector<std::string> Cells(const GpuRow& row, bool color) {
-  std::string util = Paint(Bar(row.utilization, kBarWidth), LoadColour(row.utilization), color) +
-                     " " + Percent(row.utilization);
-  if (!row.history.empty()) util += " " + Sparkline(row.history);
+  std::string util;
+  if (!row.utilization_available) {
+    // NVML reports no utilization for MIG devices nor for a GPU in MIG mode.
+    util = row.mig_mode ? "n/a (MIG mode)" : row.mig_profile.empty() ? "n/a" : "n/a (MIG)";
+  } else {
+    util = Paint(Bar(row.utilization, kBarWidth), LoadColour(row.utilization), color) + " " +
+           Percent(row.utilization);
+    if (!row.history.empty()) util += " " + Sparkline(row.history);
+  }
   const std::string memory = Paint(MemoryBar(row), LoadColour(row.memory_ratio()), color) + " " +
                              FormatGb(row.used_gb) + "/" + FormatGb(row.reserved_gb) + "/" +
                              FormatGb(row.total_gb) + " GB";
@@ -177,8 +195,18 @@ std::vector<std::string> Cells(const GpuRow& row, bool color) {
                           "1;31", color);
   std::string holders;
   for (const std::string& holder : row.holders) holders += (holders.empty() ? "" : ", ") + holder;
-  if (holders.empty()) holders = row.state == "cordoned" ? "cordoned" : "-";
-  return {std::to_string(row.index), row.model, util, memory, temperature, power, health, holders};
+  if (holders.empty()) {
+    holders = row.state == "cordoned" ? "cordoned" : row.mig_mode ? "(its MIG devices)" : "-";
+  }
+  // A MIG device's row sits under its GPU's and shows no index of its own.
+  return {row.mig_profile.empty() ? std::to_string(row.index) : "",
+          row.model,
+          util,
+          memory,
+          temperature,
+          power,
+          health,
+          holders};
 }
 
 // Aligned columns whose cells may carry colour escapes.
@@ -394,9 +422,11 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
   std::string out = Paint("gpurm top", "1", color) + " - " + source + " - " +
                     String(monitoring, "timestamp") + "\n";
   int gpus = 0;
+  int mig_devices = 0;
   int allocated = 0;
   int shared = 0;
   int unhealthy = 0;
+  int utilization_gpus = 0;
   double utilization = 0;
   double used = 0;
   double reserved = 0;
@@ -412,24 +442,47 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
     SortRows(rows, options.sort);
     std::vector<std::vector<std::string>> cells;
     std::vector<std::vector<std::string>> extra;
-    for (const GpuRow& row : rows) {
-      ++gpus;
+    size_t node_mig_devices = 0;
+    // A GPU's MIG devices follow it. Memory totals are the GPUs' (a MIG
+    // device's memory is part of its GPU's); reservations are the units'.
+    // `nested`: a MIG device listed under its GPU (whose memory holds it).
+    auto add = [&](const GpuRow& row, bool nested) {
+      const bool mig_device = !row.mig_profile.empty();
+      mig_device ? ++mig_devices : ++gpus;
       allocated += row.state == "allocated" ? 1 : 0;
       shared += row.state == "shared" ? 1 : 0;
       unhealthy += row.healthy ? 0 : 1;
-      utilization += row.utilization;
-      used += row.used_gb;
+      if (row.utilization_available) {
+        utilization += row.utilization;
+        ++utilization_gpus;
+      }
+      if (!nested) {
+        used += row.used_gb;
+        total += row.total_gb;
+      }
       reserved += row.reserved_gb;
-      total += row.total_gb;
       cells.push_back(Cells(row, color));
       std::vector<std::string> lines;
       for (const auto& [pid, gb] : row.processes) {
         lines.push_back("pid " + std::to_string(pid) + "  " + FormatGb(gb) + " GB");
       }
       extra.push_back(std::move(lines));
+    };
+    size_t node_gpus = 0;
+    for (const GpuRow& row : rows) {
+      add(row, false);
+      // A MIG device whose GPU is not listed (Kubernetes) stands alone.
+      ++(row.mig_profile.empty() ? node_gpus : node_mig_devices);
+      for (const GpuRow& mig : row.mig_devices) {
+        add(mig, true);
+        ++node_mig_devices;
+      }
     }
-    body += "\n" + Paint(name, "1", color) + "  " + std::to_string(rows.size()) + " GPU(s)\n";
-    if (rows.empty()) {
+    rows.clear();
+    body += "\n" + Paint(name, "1", color) + "  " + std::to_string(node_gpus) + " GPU(s)";
+    if (node_mig_devices > 0) body += ", " + std::to_string(node_mig_devices) + " MIG device(s)";
+    body += "\n";
+    if (cells.empty()) {
       body += " (no GPUs)\n";
       continue;
     }
@@ -438,15 +491,17 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
                           cells, extra);
   }
   const double interval = Number(monitoring, "interval_seconds").value_or(0);
-  std::string mean_utilization = Percent(gpus > 0 ? utilization / gpus : 0);
+  std::string mean_utilization =
+      utilization_gpus > 0 ? Percent(utilization / utilization_gpus) : std::string("n/a");
   mean_utilization.erase(0, mean_utilization.find_first_not_of(' '));
   out += "Sampled " + String(monitoring, "sampled_at") + " (every " + FormatGb(interval) +
          " s); sorted by " + options.sort + "\n";
-  out += std::to_string(gpus) + " GPU(s) on " + std::to_string(nodes_shown) +
-         " node(s): " + std::to_string(allocated) + " allocated, " + std::to_string(shared) +
-         " shared, " + std::to_string(unhealthy) + " unhealthy; utilization " + mean_utilization +
-         "; memory used " + FormatGb(used) + " / reserved " + FormatGb(reserved) + " / total " +
-         FormatGb(total) + " GB\n";
+  out += std::to_string(gpus) + " GPU(s)" +
+         (mig_devices > 0 ? " and " + std::to_string(mig_devices) + " MIG device(s)" : "") +
+         " on " + std::to_string(nodes_shown) + " node(s): " + std::to_string(allocated) +
+         " allocated, " + std::to_string(shared) + " shared, " + std::to_string(unhealthy) +
+         " unhealthy; utilization " + mean_utilization + "; memory used " + FormatGb(used) +
+         " / reserved " + FormatGb(reserved) + " / total " + FormatGb(total) + " GB\n";
   if (nodes_shown == 0) {
     return out + "\n" +
            (options.node ? "No node named \"" + *options.node + "\".\n" : "No nodes.\n");

@@ -150,6 +150,73 @@ TEST(TopStopperTest, StopsOnSigint) {
   EXPECT_TRUE(stopper.Wait(3600));
 }
 
+// A GPU in MIG mode with its MIG devices under it: no utilization for either
+// ("n/a", never 0%), memory counted once (the GPU's), the holder on the device.
+TEST(TopFrameTest, MigDevicesAreRowsUnderTheirGpuWithoutUtilization) {
+  json parent = Gpu(4, 0.0, 2.5, 40);
+  parent["state"] = "mig";
+  parent["mig_mode"] = true;
+  parent["utilization"] = nullptr;
+  parent["utilization_available"] = false;
+  json device = Gpu(4, 0.0, 2.0, 0);
+  device["uuid"] = "MIG-1";
+  device["name"] = "NVIDIA H100 80GB HBM3 MIG 3g.40gb";
+  device["mig_profile"] = "3g.40gb";
+  device["utilization"] = nullptr;
+  device["utilization_available"] = false;
+  device["temperature_c"] = nullptr;
+  device["memory_total_gb"] = 39.4;
+  device["memory_reserved_gb"] = 39.4;
+  device["state"] = "allocated";
+  device["allocations"] = json::array({{{"allocation_id", "alloc-9"}, {"owner", "bob"}}});
+  device["history"] = json::array({{{"utilization", nullptr}}});
+  parent["mig_devices"] = json::array({device});
+  const json monitoring = {
+      {"timestamp", "t"},
+      {"sampled_at", "s"},
+      {"interval_seconds", 30},
+      {"nodes", json::array({{{"node_name", "dgx-1"},
+                              {"gpus", json::array({Gpu(0, 0.5, 10, 35), parent})}}})}};
+  TopOptions options;
+  options.sort = "index";
+  const std::string frame = RenderTopFrame(monitoring, options, "http://h:8000");
+  EXPECT_THAT(frame, HasSubstr("2 GPU(s) and 1 MIG device(s) on 1 node(s): 1 allocated"));
+  EXPECT_THAT(frame, HasSubstr("utilization 50%"));  // Over the GPU that reports it.
+  EXPECT_THAT(frame, HasSubstr("total 160.0 GB"));   // The MIG device's memory is its GPU's.
+  EXPECT_THAT(frame, HasSubstr("dgx-1  2 GPU(s), 1 MIG device(s)"));
+  EXPECT_THAT(frame, HasSubstr("n/a (MIG mode)"));
+  EXPECT_THAT(frame, HasSubstr("(its MIG devices)"));
+  // The device's row follows its GPU's.
+  const size_t gpu_row = frame.find("n/a (MIG mode)");
+  const size_t device_row = frame.find("└ MIG 3g.40gb");
+  ASSERT_NE(device_row, std::string::npos) << frame;
+  EXPECT_LT(gpu_row, device_row);
+  EXPECT_THAT(frame.substr(device_row), HasSubstr("n/a (MIG)"));
+  EXPECT_THAT(frame.substr(device_row), HasSubstr("alloc-9 (bob)"));
+  EXPECT_THAT(frame, Not(HasSubstr("  0%")));
+}
+
+// Kubernetes' MIG devices have no GPU listed: each is a row of its own, and
+// its memory counts (no GPU holds it).
+TEST(TopFrameTest, MigDevicesWithoutTheirGpuStandAlone) {
+  json device = Gpu(0, 0.0, 0.0, 0);
+  device["mig_profile"] = "3g.40gb";
+  device["mig_parent_uuid"] = "k8s:n:nvidia.com/gpu:mig";
+  device["utilization"] = nullptr;
+  device["utilization_available"] = false;
+  device["memory_total_gb"] = 40.0;
+  const json monitoring = {
+      {"timestamp", "t"},
+      {"sampled_at", "s"},
+      {"interval_seconds", 30},
+      {"nodes", json::array({{{"node_name", "k"}, {"gpus", json::array({device})}}})}};
+  const std::string frame = RenderTopFrame(monitoring, TopOptions{}, "http://h:8000");
+  EXPECT_THAT(frame, HasSubstr("0 GPU(s) and 1 MIG device(s) on 1 node(s)"));
+  EXPECT_THAT(frame, HasSubstr("k  0 GPU(s), 1 MIG device(s)"));
+  EXPECT_THAT(frame, HasSubstr("total 40.0 GB"));
+  EXPECT_THAT(frame, HasSubstr("utilization n/a"));
+}
+
 TEST(SparklineTest, OneBlockPerSample) {
   EXPECT_EQ(Sparkline({0.0, 0.5, 1.0, 2.0}), "▁▅██");
   EXPECT_EQ(Sparkline({}), "");

@@ -60,6 +60,23 @@ struct Gpu {
   int64_t last_xid = 0;
   bool mig_enabled = false;           // NVIDIA Multi-Instance GPU mode is on.
   std::vector<GpuProcess> processes;  // Compute processes; empty when unknown.
+  // False when the device gives no utilization (MIG devices, and GPUs in MIG
+  // mode): `utilization` and `memory_utilization` are then meaningless and
+  // shown as unavailable, never as 0.
+  bool utilization_available = true;
+
+  // MIG: a GPU in MIG mode (mig_enabled) is never granted whole; its MIG
+  // devices are the units gpurm grants. A MIG device is a Gpu of its own on
+  // the node, listed after its parent, with the parent's `index`, a
+  // "MIG-..." uuid, the memory the device reports and the parent's model
+  // name followed by " MIG <profile>". gpurm reads the MIG layout and never
+  // changes it.
+  std::string mig_parent_uuid;  // Set on MIG devices only: the parent GPU's uuid.
+  std::string mig_profile;      // MIG devices: the profile, e.g. "3g.40gb".
+
+  bool is_mig_device() const { return !mig_parent_uuid.empty(); }
+  // A GPU the scheduler may grant: not a GPU in MIG mode (its MIG devices are).
+  bool allocatable_unit() const { return is_mig_device() || !mig_enabled; }
 
   // Memory not used by processes outside gpurm's allocations.
   int64_t memory_free_of_outside_use_mib() const {
@@ -67,6 +84,10 @@ struct Gpu {
     return memory_total_mib - (outside > 0 ? outside : 0);
   }
 };
+
+// The GPU type as gpurm shows it: the canonical model ("H100"), the raw name
+// when unknown, and for a MIG device "<model> MIG <profile>" ("A100 MIG 3g.40gb").
+std::string GpuTypeLabel(const Gpu& gpu);
 
 struct Node {
   std::string name;

@@ -34,7 +34,7 @@ Status Inventory::Refresh() {
       if (stale.contains(gpu.uuid)) continue;  // History holds measurements only.
       std::deque<GpuSample>& samples = history_[gpu.uuid];
       samples.push_back(GpuSample{snapshot->taken_unix_ms, gpu.utilization, gpu.memory_used_mib,
-                                  gpu.temperature_c, gpu.power_w});
+                                  gpu.temperature_c, gpu.power_w, gpu.utilization_available});
       while (samples.size() > history_capacity_) samples.pop_front();
     }
   }

@@ -25,6 +25,9 @@ struct GpuSample {
   int64_t memory_used_mib = 0;
   std::optional<double> temperature_c;
   std::optional<double> power_w;
+  // False for devices without utilization (MIG devices, GPUs in MIG mode):
+  // `utilization` is then meaningless.
+  bool utilization_available = true;
 };
 
 // Thread-safe. Refresh calls are serialised; readers never wait on a

@@ -96,6 +96,12 @@ json BuildJob(const JobSpec& spec) {
       {"tolerations",
        json::array(
            {{{"key", spec.gpu_resource}, {"operator", "Exists"}, {"effect", "NoSchedule"}}})}};
+  // A MIG device (GPU Feature Discovery's "nvidia.com/mig-<profile>") is on
+  // a node tainted for its GPUs.
+  if (spec.gpu_resource.rfind("nvidia.com/mig-", 0) == 0) {
+    pod_spec["tolerations"].push_back(
+        {{"key", "nvidia.com/gpu"}, {"operator", "Exists"}, {"effect", "NoSchedule"}});
+  }
   if (nodes == 1) {
     pod_spec["nodeSelector"] = {{"kubernetes.io/hostname", spec.gpus_per_node.begin()->first}};
   } else {

@@ -46,6 +46,18 @@ TEST(JobTest, PodsPreloadTheCudaGuardWhenThePlanHasLimits) {
   EXPECT_EQ(env["LD_PRELOAD"]["value"], "");
 }
 
+TEST(JobTest, AMigGrantRequestsItsProfileAndToleratesTheGpuTaint) {
+  JobSpec spec = TwoNodes();
+  spec.gpus_per_node = {{"dgx", 1}};
+  spec.gpu_resource = "nvidia.com/mig-3g.40gb";
+  const json job = BuildJob(spec);
+  const json& pod = job["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["containers"][0]["resources"]["limits"]["nvidia.com/mig-3g.40gb"], "1");
+  ASSERT_EQ(pod["tolerations"].size(), 2u);
+  EXPECT_EQ(pod["tolerations"][0]["key"], "nvidia.com/mig-3g.40gb");
+  EXPECT_EQ(pod["tolerations"][1]["key"], "nvidia.com/gpu");
+}
+
 TEST(JobTest, MultiNodeIsAnIndexedJobOnePodPerNode) {
   const JobSpec spec = TwoNodes();
   ASSERT_TRUE(ValidateJobSpec(spec).ok());

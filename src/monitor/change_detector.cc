@@ -53,6 +53,7 @@ GpuReading ReadingOf(const Gpu& gpu) {
   reading.power_limit_w = gpu.power_limit_w;
   reading.healthy = gpu.healthy;
   reading.health_reason = gpu.health_reason;
+  reading.utilization_available = gpu.utilization_available;
   return reading;
 }
 

@@ -30,6 +30,9 @@ struct GpuReading {
   std::optional<double> power_limit_w;
   bool healthy = true;
   std::string health_reason;
+  // False for MIG devices and GPUs in MIG mode (NVML gives them no
+  // utilization): `utilization` is then meaningless and reported as null.
+  bool utilization_available = true;
 
   // memory_used_mib / memory_total_mib, 0 when the total is unknown.
   double memory_used_ratio() const {

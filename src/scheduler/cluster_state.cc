@@ -29,7 +29,7 @@ NodeSummary NodeSummary::Of(const NodeAvailability& node) {
   for (const GpuAvailability& g : node.gpus) {
     summary.used_milli += kMilliPerGpu - g.free_milli();
     mixed = mixed || g.type_id != node.gpus.front().type_id;
-    if (!g.gpu->healthy || g.exclusively_held) continue;
+    if (!g.gpu->healthy || g.exclusively_held || !g.gpu->allocatable_unit()) continue;
     ++summary.shareable;
     if (g.untouched()) ++summary.untouched;
     summary.max_free_milli = std::max(summary.max_free_milli, g.free_milli());
@@ -91,8 +91,10 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
       g.usable_mib = std::max<int64_t>(0, gpu.memory_free_of_outside_use_mib());
       g.free_mib = g.usable_mib;
       // The reported size is part of the type: a request can name it ("A100-40GB").
+      // MIG devices are types of their own, whatever their names say.
       auto [type, inserted] = types.emplace(gpu.model.canonical + "\x1f" + gpu.model.raw_name +
-                                                "\x1f" + std::to_string(gpu.memory_total_mib),
+                                                "\x1f" + std::to_string(gpu.memory_total_mib) +
+                                                (gpu.is_mig_device() ? "\x1fmig" : ""),
                                             static_cast<uint32_t>(types.size()));
       if (inserted) {
         type_representatives_.push_back(&gpu);
@@ -102,6 +104,7 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
       ++type_gpu_counts_[g.type_id];
       shape += "|" + gpu.model.canonical + "\x1f" + gpu.model.raw_name + "\x1f" +
                std::to_string(gpu.memory_total_mib) + "\x1f" + (gpu.healthy ? "h" : "x") +
+               (gpu.allocatable_unit() ? "" : "m") + (gpu.is_mig_device() ? "d" : "") +
                std::to_string(gpu.nvlink_group) + "\x1f" + std::to_string(gpu.numa_node);
       gpu_by_uuid_.emplace(gpu.uuid,
                            std::make_pair(static_cast<uint32_t>(n), static_cast<uint32_t>(i)));

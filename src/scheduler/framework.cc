@@ -24,9 +24,7 @@ std::string FormatCores(int64_t milli) {
   return buffer;
 }
 
-std::string TypeLabel(const Gpu& gpu) {
-  return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
-}
+std::string TypeLabel(const Gpu& gpu) { return GpuTypeLabel(gpu); }
 
 std::string RequestedTypeLabel(const GpuRequest& request) {
   if (request.gpu_type.empty()) return "GPU";
@@ -35,8 +33,13 @@ std::string RequestedTypeLabel(const GpuRequest& request) {
   while (start <= request.gpu_type.size()) {
     size_t end = request.gpu_type.find('|', start);
     if (end == std::string::npos) end = request.gpu_type.size();
-    const std::string part = request.gpu_type.substr(start, end - start);
-    if (!part.empty()) label += (label.empty() ? "" : "|") + CanonicalGpuType(part);
+    std::string part = request.gpu_type.substr(start, end - start);
+    part.erase(0, part.find_first_not_of(' '));
+    part.erase(part.find_last_not_of(' ') + 1);
+    if (!part.empty()) {
+      // A MIG profile is shown as written: canonicalising would drop it.
+      label += (label.empty() ? "" : "|") + (NamesMigDevices(part) ? part : CanonicalGpuType(part));
+    }
     start = end + 1;
   }
   return label;
@@ -133,6 +136,7 @@ class GpuFitFilter final : public FilterPlugin {
     int held = 0;
     int short_of_free_memory = 0;
     int short_of_share = 0;
+    int in_mig_mode = 0;
     int64_t most_free_mib = 0;
     std::map<std::string, int> other_types;
     for (const GpuAvailability& g : node.gpus) {
@@ -141,7 +145,9 @@ class GpuFitFilter final : public FilterPlugin {
         continue;
       }
       ++matching;
-      if (!context.GpuPossibleEver(g)) {
+      if (!g.gpu->allocatable_unit()) {
+        ++in_mig_mode;
+      } else if (!context.GpuPossibleEver(g)) {
         ++too_small;
       } else if (!g.gpu->healthy) {
         ++unhealthy;
@@ -170,6 +176,7 @@ class GpuFitFilter final : public FilterPlugin {
     };
     add(held, context.shared() ? "held exclusively" : "already allocated");
     add(unhealthy, "unhealthy");
+    add(in_mig_mode, "in MIG mode (only their MIG devices are granted)");
     if (context.milli() > 0) {
       add(too_small, "too small for a share or with less than " + FormatGb(need_mib) + " in total");
     } else {
@@ -198,6 +205,11 @@ class GpuReservePlugin final : public ReservePlugin {
                       "GPU " + grant.gpu_uuid + " is not in the inventory");
       }
       const GpuAvailability& g = state.nodes()[where->first].gpus[where->second];
+      if (!g.gpu->allocatable_unit()) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "GPU " + grant.gpu_uuid + " on " + grant.node_name +
+                          " is in MIG mode: only its MIG devices are granted");
+      }
       bool fits;
       if (grant.exclusive) {
         fits = g.untouched() && exclusive_seen.insert(grant.gpu_uuid).second &&
@@ -290,6 +302,10 @@ SchedulingContext::SchedulingContext(const GpuRequest& request, const ScheduleOp
     start = end + 1;
   }
   type_match_.assign(state.type_count(), -1);
+  for (uint32_t t = 0; t < state.type_count(); ++t) {
+    cluster_has_mig_devices_ =
+        cluster_has_mig_devices_ || state.type_representative(t).is_mig_device();
+  }
 }
 
 int64_t SchedulingContext::SliceMib(const Gpu& gpu) const {
@@ -302,15 +318,14 @@ bool SchedulingContext::TypeMatches(const GpuAvailability& g) const {
 }
 
 bool SchedulingContext::TypeIdMatches(uint32_t type_id) const {
-  if (wanted_types_.empty()) return true;
+  if (wanted_types_.empty() && !cluster_has_mig_devices_) return true;
   int8_t& cached = type_match_[type_id];
   if (cached < 0) {
     const Gpu& gpu = state_.type_representative(type_id);
-    const bool wanted = std::any_of(
-        wanted_types_.begin(), wanted_types_.end(), [&gpu](const GpuTypePattern& pattern) {
-          return pattern.Matches(gpu.model, GbFromMib(gpu.memory_total_mib));
-        });
-    cached = wanted ? 1 : 0;
+    // MIG devices are of types of their own (ClusterState keys types by it).
+    cached = GpuTypeMatches(request_, gpu) && (!gpu.is_mig_device() || MigDeviceMayServe(request_))
+                 ? 1
+                 : 0;
   }
   return cached == 1;
 }
@@ -321,7 +336,7 @@ bool SchedulingContext::PartTypeMatches(size_t part, const GpuAvailability& g) c
 
 bool SchedulingContext::PartTypeIdMatches(size_t part, uint32_t type_id) const {
   const WorkloadMix::GpuPart& wanted = options_.workload->parts()[part];
-  if (wanted.gpu_type.empty()) return true;
+  if (wanted.gpu_type.empty() && !cluster_has_mig_devices_) return true;
   const size_t types = state_.type_count();
   const size_t slot = part * types + type_id;
   if (part_type_match_.size() <= slot) {
@@ -331,7 +346,13 @@ bool SchedulingContext::PartTypeIdMatches(size_t part, uint32_t type_id) const {
   if (cached < 0) {
     GpuRequest probe;
     probe.gpu_type = wanted.gpu_type;
-    cached = GpuTypeMatches(probe, state_.type_representative(type_id)) ? 1 : 0;
+    probe.gpu_count = wanted.gpu_count;
+    probe.gpu_milli = wanted.milli;
+    probe.shared = wanted.shared;
+    probe.memory_gb = GbFromMib(wanted.need_mib);
+    const Gpu& gpu = state_.type_representative(type_id);
+    cached =
+        GpuTypeMatches(probe, gpu) && (!gpu.is_mig_device() || MigDeviceMayServe(probe)) ? 1 : 0;
   }
   return cached == 1;
 }
@@ -441,7 +462,8 @@ bool SchedulingContext::MayFit(const NodeSummary& node, int gpus_needed) const {
 }
 
 bool SchedulingContext::GpuPossibleEver(const GpuAvailability& g) const {
-  if (!TypeMatches(g)) return false;
+  // A GPU in MIG mode is never granted whole; its MIG devices are.
+  if (!g.gpu->allocatable_unit() || !TypeMatches(g)) return false;
   if (g.gpu->memory_total_mib < need_mib_) return false;
   // A share is accounted as a memory slice; below 1001 MiB the slice could
   // not represent every share exactly.

@@ -106,8 +106,9 @@ class SchedulingContext {
   bool shared_ = false;
   int milli_ = 0;
   int64_t need_mib_ = 0;
-  std::vector<GpuTypePattern> wanted_types_;  // The alternatives of gpu_type.
-  mutable std::vector<int8_t> type_match_;    // By GPU type id: -1 unknown, 0, 1.
+  std::vector<std::string> wanted_types_;   // Canonical alternatives of gpu_type.
+  bool cluster_has_mig_devices_ = false;    // Some GPU type is a MIG device's.
+  mutable std::vector<int8_t> type_match_;  // By GPU type id: -1 unknown, 0, 1.
   // By part * type_count() + type id, filled on first use.
   mutable std::vector<int8_t> part_type_match_;
   mutable std::vector<double> type_pressure_;  // By type id, filled on first use.

@@ -499,7 +499,7 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       for (size_t i = 0; i < s.gpus; ++i) {
         const GpuAvailability& g = node.gpus[i];
         // An unhealthy GPU's capacity is nobody's: leave it out.
-        const bool usable = g.gpu->healthy && node.node->schedulable;
+        const bool usable = g.gpu->healthy && g.gpu->allocatable_unit() && node.node->schedulable;
         s.free_milli[i] = usable ? g.free_milli() : 0;
         s.free_mib[i] = usable ? g.free_mib : 0;
         s.untouched[i] = usable && g.untouched();

@@ -13,12 +13,13 @@
 namespace gpurm {
 namespace {
 
-std::string TypeLabel(const Gpu& gpu) {
-  return gpu.model.known() ? gpu.model.canonical : gpu.model.raw_name;
-}
+std::string TypeLabel(const Gpu& gpu) { return GpuTypeLabel(gpu); }
 
 std::string RequestedTypeLabel(const GpuRequest& request) {
-  return request.gpu_type.empty() ? std::string("GPU") : CanonicalGpuType(request.gpu_type);
+  if (request.gpu_type.empty()) return "GPU";
+  // A MIG profile is shown as written: canonicalising would drop it.
+  if (NamesMigDevices(request.gpu_type)) return request.gpu_type;
+  return CanonicalGpuType(request.gpu_type);
 }
 
 // "2 x T4", or "2 x A100 with 40.0 GB<memory_note> each" when the request
@@ -150,7 +151,7 @@ WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& s
     if (!node.node->schedulable) continue;
     int on_node = 0;
     for (const GpuAvailability& g : node.gpus) {
-      if (!g.gpu->healthy) continue;
+      if (!g.gpu->healthy || !g.gpu->allocatable_unit()) continue;
       if (g.untouched()) fit.gpu_types_available[TypeLabel(*g.gpu)] += static_cast<int>(group.size);
       if (!context.TypeMatches(g)) continue;
       const bool free_enough = context.shared() ? !g.exclusively_held : g.untouched();
@@ -397,6 +398,17 @@ Status ValidateRequest(const GpuRequest& request) {
         "a shared request must ask for memory_gb > 0 (the slice it reserves) or gpu_milli",
         "shared");
   }
+  if (NamesMigDevices(request.gpu_type)) {
+    if (request.gpu_count != 1) {
+      return InvalidArgument(
+          "a MIG device is granted alone (a CUDA process uses one MIG device): ask for "
+          "gpu_count 1 with a MIG gpu_type",
+          "gpu_count");
+    }
+    if (request.shared || share) {
+      return InvalidArgument("MIG devices are granted whole, never as shared slices", "shared");
+    }
+  }
   if (request.lease_ttl_s < 0) return InvalidArgument("must be >= 0", "lease_ttl_seconds");
   if (!request.policy.empty() && FindPolicy(request.policy) == nullptr) {
     return InvalidArgument(
@@ -406,21 +418,112 @@ Status ValidateRequest(const GpuRequest& request) {
   return Status::Ok();
 }
 
-bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
-  if (request.gpu_type.empty()) return true;
+namespace {
+
+char LowerChar(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlnumChar(char c) { return IsDigit(c) || (LowerChar(c) >= 'a' && LowerChar(c) <= 'z'); }
+
+std::string Trimmed(std::string_view text, std::string_view junk) {
+  const size_t begin = text.find_first_not_of(junk);
+  if (begin == std::string_view::npos) return "";
+  const size_t end = text.find_last_not_of(junk);
+  return std::string(text.substr(begin, end - begin + 1));
+}
+
+// Reads digits at `at`; false when there are none.
+bool Digits(std::string_view text, size_t* at) {
+  const size_t start = *at;
+  while (*at < text.size() && IsDigit(text[*at])) ++*at;
+  return *at > start;
+}
+
+// "3g.40gb", "1c.3g.40gb", "1g.10gb+me" (lower case).
+bool IsMigProfile(std::string_view lower) {
+  size_t at = 0;
+  if (!Digits(lower, &at)) return false;
+  if (lower.substr(at, 2) == "c.") {
+    at += 2;
+    if (!Digits(lower, &at)) return false;
+  }
+  if (lower.substr(at, 2) != "g.") return false;
+  at += 2;
+  if (!Digits(lower, &at) || lower.substr(at, 2) != "gb") return false;
+  at += 2;
+  return at == lower.size() || lower[at] == '+';
+}
+
+// A gpu_type alternative that names MIG devices: "MIG", "H100 MIG",
+// "A100 MIG 3g.40gb", "mig-3g.40gb", "nvidia.com/mig-3g.40gb",
+// "NVIDIA-A100-SXM4-80GB-MIG-3g.40gb" or a bare profile "3g.40gb".
+struct MigTypeName {
+  std::string family;   // As written; empty = any GPU model.
+  std::string profile;  // Lower case; empty = any profile.
+};
+
+std::optional<MigTypeName> ReadMigTypeName(std::string_view part) {
+  std::string lower;
+  for (char c : part) lower += LowerChar(c);
+  constexpr std::string_view kResourcePrefix = "nvidia.com/";
+  size_t offset = 0;
+  if (lower.rfind(kResourcePrefix, 0) == 0) offset = kResourcePrefix.size();
+  const std::string_view lower_view = lower;
+  for (size_t i = offset; i + 3 <= lower.size(); ++i) {
+    if (lower.compare(i, 3, "mig") != 0) continue;
+    if (i > offset && IsAlnumChar(lower[i - 1])) continue;
+    if (i + 3 < lower.size() && IsAlnumChar(lower[i + 3])) continue;
+    MigTypeName name;
+    name.family = Trimmed(part.substr(offset, i - offset), " -_");
+    name.profile = Trimmed(lower_view.substr(i + 3), " -_");
+    return name;
+  }
+  const std::string bare = Trimmed(lower_view.substr(offset), " ");
+  if (IsMigProfile(bare)) return MigTypeName{"", bare};
+  return std::nullopt;
+}
+
+// Calls `visit` with each non-empty '|' alternative of gpu_type, trimmed,
+// until it returns true.
+template <typename Visit>
+bool AnyAlternative(std::string_view gpu_type, Visit visit) {
   size_t start = 0;
-  while (start <= request.gpu_type.size()) {
-    size_t end = request.gpu_type.find('|', start);
-    if (end == std::string::npos) end = request.gpu_type.size();
-    std::string part = request.gpu_type.substr(start, end - start);
-    part.erase(0, part.find_first_not_of(' '));
-    part.erase(part.find_last_not_of(' ') + 1);
-    if (!part.empty() && GpuTypePattern(part).Matches(gpu.model, GbFromMib(gpu.memory_total_mib))) {
-      return true;
-    }
+  while (start <= gpu_type.size()) {
+    size_t end = gpu_type.find('|', start);
+    if (end == std::string_view::npos) end = gpu_type.size();
+    const std::string part = Trimmed(gpu_type.substr(start, end - start), " ");
+    if (!part.empty() && visit(part)) return true;
     start = end + 1;
   }
   return false;
+}
+
+}  // namespace
+
+bool NamesMigDevices(std::string_view gpu_type) {
+  return AnyAlternative(gpu_type,
+                        [](const std::string& part) { return ReadMigTypeName(part).has_value(); });
+}
+
+bool MigDeviceMayServe(const GpuRequest& request) {
+  const bool share = request.gpu_milli > 0 && request.gpu_milli < kMilliPerGpu;
+  if (request.gpu_count != 1 || request.shared || share) return false;
+  return request.memory_gb > 0 || NamesMigDevices(request.gpu_type);
+}
+
+bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu) {
+  if (request.gpu_type.empty()) return true;
+  const std::string have =
+      gpu.model.known() ? gpu.model.canonical : CanonicalGpuType(gpu.model.raw_name);
+  std::string profile;
+  for (char c : gpu.mig_profile) profile += LowerChar(c);
+  return AnyAlternative(request.gpu_type, [&](const std::string& part) {
+    if (const std::optional<MigTypeName> mig = ReadMigTypeName(part)) {
+      if (!gpu.is_mig_device()) return false;
+      if (!mig->profile.empty() && mig->profile != profile) return false;
+      return mig->family.empty() || CanonicalGpuType(mig->family) == have;
+    }
+    return GpuTypePattern(part).Matches(gpu.model, GbFromMib(gpu.memory_total_mib));
+  });
 }
 
 Scheduler::Scheduler(std::string_view default_policy)

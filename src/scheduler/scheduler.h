@@ -79,8 +79,22 @@ Status ValidateRequest(const GpuRequest& request);
 
 // Does `gpu` satisfy the request's gpu_type? Empty type matches every GPU;
 // "A|B" matches either; each alternative matches as GpuTypePattern says (a
-// bare family matches all of it, a named variant only that variant).
+// bare family matches all of it, whole GPUs and MIG devices of that model; a
+// named variant only that variant). An alternative naming MIG ("MIG",
+// "A100 MIG", "A100 MIG 3g.40gb", "mig-3g.40gb", "nvidia.com/mig-3g.40gb",
+// or a bare profile "3g.40gb") matches MIG devices only (of that model and
+// profile when given).
 bool GpuTypeMatches(const GpuRequest& request, const Gpu& gpu);
+
+// Does some alternative of gpu_type name MIG devices (see GpuTypeMatches)?
+bool NamesMigDevices(std::string_view gpu_type);
+
+// May a MIG device serve this request? Only a request for one GPU (a CUDA
+// process uses one MIG device), not a shared slice, that asks for memory
+// (memory_gb > 0: any device with enough memory will do) or names MIG in
+// gpu_type: a request for "1 H100" without a memory figure gets a whole GPU.
+// A GPU in MIG mode is never granted whole (Gpu::allocatable_unit).
+bool MigDeviceMayServe(const GpuRequest& request);
 
 // Thread-safe: Schedule, Reserve and Unreserve keep no state between calls.
 class Scheduler {

@@ -795,3 +795,170 @@ TEST(ReserveTest, RefusesWhatNoLongerFits) {
 
 }  // namespace
 }  // namespace gpurm
+
+namespace gpurm {
+namespace {
+
+// A DGX-H100-like node: GPUs 0-1 whole; GPU 2 in MIG mode with a 3g.40gb and
+// two 1g.10gb; GPU 3 in MIG mode with a 2g.20gb. MIG devices follow their GPU
+// with its index, as the inventory lists them.
+std::shared_ptr<InventorySnapshot> MigNode() {
+  auto snapshot = std::make_shared<InventorySnapshot>();
+  Node node;
+  node.name = "dgx";
+  const std::string h100 = "NVIDIA H100 80GB HBM3";
+  auto mig = [&](int parent, const std::string& profile, int64_t mib, int n) {
+    Gpu gpu = MakeGpu("dgx", parent, h100 + " MIG " + profile, mib);
+    gpu.uuid = "MIG-" + std::to_string(parent) + "-" + std::to_string(n);
+    gpu.mig_parent_uuid = "dgx-gpu" + std::to_string(parent);
+    gpu.mig_profile = profile;
+    gpu.utilization_available = false;
+    return gpu;
+  };
+  for (int i = 0; i < 4; ++i) {
+    node.gpus.push_back(MakeGpu("dgx", i, h100, 81559));
+    node.gpus.back().mig_enabled = i >= 2;
+    if (i == 2) {
+      node.gpus.push_back(mig(2, "3g.40gb", 40320, 0));
+      node.gpus.push_back(mig(2, "1g.10gb", 9984, 1));
+      node.gpus.push_back(mig(2, "1g.10gb", 9984, 2));
+    }
+    if (i == 3) node.gpus.push_back(mig(3, "2g.20gb", 20096, 0));
+  }
+  snapshot->nodes.push_back(node);
+  return snapshot;
+}
+
+std::vector<std::string> GrantedUuids(const ScheduleResult& result) {
+  std::vector<std::string> uuids;
+  if (!result.placement) return uuids;
+  for (const GpuGrant& grant : result.placement->grants) uuids.push_back(grant.gpu_uuid);
+  return uuids;
+}
+
+TEST(MigTypeTest, FamilyNamesMatchBothProfilesOnlyMigDevices) {
+  const auto snapshot = MigNode();
+  const Gpu& whole = snapshot->nodes[0].gpus[0];
+  const Gpu& mig = snapshot->nodes[0].gpus[3];  // 3g.40gb.
+  EXPECT_EQ(GpuTypeLabel(mig), "H100 MIG 3g.40gb");
+  EXPECT_EQ(GpuTypeLabel(whole), "H100");
+  for (const std::string type :
+       {"H100", "h100", "MIG", "H100 MIG", "H100 MIG 3g.40gb", "3g.40gb", "mig-3g.40gb",
+        "nvidia.com/mig-3g.40gb", "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb", "T4|3g.40gb"}) {
+    EXPECT_TRUE(GpuTypeMatches(Request(1, type, 0), mig)) << type;
+  }
+  for (const std::string type : {"A100 MIG 3g.40gb", "1g.10gb", "mig-1g.10gb", "T4"}) {
+    EXPECT_FALSE(GpuTypeMatches(Request(1, type, 0), mig)) << type;
+  }
+  EXPECT_TRUE(GpuTypeMatches(Request(1, "H100", 0), whole));
+  for (const std::string type : {"MIG", "H100 MIG", "3g.40gb", "mig-3g.40gb"}) {
+    EXPECT_FALSE(GpuTypeMatches(Request(1, type, 0), whole)) << type;
+  }
+  EXPECT_TRUE(NamesMigDevices("V100|a100-mig-1g.5gb"));
+  EXPECT_FALSE(NamesMigDevices("H100|A100-80GB"));
+}
+
+TEST(MigSchedulingTest, AGpuInMigModeIsNeverGrantedWhole) {
+  ClusterState state(MigNode(), {});
+  Scheduler scheduler("binpack");
+  // Four whole H100s wanted, two exist whole; the two in MIG mode never count.
+  ScheduleResult four = scheduler.Schedule(Request(4, "H100", 0), state);
+  EXPECT_FALSE(four.placement);
+  EXPECT_FALSE(four.diagnosis.possible_ever);
+  ASSERT_EQ(four.diagnosis.reasons.size(), 1u);
+  EXPECT_NE(four.diagnosis.reasons[0].reason.find("2 in MIG mode"), std::string::npos)
+      << four.diagnosis.reasons[0].reason;
+  // Without a memory figure, one H100 is a whole one.
+  ScheduleResult one = scheduler.Schedule(Request(1, "H100", 0), state);
+  EXPECT_EQ(GrantedUuids(one), std::vector<std::string>{"dgx-gpu0"});
+  // A grant naming a GPU in MIG mode is refused at reservation.
+  Placement whole;
+  whole.grants.push_back(GpuGrant{"dgx", 2, "dgx-gpu2", 81559, true});
+  whole.node_indexes = {0};
+  const Status reserved = scheduler.Reserve(whole, state);
+  EXPECT_EQ(reserved.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(reserved.message().find("MIG mode"), std::string::npos);
+}
+
+TEST(MigSchedulingTest, MemoryOrProfilePlacesOnMigDevices) {
+  Scheduler scheduler("binpack");
+  std::vector<GpuGrant> held;
+  // Best fit: 8 GB goes to a 1g.10gb, 15 GB to the 2g.20gb, 30 GB to the 3g.40gb.
+  for (const auto& [gb, uuid] : std::vector<std::pair<double, std::string>>{
+           {8, "MIG-2-1"}, {15, "MIG-3-0"}, {30, "MIG-2-0"}, {8, "MIG-2-2"}}) {
+    ClusterState state(MigNode(), held);
+    ScheduleResult result = scheduler.Schedule(Request(1, "", gb), state);
+    ASSERT_EQ(GrantedUuids(result), std::vector<std::string>{uuid}) << gb << " GB";
+    const GpuGrant& grant = result.placement->grants[0];
+    EXPECT_TRUE(grant.exclusive);
+    EXPECT_EQ(grant.gpu_index, uuid == "MIG-3-0" ? 3 : 2);  // The parent's index.
+    // The whole MIG device's memory, as the device reports it.
+    EXPECT_EQ(grant.memory_mib,
+              state.nodes()[0].gpus[state.FindGpu(uuid)->second].gpu->memory_total_mib);
+    Hold(result, held);
+  }
+  // All MIG devices are held: 8 GB now takes a whole GPU.
+  ClusterState state(MigNode(), held);
+  EXPECT_EQ(GrantedUuids(scheduler.Schedule(Request(1, "", 8), state)),
+            std::vector<std::string>{"dgx-gpu0"});
+  // A profile names MIG devices only: none is free now, but one could be.
+  ScheduleResult profile = scheduler.Schedule(Request(1, "1g.10gb", 0), state);
+  EXPECT_FALSE(profile.placement);
+  EXPECT_TRUE(profile.diagnosis.possible_ever);
+  // Released, the profile gets its device.
+  std::erase_if(held, [](const GpuGrant& g) { return g.gpu_uuid == "MIG-2-2"; });
+  EXPECT_EQ(GrantedUuids(scheduler.Schedule(Request(1, "H100 MIG 1g.10gb", 0),
+                                            ClusterState(MigNode(), held))),
+            std::vector<std::string>{"MIG-2-2"});
+}
+
+// Whatever the policy, one-GPU 8 GB requests take the four MIG devices and
+// the two whole GPUs, and never a GPU in MIG mode.
+TEST(MigSchedulingTest, EveryPolicyGrantsMigDevicesAndNeverTheirGpu) {
+  for (const std::string& policy : PolicyNames()) {
+    SCOPED_TRACE(policy);
+    Scheduler scheduler(policy);
+    std::vector<GpuGrant> held;
+    for (int i = 0; i < 10; ++i) {
+      ScheduleResult result = scheduler.Schedule(Request(1, "", 8), ClusterState(MigNode(), held));
+      if (!result.placement) break;
+      Hold(result, held);
+    }
+    std::set<std::string> uuids;
+    for (const GpuGrant& grant : held) uuids.insert(grant.gpu_uuid);
+    EXPECT_EQ(uuids, (std::set<std::string>{"dgx-gpu0", "dgx-gpu1", "MIG-2-0", "MIG-2-1", "MIG-2-2",
+                                            "MIG-3-0"}));
+  }
+}
+
+TEST(MigSchedulingTest, MigDevicesServeOneGpuRequestsOnly) {
+  ClusterState state(MigNode(), {});
+  Scheduler scheduler("binpack");
+  // Two GPUs with 8 GB each: whole GPUs (a CUDA process uses one MIG device).
+  EXPECT_EQ(GrantedUuids(scheduler.Schedule(Request(2, "", 8), state)),
+            (std::vector<std::string>{"dgx-gpu0", "dgx-gpu1"}));
+  // A shared slice never lands on a MIG device.
+  GpuRequest shared = Request(1, "", 8);
+  shared.shared = true;
+  for (const std::string& uuid : GrantedUuids(scheduler.Schedule(shared, state))) {
+    EXPECT_EQ(uuid.rfind("MIG-", 0), std::string::npos) << uuid;
+  }
+  // Naming MIG with more than one GPU, or shared, is refused with the field.
+  Status two = ValidateRequest(Request(2, "mig-1g.10gb", 0));
+  EXPECT_EQ(two.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(two.field(), "gpu_count");
+  GpuRequest shared_mig = Request(1, "3g.40gb", 8);
+  shared_mig.shared = true;
+  EXPECT_EQ(ValidateRequest(shared_mig).field(), "shared");
+  EXPECT_TRUE(ValidateRequest(Request(1, "H100 MIG 3g.40gb", 0)).ok());
+  // More memory than any MIG device has: a whole GPU.
+  EXPECT_EQ(GrantedUuids(scheduler.Schedule(Request(1, "", 60), state)),
+            std::vector<std::string>{"dgx-gpu0"});
+  // What fits lists MIG devices by type.
+  ScheduleResult none = scheduler.Schedule(Request(1, "A100", 0), state);
+  EXPECT_EQ(none.diagnosis.would_fit.gpu_types_available["H100 MIG 1g.10gb"], 2);
+  EXPECT_EQ(none.diagnosis.would_fit.gpu_types_available["H100"], 2);
+}
+
+}  // namespace
+}  // namespace gpurm

@@ -282,5 +282,63 @@ TEST(KubeDaemonTest, JobsLeaderOnlyPlacementAndHandoverAfterKill) {
   })) << second.Log();
 }
 
+// GPU Feature Discovery's mixed MIG strategy: a node offering two 3g.40gb MIG
+// devices as nvidia.com/mig-3g.40gb. gpurm lists them (no utilization), and a
+// Job for one requests that resource, not a whole GPU.
+TEST(KubeDaemonTest, AJobForAMigDeviceRequestsItsProfile) {
+  Result<std::unique_ptr<TestApiServer>> started = TestApiServer::Start("gpurm");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  TestApiServer& server = **started;
+  ASSERT_TRUE(
+      server
+          .CreateNode("dgx-mig", "nvidia.com/mig-3g.40gb", 2,
+                      {{"nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"},
+                       {"nvidia.com/mig.strategy", "mixed"},
+                       {"nvidia.com/mig-3g.40gb.product", "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb"},
+                       {"nvidia.com/mig-3g.40gb.memory", "40320"}})
+          .ok());
+  Replica replica("gpurm-0", server.kubeconfig());
+  ASSERT_TRUE(replica.Start()) << replica.Log();
+  ASSERT_TRUE(WaitUntil([&] { return replica.Leads(); })) << replica.Log();
+
+  json gpus;
+  ASSERT_TRUE(WaitUntil([&] {
+    Result<cli::HttpResponse> monitoring = replica.Client().Get("/api/v1/gpu/monitoring");
+    if (!monitoring.ok() || monitoring->body["nodes"].empty()) return false;
+    gpus = monitoring->body["nodes"][0]["gpus"];
+    return gpus.size() == 2;
+  })) << replica.Log();
+  for (const json& gpu : gpus) {
+    EXPECT_EQ(gpu["gpu_type"], "H100 MIG 3g.40gb");
+    EXPECT_EQ(gpu["mig_profile"], "3g.40gb");
+    EXPECT_TRUE(gpu["utilization"].is_null());
+    EXPECT_DOUBLE_EQ(gpu["memory_total_gb"].get<double>(), 39.38);  // 40320 MiB.
+  }
+
+  const json job_request = {{"gpu_count", 1},
+                            {"gpu_type", "nvidia.com/mig-3g.40gb"},
+                            {"job",
+                             {{"name", "small"},
+                              {"image", "registry.example/train:1"},
+                              {"command", {"python", "train.py"}}}}};
+  Result<cli::HttpResponse> submitted = replica.Client().Post("/api/v1/gpu/jobs", job_request);
+  ASSERT_TRUE(submitted.ok());
+  ASSERT_EQ(submitted->status, 201) << submitted->body;
+  Result<json> job = server.client().Get("/apis/batch/v1/namespaces/gpurm/jobs/small");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  const json& pod = (*job)["spec"]["template"]["spec"];
+  const json& container = pod["containers"][0];
+  EXPECT_EQ(container["resources"]["limits"]["nvidia.com/mig-3g.40gb"], "1");
+  EXPECT_FALSE(container["resources"]["limits"].contains("nvidia.com/gpu"));
+  bool tolerates_gpu_taint = false;
+  for (const json& toleration : pod["tolerations"]) {
+    tolerates_gpu_taint |= toleration["key"] == "nvidia.com/gpu";
+  }
+  EXPECT_TRUE(tolerates_gpu_taint);
+  const json env = EnvOf(container);
+  EXPECT_FALSE(env.contains("CUDA_VISIBLE_DEVICES")) << "the device plugin picks the device";
+  EXPECT_EQ(env["GPURM_CUDA_MEMORY_LIMITS_MB"], "40320");
+}
+
 }  // namespace
 }  // namespace gpurm

@@ -23,14 +23,15 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// The daemon on a free port with a copy of examples/cluster-3node.yaml (so a
-// test can edit the readings; the static provider re-reads it every sample),
-// a one-second monitor interval and a temporary data dir.
-export async function startDaemon() {
+// The daemon on a free port with a copy of examples/cluster-3node.yaml (or
+// another file of examples/; a copy, so a test can edit the readings: the
+// static provider re-reads it every sample), a one-second monitor interval
+// and a temporary data dir.
+export async function startDaemon(example = 'cluster-3node.yaml') {
   const binary = process.env.GPURM_BIN ?? join(repo, 'build/gpurm');
   const dir = mkdtempSync(join(tmpdir(), 'gpurm-ui-'));
   const inventory = join(dir, 'cluster.yaml');
-  writeFileSync(inventory, readFileSync(join(repo, 'examples/cluster-3node.yaml')));
+  writeFileSync(inventory, readFileSync(join(repo, 'examples', example)));
   const config = join(dir, 'gpu_config.yaml');
   writeFileSync(config, 'monitor_update_interval: 1\nresource_change_threshold: 0.05\nlog_level: "INFO"\n');
   const port = await freePort();

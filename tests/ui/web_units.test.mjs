@@ -5,8 +5,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readEventStream } from '../../web/src/api.js';
 import { duration, gb, heat, percent } from '../../web/src/format.js';
-import { gpuState, reservedGb } from '../../web/src/grid.js';
+import { COLOUR_MODES, gpuState, reservedGb, utilizationText } from '../../web/src/grid.js';
 import { queueNote } from '../../web/src/queue.js';
+import { flattenMig } from '../../web/src/live.js';
+import { describeGrants } from '../../web/src/allocations.js';
 
 // A body that delivers `chunks` one read at a time.
 function body(chunks) {
@@ -83,4 +85,27 @@ test('state and reserved memory come from the allocations holding a GPU', () => 
   assert.equal(reservedGb(gpu, [whole]), 80, 'an exclusive grant reserves the whole GPU');
   assert.equal(gpuState({ ...gpu, healthy: false }, [whole]), 'unhealthy');
   assert.equal(gpuState({ ...gpu, state: 'cordoned' }, []), 'cordoned');
+});
+
+test('MIG: devices follow their GPU, utilization is n/a (not 0%), the GPU is in state mig', () => {
+  const device = { uuid: 'MIG-1', index: 4, mig_profile: '3g.40gb', mig_parent_uuid: 'GPU-4', utilization: null, utilization_available: false };
+  const parent = { uuid: 'GPU-4', index: 4, state: 'mig', mig_mode: true, utilization: null, utilization_available: false, mig_devices: [device] };
+  const whole = { uuid: 'GPU-0', index: 0, state: 'free', utilization: 0.25, mig_devices: [] };
+  assert.deepEqual(flattenMig([whole, parent]).map((g) => g.uuid), ['GPU-0', 'GPU-4', 'MIG-1']);
+  assert.equal(utilizationText(whole), '25%');
+  assert.equal(utilizationText(parent), 'n/a (MIG mode)');
+  assert.equal(utilizationText(device), 'n/a (MIG)');
+  assert.equal(COLOUR_MODES.utilization.ratio(device), null);
+  assert.equal(COLOUR_MODES.utilization.ratio(whole), 0.25);
+  assert.equal(gpuState(parent, []), 'mig');
+  assert.equal(gpuState(device, [{ allocation: {}, grant: { exclusive: true, memory_gb: 39.4 } }]), 'allocated');
+});
+
+test('grants: whole GPUs, slices and MIG devices', () => {
+  assert.equal(describeGrants([{ node_name: 'n', gpu_index: 0, gpu_uuid: 'GPU-0', exclusive: true },
+    { node_name: 'n', gpu_index: 1, gpu_uuid: 'GPU-1', exclusive: true }]), 'n: 0, 1 (whole)');
+  assert.equal(describeGrants([{ node_name: 'dgx', gpu_index: 5, gpu_uuid: 'MIG-5-1', exclusive: true, memory_gb: 9.8 }]),
+    'dgx: 5 (MIG device)');
+  assert.equal(describeGrants([{ node_name: 'k', gpu_index: 2, gpu_uuid: 'k8s:k:nvidia.com/mig-3g.40gb:0', exclusive: true }]),
+    'k: 2 (MIG device)');
 });

@@ -121,7 +121,14 @@ export class AllocationTable {
   }
 }
 
-// "gpu-node-2: 0, 1 (whole)" / "gpu-node-1: 2 (8.0 GB)"; one part per node.
+// "gpu-node-2: 0, 1 (whole)" / "gpu-node-1: 2 (8.0 GB)" / "dgx: 5 (MIG device)";
+// one part per node.
+// A MIG device's grant: NVML's "MIG-..." uuid, or Kubernetes' nvidia.com/mig-<profile>.
+function isMigGrant(grant) {
+  const uuid = grant.gpu_uuid ?? '';
+  return uuid.startsWith('MIG-') || uuid.includes(':nvidia.com/mig-');
+}
+
 export function describeGrants(grants) {
   const byNode = new Map();
   for (const grant of grants) {
@@ -133,7 +140,8 @@ export function describeGrants(grants) {
     .map(([node, list]) => {
       const indices = list.map((g) => g.gpu_index).join(', ');
       const shared = list.filter((g) => !g.exclusive);
-      const what = shared.length ? `${gb(shared.reduce((s, g) => s + g.memory_gb, 0))} GB shared` : 'whole';
+      let what = shared.length ? `${gb(shared.reduce((s, g) => s + g.memory_gb, 0))} GB shared` : 'whole';
+      if (!shared.length && list.every(isMigGrant)) what = list.length > 1 ? 'MIG devices' : 'MIG device';
       return `${node}: ${indices} (${what})`;
     })
     .join('; ');

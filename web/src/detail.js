@@ -2,8 +2,8 @@
 // (utilization, memory, temperature) from /monitoring history, extended live.
 import uPlot from 'uplot';
 import { h, setChildren, setText } from './dom.js';
-import { celsius, gb, percent, watts } from './format.js';
-import { gpuState, reservedGb } from './grid.js';
+import { celsius, gb, watts } from './format.js';
+import { gpuState, reservedGb, utilizationText } from './grid.js';
 
 const WINDOW_SECONDS = 3600;
 // The x axis spans the last hour, or less while the history is shorter
@@ -14,7 +14,7 @@ const CHARTS = [
   {
     key: 'utilization',
     title: 'Utilization (%)',
-    series: [{ label: 'utilization %', stroke: '#1e88e5', fill: 'rgba(30,136,229,0.12)', value: (p) => p.utilization * 100 }],
+    series: [{ label: 'utilization %', stroke: '#1e88e5', fill: 'rgba(30,136,229,0.12)', value: (p) => (p.utilization === null || p.utilization === undefined ? null : p.utilization * 100) }],
     range: () => [0, 100],
   },
   {
@@ -124,14 +124,16 @@ export class GpuDetail {
     }
     const holders = live.holders().get(gpu.uuid) ?? [];
     const reserved = reservedGb(gpu, holders);
-    setText(this.title, `${gpu.node_name} · GPU ${gpu.index} · ${gpu.gpu_type}`);
+    setText(this.title, `${gpu.node_name} · GPU ${gpu.index}${gpu.mig_parent_uuid ? ' · MIG device' : ''} · ${gpu.gpu_type}`);
     setChildren(
       this.facts,
       fact('model', gpu.name),
       fact('uuid', gpu.uuid),
       fact('state', gpuState(gpu, holders)),
       fact('health', gpu.healthy === false ? `unhealthy: ${gpu.health_reason || 'no reason given'}` : 'healthy'),
-      fact('utilization', percent(gpu.utilization)),
+      fact('utilization', utilizationText(gpu)),
+      gpu.mig_profile ? fact('MIG profile', gpu.mig_profile) : null,
+      gpu.mig_parent_uuid ? fact('MIG device of', gpu.mig_parent_uuid) : null,
       fact('memory', `${gb(gpu.memory_used_gb)} GB used · ${gb(reserved)} GB reserved · ${gb(gpu.memory_total_gb)} GB total`),
       fact('temperature', celsius(gpu.temperature_c)),
       fact('power', watts(gpu.power_w, gpu.power_limit_w)),

@@ -6,8 +6,9 @@ import { celsius, gb, heat, percent, watts } from './format.js';
 
 // What a card's colour shows. Memory counts what is used or reserved,
 // whichever is more (what the scheduler sees as taken).
+// A ratio of null (no utilization: MIG devices, GPUs in MIG mode) is grey.
 export const COLOUR_MODES = {
-  utilization: { label: 'utilization', ratio: (gpu) => gpu.utilization },
+  utilization: { label: 'utilization', ratio: (gpu) => (utilizationAvailable(gpu) ? gpu.utilization : null) },
   memory: { label: 'memory', ratio: (gpu, reserved) => memoryPressure(gpu, reserved) },
 };
 
@@ -24,8 +25,21 @@ export function reservedGb(gpu, holders) {
   return holders.reduce((sum, { grant }) => sum + (grant.memory_gb ?? 0), 0);
 }
 
+// NVML gives no utilization for MIG devices nor for a GPU in MIG mode.
+export function utilizationAvailable(gpu) {
+  return gpu.utilization_available !== false && gpu.utilization !== null && gpu.utilization !== undefined;
+}
+
+// "util 42%", or why there is no figure (never 0%).
+export function utilizationText(gpu) {
+  if (utilizationAvailable(gpu)) return percent(gpu.utilization);
+  if (gpu.mig_mode) return 'n/a (MIG mode)';
+  return gpu.mig_profile ? 'n/a (MIG)' : 'n/a';
+}
+
 export function gpuState(gpu, holders) {
   if (gpu.healthy === false) return 'unhealthy';
+  if (gpu.state === 'mig') return 'mig';  // Granted only as its MIG devices.
   if (holders?.some(({ grant }) => grant.exclusive)) return 'allocated';
   if (holders?.length) return 'shared';
   return gpu.state === 'cordoned' ? 'cordoned' : 'free';
@@ -90,7 +104,8 @@ export class Grid {
     const types = new Map();
     let free = 0;
     for (const gpu of node.gpus) {
-      types.set(gpu.gpu_type, (types.get(gpu.gpu_type) ?? 0) + 1);
+      const type = gpu.mig_mode ? `${gpu.gpu_type} in MIG mode` : gpu.gpu_type;
+      types.set(type, (types.get(type) ?? 0) + 1);
       if (gpuState(gpu, holders.get(gpu.uuid)) === 'free') free++;
     }
     const kinds = [...types].map(([type, n]) => `${n} × ${type}`).join(', ');
@@ -149,22 +164,26 @@ export class Grid {
     const reserved = reservedGb(gpu, holders);
     const state = gpuState(gpu, holders);
     const total = gpu.memory_total_gb || 0;
-    const [colour, dark] = heat(COLOUR_MODES[this.mode].ratio(gpu, reserved));
+    const ratio = COLOUR_MODES[this.mode].ratio(gpu, reserved);
+    const [colour, dark] = ratio === null ? ['rgb(238,238,238)', false] : heat(ratio);
     card.el.style.backgroundColor = colour;
-    card.el.className = `gpu state-${state}${dark ? ' dark' : ''}${this.selected === gpu.uuid ? ' selected' : ''}`;
+    const mig = gpu.mig_parent_uuid ? ' mig-device' : '';
+    card.el.className = `gpu state-${state}${mig}${dark ? ' dark' : ''}${this.selected === gpu.uuid ? ' selected' : ''}`;
     if (flash) card.el.classList.add('flash');
     card.el.dataset.state = state;
     card.el.dataset.node = gpu.node_name;
     card.el.dataset.index = String(gpu.index);
     card.el.setAttribute('aria-label', `${gpu.node_name} GPU ${gpu.index}, ${gpu.gpu_type}, ${state}`);
-    setText(card.index, `GPU ${gpu.index}`);
+    // A MIG device's card follows its GPU's and carries the GPU's index.
+    setText(card.index, gpu.mig_parent_uuid ? `GPU ${gpu.index} · MIG` : `GPU ${gpu.index}`);
+    if (gpu.mig_parent_uuid) card.el.dataset.migParent = gpu.mig_parent_uuid;
     setText(card.type, gpu.gpu_type ?? '');
     setText(card.health, gpu.healthy === false ? 'unhealthy' : 'healthy');
     card.health.className = `health ${gpu.healthy === false ? 'bad' : 'ok'}`;
     card.health.title = gpu.health_reason || '';
     setText(card.name, gpu.name ?? '');
-    card.utilFill.style.width = percent(gpu.utilization ?? 0);
-    setText(card.utilLabel, `util ${percent(gpu.utilization)}`);
+    card.utilFill.style.width = utilizationAvailable(gpu) ? percent(gpu.utilization) : '0';
+    setText(card.utilLabel, `util ${utilizationText(gpu)}`);
     card.memUsed.style.width = total ? `${Math.min(100, ((gpu.memory_used_gb ?? 0) / total) * 100)}%` : '0';
     card.memReserved.style.width = total ? `${Math.min(100, (reserved / total) * 100)}%` : '0';
     setText(card.memLabel, `${gb(gpu.memory_used_gb)} used · ${gb(reserved)} reserved / ${gb(total)} GB`);
@@ -181,7 +200,8 @@ export class Grid {
     if (state === 'unhealthy' && !holders.length) {
       setChildren(el, h('span', { class: 'reason', text: gpu.health_reason || 'unhealthy' }));
     } else if (!holders.length) {
-      setChildren(el, h('span', { class: 'free', text: state === 'cordoned' ? 'cordoned' : 'free' }));
+      const text = state === 'cordoned' ? 'cordoned' : state === 'mig' ? 'MIG mode: granted as its MIG devices' : 'free';
+      setChildren(el, h('span', { class: 'free', text }));
     } else {
       setChildren(el, holders.map(({ allocation, grant }) => h('span', {
         class: 'holding',

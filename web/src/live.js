@@ -167,9 +167,12 @@ export class Live {
     const gpus = new Map();
     for (const node of monitoring.nodes ?? []) {
       const list = [];
-      for (const reading of node.gpus ?? []) {
+      // A GPU in MIG mode lists its MIG devices (mig_devices): they follow it
+      // here, as cards of their own.
+      for (const reading of flattenMig(node.gpus ?? [])) {
         const gpu = { ...reading, node_name: node.node_name };
         delete gpu.history;
+        delete gpu.mig_devices;
         const previous = this.gpus.get(gpu.uuid);
         if (previous && changedReading(previous, gpu)) this.flash.add(gpu.uuid);
         gpus.set(gpu.uuid, gpu);
@@ -286,6 +289,8 @@ export class Live {
       'healthy',
       'health_reason',
     ]) {
+      // No utilization where the device gives none (MIG): it stays unavailable.
+      if (key === 'utilization' && gpu.utilization_available === false) continue;
       if (key in current) gpu[key] = current[key];
     }
     if (this.historyLoaded) this.addHistory(gpu.uuid, [{ ...current, timestamp: payload.timestamp }]);
@@ -307,6 +312,16 @@ export class Live {
     }
     return byGpu;
   }
+}
+
+// Each GPU of a /monitoring node followed by its MIG devices.
+export function flattenMig(readings) {
+  const out = [];
+  for (const reading of readings) {
+    out.push(reading);
+    for (const mig of reading.mig_devices ?? []) out.push({ ...mig, mig_parent_uuid: mig.mig_parent_uuid ?? reading.uuid });
+  }
+  return out;
 }
 
 function changedReading(a, b) {

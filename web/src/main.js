@@ -94,7 +94,8 @@ function renderSummary() {
   if (!status) return;
   const parts = [
     `${status.total_nodes} nodes`,
-    `${status.total_gpus ?? '?'} GPUs`,
+    // Grantable units: whole GPUs and MIG devices.
+    `${status.total_gpus ?? '?'} GPUs${status.mig_devices ? ` (${status.mig_devices} MIG devices)` : ''}`,
     `${status.available_gpus ?? '?'} free`,
     `${status.allocated_gpus ?? '?'} allocated`,
     `${live.allocations.length} allocation${live.allocations.length === 1 ? '' : 's'}`,

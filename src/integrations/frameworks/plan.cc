@@ -68,9 +68,23 @@ std::string JoinIndices(const std::vector<int>& indices) {
   return joined;
 }
 
+// "0,MIG-4f...".
+std::string JoinIds(const std::vector<std::string>& ids) {
+  std::string joined;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) joined += ',';
+    joined += ids[i];
+  }
+  return joined;
+}
+
 // The variables that make exactly `indices` (node-local indices in PCI bus
 // order, as the inventory numbers GPUs) visible to the vendor runtime.
-json VisibilityEnvironment(Vendor vendor, const std::vector<int>& indices) {
+// `cuda_ids` are what CUDA_VISIBLE_DEVICES names for the same GPUs: the
+// index, or a MIG device's "MIG-..." uuid (CUDA selects MIG devices by uuid
+// only; the index would be the whole GPU's).
+json VisibilityEnvironment(Vendor vendor, const std::vector<int>& indices,
+                           const std::vector<std::string>& cuda_ids) {
   json env = json::object();
   switch (vendor) {
     case Vendor::kNvidia:
@@ -78,7 +92,7 @@ json VisibilityEnvironment(Vendor vendor, const std::vector<int>& indices) {
       // gpurm) numbers them by PCI bus. Without this the job would run on GPUs
       // other than the ones reserved for it.
       env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
-      env["CUDA_VISIBLE_DEVICES"] = JoinIndices(indices);
+      env["CUDA_VISIBLE_DEVICES"] = JoinIds(cuda_ids);
       break;
     case Vendor::kAmd: {
       // ROCr applies ROCR_VISIBLE_DEVICES first, then HIP_VISIBLE_DEVICES picks
@@ -160,6 +174,16 @@ struct NodeGroup {
     std::vector<int> indices;
     for (const PlannedGpu* planned : gpus) indices.push_back(planned->gpu.index);
     return indices;
+  }
+  std::vector<std::string> CudaIds() const {
+    std::vector<std::string> ids;
+    for (const PlannedGpu* planned : gpus) {
+      // Kubernetes' MIG units have no device uuid (the device plugin picks
+      // the device and sets the container's visible devices).
+      const bool by_uuid = planned->gpu.is_mig_device() && planned->gpu.uuid.rfind("MIG-", 0) == 0;
+      ids.push_back(by_uuid ? planned->gpu.uuid : std::to_string(planned->gpu.index));
+    }
+    return ids;
   }
 };
 
@@ -272,7 +296,7 @@ std::vector<int64_t> GrantedMib(const NodeGroup& node) {
 }
 
 json NodeEnvironment(const Common& common, const NodeGroup& node) {
-  json env = VisibilityEnvironment(node.vendor, node.Indices());
+  json env = VisibilityEnvironment(node.vendor, node.Indices(), node.CudaIds());
   if (common.distributed) env.update(CollectiveEnvironment(node.vendor));
   if (node.vendor == Vendor::kNvidia) {
     // The CUDA guard (src/guard) holds the job's processes to these grants
@@ -422,8 +446,7 @@ nlohmann::json BuildGpuConfig(const PlanInput& input) {
   }
   json gpu_type = nullptr;
   if (!common.cpu) {
-    const GpuModel& model = input.gpus.front().gpu.model;
-    gpu_type = model.known() ? model.canonical : model.raw_name;
+    gpu_type = GpuTypeLabel(input.gpus.front().gpu);  // "A100 MIG 3g.40gb" for a MIG device.
   }
   return json{
       {"device", common.cpu ? "cpu" : "gpu"},

@@ -149,6 +149,28 @@ TEST(TensorFlowPlanTest, SingleNvidiaGpu) {
   EXPECT_THAT(plan["oom_advice"].dump(), testing::HasSubstr("gradient accumulation"));
 }
 
+// A MIG device is handed to CUDA by its uuid: CUDA selects MIG devices by
+// uuid only, and its index is the whole GPU's.
+TEST(GpuConfigTest, MigDeviceIsMadeVisibleByItsUuid) {
+  PlannedGpu mig = Planned("dgx", 4, ParseGpuModel("NVIDIA H100 80GB HBM3 MIG 3g.40gb"), 40320);
+  mig.gpu.uuid = "MIG-00000004-0000-4000-8000-000000000001";
+  mig.gpu.mig_parent_uuid = "GPU-dgx-4";
+  mig.gpu.mig_profile = "3g.40gb";
+  const json config = BuildGpuConfig(Input({mig}));
+  EXPECT_EQ(config["gpu_type"], "H100 MIG 3g.40gb");
+  const json env = {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"},
+                    {"CUDA_VISIBLE_DEVICES", "MIG-00000004-0000-4000-8000-000000000001"},
+                    {"GPURM_CUDA_MEMORY_LIMITS_MB", "40320"}};
+  EXPECT_EQ(config["environment"], env);
+  EXPECT_EQ(config["nodes"][0]["gpu_indices"], json({4}));  // The GPU it is part of.
+  EXPECT_EQ(config["nodes"][0]["gpu_uuids"], json({"MIG-00000004-0000-4000-8000-000000000001"}));
+  EXPECT_EQ(config["memory_limit_mb"], 36288);  // floor(0.9 x 40320): the MIG device's memory.
+  EXPECT_EQ(BuildPyTorchPlan(Input({mig}))["environment"]["CUDA_VISIBLE_DEVICES"],
+            "MIG-00000004-0000-4000-8000-000000000001");
+  EXPECT_EQ(BuildTensorFlowPlan(Input({mig}))["environment"]["CUDA_VISIBLE_DEVICES"],
+            "MIG-00000004-0000-4000-8000-000000000001");
+}
+
 std::vector<PlannedGpu> FourOnOneNode(int nvlink_group_of_last) {
   return {Planned("n1", 0, A100(), 81920, "", 0), Planned("n1", 1, A100(), 81920, "", 0),
           Planned("n1", 2, A100(), 81920, "", 0),

@@ -18,6 +18,7 @@
 #include <nvml.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -43,6 +44,11 @@ struct FakeEvent {
 struct FakeGpu {
   json spec;
   std::deque<FakeEvent> pending;  // Delivered once registered.
+  // A GPU in MIG mode: its MIG devices (spec "mig_devices"), whose handles
+  // are FakeGpus too. A MIG device: its parent (and, as for NVML, the
+  // handle of its GPU instance is the MIG device's own).
+  std::vector<std::unique_ptr<FakeGpu>> mig_devices;
+  FakeGpu* parent = nullptr;
 };
 
 struct EventSet {
@@ -104,6 +110,14 @@ nvmlReturn_t Init() {
       }
       if (event.value("double_bit_ecc", false)) {
         gpu->pending.push_back({nvmlEventTypeDoubleBitEccError, 0});
+      }
+    }
+    if (spec.value("mig", false)) {
+      for (const json& mig_spec : spec.value("mig_devices", json::array())) {
+        auto mig = std::make_unique<FakeGpu>();
+        mig->spec = mig_spec;
+        mig->parent = gpu.get();
+        gpu->mig_devices.push_back(std::move(mig));
       }
     }
     machine->gpus.push_back(std::move(gpu));
@@ -299,6 +313,139 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int* current,
   *current = *pending = enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
   return NVML_SUCCESS;
 }
+
+// ---- MIG (spec: tests/fakes/machines/README.md) ----
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int* count) {
+  const FakeGpu* gpu = Gpu(device);
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceGetMaxMigDeviceCount");
+      rc != NVML_SUCCESS) {
+    return rc;
+  }
+  // Zero when MIG is off; else the GPU's most (7 on A100/H100), or the
+  // number of devices if more are scripted.
+  *count = 0;
+  if (gpu->parent == nullptr && gpu->spec.value("mig", false)) {
+    *count = std::max<unsigned int>(gpu->spec.value("max_mig_devices", 7U),
+                                    static_cast<unsigned int>(gpu->mig_devices.size()));
+  }
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index,
+                                                 nvmlDevice_t* mig) {
+  FakeGpu* gpu = Gpu(device);
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceGetMigDeviceHandleByIndex");
+      rc != NVML_SUCCESS) {
+    return rc;
+  }
+  if (gpu->parent != nullptr || !gpu->spec.value("mig", false)) return NVML_ERROR_NOT_SUPPORTED;
+  // Devices sit at their "index" (default: their position); the indices in
+  // between have none, as after an instance was destroyed.
+  for (size_t i = 0; i < gpu->mig_devices.size(); ++i) {
+    if (gpu->mig_devices[i]->spec.value("index", static_cast<unsigned int>(i)) == index) {
+      *mig = reinterpret_cast<nvmlDevice_t>(gpu->mig_devices[i].get());
+      return NVML_SUCCESS;
+    }
+  }
+  return NVML_ERROR_NOT_FOUND;
+}
+
+nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, nvmlDevice_t* device) {
+  const FakeGpu* gpu = Gpu(mig);
+  if (gpu->parent == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *device = reinterpret_cast<nvmlDevice_t>(gpu->parent);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int* is_mig) {
+  *is_mig = Gpu(device)->parent != nullptr ? 1 : 0;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int* id) {
+  const FakeGpu* gpu = Gpu(device);
+  if (gpu->parent == nullptr) return NVML_ERROR_NOT_SUPPORTED;
+  return Field(device, "gi_id", "nvmlDeviceGetGpuInstanceId", id);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int* id) {
+  const FakeGpu* gpu = Gpu(device);
+  if (gpu->parent == nullptr) return NVML_ERROR_NOT_SUPPORTED;
+  *id = gpu->spec.value("ci_id", 0U);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t device, nvmlDeviceAttributes_t* attributes) {
+  const FakeGpu* gpu = Gpu(device);
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceGetAttributes"); rc != NVML_SUCCESS) {
+    return rc;
+  }
+  if (gpu->parent == nullptr) return NVML_ERROR_NOT_SUPPORTED;  // MIG device handles only.
+  std::memset(attributes, 0, sizeof(*attributes));
+  attributes->gpuInstanceSliceCount = gpu->spec.value("gi_slices", 0U);
+  attributes->computeInstanceSliceCount =
+      gpu->spec.value("ci_slices", attributes->gpuInstanceSliceCount);
+  attributes->multiprocessorCount = 16 * attributes->computeInstanceSliceCount;
+  attributes->memorySizeMB = gpu->spec.value("memory_total_mib", 0ULL);
+  return NVML_SUCCESS;
+}
+
+// A GPU instance handle is its (first) MIG device's handle.
+nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned int id,
+                                          nvmlGpuInstance_t* instance) {
+  const FakeGpu* gpu = Gpu(device);
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceGetGpuInstanceById");
+      rc != NVML_SUCCESS) {
+    return rc;
+  }
+  if (gpu->parent != nullptr || !gpu->spec.value("mig", false)) return NVML_ERROR_NOT_SUPPORTED;
+  for (const auto& mig : gpu->mig_devices) {
+    if (mig->spec.value("gi_id", ~0U) == id) {
+      *instance = reinterpret_cast<nvmlGpuInstance_t>(mig.get());
+      return NVML_SUCCESS;
+    }
+  }
+  return NVML_ERROR_NOT_FOUND;
+}
+
+nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t instance, nvmlGpuInstanceInfo_t* info) {
+  const FakeGpu* mig = reinterpret_cast<const FakeGpu*>(instance);
+  std::memset(info, 0, sizeof(*info));
+  info->device = reinterpret_cast<nvmlDevice_t>(mig->parent);
+  info->id = mig->spec.value("gi_id", 0U);
+  info->profileId = mig->spec.value("profile_id", 0U);
+  return NVML_SUCCESS;
+}
+
+// Profile `profile` (an NVML_GPU_INSTANCE_PROFILE_* value) as the GPU's MIG
+// devices describe it ("profile_index", "profile_id", "profile",
+// "gi_slices", "memory_total_mib"); NOT_SUPPORTED for profiles none uses.
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t device, unsigned int profile,
+                                                  nvmlGpuInstanceProfileInfo_v2_t* info) {
+  const FakeGpu* gpu = Gpu(device);
+  if (const nvmlReturn_t rc = Scripted(gpu->spec, "nvmlDeviceGetGpuInstanceProfileInfo");
+      rc != NVML_SUCCESS) {
+    return rc;
+  }
+  if (info->version != nvmlGpuInstanceProfileInfo_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  if (profile >= NVML_GPU_INSTANCE_PROFILE_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
+  if (gpu->parent != nullptr || !gpu->spec.value("mig", false)) return NVML_ERROR_NOT_SUPPORTED;
+  for (const auto& mig : gpu->mig_devices) {
+    const json& spec = mig->spec;
+    if (spec.value("profile_index", ~0U) != profile) continue;
+    const unsigned int version = info->version;
+    std::memset(info, 0, sizeof(*info));
+    info->version = version;
+    info->id = spec.value("profile_id", 0U);
+    info->sliceCount = spec.value("gi_slices", 0U);
+    info->memorySizeMB = spec.value("memory_total_mib", 0ULL);
+    const std::string name = "MIG " + spec.value("profile", std::string());
+    std::strncpy(info->name, name.c_str(), sizeof(info->name) - 1);
+    return NVML_SUCCESS;
+  }
+  return NVML_ERROR_NOT_SUPPORTED;
+}
 #endif  // FAKE_NVML_OLD_DRIVER
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
@@ -315,6 +462,11 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
   const json& spec = Gpu(device)->spec;
   if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetName"); rc != NVML_SUCCESS) return rc;
+  if (const FakeGpu* parent = Gpu(device)->parent; parent != nullptr) {
+    // A MIG device is named after its GPU and profile, as by the driver.
+    return CopyString(parent->spec.value("name", "") + " MIG " + spec.value("profile", ""), name,
+                      length);
+  }
   return CopyString(spec.value("name", ""), name, length);
 }
 
@@ -329,6 +481,8 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_
   if (const nvmlReturn_t rc = Scripted(spec, "nvmlDeviceGetUtilizationRates"); rc != NVML_SUCCESS) {
     return rc;
   }
+  // As the driver: no utilization for MIG devices nor for a GPU in MIG mode.
+  if (Gpu(device)->parent != nullptr || spec.value("mig", false)) return NVML_ERROR_NOT_SUPPORTED;
   rates->gpu = spec.value("utilization_gpu", 0U);
   rates->memory = spec.value("utilization_memory", 0U);
   return NVML_SUCCESS;

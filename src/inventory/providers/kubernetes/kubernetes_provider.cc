@@ -24,6 +24,14 @@ bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
 
+// GPU Feature Discovery's mixed MIG strategy: one extended resource per MIG
+// profile, "nvidia.com/mig-3g.40gb".
+constexpr std::string_view kMigResourcePrefix = "nvidia.com/mig-";
+
+bool IsMigResource(std::string_view resource) {
+  return StartsWith(resource, kMigResourcePrefix) && resource.size() > kMigResourcePrefix.size();
+}
+
 std::string Label(const json& node, const std::string& key) {
   const json& labels = node["metadata"].value("labels", json::object());
   auto it = labels.find(key);
@@ -70,7 +78,18 @@ struct LabelledModel {
 LabelledModel ModelFromLabels(const json& node, const std::string& resource, int64_t count) {
   LabelledModel model;
   const std::string node_name = node["metadata"].value("name", "");
-  if (StartsWith(resource, "nvidia.com/")) {
+  if (IsMigResource(resource)) {
+    // GFD (mixed strategy) labels each profile: "<resource>.product" is
+    // "NVIDIA-A100-SXM4-40GB-MIG-3g.20gb", "<resource>.memory" its MiB.
+    std::string product = Label(node, resource + ".product");
+    if (product.empty()) {
+      const std::string gpu = Label(node, "nvidia.com/gpu.product");
+      product =
+          (gpu.empty() ? "NVIDIA" : gpu) + "-MIG-" + resource.substr(kMigResourcePrefix.size());
+    }
+    model.name = Replace(product, '-', ' ');
+    model.memory_mib = Integer(Label(node, resource + ".memory")).value_or(0);
+  } else if (StartsWith(resource, "nvidia.com/")) {
     // GFD writes the product with '-' for spaces and adds "-SHARED" when the
     // GPUs are time-sliced.
     std::string product = Label(node, "nvidia.com/gpu.product");
@@ -209,7 +228,17 @@ DiscoveryReport BuildKubernetesInventory(const std::map<std::string, json>& node
                                          const std::map<std::string, json>& pods,
                                          const KubernetesProviderOptions& options) {
   DiscoveryReport report;
-  const std::vector<std::string> resources = GpuResourceNames(options.gpu_resource);
+  std::vector<std::string> resources = GpuResourceNames(options.gpu_resource);
+  // MIG profiles the nodes offer (GFD's mixed strategy), as resources of their own.
+  std::set<std::string> mig_resources;
+  for (const auto& [name, object] : nodes) {
+    const json capacity = object["status"].value("capacity", json::object());
+    if (!capacity.is_object()) continue;
+    for (auto it = capacity.begin(); it != capacity.end(); ++it) {
+      if (IsMigResource(it.key())) mig_resources.insert(it.key());
+    }
+  }
+  resources.insert(resources.end(), mig_resources.begin(), mig_resources.end());
 
   // Per node and resource: the amount held by pods outside gpurm, and who.
   std::map<std::pair<std::string, std::string>, std::pair<int64_t, std::vector<std::string>>> held;
@@ -227,6 +256,7 @@ DiscoveryReport BuildKubernetesInventory(const std::map<std::string, json>& node
   }
 
   int total_gpus = 0;
+  int total_mig_devices = 0;
   for (const auto& [name, object] : nodes) {
     Node node;
     node.name = object["metadata"].value("name", name);
@@ -263,12 +293,20 @@ DiscoveryReport BuildKubernetesInventory(const std::map<std::string, json>& node
           held_by += (held_by.empty() ? "" : ", ") + pod;
         }
       }
+      const bool mig = IsMigResource(resource);
       for (int64_t i = 0; i < capacity; ++i) {
         Gpu gpu;
         gpu.index = static_cast<int>(node.gpus.size());
         gpu.uuid = "k8s:" + node.name + ":" + resource + ":" + std::to_string(i);
         gpu.model = model;
         gpu.memory_total_mib = memory_mib;
+        if (mig) {
+          // The device plugin does not say which GPU a MIG device is on: the
+          // node's MIG devices share one unnamed parent.
+          gpu.mig_profile = resource.substr(kMigResourcePrefix.size());
+          gpu.mig_parent_uuid = "k8s:" + node.name + ":nvidia.com/gpu:mig";
+          gpu.utilization_available = false;
+        }
         if (i < held_count) {
           gpu.healthy = false;
           gpu.health_reason = "in use by pods scheduled outside gpurm: " + held_by;
@@ -290,12 +328,15 @@ DiscoveryReport BuildKubernetesInventory(const std::map<std::string, json>& node
       report.notes.push_back(node.name + ": not offered (" +
                              std::string(cordoned ? "cordoned" : "not Ready") + ")");
     }
-    total_gpus += static_cast<int>(node.gpus.size());
+    for (const Gpu& gpu : node.gpus) ++(gpu.is_mig_device() ? total_mig_devices : total_gpus);
     report.nodes.push_back(std::move(node));
   }
   report.notes.push_back("kubernetes: " + std::to_string(report.nodes.size()) +
-                         " GPU node(s) with " + std::to_string(total_gpus) + " GPU(s) of " +
-                         std::to_string(nodes.size()) + " node(s)");
+                         " GPU node(s) with " + std::to_string(total_gpus) + " GPU(s)" +
+                         (total_mig_devices > 0
+                              ? " and " + std::to_string(total_mig_devices) + " MIG device(s)"
+                              : "") +
+                         " of " + std::to_string(nodes.size()) + " node(s)");
   return report;
 }
 

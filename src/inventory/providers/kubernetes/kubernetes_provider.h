@@ -19,6 +19,13 @@
 //   holds. The device plugin does not tell the API server which devices a
 //   pod got, so gpurm marks the first GPUs of that resource on the node as
 //   not offerable (healthy = false, health_reason naming the pods).
+// - MIG: GPU Feature Discovery's mixed strategy offers each MIG profile as a
+//   resource of its own ("nvidia.com/mig-3g.40gb"); each is read as MIG
+//   devices (mig_profile "3g.40gb", model from "<resource>.product", memory
+//   from "<resource>.memory" in MiB, no utilization). Which GPU a MIG device
+//   is on is not published: a node's MIG devices share the parent uuid
+//   "k8s:<node>:nvidia.com/gpu:mig" (no such GPU is listed). gpurm's Jobs
+//   request that resource for a MIG grant.
 // - Nodes cordoned (spec.unschedulable) or not Ready are listed but not
 //   schedulable.
 // GPU uuids are "k8s:<node>:<resource>:<n>", stable while the node's

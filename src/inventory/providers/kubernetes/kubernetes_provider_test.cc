@@ -77,5 +77,66 @@ TEST(KubernetesProviderTest, InitContainersAndLimitsCountAsKubernetesDoes) {
   EXPECT_EQ(report.nodes[0].gpus[0].model.canonical, "T4");
 }
 
+// GPU Feature Discovery's mixed MIG strategy: six whole H100s and MIG
+// profiles as resources of their own, labelled per profile.
+TEST(KubernetesProviderTest, MigResourcesOfTheMixedStrategyAreMigDevices) {
+  json node = NodeObject("dgx", "nvidia.com/gpu", "6",
+                         {{"nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"},
+                          {"nvidia.com/gpu.memory", "81559"},
+                          {"nvidia.com/mig.strategy", "mixed"},
+                          {"nvidia.com/mig-3g.40gb.count", "2"},
+                          {"nvidia.com/mig-3g.40gb.product", "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb"},
+                          {"nvidia.com/mig-3g.40gb.memory", "40320"},
+                          {"nvidia.com/mig-1g.10gb.count", "2"}});
+  for (const char* part : {"capacity", "allocatable"}) {
+    node["status"][part]["nvidia.com/mig-3g.40gb"] = "2";
+    node["status"][part]["nvidia.com/mig-1g.10gb"] = "2";
+  }
+  // A pod outside gpurm holds one 1g.10gb.
+  const json pod = {
+      {"metadata", {{"name", "p"}, {"namespace", "ns"}}},
+      {"spec",
+       {{"nodeName", "dgx"},
+        {"containers", {{{"resources", {{"limits", {{"nvidia.com/mig-1g.10gb", "1"}}}}}}}}}},
+      {"status", {{"phase", "Running"}}}};
+  const DiscoveryReport report =
+      BuildKubernetesInventory({{"dgx", node}}, {{"ns/p", pod}}, Options());
+  ASSERT_EQ(report.nodes.size(), 1u);
+  const std::vector<Gpu>& gpus = report.nodes[0].gpus;
+  ASSERT_EQ(gpus.size(), 10u);
+  int whole = 0;
+  std::map<std::string, std::vector<const Gpu*>> by_profile;
+  for (const Gpu& gpu : gpus) {
+    if (!gpu.is_mig_device()) {
+      ++whole;
+      EXPECT_TRUE(gpu.allocatable_unit());
+      continue;
+    }
+    by_profile[gpu.mig_profile].push_back(&gpu);
+    EXPECT_EQ(gpu.mig_parent_uuid, "k8s:dgx:nvidia.com/gpu:mig");
+    EXPECT_FALSE(gpu.utilization_available);
+    EXPECT_EQ(gpu.model.canonical, "H100");
+  }
+  EXPECT_EQ(whole, 6);
+  ASSERT_EQ(by_profile["3g.40gb"].size(), 2u);
+  ASSERT_EQ(by_profile["1g.10gb"].size(), 2u);
+  const Gpu& big = *by_profile["3g.40gb"][0];
+  EXPECT_EQ(big.uuid, "k8s:dgx:nvidia.com/mig-3g.40gb:0");  // Jobs request that resource.
+  EXPECT_EQ(big.memory_total_mib, 40320);                   // The profile's memory label.
+  EXPECT_EQ(GpuTypeLabel(big), "H100 MIG 3g.40gb");
+  // Without .product and .memory labels: the GPU's product and the profile's size.
+  const Gpu& small = *by_profile["1g.10gb"][0];
+  EXPECT_EQ(small.model.raw_name, "NVIDIA H100 80GB HBM3 MIG 1g.10gb");
+  EXPECT_EQ(small.memory_total_mib, 10 * 1024);
+  EXPECT_FALSE(small.healthy);  // Held by the pod.
+  EXPECT_TRUE(by_profile["1g.10gb"][1]->healthy);
+  bool summarised = false;
+  for (const std::string& note : report.notes) {
+    summarised |=
+        note == "kubernetes: 1 GPU node(s) with 6 GPU(s) and 4 MIG device(s) of 1 node(s)";
+  }
+  EXPECT_TRUE(summarised);
+}
+
 }  // namespace
 }  // namespace gpurm

@@ -36,6 +36,31 @@ void Abandon(std::unique_ptr<VendorBackend> backend) {
   abandoned->push_back(std::move(backend));
 }
 
+// Back ends list MIG devices after all GPUs; the node lists each under its
+// GPU (GPU 4, its MIG devices, GPU 5, ...), and a MIG device of an unhealthy
+// GPU is unhealthy too (an XID, an ECC error or a lost GPU takes all of its
+// MIG devices with it). `first` is where this vendor's GPUs start.
+void ListMigDevicesUnderTheirGpu(std::vector<Gpu>* gpus, size_t first) {
+  std::stable_sort(gpus->begin() + static_cast<std::ptrdiff_t>(first), gpus->end(),
+                   [](const Gpu& a, const Gpu& b) {
+                     if (a.index != b.index) return a.index < b.index;
+                     return !a.is_mig_device() && b.is_mig_device();
+                   });
+  const Gpu* parent = nullptr;
+  for (size_t i = first; i < gpus->size(); ++i) {
+    Gpu& gpu = (*gpus)[i];
+    if (!gpu.is_mig_device()) {
+      parent = &gpu;
+      continue;
+    }
+    if (parent == nullptr || parent->uuid != gpu.mig_parent_uuid || parent->healthy) continue;
+    const std::string reason =
+        "its GPU " + std::to_string(parent->index) + " is unhealthy: " + parent->health_reason;
+    gpu.health_reason = gpu.healthy ? reason : gpu.health_reason + "; " + reason;
+    gpu.healthy = false;
+  }
+}
+
 }  // namespace
 
 LocalProviderOptions LocalProviderOptions::FromEnvironment() {
@@ -187,14 +212,17 @@ Result<DiscoveryReport> LocalProvider::Discover() {
   for (size_t v = 0; v < vendors_.size(); ++v) {
     Vendor& vendor = vendors_[v];
     report.notes.insert(report.notes.end(), vendor.notes.begin(), vendor.notes.end());
-    // Node-wide numbering: this vendor's GPUs follow the previous vendors'.
-    const int base = static_cast<int>(node.gpus.size());
+    // Node-wide numbering: this vendor's GPUs follow the previous vendors'
+    // (MIG devices are not GPUs of their own: they keep their GPU's index).
+    const size_t first = node.gpus.size();
+    const int base = static_cast<int>(std::count_if(
+        node.gpus.begin(), node.gpus.end(), [](const Gpu& g) { return !g.is_mig_device(); }));
     for (size_t i = 0; i < vendor.readings.size(); ++i) {
       const bool fresh = posted[v][i] && !vendor.workers->Busy(i);
       Reading& reading = *vendor.readings[i];
       std::lock_guard<std::mutex> lock(reading.mutex);
       Gpu& gpu = node.gpus.emplace_back(reading.gpu);
-      gpu.index = base + static_cast<int>(i);
+      gpu.index = base + (gpu.is_mig_device() ? reading.gpu.index : static_cast<int>(i));
       if (gpu.nvlink_group >= 0) gpu.nvlink_group += base;
       if (fresh) {
         live_notes.insert(live_notes.end(), reading.notes.begin(), reading.notes.end());
@@ -225,6 +253,7 @@ Result<DiscoveryReport> LocalProvider::Discover() {
               : "; no values read yet";
       stale_notes.push_back(std::move(note));
     }
+    ListMigDevicesUnderTheirGpu(&node.gpus, first);
   }
   if (!pci_note_.empty()) report.notes.push_back(pci_note_);
   report.notes.insert(report.notes.end(), live_notes.begin(), live_notes.end());

@@ -106,6 +106,50 @@ TEST(LocalProviderTest, ComposesVendorsAndNumbersGpusAcrossThem) {
   EXPECT_EQ(gpus[9].model.vendor, Vendor::kHuawei);
 }
 
+TEST(LocalProviderTest, MigDevicesAreListedUnderTheirGpuWithItsIndex) {
+  FakeSysfs tree("local_mig");
+  tree.AddDevice("0000:e1:00.0", {{"class", "0x038000"},
+                                  {"vendor", "0x1002"},
+                                  {"device", "0x740f"},
+                                  {"mem_info_vram_total", "68702699520"},
+                                  {"product_name", "AMD Instinct MI210"}});
+  // GPU 4 (in MIG mode) had a GPU-breaking XID: its MIG devices cannot be used either.
+  const std::string machine = ::testing::TempDir() + "/local_mig_xid.json";
+  {
+    std::ifstream in(FakeMachine("nvml_dgx_h100_mig.json"));
+    nlohmann::json spec = nlohmann::json::parse(in);
+    spec["gpus"][4]["events"] = nlohmann::json::array({{{"xid", 79}}});
+    std::ofstream(machine) << spec.dump();
+  }
+  ScopedEnv nvml("GPURM_FAKE_NVML_MACHINE", machine);
+  LocalProviderOptions options = NoLibraries(tree);
+  options.nvml_libraries = {GPURM_FAKE_NVML};
+  LocalProvider provider("host-a", {}, options);
+  const DiscoveryReport report = Discover(provider);
+  const std::vector<Gpu>& gpus = report.nodes[0].gpus;
+  ASSERT_EQ(gpus.size(), 8u + 6u + 1u);
+  // GPU 0..3, GPU 4, its two MIG devices, GPU 5, its four, GPU 6, 7, then the AMD GPU 8.
+  const std::vector<int> indices = {0, 1, 2, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6, 7, 8};
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(gpus[i].index, indices[i]);
+  }
+  EXPECT_TRUE(gpus[4].mig_enabled);
+  EXPECT_FALSE(gpus[4].healthy);
+  for (size_t i : {5u, 6u}) {
+    EXPECT_EQ(gpus[i].mig_parent_uuid, gpus[4].uuid);
+    EXPECT_FALSE(gpus[i].healthy);
+    EXPECT_EQ(gpus[i].health_reason, "its GPU 4 is unhealthy: XID 79");
+  }
+  EXPECT_TRUE(gpus[7].mig_enabled);
+  for (size_t i = 8; i < 12; ++i) {
+    EXPECT_EQ(gpus[i].mig_parent_uuid, gpus[7].uuid);
+    EXPECT_TRUE(gpus[i].healthy) << gpus[i].health_reason;
+  }
+  EXPECT_EQ(gpus[9].mig_profile, "1g.10gb");
+  EXPECT_EQ(gpus[14].model.canonical, "MI210");
+}
+
 TEST(LocalProviderTest, EverySampleIsFreshAndDiscoveryHappensOnce) {
   FakeSysfs tree("local_resample");
   tree.AddDevice("0000:c1:00.0", {{"class", "0x038000"},

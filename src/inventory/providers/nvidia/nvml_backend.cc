@@ -60,6 +60,15 @@ struct NvmlApi {
   decltype(&nvmlDeviceGetClockInfo) clock_info = nullptr;
   decltype(&nvmlDeviceGetTotalEccErrors) ecc_errors = nullptr;
   decltype(&nvmlDeviceGetMigMode) mig_mode = nullptr;
+  // MIG devices (drivers >= R470; all optional: without them a GPU in MIG
+  // mode shows no MIG devices, with a note).
+  decltype(&nvmlDeviceGetMaxMigDeviceCount) max_mig_devices = nullptr;
+  decltype(&nvmlDeviceGetMigDeviceHandleByIndex) mig_handle_by_index = nullptr;
+  decltype(&nvmlDeviceGetGpuInstanceId) gpu_instance_id = nullptr;
+  decltype(&nvmlDeviceGetGpuInstanceById) gpu_instance_by_id = nullptr;
+  decltype(&nvmlGpuInstanceGetInfo) gpu_instance_info = nullptr;
+  decltype(&nvmlDeviceGetGpuInstanceProfileInfoV) gpu_instance_profile_info = nullptr;
+  decltype(&nvmlDeviceGetAttributes_v2) attributes = nullptr;
   decltype(&nvmlDeviceGetNvLinkState) nvlink_state = nullptr;
   decltype(&nvmlDeviceGetNvLinkRemotePciInfo_v2) nvlink_remote_pci = nullptr;
   // _v3 and _v2 fill nvmlProcessInfo_v2_t (24 bytes); the original fills
@@ -98,6 +107,16 @@ struct NvmlApi {
     clock_info = lib.Find<decltype(clock_info)>({"nvmlDeviceGetClockInfo"});
     ecc_errors = lib.Find<decltype(ecc_errors)>({"nvmlDeviceGetTotalEccErrors"});
     mig_mode = lib.Find<decltype(mig_mode)>({"nvmlDeviceGetMigMode"});
+    max_mig_devices = lib.Find<decltype(max_mig_devices)>({"nvmlDeviceGetMaxMigDeviceCount"});
+    mig_handle_by_index =
+        lib.Find<decltype(mig_handle_by_index)>({"nvmlDeviceGetMigDeviceHandleByIndex"});
+    gpu_instance_id = lib.Find<decltype(gpu_instance_id)>({"nvmlDeviceGetGpuInstanceId"});
+    gpu_instance_by_id = lib.Find<decltype(gpu_instance_by_id)>({"nvmlDeviceGetGpuInstanceById"});
+    gpu_instance_info = lib.Find<decltype(gpu_instance_info)>({"nvmlGpuInstanceGetInfo"});
+    gpu_instance_profile_info =
+        lib.Find<decltype(gpu_instance_profile_info)>({"nvmlDeviceGetGpuInstanceProfileInfoV"});
+    attributes =
+        lib.Find<decltype(attributes)>({"nvmlDeviceGetAttributes_v2", "nvmlDeviceGetAttributes"});
     nvlink_state = lib.Find<decltype(nvlink_state)>({"nvmlDeviceGetNvLinkState"});
     nvlink_remote_pci = lib.Find<decltype(nvlink_remote_pci)>(
         {"nvmlDeviceGetNvLinkRemotePciInfo_v2", "nvmlDeviceGetNvLinkRemotePciInfo"});
@@ -223,14 +242,28 @@ class NvmlBackend final : public VendorBackend {
     const std::vector<int> islands = GroupIslands(fabric);
     for (size_t i = 0; i < scan.gpus.size(); ++i) scan.gpus[i].nvlink_group = islands[i];
     RegisterHealthEvents(&device_notes);
+    // MIG devices follow all GPUs, so a GPU's position stays its index.
+    int mig_parents = 0;
+    size_t mig_devices = 0;
+    for (unsigned int i = 0; i < count; ++i) {
+      if (!scan.gpus[i].mig_enabled) continue;
+      ++mig_parents;
+      std::vector<Gpu> found = DescribeMigDevices(i, scan.gpus[i], &device_notes);
+      mig_devices += found.size();
+      for (Gpu& mig : found) scan.gpus.push_back(std::move(mig));
+    }
 
-    scan.notes.push_back(Summary(count));
+    scan.notes.push_back(Summary(count, mig_parents, mig_devices));
     scan.notes.insert(scan.notes.end(), device_notes.begin(), device_notes.end());
     return scan;
   }
 
   void Sample(size_t i, Gpu* gpu, std::vector<std::string>* notes) override {
     if (i >= devices_.size() || devices_[i].handle == nullptr) return;
+    if (devices_[i].mig) {
+      SampleMigDevice(devices_[i], gpu, notes);
+      return;
+    }
     SampleDevice(devices_[i], gpu, notes);
   }
 
@@ -301,6 +334,7 @@ class NvmlBackend final : public VendorBackend {
     std::vector<std::string> events;  // Critical events seen; they stick.
     int64_t last_xid = 0;             // Latest XID of any kind; 0 = none.
     std::string sample_error;         // From the latest sample: lost, memory unreadable.
+    bool mig = false;                 // A MIG device (its GPU's health is the provider's to add).
   };
 
   std::string MissingLibraryNote(const sysfs::PciListing& pci, const std::string& wanted,
@@ -319,7 +353,7 @@ class NvmlBackend final : public VendorBackend {
     return note + "cannot load " + wanted + ": " + failure.detail;
   }
 
-  std::string Summary(unsigned int count) const {
+  std::string Summary(unsigned int count, int mig_parents, size_t mig_devices) const {
     std::string note = "nvidia: NVML";
     char version[NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE] = {};
     if (api_.nvml_version != nullptr &&
@@ -332,6 +366,10 @@ class NvmlBackend final : public VendorBackend {
       note += ", driver " + CString(driver, sizeof(driver));
     }
     note += ", " + std::to_string(count) + " GPU(s)";
+    if (mig_parents > 0) {
+      note += ", " + std::to_string(mig_devices) + " MIG device(s) on " +
+              std::to_string(mig_parents) + " GPU(s) in MIG mode";
+    }
     if (api_.init_name == "nvmlInit") note += " (driver without the _v2 entry points)";
     return note;
   }
@@ -387,8 +425,122 @@ class NvmlBackend final : public VendorBackend {
         gpu.mig_enabled = current == NVML_DEVICE_MIG_ENABLE;
       }
     }
+    // NVML gives no utilization for a GPU in MIG mode.
+    gpu.utilization_available = !gpu.mig_enabled;
     devices_.push_back(std::move(device));
     return gpu;
+  }
+
+  // The MIG devices of GPU `i` (in MIG mode), as NVML lists them: units of
+  // their own with a "MIG-..." uuid, the parent's index and PCI address, a
+  // model named "<parent's name> MIG <profile>" and the memory the device
+  // reports (read by Sample). Only read: gpurm never changes the layout.
+  std::vector<Gpu> DescribeMigDevices(unsigned int i, const Gpu& parent,
+                                      std::vector<std::string>* notes) {
+    std::vector<Gpu> found;
+    const nvmlDevice_t parent_handle = devices_[i].handle;
+    const std::string who = "nvidia: GPU " + std::to_string(i) + " (" + parent.uuid + ")";
+    if (parent_handle == nullptr) return found;
+    if (api_.max_mig_devices == nullptr || api_.mig_handle_by_index == nullptr) {
+      notes->push_back(who + ": in MIG mode, but this driver has no MIG device queries: " +
+                       "no MIG devices are offered");
+      return found;
+    }
+    unsigned int max_count = 0;
+    if (const nvmlReturn_t rc = api_.max_mig_devices(parent_handle, &max_count);
+        rc != NVML_SUCCESS) {
+      notes->push_back(who + ": nvmlDeviceGetMaxMigDeviceCount failed: " + ErrorText(api_, rc));
+      return found;
+    }
+    for (unsigned int m = 0; m < max_count; ++m) {
+      nvmlDevice_t handle = nullptr;
+      const nvmlReturn_t rc = api_.mig_handle_by_index(parent_handle, m, &handle);
+      if (rc == NVML_ERROR_NOT_FOUND) continue;  // No MIG device at this index.
+      if (rc != NVML_SUCCESS) {
+        notes->push_back(who + ": MIG device " + std::to_string(m) +
+                         ": nvmlDeviceGetMigDeviceHandleByIndex failed: " + ErrorText(api_, rc));
+        continue;
+      }
+      char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {};
+      if (const nvmlReturn_t urc = api_.uuid(handle, uuid, sizeof(uuid)); urc != NVML_SUCCESS) {
+        // Without its uuid a MIG device cannot be handed to CUDA: leave it out.
+        notes->push_back(who + ": MIG device " + std::to_string(m) +
+                         ": nvmlDeviceGetUUID failed: " + ErrorText(api_, urc) + " (not offered)");
+        continue;
+      }
+      Gpu gpu;
+      gpu.index = parent.index;
+      gpu.uuid = CString(uuid, sizeof(uuid));
+      gpu.pci_bus_id = parent.pci_bus_id;
+      gpu.mig_parent_uuid = parent.uuid;
+      gpu.mig_profile = MigProfileName(parent_handle, handle);
+      gpu.model =
+          ParseGpuModel(parent.model.raw_name + " MIG " + gpu.mig_profile, context_.memory_specs);
+      gpu.utilization_available = false;  // NVML has no utilization for MIG devices.
+      Device device;
+      device.handle = handle;
+      device.uuid = gpu.uuid;
+      device.mig = true;
+      devices_.push_back(std::move(device));
+      found.push_back(std::move(gpu));
+    }
+    return found;
+  }
+
+  // "3g.40gb": the GPU instance profile's name; "1c.3g.40gb" for a compute
+  // instance smaller than its GPU instance. From the GPU instance's profile
+  // info when the driver gives it, else from the device's attributes (as GPU
+  // Feature Discovery names them), else from the device's name.
+  std::string MigProfileName(nvmlDevice_t parent, nvmlDevice_t mig) const {
+    nvmlDeviceAttributes_t attributes{};
+    const bool have_attributes =
+        api_.attributes != nullptr && api_.attributes(mig, &attributes) == NVML_SUCCESS;
+    std::string compute_prefix;
+    if (have_attributes && attributes.computeInstanceSliceCount > 0 &&
+        attributes.computeInstanceSliceCount < attributes.gpuInstanceSliceCount) {
+      compute_prefix = std::to_string(attributes.computeInstanceSliceCount) + "c.";
+    }
+    if (std::string name = GpuInstanceProfileName(parent, mig); !name.empty()) {
+      return compute_prefix + name;
+    }
+    if (have_attributes && attributes.gpuInstanceSliceCount > 0) {
+      const unsigned long long gb = (attributes.memorySizeMB + 1023) / 1024;
+      return compute_prefix + std::to_string(attributes.gpuInstanceSliceCount) + "g." +
+             std::to_string(gb) + "gb";
+    }
+    char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE] = {};
+    if (api_.name(mig, name, sizeof(name)) == NVML_SUCCESS) {
+      const std::string text = CString(name, sizeof(name));
+      if (const size_t at = text.rfind("MIG "); at != std::string::npos) return text.substr(at + 4);
+    }
+    return "";
+  }
+
+  std::string GpuInstanceProfileName(nvmlDevice_t parent, nvmlDevice_t mig) const {
+    if (api_.gpu_instance_id == nullptr || api_.gpu_instance_by_id == nullptr ||
+        api_.gpu_instance_info == nullptr || api_.gpu_instance_profile_info == nullptr) {
+      return "";
+    }
+    unsigned int instance_id = 0;
+    nvmlGpuInstance_t instance = nullptr;
+    nvmlGpuInstanceInfo_t info{};
+    if (api_.gpu_instance_id(mig, &instance_id) != NVML_SUCCESS ||
+        api_.gpu_instance_by_id(parent, instance_id, &instance) != NVML_SUCCESS ||
+        api_.gpu_instance_info(instance, &info) != NVML_SUCCESS) {
+      return "";
+    }
+    for (unsigned int profile = 0; profile < NVML_GPU_INSTANCE_PROFILE_COUNT; ++profile) {
+      nvmlGpuInstanceProfileInfo_v2_t profile_info{};
+      profile_info.version = nvmlGpuInstanceProfileInfo_v2;
+      if (api_.gpu_instance_profile_info(parent, profile, &profile_info) != NVML_SUCCESS ||
+          profile_info.id != info.profileId) {
+        continue;
+      }
+      std::string name = CString(profile_info.name, sizeof(profile_info.name));
+      if (name.rfind("MIG ", 0) == 0) name.erase(0, 4);
+      return name;
+    }
+    return "";
   }
 
   // The NVLink endpoints GPU `i` reaches over its active links.
@@ -469,12 +621,23 @@ class NvmlBackend final : public VendorBackend {
     return false;
   }
 
+  // A MIG device reports its memory and processes; utilization, temperature,
+  // power, clocks and ECC are its GPU's (or not reported at all).
+  void SampleMigDevice(Device& device, Gpu* gpu, std::vector<std::string>* notes) const {
+    device.sample_error.clear();
+    SampleMemory(device, gpu, notes);
+    gpu->utilization = 0;
+    gpu->memory_utilization = 0;
+    gpu->utilization_available = false;
+    SampleProcesses(device, gpu, notes);
+  }
+
   void SampleDevice(Device& device, Gpu* gpu, std::vector<std::string>* notes) const {
     device.sample_error.clear();
     SampleMemory(device, gpu, notes);
     gpu->utilization = 0;
     gpu->memory_utilization = 0;
-    if (api_.utilization != nullptr) {
+    if (api_.utilization != nullptr && !gpu->mig_enabled) {
       nvmlUtilization_t rates{};
       if (Check(api_.utilization(device.handle, &rates), *gpu, "utilization",
                 "nvmlDeviceGetUtilizationRates", device, notes)) {

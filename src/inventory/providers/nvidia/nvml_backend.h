@@ -28,6 +28,14 @@ std::vector<std::string> DefaultNvmlLibraries();
 // daemon restarts), while NVML reports it lost, and while its memory cannot
 // be read (gpurm never grants memory nobody measured).
 //
+// MIG: a GPU in MIG mode is listed (never granted whole) and followed, after
+// all GPUs, by its MIG devices (nvmlDeviceGetMaxMigDeviceCount,
+// nvmlDeviceGetMigDeviceHandleByIndex): each with its "MIG-..." uuid, the
+// parent's index, its profile ("3g.40gb", from the GPU instance's profile
+// info, else the device's attributes, else its name), memory and processes.
+// NVML has no utilization for MIG devices nor for a GPU in MIG mode: they
+// report utilization_available = false. The MIG layout is only read.
+//
 // Processes: NVML reports host PIDs even inside containers.
 std::unique_ptr<VendorBackend> MakeNvmlBackend(std::vector<std::string> libraries,
                                                BackendContext context);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -161,6 +162,101 @@ TEST(NvmlBackendTest, DriverWithoutVersionedEntryPointsStillWorks) {
     EXPECT_EQ(gpu.processes[0].pid, 777 + i);
     EXPECT_EQ(gpu.processes[0].memory_used_mib, 900);
   }
+}
+
+// A DGX-H100-like machine: GPUs 4 and 5 in MIG mode (two 3g.40gb; a 2g.20gb,
+// two 1g.10gb with a destroyed instance between them, and a 3g.40gb), the
+// other six whole.
+TEST(NvmlBackendTest, MigDevicesAreUnitsOfTheirGpuAfterAllGpus) {
+  ScopedEnv machine(kMachineVariable, FakeMachine("nvml_dgx_h100_mig.json"));
+  auto backend = Backend(GPURM_FAKE_NVML);
+  const Scan run = RunBackend(*backend);
+  EXPECT_THAT(run.scan.notes,
+              ElementsAre("nvidia: NVML 12.550.54.15, driver 550.54.15, 8 GPU(s), 6 MIG "
+                          "device(s) on 2 GPU(s) in MIG mode"));
+  EXPECT_THAT(run.notes, IsEmpty());
+  const std::vector<Gpu>& gpus = run.scan.gpus;
+  ASSERT_EQ(gpus.size(), 14u);
+  for (int i = 0; i < 8; ++i) {
+    SCOPED_TRACE("GPU " + std::to_string(i));
+    EXPECT_EQ(gpus[i].index, i);
+    EXPECT_FALSE(gpus[i].is_mig_device());
+    EXPECT_EQ(gpus[i].mig_enabled, i == 4 || i == 5);
+    EXPECT_TRUE(gpus[i].allocatable_unit() == !(i == 4 || i == 5));
+    // NVML gives no utilization for a GPU in MIG mode: unavailable, not 0.
+    EXPECT_EQ(gpus[i].utilization_available, !(i == 4 || i == 5));
+    EXPECT_EQ(gpus[i].memory_total_mib, 81559);
+    EXPECT_TRUE(gpus[i].healthy) << gpus[i].health_reason;
+  }
+  struct Expected {
+    int parent;
+    std::string uuid;
+    std::string profile;
+    int64_t total_mib;
+    int64_t used_mib;
+  };
+  const std::vector<Expected> expected = {
+      {4, "MIG-00000004-0000-4000-8000-000000000000", "3g.40gb", 40320, 13},
+      {4, "MIG-00000004-0000-4000-8000-000000000001", "3g.40gb", 40320, 2061},
+      {5, "MIG-00000005-0000-4000-8000-000000000000", "2g.20gb", 20096, 13},
+      {5, "MIG-00000005-0000-4000-8000-000000000001", "1g.10gb", 9984, 1037},
+      {5, "MIG-00000005-0000-4000-8000-000000000002", "1g.10gb", 9984, 13},
+      {5, "MIG-00000005-0000-4000-8000-000000000003", "3g.40gb", 40320, 13},
+  };
+  for (size_t m = 0; m < expected.size(); ++m) {
+    SCOPED_TRACE("MIG device " + std::to_string(m));
+    const Gpu& mig = gpus[8 + m];
+    const Gpu& parent = gpus[static_cast<size_t>(expected[m].parent)];
+    EXPECT_TRUE(mig.is_mig_device());
+    EXPECT_TRUE(mig.allocatable_unit());
+    EXPECT_EQ(mig.index, expected[m].parent);
+    EXPECT_EQ(mig.uuid, expected[m].uuid);
+    EXPECT_EQ(mig.mig_parent_uuid, parent.uuid);
+    EXPECT_EQ(mig.mig_profile, expected[m].profile);
+    EXPECT_EQ(mig.pci_bus_id, parent.pci_bus_id);
+    EXPECT_EQ(mig.model.raw_name, "NVIDIA H100 80GB HBM3 MIG " + expected[m].profile);
+    EXPECT_EQ(mig.model.canonical, "H100");
+    EXPECT_EQ(GpuTypeLabel(mig), "H100 MIG " + expected[m].profile);
+    EXPECT_EQ(mig.memory_total_mib, expected[m].total_mib);  // As the device reports it.
+    EXPECT_EQ(mig.memory_used_mib, expected[m].used_mib);
+    EXPECT_FALSE(mig.utilization_available);
+    EXPECT_FALSE(mig.temperature_c.has_value());
+    EXPECT_EQ(mig.nvlink_group, -1);
+    EXPECT_TRUE(mig.healthy) << mig.health_reason;
+  }
+  ASSERT_EQ(gpus[11].processes.size(), 1u);
+  EXPECT_EQ(gpus[11].processes[0].pid, 5051);
+  EXPECT_EQ(gpus[11].processes[0].memory_used_mib, 1024);
+}
+
+// Without the GPU instance queries the profile comes from the device's
+// attributes, as GPU Feature Discovery names it.
+TEST(NvmlBackendTest, MigProfileFromAttributesWhenGpuInstancesCannotBeRead) {
+  const std::string path = ::testing::TempDir() + "/nvml_mig_no_gi.json";
+  {
+    std::ifstream in(FakeMachine("nvml_dgx_h100_mig.json"));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // GPU 4 refuses the GPU instance lookup (e.g. without privileges).
+    const std::string marker = "\"uuid\": \"GPU-abc00004-0000-4000-8000-000000000004\",";
+    const size_t at = text.find(marker);
+    ASSERT_NE(at, std::string::npos);
+    text.insert(at + marker.size(), "\"errors\": {\"nvmlDeviceGetGpuInstanceById\": 4},");
+    std::ofstream(path) << text;
+  }
+  ScopedEnv machine(kMachineVariable, path);
+  auto backend = Backend(GPURM_FAKE_NVML);
+  const Scan run = RunBackend(*backend);
+  ASSERT_EQ(run.scan.gpus.size(), 14u);
+  EXPECT_EQ(run.scan.gpus[8].mig_profile, "3g.40gb");  // 3 slices, 40320 MiB -> 40 GB.
+  EXPECT_EQ(run.scan.gpus[10].mig_profile, "2g.20gb");
+}
+
+TEST(NvmlBackendTest, OldDriverWithoutMigQueriesOffersNoMigDevices) {
+  ScopedEnv machine(kMachineVariable, FakeMachine("nvml_dgx_h100_mig.json"));
+  auto backend = Backend(GPURM_FAKE_NVML_OLD);
+  const Scan run = RunBackend(*backend);
+  // That driver cannot tell MIG mode either: 8 GPUs, no MIG devices.
+  EXPECT_EQ(run.scan.gpus.size(), 8u);
 }
 
 TEST(NvmlBackendTest, MissingLibraryIsANoteAndNoGpus) {

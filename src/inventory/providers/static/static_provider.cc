@@ -40,6 +40,16 @@ using Reporter = strict_yaml::Source;
 
 bool IsRatio(double value) { return value >= 0 && value <= 1; }
 
+// One `mig_devices:` entry of a GPU before it is expanded by `count`.
+struct MigEntry {
+  Gpu gpu;  // Everything but index, uuid and parent.
+  int64_t count = 1;
+  std::string uuid;  // Explicit uuid, or empty.
+  YAML::Mark uuid_mark;
+  YAML::Mark mark;
+  std::string path;
+};
+
 // One `gpus:` entry before it is expanded by `count`.
 struct GpuEntry {
   Gpu gpu;  // Everything but index and uuid.
@@ -48,7 +58,90 @@ struct GpuEntry {
   YAML::Mark uuid_mark;
   YAML::Mark mark;
   std::string path;
+  std::vector<MigEntry> mig_devices;  // With `mig_devices:` the GPU is in MIG mode.
 };
+
+// A MIG device of a GPU named `gpu_name`: `profile` ("3g.40gb") required.
+Result<MigEntry> ParseMig(const Reporter& reporter, const YAML::Node& item, const std::string& path,
+                          const std::string& gpu_name, const GpuMemorySpecs& specs) {
+  MigEntry out;
+  out.mark = item.Mark();
+  out.path = path;
+  if (!item.IsMap()) {
+    return reporter.Error(
+        item.Mark(), path,
+        "expected a MIG device mapping with at least `profile`, got " + Describe(item));
+  }
+  Result<std::vector<Entry>> entries =
+      Entries(reporter, item, path,
+              {"profile", "count", "memory_total_mb", "memory_used_mb", "healthy", "health_reason",
+               "uuid"});
+  if (!entries.ok()) return entries.status();
+  Gpu& gpu = out.gpu;
+  const Entry* profile_entry = nullptr;
+  const Entry* total_entry = nullptr;
+  const Entry* used_entry = nullptr;
+  const Entry* reason_entry = nullptr;
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "profile") {
+      profile_entry = &entry;
+      status = ReadString(reporter, entry, /*allow_empty=*/false, &gpu.mig_profile);
+    } else if (entry.key == "count") {
+      status = ReadInt(reporter, entry, 1, kMaxCount,
+                       "an integer from 1 to " + std::to_string(kMaxCount), &out.count);
+    } else if (entry.key == "memory_total_mb") {
+      total_entry = &entry;
+      status = ReadInt(reporter, entry, 1, INT64_MAX, "a positive whole number of MiB",
+                       &gpu.memory_total_mib);
+    } else if (entry.key == "memory_used_mb") {
+      used_entry = &entry;
+      status = ReadInt(reporter, entry, 0, INT64_MAX, "a whole number of MiB >= 0",
+                       &gpu.memory_used_mib);
+    } else if (entry.key == "healthy") {
+      status = ReadBool(reporter, entry, &gpu.healthy);
+    } else if (entry.key == "health_reason") {
+      reason_entry = &entry;
+      status = ReadString(reporter, entry, /*allow_empty=*/true, &gpu.health_reason);
+    } else {  // uuid
+      out.uuid_mark = entry.mark;
+      status = ReadString(reporter, entry, /*allow_empty=*/false, &out.uuid);
+    }
+    if (!status.ok()) return status;
+  }
+  if (profile_entry == nullptr) {
+    return reporter.Error(item.Mark(), path + ".profile",
+                          "missing; every MIG device needs its profile, e.g. \"3g.40gb\"");
+  }
+  if (!out.uuid.empty() && out.count > 1) {
+    return reporter.Error(out.uuid_mark, path + ".uuid",
+                          "a uuid names one MIG device but count is " + std::to_string(out.count) +
+                              "; drop the uuid or use one entry per device");
+  }
+  gpu.model = ParseGpuModel(gpu_name + " MIG " + gpu.mig_profile, specs);
+  if (total_entry == nullptr) {
+    if (!gpu.model.memory_gb) {
+      return reporter.Error(profile_entry->mark, path + ".memory_total_mb",
+                            "missing, and the memory of profile \"" + gpu.mig_profile +
+                                "\" cannot be read from it; give memory_total_mb");
+    }
+    gpu.memory_total_mib = MibFromGb(*gpu.model.memory_gb);
+  }
+  if (used_entry != nullptr && gpu.memory_used_mib > gpu.memory_total_mib) {
+    return reporter.Error(used_entry->mark, used_entry->path,
+                          std::to_string(gpu.memory_used_mib) + " MiB is more than the device's " +
+                              std::to_string(gpu.memory_total_mib) + " MiB (memory_total_mb)");
+  }
+  if (gpu.healthy && !gpu.health_reason.empty()) {
+    return reporter.Error(reason_entry->mark, reason_entry->path,
+                          "only meaningful with healthy: false");
+  }
+  if (!gpu.healthy && gpu.health_reason.empty()) {
+    gpu.health_reason = "marked unhealthy in the inventory file";
+  }
+  gpu.utilization_available = false;  // NVML gives MIG devices none.
+  return out;
+}
 
 Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, const std::string& path,
                           const GpuMemorySpecs& specs) {
@@ -63,11 +156,12 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
       Entries(reporter, item, path,
               {"name", "count", "nvlink_group", "memory_total_mb", "memory_used_mb", "utilization",
                "memory_utilization", "temperature_c", "power_w", "power_limit_w", "numa_node",
-               "healthy", "health_reason", "uuid"});
+               "healthy", "health_reason", "uuid", "mig_devices"});
   if (!entries.ok()) return entries.status();
 
   Gpu& gpu = out.gpu;
   std::string name;
+  const Entry* mig_entry = nullptr;
   const Entry* name_entry = nullptr;
   const Entry* total_entry = nullptr;
   const Entry* used_entry = nullptr;
@@ -114,6 +208,8 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
     } else if (entry.key == "health_reason") {
       reason_entry = &entry;
       status = ReadString(reporter, entry, /*allow_empty=*/true, &gpu.health_reason);
+    } else if (entry.key == "mig_devices") {
+      mig_entry = &entry;
     } else {  // uuid
       out.uuid_mark = entry.mark;
       status = ReadString(reporter, entry, /*allow_empty=*/false, &out.uuid);
@@ -123,6 +219,24 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
 
   if (name_entry == nullptr) {
     return reporter.Error(item.Mark(), path + ".name", "missing; every GPU needs its driver name");
+  }
+  if (mig_entry != nullptr) {
+    // MIG mode: the GPU is granted only as these devices, and has no utilization.
+    Result<YAML::Node> migs = List(reporter, *mig_entry);
+    if (!migs.ok()) return migs.status();
+    for (size_t i = 0; i < migs->size(); ++i) {
+      Result<MigEntry> mig = ParseMig(reporter, (*migs)[i],
+                                      mig_entry->path + "[" + std::to_string(i) + "]", name, specs);
+      if (!mig.ok()) return mig.status();
+      if (!mig->uuid.empty() && out.count > 1) {
+        return reporter.Error(
+            mig->uuid_mark, mig->path + ".uuid",
+            "a uuid names one MIG device but the GPU's count is " + std::to_string(out.count));
+      }
+      out.mig_devices.push_back(std::move(*mig));
+    }
+    gpu.mig_enabled = true;
+    gpu.utilization_available = false;
   }
   if (!out.uuid.empty() && out.count > 1) {
     return reporter.Error(out.uuid_mark, path + ".uuid",
@@ -193,6 +307,18 @@ Result<Node> ParseNode(const Reporter& reporter, const YAML::Node& item, const s
 
   Result<YAML::Node> gpus = List(reporter, *gpus_entry);
   if (!gpus.ok()) return gpus.status();
+  int next_index = 0;  // GPUs only: a MIG device carries its GPU's index.
+  const auto claim = [&](const Gpu& gpu, const YAML::Mark& mark,
+                         const std::string& field) -> Status {
+    const auto [owner, inserted] =
+        uuids->emplace(gpu.uuid, UuidOwner{node.name, gpu.index, mark.line + 1});
+    if (inserted) return Status::Ok();
+    return reporter.Error(mark, field,
+                          "duplicate uuid '" + gpu.uuid + "' (already GPU " +
+                              std::to_string(owner->second.index) + " of node '" +
+                              owner->second.node + "', line " + std::to_string(owner->second.line) +
+                              ")");
+  };
   for (size_t i = 0; i < gpus->size(); ++i) {
     Result<GpuEntry> parsed =
         ParseGpu(reporter, (*gpus)[i], path + ".gpus[" + std::to_string(i) + "]", specs);
@@ -200,19 +326,34 @@ Result<Node> ParseNode(const Reporter& reporter, const YAML::Node& item, const s
     const YAML::Mark uuid_mark = parsed->uuid.empty() ? parsed->mark : parsed->uuid_mark;
     for (int64_t copy = 0; copy < parsed->count; ++copy) {
       Gpu gpu = parsed->gpu;
-      gpu.index = static_cast<int>(node.gpus.size());
+      gpu.index = next_index++;
       gpu.uuid =
           parsed->uuid.empty() ? node.name + "-gpu" + std::to_string(gpu.index) : parsed->uuid;
-      const auto [owner, inserted] =
-          uuids->emplace(gpu.uuid, UuidOwner{node.name, gpu.index, uuid_mark.line + 1});
-      if (!inserted) {
-        return reporter.Error(uuid_mark, parsed->path + ".uuid",
-                              "duplicate uuid '" + gpu.uuid + "' (already GPU " +
-                                  std::to_string(owner->second.index) + " of node '" +
-                                  owner->second.node + "', line " +
-                                  std::to_string(owner->second.line) + ")");
+      if (Status status = claim(gpu, uuid_mark, parsed->path + ".uuid"); !status.ok()) {
+        return status;
       }
-      node.gpus.push_back(std::move(gpu));
+      const Gpu& parent = node.gpus.emplace_back(std::move(gpu));
+      const int parent_index = parent.index;
+      const std::string parent_uuid = parent.uuid;
+      // Its MIG devices follow it, with its index; default uuids
+      // "MIG-<node>-gpu<index>-<n>" (CUDA takes MIG devices by uuid).
+      int n = 0;
+      for (const MigEntry& entry : parsed->mig_devices) {
+        const YAML::Mark mig_mark = entry.uuid.empty() ? entry.mark : entry.uuid_mark;
+        for (int64_t mig_copy = 0; mig_copy < entry.count; ++mig_copy, ++n) {
+          Gpu mig = entry.gpu;
+          mig.index = parent_index;
+          mig.uuid = entry.uuid.empty() ? "MIG-" + node.name + "-gpu" +
+                                              std::to_string(parent_index) + "-" + std::to_string(n)
+                                        : entry.uuid;
+          mig.mig_parent_uuid = parent_uuid;
+          mig.numa_node = parsed->gpu.numa_node;
+          if (Status status = claim(mig, mig_mark, entry.path + ".uuid"); !status.ok()) {
+            return status;
+          }
+          node.gpus.push_back(std::move(mig));
+        }
+      }
     }
   }
   return node;
@@ -293,9 +434,14 @@ Result<DiscoveryReport> StaticProvider::Discover() {
   if (!nodes.ok()) return nodes.status();
   DiscoveryReport report;
   size_t gpu_count = 0;
-  for (const Node& node : *nodes) gpu_count += node.gpus.size();
-  report.notes.push_back("static: " + std::to_string(nodes->size()) + " node(s), " +
-                         std::to_string(gpu_count) + " GPU(s) from " + path_);
+  size_t mig_count = 0;
+  for (const Node& node : *nodes) {
+    for (const Gpu& gpu : node.gpus) ++(gpu.is_mig_device() ? mig_count : gpu_count);
+  }
+  report.notes.push_back(
+      "static: " + std::to_string(nodes->size()) + " node(s), " + std::to_string(gpu_count) +
+      " GPU(s)" + (mig_count > 0 ? ", " + std::to_string(mig_count) + " MIG device(s)" : "") +
+      " from " + path_);
   report.nodes = std::move(*nodes);
   return report;
 }

@@ -21,7 +21,19 @@
 //           healthy: true                   # optional
 //           health_reason: ""               # optional
 //           uuid: "GPU-..."                 # optional; only with count 1
+//           mig_devices:                    # optional: the GPU is in MIG mode
+//             - profile: "3g.40gb"          # required
+//               count: 2                    # optional, default 1
+//               memory_total_mb: 40320      # optional, default the profile's size
+//               memory_used_mb: 0           # optional
+//               healthy: true               # optional
+//               health_reason: ""           # optional
+//               uuid: "MIG-..."             # optional; only with counts 1
 // GPU indices are assigned in order; uuids default to "<node>-gpu<index>".
+// A GPU with `mig_devices` (even an empty list) is in MIG mode: never granted
+// whole, no utilization; its MIG devices follow it with its index, type
+// "<model> MIG <profile>" and uuids defaulting to "MIG-<node>-gpu<index>-<n>"
+// (see examples/dgx-h100-mig.yaml).
 #ifndef GPURM_INVENTORY_PROVIDERS_STATIC_STATIC_PROVIDER_H_
 #define GPURM_INVENTORY_PROVIDERS_STATIC_STATIC_PROVIDER_H_
 

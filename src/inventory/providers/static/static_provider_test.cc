@@ -349,6 +349,45 @@ TEST(StaticInventoryTest, DgxExampleParses) {
   }
 }
 
+TEST(StaticInventoryTest, MigDevicesFollowTheirGpuWithItsIndex) {
+  std::vector<Node> nodes = ParseExample("dgx-h100-mig.yaml");
+  ASSERT_EQ(nodes.size(), 1u);
+  const std::vector<Gpu>& gpus = nodes[0].gpus;
+  ASSERT_EQ(gpus.size(), 8u + 6u);
+  // GPU 0..3, GPU 4 and its two MIG devices, GPU 5 and its four, GPU 6, 7.
+  const std::vector<int> indices = {0, 1, 2, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6, 7};
+  for (size_t i = 0; i < gpus.size(); ++i) EXPECT_EQ(gpus[i].index, indices[i]) << i;
+  EXPECT_TRUE(gpus[4].mig_enabled);
+  EXPECT_FALSE(gpus[4].allocatable_unit());
+  EXPECT_FALSE(gpus[4].utilization_available);
+  EXPECT_FALSE(gpus[3].mig_enabled);
+  const Gpu& mig = gpus[6];
+  EXPECT_EQ(mig.uuid, "MIG-dgx-h100-mig-gpu4-1");
+  EXPECT_EQ(mig.mig_parent_uuid, gpus[4].uuid);
+  EXPECT_EQ(mig.mig_profile, "3g.40gb");
+  EXPECT_EQ(mig.memory_total_mib, 40320);
+  EXPECT_EQ(GpuTypeLabel(mig), "H100 MIG 3g.40gb");
+  EXPECT_FALSE(mig.utilization_available);
+  EXPECT_EQ(gpus[9].mig_profile, "1g.10gb");
+  EXPECT_EQ(gpus[9].uuid, "MIG-dgx-h100-mig-gpu5-1");
+}
+
+TEST(StaticInventoryTest, MigDeviceMemoryDefaultsToTheProfilesAndIsChecked) {
+  std::vector<Node> nodes = Parse(
+      "nodes:\n  - name: a\n    gpus:\n      - name: NVIDIA A100-SXM4-40GB\n"
+      "        mig_devices:\n          - profile: 1g.5gb\n            uuid: MIG-x\n");
+  ASSERT_EQ(nodes.size(), 1u);
+  ASSERT_EQ(nodes[0].gpus.size(), 2u);
+  EXPECT_EQ(nodes[0].gpus[1].memory_total_mib, 5 * 1024);
+  EXPECT_EQ(nodes[0].gpus[1].uuid, "MIG-x");
+  Result<std::vector<Node>> bad = ParseStaticInventory(
+      "nodes:\n  - name: a\n    gpus:\n      - name: NVIDIA A100-SXM4-40GB\n"
+      "        mig_devices:\n          - count: 2\n",
+      "inventory.yaml", {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().field(), "nodes[0].gpus[0].mig_devices[0].profile");
+}
+
 class StaticProviderTest : public ::testing::Test {
  protected:
   void SetUp() override {
