@@ -37,8 +37,7 @@ TEST(ReadIntegerTest, NumbersBeyondInt64AreOutOfRangeNotOfTheWrongType) {
 
 TEST(ReadIntegerTest, FractionsAndOtherTypesAreTheWrongType) {
   // A fraction is named by its value: "a number" would not say what is wrong.
-  EXPECT_EQ(ReadInteger("n", json(2.5), 0, 10).status().message(),
-            "expected an integer, got 2.5");
+  EXPECT_EQ(ReadInteger("n", json(2.5), 0, 10).status().message(), "expected an integer, got 2.5");
   EXPECT_EQ(ReadInteger("n", json("2"), 0, 10).status().message(),
             "expected an integer, got a string");
   EXPECT_EQ(ReadInteger("n", json(true), 0, 10).status().message(),

@@ -97,8 +97,8 @@ inline constexpr char kQueuedGpuHoursCapField[] = "max_queued_gpu_hours_per_owne
 
 // A canonical digest of everything a request asks for ("fnv1a64:" and 16 hex
 // digits over the request codec's JSON of every field plus the wait options,
-// keys sorted, numbers in shortest round-trip form), stored with an allocation or queue entry to tell a retry of the same
-// request from another request reusing its idempotency key. Not a security
+// keys sorted, numbers in shortest round-trip form), stored with an allocation or queue entry to
+// tell a retry of the same request from another request reusing its idempotency key. Not a security
 // boundary: a collision could only replay the owner's own allocation.
 std::string RequestDigest(const GpuRequest& request, const WaitOptions& wait);
 
