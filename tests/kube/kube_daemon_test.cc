@@ -299,10 +299,10 @@ TEST(KubeDaemonTest, AJobForAMigDeviceRequestsItsProfile) {
           .ok());
   Replica replica("gpurm-0", server.kubeconfig());
   ASSERT_TRUE(replica.Start()) << replica.Log();
-  ASSERT_TRUE(WaitUntil([&] { return replica.Leads(); })) << replica.Log();
+  ASSERT_TRUE(testing::Eventually([&] { return replica.Leads(); })) << replica.Log();
 
   json gpus;
-  ASSERT_TRUE(WaitUntil([&] {
+  ASSERT_TRUE(testing::Eventually([&] {
     Result<cli::HttpResponse> monitoring = replica.Client().Get("/api/v1/gpu/monitoring");
     if (!monitoring.ok() || monitoring->body["nodes"].empty()) return false;
     gpus = monitoring->body["nodes"][0]["gpus"];
