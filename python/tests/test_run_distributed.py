@@ -27,8 +27,9 @@ TRAIN = textwrap.dedent("""
     loss.backward()
     total = torch.tensor([float(setup.rank + 1)])
     dist.all_reduce(total)
+    # One write per line (under PIPE_BUF, so atomic): both ranks share the pipe.
     print(f"rank={setup.rank} world={setup.world_size} backend={setup.backend} "
-          f"ddp={type(model).__name__} sum={total.item():g}", flush=True)
+          f"ddp={type(model).__name__} sum={total.item():g}\\n", end="", flush=True)
     dist.destroy_process_group()
 """)
 
