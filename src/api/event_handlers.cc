@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "api/gpu_views.h"
 #include "api/json_codec.h"
 #include "api/responses.h"
 #include "core/clock.h"
@@ -18,15 +19,13 @@ namespace {
 
 using nlohmann::json;
 
-json OptionalNumber(const std::optional<double>& value) { return value ? json(*value) : json(); }
-
 json ReadingToJson(const GpuReading& reading) {
   return {{"utilization", reading.utilization_available ? json(reading.utilization) : json()},
           {"memory_used_gb", RoundGb(reading.memory_used_mib)},
           {"memory_total_gb", RoundGb(reading.memory_total_mib)},
           {"memory_used_ratio", std::round(reading.memory_used_ratio() * 10000.0) / 10000.0},
-          {"temperature_c", OptionalNumber(reading.temperature_c)},
-          {"power_w", OptionalNumber(reading.power_w)},
+          {"temperature_c", OptionalNumberJson(reading.temperature_c)},
+          {"power_w", OptionalNumberJson(reading.power_w)},
           {"healthy", reading.healthy},
           {"health_reason", reading.health_reason}};
 }

@@ -1,0 +1,166 @@
+#include "api/metrics_handler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/dcgm_metrics.h"
+#include "api/gpu_views.h"
+#include "api/json_codec.h"
+#include "api/responses.h"
+#include "monitor/prometheus_text.h"
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+
+// Appends one gauge family with a sample per GPU that has a value.
+void GpuGauge(PrometheusText& out, const ClusterState& state, const char* name, const char* help,
+              std::optional<double> (*value)(const NodeAvailability&, const GpuAvailability&)) {
+  out.Family(name, "gauge", help);
+  for (const NodeAvailability& node : state.nodes()) {
+    for (const GpuAvailability& g : node.gpus) {
+      const std::optional<double> v = value(node, g);
+      if (!v) continue;
+      if (g.gpu->is_mig_device()) {
+        // "gpu" is its GPU's index; parent_uuid tells MIG devices apart
+        // (their memory is part of their GPU's: sum with parent_uuid="").
+        out.Sample(name,
+                   {{"node", node.node->name},
+                    {"gpu", std::to_string(g.gpu->index)},
+                    {"uuid", g.gpu->uuid},
+                    {"model", g.gpu->model.raw_name},
+                    {"mig_profile", g.gpu->mig_profile},
+                    {"parent_uuid", g.gpu->mig_parent_uuid}},
+                   *v);
+        continue;
+      }
+      out.Sample(name,
+                 {{"node", node.node->name},
+                  {"gpu", std::to_string(g.gpu->index)},
+                  {"uuid", g.gpu->uuid},
+                  {"model", g.gpu->model.raw_name}},
+                 *v);
+    }
+  }
+}
+
+constexpr double kBytesPerMib = 1024.0 * 1024.0;
+
+HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
+  GpuManager& manager = *context.manager;
+  PrometheusText out;
+  const Status ready = manager.Readiness();
+  out.Family("gpurm_up", "gauge",
+             "1 when the manager is initialized (an inventory snapshot exists), else 0.");
+  out.Sample("gpurm_up", {}, ready.ok() ? 1 : 0);
+  if (auto state = manager.CurrentState(); state.ok()) {
+    const ClusterState& cluster = **state;
+    GpuGauge(out, cluster, "gpurm_gpu_utilization_ratio",
+             "GPU busy ratio, 0..1; absent where the device gives none (MIG devices, GPUs in "
+             "MIG mode).",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               if (!g.gpu->utilization_available) return std::nullopt;
+               return g.gpu->utilization;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_memory_used_bytes",
+             "GPU memory in use as the device reports it (all processes).",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return static_cast<double>(g.gpu->memory_used_mib) * kBytesPerMib;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_memory_total_bytes", "GPU memory size.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return static_cast<double>(g.gpu->memory_total_mib) * kBytesPerMib;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_memory_reserved_bytes",
+             "GPU memory reserved by gpurm allocations (the whole GPU when exclusive).",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return static_cast<double>(ReservedMib(g)) * kBytesPerMib;
+             });
+    GpuGauge(
+        out, cluster, "gpurm_gpu_temperature_celsius",
+        "GPU temperature; absent when the GPU does not report it.",
+        [](const NodeAvailability&, const GpuAvailability& g) { return g.gpu->temperature_c; });
+    GpuGauge(out, cluster, "gpurm_gpu_power_watts",
+             "GPU power draw; absent when the GPU does not report it.",
+             [](const NodeAvailability&, const GpuAvailability& g) { return g.gpu->power_w; });
+    GpuGauge(out, cluster, "gpurm_gpu_healthy", "1 when the GPU is healthy, 0 when not.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return g.gpu->healthy ? 1 : 0;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_mig_mode",
+             "1 when the GPU is in MIG mode (granted only as its MIG devices), else 0; absent "
+             "for MIG devices.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               if (g.gpu->is_mig_device()) return std::nullopt;
+               return g.gpu->mig_enabled ? 1 : 0;
+             });
+    GpuGauge(out, cluster, "gpurm_gpu_allocated",
+             "1 when an active gpurm allocation holds the GPU (whole or a shared slice), else 0.",
+             [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
+               return g.untouched() ? 0 : 1;
+             });
+    out.Family("gpurm_inventory_snapshot_timestamp_seconds", "gauge",
+               "When the inventory snapshot these values come from was taken (Unix time).");
+    out.Sample("gpurm_inventory_snapshot_timestamp_seconds", {},
+               static_cast<double>(cluster.snapshot().taken_unix_ms) / 1000.0);
+    if (context.dcgm_compatible_metrics) WriteDcgmCompatibleMetrics(cluster, out);
+  }
+  AllocationFilter filter;
+  filter.limit = std::numeric_limits<int>::max();
+  out.Family("gpurm_allocations_active", "gauge", "Active (not released or expired) allocations.");
+  out.Sample("gpurm_allocations_active", {},
+             static_cast<double>(manager.ledger().List(filter).size()));
+  if (context.sampler != nullptr) {
+    const SamplerStats stats = context.sampler->stats();
+    out.Family("gpurm_sampler_passes_total", "counter", "Inventory sampling passes.");
+    out.Sample("gpurm_sampler_passes_total", {}, static_cast<double>(stats.passes));
+    out.Family("gpurm_sampler_failures_total", "counter",
+               "Sampling passes whose provider call failed (the previous values were kept).");
+    out.Sample("gpurm_sampler_failures_total", {}, static_cast<double>(stats.failures));
+    out.Family("gpurm_sampler_cpu_seconds_total", "counter",
+               "CPU time the sampler thread spent in sampling passes.");
+    out.Sample("gpurm_sampler_cpu_seconds_total", {}, stats.cpu_seconds);
+    out.Family("gpurm_sampler_last_pass_duration_seconds", "gauge",
+               "Elapsed time of the latest sampling pass.");
+    out.Sample("gpurm_sampler_last_pass_duration_seconds", {}, stats.last_pass_wall_seconds);
+  }
+  if (context.events != nullptr) {
+    const EventHubStats stats = context.events->stats();
+    out.Family("gpurm_events_published_total", "counter", "GPU change events published.");
+    out.Sample("gpurm_events_published_total", {}, static_cast<double>(stats.published));
+    out.Family("gpurm_events_dropped_total", "counter",
+               "Events dropped from the queues of subscribers that fell behind.");
+    out.Sample("gpurm_events_dropped_total", {}, static_cast<double>(stats.dropped));
+    out.Family("gpurm_events_subscribers", "gauge", "Open event subscriptions (SSE streams).");
+    out.Sample("gpurm_events_subscribers", {}, static_cast<double>(stats.subscribers));
+  }
+  if (context.http_metrics != nullptr) context.http_metrics->Write(out);
+  HttpResponse response;
+  response.content_type = kPrometheusContentType;
+  response.body = out.Take();
+  return response;
+}
+
+}  // namespace
+
+void RegisterMetricsRoute(const ApiContext& context, Router& router) {
+  const ApiContext* ctx = &context;
+  router.Add("GET", "/metrics",
+             [ctx](const HttpRequest& request) { return Metrics(*ctx, request); });
+}
+
+}  // namespace gpurm

@@ -1,0 +1,303 @@
+#include "api/status_handlers.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/gpu_views.h"
+#include "api/json_codec.h"
+#include "api/query_params.h"
+#include "api/responses.h"
+#include "api/utilization_summary.h"
+#include "core/clock.h"
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+
+// One row of /status's available_nodes and /nodes: a node's GPUs of one type.
+struct NodeTypeGroup {
+  const NodeAvailability* node = nullptr;
+  std::string type;
+  std::vector<const GpuAvailability*> gpus;
+};
+
+std::vector<NodeTypeGroup> GroupByNodeAndType(const ClusterState& state) {
+  std::vector<NodeTypeGroup> groups;
+  for (const NodeAvailability& node : state.nodes()) {
+    std::map<std::string, size_t> index;
+    for (const GpuAvailability& g : node.gpus) {
+      // A GPU in MIG mode is not offered; its MIG devices are, by type.
+      if (!g.gpu->allocatable_unit()) continue;
+      const std::string type = GpuTypeLabel(*g.gpu);
+      auto [it, inserted] = index.emplace(type, groups.size());
+      if (inserted) groups.push_back(NodeTypeGroup{&node, type, {}});
+      groups[it->second].gpus.push_back(&g);
+    }
+  }
+  return groups;
+}
+
+bool Offerable(const NodeAvailability& node, const GpuAvailability& g) {
+  return node.node->schedulable && g.gpu->healthy && g.gpu->allocatable_unit() && g.untouched();
+}
+
+// A GPU already shared by slices that still fits a shared slice of
+// `slice_mib` (memory and compute share), as the scheduler would place one.
+bool SliceFits(const NodeAvailability& node, const GpuAvailability& g, int64_t slice_mib) {
+  return slice_mib > 0 && node.node->schedulable && g.gpu->healthy && !g.exclusively_held &&
+         g.shared_holders > 0 && g.free_mib >= slice_mib &&
+         SliceMilli(slice_mib, g.gpu->memory_total_mib) <= g.free_milli();
+}
+
+// Over the GPUs that report utilization; null when none does (MIG devices).
+json MeanUtilization(const std::vector<const GpuAvailability*>& gpus) {
+  double sum = 0;
+  int reporting = 0;
+  for (const GpuAvailability* g : gpus) {
+    if (!g->gpu->utilization_available) continue;
+    sum += g->gpu->utilization;
+    ++reporting;
+  }
+  if (reporting == 0) return gpus.empty() ? json(0.0) : json(nullptr);
+  return std::round(sum / static_cast<double>(reporting) * 1000.0) / 1000.0;
+}
+
+double MemoryPerGpuGb(const std::vector<const GpuAvailability*>& gpus) {
+  int64_t most = 0;
+  for (const GpuAvailability* g : gpus) most = std::max(most, g->gpu->memory_total_mib);
+  return RoundGb(most);
+}
+
+// Answered on the server's I/O thread (HttpServerOptions::inline_paths), so
+// it reads only in-memory state and never blocks.
+HttpResponse Health(const ApiContext& context, const HttpRequest&) {
+  GpuManager& manager = *context.manager;
+  const Status ready = manager.Readiness();
+  json notes = manager.inventory().Notes();
+  if (!ready.ok()) {
+    json body = ErrorJson(ready);
+    body["status"] = "unavailable";
+    body["ready"] = false;
+    body["reason"] = ready.message();
+    body["notes"] = std::move(notes);
+    return JsonResponse(503, body);
+  }
+  auto snapshot = manager.inventory().Snapshot();
+  const GpuCounts counts = CountGpus(*snapshot);
+  json body{{"status", "ok"},
+            {"ready", true},
+            {"provider", manager.inventory().provider_name()},
+            {"nodes", snapshot->nodes.size()},
+            {"gpus", counts.gpus},
+            {"mig_devices", counts.mig_devices},
+            {"inventory_generation", snapshot->generation},
+            {"inventory_taken_at", FormatIso8601(snapshot->taken_unix_ms)},
+            {"notes", std::move(notes)}};
+  const Status last_refresh = manager.inventory().LastError();
+  if (!last_refresh.ok()) body["last_refresh_error"] = last_refresh.message();
+  return JsonResponse(200, body);
+}
+
+// /status's body serialised, split around the value of its "timestamp" (the
+// time of the answer, so never cached), with what it was built from.
+struct StatusBody {
+  uint64_t manager_version = 0;       // GpuManager::Version() read before building.
+  uint64_t inventory_generation = 0;  // The inventory's latest snapshot then.
+  std::string head;                   // Up to and including the timestamp's opening quote.
+  std::string tail;                   // From its closing quote on.
+};
+
+// The last /status body, shared by the worker threads: the serialisation of
+// ~100 KB at 1,000 nodes dominated the endpoint's time, yet the body changes
+// only with the free state, the active allocations and the inventory
+// snapshot. Concurrent misses may each build a body; the last store wins,
+// which costs at most another miss, never a stale answer (a body is served
+// only for exactly the version and generation it was stored under).
+// A mutex held only to copy the pointer, not std::atomic<std::shared_ptr>:
+// libstdc++ 12 implements that with a lock bit ThreadSanitizer cannot see,
+// so every concurrent load and store was reported as a race.
+class StatusCache {
+ public:
+  std::shared_ptr<const StatusBody> Load() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return body_;
+  }
+  void Store(std::shared_ptr<const StatusBody> body) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    body_.swap(body);  // The old body is freed outside the lock, by `body`.
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const StatusBody> body_;
+};
+
+// Builds /status's body from the manager's state now; `body` gets head and
+// tail. The response's bytes are those of one json dump, so a cached answer
+// is byte for byte what an uncached one would be.
+Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
+  auto state = manager.CurrentState();
+  if (!state.ok()) return state.status();
+  int total_gpus = 0;
+  int available_gpus = 0;
+  int allocated_gpus = 0;
+  // Counts are of what gpurm grants: whole GPUs and MIG devices, not GPUs in
+  // MIG mode.
+  int mig_devices = 0;
+  for (const NodeAvailability& node : (*state)->nodes()) {
+    for (const GpuAvailability& g : node.gpus) {
+      if (g.gpu->is_mig_device()) ++mig_devices;
+      if (!g.gpu->allocatable_unit()) continue;
+      ++total_gpus;
+      if (Offerable(node, g)) ++available_gpus;
+      if (!g.untouched()) ++allocated_gpus;
+    }
+  }
+  json available_nodes = json::array();
+  for (const NodeTypeGroup& group : GroupByNodeAndType(**state)) {
+    const int available = static_cast<int>(
+        std::count_if(group.gpus.begin(), group.gpus.end(),
+                      [&](const GpuAvailability* g) { return Offerable(*group.node, *g); }));
+    if (available == 0) continue;
+    available_nodes.push_back({{"node_name", group.node->node->name},
+                               {"gpu_type", group.type},
+                               {"available_gpus", available},
+                               {"memory_per_gpu", MemoryPerGpuGb(group.gpus)},
+                               {"utilization", MeanUtilization(group.gpus)}});
+  }
+  const json document{{"utilization", UtilizationSummaryJson(**state)},
+                      {"available_nodes", std::move(available_nodes)},
+                      {"total_nodes", (*state)->nodes().size()},
+                      {"total_gpus", total_gpus},
+                      {"available_gpus", available_gpus},
+                      {"allocated_gpus", allocated_gpus},
+                      {"mig_devices", mig_devices},
+                      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
+                      {"timestamp", ""}};
+  std::string text = document.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Keys are serialised in order and "timestamp" is the last string-valued
+  // top-level key (only numbers and the utilization object follow), so the
+  // last match is the key, whatever the node names hold.
+  constexpr std::string_view kTimestamp = R"("timestamp":")";
+  const size_t at = text.rfind(kTimestamp);
+  if (at == std::string::npos) return Internal("/status body without its timestamp");
+  const size_t split = at + kTimestamp.size();
+  body.tail = text.substr(split);
+  text.resize(split);
+  body.head = std::move(text);
+  return Status::Ok();
+}
+
+// Serves the cached body when neither the manager's version nor the
+// inventory's snapshot changed since it was built. Both are read before
+// anything is built, and a new body is stored under what was read first, so
+// it may be newer than its key (then the next call rebuilds) but a body is
+// never older than the state when its request arrived.
+HttpResponse StatusEndpoint(const ApiContext& context, StatusCache& cache) {
+  GpuManager& manager = *context.manager;
+  const uint64_t version = manager.Version();
+  const std::shared_ptr<const InventorySnapshot> snapshot = manager.inventory().Snapshot();
+  const uint64_t generation = snapshot ? snapshot->generation : 0;
+  std::shared_ptr<const StatusBody> body = cache.Load();
+  if (!snapshot || !body || body->manager_version != version ||
+      body->inventory_generation != generation) {
+    auto built = std::make_shared<StatusBody>();
+    built->manager_version = version;
+    built->inventory_generation = generation;
+    if (Status status = BuildStatusBody(manager, *built); !status.ok()) {
+      return ErrorResponse(status);
+    }
+    body = std::move(built);
+    cache.Store(body);
+  }
+  const std::string timestamp = FormatIso8601(manager.clock().NowUnixMs());
+  HttpResponse response;
+  response.body.reserve(body->head.size() + timestamp.size() + body->tail.size());
+  response.body.append(body->head).append(timestamp).append(body->tail);
+  return response;
+}
+
+HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
+  Result<std::optional<double>> min_memory = QueryNumber(request, "min_memory_gb");
+  if (!min_memory.ok()) return ErrorResponse(min_memory.status());
+  GpuRequest filter;
+  if (auto it = request.query.find("gpu_type"); it != request.query.end()) {
+    filter.gpu_type = it->second;
+  }
+  const int64_t min_mib = MibFromGb(min_memory->value_or(0));
+  auto state = context.manager->CurrentState();
+  if (!state.ok()) return ErrorResponse(state.status());
+  json nodes = json::array();
+  for (const NodeTypeGroup& group : GroupByNodeAndType(**state)) {
+    if (!GpuTypeMatches(filter, *group.gpus.front()->gpu)) continue;
+    int available = 0;
+    int64_t max_free_mib = 0;
+    json gpus = json::array();
+    for (const GpuAvailability* g : group.gpus) {
+      // With min_memory_gb, a shared GPU with that much free counts: a
+      // request with shared: true fits there (as /validate says).
+      if ((Offerable(*group.node, *g) && g->free_mib >= min_mib) ||
+          SliceFits(*group.node, *g, min_mib)) {
+        ++available;
+      }
+      if (!g->exclusively_held && g->gpu->healthy)
+        max_free_mib = std::max(max_free_mib, g->free_mib);
+      json temperature = g->gpu->temperature_c ? json(*g->gpu->temperature_c) : json();
+      gpus.push_back({{"index", g->gpu->index},
+                      {"uuid", g->gpu->uuid},
+                      {"name", g->gpu->model.raw_name},
+                      {"gpu_type", group.type},
+                      {"memory_total_gb", RoundGb(g->gpu->memory_total_mib)},
+                      {"memory_free_gb", RoundGb(g->free_mib)},
+                      {"utilization", UtilizationJson(*g->gpu, g->gpu->utilization)},
+                      {"temperature_c", std::move(temperature)},
+                      {"healthy", g->gpu->healthy},
+                      {"state", GpuStateName(*group.node, *g)}});
+      if (g->gpu->is_mig_device()) {
+        gpus.back()["mig_profile"] = g->gpu->mig_profile;
+        gpus.back()["mig_parent_uuid"] = g->gpu->mig_parent_uuid;
+      }
+    }
+    if (available == 0) continue;
+    nodes.push_back({{"node_name", group.node->node->name},
+                     {"gpu_type", group.type},
+                     {"available_gpus", available},
+                     {"memory_per_gpu", MemoryPerGpuGb(group.gpus)},
+                     {"utilization", MeanUtilization(group.gpus)},
+                     {"total_gpus", group.gpus.size()},
+                     {"max_free_memory_gb", RoundGb(max_free_mib)},
+                     {"gpus", std::move(gpus)}});
+  }
+  const size_t count = nodes.size();
+  return JsonResponse(200, json{{"nodes", std::move(nodes)}, {"count", count}});
+}
+
+}  // namespace
+
+void RegisterStatusRoutes(const ApiContext& context, Router& router) {
+  const ApiContext* ctx = &context;
+  router.Add("GET", "/api/v1/gpu/health", Access::kPublic,
+             [ctx](const HttpRequest& request) { return Health(*ctx, request); });
+  router.Add("GET", "/api/v1/gpu/status",
+             [ctx, cache = std::make_shared<StatusCache>()](const HttpRequest&) {
+               return StatusEndpoint(*ctx, *cache);
+             });
+  router.Add("GET", "/api/v1/gpu/nodes",
+             [ctx](const HttpRequest& request) { return Nodes(*ctx, request); });
+}
+
+}  // namespace gpurm
