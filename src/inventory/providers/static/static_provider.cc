@@ -40,6 +40,27 @@ using Reporter = strict_yaml::Source;
 
 bool IsRatio(double value) { return value >= 0 && value <= 1; }
 
+// What a GPU or MIG device entry must agree with once read: no more memory
+// in use than it has, a health_reason only when unhealthy (and a default
+// one then). `what` names the device in messages.
+Status CheckUseAndHealth(const Reporter& reporter, const Entry* used_entry,
+                         const Entry* reason_entry, const char* what, Gpu* gpu) {
+  if (used_entry != nullptr && gpu->memory_used_mib > gpu->memory_total_mib) {
+    return reporter.Error(used_entry->mark, used_entry->path,
+                          std::to_string(gpu->memory_used_mib) + " MiB is more than the " + what +
+                              "'s " + std::to_string(gpu->memory_total_mib) +
+                              " MiB (memory_total_mb)");
+  }
+  if (gpu->healthy && !gpu->health_reason.empty()) {
+    return reporter.Error(reason_entry->mark, reason_entry->path,
+                          "only meaningful with healthy: false");
+  }
+  if (!gpu->healthy && gpu->health_reason.empty()) {
+    gpu->health_reason = "marked unhealthy in the inventory file";
+  }
+  return Status::Ok();
+}
+
 // One `mig_devices:` entry of a GPU before it is expanded by `count`.
 struct MigEntry {
   Gpu gpu;  // Everything but index, uuid and parent.
@@ -127,17 +148,9 @@ Result<MigEntry> ParseMig(const Reporter& reporter, const YAML::Node& item, cons
     }
     gpu.memory_total_mib = MibFromGb(*gpu.model.memory_gb);
   }
-  if (used_entry != nullptr && gpu.memory_used_mib > gpu.memory_total_mib) {
-    return reporter.Error(used_entry->mark, used_entry->path,
-                          std::to_string(gpu.memory_used_mib) + " MiB is more than the device's " +
-                              std::to_string(gpu.memory_total_mib) + " MiB (memory_total_mb)");
-  }
-  if (gpu.healthy && !gpu.health_reason.empty()) {
-    return reporter.Error(reason_entry->mark, reason_entry->path,
-                          "only meaningful with healthy: false");
-  }
-  if (!gpu.healthy && gpu.health_reason.empty()) {
-    gpu.health_reason = "marked unhealthy in the inventory file";
+  if (Status checked = CheckUseAndHealth(reporter, used_entry, reason_entry, "device", &gpu);
+      !checked.ok()) {
+    return checked;
   }
   gpu.utilization_available = false;  // NVML gives MIG devices none.
   return out;
@@ -253,17 +266,9 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
     }
     gpu.memory_total_mib = MibFromGb(*gpu.model.memory_gb);
   }
-  if (used_entry != nullptr && gpu.memory_used_mib > gpu.memory_total_mib) {
-    return reporter.Error(used_entry->mark, used_entry->path,
-                          std::to_string(gpu.memory_used_mib) + " MiB is more than the GPU's " +
-                              std::to_string(gpu.memory_total_mib) + " MiB (memory_total_mb)");
-  }
-  if (gpu.healthy && !gpu.health_reason.empty()) {
-    return reporter.Error(reason_entry->mark, reason_entry->path,
-                          "only meaningful with healthy: false");
-  }
-  if (!gpu.healthy && gpu.health_reason.empty()) {
-    gpu.health_reason = "marked unhealthy in the inventory file";
+  if (Status checked = CheckUseAndHealth(reporter, used_entry, reason_entry, "GPU", &gpu);
+      !checked.ok()) {
+    return checked;
   }
   return out;
 }
