@@ -393,12 +393,15 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
   // differences (at most about 1,000 per GPU taken); on the gpuspec33 trace
   // unallocated GPUs fall from 819 to about 345 for every weight from 2 to
   // 15, and to 538 at 0.3. Node pressure (all restrictions, CPU and host
-  // memory included) is weighed lightly: at 1 it keeps the few nodes that
-  // can take the largest pods free until they are needed (first failure at
-  // 95% instead of 46% on the default trace) at no cost in unallocated
-  // GPUs; at 4 it costs 5-20 GPUs on cpu050 and gpushare40.
+  // memory included) keeps the few nodes that can take the largest pods
+  // free until they are needed. Since it also charges the CPU and host
+  // memory a placement takes (a CPU-only pod on a G3 spends G3 capacity),
+  // 2 is the best of 1, 2 and 4 (4 seeds, GPUs unallocated at 100% arrived:
+  // default 265 / 263 / 263, multigpu50 181 / 178 / 180, gpushare40 356 /
+  // 353 / 353); without the host charge, 1 (at 4 it cost 5-20 GPUs on
+  // cpu050 and gpushare40).
   static constexpr double kTypePressureWeight = 4.0;
-  static constexpr double kNodePressureWeight = 1.0;
+  static constexpr double kNodePressureWeight = 2.0;
 
   // The node's expected fragmentation (milli-GPU) under `mix` as it is now.
   static double NodeFragmentation(const SchedulingContext& context, const WorkloadMix& mix,
@@ -462,9 +465,21 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       after.Take(context, node, chosen);
       double delta = Fragmentation(*ctx, *mix, node, after, scratch) - before;
       const double node_pressure = kNodePressureWeight * ctx->NodePressure(node);
+      int64_t gpu_taken = 0;
       for (uint8_t i : chosen) {
-        delta += (base.free_milli[i] - after.free_milli[i]) *
-                 (kTypePressureWeight * ctx->TypePressure(node.gpus[i].type_id) + node_pressure);
+        const int taken = base.free_milli[i] - after.free_milli[i];
+        gpu_taken += taken;
+        delta +=
+            taken * (kTypePressureWeight * ctx->TypePressure(node.gpus[i].type_id) + node_pressure);
+      }
+      // What a placement takes of a node under pressure is its largest
+      // share of the node's GPUs, CPU or host memory: a CPU-only pod that
+      // takes a third of a G3's cores spends a third of that G3 for the
+      // pods only a whole G3 can host.
+      const double host_taken = HostShare(context.host(), node.host_capacity) * kMilliPerGpu *
+                                static_cast<double>(base.gpus);
+      if (node_pressure > 0 && host_taken > static_cast<double>(gpu_taken)) {
+        delta += (host_taken - static_cast<double>(gpu_taken)) * node_pressure;
       }
       if (!have || delta < best_delta) {
         have = true;
@@ -482,6 +497,21 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
   }
 
  private:
+  // The larger of the CPU and host-memory shares of `capacity` that `host`
+  // asks for; 0 where host resources are not modelled.
+  static double HostShare(const HostResources& host, const HostResources& capacity) {
+    double share = 0;
+    if (capacity.cpu_milli > 0) {
+      share = std::max(
+          share, static_cast<double>(host.cpu_milli) / static_cast<double>(capacity.cpu_milli));
+    }
+    if (capacity.memory_mib > 0) {
+      share = std::max(
+          share, static_cast<double>(host.memory_mib) / static_cast<double>(capacity.memory_mib));
+    }
+    return std::min(1.0, share);
+  }
+
   // The parts of a node's condition fragmentation depends on, copied so a
   // candidate can be applied without touching the ClusterState.
   struct NodeState {

@@ -519,9 +519,11 @@ TEST(FragmentationAwareTest, SpendsHostResourcesWhereTheyStrandNoGpu) {
   EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
 }
 
-TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
+TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkKeepsTheLargerNodeWhole) {
   // No GPU request seen yet: the policy assumes whole-GPU tasks with the
-  // cluster's mean CPU per GPU (30 cores here), which n0 could not feed.
+  // cluster's mean CPU per GPU (30 cores here), which n0 could not feed
+  // anyway, so CPU-only work there strands no GPU; and n1 alone could host
+  // a whole-n1 task (the whole-node prior of NodePressure), so it is kept.
   ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{24000, 0}, {96000, 0}});
   WorkloadMix empty;
   ScheduleOptions options;
@@ -530,9 +532,15 @@ TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
   ScheduleResult result =
       Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), state, options);
   ASSERT_TRUE(result.placement);
-  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{0}));
   EXPECT_GE(result.placement->score, 0);
   EXPECT_LE(result.placement->score, 100);
+  // Two large nodes share the prior: CPU-only work still goes to the small
+  // one while it has room.
+  ClusterState three(Nodes(3, 2, "Tesla T4", 16384), {}, {{24000, 0}, {96000, 0}, {96000, 0}});
+  result = Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), three, options);
+  ASSERT_TRUE(result.placement);
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{0}));
 }
 
 // ExpectedFragmentation of node 0 of `state` under `mix`.
@@ -633,8 +641,10 @@ TEST(FragmentationAwareTest, NodePressureWeighsShapesOnlySomeNodesCanEverHost) {
   const GpuRequest request = Share(500);
   const SchedulingContext context(request, options, state);
   // The 2-GPU shape: 2 of 5 GPUs of demand on 2 of the 4 GPUs. The shares
-  // fit every kind and add nothing.
-  EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[0]), 0.4 * 4 / 2);
+  // fit every kind and add nothing. The whole-node prior: a task taking all
+  // of n0 (2 GPUs, 64 cores) fits n0's kind alone, 0.2 x its 2 GPUs over
+  // the 2 that accept it; one taking all of n1 fits both kinds: nothing.
+  EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[0]), 0.4 * 4 / 2 + 0.2 * 2 / 2);
   EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[1]), 0.0);
   const ScheduleOptions no_workload;
   EXPECT_DOUBLE_EQ(SchedulingContext(request, no_workload, state).NodePressure(state.nodes()[0]),
