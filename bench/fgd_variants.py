@@ -26,9 +26,9 @@ VARIANTS = ["default", "cpu050", "cpu100", "cpu200", "cpu250", "gpushare20", "gp
 # The artifact's FGD medians over seeds 42-51 (GPUs unallocated at 100%
 # arrived, 6,212 GPUs), from experiments/analysis/expected_results/
 # analysis_allo_discrete.csv of hkust-adsl/kubernetes-scheduler-simulator,
-# where read; None where not.
-PAPER_FGD = {"default": 296, "cpu050": 311, "gpushare40": 376, "gpuspec33": 753,
-             "multigpu50": 180}
+# where read (gpushare60: 4 of the 10 seeds, 541-567); "-" where not.
+PAPER_FGD = {"default": 296, "cpu050": 311, "cpu250": 422, "gpushare40": 376,
+             "gpushare60": 550, "gpuspec33": 753, "multigpu40": 193, "multigpu50": 180}
 
 
 def run(args, variant):
