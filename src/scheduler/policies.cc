@@ -394,14 +394,13 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
   // unallocated GPUs fall from 819 to about 345 for every weight from 2 to
   // 15, and to 538 at 0.3. Node pressure (all restrictions, CPU and host
   // memory included) keeps the few nodes that can take the largest pods
-  // free until they are needed. Since it also charges the CPU and host
-  // memory a placement takes (a CPU-only pod on a G3 spends G3 capacity),
-  // 2 is the best of 1, 2 and 4 (4 seeds, GPUs unallocated at 100% arrived:
-  // default 265 / 263 / 263, multigpu50 181 / 178 / 180, gpushare40 356 /
-  // 353 / 353); without the host charge, 1 (at 4 it cost 5-20 GPUs on
-  // cpu050 and gpushare40).
+  // free until they are needed. With the host charge (a CPU-only pod on a
+  // G3 spends G3 capacity) 2 leaves 2-3 fewer GPUs unallocated than 1 on
+  // shuffled arrivals (4 seeds: default 263 / 265, multigpu50 178 / 181),
+  // but 1.5 and 2 leave 70 more in trace order (default 348 / 275): 1. At
+  // 4 it cost 5-20 GPUs on cpu050 and gpushare40.
   static constexpr double kTypePressureWeight = 4.0;
-  static constexpr double kNodePressureWeight = 2.0;
+  static constexpr double kNodePressureWeight = 1.0;
 
   // The node's expected fragmentation (milli-GPU) under `mix` as it is now.
   static double NodeFragmentation(const SchedulingContext& context, const WorkloadMix& mix,
@@ -434,6 +433,8 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       ctx = &*own_context;
       mix = &own;
     }
+    const bool gpu_seen =
+        context.options().workload != nullptr && !context.options().workload->empty();
     Scratch scratch;
     const NodeState base = NodeState::Of(node);
     const double before = Fragmentation(*ctx, *mix, node, base, scratch);
@@ -475,10 +476,14 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       // What a placement takes of a node under pressure is its largest
       // share of the node's GPUs, CPU or host memory: a CPU-only pod that
       // takes a third of a G3's cores spends a third of that G3 for the
-      // pods only a whole G3 can host.
+      // pods only a whole G3 can host. Not before any GPU request has been
+      // seen: then the mix is a guess, and charging the host resources of
+      // the large nodes sends the first CPU-only pods to the small ones,
+      // where they strand GPUs (trace order, cpu050: 277 unallocated with
+      // the wait, 408 without).
       const double host_taken = HostShare(context.host(), node.host_capacity) * kMilliPerGpu *
                                 static_cast<double>(base.gpus);
-      if (node_pressure > 0 && host_taken > static_cast<double>(gpu_taken)) {
+      if (gpu_seen && node_pressure > 0 && host_taken > static_cast<double>(gpu_taken)) {
         delta += (host_taken - static_cast<double>(gpu_taken)) * node_pressure;
       }
       if (!have || delta < best_delta) {

@@ -519,11 +519,9 @@ TEST(FragmentationAwareTest, SpendsHostResourcesWhereTheyStrandNoGpu) {
   EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
 }
 
-TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkKeepsTheLargerNodeWhole) {
+TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
   // No GPU request seen yet: the policy assumes whole-GPU tasks with the
-  // cluster's mean CPU per GPU (30 cores here), which n0 could not feed
-  // anyway, so CPU-only work there strands no GPU; and n1 alone could host
-  // a whole-n1 task (the whole-node prior of NodePressure), so it is kept.
+  // cluster's mean CPU per GPU (30 cores here), which n0 could not feed.
   ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{24000, 0}, {96000, 0}});
   WorkloadMix empty;
   ScheduleOptions options;
@@ -532,15 +530,28 @@ TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkKeepsTheLargerNodeWhole) {
   ScheduleResult result =
       Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), state, options);
   ASSERT_TRUE(result.placement);
-  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{0}));
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
   EXPECT_GE(result.placement->score, 0);
   EXPECT_LE(result.placement->score, 100);
-  // Two large nodes share the prior: CPU-only work still goes to the small
-  // one while it has room.
-  ClusterState three(Nodes(3, 2, "Tesla T4", 16384), {}, {{24000, 0}, {96000, 0}, {96000, 0}});
-  result = Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), three, options);
+}
+
+TEST(FragmentationAwareTest, CpuOnlyWorkSparesTheLargestNodes) {
+  // n0: 2 GPUs, 128 cores, the only node a task taking all of it could run
+  // on (the whole-node prior); n1: 2 GPUs, 96 cores. Both feed the mix's
+  // 4-core GPU tasks after a 16-core CPU-only pod, so fragmentation ties,
+  // and host headroom alone would pick n0. The node pressure charges the
+  // 16 of n0's 128 cores the pod would take: it goes to n1.
+  ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{128000, 0}, {96000, 0}});
+  WorkloadMix mix;
+  for (int i = 0; i < 4; ++i) mix.Record(Request(1, "", 0), {4000, 0});
+  ScheduleOptions options;
+  options.workload = &mix;
+  options.host = {16000, 0};
+  const GpuRequest cpu_only = Request(0, "", 0);
+  EXPECT_DOUBLE_EQ(SchedulingContext(cpu_only, options, state).NodePressure(state.nodes()[0]), 0.2);
+  ScheduleResult result = Scheduler("fragmentation-aware").Schedule(cpu_only, state, options);
   ASSERT_TRUE(result.placement);
-  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{0}));
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
 }
 
 // ExpectedFragmentation of node 0 of `state` under `mix`.
