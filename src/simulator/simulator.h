@@ -77,8 +77,8 @@ struct SimulationRun {
   // Arrivals and refusals by shape, counted up to the arrival that brings
   // the arrived demand to 100% of capacity (the whole run if it never
   // does): by GPU count ("0" for CPU-only, "1", "2", ... whole GPUs,
-  // "fractional" for a share of one GPU), and by the GPU models a pod
-  // accepts ("any", or its gpu_spec).
+  // "fractional" for a share of one GPU), and GPU pods by the models they
+  // accept ("any", or the gpu_spec).
   std::map<std::string, RefusalCount> refused_by_gpus;
   std::map<std::string, RefusalCount> refused_by_model;
   double seconds = 0;
