@@ -72,6 +72,8 @@ std::vector<TracePod> Arrivals(const std::vector<TracePod>& pods, const Simulati
     }
     return arrivals;
   }
+  // No GPU demand at all (only CPU-only pods): nothing to tune towards.
+  if (TotalGpuDemandMilli(pods) == 0) return arrivals;
   // Append pods drawn from the trace until the next draw would pass the
   // target. (The artifact compares the draw's per-GPU share, so a
   // multi-GPU draw can overshoot there; here the total never passes it.)

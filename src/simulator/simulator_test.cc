@@ -152,6 +152,11 @@ TEST(SimulatorTest, GpuDemandTuningDropsPodsAboveTheTarget) {
   EXPECT_EQ(names.size(), arrivals.size()) << "dropping never duplicates a pod";
   options.tuning = Tuning::kNone;
   EXPECT_EQ(Arrivals(*pods, options, 4000).size(), pods->size());
+  // A trace without GPU demand is left as it is (and the tuning ends).
+  options.tuning = Tuning::kGpuDemand;
+  std::vector<TracePod> cpu_only(3);
+  for (TracePod& pod : cpu_only) pod.cpu_milli = 1000;
+  EXPECT_EQ(Arrivals(cpu_only, options, 4000).size(), 3u);
 }
 
 TEST(SimulatorTest, CountsRefusalsByShapeAndTheFirstWholeNodeRefusal) {
