@@ -80,11 +80,11 @@ TEST(SimDaemonEquivalenceTest, SameRequestsSameGpusForEveryPolicy) {
 
   for (const std::string& policy : PolicyNames()) {
     SCOPED_TRACE(policy);
-    // The simulator: trace order, no inflation; seed 0 so the random
+    // The simulator: trace order, no tuning; seed 0 so the random
     // policy's seeds are 0, 1, 2... as the daemon's decision counter.
     sim::SimulationOptions options;
     options.policy = policy;
-    options.inflation = 1.0;
+    options.tuning = sim::Tuning::kNone;
     options.seed = 0;
     options.record_placements = true;
     Result<sim::SimulationRun> simulated = sim::Simulate(cluster, pods, options);

@@ -95,8 +95,10 @@ class SchedulingContext {
   // model with enough memory, or too little CPU or host memory capacity --
   // its share of the mix's GPU demand times the cluster's GPU count over
   // the GPUs of the kinds that could, summed over the shapes `node`'s kind
-  // can host. Pure; computed once per decision. `node` must be one of
-  // state().nodes().
+  // can host. Plus a prior for whole-node tasks, seen or not: for each
+  // multi-GPU build kind, 0.2 times its GPUs over the GPUs of the kinds at
+  // least as large (GPUs, CPU, host memory), added to those kinds. Pure;
+  // computed once per decision. `node` must be one of state().nodes().
   double NodePressure(const NodeAvailability& node) const;
 
  private:

@@ -393,10 +393,12 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
   // differences (at most about 1,000 per GPU taken); on the gpuspec33 trace
   // unallocated GPUs fall from 819 to about 345 for every weight from 2 to
   // 15, and to 538 at 0.3. Node pressure (all restrictions, CPU and host
-  // memory included) is weighed lightly: at 1 it keeps the few nodes that
-  // can take the largest pods free until they are needed (first failure at
-  // 95% instead of 46% on the default trace) at no cost in unallocated
-  // GPUs; at 4 it costs 5-20 GPUs on cpu050 and gpushare40.
+  // memory included) keeps the few nodes that can take the largest pods
+  // free until they are needed. With the host charge (a CPU-only pod on a
+  // G3 spends G3 capacity) 2 leaves 2-3 fewer GPUs unallocated than 1 on
+  // shuffled arrivals (4 seeds: default 263 / 265, multigpu50 178 / 181),
+  // but 1.5 and 2 leave 70 more in trace order (default 348 / 275): 1. At
+  // 4 it cost 5-20 GPUs on cpu050 and gpushare40.
   static constexpr double kTypePressureWeight = 4.0;
   static constexpr double kNodePressureWeight = 1.0;
 
@@ -431,6 +433,8 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       ctx = &*own_context;
       mix = &own;
     }
+    const bool gpu_seen =
+        context.options().workload != nullptr && !context.options().workload->empty();
     Scratch scratch;
     const NodeState base = NodeState::Of(node);
     const double before = Fragmentation(*ctx, *mix, node, base, scratch);
@@ -462,9 +466,25 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
       after.Take(context, node, chosen);
       double delta = Fragmentation(*ctx, *mix, node, after, scratch) - before;
       const double node_pressure = kNodePressureWeight * ctx->NodePressure(node);
+      int64_t gpu_taken = 0;
       for (uint8_t i : chosen) {
-        delta += (base.free_milli[i] - after.free_milli[i]) *
-                 (kTypePressureWeight * ctx->TypePressure(node.gpus[i].type_id) + node_pressure);
+        const int taken = base.free_milli[i] - after.free_milli[i];
+        gpu_taken += taken;
+        delta +=
+            taken * (kTypePressureWeight * ctx->TypePressure(node.gpus[i].type_id) + node_pressure);
+      }
+      // What a placement takes of a node under pressure is its largest
+      // share of the node's GPUs, CPU or host memory: a CPU-only pod that
+      // takes a third of a G3's cores spends a third of that G3 for the
+      // pods only a whole G3 can host. Not before any GPU request has been
+      // seen: then the mix is a guess, and charging the host resources of
+      // the large nodes sends the first CPU-only pods to the small ones,
+      // where they strand GPUs (trace order, cpu050: 277 unallocated with
+      // the wait, 408 without).
+      const double host_taken = HostShare(context.host(), node.host_capacity) * kMilliPerGpu *
+                                static_cast<double>(base.gpus);
+      if (gpu_seen && node_pressure > 0 && host_taken > static_cast<double>(gpu_taken)) {
+        delta += (host_taken - static_cast<double>(gpu_taken)) * node_pressure;
       }
       if (!have || delta < best_delta) {
         have = true;
@@ -482,6 +502,21 @@ class FragmentationAwarePolicy final : public PlacementPolicy {
   }
 
  private:
+  // The larger of the CPU and host-memory shares of `capacity` that `host`
+  // asks for; 0 where host resources are not modelled.
+  static double HostShare(const HostResources& host, const HostResources& capacity) {
+    double share = 0;
+    if (capacity.cpu_milli > 0) {
+      share = std::max(
+          share, static_cast<double>(host.cpu_milli) / static_cast<double>(capacity.cpu_milli));
+    }
+    if (capacity.memory_mib > 0) {
+      share = std::max(
+          share, static_cast<double>(host.memory_mib) / static_cast<double>(capacity.memory_mib));
+    }
+    return std::min(1.0, share);
+  }
+
   // The parts of a node's condition fragmentation depends on, copied so a
   // candidate can be applied without touching the ClusterState.
   struct NodeState {

@@ -567,6 +567,25 @@ TEST(FragmentationAwareTest, WithoutHistoryCpuOnlyWorkAvoidsCpuTightNodes) {
   EXPECT_LE(result.placement->score, 100);
 }
 
+TEST(FragmentationAwareTest, CpuOnlyWorkSparesTheLargestNodes) {
+  // n0: 2 GPUs, 128 cores, the only node a task taking all of it could run
+  // on (the whole-node prior); n1: 2 GPUs, 96 cores. Both feed the mix's
+  // 4-core GPU tasks after a 16-core CPU-only pod, so fragmentation ties,
+  // and host headroom alone would pick n0. The node pressure charges the
+  // 16 of n0's 128 cores the pod would take: it goes to n1.
+  ClusterState state(Nodes(2, 2, "Tesla T4", 16384), {}, {{128000, 0}, {96000, 0}});
+  WorkloadMix mix;
+  for (int i = 0; i < 4; ++i) mix.Record(Request(1, "", 0), {4000, 0});
+  ScheduleOptions options;
+  options.workload = &mix;
+  options.host = {16000, 0};
+  const GpuRequest cpu_only = Request(0, "", 0);
+  EXPECT_DOUBLE_EQ(SchedulingContext(cpu_only, options, state).NodePressure(state.nodes()[0]), 0.2);
+  ScheduleResult result = Scheduler("fragmentation-aware").Schedule(cpu_only, state, options);
+  ASSERT_TRUE(result.placement);
+  EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
+}
+
 // ExpectedFragmentation of node 0 of `state` under `mix`.
 double FragmentationOf(const ClusterState& state, const WorkloadMix& mix) {
   ScheduleOptions options;
@@ -665,8 +684,10 @@ TEST(FragmentationAwareTest, NodePressureWeighsShapesOnlySomeNodesCanEverHost) {
   const GpuRequest request = Share(500);
   const SchedulingContext context(request, options, state);
   // The 2-GPU shape: 2 of 5 GPUs of demand on 2 of the 4 GPUs. The shares
-  // fit every kind and add nothing.
-  EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[0]), 0.4 * 4 / 2);
+  // fit every kind and add nothing. The whole-node prior: a task taking all
+  // of n0 (2 GPUs, 64 cores) fits n0's kind alone, 0.2 x its 2 GPUs over
+  // the 2 that accept it; one taking all of n1 fits both kinds: nothing.
+  EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[0]), 0.4 * 4 / 2 + 0.2 * 2 / 2);
   EXPECT_DOUBLE_EQ(context.NodePressure(state.nodes()[1]), 0.0);
   const ScheduleOptions no_workload;
   EXPECT_DOUBLE_EQ(SchedulingContext(request, no_workload, state).NodePressure(state.nodes()[0]),

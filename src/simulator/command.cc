@@ -11,6 +11,7 @@
 #include "simulator/report.h"
 #include "simulator/simulator.h"
 #include "simulator/trace.h"
+#include "simulator/variants.h"
 
 namespace gpurm::sim {
 namespace {
@@ -71,9 +72,22 @@ int RunSimulate(const SimulateArgs& args, std::ostream& out, std::ostream& err) 
     err << "gpurm simulate: --repeat must be >= 1\n";
     return kExitUsage;
   }
-  if (!(args.inflation >= 1.0 && args.inflation <= 100.0)) {
+  if (args.inflation && !(*args.inflation >= 1.0 && *args.inflation <= 100.0)) {
     err << "gpurm simulate: --inflation must be between 1 and 100\n";
     return kExitUsage;
+  }
+  if (!(args.tune >= 0.0 && args.tune <= 100.0)) {
+    err << "gpurm simulate: --tune must be between 0 and 100\n";
+    return kExitUsage;
+  }
+  std::optional<VariantSpec> variant;
+  if (!args.variant.empty()) {
+    Result<VariantSpec> parsed = ParseVariant(args.variant);
+    if (!parsed.ok()) {
+      err << "gpurm simulate: " << parsed.status().message() << "\n";
+      return kExitUsage;
+    }
+    variant = *parsed;
   }
   Result<std::vector<TraceNode>> nodes = LoadTraceNodes(args.nodes_path);
   if (!nodes.ok()) {
@@ -84,6 +98,21 @@ int RunSimulate(const SimulateArgs& args, std::ostream& out, std::ostream& err) 
   if (!pods.ok()) {
     err << "gpurm simulate: " << pods.status().message() << "\n";
     return kExitUsage;
+  }
+  if (variant) {
+    Result<std::vector<TracePod>> derived = DeriveVariant(*pods, *variant, args.variant_seed);
+    if (!derived.ok()) {
+      err << "gpurm simulate: " << derived.status().message() << "\n";
+      return kExitUsage;
+    }
+    pods = std::move(derived);
+  }
+  if (!args.write_trace_path.empty()) {
+    const Status written = WriteTracePods(*pods, args.write_trace_path);
+    if (!written.ok()) {
+      err << "gpurm simulate: " << written.message() << "\n";
+      return kExitOutput;
+    }
   }
   const SimulatedCluster cluster = BuildCluster(*nodes);
   if (cluster.gpu_count == 0) {
@@ -101,16 +130,26 @@ int RunSimulate(const SimulateArgs& args, std::ostream& out, std::ostream& err) 
                                                std::vector<SimulationRun>(runs_per_policy));
   std::vector<Status> failures(jobs.size());
   std::atomic<size_t> next{0};
-  int64_t arrivals = 0;
+  const int64_t capacity_milli = cluster.gpu_count * kMilliPerGpu;
+  auto options_for = [&](const Job& job) {
+    SimulationOptions options;
+    options.policy = policies[job.policy];
+    if (args.inflation) {
+      options.tuning = Tuning::kPodCount;
+      options.ratio = *args.inflation;
+    } else {
+      options.tuning = args.tune > 0 ? Tuning::kGpuDemand : Tuning::kNone;
+      options.ratio = args.tune;
+    }
+    options.shuffle = args.seed.has_value();
+    options.seed = args.seed.value_or(42) + static_cast<uint64_t>(job.run);
+    options.record_curve = !args.plot_path.empty() && job.run == 0;
+    return options;
+  };
   auto worker = [&] {
     for (size_t j = next.fetch_add(1); j < jobs.size(); j = next.fetch_add(1)) {
-      SimulationOptions options;
-      options.policy = policies[jobs[j].policy];
-      options.inflation = args.inflation;
-      options.shuffle = args.seed.has_value();
-      options.seed = args.seed.value_or(42) + static_cast<uint64_t>(jobs[j].run);
-      options.record_curve = !args.plot_path.empty() && jobs[j].run == 0;
-      const std::vector<TracePod> order = Arrivals(*pods, options);
+      const SimulationOptions options = options_for(jobs[j]);
+      const std::vector<TracePod> order = Arrivals(*pods, options, capacity_milli);
       Result<SimulationRun> run = Simulate(cluster, order, options);
       if (!run.ok()) {
         failures[j] = run.status();
@@ -132,7 +171,8 @@ int RunSimulate(const SimulateArgs& args, std::ostream& out, std::ostream& err) 
       return kExitUsage;
     }
   }
-  arrivals = runs.front().front().arrivals;
+  const std::vector<TracePod> first_arrivals =
+      Arrivals(*pods, options_for(Job{0, 0}), capacity_milli);
 
   std::vector<PolicySummary> summaries;
   for (size_t p = 0; p < policies.size(); ++p)
@@ -143,8 +183,12 @@ int RunSimulate(const SimulateArgs& args, std::ostream& out, std::ostream& err) 
   header.nodes = static_cast<int64_t>(nodes->size());
   header.gpus = cluster.gpu_count;
   header.pods = static_cast<int64_t>(pods->size());
-  header.arrivals = arrivals;
-  header.inflation = args.inflation;
+  header.arrivals = static_cast<int64_t>(first_arrivals.size());
+  header.variant = args.variant;
+  header.tuning = args.inflation ? "pod-count" : args.tune > 0 ? "gpu-demand" : "none";
+  header.ratio = args.inflation ? *args.inflation : args.tune;
+  header.arrived_gpu_demand = static_cast<double>(TotalGpuDemandMilli(first_arrivals)) /
+                              static_cast<double>(capacity_milli);
   header.seed = args.seed;
   header.repeat = runs_per_policy;
   if (args.output == "json") {
@@ -178,9 +222,20 @@ void RegisterSimulateCommand(CLI::App& app, int* exit_code, std::ostream& out, s
   command->add_option("--repeat", args->repeat, "Runs per policy, shuffled with seeds N, N+1, ...")
       ->check(CLI::Range(1, 1000));
   command
-      ->add_option("--inflation", args->inflation,
-                   "Arrivals as a multiple of the trace's pods (extra pods drawn from it)")
+      ->add_option("--tune", args->tune,
+                   "Tune the arrivals' GPU demand (milli-GPU) to this multiple of the cluster's "
+                   "GPU capacity, dropping or adding pods drawn from the trace; 0: the trace as "
+                   "it is")
       ->capture_default_str();
+  command->add_option("--inflation", args->inflation,
+                      "Instead of --tune: arrivals as a multiple of the trace's pod count");
+  command->add_option("--variant", args->variant,
+                      "Derive the FGD paper's workload variant from the trace first (cpu050, "
+                      "gpushare60, multigpu30, gpuspec25, ...)");
+  command->add_option("--variant-seed", args->variant_seed, "Seed of the variant's sampling")
+      ->capture_default_str();
+  command->add_option("--write-trace", args->write_trace_path,
+                      "Write the pod list (after --variant) to this CSV");
   command->add_option("--plot", args->plot_path, "Write a PNG of allocated vs arrived GPU share");
   command->add_option("--jobs", args->jobs, "Parallel runs (default: hardware threads)")
       ->check(CLI::Range(0, 256));

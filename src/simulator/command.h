@@ -3,8 +3,9 @@
 // allocated vs. arrived GPU share.
 //
 //   gpurm simulate --trace pods.csv --nodes nodes.csv [--policy NAME]...
-//                  [--seed N [--repeat K]] [--inflation R] [--plot out.png]
-//                  [--jobs J] [-o table|json]
+//                  [--seed N [--repeat K]] [--tune R | --inflation R]
+//                  [--variant NAME [--variant-seed S] [--write-trace out.csv]]
+//                  [--plot out.png] [--jobs J] [-o table|json]
 //
 // Exit codes: 0 done; 2 bad arguments or unreadable/malformed input;
 // 3 the plot could not be written.
@@ -27,7 +28,14 @@ struct SimulateArgs {
   std::vector<std::string> policies;  // Empty = every policy.
   std::optional<uint64_t> seed;       // Shuffle arrivals with this seed.
   int repeat = 1;                     // Runs per policy (seeds seed, seed+1, ...).
-  double inflation = 1.3;
+  // The artifact's tuning: arrivals' GPU demand = tune x capacity (0: the
+  // trace as it is). With `inflation` set, the pod count is multiplied
+  // instead.
+  double tune = 1.3;
+  std::optional<double> inflation;
+  std::string variant;  // Derive this paper variant from the trace first.
+  uint64_t variant_seed = 42;
+  std::string write_trace_path;  // Write the (derived) pod list here.
   std::string plot_path;
   std::string output = "table";  // "table" or "json".
   int jobs = 0;                  // Worker threads; 0 = one per hardware thread.

@@ -163,6 +163,19 @@ Result<std::vector<TracePod>> LoadTracePods(const std::string& path) {
   return pods;
 }
 
+Status WriteTracePods(const std::vector<TracePod>& pods, const std::string& path) {
+  std::ofstream out(path);
+  if (!out) return Internal("cannot write " + path + ": " + std::strerror(errno));
+  out << "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n";
+  for (const TracePod& pod : pods) {
+    out << pod.name << ',' << pod.cpu_milli << ',' << pod.memory_mib << ',' << pod.num_gpu << ','
+        << pod.gpu_milli << ',' << pod.gpu_spec << '\n';
+  }
+  out.flush();
+  if (!out) return Internal("cannot write " + path);
+  return Status::Ok();
+}
+
 SimulatedCluster BuildCluster(const std::vector<TraceNode>& nodes) {
   auto snapshot = std::make_shared<InventorySnapshot>();
   SimulatedCluster cluster;

@@ -46,6 +46,10 @@ struct TracePod {
 Result<std::vector<TraceNode>> LoadTraceNodes(const std::string& path);
 Result<std::vector<TracePod>> LoadTracePods(const std::string& path);
 
+// Writes `pods` as a pod list LoadTracePods reads back (`name,cpu_milli,
+// memory_mib,num_gpu,gpu_milli,gpu_spec`); kInternal when it cannot.
+Status WriteTracePods(const std::vector<TracePod>& pods, const std::string& path);
+
 // The cluster as the scheduler sees it.
 struct SimulatedCluster {
   std::shared_ptr<const InventorySnapshot> snapshot;
