@@ -4,7 +4,7 @@ default trace) and prints a markdown table of GPUs left unallocated when the
 arrived GPU demand reaches 100% of capacity: the median over the seeds, as the
 paper's artifact reports, next to the artifact's published FGD median.
 
-    bench/fgd_variants.py --traces ../shared/traces [--gpurm build/gpurm]
+    bench/fgd_variants.py --traces traces [--gpurm build/gpurm]
         [--policy fragmentation-aware --policy binpack] [--repeat 10]
         [--seed 42] [--variants default,gpushare60] [--json-dir DIR]
 
