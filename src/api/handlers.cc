@@ -131,12 +131,14 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
         result.status.code() == StatusCode::kUnschedulableNever) {
       body["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
       body["would_fit"] = WouldFitToJson(result.diagnosis.would_fit);
+      if (!result.diagnosis.blocked_by.empty()) body["blocked_by"] = result.diagnosis.blocked_by;
     }
     return JsonResponse(HttpStatusFor(result.status.code()), body);
   }
   const Allocation& allocation = *result.allocation;
   auto snapshot = manager.inventory().Snapshot();
   json allocation_json = AllocationToJson(allocation);
+  AddOutsideUse(allocation_json["gpus"], snapshot.get());
   json body{{"success", true},
             {"replayed", result.replayed},
             {"allocation_id", allocation.id},
@@ -226,6 +228,7 @@ HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
             {"possible_now", diagnosis.possible_now},
             {"possible_ever", diagnosis.possible_ever},
             {"message", diagnosis.message},
+            {"blocked_by", diagnosis.blocked_by.empty() ? json() : json(diagnosis.blocked_by)},
             {"reasons", DiagnosisReasonsToJson(diagnosis)},
             {"would_fit", WouldFitToJson(diagnosis.would_fit)}};
   if (preview.schedule.placement) {
@@ -233,6 +236,7 @@ HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
     for (const GpuGrant& grant : preview.schedule.placement->grants) {
       gpus.push_back(GrantToJson(grant));
     }
+    AddOutsideUse(gpus, preview.snapshot.get());
     body["placement"] = {{"policy", preview.schedule.placement->policy},
                          {"score", preview.schedule.placement->score},
                          {"gpus", std::move(gpus)}};

@@ -186,8 +186,42 @@ WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& s
   return fit;
 }
 
-void Diagnose(const SchedulingContext& context, const ClusterState& state,
-              const std::vector<Group>& groups, bool node_found, Diagnosis& diagnosis) {
+std::vector<Chosen> ChooseAll(const SchedulingContext& context, const PlacementPolicy& policy,
+                              const ClusterState& state, const std::vector<Group>& groups);
+
+// What keeps a request that is possible ever from fitting now (see
+// Diagnosis::blocked_by): tried on the same inventory with no allocation
+// of gpurm's held.
+std::string BlockedBy(const SchedulingContext& context, const PlacementPolicy& policy,
+                      const ClusterState& state) {
+  std::vector<HostResources> host_capacity;
+  host_capacity.reserve(state.nodes().size());
+  for (const NodeAvailability& node : state.nodes()) host_capacity.push_back(node.host_capacity);
+  const ClusterState released(state.snapshot_ptr(), {}, std::move(host_capacity));
+  const SchedulingContext probe(context.request(), context.options(), released);
+  std::optional<uint32_t> named;
+  uint32_t named_storage = 0;
+  if (!context.request().node_name.empty()) {
+    if (std::optional<size_t> index = released.FindNode(context.request().node_name)) {
+      named = static_cast<uint32_t>(*index);
+      named_storage = *named;
+    }
+  }
+  if (!ChooseAll(probe, policy, released, GroupsFor(released, named, &named_storage)).empty()) {
+    return "gpurm_allocations";
+  }
+  for (const NodeAvailability& node : state.nodes()) {
+    if (named && node.node->name != context.request().node_name) continue;
+    for (const GpuAvailability& g : node.gpus) {
+      if (g.outside_use() && context.GpuPossibleEver(g)) return "outside_processes";
+    }
+  }
+  return "unavailable";
+}
+
+void Diagnose(const SchedulingContext& context, const PlacementPolicy& policy,
+              const ClusterState& state, const std::vector<Group>& groups, bool node_found,
+              Diagnosis& diagnosis) {
   const GpuRequest& request = context.request();
   diagnosis.possible_ever = node_found && PossibleEver(context, state, groups);
   const int needed = request.gpu_count;
@@ -231,10 +265,17 @@ void Diagnose(const SchedulingContext& context, const ClusterState& state,
     diagnosis.message = "no " + std::string(request.node_name.empty() ? "" : "single node has ") +
                         RequestShape(request.gpu_count, request) + " exists in this cluster";
   } else {
+    diagnosis.blocked_by = BlockedBy(context, policy, state);
+    const char* why = diagnosis.blocked_by == "gpurm_allocations"
+                          ? "; it fits once gpurm's allocations are released"
+                      : diagnosis.blocked_by == "outside_processes"
+                          ? "; it is blocked by processes outside gpurm "
+                            "(releasing gpurm's allocations is not enough)"
+                          : "; it fits once unhealthy GPUs recover or "
+                            "nodes become schedulable again";
     diagnosis.message =
         RequestShape(request.gpu_count, request, " free") + " cannot be placed now" +
-        (request.distributed_training ? " (not even across nodes)" : " on one node") +
-        "; it fits once GPUs are released";
+        (request.distributed_training ? " (not even across nodes)" : " on one node") + why;
   }
 }
 
@@ -368,6 +409,23 @@ std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const Placemen
   }
   std::sort(chosen.begin(), chosen.end(),
             [](const Chosen& a, const Chosen& b) { return a.node < b.node; });
+  return chosen;
+}
+
+// One node, or for distributed training the fewest nodes with an equal
+// share each (all or nothing).
+std::vector<Chosen> ChooseAll(const SchedulingContext& context, const PlacementPolicy& policy,
+                              const ClusterState& state, const std::vector<Group>& groups) {
+  const GpuRequest& request = context.request();
+  const int count = request.gpu_count;
+  std::vector<Chosen> chosen = ChooseNodes(context, policy, state, groups, count, 1);
+  if (chosen.empty() && request.distributed_training && count > 1 && request.node_name.empty()) {
+    for (int node_count = 2; node_count <= count && chosen.empty(); ++node_count) {
+      if (count % node_count != 0) continue;
+      chosen = ChooseNodes(context, policy, state, groups, count / node_count,
+                           static_cast<size_t>(node_count));
+    }
+  }
   return chosen;
 }
 
@@ -555,16 +613,13 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
   const std::vector<Group> groups =
       node_found ? GroupsFor(state, named, &named_storage) : std::vector<Group>();
 
-  const int count = request.gpu_count;
-  std::vector<Chosen> chosen = ChooseNodes(context, policy, state, groups, count, 1);
-  if (chosen.empty() && request.distributed_training && count > 1 && request.node_name.empty()) {
-    // Gang: the fewest nodes with an equal share each, all or nothing.
-    for (int node_count = 2; node_count <= count && chosen.empty(); ++node_count) {
-      if (count % node_count != 0) continue;
-      chosen = ChooseNodes(context, policy, state, groups, count / node_count,
-                           static_cast<size_t>(node_count));
-    }
+  std::vector<Chosen> chosen;
+  if (!context.shared() && state.outside_use_gpu_count() > 0) {
+    // Leave GPUs that others work on alone whenever the request fits without them.
+    const SchedulingContext strict(request, options, state, /*avoid_outside_use=*/true);
+    chosen = ChooseAll(strict, policy, state, groups);
   }
+  if (chosen.empty()) chosen = ChooseAll(context, policy, state, groups);
 
   if (!chosen.empty()) {
     Placement placement;
@@ -572,6 +627,9 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
     placement.host_per_node = options.host;
     double score_sum = 0;
     for (const Chosen& c : chosen) {
+      for (uint8_t i : c.gpus) {
+        placement.outside_use_gpus += state.nodes()[c.node].gpus[i].outside_use() ? 1 : 0;
+      }
       AppendGrants(context, state.nodes()[c.node], c.gpus, placement.grants);
       placement.node_indexes.push_back(c.node);
       score_sum += c.score;
@@ -594,7 +652,7 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
     diagnosis.message = "does not fit now";
     return result;
   }
-  Diagnose(context, state, groups, node_found, diagnosis);
+  Diagnose(context, policy, state, groups, node_found, diagnosis);
   return result;
 }
 
