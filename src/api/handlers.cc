@@ -138,13 +138,16 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   const Allocation& allocation = *result.allocation;
   auto snapshot = manager.inventory().Snapshot();
   json allocation_json = AllocationToJson(allocation);
-  AddOutsideUse(allocation_json["gpus"], snapshot.get());
+  // The top-level grants say what the GPUs were like when chosen; the
+  // allocation stays exactly what later reads return.
+  json gpus = allocation_json["gpus"];
+  AddOutsideUse(gpus, snapshot.get());
   json body{{"success", true},
             {"replayed", result.replayed},
             {"allocation_id", allocation.id},
             {"node_name", allocation_json["node_name"]},
             {"nodes", allocation_json["nodes"]},
-            {"gpus", allocation_json["gpus"]},
+            {"gpus", std::move(gpus)},
             {"gpu_config",
              BuildGpuConfig(PlanInputFor(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};

@@ -1,0 +1,247 @@
+#include "monitor/process_accounting.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <utility>
+
+namespace gpurm {
+namespace {
+
+// Ancestors looked at for GPURM_ALLOCATION_ID before giving up.
+constexpr int kMaxAncestors = 32;
+
+Result<std::string> ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    if (error == EACCES || error == EPERM) {
+      return Status(StatusCode::kPermissionDenied,
+                    "cannot read " + path + ": " + std::strerror(error));
+    }
+    return NotFound("cannot read " + path + ": " + std::strerror(error));
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return Status(StatusCode::kPermissionDenied, "cannot read " + path);
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<ProcStat> LinuxProcReader::Stat(int64_t pid) const {
+  const std::string dir = root_ + "/" + std::to_string(pid);
+  Result<std::string> stat = ReadWhole(dir + "/stat");
+  if (!stat.ok()) return NotFound("process " + std::to_string(pid) + " is gone");
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  const size_t open = stat->find('(');
+  const size_t close = stat->rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open) {
+    return Internal("unreadable " + dir + "/stat");
+  }
+  ProcStat result;
+  result.command = stat->substr(open + 1, close - open - 1);
+  std::istringstream fields(stat->substr(close + 1));
+  std::string field;
+  // After comm: field 3 (state) .. field 22 (starttime).
+  for (int number = 3; number <= 22 && fields >> field; ++number) {
+    if (number == 4) result.parent_pid = std::stoll(field);
+    if (number == 22) result.start_ticks = std::stoull(field);
+  }
+  if (Result<std::string> status = ReadWhole(dir + "/status"); status.ok()) {
+    std::istringstream lines(*status);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind("Uid:", 0) == 0) {
+        std::istringstream uid(line.substr(4));
+        uid >> result.uid;
+        break;
+      }
+    }
+  }
+  return result;
+}
+
+Result<std::string> LinuxProcReader::Environ(int64_t pid) const {
+  return ReadWhole(root_ + "/" + std::to_string(pid) + "/environ");
+}
+
+std::optional<std::string> EnvironValue(const std::string& environ, const std::string& name) {
+  const std::string prefix = name + "=";
+  size_t start = 0;
+  while (start < environ.size()) {
+    size_t end = environ.find('\0', start);
+    if (end == std::string::npos) end = environ.size();
+    if (environ.compare(start, prefix.size(), prefix) == 0) {
+      return environ.substr(start + prefix.size(), end - start - prefix.size());
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+const char* ProcessClassName(ProcessClass value) {
+  switch (value) {
+    case ProcessClass::kWithinGrant:
+      return "within_grant";
+    case ProcessClass::kOverGrant:
+      return "over_grant";
+    case ProcessClass::kForeign:
+      return "foreign";
+    case ProcessClass::kEnded:
+      return "ended";
+    case ProcessClass::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+ProcessAccountant::Found ProcessAccountant::Resolve(int64_t pid, uint64_t start_ticks,
+                                                    int64_t parent_pid) {
+  if (auto it = cache_.find(pid); it != cache_.end() && it->second.start_ticks == start_ticks) {
+    return it->second;
+  }
+  Found found;
+  found.start_ticks = start_ticks;
+  std::string first_error;
+  int64_t current = pid;
+  int64_t parent = parent_pid;
+  for (int depth = 0; depth <= kMaxAncestors && current > 1; ++depth) {
+    Result<std::string> environ = reader_->Environ(current);
+    if (environ.ok()) {
+      if (std::optional<std::string> id = EnvironValue(*environ, kAllocationIdVariable)) {
+        found.allocation_id = *id;
+        first_error.clear();
+        break;
+      }
+    } else if (first_error.empty() && environ.status().code() == StatusCode::kPermissionDenied) {
+      first_error =
+          environ.status().message() + " (reading another user's environment needs CAP_SYS_PTRACE)";
+    }
+    if (depth == 0) {
+      current = parent;
+      continue;
+    }
+    Result<ProcStat> stat = reader_->Stat(current);
+    if (!stat.ok()) break;
+    current = stat->parent_pid;
+  }
+  found.error = found.allocation_id.empty() ? first_error : "";
+  // Only a definite answer is remembered: an unreadable environment may be
+  // readable after a capability is granted.
+  if (found.error.empty()) cache_[pid] = found;
+  return found;
+}
+
+std::vector<GpuAccount> ProcessAccountant::Account(
+    const InventorySnapshot& snapshot, const std::vector<AccountedAllocation>& allocations) {
+  std::map<std::string, const AccountedAllocation*> by_id;
+  for (const AccountedAllocation& allocation : allocations) by_id[allocation.id] = &allocation;
+  std::vector<GpuAccount> accounts;
+  std::unordered_map<int64_t, Found> seen;  // Pids of this pass (a pid may use several GPUs).
+  for (const Node& node : snapshot.nodes) {
+    for (const Gpu& gpu : node.gpus) {
+      if (gpu.processes.empty()) continue;
+      GpuAccount& account = accounts.emplace_back();
+      account.node_name = node.name;
+      account.gpu_uuid = gpu.uuid;
+      account.gpu_index = gpu.index;
+      for (const GpuProcess& reported : gpu.processes) {
+        ProcessAccount& process = account.processes.emplace_back();
+        process.pid = reported.pid;
+        process.memory_used_mib = reported.memory_used_mib;
+        Result<ProcStat> stat = reader_->Stat(reported.pid);
+        if (!stat.ok()) {
+          process.process_class = ProcessClass::kUnknown;
+          process.reason = "process " + std::to_string(reported.pid) +
+                           " is not visible in this daemon's /proc (exited, or in another PID "
+                           "namespace)";
+          continue;
+        }
+        process.command = stat->command;
+        process.uid = stat->uid;
+        auto cached = seen.find(reported.pid);
+        const Found found = cached != seen.end()
+                                ? cached->second
+                                : Resolve(reported.pid, stat->start_ticks, stat->parent_pid);
+        seen[reported.pid] = found;
+        process.allocation_id = found.allocation_id;
+        if (found.allocation_id.empty()) {
+          if (!found.error.empty()) {
+            process.process_class = ProcessClass::kUnknown;
+            process.reason = found.error;
+          } else {
+            process.process_class = ProcessClass::kForeign;
+            process.reason = "no " + std::string(kAllocationIdVariable) +
+                             " in its environment or its ancestors'";
+          }
+          continue;
+        }
+        auto allocation = by_id.find(found.allocation_id);
+        if (allocation == by_id.end()) {
+          process.process_class = ProcessClass::kForeign;
+          process.reason = "allocation " + found.allocation_id + " is unknown to this daemon";
+          continue;
+        }
+        process.owner = allocation->second->owner;
+        if (!allocation->second->active) {
+          process.process_class = ProcessClass::kEnded;
+          process.reason = "allocation " + found.allocation_id + " was released or expired";
+          continue;
+        }
+        if (allocation->second->granted_mib.count(gpu.uuid) == 0) {
+          process.process_class = ProcessClass::kForeign;
+          process.reason = "allocation " + found.allocation_id + " was not granted this GPU";
+          continue;
+        }
+        process.process_class = ProcessClass::kWithinGrant;  // Settled below.
+      }
+      // Memory per allocation on this GPU, then within or over the grant.
+      for (const ProcessAccount& process : account.processes) {
+        if (process.allocation_id.empty()) continue;
+        auto use = std::find_if(account.allocations.begin(), account.allocations.end(),
+                                [&](const GpuAccount::AllocationUse& u) {
+                                  return u.allocation_id == process.allocation_id;
+                                });
+        if (use == account.allocations.end()) {
+          GpuAccount::AllocationUse& added = account.allocations.emplace_back();
+          added.allocation_id = process.allocation_id;
+          added.owner = process.owner;
+          if (auto a = by_id.find(process.allocation_id); a != by_id.end() && a->second->active) {
+            if (auto g = a->second->granted_mib.find(gpu.uuid); g != a->second->granted_mib.end()) {
+              added.granted_mib = g->second;
+            }
+          }
+          use = account.allocations.end() - 1;
+        }
+        use->used_mib += process.memory_used_mib;
+      }
+      for (ProcessAccount& process : account.processes) {
+        if (process.process_class == ProcessClass::kForeign) ++account.foreign_processes;
+        if (process.process_class != ProcessClass::kWithinGrant) continue;
+        for (const GpuAccount::AllocationUse& use : account.allocations) {
+          if (use.allocation_id != process.allocation_id) continue;
+          const std::string amounts = std::to_string(use.used_mib) + " MiB used of " +
+                                      std::to_string(use.granted_mib) + " MiB granted on this GPU";
+          if (use.used_mib > use.granted_mib) {
+            process.process_class = ProcessClass::kOverGrant;
+            process.reason = "allocation " + use.allocation_id + ": " + amounts;
+          } else {
+            process.reason = "allocation " + use.allocation_id + ": " + amounts;
+          }
+        }
+      }
+    }
+  }
+  // Forget processes that no GPU reports any more.
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    it = seen.count(it->first) ? std::next(it) : cache_.erase(it);
+  }
+  return accounts;
+}
+
+}  // namespace gpurm
