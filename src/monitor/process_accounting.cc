@@ -139,8 +139,44 @@ ProcessAccountant::Found ProcessAccountant::Resolve(int64_t pid, uint64_t start_
 
 std::vector<GpuAccount> ProcessAccountant::Account(
     const InventorySnapshot& snapshot, const std::vector<AccountedAllocation>& allocations) {
-  std::map<std::string, const AccountedAllocation*> by_id;
-  for (const AccountedAllocation& allocation : allocations) by_id[allocation.id] = &allocation;
+  return Account(snapshot, [&allocations](const std::string& id) {
+    std::optional<AccountedAllocation> found;
+    for (const AccountedAllocation& allocation : allocations) {
+      if (allocation.id == id) found = allocation;
+    }
+    return found;
+  });
+}
+
+const GpuAccount* ProcessAccountBook::Entry::Find(const std::string& uuid) const {
+  for (const GpuAccount& gpu : gpus) {
+    if (gpu.gpu_uuid == uuid) return &gpu;
+  }
+  return nullptr;
+}
+
+void ProcessAccountBook::Publish(std::vector<GpuAccount> gpus, int64_t unix_ms) {
+  auto entry = std::make_shared<Entry>();
+  entry->unix_ms = unix_ms;
+  entry->gpus = std::move(gpus);
+  std::lock_guard<std::mutex> lock(mutex_);
+  latest_ = std::move(entry);
+}
+
+std::shared_ptr<const ProcessAccountBook::Entry> ProcessAccountBook::Latest() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return latest_;
+}
+
+std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snapshot,
+                                                   const AllocationLookup& lookup) {
+  // Allocations asked for in this pass (nullopt: unknown).
+  std::map<std::string, std::optional<AccountedAllocation>> known;
+  auto find = [&](const std::string& id) -> const AccountedAllocation* {
+    auto it = known.find(id);
+    if (it == known.end()) it = known.emplace(id, lookup(id)).first;
+    return it->second ? &*it->second : nullptr;
+  };
   std::vector<GpuAccount> accounts;
   std::unordered_map<int64_t, Found> seen;  // Pids of this pass (a pid may use several GPUs).
   for (const Node& node : snapshot.nodes) {
@@ -181,19 +217,19 @@ std::vector<GpuAccount> ProcessAccountant::Account(
           }
           continue;
         }
-        auto allocation = by_id.find(found.allocation_id);
-        if (allocation == by_id.end()) {
+        const AccountedAllocation* allocation = find(found.allocation_id);
+        if (allocation == nullptr) {
           process.process_class = ProcessClass::kForeign;
           process.reason = "allocation " + found.allocation_id + " is unknown to this daemon";
           continue;
         }
-        process.owner = allocation->second->owner;
-        if (!allocation->second->active) {
+        process.owner = allocation->owner;
+        if (!allocation->active) {
           process.process_class = ProcessClass::kEnded;
           process.reason = "allocation " + found.allocation_id + " was released or expired";
           continue;
         }
-        if (allocation->second->granted_mib.count(gpu.uuid) == 0) {
+        if (allocation->granted_mib.count(gpu.uuid) == 0) {
           process.process_class = ProcessClass::kForeign;
           process.reason = "allocation " + found.allocation_id + " was not granted this GPU";
           continue;
@@ -211,8 +247,8 @@ std::vector<GpuAccount> ProcessAccountant::Account(
           GpuAccount::AllocationUse& added = account.allocations.emplace_back();
           added.allocation_id = process.allocation_id;
           added.owner = process.owner;
-          if (auto a = by_id.find(process.allocation_id); a != by_id.end() && a->second->active) {
-            if (auto g = a->second->granted_mib.find(gpu.uuid); g != a->second->granted_mib.end()) {
+          if (const AccountedAllocation* a = find(process.allocation_id); a && a->active) {
+            if (auto g = a->granted_mib.find(gpu.uuid); g != a->granted_mib.end()) {
               added.granted_mib = g->second;
             }
           }

@@ -27,7 +27,10 @@
 #define GPURM_MONITOR_PROCESS_ACCOUNTING_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -114,11 +117,18 @@ struct GpuAccount {
   std::vector<AllocationUse> allocations;
 };
 
+// The allocation with an id (active or ended), or nullopt when unknown.
+using AllocationLookup = std::function<std::optional<AccountedAllocation>(const std::string& id)>;
+
 class ProcessAccountant {
  public:
   explicit ProcessAccountant(const ProcReader* reader) : reader_(reader) {}
 
-  // One pass over the GPUs of `snapshot` that report processes.
+  // One pass over the GPUs of `snapshot` that report processes; `lookup`
+  // is asked at most once per allocation id.
+  std::vector<GpuAccount> Account(const InventorySnapshot& snapshot,
+                                  const AllocationLookup& lookup);
+  // The same over a list of allocations.
   std::vector<GpuAccount> Account(const InventorySnapshot& snapshot,
                                   const std::vector<AccountedAllocation>& allocations);
 
@@ -132,6 +142,25 @@ class ProcessAccountant {
 
   const ProcReader* reader_;
   std::unordered_map<int64_t, Found> cache_;  // By pid; valid while the start time matches.
+};
+
+// The latest accounting pass, for readers on other threads (the API).
+// Thread-safe.
+class ProcessAccountBook {
+ public:
+  struct Entry {
+    int64_t unix_ms = 0;
+    std::vector<GpuAccount> gpus;
+    // The account of a GPU by uuid; nullptr when it reported no process.
+    const GpuAccount* Find(const std::string& uuid) const;
+  };
+  void Publish(std::vector<GpuAccount> gpus, int64_t unix_ms);
+  // nullptr before the first pass.
+  std::shared_ptr<const Entry> Latest() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Entry> latest_;
 };
 
 }  // namespace gpurm

@@ -177,7 +177,8 @@ TEST(ProcessAccountingTest, AnExitedProcessIsUnknownWithTheReason) {
   ::waitpid(pid, nullptr, 0);
   LinuxProcReader reader;
   ProcessAccountant accountant(&reader);
-  const ProcessAccount& p = Only(accountant.Account(OneGpuWith({{pid, 100}}), {}));
+  const ProcessAccount& p =
+      Only(accountant.Account(OneGpuWith({{pid, 100}}), std::vector<AccountedAllocation>{}));
   EXPECT_EQ(p.process_class, ProcessClass::kUnknown);
   EXPECT_NE(p.reason.find("not visible"), std::string::npos) << p.reason;
 }
@@ -232,7 +233,8 @@ TEST(ProcessAccountingTest, AnUnreadableEnvironmentIsUnknownAndNamesTheCapabilit
   ScriptedReader reader;
   reader.denied = true;
   ProcessAccountant accountant(&reader);
-  const ProcessAccount& p = Only(accountant.Account(OneGpuWith({{4242, 100}}), {}));
+  const ProcessAccount& p =
+      Only(accountant.Account(OneGpuWith({{4242, 100}}), std::vector<AccountedAllocation>{}));
   EXPECT_EQ(p.process_class, ProcessClass::kUnknown);
   EXPECT_NE(p.reason.find("CAP_SYS_PTRACE"), std::string::npos) << p.reason;
   EXPECT_NE(p.reason.find("Permission denied"), std::string::npos) << p.reason;
