@@ -186,42 +186,51 @@ WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& s
   return fit;
 }
 
-std::vector<Chosen> ChooseAll(const SchedulingContext& context, const PlacementPolicy& policy,
-                              const ClusterState& state, const std::vector<Group>& groups);
-
 // What keeps a request that is possible ever from fitting now (see
-// Diagnosis::blocked_by): tried on the same inventory with no allocation
-// of gpurm's held.
-std::string BlockedBy(const SchedulingContext& context, const PlacementPolicy& policy,
-                      const ClusterState& state) {
-  std::vector<HostResources> host_capacity;
-  host_capacity.reserve(state.nodes().size());
-  for (const NodeAvailability& node : state.nodes()) host_capacity.push_back(node.host_capacity);
-  const ClusterState released(state.snapshot_ptr(), {}, std::move(host_capacity));
-  const SchedulingContext probe(context.request(), context.options(), released);
-  std::optional<uint32_t> named;
-  uint32_t named_storage = 0;
-  if (!context.request().node_name.empty()) {
-    if (std::optional<size_t> index = released.FindNode(context.request().node_name)) {
-      named = static_cast<uint32_t>(*index);
-      named_storage = *named;
+// Diagnosis::blocked_by): would it fit, as PossibleEver counts, on the
+// healthy GPUs of schedulable nodes if no allocation of gpurm's held any
+// of them (memory used by processes outside gpurm still counted)?
+std::string BlockedBy(const SchedulingContext& context, const ClusterState& state,
+                      const std::vector<Group>& groups) {
+  const GpuRequest& request = context.request();
+  const HostResources& want = context.host();
+  std::vector<std::pair<int, size_t>> capacity;  // (GPUs free once released, nodes).
+  bool outside_use = false;
+  for (const Group& group : groups) {
+    const NodeAvailability& node = state.nodes()[group.first()];
+    const HostResources& cap = node.host_capacity;
+    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
+        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
+      continue;
     }
-  }
-  if (!ChooseAll(probe, policy, released, GroupsFor(released, named, &named_storage)).empty()) {
-    return "gpurm_allocations";
-  }
-  for (const NodeAvailability& node : state.nodes()) {
-    if (named && node.node->name != context.request().node_name) continue;
+    int fits = 0;
     for (const GpuAvailability& g : node.gpus) {
-      if (g.outside_use() && context.GpuPossibleEver(g)) return "outside_processes";
+      if (!context.GpuPossibleEver(g)) continue;
+      outside_use = outside_use || g.outside_use();
+      if (!node.node->schedulable || !g.gpu->healthy) continue;
+      const int64_t need = context.shared() ? context.SliceMib(*g.gpu) : context.need_mib();
+      fits += g.usable_mib >= need ? 1 : 0;
+    }
+    capacity.emplace_back(fits, group.size);
+  }
+  const int count = request.gpu_count;
+  auto nodes_with = [&](int at_least) {
+    size_t nodes = 0;
+    for (const auto& [fits, members] : capacity) nodes += fits >= at_least ? members : 0;
+    return nodes;
+  };
+  bool fits_released = nodes_with(count) > 0;
+  if (!fits_released && request.distributed_training && request.node_name.empty()) {
+    for (int nodes = 2; nodes <= count && !fits_released; ++nodes) {
+      fits_released = count % nodes == 0 && nodes_with(count / nodes) >= static_cast<size_t>(nodes);
     }
   }
-  return "unavailable";
+  if (fits_released) return "gpurm_allocations";
+  return outside_use ? "outside_processes" : "unavailable";
 }
 
-void Diagnose(const SchedulingContext& context, const PlacementPolicy& policy,
-              const ClusterState& state, const std::vector<Group>& groups, bool node_found,
-              Diagnosis& diagnosis) {
+void Diagnose(const SchedulingContext& context, const ClusterState& state,
+              const std::vector<Group>& groups, bool node_found, Diagnosis& diagnosis) {
   const GpuRequest& request = context.request();
   diagnosis.possible_ever = node_found && PossibleEver(context, state, groups);
   const int needed = request.gpu_count;
@@ -265,7 +274,7 @@ void Diagnose(const SchedulingContext& context, const PlacementPolicy& policy,
     diagnosis.message = "no " + std::string(request.node_name.empty() ? "" : "single node has ") +
                         RequestShape(request.gpu_count, request) + " exists in this cluster";
   } else {
-    diagnosis.blocked_by = BlockedBy(context, policy, state);
+    diagnosis.blocked_by = BlockedBy(context, state, groups);
     const char* why = diagnosis.blocked_by == "gpurm_allocations"
                           ? "; it fits once gpurm's allocations are released"
                       : diagnosis.blocked_by == "outside_processes"
@@ -652,7 +661,7 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
     diagnosis.message = "does not fit now";
     return result;
   }
-  Diagnose(context, policy, state, groups, node_found, diagnosis);
+  Diagnose(context, state, groups, node_found, diagnosis);
   return result;
 }
 
