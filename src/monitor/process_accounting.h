@@ -49,7 +49,7 @@ struct ProcStat {
   // Start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
   uint64_t start_ticks = 0;
   std::string command;  // comm (field 2).
-  int64_t uid = -1;     // Real uid (/proc/<pid>/status), -1 when unknown.
+  int64_t uid = -1;     // Effective uid (owner of /proc/<pid>), -1 when unknown.
 };
 
 class ProcReader {
