@@ -3,10 +3,13 @@
 // the GPUs NVML reports, never grants one NVML reports broken, keeps serving
 // the others while one GPU's NVML calls hang, and with no vendor library at
 // all still starts, answers every endpoint and says why there is no GPU.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,14 +56,56 @@ class SleepingChild {
       ::usleep(1000);
     }
   }
-  ~SleepingChild() {
+  ~SleepingChild() { Kill(); }
+  // Ends and reaps it: its pid leaves /proc.
+  void Kill() {
+    if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
   int64_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
+};
+
+// Reads a Server-Sent Events stream over a plain socket.
+class StreamReader {
+ public:
+  StreamReader(const std::string& base_url, const std::string& target)
+      : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    timeval timeout{60, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    const uint16_t port =
+        static_cast<uint16_t>(std::stoi(base_url.substr(base_url.rfind(':') + 1)));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      const std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+      sent_ = ::write(fd_, request.data(), request.size()) == static_cast<ssize_t>(request.size());
+    }
+  }
+  ~StreamReader() { ::close(fd_); }
+  bool sent() const { return sent_; }
+  // Reads until `needle` has arrived after `from` (true) or the stream ends.
+  bool ReadUntil(const std::string& needle, size_t from = 0) {
+    while (received_.find(needle, from) == std::string::npos) {
+      char buffer[8192];
+      const ssize_t n = ::read(fd_, buffer, sizeof(buffer));
+      if (n <= 0) return false;
+      received_.append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_;
+  bool sent_ = false;
+  std::string received_;
 };
 
 // Points the daemon's local discovery at the fakes. The daemon inherits the
@@ -466,6 +511,26 @@ TEST_F(LocalDiscoveryE2eTest, MonitoringTellsWhoseProcessRunsOnEachGpu) {
     }
   }
   EXPECT_TRUE(counted) << text;
+
+  // The job ends; the driver still lists it: an event says it left
+  // within_grant (it is no longer visible to the daemon).
+  StreamReader stream(daemon_->base_url(), "/api/v1/gpu/events");
+  ASSERT_TRUE(stream.sent());
+  ASSERT_TRUE(stream.ReadUntil(": gpurm GPU events\n\n")) << stream.received();
+  job.Kill();
+  RefreshedGpus();
+  ASSERT_TRUE(stream.ReadUntil("event: process\n")) << stream.received();
+  const size_t at = stream.received().find("event: process\n");
+  ASSERT_TRUE(stream.ReadUntil("\n\n", at)) << stream.received();
+  const std::string data_prefix = "data: ";
+  const size_t data = stream.received().find(data_prefix, at) + data_prefix.size();
+  const json event =
+      json::parse(stream.received().substr(data, stream.received().find('\n', data) - data));
+  EXPECT_EQ(event["type"], "process");
+  EXPECT_EQ(event["uuid"], kept_uuid);
+  EXPECT_EQ(event["process"]["allocation_id"], kept_id);
+  EXPECT_EQ(event["process"]["previous_class"], "within_grant");
+  EXPECT_EQ(event["process"]["class"], "unknown");
 }
 
 }  // namespace

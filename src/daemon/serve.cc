@@ -112,6 +112,7 @@ void LogSample(spdlog::logger& log, const Inventory& inventory, const SampleRepo
         log.warn("{} disappeared from the inventory", gpu);
         break;
       case GpuEventType::kChange:
+      case GpuEventType::kProcess:
         break;
     }
   }
@@ -250,22 +251,25 @@ int RunServe(const ServeOptions& options) {
     if (!report.status.ok()) return;
     const std::shared_ptr<const InventorySnapshot> snapshot = inventory.Snapshot();
     if (!snapshot) return;
-    process_accounts.Publish(
-        accountant.Account(*snapshot,
-                           [&accounts_ledger](const std::string& id) {
-                             std::optional<AccountedAllocation> found;
-                             Result<Allocation> allocation = accounts_ledger.Get(id);
-                             if (!allocation.ok()) return found;
-                             found.emplace();
-                             found->id = allocation->id;
-                             found->owner = allocation->owner;
-                             found->active = allocation->state == AllocationState::kActive;
-                             for (const GpuGrant& grant : allocation->grants) {
-                               found->granted_mib[grant.gpu_uuid] += grant.memory_mib;
-                             }
-                             return found;
-                           }),
-        report.unix_ms);
+    std::vector<GpuAccount> accounts =
+        accountant.Account(*snapshot, [&accounts_ledger](const std::string& id) {
+          std::optional<AccountedAllocation> found;
+          Result<Allocation> allocation = accounts_ledger.Get(id);
+          if (!allocation.ok()) return found;
+          found.emplace();
+          found->id = allocation->id;
+          found->owner = allocation->owner;
+          found->active = allocation->state == AllocationState::kActive;
+          for (const GpuGrant& grant : allocation->grants) {
+            found->granted_mib[grant.gpu_uuid] += grant.memory_mib;
+          }
+          return found;
+        });
+    const std::shared_ptr<const ProcessAccountBook::Entry> previous = process_accounts.Latest();
+    std::vector<GpuEvent> changes = ProcessEvents(
+        previous ? previous->gpus : std::vector<GpuAccount>(), accounts, *snapshot, report.unix_ms);
+    process_accounts.Publish(std::move(accounts), report.unix_ms);
+    if (!changes.empty()) events.Publish(std::move(changes));
   };
   Sampler sampler(
       &inventory, &clock, &events,

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <utility>
 
+#include "monitor/change_detector.h"
+
 namespace gpurm {
 namespace {
 
@@ -272,6 +274,77 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
     it = seen.count(it->first) ? std::next(it) : cache_.erase(it);
   }
   return accounts;
+}
+
+std::vector<GpuEvent> ProcessEvents(const std::vector<GpuAccount>& before,
+                                    const std::vector<GpuAccount>& after,
+                                    const InventorySnapshot& snapshot, int64_t unix_ms) {
+  using Key = std::pair<std::string, int64_t>;  // (GPU uuid, pid).
+  struct Seen {
+    const GpuAccount* gpu = nullptr;
+    const ProcessAccount* process = nullptr;
+  };
+  auto index = [](const std::vector<GpuAccount>& accounts) {
+    std::map<Key, Seen> seen;
+    for (const GpuAccount& gpu : accounts) {
+      for (const ProcessAccount& process : gpu.processes) {
+        seen[{gpu.gpu_uuid, process.pid}] = Seen{&gpu, &process};
+      }
+    }
+    return seen;
+  };
+  const std::map<Key, Seen> old_seen = index(before);
+  const std::map<Key, Seen> new_seen = index(after);
+  std::map<std::string, const Gpu*> gpus;
+  for (const Node& node : snapshot.nodes) {
+    for (const Gpu& gpu : node.gpus) gpus[gpu.uuid] = &gpu;
+  }
+  std::vector<GpuEvent> events;
+  auto emit = [&](const Seen& where, const ProcessAccount& process, const std::string& now_class,
+                  const std::string& previous_class) {
+    GpuEvent& event = events.emplace_back();
+    event.unix_ms = unix_ms;
+    event.type = GpuEventType::kProcess;
+    event.node_name = where.gpu->node_name;
+    event.gpu_index = where.gpu->gpu_index;
+    event.gpu_uuid = where.gpu->gpu_uuid;
+    if (auto gpu = gpus.find(where.gpu->gpu_uuid); gpu != gpus.end()) {
+      event.model = gpu->second->model.raw_name;
+      event.current = ReadingOf(*gpu->second);
+    }
+    event.changed = {"process"};
+    ProcessTransition& transition = event.process.emplace();
+    transition.pid = process.pid;
+    transition.command = process.command;
+    transition.allocation_id = process.allocation_id;
+    transition.owner = process.owner;
+    transition.memory_used_mib = process.memory_used_mib;
+    transition.process_class = now_class;
+    transition.previous_class = previous_class;
+    transition.reason = now_class.empty() ? "no longer on the GPU" : process.reason;
+  };
+  for (const auto& [key, now] : new_seen) {
+    const std::string now_class = ProcessClassName(now.process->process_class);
+    auto old = old_seen.find(key);
+    if (old == old_seen.end()) {
+      emit(now, *now.process, now_class, "");
+    } else if (old->second.process->process_class != now.process->process_class) {
+      emit(now, *now.process, now_class, ProcessClassName(old->second.process->process_class));
+      // A process that can no longer be told keeps the allocation it had.
+      ProcessTransition& transition = *events.back().process;
+      if (transition.allocation_id.empty()) {
+        transition.allocation_id = old->second.process->allocation_id;
+        transition.owner = old->second.process->owner;
+      }
+      if (transition.command.empty()) transition.command = old->second.process->command;
+    }
+  }
+  for (const auto& [key, old] : old_seen) {
+    if (new_seen.count(key) == 0) {
+      emit(old, *old.process, "", ProcessClassName(old.process->process_class));
+    }
+  }
+  return events;
 }
 
 }  // namespace gpurm

@@ -38,6 +38,7 @@
 
 #include "core/status.h"
 #include "core/types.h"
+#include "monitor/events.h"
 
 namespace gpurm {
 
@@ -143,6 +144,16 @@ class ProcessAccountant {
   const ProcReader* reader_;
   std::unordered_map<int64_t, Found> cache_;  // By pid; valid while the start time matches.
 };
+
+// kProcess events between two passes: a process (by GPU and pid) that
+// appeared, changed class or is gone. Fields of the GPU (node, index, model,
+// readings) come from `snapshot` (for a GPU no longer there, from nothing
+// but the account); a process that changed class but can no longer be told
+// (unknown) keeps the allocation and command it had. Pure; sequence
+// numbers are left to the EventHub.
+std::vector<GpuEvent> ProcessEvents(const std::vector<GpuAccount>& before,
+                                    const std::vector<GpuAccount>& after,
+                                    const InventorySnapshot& snapshot, int64_t unix_ms);
 
 // The latest accounting pass, for readers on other threads (the API).
 // Thread-safe.

@@ -240,5 +240,46 @@ TEST(ProcessAccountingTest, AnUnreadableEnvironmentIsUnknownAndNamesTheCapabilit
   EXPECT_NE(p.reason.find("Permission denied"), std::string::npos) << p.reason;
 }
 
+TEST(ProcessEventsTest, AProcessEnteringChangingAndLeavingAClassIsAnEvent) {
+  auto account = [](std::vector<std::pair<int64_t, ProcessClass>> processes) {
+    GpuAccount gpu;
+    gpu.node_name = "n1";
+    gpu.gpu_uuid = "GPU-0";
+    for (const auto& [pid, process_class] : processes) {
+      ProcessAccount& p = gpu.processes.emplace_back();
+      p.pid = pid;
+      p.process_class = process_class;
+      p.allocation_id = pid == 1 ? "alloc-a" : "";
+      p.reason = "because";
+    }
+    return std::vector<GpuAccount>{gpu};
+  };
+  const InventorySnapshot snapshot = OneGpuWith({});
+  const std::vector<GpuAccount> first =
+      account({{1, ProcessClass::kWithinGrant}, {2, ProcessClass::kForeign}});
+  // Same classes: nothing to say.
+  EXPECT_TRUE(ProcessEvents(first, first, snapshot, 5).empty());
+  const std::vector<GpuAccount> second =
+      account({{1, ProcessClass::kOverGrant}, {3, ProcessClass::kForeign}});
+  const std::vector<GpuEvent> events = ProcessEvents(first, second, snapshot, 5);
+  ASSERT_EQ(events.size(), 3u);
+  for (const GpuEvent& event : events) {
+    EXPECT_EQ(event.type, GpuEventType::kProcess);
+    EXPECT_EQ(event.gpu_uuid, "GPU-0");
+    EXPECT_EQ(event.unix_ms, 5);
+    ASSERT_TRUE(event.process.has_value());
+  }
+  EXPECT_EQ(events[0].process->pid, 1);
+  EXPECT_EQ(events[0].process->previous_class, "within_grant");
+  EXPECT_EQ(events[0].process->process_class, "over_grant");
+  EXPECT_EQ(events[0].process->allocation_id, "alloc-a");
+  EXPECT_EQ(events[1].process->pid, 3);
+  EXPECT_EQ(events[1].process->previous_class, "");
+  EXPECT_EQ(events[1].process->process_class, "foreign");
+  EXPECT_EQ(events[2].process->pid, 2);
+  EXPECT_EQ(events[2].process->previous_class, "foreign");
+  EXPECT_EQ(events[2].process->process_class, "");
+}
+
 }  // namespace
 }  // namespace gpurm
