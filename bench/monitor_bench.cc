@@ -11,6 +11,13 @@
 //                     N. The provider is scripted (a copy of N GPUs), so this
 //                     is gpurm's own cost: a vendor library's calls come on
 //                     top (NVML: a few microseconds per field per GPU).
+// process_accounting/N/P  One process accounting pass (monitor/
+//                     process_accounting.h) over N GPUs with P processes
+//                     each, in steady state (environments already read):
+//                     the /proc reads per process and the classification.
+//                     CPU time of the calling thread per pass (manual time)
+//                     and per process (cpu_ns_per_process); it runs after
+//                     each sampling pass, on the sampler thread.
 // local_pass/N        The same pass through the real local discovery
 //                     (LocalProvider, NVML back end, one sampling worker per
 //                     GPU and the per-GPU deadline) over N GPUs of the fake
@@ -39,6 +46,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -50,6 +58,7 @@
 #include "inventory/inventory.h"
 #include "inventory/providers/local/local_provider.h"
 #include "monitor/event_hub.h"
+#include "monitor/process_accounting.h"
 #include "monitor/sampler.h"
 #include "monitor/testing/scripted_provider.h"
 
@@ -133,6 +142,60 @@ void BM_SamplerPass(benchmark::State& state) {
   benchmark::DoNotOptimize(stats);
 }
 BENCHMARK(BM_SamplerPass)->Name("sampler_pass")->Arg(8)->Arg(64)->UseManualTime();
+
+// Reads /proc/self for every pid: the file reads a pass really does (stat
+// and status per process and pass; environ once per new process), for as
+// many distinct pids as the pass reports.
+class SelfProcReader final : public ProcReader {
+ public:
+  Result<ProcStat> Stat(int64_t) const override { return real_.Stat(::getpid()); }
+  Result<std::string> Environ(int64_t) const override { return real_.Environ(::getpid()); }
+
+ private:
+  LinuxProcReader real_;
+};
+
+void BM_ProcessAccounting(benchmark::State& state) {
+  const int gpus = static_cast<int>(state.range(0));
+  const int per_gpu = static_cast<int>(state.range(1));
+  InventorySnapshot snapshot;
+  snapshot.nodes = Cluster(gpus);
+  std::vector<AccountedAllocation> allocations;
+  int64_t pid = 100000;
+  for (Node& node : snapshot.nodes) {
+    for (Gpu& gpu : node.gpus) {
+      AccountedAllocation& allocation = allocations.emplace_back();
+      allocation.id = "alloc-" + gpu.uuid;
+      allocation.granted_mib[gpu.uuid] = gpu.memory_total_mib;
+      gpu.processes.clear();
+      for (int p = 0; p < per_gpu; ++p) gpu.processes.push_back({pid++, 256});
+    }
+  }
+  const SelfProcReader reader;
+  ProcessAccountant accountant(&reader);
+  size_t accounted = accountant.Account(snapshot, allocations).size();  // Warm the cache.
+  auto thread_cpu_s = [] {
+    timespec now{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+  };
+  for (auto _ : state) {
+    const double before = thread_cpu_s();
+    accounted += accountant.Account(snapshot, allocations).size();
+    state.SetIterationTime(thread_cpu_s() - before);
+  }
+  benchmark::DoNotOptimize(accounted);
+  state.counters["processes"] = gpus * per_gpu;
+  state.counters["cpu_ns_per_process"] = benchmark::Counter(
+      static_cast<double>(gpus * per_gpu),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+// process_accounting/64/20: the 64 GPUs x 20 processes.
+BENCHMARK(BM_ProcessAccounting)
+    ->Name("process_accounting")
+    ->Args({8, 4})
+    ->Args({64, 20})
+    ->UseManualTime();
 
 void BM_HistoryMemory(benchmark::State& state) {
   const int gpus = static_cast<int>(state.range(0));

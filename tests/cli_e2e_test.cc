@@ -118,6 +118,38 @@ TEST_F(CliE2eTest, ValidateOfAFittingRequestSaysNothingOfWhatWouldFit) {
   EXPECT_EQ(validate.output.find("0.0 GB"), std::string::npos) << validate.output;
 }
 
+TEST_F(CliE2eTest, ExclusiveGrantsLeaveTheGpuOfAnOutsideJobAloneAndSayWhenTheyCannot) {
+  const std::string url = daemon_->base_url();
+  // gpu-node-2 GPU 0 runs an outside job (20 GB); seven A100s are idle or nearly.
+  for (const std::string policy : {"binpack", "topology", "fragmentation-aware", "spread"}) {
+    CommandResult validate =
+        RunCli(url, "validate --gpus 1 --type A100 --policy " + policy + " -o json");
+    ASSERT_EQ(validate.exit_code, 0) << validate.output;
+    const nlohmann::json answer = nlohmann::json::parse(validate.output);
+    const nlohmann::json& gpu = answer["placement"]["gpus"][0];
+    EXPECT_FALSE(gpu["node_name"] == "gpu-node-2" && gpu["gpu_index"] == 0) << policy << " " << gpu;
+    EXPECT_EQ(gpu["access"], "exclusive") << policy << " " << gpu;
+    EXPECT_EQ(gpu["outside_use_gb"], 0.0) << policy;
+  }
+  // Eight A100s: only by taking the GPUs others use, and the answer says so.
+  CommandResult allocated = RunCli(url, "allocate --gpus 8 --type A100");
+  ASSERT_EQ(allocated.exit_code, 0) << allocated.output;
+  EXPECT_NE(allocated.output.find("NOT exclusive: outside use 20.0 GB"), std::string::npos)
+      << allocated.output;
+  EXPECT_NE(allocated.output.find("Warning: gpu-node-2 GPU 0 is used by processes outside gpurm"),
+            std::string::npos)
+      << allocated.output;
+  // Now an A100 fits once gpurm's allocation is released -- not so 70 GB on
+  // all eight, which the outside job blocks.
+  CommandResult held = RunCli(url, "validate --gpus 1 --type A100 -o json");
+  EXPECT_EQ(held.exit_code, 1) << held.output;
+  EXPECT_EQ(nlohmann::json::parse(held.output)["blocked_by"], "gpurm_allocations") << held.output;
+  CommandResult blocked = RunCli(url, "validate --gpus 8 --type A100 --memory-gb 70");
+  EXPECT_EQ(blocked.exit_code, 1) << blocked.output;
+  EXPECT_NE(blocked.output.find("blocked by processes outside gpurm"), std::string::npos)
+      << blocked.output;
+}
+
 TEST_F(CliE2eTest, UnreachableDaemonIsExitCode3) {
   CommandResult result = RunCli("http://127.0.0.1:1", "status");
   EXPECT_EQ(result.exit_code, 3) << result.output;

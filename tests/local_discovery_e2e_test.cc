@@ -3,9 +3,15 @@
 // the GPUs NVML reports, never grants one NVML reports broken, keeps serving
 // the others while one GPU's NVML calls hang, and with no vendor library at
 // all still starts, answers every endpoint and says why there is no GPU.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +33,80 @@ using ::testing::Contains;
 using testing::DaemonProcess;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+// A real process of the test, `sleep` with the given environment, that the
+// fake NVML then reports on a GPU.
+class SleepingChild {
+ public:
+  explicit SleepingChild(std::vector<std::string> environment) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<char*> env;
+      for (std::string& entry : environment) env.push_back(entry.data());
+      env.push_back(nullptr);
+      char* argv[] = {const_cast<char*>("/bin/sleep"), const_cast<char*>("600"), nullptr};
+      ::execve("/bin/sleep", argv, env.data());
+      ::_exit(127);
+    }
+    // Until exec, /proc shows the test's own environment.
+    for (;;) {
+      std::ifstream comm("/proc/" + std::to_string(pid_) + "/comm");
+      std::string name;
+      if (std::getline(comm, name) && name == "sleep") break;
+      ::usleep(1000);
+    }
+  }
+  ~SleepingChild() { Kill(); }
+  // Ends and reaps it: its pid leaves /proc.
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  int64_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Reads a Server-Sent Events stream over a plain socket.
+class StreamReader {
+ public:
+  StreamReader(const std::string& base_url, const std::string& target)
+      : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    timeval timeout{60, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    const uint16_t port =
+        static_cast<uint16_t>(std::stoi(base_url.substr(base_url.rfind(':') + 1)));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+      const std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+      sent_ = ::write(fd_, request.data(), request.size()) == static_cast<ssize_t>(request.size());
+    }
+  }
+  ~StreamReader() { ::close(fd_); }
+  bool sent() const { return sent_; }
+  // Reads until `needle` has arrived after `from` (true) or the stream ends.
+  bool ReadUntil(const std::string& needle, size_t from = 0) {
+    while (received_.find(needle, from) == std::string::npos) {
+      char buffer[8192];
+      const ssize_t n = ::read(fd_, buffer, sizeof(buffer));
+      if (n <= 0) return false;
+      received_.append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_;
+  bool sent_ = false;
+  std::string received_;
+};
 
 // Points the daemon's local discovery at the fakes. The daemon inherits the
 // environment when DaemonProcess forks it.
@@ -340,6 +421,116 @@ TEST_F(LocalDiscoveryE2eTest, MigDevicesAreUnitsUnderTheirGpu) {
     EXPECT_THAT(line, ::testing::Not(HasSubstr("MIG-"))) << line;
     EXPECT_THAT(line, ::testing::Not(HasSubstr("gpu=\"4\""))) << line;
   }
+}
+
+TEST_F(LocalDiscoveryE2eTest, MonitoringTellsWhoseProcessRunsOnEachGpu) {
+  // The H100 node without processes: allocate two GPUs, release one.
+  dir_ = testing::MakeTempDir("gpurm-local-e2e");
+  json machine;
+  {
+    std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
+    machine = json::parse(in);
+  }
+  for (json& gpu : machine["gpus"]) gpu["processes"] = json::array();
+  std::ofstream(dir_ + "/nvml.json") << machine.dump();
+  StartDaemon(dir_ + "/nvml.json");
+  const auto [status_a, kept] = Allocate({{"gpu_count", 1}, {"gpu_type", "H100"}});
+  ASSERT_EQ(status_a, 200) << kept.dump();
+  const auto [status_b, ended] = Allocate({{"gpu_count", 1}, {"gpu_type", "H100"}});
+  ASSERT_EQ(status_b, 200) << ended.dump();
+  const std::string kept_id = kept["allocation_id"];
+  const std::string ended_id = ended["allocation_id"];
+  auto released =
+      daemon_->Client("e2e").Post("/api/v1/gpu/release", json{{"allocation_id", ended_id}});
+  ASSERT_TRUE(released.ok());
+  ASSERT_EQ(released->status, 200) << released->raw_body;
+  const int kept_gpu = kept["gpus"][0]["gpu_index"];
+  const int ended_gpu = ended["gpus"][0]["gpu_index"];
+  const int other_gpu =
+      kept_gpu == 7 || ended_gpu == 7 ? (kept_gpu == 6 || ended_gpu == 6 ? 5 : 6) : 7;
+  daemon_.reset();
+
+  // Real processes: the allocation's job, someone's notebook, a job left
+  // over from the released allocation, and the kept allocation's job on a
+  // GPU it was not granted.
+  SleepingChild job({"GPURM_ALLOCATION_ID=" + kept_id});
+  SleepingChild notebook({"HOME=/tmp"});
+  SleepingChild leftover({"GPURM_ALLOCATION_ID=" + ended_id});
+  SleepingChild stray({"GPURM_ALLOCATION_ID=" + kept_id});
+  machine["gpus"][kept_gpu]["processes"] = {{{"pid", job.pid()}, {"used_mib", 2048}},
+                                            {{"pid", notebook.pid()}, {"used_mib", 1024}}};
+  machine["gpus"][ended_gpu]["processes"] = {{{"pid", leftover.pid()}, {"used_mib", 512}}};
+  machine["gpus"][other_gpu]["processes"] = {{{"pid", stray.pid()}, {"used_mib", 256}}};
+  std::ofstream(dir_ + "/nvml.json") << machine.dump();
+  StartDaemon(dir_ + "/nvml.json");
+
+  const json gpus = RefreshedGpus();
+  auto process_of = [&](int gpu, int64_t pid) {
+    for (const json& process : gpus[gpu]["processes"]) {
+      if (process["pid"] == pid) return process;
+    }
+    ADD_FAILURE() << "no process " << pid << " on GPU " << gpu << ": " << gpus[gpu].dump();
+    return json();
+  };
+  const json job_entry = process_of(kept_gpu, job.pid());
+  EXPECT_EQ(job_entry["class"], "within_grant") << job_entry.dump();
+  EXPECT_EQ(job_entry["allocation_id"], kept_id);
+  EXPECT_EQ(job_entry["owner"], "e2e");
+  EXPECT_EQ(job_entry["command"], "sleep");
+  EXPECT_DOUBLE_EQ(job_entry["memory_used_gb"].get<double>(), 2.0);
+  const json notebook_entry = process_of(kept_gpu, notebook.pid());
+  EXPECT_EQ(notebook_entry["class"], "foreign") << notebook_entry.dump();
+  EXPECT_TRUE(notebook_entry["allocation_id"].is_null());
+  EXPECT_EQ(process_of(ended_gpu, leftover.pid())["class"], "ended");
+  EXPECT_EQ(process_of(other_gpu, stray.pid())["class"], "foreign");
+  EXPECT_EQ(gpus[kept_gpu]["foreign_processes"], 1);
+  EXPECT_EQ(gpus[other_gpu]["foreign_processes"], 1);
+  ASSERT_EQ(gpus[kept_gpu]["allocation_usage"].size(), 1u) << gpus[kept_gpu].dump();
+  EXPECT_EQ(gpus[kept_gpu]["allocation_usage"][0]["allocation_id"], kept_id);
+  EXPECT_DOUBLE_EQ(gpus[kept_gpu]["allocation_usage"][0]["used_gb"].get<double>(), 2.0);
+  EXPECT_EQ(gpus[kept_gpu]["allocation_usage"][0]["over_grant"], false);
+
+  auto metrics = daemon_->Client().Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  const std::string& text = metrics->raw_body;
+  const std::string kept_uuid = kept["gpus"][0]["gpu_uuid"];
+  bool counted = false;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("gpurm_gpu_foreign_processes{", 0) == 0 &&
+        line.find("uuid=\"" + kept_uuid + "\"") != std::string::npos) {
+      counted = true;
+      EXPECT_EQ(line.substr(line.rfind(' ') + 1), "1") << line;
+    }
+    if (line.rfind("gpurm_allocation_gpu_memory_used_bytes{", 0) == 0 &&
+        line.find("allocation=\"" + kept_id + "\"") != std::string::npos &&
+        line.find("uuid=\"" + kept_uuid + "\"") != std::string::npos) {
+      EXPECT_NE(line.find("owner=\"e2e\""), std::string::npos) << line;
+      EXPECT_EQ(std::stod(line.substr(line.rfind(' ') + 1)), 2048.0 * 1024 * 1024) << line;
+    }
+  }
+  EXPECT_TRUE(counted) << text;
+
+  // The job ends; the driver still lists it: an event says it left
+  // within_grant (it is no longer visible to the daemon).
+  StreamReader stream(daemon_->base_url(), "/api/v1/gpu/events");
+  ASSERT_TRUE(stream.sent());
+  ASSERT_TRUE(stream.ReadUntil(": gpurm GPU events\n\n")) << stream.received();
+  job.Kill();
+  RefreshedGpus();
+  ASSERT_TRUE(stream.ReadUntil("event: process\n")) << stream.received();
+  const size_t at = stream.received().find("event: process\n");
+  ASSERT_TRUE(stream.ReadUntil("\n\n", at)) << stream.received();
+  const std::string data_prefix = "data: ";
+  const size_t data = stream.received().find(data_prefix, at) + data_prefix.size();
+  const json event =
+      json::parse(stream.received().substr(data, stream.received().find('\n', data) - data));
+  EXPECT_EQ(event["type"], "process");
+  EXPECT_EQ(event["uuid"], kept_uuid);
+  EXPECT_EQ(event["process"]["allocation_id"], kept_id);
+  EXPECT_EQ(event["process"]["previous_class"], "within_grant");
+  EXPECT_EQ(event["process"]["class"], "unknown");
 }
 
 }  // namespace

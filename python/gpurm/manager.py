@@ -203,6 +203,15 @@ class GPUResourceManager:
         last ``window_seconds`` when given, else an hour)."""
         return self.client.monitoring(window_seconds)
 
+    def get_allocation_usage(self, allocation_id: str) -> List[Dict[str, Any]]:
+        """What an allocation's processes use, per GPU they run on (from the
+        daemon's latest sampling pass): ``node_name``, ``gpu_index``,
+        ``gpu_uuid``, ``used_gb``, ``granted_gb`` (0 on a GPU it was not
+        granted), ``over_grant`` and ``processes`` (each with ``pid``,
+        ``memory_used_gb``, ``class`` ...). Empty when none of its processes
+        is on a GPU."""
+        return allocation_usage(self.client.monitoring(0), allocation_id)
+
     def get_available_gpu_nodes(self, gpu_type: Optional[str] = None,
                                 min_memory_gb: Optional[float] = None) -> List[GpuNode]:
         """Nodes with free GPUs, optionally only of ``gpu_type`` with at least
@@ -240,3 +249,28 @@ def get_gpu_resource_manager(url: Optional[str] = None) -> GPUResourceManager:
         if manager is None:
             manager = _managers[base] = GPUResourceManager(base)
         return manager
+
+
+def allocation_usage(monitoring: Mapping[str, Any], allocation_id: str) -> List[Dict[str, Any]]:
+    """The per-GPU usage of ``allocation_id`` in a GET /monitoring answer
+    (see :meth:`GPUResourceManager.get_allocation_usage`)."""
+    usage: List[Dict[str, Any]] = []
+    for node in monitoring.get("nodes") or []:
+        gpus = list(node.get("gpus") or [])
+        for gpu in list(gpus):
+            gpus.extend(gpu.get("mig_devices") or [])
+        for gpu in gpus:
+            for entry in gpu.get("allocation_usage") or []:
+                if entry.get("allocation_id") != allocation_id:
+                    continue
+                usage.append({
+                    "node_name": node.get("node_name"),
+                    "gpu_index": gpu.get("index"),
+                    "gpu_uuid": gpu.get("uuid"),
+                    "used_gb": entry.get("used_gb", 0.0),
+                    "granted_gb": entry.get("granted_gb", 0.0),
+                    "over_grant": bool(entry.get("over_grant", False)),
+                    "processes": [p for p in gpu.get("processes") or []
+                                  if p.get("allocation_id") == allocation_id],
+                })
+    return usage

@@ -133,3 +133,21 @@ def test_a_row_of_mig_devices_has_no_utilization() -> None:
                              "memory_per_gpu": 9.8, "utilization": None})
     assert (row.gpu_type, row.available_gpus, row.utilization) == ("H100 MIG 1g.10gb", 2, None)
     assert GpuNode.from_json({"utilization": 0.5}).utilization == 0.5
+
+
+def test_allocation_usage_is_read_from_monitoring() -> None:
+    from gpurm.manager import allocation_usage
+    monitoring = {"nodes": [{"node_name": "n1", "gpus": [
+        {"index": 0, "uuid": "GPU-0",
+         "processes": [{"pid": 10, "memory_used_gb": 3.0, "allocation_id": "alloc-a", "class": "over_grant"},
+                       {"pid": 11, "memory_used_gb": 1.0, "allocation_id": None, "class": "foreign"}],
+         "allocation_usage": [{"allocation_id": "alloc-a", "owner": "alice", "used_gb": 3.0,
+                               "granted_gb": 2.0, "over_grant": True}]},
+        {"index": 1, "uuid": "GPU-1", "processes": [], "allocation_usage": []}]}]}
+    usage = allocation_usage(monitoring, "alloc-a")
+    assert len(usage) == 1
+    assert (usage[0]["node_name"], usage[0]["gpu_index"], usage[0]["gpu_uuid"]) == ("n1", 0, "GPU-0")
+    assert (usage[0]["used_gb"], usage[0]["granted_gb"], usage[0]["over_grant"]) == (3.0, 2.0, True)
+    assert [p["pid"] for p in usage[0]["processes"]] == [10]
+    assert allocation_usage(monitoring, "alloc-b") == []
+    assert allocation_usage({}, "alloc-a") == []

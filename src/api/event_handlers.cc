@@ -30,7 +30,26 @@ json ReadingToJson(const GpuReading& reading) {
           {"health_reason", reading.health_reason}};
 }
 
+json EventFieldsToJson(const GpuEvent& event);
+
 json EventToJson(const GpuEvent& event) {
+  json body = EventFieldsToJson(event);
+  if (event.process) {
+    const ProcessTransition& p = *event.process;
+    auto class_or_null = [](const std::string& name) { return name.empty() ? json() : json(name); };
+    body["process"] = {{"pid", p.pid},
+                       {"command", p.command},
+                       {"allocation_id", class_or_null(p.allocation_id)},
+                       {"owner", class_or_null(p.owner)},
+                       {"memory_used_gb", RoundGb(p.memory_used_mib)},
+                       {"class", class_or_null(p.process_class)},
+                       {"previous_class", class_or_null(p.previous_class)},
+                       {"reason", p.reason}};
+  }
+  return body;
+}
+
+json EventFieldsToJson(const GpuEvent& event) {
   return {{"sequence", event.sequence},
           {"timestamp", FormatIso8601(event.unix_ms)},
           {"type", GpuEventTypeName(event.type)},

@@ -131,18 +131,23 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
         result.status.code() == StatusCode::kUnschedulableNever) {
       body["reasons"] = DiagnosisReasonsToJson(result.diagnosis);
       body["would_fit"] = WouldFitToJson(result.diagnosis.would_fit);
+      if (!result.diagnosis.blocked_by.empty()) body["blocked_by"] = result.diagnosis.blocked_by;
     }
     return JsonResponse(HttpStatusFor(result.status.code()), body);
   }
   const Allocation& allocation = *result.allocation;
   auto snapshot = manager.inventory().Snapshot();
   json allocation_json = AllocationToJson(allocation);
+  // The top-level grants say what the GPUs were like when chosen; the
+  // allocation stays exactly what later reads return.
+  json gpus = allocation_json["gpus"];
+  AddOutsideUse(gpus, snapshot.get());
   json body{{"success", true},
             {"replayed", result.replayed},
             {"allocation_id", allocation.id},
             {"node_name", allocation_json["node_name"]},
             {"nodes", allocation_json["nodes"]},
-            {"gpus", allocation_json["gpus"]},
+            {"gpus", std::move(gpus)},
             {"gpu_config",
              BuildGpuConfig(PlanInputFor(allocation.request, allocation.grants, snapshot.get()))},
             {"allocation", std::move(allocation_json)}};
@@ -226,6 +231,7 @@ HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
             {"possible_now", diagnosis.possible_now},
             {"possible_ever", diagnosis.possible_ever},
             {"message", diagnosis.message},
+            {"blocked_by", diagnosis.blocked_by.empty() ? json() : json(diagnosis.blocked_by)},
             {"reasons", DiagnosisReasonsToJson(diagnosis)},
             {"would_fit", WouldFitToJson(diagnosis.would_fit)}};
   if (preview.schedule.placement) {
@@ -233,6 +239,7 @@ HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
     for (const GpuGrant& grant : preview.schedule.placement->grants) {
       gpus.push_back(GrantToJson(grant));
     }
+    AddOutsideUse(gpus, preview.snapshot.get());
     body["placement"] = {{"policy", preview.schedule.placement->policy},
                          {"score", preview.schedule.placement->score},
                          {"gpus", std::move(gpus)}};

@@ -10,6 +10,7 @@
 #include "manager/manager.h"
 #include "monitor/event_hub.h"
 #include "monitor/http_metrics.h"
+#include "monitor/process_accounting.h"
 #include "monitor/sampler.h"
 
 namespace gpurm {
@@ -24,6 +25,9 @@ struct ApiContext {
   EventHub* events = nullptr;                 // Source of /api/v1/gpu/events.
   Sampler* sampler = nullptr;                 // On-demand refresh; its counters go to /metrics.
   const HttpMetrics* http_metrics = nullptr;  // Request counters for /metrics.
+  // The latest process accounting pass (who uses which GPU, under which
+  // allocation) for /monitoring and /metrics; nullptr = not accounted.
+  const ProcessAccountBook* process_accounts = nullptr;
   // The highest priority a caller below the admin role may ask for (with
   // tokens on; server.max_priority_without_admin). Beyond: 403.
   int max_priority_without_admin = kMaxPriority;

@@ -114,6 +114,28 @@ json GrantToJson(const GpuGrant& grant) {
               {"exclusive", grant.exclusive}};
 }
 
+void AddOutsideUse(json& gpus, const InventorySnapshot* snapshot) {
+  for (json& grant : gpus) {
+    int64_t outside_mib = 0;
+    if (snapshot != nullptr) {
+      const std::string uuid = grant.value("gpu_uuid", "");
+      for (const Node& node : snapshot->nodes) {
+        if (node.name != grant.value("node_name", "")) continue;
+        for (const Gpu& gpu : node.gpus) {
+          if (gpu.uuid == uuid) {
+            outside_mib =
+                std::max<int64_t>(0, gpu.memory_used_mib - gpu.memory_used_by_managed_mib);
+          }
+        }
+      }
+    }
+    grant["outside_use_gb"] = RoundGb(outside_mib);
+    grant["access"] = !grant.value("exclusive", true) ? "shared"
+                      : outside_mib > 0               ? "exclusive_with_outside_processes"
+                                                      : "exclusive";
+  }
+}
+
 json AllocationToJson(const Allocation& allocation) {
   json gpus = json::array();
   for (const GpuGrant& grant : allocation.grants) gpus.push_back(GrantToJson(grant));

@@ -32,6 +32,12 @@ Result<ParsedGpuRequest> ParseGpuRequest(const nlohmann::json& body);
 
 nlohmann::json RequestToJson(const GpuRequest& request);
 nlohmann::json GrantToJson(const GpuGrant& grant);
+// Adds to each grant of `gpus` (as GrantToJson writes them) what
+// `snapshot` says about the GPU's use by processes outside gpurm:
+// "outside_use_gb" and "access" -- "exclusive" (no one else uses the GPU),
+// "exclusive_with_outside_processes" (no other gpurm allocation holds it, but
+// processes outside gpurm use it) or "shared" (a slice).
+void AddOutsideUse(nlohmann::json& gpus, const InventorySnapshot* snapshot);
 nlohmann::json AllocationToJson(const Allocation& allocation);
 nlohmann::json DiagnosisReasonsToJson(const Diagnosis& diagnosis);
 nlohmann::json WouldFitToJson(const WouldFit& fit);

@@ -113,6 +113,36 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
              [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
                return g.untouched() ? 0 : 1;
              });
+    const std::shared_ptr<const ProcessAccountBook::Entry> accounts =
+        context.process_accounts ? context.process_accounts->Latest() : nullptr;
+    if (accounts) {
+      out.Family("gpurm_gpu_foreign_processes", "gauge",
+                 "Processes on the GPU outside gpurm: no allocation, or an allocation not "
+                 "granted this GPU.");
+      for (const NodeAvailability& node : cluster.nodes()) {
+        for (const GpuAvailability& g : node.gpus) {
+          const GpuAccount* account = accounts->Find(g.gpu->uuid);
+          out.Sample("gpurm_gpu_foreign_processes",
+                     {{"node", node.node->name},
+                      {"gpu", std::to_string(g.gpu->index)},
+                      {"uuid", g.gpu->uuid}},
+                     account ? account->foreign_processes : 0);
+        }
+      }
+      out.Family("gpurm_allocation_gpu_memory_used_bytes", "gauge",
+                 "GPU memory used by the processes of an allocation on one GPU.");
+      for (const GpuAccount& account : accounts->gpus) {
+        for (const GpuAccount::AllocationUse& use : account.allocations) {
+          out.Sample("gpurm_allocation_gpu_memory_used_bytes",
+                     {{"allocation", use.allocation_id},
+                      {"owner", use.owner},
+                      {"node", account.node_name},
+                      {"gpu", std::to_string(account.gpu_index)},
+                      {"uuid", account.gpu_uuid}},
+                     static_cast<double>(use.used_mib) * kBytesPerMib);
+        }
+      }
+    }
     out.Family("gpurm_inventory_snapshot_timestamp_seconds", "gauge",
                "When the inventory snapshot these values come from was taken (Unix time).");
     out.Sample("gpurm_inventory_snapshot_timestamp_seconds", {},

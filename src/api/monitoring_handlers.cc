@@ -1,5 +1,8 @@
 #include "api/monitoring_handlers.h"
 
+#include <pwd.h>
+#include <sys/types.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -46,6 +49,66 @@ std::map<std::string, json> HoldersByGpu(const GpuManager& manager) {
   return holders;
 }
 
+// The user name of a uid ("1000" when it has none; "" when unknown).
+std::string UserName(int64_t uid) {
+  if (uid < 0) return "";
+  struct passwd entry;
+  struct passwd* found = nullptr;
+  std::vector<char> buffer(4096);
+  if (::getpwuid_r(static_cast<uid_t>(uid), &entry, buffer.data(), buffer.size(), &found) == 0 &&
+      found != nullptr) {
+    return found->pw_name;
+  }
+  return std::to_string(uid);
+}
+
+// A GPU's processes: as the driver reports them, with what accounting found
+// out about each (allocation, class) when `account` has them.
+json ProcessesJson(const Gpu& gpu, const GpuAccount* account) {
+  json processes = json::array();
+  for (const GpuProcess& process : gpu.processes) {
+    json entry{{"pid", process.pid}, {"memory_used_gb", RoundGb(process.memory_used_mib)}};
+    const ProcessAccount* accounted = nullptr;
+    if (account != nullptr) {
+      for (const ProcessAccount& p : account->processes) {
+        if (p.pid == process.pid) accounted = &p;
+      }
+    }
+    if (accounted != nullptr) {
+      entry["user"] = UserName(accounted->uid);
+      entry["command"] = accounted->command;
+      entry["allocation_id"] =
+          accounted->allocation_id.empty() ? json() : json(accounted->allocation_id);
+      entry["owner"] = accounted->owner.empty() ? json() : json(accounted->owner);
+      entry["class"] = ProcessClassName(accounted->process_class);
+      entry["reason"] = accounted->reason;
+    } else {
+      entry["user"] = "";
+      entry["command"] = "";
+      entry["allocation_id"] = json();
+      entry["owner"] = json();
+      entry["class"] = ProcessClassName(ProcessClass::kUnknown);
+      entry["reason"] = "not accounted yet (the next sampling pass maps it)";
+    }
+    processes.push_back(std::move(entry));
+  }
+  return processes;
+}
+
+// Per allocation with processes on the GPU: memory used vs granted there.
+json AllocationUsageJson(const GpuAccount* account) {
+  json usage = json::array();
+  if (account == nullptr) return usage;
+  for (const GpuAccount::AllocationUse& use : account->allocations) {
+    usage.push_back({{"allocation_id", use.allocation_id},
+                     {"owner", use.owner},
+                     {"used_gb", RoundGb(use.used_mib)},
+                     {"granted_gb", RoundGb(use.granted_mib)},
+                     {"over_grant", use.granted_mib > 0 && use.used_mib > use.granted_mib}});
+  }
+  return usage;
+}
+
 HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   Result<std::optional<double>> window = QueryNumber(request, "window");
   if (!window.ok()) return ErrorResponse(window.status());
@@ -60,6 +123,8 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
   if (!state.ok()) return ErrorResponse(state.status());
   const InventorySnapshot& snapshot = (*state)->snapshot();
   std::map<std::string, json> holders = HoldersByGpu(manager);
+  const std::shared_ptr<const ProcessAccountBook::Entry> accounts =
+      context.process_accounts ? context.process_accounts->Latest() : nullptr;
   json nodes = json::array();
   for (const NodeAvailability& node : (*state)->nodes()) {
     json gpus = json::array();
@@ -77,11 +142,7 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
              {"temperature_c", OptionalNumberJson(sample.temperature_c)},
              {"power_w", OptionalNumberJson(sample.power_w)}});
       }
-      json processes = json::array();
-      for (const GpuProcess& process : gpu.processes) {
-        processes.push_back(
-            {{"pid", process.pid}, {"memory_used_gb", RoundGb(process.memory_used_mib)}});
-      }
+      const GpuAccount* account = accounts ? accounts->Find(gpu.uuid) : nullptr;
       auto held = holders.find(gpu.uuid);
       json entry{{"index", gpu.index},
                  {"uuid", gpu.uuid},
@@ -99,7 +160,9 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
                  {"power_limit_w", OptionalNumberJson(gpu.power_limit_w)},
                  {"healthy", gpu.healthy},
                  {"health_reason", gpu.health_reason},
-                 {"processes", std::move(processes)},
+                 {"processes", ProcessesJson(gpu, account)},
+                 {"foreign_processes", account ? account->foreign_processes : 0},
+                 {"allocation_usage", AllocationUsageJson(account)},
                  {"allocations", held == holders.end() ? json::array() : held->second},
                  {"history", std::move(history)}};
       if (gpu.is_mig_device()) {

@@ -209,15 +209,19 @@ TEST(RenderTest, Allocated) {
          {"gpu_index", 2},
          {"gpu_uuid", "GPU-b"},
          {"memory_gb", 32.0},
-         {"exclusive", true}}}},
+         {"exclusive", true},
+         {"access", "exclusive_with_outside_processes"},
+         {"outside_use_gb", 20.0}}}},
       {"gpu_config",
        {{"environment", {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}, {"CUDA_VISIBLE_DEVICES", "0,2"}}}}},
       {"allocation", {{"lease_expires_at", "2024-05-01T11:00:00Z"}}}};
   EXPECT_EQ(RenderAllocated(body),
             "Allocated a-1: n1:0,2\n"
-            "NODE  GPU  UUID    MEMORY  EXCLUSIVE\n"
-            "n1      0  GPU-a  32.0 GB  yes\n"
-            "n1      2  GPU-b  32.0 GB  yes\n"
+            "NODE  GPU  UUID    MEMORY  ACCESS\n"
+            "n1      0  GPU-a  32.0 GB  exclusive\n"
+            "n1      2  GPU-b  32.0 GB  NOT exclusive: outside use 20.0 GB\n"
+            "Warning: n1 GPU 2 is used by processes outside gpurm (20.0 GB); no GPU free of them "
+            "fits the request\n"
             "Environment: CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0,2\n"
             "Lease expires at 2024-05-01T11:00:00Z; renew with: gpurm heartbeat a-1\n");
 }

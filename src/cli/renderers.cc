@@ -131,20 +131,46 @@ std::string RenderNodes(const json& body) {
   return table.Render() + std::to_string(nodes.size()) + " node(s)\n";
 }
 
+// "exclusive", "shared", or "exclusive, outside use 20.0 GB" (older
+// daemons: the exclusive flag).
+std::string AccessText(const json& grant) {
+  const std::string access = String(grant, "access", "");
+  if (access.empty()) return Member(grant, "exclusive") == false ? "shared" : "exclusive";
+  if (access == "exclusive_with_outside_processes") {
+    return "NOT exclusive: outside use " + FormatGb(NumberOr(Member(grant, "outside_use_gb"))) +
+           " GB";
+  }
+  return access;
+}
+
+// One warning line per GPU that processes outside gpurm use.
+std::string OutsideUseWarning(const json& grants) {
+  std::string text;
+  for (const json& grant : grants) {
+    if (String(grant, "access", "") != "exclusive_with_outside_processes") continue;
+    text += "Warning: " + String(grant, "node_name") + " GPU " + Text(Member(grant, "gpu_index")) +
+            " is used by processes outside gpurm (" +
+            FormatGb(NumberOr(Member(grant, "outside_use_gb"))) +
+            " GB); no GPU free of them fits the request\n";
+  }
+  return text;
+}
+
 std::string RenderAllocated(const json& body) {
   const std::string id = String(body, "allocation_id");
   std::string text = "Allocated " + id + ": " + GrantList(Array(body, "gpus"));
   if (Member(body, "replayed") == true) text += " (replayed: same idempotency key)";
   text += "\n";
-  Table table({"NODE", "GPU", "UUID", "MEMORY", "EXCLUSIVE"});
+  Table table({"NODE", "GPU", "UUID", "MEMORY", "ACCESS"});
   table.SetAlign(1, Table::Align::kRight);
   table.SetAlign(3, Table::Align::kRight);
   for (const json& grant : Array(body, "gpus")) {
     table.AddRow({String(grant, "node_name"), Text(Member(grant, "gpu_index")),
                   String(grant, "gpu_uuid"), FormatGb(NumberOr(Member(grant, "memory_gb"))) + " GB",
-                  Text(Member(grant, "exclusive"))});
+                  AccessText(grant)});
   }
   text += table.Render();
+  text += OutsideUseWarning(Array(body, "gpus"));
   const json& environment = Member(Member(body, "gpu_config"), "environment");
   if (environment.is_object() && !environment.empty()) {
     text += "Environment:";
@@ -168,6 +194,7 @@ std::string RenderValidation(const json& body) {
   if (placement.is_object()) {
     text += "Would get: " + GrantList(Array(placement, "gpus")) + " (policy " +
             String(placement, "policy") + ")\n";
+    text += OutsideUseWarning(Array(placement, "gpus"));
   }
   // What would fit instead only matters for a request that does not fit now.
   const bool fits_now = Member(body, "possible_now").is_boolean() && Member(body, "possible_now");

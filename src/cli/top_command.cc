@@ -80,8 +80,10 @@ struct GpuRow {
   std::string health_reason;
   std::string state;
   std::vector<std::string> holders;
-  std::vector<std::pair<int64_t, double>> processes;  // pid, GB.
-  std::vector<double> history;                        // Utilization, oldest first.
+  // One line per process: "pid 4242  59.5 GB", then, when the daemon maps
+  // processes to allocations, user, command, allocation (owner) and class.
+  std::vector<std::string> processes;
+  std::vector<double> history;  // Utilization, oldest first.
   // False where the device gives none (MIG devices, GPUs in MIG mode): shown
   // as "n/a", never as 0%.
   bool utilization_available = true;
@@ -118,8 +120,22 @@ GpuRow ReadGpu(const json& gpu) {
     row.holders.push_back(std::move(text));
   }
   for (const json& process : Array(gpu, "processes")) {
-    row.processes.emplace_back(static_cast<int64_t>(Number(process, "pid").value_or(0)),
-                               Number(process, "memory_used_gb").value_or(0));
+    std::string line = "pid " +
+                       std::to_string(static_cast<int64_t>(Number(process, "pid").value_or(0))) +
+                       "  " + FormatGb(Number(process, "memory_used_gb").value_or(0)) + " GB";
+    for (const char* field : {"user", "command"}) {
+      const std::string value = String(process, field, "");
+      if (!value.empty()) line += "  " + value;
+    }
+    const std::string allocation = String(process, "allocation_id", "");
+    if (!allocation.empty()) {
+      line += "  " + allocation;
+      const std::string owner = String(process, "owner", "");
+      if (!owner.empty()) line += " (" + owner + ")";
+    }
+    const std::string process_class = String(process, "class", "");
+    if (!process_class.empty()) line += "  " + process_class;
+    row.processes.push_back(std::move(line));
   }
   for (const json& sample : Array(gpu, "history")) {
     if (!row.utilization_available) break;
@@ -462,11 +478,7 @@ std::string RenderTopFrame(const json& monitoring, const TopOptions& options,
       }
       reserved += row.reserved_gb;
       cells.push_back(Cells(row, color));
-      std::vector<std::string> lines;
-      for (const auto& [pid, gb] : row.processes) {
-        lines.push_back("pid " + std::to_string(pid) + "  " + FormatGb(gb) + " GB");
-      }
-      extra.push_back(std::move(lines));
+      extra.push_back(row.processes);
     };
     size_t node_gpus = 0;
     for (const GpuRow& row : rows) {

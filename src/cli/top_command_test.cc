@@ -38,7 +38,14 @@ json Monitoring() {
   busy["state"] = "allocated";
   busy["memory_reserved_gb"] = 80.0;
   busy["allocations"] = json::array({{{"allocation_id", "alloc-7"}, {"owner", "alice"}}});
-  busy["processes"] = json::array({{{"pid", 4242}, {"memory_used_gb", 59.5}}});
+  busy["processes"] = json::array({{{"pid", 4242}, {"memory_used_gb", 59.5}},
+                                   {{"pid", 4343},
+                                    {"memory_used_gb", 2.0},
+                                    {"user", "bob"},
+                                    {"command", "python"},
+                                    {"allocation_id", "alloc-7"},
+                                    {"owner", "alice"},
+                                    {"class", "foreign"}}});
   busy["history"] = json::array({{{"utilization", 0.0}}, {{"utilization", 1.0}}});
   json broken = Gpu(2, 0.0, 1, 40);
   broken["healthy"] = false;
@@ -64,6 +71,7 @@ TEST(TopFrameTest, ShowsEveryNodeAndGpuWithBarsHealthAndHolders) {
   EXPECT_THAT(frame, HasSubstr("300/700 W"));
   EXPECT_THAT(frame, HasSubstr("alloc-7 (alice)"));
   EXPECT_THAT(frame, HasSubstr("pid 4242  59.5 GB"));
+  EXPECT_THAT(frame, HasSubstr("pid 4343  2.0 GB  bob  python  alloc-7 (alice)  foreign"));
   EXPECT_THAT(frame, HasSubstr("UNHEALTHY: XID 79"));
   EXPECT_THAT(frame, Not(HasSubstr("\x1b[")));  // No colour unless asked.
 }

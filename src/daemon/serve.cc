@@ -33,6 +33,7 @@
 #include "manager/manager.h"
 #include "monitor/event_hub.h"
 #include "monitor/http_metrics.h"
+#include "monitor/process_accounting.h"
 #include "monitor/sampler.h"
 
 namespace gpurm {
@@ -111,6 +112,7 @@ void LogSample(spdlog::logger& log, const Inventory& inventory, const SampleRepo
         log.warn("{} disappeared from the inventory", gpu);
         break;
       case GpuEventType::kChange:
+      case GpuEventType::kProcess:
         break;
     }
   }
@@ -239,10 +241,43 @@ int RunServe(const ServeOptions& options) {
   // The sampler is the only caller of the provider; its first pass starts
   // now, and /health answers 503 until it has published a snapshot.
   EventHub events;
+  // After each pass, on the sampler thread: which allocation each GPU
+  // process belongs to (monitor/process_accounting.h).
+  const LinuxProcReader proc_reader;
+  ProcessAccountant accountant(&proc_reader);
+  ProcessAccountBook process_accounts;
+  Ledger& accounts_ledger = manager.ledger();
+  auto account_processes = [&](const SampleReport& report) {
+    if (!report.status.ok()) return;
+    const std::shared_ptr<const InventorySnapshot> snapshot = inventory.Snapshot();
+    if (!snapshot) return;
+    std::vector<GpuAccount> accounts =
+        accountant.Account(*snapshot, [&accounts_ledger](const std::string& id) {
+          std::optional<AccountedAllocation> found;
+          Result<Allocation> allocation = accounts_ledger.Get(id);
+          if (!allocation.ok()) return found;
+          found.emplace();
+          found->id = allocation->id;
+          found->owner = allocation->owner;
+          found->active = allocation->state == AllocationState::kActive;
+          for (const GpuGrant& grant : allocation->grants) {
+            found->granted_mib[grant.gpu_uuid] += grant.memory_mib;
+          }
+          return found;
+        });
+    const std::shared_ptr<const ProcessAccountBook::Entry> previous = process_accounts.Latest();
+    std::vector<GpuEvent> changes = ProcessEvents(
+        previous ? previous->gpus : std::vector<GpuAccount>(), accounts, *snapshot, report.unix_ms);
+    process_accounts.Publish(std::move(accounts), report.unix_ms);
+    if (!changes.empty()) events.Publish(std::move(changes));
+  };
   Sampler sampler(
       &inventory, &clock, &events,
       SamplerOptions{config->monitor_update_interval, config->resource_change_threshold},
-      [&log, &inventory](const SampleReport& report) { LogSample(log, inventory, report); });
+      [&log, &inventory, &account_processes](const SampleReport& report) {
+        account_processes(report);
+        LogSample(log, inventory, report);
+      });
   sampler.Start();
   HttpMetrics http_metrics;
 
@@ -253,6 +288,7 @@ int RunServe(const ServeOptions& options) {
   context.events = &events;
   context.sampler = &sampler;
   context.http_metrics = &http_metrics;
+  context.process_accounts = &process_accounts;
   context.max_priority_without_admin = static_cast<int>(config->server.max_priority_without_admin);
   context.dcgm_compatible_metrics = config->server.dcgm_compatible_metrics;
   Router router;

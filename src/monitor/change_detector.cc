@@ -39,6 +39,8 @@ const char* GpuEventTypeName(GpuEventType type) {
       return "gpu_added";
     case GpuEventType::kRemoved:
       return "gpu_removed";
+    case GpuEventType::kProcess:
+      return "process";
   }
   return "change";
 }

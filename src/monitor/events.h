@@ -16,8 +16,9 @@ enum class GpuEventType {
   kHealth,   // Healthy flag or health reason changed (always reported).
   kAdded,    // The GPU appeared in the inventory.
   kRemoved,  // The GPU is no longer in the inventory.
+  kProcess,  // A process on the GPU entered or left a class (process accounting).
 };
-// "change", "health", "gpu_added", "gpu_removed".
+// "change", "health", "gpu_added", "gpu_removed", "process".
 const char* GpuEventTypeName(GpuEventType type);
 
 // The readings a change is judged on.
@@ -42,6 +43,21 @@ struct GpuReading {
   }
 };
 
+// kProcess: which process, and the class it left and entered
+// (monitor/process_accounting.h: "within_grant", "over_grant", "foreign",
+// "ended", "unknown"); an empty class = not on the GPU (it appeared, or
+// is gone).
+struct ProcessTransition {
+  int64_t pid = 0;
+  std::string command;
+  std::string allocation_id;  // Empty when none.
+  std::string owner;
+  int64_t memory_used_mib = 0;
+  std::string process_class;
+  std::string previous_class;
+  std::string reason;
+};
+
 struct GpuEvent {
   uint64_t sequence = 0;  // Assigned by the EventHub: 1, 2, 3... per hub.
   int64_t unix_ms = 0;    // When the sample was taken.
@@ -57,6 +73,7 @@ struct GpuEvent {
   // The values last reported for this GPU (each field as of the event that
   // last reported it); empty for kAdded.
   std::optional<GpuReading> previous;
+  std::optional<ProcessTransition> process;  // Set for kProcess only.
 };
 
 }  // namespace gpurm

@@ -90,6 +90,8 @@ ClusterState::ClusterState(std::shared_ptr<const InventorySnapshot> snapshot,
       g.gpu = &gpu;
       g.usable_mib = std::max<int64_t>(0, gpu.memory_free_of_outside_use_mib());
       g.free_mib = g.usable_mib;
+      g.outside_mib = std::max<int64_t>(0, gpu.memory_used_mib - gpu.memory_used_by_managed_mib);
+      if (g.outside_mib > 0) ++outside_use_gpus_;
       // The reported size is part of the type: a request can name it ("A100-40GB").
       // MIG devices are types of their own, whatever their names say.
       auto [type, inserted] = types.emplace(gpu.model.canonical + "\x1f" + gpu.model.raw_name +

@@ -70,9 +70,15 @@ struct GpuAvailability {
   int shared_milli = 0;
   // Total minus outside use: what an exclusive grant gets.
   int64_t usable_mib = 0;
+  // Memory used by processes outside gpurm's allocations (reported use
+  // minus what gpurm's own processes hold); > 0 means someone else works
+  // on this GPU.
+  int64_t outside_mib = 0;
   // GPUs with the same model (canonical and raw name) share a type id.
   uint32_t type_id = 0;
 
+  // Processes outside gpurm use this GPU.
+  bool outside_use() const { return outside_mib > 0; }
   // No allocation holds any part of it.
   bool untouched() const { return !exclusively_held && shared_holders == 0; }
   // Compute share still free, 0..1000.
@@ -156,6 +162,9 @@ class ClusterState {
   size_t build_kind_node(uint32_t kind) const { return kind_first_node_[kind]; }
   int64_t build_kind_size(uint32_t kind) const { return kind_sizes_[kind]; }
 
+  // GPUs with memory in use by processes outside gpurm (fixed per snapshot).
+  int64_t outside_use_gpu_count() const { return outside_use_gpus_; }
+
   // Increases with every mutation.
   uint64_t version() const { return version_; }
 
@@ -201,6 +210,7 @@ class ClusterState {
   std::unordered_map<std::vector<int64_t>, uint32_t, SignatureHash> class_by_signature_;
   std::vector<uint32_t> node_class_;
   uint64_t version_ = 0;
+  int64_t outside_use_gpus_ = 0;
 };
 
 }  // namespace gpurm

@@ -135,6 +135,8 @@ class GpuFitFilter final : public FilterPlugin {
     int unhealthy = 0;
     int held = 0;
     int short_of_free_memory = 0;
+    int blocked_outside = 0;
+    int64_t most_free_of_outside_mib = 0;
     int short_of_share = 0;
     int in_mig_mode = 0;
     int64_t most_free_mib = 0;
@@ -153,6 +155,9 @@ class GpuFitFilter final : public FilterPlugin {
         ++unhealthy;
       } else if (context.shared() ? g.exclusively_held : !g.untouched()) {
         ++held;
+      } else if (!context.shared() && g.outside_use() && g.free_mib < need_mib) {
+        ++blocked_outside;
+        most_free_of_outside_mib = std::max(most_free_of_outside_mib, g.free_mib);
       } else if (g.free_mib < (context.shared() ? context.SliceMib(*g.gpu) : need_mib)) {
         ++short_of_free_memory;
         most_free_mib = std::max(most_free_mib, g.free_mib);
@@ -182,12 +187,38 @@ class GpuFitFilter final : public FilterPlugin {
     } else {
       add(too_small, "with less than " + FormatGb(need_mib) + " in total");
     }
+    add(blocked_outside, "blocked by processes outside gpurm (not enough free memory: at most " +
+                             FormatGb(most_free_of_outside_mib) + " free of their use)");
     add(short_of_free_memory, "with not enough free memory (at most " + FormatGb(most_free_mib) +
                                   " free; the rest is used by other processes or slices)");
     add(short_of_share, "with less than " + std::to_string(context.milli()) +
                             "/1000 of the GPU free (shared by other slices)");
     if (!detail.empty()) text += ": " + detail;
     return text;
+  }
+};
+
+// Exclusive requests, in the strict pass: GPUs with processes outside
+// gpurm are not eligible.
+class OutsideUseFilter final : public FilterPlugin {
+ public:
+  std::string_view name() const override { return "OutsideUse"; }
+  FitCode Filter(const SchedulingContext& context, const NodeAvailability& node, int needed,
+                 NodeEvaluation& evaluation, std::string* reason) const override {
+    if (!context.avoid_outside_use() || context.shared()) return FitCode::kFits;
+    int dropped = 0;
+    std::erase_if(evaluation.eligible, [&](uint8_t i) {
+      const bool outside = node.gpus[i].outside_use();
+      dropped += outside ? 1 : 0;
+      return outside;
+    });
+    if (needed <= 0 || static_cast<int>(evaluation.eligible.size()) >= needed) {
+      return FitCode::kFits;
+    }
+    if (reason) {
+      *reason = std::to_string(dropped) + " GPU(s) with processes outside gpurm left alone";
+    }
+    return FitCode::kNotNow;
   }
 };
 
@@ -266,6 +297,7 @@ class HostReservePlugin final : public ReservePlugin {
 const NodeSchedulableFilter kNodeSchedulable;
 const HostResourcesFilter kHostResources;
 const GpuFitFilter kGpuFit;
+const OutsideUseFilter kOutsideUse;
 const GpuReservePlugin kGpuReserve;
 const HostReservePlugin kHostReserve;
 
@@ -286,8 +318,8 @@ const char* FitCodeName(FitCode code) {
 }
 
 SchedulingContext::SchedulingContext(const GpuRequest& request, const ScheduleOptions& options,
-                                     const ClusterState& state)
-    : request_(request), options_(options), state_(state) {
+                                     const ClusterState& state, bool avoid_outside_use)
+    : request_(request), options_(options), state_(state), avoid_outside_use_(avoid_outside_use) {
   milli_ = request.gpu_milli > 0 && request.gpu_milli < kMilliPerGpu ? request.gpu_milli : 0;
   shared_ = request.shared || milli_ > 0;
   need_mib_ = MibFromGb(request.memory_gb);
@@ -515,7 +547,7 @@ bool SchedulingContext::GpuEligibleNow(const GpuAvailability& g) const {
 
 const std::vector<const FilterPlugin*>& DefaultFilters() {
   static const std::vector<const FilterPlugin*> filters = {&kNodeSchedulable, &kHostResources,
-                                                           &kGpuFit};
+                                                           &kGpuFit, &kOutsideUse};
   return filters;
 }
 

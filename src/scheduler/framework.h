@@ -53,8 +53,10 @@ struct ScheduleOptions {
 // A request normalised once per decision.
 class SchedulingContext {
  public:
+  // `avoid_outside_use`: exclusive requests may only take GPUs without
+  // processes outside gpurm (the scheduler's first pass; see OutsideUse).
   SchedulingContext(const GpuRequest& request, const ScheduleOptions& options,
-                    const ClusterState& state);
+                    const ClusterState& state, bool avoid_outside_use = false);
 
   const GpuRequest& request() const { return request_; }
   const ScheduleOptions& options() const { return options_; }
@@ -66,6 +68,9 @@ class SchedulingContext {
   // memory_gb in MiB (per GPU).
   int64_t need_mib() const { return need_mib_; }
   const HostResources& host() const { return options_.host; }
+  // True in the pass that keeps exclusive grants off GPUs used by
+  // processes outside gpurm.
+  bool avoid_outside_use() const { return avoid_outside_use_; }
   // Memory a shared slice of this request reserves on `gpu`.
   int64_t SliceMib(const Gpu& gpu) const;
   // Does the GPU's model satisfy gpu_type (cached per model)?
@@ -106,6 +111,7 @@ class SchedulingContext {
   const ScheduleOptions& options_;
   const ClusterState& state_;
   bool shared_ = false;
+  bool avoid_outside_use_ = false;
   int milli_ = 0;
   int64_t need_mib_ = 0;
   std::vector<std::string> wanted_types_;   // Canonical alternatives of gpu_type.
@@ -196,7 +202,13 @@ class ReservePlugin {
   virtual void Unreserve(const Placement& placement, ClusterState& state) const = 0;
 };
 
-// The plugins every decision runs, in order.
+// The plugins every decision runs, in order: NodeSchedulable,
+// HostResources, GpuFit, then OutsideUse, which (in a context that
+// avoid_outside_use()) drops from the eligible GPUs of an exclusive request
+// those with memory in use by processes outside gpurm. The scheduler runs a
+// decision in that strict pass first and falls back to a pass without it
+// only when nothing fits, so every policy leaves other people's work alone
+// whenever it can.
 const std::vector<const FilterPlugin*>& DefaultFilters();
 const std::vector<const ReservePlugin*>& DefaultReservePlugins();
 

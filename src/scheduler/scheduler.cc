@@ -186,6 +186,49 @@ WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& s
   return fit;
 }
 
+// What keeps a request that is possible ever from fitting now (see
+// Diagnosis::blocked_by): would it fit, as PossibleEver counts, on the
+// healthy GPUs of schedulable nodes if no allocation of gpurm's held any
+// of them (memory used by processes outside gpurm still counted)?
+std::string BlockedBy(const SchedulingContext& context, const ClusterState& state,
+                      const std::vector<Group>& groups) {
+  const GpuRequest& request = context.request();
+  const HostResources& want = context.host();
+  std::vector<std::pair<int, size_t>> capacity;  // (GPUs free once released, nodes).
+  bool outside_use = false;
+  for (const Group& group : groups) {
+    const NodeAvailability& node = state.nodes()[group.first()];
+    const HostResources& cap = node.host_capacity;
+    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
+        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
+      continue;
+    }
+    int fits = 0;
+    for (const GpuAvailability& g : node.gpus) {
+      if (!context.GpuPossibleEver(g)) continue;
+      outside_use = outside_use || g.outside_use();
+      if (!node.node->schedulable || !g.gpu->healthy) continue;
+      const int64_t need = context.shared() ? context.SliceMib(*g.gpu) : context.need_mib();
+      fits += g.usable_mib >= need ? 1 : 0;
+    }
+    capacity.emplace_back(fits, group.size);
+  }
+  const int count = request.gpu_count;
+  auto nodes_with = [&](int at_least) {
+    size_t nodes = 0;
+    for (const auto& [fits, members] : capacity) nodes += fits >= at_least ? members : 0;
+    return nodes;
+  };
+  bool fits_released = nodes_with(count) > 0;
+  if (!fits_released && request.distributed_training && request.node_name.empty()) {
+    for (int nodes = 2; nodes <= count && !fits_released; ++nodes) {
+      fits_released = count % nodes == 0 && nodes_with(count / nodes) >= static_cast<size_t>(nodes);
+    }
+  }
+  if (fits_released) return "gpurm_allocations";
+  return outside_use ? "outside_processes" : "unavailable";
+}
+
 void Diagnose(const SchedulingContext& context, const ClusterState& state,
               const std::vector<Group>& groups, bool node_found, Diagnosis& diagnosis) {
   const GpuRequest& request = context.request();
@@ -231,10 +274,17 @@ void Diagnose(const SchedulingContext& context, const ClusterState& state,
     diagnosis.message = "no " + std::string(request.node_name.empty() ? "" : "single node has ") +
                         RequestShape(request.gpu_count, request) + " exists in this cluster";
   } else {
+    diagnosis.blocked_by = BlockedBy(context, state, groups);
+    const char* why = diagnosis.blocked_by == "gpurm_allocations"
+                          ? "; it fits once gpurm's allocations are released"
+                      : diagnosis.blocked_by == "outside_processes"
+                          ? "; it is blocked by processes outside gpurm "
+                            "(releasing gpurm's allocations is not enough)"
+                          : "; it fits once unhealthy GPUs recover or "
+                            "nodes become schedulable again";
     diagnosis.message =
         RequestShape(request.gpu_count, request, " free") + " cannot be placed now" +
-        (request.distributed_training ? " (not even across nodes)" : " on one node") +
-        "; it fits once GPUs are released";
+        (request.distributed_training ? " (not even across nodes)" : " on one node") + why;
   }
 }
 
@@ -368,6 +418,23 @@ std::vector<Chosen> ChooseNodes(const SchedulingContext& context, const Placemen
   }
   std::sort(chosen.begin(), chosen.end(),
             [](const Chosen& a, const Chosen& b) { return a.node < b.node; });
+  return chosen;
+}
+
+// One node, or for distributed training the fewest nodes with an equal
+// share each (all or nothing).
+std::vector<Chosen> ChooseAll(const SchedulingContext& context, const PlacementPolicy& policy,
+                              const ClusterState& state, const std::vector<Group>& groups) {
+  const GpuRequest& request = context.request();
+  const int count = request.gpu_count;
+  std::vector<Chosen> chosen = ChooseNodes(context, policy, state, groups, count, 1);
+  if (chosen.empty() && request.distributed_training && count > 1 && request.node_name.empty()) {
+    for (int node_count = 2; node_count <= count && chosen.empty(); ++node_count) {
+      if (count % node_count != 0) continue;
+      chosen = ChooseNodes(context, policy, state, groups, count / node_count,
+                           static_cast<size_t>(node_count));
+    }
+  }
   return chosen;
 }
 
@@ -555,16 +622,13 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
   const std::vector<Group> groups =
       node_found ? GroupsFor(state, named, &named_storage) : std::vector<Group>();
 
-  const int count = request.gpu_count;
-  std::vector<Chosen> chosen = ChooseNodes(context, policy, state, groups, count, 1);
-  if (chosen.empty() && request.distributed_training && count > 1 && request.node_name.empty()) {
-    // Gang: the fewest nodes with an equal share each, all or nothing.
-    for (int node_count = 2; node_count <= count && chosen.empty(); ++node_count) {
-      if (count % node_count != 0) continue;
-      chosen = ChooseNodes(context, policy, state, groups, count / node_count,
-                           static_cast<size_t>(node_count));
-    }
+  std::vector<Chosen> chosen;
+  if (!context.shared() && state.outside_use_gpu_count() > 0) {
+    // Leave GPUs that others work on alone whenever the request fits without them.
+    const SchedulingContext strict(request, options, state, /*avoid_outside_use=*/true);
+    chosen = ChooseAll(strict, policy, state, groups);
   }
+  if (chosen.empty()) chosen = ChooseAll(context, policy, state, groups);
 
   if (!chosen.empty()) {
     Placement placement;
@@ -572,6 +636,9 @@ ScheduleResult Scheduler::Schedule(const GpuRequest& request, const ClusterState
     placement.host_per_node = options.host;
     double score_sum = 0;
     for (const Chosen& c : chosen) {
+      for (uint8_t i : c.gpus) {
+        placement.outside_use_gpus += state.nodes()[c.node].gpus[i].outside_use() ? 1 : 0;
+      }
       AppendGrants(context, state.nodes()[c.node], c.gpus, placement.grants);
       placement.node_indexes.push_back(c.node);
       score_sum += c.score;

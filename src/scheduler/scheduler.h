@@ -48,7 +48,13 @@ struct Diagnosis {
   // kFits, kNotNow (possible_ever), kNever, or kError (the request could not
   // be evaluated).
   FitCode code = FitCode::kNever;
-  std::string message;              // One-line summary.
+  std::string message;  // One-line summary.
+  // For a request possible ever but not now, what stands in its way:
+  // "gpurm_allocations" (it fits once gpurm's allocations are released),
+  // "outside_processes" (not even then: processes outside gpurm use the
+  // GPUs it needs), "unavailable" (unhealthy GPUs or unschedulable nodes);
+  // empty otherwise.
+  std::string blocked_by;
   std::vector<NodeReason> reasons;  // Per node, for nodes that could not take it.
   WouldFit would_fit;
 };
@@ -61,6 +67,9 @@ struct Placement {
   HostResources host_per_node;  // Host resources held on each of those nodes.
   std::string policy;
   int score = 0;  // 0..100, the policy's (mean) score of the chosen candidate(s).
+  // Chosen GPUs with memory in use by processes outside gpurm: > 0 only when
+  // no placement without them fits (the grant is then not really exclusive).
+  int outside_use_gpus = 0;
 };
 
 struct ScheduleResult {
@@ -108,6 +117,9 @@ class Scheduler {
   // distributed_training is set and no single node fits, gangs the GPUs over
   // the fewest nodes with an equal count per node (all or nothing).
   // Ties between equally scored nodes go to the lowest node index.
+  // Exclusive requests are first placed avoiding GPUs with processes outside
+  // gpurm (the OutsideUse filter); only when that fails are those GPUs
+  // considered, and the placement counts them (outside_use_gpus).
   ScheduleResult Schedule(const GpuRequest& request, const ClusterState& state,
                           const ScheduleOptions& options = {}) const;
 

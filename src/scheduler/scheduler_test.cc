@@ -155,6 +155,9 @@ TEST(SchedulerTest, OutsideMemoryUseCountsAgainstFreeMemory) {
   EXPECT_DOUBLE_EQ(too_big.diagnosis.would_fit.max_memory_gb_per_gpu, 12.0);
   ASSERT_EQ(too_big.diagnosis.reasons.size(), 1u);
   EXPECT_NE(too_big.diagnosis.reasons[0].reason.find("not enough free memory"), std::string::npos);
+  EXPECT_NE(too_big.diagnosis.reasons[0].reason.find("blocked by processes outside gpurm"),
+            std::string::npos);
+  EXPECT_EQ(too_big.diagnosis.blocked_by, "outside_processes");
   ScheduleResult fits = Scheduler("binpack").Schedule(Request(1, "V100", 12), state);
   ASSERT_TRUE(fits.placement);
   // An exclusive grant holds what was really free, not the nominal size.
@@ -979,6 +982,114 @@ TEST(MigSchedulingTest, MigDevicesServeOneGpuRequestsOnly) {
   ScheduleResult none = scheduler.Schedule(Request(1, "A100", 0), state);
   EXPECT_EQ(none.diagnosis.would_fit.gpu_types_available["H100 MIG 1g.10gb"], 2);
   EXPECT_EQ(none.diagnosis.would_fit.gpu_types_available["H100"], 2);
+}
+
+// The demo inventory: gpu-node-2 GPU 0 runs an outside job (20 GB), GPU 4 a
+// CUDA context (512 MB); the other six A100s are idle.
+std::shared_ptr<InventorySnapshot> ClusterWithOutsideJob() {
+  auto snapshot = ThreeNodeCluster();
+  snapshot->nodes[1].gpus[0].memory_used_mib = 20480;
+  snapshot->nodes[1].gpus[4].memory_used_mib = 512;
+  return snapshot;
+}
+
+TEST(OutsideUseTest, EveryPolicyLeavesGpusWithOutsideProcessesAlone) {
+  for (const std::string& policy : PolicyNames()) {
+    ClusterState state(ClusterWithOutsideJob(), {});
+    EXPECT_EQ(state.outside_use_gpu_count(), 2);
+    GpuRequest request = Request(1, "A100", 0);
+    request.policy = policy;
+    const ScheduleResult result = Scheduler(kDefaultPlacementPolicy).Schedule(request, state);
+    ASSERT_TRUE(result.placement.has_value()) << policy;
+    ASSERT_EQ(result.placement->grants.size(), 1u);
+    const int index = result.placement->grants[0].gpu_index;
+    EXPECT_NE(index, 0) << policy;
+    EXPECT_NE(index, 4) << policy;
+    EXPECT_EQ(result.placement->outside_use_gpus, 0) << policy;
+    EXPECT_EQ(result.placement->grants[0].memory_mib, 81920) << policy;
+  }
+}
+
+TEST(OutsideUseTest, TakesAGpuWithOutsideUseOnlyWhenNothingElseFitsAndSaysSo) {
+  ClusterState state(ClusterWithOutsideJob(), {});
+  const Scheduler scheduler(kDefaultPlacementPolicy);
+  // Six clean A100s fit six GPUs; seven need one with outside use.
+  const ScheduleResult six = scheduler.Schedule(Request(6, "A100", 0), state);
+  ASSERT_TRUE(six.placement.has_value());
+  EXPECT_EQ(six.placement->outside_use_gpus, 0);
+  for (const GpuGrant& grant : six.placement->grants) {
+    EXPECT_NE(grant.gpu_index, 0);
+    EXPECT_NE(grant.gpu_index, 4);
+  }
+  const ScheduleResult seven = scheduler.Schedule(Request(7, "A100", 0), state);
+  ASSERT_TRUE(seven.placement.has_value());
+  int busy_taken = 0;
+  for (const GpuGrant& grant : seven.placement->grants) {
+    busy_taken += grant.gpu_index == 0 || grant.gpu_index == 4 ? 1 : 0;
+  }
+  EXPECT_GE(busy_taken, 1);
+  EXPECT_EQ(seven.placement->outside_use_gpus, busy_taken);
+  // A memory need only the busy GPU's remaining memory cannot meet.
+  std::vector<GpuGrant> held;
+  for (int i = 1; i < 8; ++i) {
+    if (i == 4) continue;
+    held.push_back({"gpu-node-2", i, "gpu-node-2-gpu" + std::to_string(i), 81920, true});
+  }
+  ClusterState busy(ClusterWithOutsideJob(), held);
+  const ScheduleResult one = scheduler.Schedule(Request(1, "A100", 70), busy);
+  ASSERT_TRUE(one.placement.has_value());
+  EXPECT_EQ(one.placement->grants[0].gpu_index, 4);
+  EXPECT_EQ(one.placement->outside_use_gpus, 1);
+}
+
+TEST(OutsideUseTest, SharedSlicesAreNotSteeredAway) {
+  ClusterState state(ClusterWithOutsideJob(), {});
+  GpuRequest request = Request(1, "A100", 10);
+  request.shared = true;
+  const ScheduleResult result = Scheduler("binpack").Schedule(request, state);
+  ASSERT_TRUE(result.placement.has_value());
+  EXPECT_FALSE(result.placement->grants[0].exclusive);
+}
+
+TEST(OutsideUseTest, RefusalTellsOutsideProcessesApartFromGpurmAllocations) {
+  const Scheduler scheduler(kDefaultPlacementPolicy);
+  // Every A100 held by gpurm: fits once gpurm's allocations are released.
+  std::vector<GpuGrant> all;
+  for (int i = 0; i < 8; ++i) {
+    all.push_back({"gpu-node-2", i, "gpu-node-2-gpu" + std::to_string(i), 81920, true});
+  }
+  ClusterState held(ThreeNodeCluster(), all);
+  const ScheduleResult by_gpurm = scheduler.Schedule(Request(1, "A100", 0), held);
+  ASSERT_FALSE(by_gpurm.placement.has_value());
+  EXPECT_TRUE(by_gpurm.diagnosis.possible_ever);
+  EXPECT_EQ(by_gpurm.diagnosis.blocked_by, "gpurm_allocations");
+  EXPECT_NE(by_gpurm.diagnosis.message.find("fits once gpurm's allocations are released"),
+            std::string::npos)
+      << by_gpurm.diagnosis.message;
+
+  // 70 GB on an A100: GPU 0 (20 GB outside use) can never give it while the
+  // outside job runs; all others are held by gpurm.
+  std::vector<GpuGrant> others(all.begin() + 1, all.end());
+  ClusterState state(ClusterWithOutsideJob(), others);
+  const ScheduleResult mixed = scheduler.Schedule(Request(1, "A100", 70), state);
+  ASSERT_FALSE(mixed.placement.has_value());
+  // Releasing gpurm's grants frees GPUs 1-7: that is what it waits for.
+  EXPECT_EQ(mixed.diagnosis.blocked_by, "gpurm_allocations");
+  const ScheduleResult eight = scheduler.Schedule(Request(8, "A100", 70), state);
+  ASSERT_FALSE(eight.placement.has_value());
+  EXPECT_TRUE(eight.diagnosis.possible_ever);
+  EXPECT_EQ(eight.diagnosis.blocked_by, "outside_processes");
+  EXPECT_NE(eight.diagnosis.message.find("blocked by processes outside gpurm"), std::string::npos)
+      << eight.diagnosis.message;
+  bool node_reason = false;
+  for (const NodeReason& reason : eight.diagnosis.reasons) {
+    if (reason.node_name != "gpu-node-2") continue;
+    node_reason = true;
+    EXPECT_NE(reason.reason.find("1 blocked by processes outside gpurm"), std::string::npos)
+        << reason.reason;
+    EXPECT_NE(reason.reason.find("7 already allocated"), std::string::npos) << reason.reason;
+  }
+  EXPECT_TRUE(node_reason);
 }
 
 }  // namespace

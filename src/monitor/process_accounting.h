@@ -1,0 +1,179 @@
+// Process accounting: which gpurm allocation each GPU process belongs to,
+// and whether it keeps within its grant.
+//
+// NVML reports host PIDs (also for processes inside containers). A process
+// belongs to the allocation named by GPURM_ALLOCATION_ID in its environment
+// (/proc/<pid>/environ; `gpurm run`, the Python package and the Jobs gpurm
+// creates set it), else in its nearest ancestor's. Environments do not change
+// after exec, so what was found is remembered per (pid, start time): a PID
+// reused by a new process (another start time) is looked up afresh, never
+// taken for the old one.
+//
+// Classes, per process on a GPU:
+//   within_grant  its allocation is active, was granted this GPU, and the
+//                 memory of all its processes on the GPU is within the grant;
+//   over_grant    the same, above the grant;
+//   foreign       no allocation (or one this daemon does not know), or an
+//                 allocation that was not granted this GPU;
+//   ended         its allocation was released or expired;
+//   unknown       could not be told, with the reason: the process is gone,
+//                 or its environment cannot be read -- reading another
+//                 user's /proc/<pid>/environ needs CAP_SYS_PTRACE (ptrace
+//                 access mode PTRACE_MODE_READ).
+//
+// Pure apart from the ProcReader seam (the real one reads /proc); not
+// thread-safe: one accountant per sampling thread.
+#ifndef GPURM_MONITOR_PROCESS_ACCOUNTING_H_
+#define GPURM_MONITOR_PROCESS_ACCOUNTING_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "core/types.h"
+#include "monitor/events.h"
+
+namespace gpurm {
+
+inline constexpr char kAllocationIdVariable[] = "GPURM_ALLOCATION_ID";
+
+// What /proc says of one process.
+struct ProcStat {
+  int64_t parent_pid = 0;
+  // Start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
+  uint64_t start_ticks = 0;
+  std::string command;  // comm (field 2).
+  int64_t uid = -1;     // Effective uid (owner of /proc/<pid>), -1 when unknown.
+};
+
+class ProcReader {
+ public:
+  virtual ~ProcReader() = default;
+  // kNotFound when the process does not exist (any more).
+  virtual Result<ProcStat> Stat(int64_t pid) const = 0;
+  // The raw environment (NUL-separated NAME=value entries). kPermissionDenied
+  // when the daemon may not read it.
+  virtual Result<std::string> Environ(int64_t pid) const = 0;
+};
+
+// Reads `root` (default "/proc").
+class LinuxProcReader final : public ProcReader {
+ public:
+  explicit LinuxProcReader(std::string root = "/proc") : root_(std::move(root)) {}
+  Result<ProcStat> Stat(int64_t pid) const override;
+  Result<std::string> Environ(int64_t pid) const override;
+
+ private:
+  std::string root_;
+};
+
+// The value of `name` in a raw environment, if set.
+std::optional<std::string> EnvironValue(const std::string& environ, const std::string& name);
+
+enum class ProcessClass { kWithinGrant, kOverGrant, kForeign, kEnded, kUnknown };
+// "within_grant", "over_grant", "foreign", "ended", "unknown".
+const char* ProcessClassName(ProcessClass value);
+
+// An allocation as the accountant needs it (active ones, and ended ones so
+// that their leftover processes read "ended").
+struct AccountedAllocation {
+  std::string id;
+  std::string owner;
+  bool active = true;
+  std::map<std::string, int64_t> granted_mib;  // GPU uuid -> memory granted there.
+};
+
+struct ProcessAccount {
+  int64_t pid = 0;
+  int64_t memory_used_mib = 0;
+  std::string command;
+  int64_t uid = -1;
+  std::string allocation_id;  // Empty when none was found.
+  std::string owner;          // The allocation's owner, when known.
+  ProcessClass process_class = ProcessClass::kUnknown;
+  std::string reason;  // Why this class, in words (always set).
+};
+
+struct GpuAccount {
+  std::string node_name;
+  std::string gpu_uuid;
+  int gpu_index = 0;
+  std::vector<ProcessAccount> processes;  // In the order the driver listed them.
+  int foreign_processes = 0;
+  // Per allocation with processes here: memory they use and memory granted
+  // here (0 when not granted this GPU).
+  struct AllocationUse {
+    std::string allocation_id;
+    std::string owner;
+    int64_t used_mib = 0;
+    int64_t granted_mib = 0;
+  };
+  std::vector<AllocationUse> allocations;
+};
+
+// The allocation with an id (active or ended), or nullopt when unknown.
+using AllocationLookup = std::function<std::optional<AccountedAllocation>(const std::string& id)>;
+
+class ProcessAccountant {
+ public:
+  explicit ProcessAccountant(const ProcReader* reader) : reader_(reader) {}
+
+  // One pass over the GPUs of `snapshot` that report processes; `lookup`
+  // is asked at most once per allocation id.
+  std::vector<GpuAccount> Account(const InventorySnapshot& snapshot,
+                                  const AllocationLookup& lookup);
+  // The same over a list of allocations.
+  std::vector<GpuAccount> Account(const InventorySnapshot& snapshot,
+                                  const std::vector<AccountedAllocation>& allocations);
+
+ private:
+  struct Found {
+    uint64_t start_ticks = 0;
+    std::string allocation_id;  // Empty: none.
+    std::string error;          // Set when it could not be told.
+  };
+  Found Resolve(int64_t pid, uint64_t start_ticks, int64_t parent_pid);
+
+  const ProcReader* reader_;
+  std::unordered_map<int64_t, Found> cache_;  // By pid; valid while the start time matches.
+};
+
+// kProcess events between two passes: a process (by GPU and pid) that
+// appeared, changed class or is gone. Fields of the GPU (node, index, model,
+// readings) come from `snapshot` (for a GPU no longer there, from nothing
+// but the account); a process that changed class but can no longer be told
+// (unknown) keeps the allocation and command it had. Pure; sequence
+// numbers are left to the EventHub.
+std::vector<GpuEvent> ProcessEvents(const std::vector<GpuAccount>& before,
+                                    const std::vector<GpuAccount>& after,
+                                    const InventorySnapshot& snapshot, int64_t unix_ms);
+
+// The latest accounting pass, for readers on other threads (the API).
+// Thread-safe.
+class ProcessAccountBook {
+ public:
+  struct Entry {
+    int64_t unix_ms = 0;
+    std::vector<GpuAccount> gpus;
+    // The account of a GPU by uuid; nullptr when it reported no process.
+    const GpuAccount* Find(const std::string& uuid) const;
+  };
+  void Publish(std::vector<GpuAccount> gpus, int64_t unix_ms);
+  // nullptr before the first pass.
+  std::shared_ptr<const Entry> Latest() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Entry> latest_;
+};
+
+}  // namespace gpurm
+
+#endif  // GPURM_MONITOR_PROCESS_ACCOUNTING_H_

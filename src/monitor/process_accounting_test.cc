@@ -1,0 +1,285 @@
+#include "monitor/process_accounting.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace gpurm {
+namespace {
+
+// A real child process: `sleep` with the given environment (optionally
+// through an intermediate shell, so the variable is only on the parent).
+class Child {
+ public:
+  // `environment`: NAME=value entries; `via_parent`: a shell carrying them
+  // starts a sleep with an empty environment.
+  explicit Child(std::vector<std::string> environment, bool via_parent = false) {
+    int ready[2];
+    if (::pipe(ready) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      std::vector<char*> env;
+      for (std::string& entry : environment) env.push_back(entry.data());
+      env.push_back(nullptr);
+      if (via_parent) {
+        // The shell (with the variable) forks `env -i sleep` (without it),
+        // reports the grandchild's pid on the pipe, and waits.
+        const std::string script =
+            "/usr/bin/env -i /bin/sleep 600 & echo $! >&" + std::to_string(ready[1]) + "; wait";
+        char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"),
+                        const_cast<char*>(script.c_str()), nullptr};
+        ::execve("/bin/sh", argv, env.data());
+      } else {
+        ::close(ready[1]);
+        char* argv[] = {const_cast<char*>("/bin/sleep"), const_cast<char*>("600"), nullptr};
+        ::execve("/bin/sleep", argv, env.data());
+      }
+      ::_exit(127);
+    }
+    ::close(ready[1]);
+    if (via_parent) {
+      char buffer[32] = {};
+      ssize_t n = 0;
+      size_t got = 0;
+      while (got < sizeof(buffer) - 1 &&
+             (n = ::read(ready[0], buffer + got, sizeof(buffer) - 1 - got)) > 0) {
+        got += static_cast<size_t>(n);
+        if (buffer[got - 1] == '\n') break;
+      }
+      gpu_pid_ = std::stoll(buffer);
+    } else {
+      gpu_pid_ = pid_;
+    }
+    WaitForExec();
+    ::close(ready[0]);
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      if (gpu_pid_ != pid_) ::kill(static_cast<pid_t>(gpu_pid_), SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // The process that "uses the GPU".
+  int64_t pid() const { return gpu_pid_; }
+
+ private:
+  // Until the process runs sleep (its comm says so), its environ is its
+  // parent's: wait for the exec.
+  void WaitForExec() const {
+    LinuxProcReader reader;
+    for (;;) {
+      Result<ProcStat> stat = reader.Stat(gpu_pid_);
+      if (stat.ok() && stat->command == "sleep") return;
+      ::usleep(1000);
+    }
+  }
+  pid_t pid_ = -1;
+  int64_t gpu_pid_ = -1;
+};
+
+InventorySnapshot OneGpuWith(const std::vector<GpuProcess>& processes,
+                             const std::string& uuid = "GPU-0") {
+  InventorySnapshot snapshot;
+  Node& node = snapshot.nodes.emplace_back();
+  node.name = "n1";
+  Gpu& gpu = node.gpus.emplace_back();
+  gpu.uuid = uuid;
+  gpu.memory_total_mib = 81920;
+  gpu.processes = processes;
+  return snapshot;
+}
+
+AccountedAllocation Granted(const std::string& id, const std::string& uuid, int64_t mib,
+                            bool active = true) {
+  AccountedAllocation allocation;
+  allocation.id = id;
+  allocation.owner = "alice";
+  allocation.active = active;
+  allocation.granted_mib[uuid] = mib;
+  return allocation;
+}
+
+const ProcessAccount& Only(const std::vector<GpuAccount>& accounts) {
+  EXPECT_EQ(accounts.size(), 1u);
+  EXPECT_EQ(accounts.at(0).processes.size(), 1u);
+  return accounts.at(0).processes.at(0);
+}
+
+TEST(EnvironValueTest, FindsTheExactName) {
+  const std::string environ =
+      std::string("A=1\0GPURM_ALLOCATION_ID_X=no\0GPURM_ALLOCATION_ID=a-1\0", 52);
+  EXPECT_EQ(EnvironValue(environ, kAllocationIdVariable), "a-1");
+  EXPECT_EQ(EnvironValue(environ, "B"), std::nullopt);
+}
+
+TEST(ProcessAccountingTest, ClassifiesRealChildProcesses) {
+  Child within({"GPURM_ALLOCATION_ID=alloc-a"});
+  Child over({"GPURM_ALLOCATION_ID=alloc-b"});
+  Child foreign({"HOME=/tmp"});
+  Child ended({"GPURM_ALLOCATION_ID=alloc-old"});
+  Child elsewhere({"GPURM_ALLOCATION_ID=alloc-c"});
+  const InventorySnapshot snapshot = OneGpuWith({{within.pid(), 1000},
+                                                 {over.pid(), 3000},
+                                                 {foreign.pid(), 500},
+                                                 {ended.pid(), 700},
+                                                 {elsewhere.pid(), 100}});
+  const std::vector<AccountedAllocation> allocations = {
+      Granted("alloc-a", "GPU-0", 2048), Granted("alloc-b", "GPU-0", 2048),
+      Granted("alloc-old", "GPU-0", 2048, /*active=*/false), Granted("alloc-c", "GPU-9", 2048)};
+  LinuxProcReader reader;
+  ProcessAccountant accountant(&reader);
+  const std::vector<GpuAccount> accounts = accountant.Account(snapshot, allocations);
+  ASSERT_EQ(accounts.size(), 1u);
+  const std::vector<ProcessAccount>& p = accounts[0].processes;
+  ASSERT_EQ(p.size(), 5u);
+  EXPECT_EQ(p[0].process_class, ProcessClass::kWithinGrant) << p[0].reason;
+  EXPECT_EQ(p[0].allocation_id, "alloc-a");
+  EXPECT_EQ(p[0].owner, "alice");
+  EXPECT_EQ(p[0].command, "sleep");
+  EXPECT_EQ(p[0].uid, static_cast<int64_t>(::getuid()));
+  EXPECT_EQ(p[1].process_class, ProcessClass::kOverGrant) << p[1].reason;
+  EXPECT_NE(p[1].reason.find("3000 MiB used of 2048 MiB granted"), std::string::npos);
+  EXPECT_EQ(p[2].process_class, ProcessClass::kForeign) << p[2].reason;
+  EXPECT_EQ(p[2].allocation_id, "");
+  EXPECT_EQ(p[3].process_class, ProcessClass::kEnded) << p[3].reason;
+  EXPECT_EQ(p[4].process_class, ProcessClass::kForeign) << p[4].reason;
+  EXPECT_NE(p[4].reason.find("not granted this GPU"), std::string::npos);
+  EXPECT_EQ(accounts[0].foreign_processes, 2);
+  ASSERT_EQ(accounts[0].allocations.size(), 4u);
+  EXPECT_EQ(accounts[0].allocations[1].allocation_id, "alloc-b");
+  EXPECT_EQ(accounts[0].allocations[1].used_mib, 3000);
+  EXPECT_EQ(accounts[0].allocations[1].granted_mib, 2048);
+}
+
+TEST(ProcessAccountingTest, AProcessWithoutTheVariableTakesItsAncestors) {
+  Child job({"GPURM_ALLOCATION_ID=alloc-a"}, /*via_parent=*/true);
+  LinuxProcReader reader;
+  Result<std::string> own = reader.Environ(job.pid());
+  ASSERT_TRUE(own.ok());
+  ASSERT_EQ(EnvironValue(*own, kAllocationIdVariable), std::nullopt);
+  ProcessAccountant accountant(&reader);
+  const ProcessAccount& p =
+      Only(accountant.Account(OneGpuWith({{job.pid(), 100}}), {Granted("alloc-a", "GPU-0", 200)}));
+  EXPECT_EQ(p.allocation_id, "alloc-a");
+  EXPECT_EQ(p.process_class, ProcessClass::kWithinGrant) << p.reason;
+}
+
+TEST(ProcessAccountingTest, AnExitedProcessIsUnknownWithTheReason) {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ASSERT_GT(pid, 0);
+  ::waitpid(pid, nullptr, 0);
+  LinuxProcReader reader;
+  ProcessAccountant accountant(&reader);
+  const ProcessAccount& p =
+      Only(accountant.Account(OneGpuWith({{pid, 100}}), std::vector<AccountedAllocation>{}));
+  EXPECT_EQ(p.process_class, ProcessClass::kUnknown);
+  EXPECT_NE(p.reason.find("not visible"), std::string::npos) << p.reason;
+}
+
+// A reader over a real process whose environment can be swapped or denied,
+// for what real processes cannot show on demand: a reused PID and a daemon
+// without the capability to read environments.
+class ScriptedReader final : public ProcReader {
+ public:
+  Result<ProcStat> Stat(int64_t) const override {
+    ProcStat stat;
+    stat.parent_pid = 1;
+    stat.start_ticks = start_ticks;
+    stat.command = "python";
+    return stat;
+  }
+  Result<std::string> Environ(int64_t pid) const override {
+    ++environ_reads;
+    if (denied) {
+      return Status(StatusCode::kPermissionDenied,
+                    "cannot read /proc/" + std::to_string(pid) + "/environ: Permission denied");
+    }
+    return environ;
+  }
+  uint64_t start_ticks = 100;
+  std::string environ;
+  bool denied = false;
+  mutable int environ_reads = 0;
+};
+
+TEST(ProcessAccountingTest, AReusedPidIsANewProcess) {
+  ScriptedReader reader;
+  reader.environ = std::string("GPURM_ALLOCATION_ID=alloc-a\0", 28);
+  ProcessAccountant accountant(&reader);
+  const std::vector<AccountedAllocation> allocations = {Granted("alloc-a", "GPU-0", 200)};
+  EXPECT_EQ(Only(accountant.Account(OneGpuWith({{4242, 100}}), allocations)).allocation_id,
+            "alloc-a");
+  // Same process next pass: remembered, not read again.
+  const int reads = reader.environ_reads;
+  EXPECT_EQ(Only(accountant.Account(OneGpuWith({{4242, 100}}), allocations)).allocation_id,
+            "alloc-a");
+  EXPECT_EQ(reader.environ_reads, reads);
+  // The PID now names another process (another start time) without the variable.
+  reader.start_ticks = 900;
+  reader.environ = std::string("HOME=/root\0", 11);
+  const ProcessAccount& reused = Only(accountant.Account(OneGpuWith({{4242, 100}}), allocations));
+  EXPECT_EQ(reused.allocation_id, "");
+  EXPECT_EQ(reused.process_class, ProcessClass::kForeign);
+}
+
+TEST(ProcessAccountingTest, AnUnreadableEnvironmentIsUnknownAndNamesTheCapability) {
+  ScriptedReader reader;
+  reader.denied = true;
+  ProcessAccountant accountant(&reader);
+  const ProcessAccount& p =
+      Only(accountant.Account(OneGpuWith({{4242, 100}}), std::vector<AccountedAllocation>{}));
+  EXPECT_EQ(p.process_class, ProcessClass::kUnknown);
+  EXPECT_NE(p.reason.find("CAP_SYS_PTRACE"), std::string::npos) << p.reason;
+  EXPECT_NE(p.reason.find("Permission denied"), std::string::npos) << p.reason;
+}
+
+TEST(ProcessEventsTest, AProcessEnteringChangingAndLeavingAClassIsAnEvent) {
+  auto account = [](std::vector<std::pair<int64_t, ProcessClass>> processes) {
+    GpuAccount gpu;
+    gpu.node_name = "n1";
+    gpu.gpu_uuid = "GPU-0";
+    for (const auto& [pid, process_class] : processes) {
+      ProcessAccount& p = gpu.processes.emplace_back();
+      p.pid = pid;
+      p.process_class = process_class;
+      p.allocation_id = pid == 1 ? "alloc-a" : "";
+      p.reason = "because";
+    }
+    return std::vector<GpuAccount>{gpu};
+  };
+  const InventorySnapshot snapshot = OneGpuWith({});
+  const std::vector<GpuAccount> first =
+      account({{1, ProcessClass::kWithinGrant}, {2, ProcessClass::kForeign}});
+  // Same classes: nothing to say.
+  EXPECT_TRUE(ProcessEvents(first, first, snapshot, 5).empty());
+  const std::vector<GpuAccount> second =
+      account({{1, ProcessClass::kOverGrant}, {3, ProcessClass::kForeign}});
+  const std::vector<GpuEvent> events = ProcessEvents(first, second, snapshot, 5);
+  ASSERT_EQ(events.size(), 3u);
+  for (const GpuEvent& event : events) {
+    EXPECT_EQ(event.type, GpuEventType::kProcess);
+    EXPECT_EQ(event.gpu_uuid, "GPU-0");
+    EXPECT_EQ(event.unix_ms, 5);
+    ASSERT_TRUE(event.process.has_value());
+  }
+  EXPECT_EQ(events[0].process->pid, 1);
+  EXPECT_EQ(events[0].process->previous_class, "within_grant");
+  EXPECT_EQ(events[0].process->process_class, "over_grant");
+  EXPECT_EQ(events[0].process->allocation_id, "alloc-a");
+  EXPECT_EQ(events[1].process->pid, 3);
+  EXPECT_EQ(events[1].process->previous_class, "");
+  EXPECT_EQ(events[1].process->process_class, "foreign");
+  EXPECT_EQ(events[2].process->pid, 2);
+  EXPECT_EQ(events[2].process->previous_class, "foreign");
+  EXPECT_EQ(events[2].process->process_class, "");
+}
+
+}  // namespace
+}  // namespace gpurm
