@@ -137,7 +137,9 @@ TEST(StressTest, TwoHundredClientsMixedOperationsNeverOverAllocate) {
             ++refused;
           } else {
             ++granted;
-            held.push_back({answer->body["allocation_id"], answer->body["gpus"]});
+            // The grants as recorded (reads answer these; the top-level "gpus"
+            // also say how each GPU is shared with processes outside gpurm).
+            held.push_back({answer->body["allocation_id"], answer->body["allocation"]["gpus"]});
             if (std::string v = holdings.Add(held.back().gpus); !v.empty()) report(v);
           }
         } else if (op == kRelease) {
