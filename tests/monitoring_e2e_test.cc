@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "support/daemon_process.h"
+#include "support/stream_reader.h"
 
 namespace gpurm {
 namespace {
@@ -69,55 +70,6 @@ CommandResult Shell(const std::string& command) {
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
 }
-
-// A raw HTTP connection, for reading a streamed response as it arrives.
-// Reads give up after 60 s so that a broken server fails instead of hanging.
-class StreamReader {
- public:
-  StreamReader(const std::string& base_url, const std::string& target)
-      : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{60, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    const uint16_t port =
-        static_cast<uint16_t>(std::stoi(base_url.substr(base_url.rfind(':') + 1)));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-      const std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-      sent_ = ::write(fd_, request.data(), request.size()) == static_cast<ssize_t>(request.size());
-    }
-  }
-  ~StreamReader() { ::close(fd_); }
-
-  bool sent() const { return sent_; }
-  // Reads until `needle` has arrived after `from` (true) or the stream ends.
-  bool ReadUntil(const std::string& needle, size_t from = 0) {
-    while (received_.find(needle, from) == std::string::npos) {
-      if (!ReadSome()) return false;
-    }
-    return true;
-  }
-  void ReadToEnd() {
-    while (ReadSome()) {
-    }
-  }
-  const std::string& received() const { return received_; }
-
- private:
-  bool ReadSome() {
-    char buffer[8192];
-    const ssize_t n = ::read(fd_, buffer, sizeof(buffer));
-    if (n <= 0) return false;
-    received_.append(buffer, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_;
-  bool sent_ = false;
-  std::string received_;
-};
 
 class MonitoringE2eTest : public ::testing::Test {
  protected:
@@ -218,7 +170,7 @@ TEST_F(MonitoringE2eTest, MetricsPassPromtoolAndFollowTheInventoryAndAllocations
 }
 
 TEST_F(MonitoringE2eTest, EventsStreamReportsChangesAndHealthAndEndOnShutdown) {
-  StreamReader stream(daemon_->base_url(), "/api/v1/gpu/events");
+  testing::StreamReader stream(daemon_->base_url(), "/api/v1/gpu/events");
   ASSERT_TRUE(stream.sent());
   ASSERT_TRUE(stream.ReadUntil(": gpurm GPU events\n\n")) << stream.received();
   EXPECT_NE(stream.received().find("Content-Type: text/event-stream"), std::string::npos);
