@@ -105,7 +105,8 @@ AccountedAllocation Granted(const std::string& id, const std::string& uuid, int6
   return allocation;
 }
 
-const ProcessAccount& Only(const std::vector<GpuAccount>& accounts) {
+// A copy: the accounts are usually a temporary.
+ProcessAccount Only(const std::vector<GpuAccount>& accounts) {
   EXPECT_EQ(accounts.size(), 1u);
   EXPECT_EQ(accounts.at(0).processes.size(), 1u);
   return accounts.at(0).processes.at(0);
