@@ -1,13 +1,12 @@
 #include "ledger/kubernetes_ledger.h"
 
 #include <algorithm>
-#include <cmath>
 #include <map>
-#include <set>
 #include <thread>
 #include <utility>
 
 #include "codec/request_codec.h"
+#include "ledger/allocation_rules.h"
 
 namespace gpurm {
 namespace {
@@ -21,33 +20,6 @@ Result<AllocationState> ParseState(const std::string& text) {
   if (text == "released") return AllocationState::kReleased;
   if (text == "expired") return AllocationState::kExpired;
   return InvalidArgument("unknown state \"" + text + "\"", "status.state");
-}
-
-bool NewerFirst(const Allocation& a, const Allocation& b) {
-  if (a.created_unix_ms != b.created_unix_ms) return a.created_unix_ms > b.created_unix_ms;
-  return a.id > b.id;
-}
-
-Status ValidateNew(const Allocation& allocation) {
-  if (allocation.id.empty()) return InvalidArgument("must not be empty", "id");
-  if (allocation.state != AllocationState::kActive) {
-    return InvalidArgument("a new allocation must be active", "state");
-  }
-  if (allocation.grants.empty()) {
-    return InvalidArgument("an allocation needs at least one grant", "grants");
-  }
-  if (!std::isfinite(allocation.request.memory_gb) ||
-      !std::isfinite(allocation.request.gpu_memory_fraction)) {
-    return InvalidArgument("must be finite numbers", "request");
-  }
-  std::set<std::string> uuids;
-  for (const GpuGrant& grant : allocation.grants) {
-    if (grant.gpu_uuid.empty()) return InvalidArgument("must not be empty", "grants.gpu_uuid");
-    if (!uuids.insert(grant.gpu_uuid).second) {
-      return InvalidArgument("GPU " + grant.gpu_uuid + " is granted twice", "grants.gpu_uuid");
-    }
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -176,7 +148,12 @@ bool KubernetesLedger::WaitUntil(
 }
 
 Status KubernetesLedger::Insert(const Allocation& allocation) {
-  if (Status status = ValidateNew(allocation); !status.ok()) return status;
+  // The rules every ledger applies to a new allocation, and nothing recorded
+  // that the request codec could not read back.
+  if (Status status = ValidateNewAllocation(allocation); !status.ok()) return status;
+  if (Status storable = StorableRequestJson(allocation.request).status(); !storable.ok()) {
+    return storable;
+  }
   if (const kube::ReflectorView view = cache_->View(); !view.synced) {
     return Unavailable("the cluster's allocations are not loaded yet" +
                        (view.last_error.ok() ? std::string() : ": " + view.last_error.message()));
