@@ -370,19 +370,20 @@ AllocationResult GpuManager::Allocate(const GpuRequest& asked, const std::string
                  kQueuedCapField);
       return result;
     }
-    const double entry_gpu_hours = request.gpu_count * wait.timeout_s / 3600.0;
-    if (max_queued_gpu_hours_per_owner_ > 0 &&
-        queue_.WaitingGpuHoursOf(owner) + entry_gpu_hours > max_queued_gpu_hours_per_owner_) {
-      char hours[64];
-      std::snprintf(hours, sizeof hours, "%.1f GPU-hours (the most one owner may queue is %.1f)",
-                    queue_.WaitingGpuHoursOf(owner) + entry_gpu_hours,
-                    max_queued_gpu_hours_per_owner_);
-      result.status =
-          Status(StatusCode::kResourceExhausted,
-                 "\"" + owner + "\"'s waiting requests would ask for " + hours +
-                     " (gpu_count x wait_timeout_seconds); wait less long, or cancel one",
-                 kQueuedGpuHoursCapField);
-      return result;
+    if (max_queued_gpu_hours_per_owner_ > 0) {
+      const double queued_gpu_hours =
+          queue_.WaitingGpuHoursOf(owner) + request.gpu_count * wait.timeout_s / 3600.0;
+      if (queued_gpu_hours > max_queued_gpu_hours_per_owner_) {
+        char hours[64];
+        std::snprintf(hours, sizeof hours, "%.1f GPU-hours (the most one owner may queue is %.1f)",
+                      queued_gpu_hours, max_queued_gpu_hours_per_owner_);
+        result.status =
+            Status(StatusCode::kResourceExhausted,
+                   "\"" + owner + "\"'s waiting requests would ask for " + hours +
+                       " (gpu_count x wait_timeout_seconds); wait less long, or cancel one",
+                   kQueuedGpuHoursCapField);
+        return result;
+      }
     }
     Result<QueueEntry> added = queue_.Add(std::move(entry));
     if (!added.ok()) {
