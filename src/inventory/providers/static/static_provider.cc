@@ -40,19 +40,57 @@ using Reporter = strict_yaml::Source;
 
 bool IsRatio(double value) { return value >= 0 && value <= 1; }
 
+// The keys GPU and MIG device entries share, read into the entry's count,
+// uuid and Gpu, and the entries that later checks point at.
+struct SharedDeviceKeys {
+  int64_t* count;
+  std::string* uuid;
+  YAML::Mark* uuid_mark;
+  const Entry* total = nullptr;   // memory_total_mb, when given.
+  const Entry* used = nullptr;    // memory_used_mb, when given.
+  const Entry* reason = nullptr;  // health_reason, when given.
+};
+
+// Reads `entry`, one of count, memory_total_mb, memory_used_mb, healthy,
+// health_reason or uuid (the caller's Entries call admits no other).
+Status ReadSharedDeviceKey(const Reporter& reporter, const Entry& entry, Gpu* gpu,
+                           SharedDeviceKeys* keys) {
+  if (entry.key == "count") {
+    return ReadInt(reporter, entry, 1, kMaxCount,
+                   "an integer from 1 to " + std::to_string(kMaxCount), keys->count);
+  }
+  if (entry.key == "memory_total_mb") {
+    keys->total = &entry;
+    return ReadInt(reporter, entry, 1, INT64_MAX, "a positive whole number of MiB",
+                   &gpu->memory_total_mib);
+  }
+  if (entry.key == "memory_used_mb") {
+    keys->used = &entry;
+    return ReadInt(reporter, entry, 0, INT64_MAX, "a whole number of MiB >= 0",
+                   &gpu->memory_used_mib);
+  }
+  if (entry.key == "healthy") return ReadBool(reporter, entry, &gpu->healthy);
+  if (entry.key == "health_reason") {
+    keys->reason = &entry;
+    return ReadString(reporter, entry, /*allow_empty=*/true, &gpu->health_reason);
+  }
+  *keys->uuid_mark = entry.mark;  // uuid
+  return ReadString(reporter, entry, /*allow_empty=*/false, keys->uuid);
+}
+
 // What a GPU or MIG device entry must agree with once read: no more memory
 // in use than it has, a health_reason only when unhealthy (and a default
 // one then). `what` names the device in messages.
-Status CheckUseAndHealth(const Reporter& reporter, const Entry* used_entry,
-                         const Entry* reason_entry, const char* what, Gpu* gpu) {
-  if (used_entry != nullptr && gpu->memory_used_mib > gpu->memory_total_mib) {
-    return reporter.Error(used_entry->mark, used_entry->path,
+Status CheckUseAndHealth(const Reporter& reporter, const SharedDeviceKeys& keys, const char* what,
+                         Gpu* gpu) {
+  if (keys.used != nullptr && gpu->memory_used_mib > gpu->memory_total_mib) {
+    return reporter.Error(keys.used->mark, keys.used->path,
                           std::to_string(gpu->memory_used_mib) + " MiB is more than the " + what +
                               "'s " + std::to_string(gpu->memory_total_mib) +
                               " MiB (memory_total_mb)");
   }
   if (gpu->healthy && !gpu->health_reason.empty()) {
-    return reporter.Error(reason_entry->mark, reason_entry->path,
+    return reporter.Error(keys.reason->mark, keys.reason->path,
                           "only meaningful with healthy: false");
   }
   if (!gpu->healthy && gpu->health_reason.empty()) {
@@ -100,33 +138,14 @@ Result<MigEntry> ParseMig(const Reporter& reporter, const YAML::Node& item, cons
   if (!entries.ok()) return entries.status();
   Gpu& gpu = out.gpu;
   const Entry* profile_entry = nullptr;
-  const Entry* total_entry = nullptr;
-  const Entry* used_entry = nullptr;
-  const Entry* reason_entry = nullptr;
+  SharedDeviceKeys shared{&out.count, &out.uuid, &out.uuid_mark};
   for (const Entry& entry : *entries) {
     Status status;
     if (entry.key == "profile") {
       profile_entry = &entry;
       status = ReadString(reporter, entry, /*allow_empty=*/false, &gpu.mig_profile);
-    } else if (entry.key == "count") {
-      status = ReadInt(reporter, entry, 1, kMaxCount,
-                       "an integer from 1 to " + std::to_string(kMaxCount), &out.count);
-    } else if (entry.key == "memory_total_mb") {
-      total_entry = &entry;
-      status = ReadInt(reporter, entry, 1, INT64_MAX, "a positive whole number of MiB",
-                       &gpu.memory_total_mib);
-    } else if (entry.key == "memory_used_mb") {
-      used_entry = &entry;
-      status = ReadInt(reporter, entry, 0, INT64_MAX, "a whole number of MiB >= 0",
-                       &gpu.memory_used_mib);
-    } else if (entry.key == "healthy") {
-      status = ReadBool(reporter, entry, &gpu.healthy);
-    } else if (entry.key == "health_reason") {
-      reason_entry = &entry;
-      status = ReadString(reporter, entry, /*allow_empty=*/true, &gpu.health_reason);
-    } else {  // uuid
-      out.uuid_mark = entry.mark;
-      status = ReadString(reporter, entry, /*allow_empty=*/false, &out.uuid);
+    } else {
+      status = ReadSharedDeviceKey(reporter, entry, &gpu, &shared);
     }
     if (!status.ok()) return status;
   }
@@ -140,7 +159,7 @@ Result<MigEntry> ParseMig(const Reporter& reporter, const YAML::Node& item, cons
                               "; drop the uuid or use one entry per device");
   }
   gpu.model = ParseGpuModel(gpu_name + " MIG " + gpu.mig_profile, specs);
-  if (total_entry == nullptr) {
+  if (shared.total == nullptr) {
     if (!gpu.model.memory_gb) {
       return reporter.Error(profile_entry->mark, path + ".memory_total_mb",
                             "missing, and the memory of profile \"" + gpu.mig_profile +
@@ -148,8 +167,7 @@ Result<MigEntry> ParseMig(const Reporter& reporter, const YAML::Node& item, cons
     }
     gpu.memory_total_mib = MibFromGb(*gpu.model.memory_gb);
   }
-  if (Status checked = CheckUseAndHealth(reporter, used_entry, reason_entry, "device", &gpu);
-      !checked.ok()) {
+  if (Status checked = CheckUseAndHealth(reporter, shared, "device", &gpu); !checked.ok()) {
     return checked;
   }
   gpu.utilization_available = false;  // NVML gives MIG devices none.
@@ -176,9 +194,7 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
   std::string name;
   const Entry* mig_entry = nullptr;
   const Entry* name_entry = nullptr;
-  const Entry* total_entry = nullptr;
-  const Entry* used_entry = nullptr;
-  const Entry* reason_entry = nullptr;
+  SharedDeviceKeys shared{&out.count, &out.uuid, &out.uuid_mark};
   const auto non_negative = [](double v) { return v >= 0; };
   const auto positive = [](double v) { return v > 0; };
   for (const Entry& entry : *entries) {
@@ -186,20 +202,9 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
     if (entry.key == "name") {
       name_entry = &entry;
       status = ReadString(reporter, entry, /*allow_empty=*/false, &name);
-    } else if (entry.key == "count") {
-      status = ReadInt(reporter, entry, 1, kMaxCount,
-                       "an integer from 1 to " + std::to_string(kMaxCount), &out.count);
     } else if (entry.key == "nvlink_group") {
       status = ReadInt(reporter, entry, 0, INT_MAX, "an integer >= 0 (omit it for none)",
                        &gpu.nvlink_group);
-    } else if (entry.key == "memory_total_mb") {
-      total_entry = &entry;
-      status = ReadInt(reporter, entry, 1, INT64_MAX, "a positive whole number of MiB",
-                       &gpu.memory_total_mib);
-    } else if (entry.key == "memory_used_mb") {
-      used_entry = &entry;
-      status = ReadInt(reporter, entry, 0, INT64_MAX, "a whole number of MiB >= 0",
-                       &gpu.memory_used_mib);
     } else if (entry.key == "utilization") {
       status = ReadNumber(reporter, entry, "a ratio from 0 to 1", IsRatio, &gpu.utilization);
     } else if (entry.key == "memory_utilization") {
@@ -216,16 +221,10 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
     } else if (entry.key == "numa_node") {
       status = ReadInt(reporter, entry, 0, INT_MAX, "an integer >= 0 (omit it for none)",
                        &gpu.numa_node);
-    } else if (entry.key == "healthy") {
-      status = ReadBool(reporter, entry, &gpu.healthy);
-    } else if (entry.key == "health_reason") {
-      reason_entry = &entry;
-      status = ReadString(reporter, entry, /*allow_empty=*/true, &gpu.health_reason);
     } else if (entry.key == "mig_devices") {
       mig_entry = &entry;
-    } else {  // uuid
-      out.uuid_mark = entry.mark;
-      status = ReadString(reporter, entry, /*allow_empty=*/false, &out.uuid);
+    } else {
+      status = ReadSharedDeviceKey(reporter, entry, &gpu, &shared);
     }
     if (!status.ok()) return status;
   }
@@ -257,7 +256,7 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
                               "; drop the uuid or use one entry per GPU");
   }
   gpu.model = ParseGpuModel(name, specs);
-  if (total_entry == nullptr) {
+  if (shared.total == nullptr) {
     if (!gpu.model.memory_gb) {
       return reporter.Error(name_entry->mark, path + ".memory_total_mb",
                             "missing, and the memory of \"" + name +
@@ -266,8 +265,7 @@ Result<GpuEntry> ParseGpu(const Reporter& reporter, const YAML::Node& item, cons
     }
     gpu.memory_total_mib = MibFromGb(*gpu.model.memory_gb);
   }
-  if (Status checked = CheckUseAndHealth(reporter, used_entry, reason_entry, "GPU", &gpu);
-      !checked.ok()) {
+  if (Status checked = CheckUseAndHealth(reporter, shared, "GPU", &gpu); !checked.ok()) {
     return checked;
   }
   return out;
