@@ -2,7 +2,7 @@
 # link modules of a strictly lower layer, so the dependency graph cannot have
 # cycles and data flows one way:
 #   core, guard(0) -> codec, strict_yaml(1) -> auth, config, inventory, integrations,
-#   kube(2) -> scheduler, ledger, monitor, kube_inventory(3) -> manager(4) ->
+#   kube(2) -> scheduler, ledger, monitor, kube_inventory, agent_inventory(3) -> manager(4) ->
 #   api, cli(5) -> daemon(6)
 set(GPURM_LAYER_core 0)
 set(GPURM_LAYER_guard 0)
@@ -17,6 +17,7 @@ set(GPURM_LAYER_scheduler 3)
 set(GPURM_LAYER_ledger 3)
 set(GPURM_LAYER_monitor 3)
 set(GPURM_LAYER_kube_inventory 3)
+set(GPURM_LAYER_agent_inventory 3)
 set(GPURM_LAYER_manager 4)
 set(GPURM_LAYER_simulator 4)
 set(GPURM_LAYER_api 5)

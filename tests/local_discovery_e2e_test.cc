@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "support/daemon_process.h"
+#include "support/sleeping_child.h"
 #include "support/stream_reader.h"
 
 namespace gpurm {
@@ -34,42 +35,7 @@ using ::testing::Contains;
 using testing::DaemonProcess;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// A real process of the test, `sleep` with the given environment, that the
-// fake NVML then reports on a GPU.
-class SleepingChild {
- public:
-  explicit SleepingChild(std::vector<std::string> environment) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> env;
-      for (std::string& entry : environment) env.push_back(entry.data());
-      env.push_back(nullptr);
-      char* argv[] = {const_cast<char*>("/bin/sleep"), const_cast<char*>("600"), nullptr};
-      ::execve("/bin/sleep", argv, env.data());
-      ::_exit(127);
-    }
-    // Until exec, /proc shows the test's own environment.
-    for (;;) {
-      std::ifstream comm("/proc/" + std::to_string(pid_) + "/comm");
-      std::string name;
-      if (std::getline(comm, name) && name == "sleep") break;
-      ::usleep(1000);
-    }
-  }
-  ~SleepingChild() { Kill(); }
-  // Ends and reaps it: its pid leaves /proc.
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  int64_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
+using testing::SleepingChild;
 
 // Points the daemon's local discovery at the fakes. The daemon inherits the
 // environment when DaemonProcess forks it.

@@ -23,6 +23,7 @@ json OptionalNumberJson(const std::optional<double>& value) {
 }
 
 const char* GpuStateName(const NodeAvailability& node, const GpuAvailability& g) {
+  if (node.node->lost()) return "lost";
   if (!g.gpu->healthy) return "unhealthy";
   if (!g.gpu->allocatable_unit()) return "mig";  // Granted by its MIG devices only.
   if (g.exclusively_held) return "allocated";

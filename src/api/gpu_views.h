@@ -30,8 +30,8 @@ struct GpuCounts {
 };
 GpuCounts CountGpus(const InventorySnapshot& snapshot);
 
-// "unhealthy", "mig" (granted by its MIG devices only), "allocated",
-// "shared", "free" or "cordoned".
+// "lost" (its node's agent does not answer), "unhealthy", "mig" (granted
+// by its MIG devices only), "allocated", "shared", "free" or "cordoned".
 const char* GpuStateName(const NodeAvailability& node, const GpuAvailability& g);
 
 // Memory gpurm allocations hold on `g`: all of it when held exclusively,

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/agent_handlers.h"
 #include "api/auth.h"
 #include "api/event_handlers.h"
 #include "api/json_codec.h"
@@ -96,7 +97,8 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   if (result.status.ok() && result.queued) {
     // Waiting: answered at once (no worker is held while it waits); the
     // client polls the entry, which the manager grants when GPUs free up.
-    json body = QueueEntryToJson(*result.queued, result.queue_position);
+    json body = QueueEntryToJson(*result.queued, result.queue_position,
+                                 manager.inventory().Snapshot().get());
     body["success"] = false;
     body["queued"] = true;
     body["replayed"] = result.replayed;
@@ -137,7 +139,7 @@ HttpResponse Allocate(const ApiContext& context, const HttpRequest& request) {
   }
   const Allocation& allocation = *result.allocation;
   auto snapshot = manager.inventory().Snapshot();
-  json allocation_json = AllocationToJson(allocation);
+  json allocation_json = AllocationToJson(allocation, snapshot.get());
   // The top-level grants say what the GPUs were like when chosen; the
   // allocation stays exactly what later reads return.
   json gpus = allocation_json["gpus"];
@@ -180,10 +182,11 @@ HttpResponse ListQueue(const ApiContext& context, const HttpRequest& request) {
       }));
   const size_t end = std::min(queue.size(), start + static_cast<size_t>(*limit));
   json entries = json::array();
+  const auto snapshot = context.manager->inventory().Snapshot();
   for (size_t i = start; i < end; ++i) {
     // Waiting entries come first, so a waiting entry's index is its position - 1.
     const bool is_waiting = queue[i].state == QueueState::kWaiting;
-    entries.push_back(QueueEntryToJson(queue[i], is_waiting ? i + 1 : 0));
+    entries.push_back(QueueEntryToJson(queue[i], is_waiting ? i + 1 : 0, snapshot.get()));
   }
   const size_t count = entries.size();
   return JsonResponse(
@@ -199,7 +202,7 @@ HttpResponse GetQueueEntry(const ApiContext& context, const HttpRequest& request
   auto found = context.manager->QueueEntryById(request.path_params.at("id"));
   if (!found.ok()) return ErrorResponse(found.status());
   const auto& [entry, position] = *found;
-  json body = QueueEntryToJson(entry, position);
+  json body = QueueEntryToJson(entry, position, context.manager->inventory().Snapshot().get());
   if (entry.allocation) {
     auto snapshot = context.manager->inventory().Snapshot();
     body["gpu_config"] = BuildGpuConfig(
@@ -217,8 +220,10 @@ HttpResponse CancelQueueEntry(const ApiContext& context, const HttpRequest& requ
   }
   Result<QueueEntry> entry = context.manager->CancelQueued(id);
   if (!entry.ok()) return ErrorResponse(entry.status());
-  return JsonResponse(200, json{{"cancelled", entry->state == QueueState::kCancelled},
-                                {"entry", QueueEntryToJson(*entry, 0)}});
+  return JsonResponse(
+      200,
+      json{{"cancelled", entry->state == QueueState::kCancelled},
+           {"entry", QueueEntryToJson(*entry, 0, context.manager->inventory().Snapshot().get())}});
 }
 
 HttpResponse Validate(const ApiContext& context, const HttpRequest& request) {
@@ -297,7 +302,8 @@ HttpResponse ListAllocations(const ApiContext& context, const HttpRequest& reque
     next = NextLink(request, std::to_string(page.back().created_unix_ms) + ":" + page.back().id);
   }
   json allocations = json::array();
-  for (const Allocation& a : page) allocations.push_back(AllocationToJson(a));
+  const auto snapshot = context.manager->inventory().Snapshot();
+  for (const Allocation& a : page) allocations.push_back(AllocationToJson(a, snapshot.get()));
   const size_t count = allocations.size();
   return JsonResponse(
       200, json{{"allocations", std::move(allocations)}, {"count", count}, {"next", next}});
@@ -306,7 +312,8 @@ HttpResponse ListAllocations(const ApiContext& context, const HttpRequest& reque
 HttpResponse GetAllocation(const ApiContext& context, const HttpRequest& request) {
   Result<Allocation> allocation = context.manager->ledger().Get(request.path_params.at("id"));
   if (!allocation.ok()) return ErrorResponse(allocation.status());
-  return JsonResponse(200, AllocationToJson(*allocation));
+  return JsonResponse(200,
+                      AllocationToJson(*allocation, context.manager->inventory().Snapshot().get()));
 }
 
 // kPermissionDenied when the request may not change allocation `id`; OK
@@ -325,7 +332,10 @@ HttpResponse DeleteAllocation(const ApiContext& context, const HttpRequest& requ
   if (!allowed.ok()) return ErrorResponse(allowed);
   Result<Allocation> released = context.manager->Release(request.path_params.at("id"));
   if (!released.ok()) return ErrorResponse(released.status());
-  return JsonResponse(200, json{{"released", true}, {"allocation", AllocationToJson(*released)}});
+  return JsonResponse(
+      200, json{{"released", true},
+                {"allocation",
+                 AllocationToJson(*released, context.manager->inventory().Snapshot().get())}});
 }
 
 HttpResponse Heartbeat(const ApiContext& context, const HttpRequest& request) {
@@ -333,7 +343,9 @@ HttpResponse Heartbeat(const ApiContext& context, const HttpRequest& request) {
   if (!allowed.ok()) return ErrorResponse(allowed);
   Result<Allocation> renewed = context.manager->Heartbeat(request.path_params.at("id"));
   if (!renewed.ok()) return ErrorResponse(renewed.status());
-  return JsonResponse(200, json{{"allocation", AllocationToJson(*renewed)}});
+  return JsonResponse(
+      200, json{{"allocation",
+                 AllocationToJson(*renewed, context.manager->inventory().Snapshot().get())}});
 }
 
 HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
@@ -372,9 +384,11 @@ HttpResponse Release(const ApiContext& context, const HttpRequest& request) {
                                        static_cast<int>(count.get<int64_t>()));
   }
   if (!released.ok()) return ErrorResponse(released.status());
-  return JsonResponse(200, json{{"released", json::array({released->id})},
-                                {"count", 1},
-                                {"allocation", AllocationToJson(*released)}});
+  return JsonResponse(
+      200, json{{"released", json::array({released->id})},
+                {"count", 1},
+                {"allocation",
+                 AllocationToJson(*released, context.manager->inventory().Snapshot().get())}});
 }
 
 HttpResponse OpenApi(const ApiContext& context, const HttpRequest&) {
@@ -416,6 +430,7 @@ void RegisterApiRoutes(const ApiContext& context, Router& router) {
   RegisterPolicyRoutes(context.manager, router);
   RegisterPlanRoutes(context.manager, router);
   RegisterEventRoutes(context, router);
+  RegisterAgentRoutes(context, router);
 }
 
 }  // namespace gpurm

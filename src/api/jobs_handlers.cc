@@ -214,15 +214,16 @@ HttpResponse CreateJob(const JobsContext& context, const HttpRequest& request) {
   if (context.tracker != nullptr) context.tracker->Created(*created);
   json nodes = json::array();
   for (const auto& [node, gpus] : spec.gpus_per_node) nodes.push_back(node);
-  return JsonResponse(existed ? 200 : 201,
-                      {{"success", true},
-                       {"replayed", existed},
-                       {"job", {{"name", spec.name}, {"namespace", spec.namespace_name}}},
-                       {"allocation_id", allocation.id},
-                       {"nodes", std::move(nodes)},
-                       {"gpu_resource", spec.gpu_resource},
-                       {"allocation", AllocationToJson(allocation)},
-                       {"manifest", *created}});
+  return JsonResponse(
+      existed ? 200 : 201,
+      {{"success", true},
+       {"replayed", existed},
+       {"job", {{"name", spec.name}, {"namespace", spec.namespace_name}}},
+       {"allocation_id", allocation.id},
+       {"nodes", std::move(nodes)},
+       {"gpu_resource", spec.gpu_resource},
+       {"allocation", AllocationToJson(allocation, context.manager->inventory().Snapshot().get())},
+       {"manifest", *created}});
 }
 
 HttpResponse Leader(const JobsContext& context) {

@@ -1,5 +1,6 @@
 #include "api/json_codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <set>
@@ -136,10 +137,18 @@ void AddOutsideUse(json& gpus, const InventorySnapshot* snapshot) {
   }
 }
 
-json AllocationToJson(const Allocation& allocation) {
+json AllocationToJson(const Allocation& allocation, const InventorySnapshot* snapshot) {
+  const std::vector<std::string> nodes = allocation.NodeNames();
+  json lost_nodes = json::array();
+  if (snapshot != nullptr && allocation.state == AllocationState::kActive) {
+    for (const Node& node : snapshot->nodes) {
+      if (node.lost() && std::find(nodes.begin(), nodes.end(), node.name) != nodes.end()) {
+        lost_nodes.push_back(node.name);
+      }
+    }
+  }
   json gpus = json::array();
   for (const GpuGrant& grant : allocation.grants) gpus.push_back(GrantToJson(grant));
-  const std::vector<std::string> nodes = allocation.NodeNames();
   return json{{"allocation_id", allocation.id},
               {"owner", allocation.owner},
               {"state", AllocationStateName(allocation.state)},
@@ -151,7 +160,8 @@ json AllocationToJson(const Allocation& allocation) {
               {"ended_at", NullableIso(allocation.ended_unix_ms)},
               {"lease_ttl_seconds", allocation.request.lease_ttl_s},
               {"lease_expires_at", NullableIso(allocation.lease_expires_unix_ms)},
-              {"idempotency_key", allocation.idempotency_key}};
+              {"idempotency_key", allocation.idempotency_key},
+              {"lost_nodes", std::move(lost_nodes)}};
 }
 
 json DiagnosisReasonsToJson(const Diagnosis& diagnosis) {
@@ -164,19 +174,20 @@ json DiagnosisReasonsToJson(const Diagnosis& diagnosis) {
   return reasons;
 }
 
-json QueueEntryToJson(const QueueEntry& entry, size_t position) {
-  return json{{"queue_id", entry.id},
-              {"owner", entry.owner},
-              {"state", QueueStateName(entry.state)},
-              {"priority", entry.priority},
-              {"position", position},
-              {"request", RequestToJson(entry.request)},
-              {"enqueued_at", FormatIso8601(entry.enqueued_unix_ms)},
-              {"expires_at", FormatIso8601(entry.deadline_unix_ms)},
-              {"ended_at", NullableIso(entry.ended_unix_ms)},
-              {"message", entry.message},
-              {"allocation_id", entry.allocation ? json(entry.allocation->id) : json()},
-              {"allocation", entry.allocation ? AllocationToJson(*entry.allocation) : json()}};
+json QueueEntryToJson(const QueueEntry& entry, size_t position, const InventorySnapshot* snapshot) {
+  return json{
+      {"queue_id", entry.id},
+      {"owner", entry.owner},
+      {"state", QueueStateName(entry.state)},
+      {"priority", entry.priority},
+      {"position", position},
+      {"request", RequestToJson(entry.request)},
+      {"enqueued_at", FormatIso8601(entry.enqueued_unix_ms)},
+      {"expires_at", FormatIso8601(entry.deadline_unix_ms)},
+      {"ended_at", NullableIso(entry.ended_unix_ms)},
+      {"message", entry.message},
+      {"allocation_id", entry.allocation ? json(entry.allocation->id) : json()},
+      {"allocation", entry.allocation ? AllocationToJson(*entry.allocation, snapshot) : json()}};
 }
 
 json WouldFitToJson(const WouldFit& fit) {

@@ -38,11 +38,14 @@ nlohmann::json GrantToJson(const GpuGrant& grant);
 // "exclusive_with_outside_processes" (no other gpurm allocation holds it, but
 // processes outside gpurm use it) or "shared" (a slice).
 void AddOutsideUse(nlohmann::json& gpus, const InventorySnapshot* snapshot);
-nlohmann::json AllocationToJson(const Allocation& allocation);
+// With "lost_nodes": the allocation's nodes that `snapshot` says are lost
+// (their agents do not answer), for active allocations; nullptr = none known.
+nlohmann::json AllocationToJson(const Allocation& allocation, const InventorySnapshot* snapshot);
 nlohmann::json DiagnosisReasonsToJson(const Diagnosis& diagnosis);
 nlohmann::json WouldFitToJson(const WouldFit& fit);
 // A queue entry as GET /queue lists it; `position` is 1-based, 0 when not waiting.
-nlohmann::json QueueEntryToJson(const QueueEntry& entry, size_t position);
+nlohmann::json QueueEntryToJson(const QueueEntry& entry, size_t position,
+                                const InventorySnapshot* snapshot);
 
 // {"error": {"code", "message", "field"}}.
 nlohmann::json ErrorJson(const Status& status);

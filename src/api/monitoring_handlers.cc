@@ -179,7 +179,10 @@ HttpResponse Monitoring(const ApiContext& context, const HttpRequest& request) {
       }
       gpus.push_back(std::move(entry));
     }
-    nodes.push_back({{"node_name", node.node->name}, {"gpus", std::move(gpus)}});
+    json node_entry{
+        {"node_name", node.node->name}, {"lost", node.node->lost()}, {"gpus", std::move(gpus)}};
+    if (node.node->lost()) node_entry["lost_reason"] = node.node->lost_reason;
+    nodes.push_back(std::move(node_entry));
   }
   return JsonResponse(200, json{{"timestamp", FormatIso8601(now)},
                                 {"sampled_at", FormatIso8601(snapshot.taken_unix_ms)},

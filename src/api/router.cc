@@ -51,6 +51,8 @@ const char* AccessName(Access access) {
   switch (access) {
     case Access::kPublic:
       return "anyone";
+    case Access::kAgent:
+      return "agent";
     case Access::kViewer:
       return "viewer";
     case Access::kUser:

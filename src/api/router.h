@@ -25,7 +25,8 @@ using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
 // The least role a route needs when tokens are required. kPublic routes are
 // never authenticated (liveness, the dashboard's static files).
-enum class Access { kPublic = 0, kViewer = 1, kUser = 2, kAdmin = 3 };
+// kAgent routes are what an agent's controller reads (role agent and up).
+enum class Access { kPublic = -1, kAgent = 0, kViewer = 1, kUser = 2, kAdmin = 3 };
 
 // The identity a bearer token belongs to, or nullopt (e.g. TokenStore).
 using Authenticator = std::function<std::optional<Principal>(std::string_view token)>;

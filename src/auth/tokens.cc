@@ -125,6 +125,8 @@ Status WriteAll(int fd, const std::string& text, const std::string& path) {
 
 const char* RoleName(Role role) {
   switch (role) {
+    case Role::kAgent:
+      return "agent";
     case Role::kViewer:
       return "viewer";
     case Role::kUser:
@@ -135,8 +137,14 @@ const char* RoleName(Role role) {
   return "viewer";
 }
 
+const std::vector<std::string>& RoleNames() {
+  static const std::vector<std::string> names = {RoleName(Role::kAgent), RoleName(Role::kViewer),
+                                                 RoleName(Role::kUser), RoleName(Role::kAdmin)};
+  return names;
+}
+
 std::optional<Role> ParseRole(std::string_view name) {
-  for (Role role : {Role::kViewer, Role::kUser, Role::kAdmin}) {
+  for (Role role : {Role::kAgent, Role::kViewer, Role::kUser, Role::kAdmin}) {
     if (name == RoleName(role)) return role;
   }
   return std::nullopt;
@@ -163,7 +171,7 @@ Result<TokenEntry> MakeTokenEntry(const std::string& name, const std::string& ro
   }
   const std::optional<Role> parsed = ParseRole(role);
   if (!parsed) {
-    return InvalidArgument("expected viewer, user or admin, got \"" + role + "\"", "role");
+    return InvalidArgument("expected agent, viewer, user or admin, got \"" + role + "\"", "role");
   }
   std::array<unsigned char, kSaltBytes> salt{};
   if (Status status = RandomBytes(salt.data(), salt.size()); !status.ok()) return status;
@@ -196,9 +204,9 @@ Result<std::vector<TokenEntry>> ParseTokenFile(std::string_view text, std::strin
     }
     const std::optional<Role> role = ParseRole(fields[1]);
     if (!role) {
-      return InvalidArgument(
-          where + "role: expected viewer, user or admin, got \"" + std::string(fields[1]) + "\"",
-          "role");
+      return InvalidArgument(where + "role: expected agent, viewer, user or admin, got \"" +
+                                 std::string(fields[1]) + "\"",
+                             "role");
     }
     if (!SplitHash(fields[2])) {
       return InvalidArgument(where +

@@ -18,12 +18,15 @@
 namespace gpurm {
 
 // Ordered: each role may do everything the ones below it may.
-//   viewer: read endpoints. user: also allocate, validate, and release,
-//   heartbeat or cancel its own allocations. admin: anyone's, and acting on
-//   behalf of another owner.
-enum class Role { kViewer = 1, kUser = 2, kAdmin = 3 };
+//   agent: only read an agent's snapshot (GET /agent/snapshot): the token a
+//   controller pulls its agents with. viewer: read endpoints. user: also
+//   allocate, validate, and release, heartbeat or cancel its own
+//   allocations. admin: anyone's, and acting on behalf of another owner.
+enum class Role { kAgent = 0, kViewer = 1, kUser = 2, kAdmin = 3 };
 
 const char* RoleName(Role role);
+// Every role's name, lowest first: "agent", "viewer", "user", "admin".
+const std::vector<std::string>& RoleNames();
 std::optional<Role> ParseRole(std::string_view name);
 
 // Who a request comes from, once its token is verified.

@@ -64,7 +64,7 @@ TEST(TokensTest, ErrorsNameTheLineAndThePart) {
   };
   const std::vector<Case> cases{
       {"# c\nbob viewer\n", "", "tokens:2: expected NAME ROLE HASH"},
-      {"bob root sha256:00:00\n", "role", "tokens:1: role: expected viewer, user or admin"},
+      {"bob root sha256:00:00\n", "role", "tokens:1: role: expected agent, viewer, user or admin"},
       {"bob user gpurm_plaintext\n", "hash", "tokens:1: hash:"},
       {"b/b user x\n", "name", "tokens:1: name:"},
       {good + "\n" + good + "\n", "name", "tokens:2: name: \"bob\" is given twice"},

@@ -30,8 +30,8 @@ void RegisterTokenCommand(CLI::App& app, int* exit_code, std::ostream& out, std:
   CLI::App* create = token->add_subcommand(
       "create", "Add an identity; prints its new token once (only its hash is stored)");
   create->add_option("--name", session->name, "Identity: owner of its allocations")->required();
-  create->add_option("--role", session->role, "viewer, user or admin")
-      ->check(CLI::IsMember({"viewer", "user", "admin"}))
+  create->add_option("--role", session->role, "agent, viewer, user or admin")
+      ->check(CLI::IsMember(RoleNames()))
       ->capture_default_str();
   add_file(create);
   create->callback([session, exit_code, &out, &err] {

@@ -2,7 +2,7 @@
 // locally -- no daemon involved; the daemon picks changes up with its next
 // request.
 //
-//   gpurm token create --name NAME --role viewer|user|admin --file PATH
+//   gpurm token create --name NAME --role agent|viewer|user|admin --file PATH
 //       prints a new random token once on stdout (and nothing else there,
 //       for scripts); the file keeps only its salted hash
 //   gpurm token list --file PATH      names and roles

@@ -27,6 +27,7 @@ namespace {
 using strict_yaml::Describe;
 using strict_yaml::Entries;
 using strict_yaml::Entry;
+using strict_yaml::List;
 using strict_yaml::ReadBool;
 using strict_yaml::ReadInt;
 using strict_yaml::ReadNumber;
@@ -427,12 +428,76 @@ Status ReadKubernetes(const Parser& parser, const Entry& section, KubernetesConf
   return Status::Ok();
 }
 
+Status ReadAgent(const Parser& parser, const YAML::Node& item, const std::string& path,
+                 AgentConfig* agent) {
+  if (!item.IsMap()) {
+    return parser.Error(item.Mark(), path,
+                        "expected a mapping with name and url, got " + Describe(item));
+  }
+  Result<std::vector<Entry>> entries = Entries(parser, item, path, {"name", "url"});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    std::string* out = entry.key == "name" ? &agent->name : &agent->url;
+    if (Status status = ReadString(parser, entry, /*allow_empty=*/false, out); !status.ok()) {
+      return status;
+    }
+    if (entry.key == "url" && agent->url.rfind("http://", 0) != 0 &&
+        agent->url.rfind("https://", 0) != 0) {
+      return parser.Error(entry.mark, entry.path,
+                          "expected an http:// or https:// URL, got " + Describe(entry.value));
+    }
+  }
+  if (agent->name.empty()) {
+    return parser.Error(item.Mark(), path + ".name", "missing; every agent needs a node name");
+  }
+  if (agent->url.empty()) {
+    return parser.Error(item.Mark(), path + ".url", "missing; every agent needs a url");
+  }
+  return Status::Ok();
+}
+
+Status ReadController(const Parser& parser, const Entry& section, ControllerConfig* controller) {
+  Result<std::vector<Entry>> entries =
+      Section(parser, section, {"agents", "token_file", "ca_file", "request_timeout_s"});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    Status status;
+    if (entry.key == "agents") {
+      Result<YAML::Node> items = List(parser, entry);
+      if (!items.ok()) return items.status();
+      std::map<std::string, std::string> paths_by_name;
+      for (size_t i = 0; i < items->size(); ++i) {
+        const std::string path = entry.path + "[" + std::to_string(i) + "]";
+        AgentConfig& agent = controller->agents.emplace_back();
+        status = ReadAgent(parser, (*items)[i], path, &agent);
+        if (!status.ok()) return status;
+        const auto [first, inserted] = paths_by_name.emplace(agent.name, path);
+        if (!inserted) {
+          return parser.Error((*items)[i].Mark(), path + ".name",
+                              "node '" + agent.name + "' is already " + first->second);
+        }
+      }
+    } else if (entry.key == "token_file") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &controller->token_file);
+    } else if (entry.key == "ca_file") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &controller->ca_file);
+    } else {  // request_timeout_s
+      status = ReadNumber(
+          parser, entry, "a positive number of seconds", [](double v) { return v > 0; },
+          &controller->request_timeout_s);
+    }
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
 Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config) {
   Result<std::vector<Entry>> entries = Entries(
       parser, root, "",
       {"gpu_resource", "default_gpu_resource_name", "gpu_memory_specs", "monitor_update_interval",
-       "resource_change_threshold", "log_level", "server", "kubernetes"});
+       "resource_change_threshold", "log_level", "server", "kubernetes", "controller"});
   if (!entries.ok()) return entries.status();
+  const Entry* controller_entry = nullptr;
   for (const Entry& entry : *entries) {
     Status status;
     if (entry.key == "gpu_resource") {
@@ -453,10 +518,26 @@ Status ReadTopLevel(const Parser& parser, const YAML::Node& root, Config* config
       status = ReadLogLevel(parser, entry, &config->log_level);
     } else if (entry.key == "server") {
       status = ReadServer(parser, entry, &config->server);
-    } else {  // kubernetes
+    } else if (entry.key == "kubernetes") {
       status = ReadKubernetes(parser, entry, &config->kubernetes);
+    } else {  // controller
+      status = ReadController(parser, entry, &config->controller);
+      controller_entry = &entry;
     }
     if (!status.ok()) return status;
+  }
+  // One inventory source: the agents, a static file, or the cluster.
+  if (controller_entry != nullptr && !config->controller.agents.empty()) {
+    if (!config->server.inventory.empty()) {
+      return parser.Error(controller_entry->mark, "controller.agents",
+                          "cannot be used with server.inventory (one inventory source: the "
+                          "agents or the static file)");
+    }
+    if (config->kubernetes.enabled) {
+      return parser.Error(controller_entry->mark, "controller.agents",
+                          "cannot be used with kubernetes.enabled (in Kubernetes mode the "
+                          "inventory comes from the cluster)");
+    }
   }
   return Status::Ok();
 }

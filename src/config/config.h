@@ -115,6 +115,27 @@ struct KubernetesConfig {
   double retry_period_s = 2;
 };
 
+// One server's agent, as the controller reaches it.
+struct AgentConfig {
+  std::string name;  // The node name the agent must report (its host name by default).
+  std::string url;   // Its API base: "http://gpu-node-1:8000" or "https://...".
+};
+
+// Controller mode (docs/agents.md): the inventory is pulled from one agent
+// per server -- a `gpurm serve` with local discovery there -- every
+// monitor_update_interval, and this daemon alone keeps the ledger.
+struct ControllerConfig {
+  std::vector<AgentConfig> agents;  // Empty: not a controller.
+  // A file holding the bearer token sent to agents (an identity of role
+  // `agent` in each agent's token file); empty: agents without tokens.
+  std::string token_file;
+  // CA bundle that signed the agents' certificates (https URLs); empty: the
+  // system's CAs.
+  std::string ca_file;
+  // How long one pull may take before the agent counts as not answering.
+  double request_timeout_s = 2;
+};
+
 struct Config {
   std::map<std::string, std::string> gpu_resource = {{"gpu", "nvidia.com/gpu"},
                                                      {"nvidia", "nvidia.com/gpu"},
@@ -130,6 +151,7 @@ struct Config {
   std::string log_level = "INFO";           // TRACE DEBUG INFO WARNING ERROR CRITICAL OFF
   ServerConfig server;
   KubernetesConfig kubernetes;
+  ControllerConfig controller;
 };
 
 // Parses YAML text. `source_name` prefixes error messages ("gpu_config.yaml:7: ...").

@@ -319,7 +319,26 @@ INSTANTIATE_TEST_SUITE_P(
                   "gpu_config.yaml:2: server.dcgm_compatible_metrics: expected true or false, "
                   "got \"on\""},
         BadConfig{"server: {dcgm_compatible_metric: true}", "server.dcgm_compatible_metric",
-                  "did you mean 'server.dcgm_compatible_metrics'?"}));
+                  "did you mean 'server.dcgm_compatible_metrics'?"},
+        BadConfig{"controller:\n  agents:\n    - {name: a, url: http://a:8000}\n"
+                  "    - {name: a, url: http://b:8000}\n",
+                  "controller.agents[1].name",
+                  "gpu_config.yaml:4: controller.agents[1].name: node 'a' is already "
+                  "controller.agents[0]"},
+        BadConfig{"controller: {agents: [{name: a, url: 'a:8000'}]}", "controller.agents[0].url",
+                  "expected an http:// or https:// URL, got \"a:8000\""},
+        BadConfig{"controller: {agents: [{url: 'http://a:8000'}]}", "controller.agents[0].name",
+                  "missing; every agent needs a node name"},
+        BadConfig{"controller: {agents: [{name: a, url: 'http://a', port: 1}]}",
+                  "controller.agents[0].port", "unknown"},
+        BadConfig{"controller: {agents: [a]}", "controller.agents[0]",
+                  "expected a mapping with name and url"},
+        BadConfig{"controller: {request_timeout_s: 0}", "controller.request_timeout_s",
+                  "positive number of seconds"},
+        BadConfig{"server: {inventory: x.yaml}\ncontroller: {agents: [{name: a, url: 'http://a'}]}",
+                  "controller.agents", "cannot be used with server.inventory"},
+        BadConfig{"kubernetes: {enabled: true}\ncontroller: {agents: [{name: a, url: 'http://a'}]}",
+                  "controller.agents", "cannot be used with kubernetes.enabled"}));
 
 TEST(ConfigTest, HostileClientLimits) {
   const Config defaults = Parse("");
@@ -480,6 +499,31 @@ TEST(ConfigTest, LoadConfigFileReadsAndNamesThePath) {
     EXPECT_THAT(unreadable.status().message(), HasSubstr(missing));
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigTest, ControllerSection) {
+  const Config defaults = ParseConfig("", "gpu_config.yaml").value();
+  EXPECT_TRUE(defaults.controller.agents.empty());
+  EXPECT_EQ(defaults.controller.request_timeout_s, 2);
+  const Config config = ParseConfig(
+                            "controller:\n"
+                            "  agents:\n"
+                            "    - name: gpu-node-1\n"
+                            "      url: https://gpu-node-1:8000\n"
+                            "    - {name: gpu-node-2, url: 'http://10.0.0.2:8000'}\n"
+                            "  token_file: /etc/gpurm/agent.token\n"
+                            "  ca_file: /etc/gpurm/ca.pem\n"
+                            "  request_timeout_s: 0.5\n",
+                            "gpu_config.yaml")
+                            .value();
+  ASSERT_EQ(config.controller.agents.size(), 2u);
+  EXPECT_EQ(config.controller.agents[0].name, "gpu-node-1");
+  EXPECT_EQ(config.controller.agents[0].url, "https://gpu-node-1:8000");
+  EXPECT_EQ(config.controller.agents[1].name, "gpu-node-2");
+  EXPECT_EQ(config.controller.agents[1].url, "http://10.0.0.2:8000");
+  EXPECT_EQ(config.controller.token_file, "/etc/gpurm/agent.token");
+  EXPECT_EQ(config.controller.ca_file, "/etc/gpurm/ca.pem");
+  EXPECT_EQ(config.controller.request_timeout_s, 0.5);
 }
 
 TEST(ConfigTest, KubernetesSection) {

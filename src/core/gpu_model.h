@@ -40,6 +40,8 @@ struct GpuModel {
   bool supports_bf16 = false;
 
   bool known() const { return !canonical.empty(); }
+
+  bool operator==(const GpuModel&) const = default;
 };
 
 // Memory overrides in GB keyed by canonical model ("T4", "V100", "A100"...), as in

@@ -24,8 +24,28 @@ inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0;
 // reports host PIDs (the driver has no PID-namespace support), so a pid alone
 // does not identify a process of a container.
 struct GpuProcess {
+  GpuProcess() = default;
+  GpuProcess(int64_t pid_value, int64_t memory_used_mib_value)
+      : pid(pid_value), memory_used_mib(memory_used_mib_value) {}
+
   int64_t pid = 0;
   int64_t memory_used_mib = 0;
+
+  // Who the process is, as the agent of its machine found it: a controller
+  // cannot read another machine's /proc, so agents report this beside each
+  // process (monitor/process_accounting.h says how it is found). Unset for a
+  // GPU of this daemon's own machine, whose /proc it reads itself.
+  struct Identity {
+    std::string command;
+    int64_t uid = -1;            // -1 when unknown.
+    std::string allocation_id;   // GPURM_ALLOCATION_ID found; empty when none.
+    std::string unknown_reason;  // Set when the agent could not tell.
+
+    bool operator==(const Identity&) const = default;
+  };
+  std::optional<Identity> identity;
+
+  bool operator==(const GpuProcess&) const = default;
 };
 
 // One GPU as the inventory last saw it.
@@ -74,6 +94,8 @@ struct Gpu {
   std::string mig_parent_uuid;  // Set on MIG devices only: the parent GPU's uuid.
   std::string mig_profile;      // MIG devices: the profile, e.g. "3g.40gb".
 
+  bool operator==(const Gpu&) const = default;
+
   bool is_mig_device() const { return !mig_parent_uuid.empty(); }
   // A GPU the scheduler may grant: not a GPU in MIG mode (its MIG devices are).
   bool allocatable_unit() const { return is_mig_device() || !mig_enabled; }
@@ -92,8 +114,16 @@ std::string GpuTypeLabel(const Gpu& gpu);
 struct Node {
   std::string name;
   std::string address;      // Host name or IP for distributed training; may be empty.
-  bool schedulable = true;  // False when cordoned / NotReady.
+  bool schedulable = true;  // False when cordoned / NotReady / lost.
+  // Why the node's agent is lost (it stopped answering the controller, or
+  // answered nonsense); empty while it answers. A lost node keeps the GPUs
+  // it last reported, is not schedulable, and its allocations are kept.
+  std::string lost_reason;
   std::vector<Gpu> gpus;
+
+  bool operator==(const Node&) const = default;
+
+  bool lost() const { return !lost_reason.empty(); }
 };
 
 // A consistent view of the whole inventory at one moment.

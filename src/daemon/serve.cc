@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -26,7 +28,9 @@
 #include "daemon/logging.h"
 #include "daemon/openapi_document.h"
 #include "daemon/web_assets.h"
+#include "integrations/launchers/local_node.h"
 #include "inventory/inventory.h"
+#include "inventory/providers/agents/agents_provider.h"
 #include "inventory/providers/local/local_provider.h"
 #include "inventory/providers/static/static_provider.h"
 #include "ledger/sqlite_ledger.h"
@@ -70,10 +74,35 @@ Result<std::pair<std::string, uint16_t>> SplitListen(const std::string& listen) 
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
-std::string HostName() {
-  char buffer[256] = {};
-  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') return "localhost";
-  return buffer;
+// The agents provider's options from the controller section; the token file
+// is read here, once (an error names controller.token_file).
+Result<AgentsProviderOptions> AgentsOptions(const Config& config, const Clock* clock) {
+  AgentsProviderOptions options;
+  for (const AgentConfig& agent : config.controller.agents) {
+    options.agents.push_back({agent.name, agent.url});
+  }
+  if (!config.controller.token_file.empty()) {
+    std::ifstream in(config.controller.token_file);
+    std::string token;
+    if (!in || !std::getline(in, token)) {
+      return InvalidArgument("cannot read a token from " + config.controller.token_file,
+                             "controller.token_file");
+    }
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+      token.pop_back();
+    }
+    if (token.empty()) {
+      return InvalidArgument(config.controller.token_file + " holds no token on its first line",
+                             "controller.token_file");
+    }
+    options.bearer_token = std::move(token);
+  }
+  options.ca_file = config.controller.ca_file;
+  options.request_timeout =
+      std::chrono::milliseconds(std::llround(config.controller.request_timeout_s * 1000.0));
+  options.memory_specs = config.gpu_memory_specs;
+  options.clock = clock;
+  return options;
 }
 
 // Logs what each sampling pass found worth telling: refresh failures, the
@@ -217,6 +246,14 @@ int RunServe(const ServeOptions& options) {
   std::unique_ptr<InventoryProvider> provider;
   if (kubernetes) {
     provider = kubernetes->TakeProvider();
+  } else if (!config->controller.agents.empty()) {
+    Result<AgentsProviderOptions> agents = AgentsOptions(*config, &clock);
+    if (!agents.ok()) {
+      log.critical("configuration error: {}: {}", agents.status().field(),
+                   agents.status().message());
+      return 2;
+    }
+    provider = std::make_unique<AgentsProvider>(std::move(agents).value());
   } else if (!config->server.inventory.empty()) {
     provider = std::make_unique<StaticProvider>(config->server.inventory, config->gpu_memory_specs);
   } else {
@@ -224,7 +261,7 @@ int RunServe(const ServeOptions& options) {
     local.sample_timeout =
         std::chrono::milliseconds(std::llround(config->server.monitor_sample_timeout_s * 1000.0));
     local.clock = &clock;
-    provider = std::make_unique<LocalProvider>(HostName(), config->gpu_memory_specs, local);
+    provider = std::make_unique<LocalProvider>(LocalNodeName(), config->gpu_memory_specs, local);
   }
   const size_t history_capacity = static_cast<size_t>(
       std::max(1.0, std::ceil(config->server.monitor_history_s / config->monitor_update_interval)));
@@ -351,7 +388,10 @@ int RunServe(const ServeOptions& options) {
   const bool tls = server_options.tls.enabled();
   log.info("gpurm serving on {}://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
            tls ? "https" : "http", listen->first, server.port(), config->server.data_dir,
-           config->server.inventory.empty() ? "local discovery" : config->server.inventory,
+           !config->controller.agents.empty()
+               ? std::to_string(config->controller.agents.size()) + " agents"
+           : config->server.inventory.empty() ? "local discovery"
+                                              : config->server.inventory,
            manager.scheduler().default_policy());
   {
     LeaseReaper reaper(&manager, &log, config->server.lease_check_interval_s);

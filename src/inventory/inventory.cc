@@ -43,6 +43,7 @@ Status Inventory::Refresh() {
 
   snapshot_ = std::move(snapshot);
   notes_ = std::move(report->notes);
+  stale_gpus_ = std::move(report->stale_gpus);
   last_error_ = Status::Ok();
   return last_error_;
 }
@@ -55,6 +56,11 @@ std::shared_ptr<const InventorySnapshot> Inventory::Snapshot() const {
 std::vector<std::string> Inventory::Notes() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return notes_;
+}
+
+std::vector<std::string> Inventory::StaleGpus() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stale_gpus_;
 }
 
 double Inventory::ProviderCpuSeconds() const {

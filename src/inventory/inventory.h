@@ -48,6 +48,9 @@ class Inventory {
   std::shared_ptr<const InventorySnapshot> Snapshot() const;
   // The provider's notes from the last successful Refresh.
   std::vector<std::string> Notes() const;
+  // UUIDs of the GPUs whose values the last successful Refresh did not
+  // renew (DiscoveryReport::stale_gpus).
+  std::vector<std::string> StaleGpus() const;
   // OK, or the error of the last Refresh when it failed.
   Status LastError() const;
   std::string provider_name() const { return provider_name_; }
@@ -67,6 +70,7 @@ class Inventory {
   mutable std::mutex mutex_;  // Guards the members below.
   std::shared_ptr<const InventorySnapshot> snapshot_;
   std::vector<std::string> notes_;
+  std::vector<std::string> stale_gpus_;
   Status last_error_;
   double provider_cpu_seconds_ = 0;
   std::unordered_map<std::string, std::deque<GpuSample>> history_;

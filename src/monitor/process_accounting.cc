@@ -186,21 +186,30 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
         ProcessAccount& process = account.processes.emplace_back();
         process.pid = reported.pid;
         process.memory_used_mib = reported.memory_used_mib;
-        Result<ProcStat> stat = reader_->Stat(reported.pid);
-        if (!stat.ok()) {
-          process.process_class = ProcessClass::kUnknown;
-          process.reason = "process " + std::to_string(reported.pid) +
-                           " is not visible in this daemon's /proc (exited, or in another PID "
-                           "namespace)";
-          continue;
+        Found found;
+        if (reported.identity) {
+          // Found by the agent of the process's machine, whose /proc this
+          // daemon cannot read.
+          process.command = reported.identity->command;
+          process.uid = reported.identity->uid;
+          found.allocation_id = reported.identity->allocation_id;
+          found.error = reported.identity->unknown_reason;
+        } else {
+          Result<ProcStat> stat = reader_->Stat(reported.pid);
+          if (!stat.ok()) {
+            process.process_class = ProcessClass::kUnknown;
+            process.reason = "process " + std::to_string(reported.pid) +
+                             " is not visible in this daemon's /proc (exited, or in another PID "
+                             "namespace)";
+            continue;
+          }
+          process.command = stat->command;
+          process.uid = stat->uid;
+          auto cached = seen.find(reported.pid);
+          found = cached != seen.end() ? cached->second
+                                       : Resolve(reported.pid, stat->start_ticks, stat->parent_pid);
+          seen[reported.pid] = found;
         }
-        process.command = stat->command;
-        process.uid = stat->uid;
-        auto cached = seen.find(reported.pid);
-        const Found found = cached != seen.end()
-                                ? cached->second
-                                : Resolve(reported.pid, stat->start_ticks, stat->parent_pid);
-        seen[reported.pid] = found;
         process.allocation_id = found.allocation_id;
         if (found.allocation_id.empty()) {
           if (!found.error.empty()) {

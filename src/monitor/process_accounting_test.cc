@@ -184,6 +184,39 @@ TEST(ProcessAccountingTest, AnExitedProcessIsUnknownWithTheReason) {
   EXPECT_NE(p.reason.find("not visible"), std::string::npos) << p.reason;
 }
 
+// A node pulled from its agent: the agent found who each process is, and
+// this daemon, which cannot read that machine's /proc, takes its word.
+TEST(ProcessAccountingTest, ProcessesIdentifiedByTheirAgentAreNotLookedUpHere) {
+  const auto identified = [](int64_t pid, int64_t mib, const std::string& allocation_id,
+                             const std::string& unknown_reason = "") {
+    GpuProcess process(pid, mib);
+    process.identity.emplace();
+    process.identity->command = "python";
+    process.identity->uid = 1000;
+    process.identity->allocation_id = allocation_id;
+    process.identity->unknown_reason = unknown_reason;
+    return process;
+  };
+  // Pids no process of this machine has: a lookup here would say "not visible".
+  const InventorySnapshot snapshot =
+      OneGpuWith({identified(999'999'001, 300, "alloc-a"), identified(999'999'002, 50, ""),
+                  identified(999'999'003, 10, "", "permission denied")});
+  LinuxProcReader reader;
+  ProcessAccountant accountant(&reader);
+  const std::vector<GpuAccount> accounts =
+      accountant.Account(snapshot, {Granted("alloc-a", "GPU-0", 200)});
+  ASSERT_EQ(accounts.size(), 1u);
+  const std::vector<ProcessAccount>& p = accounts[0].processes;
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_EQ(p[0].process_class, ProcessClass::kOverGrant) << p[0].reason;
+  EXPECT_EQ(p[0].command, "python");
+  EXPECT_EQ(p[0].uid, 1000);
+  EXPECT_EQ(p[1].process_class, ProcessClass::kForeign) << p[1].reason;
+  EXPECT_EQ(p[2].process_class, ProcessClass::kUnknown);
+  EXPECT_EQ(p[2].reason, "permission denied");
+  EXPECT_EQ(accounts[0].foreign_processes, 1);
+}
+
 // A reader over a real process whose environment can be swapped or denied,
 // for what real processes cannot show on demand: a reused PID and a daemon
 // without the capability to read environments.

@@ -62,8 +62,10 @@ DaemonProcess::~DaemonProcess() {
 }
 
 bool DaemonProcess::Start(std::string* error) {
-  const int port = FreePort();
-  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  // A restart keeps the port: clients (a controller's agent list) keep
+  // their URL.
+  if (port_ == 0) port_ = FreePort();
+  const std::string listen = "127.0.0.1:" + std::to_string(port_);
   base_url_ = (tls_ ? "https://" : "http://") + listen;
   std::vector<std::string> args = {
       GpurmBinary(), "serve",

@@ -33,7 +33,8 @@ class DaemonProcess {
   // certificate); the health check and Client() verify it with `tls`.
   void set_tls(cli::TlsClientOptions tls) { tls_ = std::move(tls); }
 
-  // Starts the daemon and waits (bounded) until /health answers 200.
+  // Starts the daemon and waits (bounded) until /health answers 200. The
+  // first start picks a free loopback port; restarts listen on it again.
   // Returns false with the log's tail in `error` when it does not.
   bool Start(std::string* error);
   // SIGKILL: no chance to clean up, as in a crash.
@@ -52,6 +53,7 @@ class DaemonProcess {
   std::string config_path_;
   std::optional<cli::TlsClientOptions> tls_;
   std::string base_url_;
+  int port_ = 0;  // Chosen by the first Start.
   pid_t pid_ = -1;
 };
 

@@ -1,0 +1,354 @@
+// A controller and its agents, all on this machine: each agent a real
+// `gpurm serve` with local discovery on its own fake NVML machine, its own
+// node name (GPURM_NODE_NAME), port and token file; the controller a real
+// `gpurm serve` whose inventory is pulled from them (controller.agents).
+// Covers the shared view, placement on the right node, an agent killed and
+// restarted (lost, offered to nobody, its allocation kept and flagged; back
+// with its processes accounted through it), and agents that answer garbage,
+// claim another node's name, or never answer.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/daemon_process.h"
+#include "support/eventually.h"
+#include "support/run_command.h"
+#include "support/sleeping_child.h"
+
+namespace gpurm {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using testing::DaemonProcess;
+using testing::Eventually;
+using testing::SleepingChild;
+
+// Not a gpurm agent: a loopback server that answers every request with
+// `answer` (a whole HTTP response), or, with an empty one, accepts and never
+// answers.
+class FakeAgent {
+ public:
+  explicit FakeAgent(std::string answer) : answer_(std::move(answer)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    ::listen(listener_, 16);
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    url_ = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeAgent() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : held_) ::close(fd);
+    ::close(listener_);
+  }
+  const std::string& url() const { return url_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd ready{listener_, POLLIN, 0};
+      if (::poll(&ready, 1, 50) <= 0) continue;
+      const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      if (answer_.empty()) {
+        held_.push_back(client);  // Never answered.
+        continue;
+      }
+      char request[4096];
+      (void)::recv(client, request, sizeof(request), 0);
+      (void)::send(client, answer_.data(), answer_.size(), MSG_NOSIGNAL);
+      ::close(client);
+    }
+  }
+
+  std::string answer_;
+  int listener_ = -1;
+  std::string url_;
+  std::atomic<bool> stop_{false};
+  std::vector<int> held_;
+  std::thread thread_;
+};
+
+class AgentsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("gpurm-agents-e2e");
+    std::filesystem::create_directories(dir_ + "/sys/bus/pci/devices");
+    // The agents see only the fake NVML, whatever this host has.
+    setenv("GPURM_SYSFS_ROOT", dir_.c_str(), 1);
+    setenv("GPURM_ROCM_SMI_LIBRARY", "/nonexistent/librocm_smi64.so.1", 1);
+    setenv("GPURM_LEVEL_ZERO_LIBRARY", "/nonexistent/libze_loader.so.1", 1);
+    setenv("GPURM_DCMI_LIBRARY", "/nonexistent/libdcmi.so", 1);
+    setenv("GPURM_NVML_LIBRARY", GPURM_FAKE_NVML, 1);
+    // One identity of role agent, shared by every agent's token file.
+    tokens_file_ = dir_ + "/tokens";
+    const testing::CommandResult created =
+        testing::RunCommand({testing::GpurmBinary(), "token", "create", "--name", "controller",
+                             "--role", "agent", "--file", tokens_file_});
+    ASSERT_EQ(created.exit_code, 0) << created.output;
+    const std::string token = created.output.substr(0, created.output.find('\n'));
+    std::ofstream(dir_ + "/agent.token") << token << "\n";
+    agent_config_ = dir_ + "/agent.yaml";
+    std::ofstream(agent_config_) << "monitor_update_interval: 0.2\n"
+                                 << "server:\n  auth:\n    tokens_file: " << tokens_file_ << "\n";
+  }
+  void TearDown() override {
+    controller_.reset();
+    agents_.clear();
+    for (const char* name : {"GPURM_SYSFS_ROOT", "GPURM_NVML_LIBRARY", "GPURM_ROCM_SMI_LIBRARY",
+                             "GPURM_LEVEL_ZERO_LIBRARY", "GPURM_DCMI_LIBRARY",
+                             "GPURM_FAKE_NVML_MACHINE", "GPURM_NODE_NAME"}) {
+      unsetenv(name);
+    }
+  }
+
+  // Writes agent `name`'s machine: two H100s with uuids of its own, the
+  // second running `processes` ({pid, used_mib}).
+  std::string WriteMachine(const std::string& name, const json& processes = json::array()) {
+    std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
+    json machine = json::parse(in);
+    json gpus = json::array();
+    for (int i = 0; i < 2; ++i) {
+      json gpu = machine["gpus"][i];
+      gpu["uuid"] = "GPU-" + name + "-" + std::to_string(i);
+      gpu.erase("nvlink_peers");
+      gpu["processes"] = i == 1 ? processes : json::array();
+      gpus.push_back(gpu);
+    }
+    machine["gpus"] = gpus;
+    const std::string path = dir_ + "/" + name + ".json";
+    std::ofstream(path) << machine.dump();
+    return path;
+  }
+
+  // (Re)starts agent `name` on its machine file; a restart keeps its port.
+  void StartAgent(const std::string& name) {
+    setenv("GPURM_NODE_NAME", name.c_str(), 1);
+    setenv("GPURM_FAKE_NVML_MACHINE", (dir_ + "/" + name + ".json").c_str(), 1);
+    std::unique_ptr<DaemonProcess>& agent = agents_[name];
+    if (!agent) {
+      std::filesystem::create_directories(dir_ + "/" + name);
+      agent = std::make_unique<DaemonProcess>(dir_ + "/" + name, std::vector<std::string>{});
+      agent->set_config(agent_config_);
+    }
+    std::string error;
+    ASSERT_TRUE(agent->Start(&error)) << error;
+  }
+
+  // The controller over `agents` ({node name, url}).
+  void StartController(const std::vector<std::pair<std::string, std::string>>& agents) {
+    const std::string config = dir_ + "/controller.yaml";
+    std::ofstream out(config);
+    out << "monitor_update_interval: 0.2\ncontroller:\n  request_timeout_s: 0.5\n"
+        << "  token_file: " << dir_ << "/agent.token\n  agents:\n";
+    for (const auto& [name, url] : agents) {
+      out << "    - name: " << name << "\n      url: " << url << "\n";
+    }
+    out.close();
+    std::filesystem::create_directories(dir_ + "/controller");
+    controller_ = std::make_unique<DaemonProcess>(dir_ + "/controller", std::vector<std::string>{});
+    controller_->set_config(config);
+    std::string error;
+    ASSERT_TRUE(controller_->Start(&error)) << error;
+  }
+
+  json Get(const std::string& path) {
+    auto response = controller_->Client().Get("/api/v1/gpu" + path);
+    EXPECT_TRUE(response.ok()) << response.status().ToString();
+    if (!response.ok()) return json();
+    EXPECT_EQ(response->status, 200) << path << ": " << response->raw_body;
+    return response->body;
+  }
+  // The controller's /monitoring entry of node `name` (null when absent).
+  json MonitoredNode(const std::string& name) {
+    const json monitoring = Get("/monitoring");
+    for (const json& node : monitoring["nodes"]) {
+      if (node["node_name"] == name) return node;
+    }
+    return json();
+  }
+  std::vector<std::string> Notes() { return Get("/health")["notes"]; }
+  bool NoteSays(const std::string& part) {
+    for (const std::string& note : Notes()) {
+      if (note.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  std::string dir_;
+  std::string tokens_file_;
+  std::string agent_config_;
+  std::map<std::string, std::unique_ptr<DaemonProcess>> agents_;
+  std::unique_ptr<DaemonProcess> controller_;
+};
+
+TEST_F(AgentsE2eTest, OneViewOfEveryServerAndGrantsOnTheRightNode) {
+  WriteMachine("node-a");
+  WriteMachine("node-b");
+  StartAgent("node-a");
+  StartAgent("node-b");
+  StartController({{"node-a", agents_["node-a"]->base_url()},
+                   {"node-b", agents_["node-b"]->base_url()}});
+
+  ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 4; })) << Get("/health").dump();
+  EXPECT_EQ(Get("/health")["provider"], "agents");
+  for (const std::string name : {"node-a", "node-b"}) {
+    const json node = MonitoredNode(name);
+    ASSERT_FALSE(node.is_null()) << name;
+    EXPECT_EQ(node["lost"], false);
+    ASSERT_EQ(node["gpus"].size(), 2u);
+    EXPECT_EQ(node["gpus"][0]["uuid"], "GPU-" + name + "-0");
+    // Live readings from the agent's NVML: GPU 1 of the fake reports 10%.
+    EXPECT_DOUBLE_EQ(node["gpus"][1]["utilization"].get<double>(), 0.10);
+    EXPECT_EQ(node["gpus"][1]["name"], "NVIDIA H100 80GB HBM3");
+  }
+  EXPECT_EQ(Get("/status")["total_gpus"], 4);
+
+  auto granted =
+      controller_->Client("alice").Post("/api/v1/gpu/allocate", {{"gpu_count", 2},
+                                                                 {"node_name", "node-b"}});
+  ASSERT_TRUE(granted.ok());
+  ASSERT_EQ(granted->status, 200) << granted->raw_body;
+  for (const json& gpu : granted->body["gpus"]) {
+    EXPECT_EQ(gpu["node_name"], "node-b");
+    EXPECT_THAT(gpu["gpu_uuid"].get<std::string>(), HasSubstr("GPU-node-b-"));
+  }
+  // The agent's role reads only the snapshot: the controller's token is no
+  // viewer's on the agent.
+  cli::HttpClientOptions options;
+  options.base_url = agents_["node-a"]->base_url();
+  std::ifstream token_in(dir_ + "/agent.token");
+  std::string token;
+  std::getline(token_in, token);
+  options.token = token;
+  cli::HttpClient as_controller(options);
+  EXPECT_EQ(as_controller.Get("/api/v1/gpu/agent/snapshot")->status, 200);
+  EXPECT_EQ(as_controller.Get("/api/v1/gpu/status")->status, 403);
+  // Without a token the agent refuses, and a controller is no agent itself.
+  EXPECT_EQ(agents_["node-a"]->Client().Get("/api/v1/gpu/agent/snapshot")->status, 401);
+  EXPECT_EQ(controller_->Client().Get("/api/v1/gpu/agent/snapshot")->status, 409);
+}
+
+TEST_F(AgentsE2eTest, AKilledAgentIsLostThenBackWithItsProcessesAccounted) {
+  WriteMachine("node-a");
+  WriteMachine("node-b");
+  StartAgent("node-a");
+  StartAgent("node-b");
+  StartController({{"node-a", agents_["node-a"]->base_url()},
+                   {"node-b", agents_["node-b"]->base_url()}});
+  ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 4; }));
+  auto granted = controller_->Client("alice").Post(
+      "/api/v1/gpu/allocate", {{"gpu_count", 1}, {"node_name", "node-a"}});
+  ASSERT_TRUE(granted.ok());
+  ASSERT_EQ(granted->status, 200) << granted->raw_body;
+  const std::string id = granted->body["allocation_id"];
+  const std::string uuid = granted->body["gpus"][0]["gpu_uuid"];
+
+  agents_["node-a"]->Kill();
+  ASSERT_TRUE(Eventually([&] { return MonitoredNode("node-a")["lost"] == true; }))
+      << MonitoredNode("node-a").dump();
+  const json lost = MonitoredNode("node-a");
+  EXPECT_THAT(lost["lost_reason"].get<std::string>(), HasSubstr("not answering"));
+  // It keeps the GPUs it last reported, each shown lost.
+  ASSERT_EQ(lost["gpus"].size(), 2u);
+  EXPECT_EQ(lost["gpus"][0]["state"], "lost");
+  // Offered to nobody; the allocation on it is kept, flagged.
+  auto refused = controller_->Client("bob").Post("/api/v1/gpu/allocate",
+                                                 {{"gpu_count", 1}, {"node_name", "node-a"}});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 409) << refused->raw_body;
+  json allocation = Get("/allocations/" + id);
+  EXPECT_EQ(allocation["state"], "active");
+  EXPECT_EQ(allocation["lost_nodes"], json::array({"node-a"}));
+  EXPECT_EQ(Get("/status")["available_gpus"], 2);  // node-b's only.
+
+  // The job of the allocation runs on node-a's GPU when its agent returns.
+  SleepingChild job({"GPURM_ALLOCATION_ID=" + id});
+  SleepingChild stray({"HOME=/tmp"});
+  const int gpu_index = granted->body["gpus"][0]["gpu_index"];
+  ASSERT_EQ(gpu_index, 1) << "the fake's processes run on its GPU 1; policy changed?";
+  WriteMachine("node-a", json::array({{{"pid", job.pid()}, {"used_mib", 1024}},
+                                      {{"pid", stray.pid()}, {"used_mib", 512}}}));
+  StartAgent("node-a");
+  ASSERT_TRUE(Eventually([&] { return MonitoredNode("node-a")["lost"] == false; }));
+  EXPECT_TRUE(NoteSays("agent node-a (" + agents_["node-a"]->base_url() + "): answering again") ||
+              NoteSays("2 of 2 agents answering"));
+  EXPECT_EQ(Get("/allocations/" + id)["lost_nodes"], json::array());
+  ASSERT_TRUE(Eventually([&] {
+    const json node = MonitoredNode("node-a");
+    for (const json& gpu : node["gpus"]) {
+      if (gpu["uuid"] == uuid && gpu["processes"].size() == 2) return true;
+    }
+    return false;
+  })) << MonitoredNode("node-a").dump();
+  const json back = MonitoredNode("node-a");
+  for (const json& gpu : back["gpus"]) {
+    if (gpu["uuid"] != uuid) continue;
+    const json& processes = gpu["processes"];
+    EXPECT_EQ(processes[0]["pid"], job.pid());
+    EXPECT_EQ(processes[0]["allocation_id"], id);
+    EXPECT_EQ(processes[0]["class"], "within_grant") << processes.dump();
+    EXPECT_EQ(processes[0]["command"], "sleep");
+    EXPECT_EQ(processes[1]["class"], "foreign") << processes.dump();
+    EXPECT_EQ(gpu["foreign_processes"], 1);
+  }
+}
+
+TEST_F(AgentsE2eTest, BadAgentsAreLostWithTheReasonAndChangeNothingElse) {
+  WriteMachine("node-a");
+  StartAgent("node-a");
+  FakeAgent garbage(
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n"
+      "Connection: close\r\n\r\n{not json");
+  const std::string wrong_shape = R"({"agent_protocol": 1, "node": {"name": "node-g", "gpus": 3}})";
+  FakeAgent invalid("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(wrong_shape.size()) +
+                    "\r\nConnection: close\r\n\r\n" + wrong_shape);
+  FakeAgent silent("");
+  StartController({{"node-a", agents_["node-a"]->base_url()},
+                   {"node-impostor", agents_["node-a"]->base_url()},
+                   {"node-garbage", garbage.url()},
+                   {"node-g", invalid.url()},
+                   {"node-slow", silent.url()}});
+
+  ASSERT_TRUE(Eventually([&] { return NoteSays("1 of 5 agents answering"); }))
+      << json(Notes()).dump();
+  EXPECT_TRUE(NoteSays("reports node 'node-a', but is configured as 'node-impostor'"));
+  EXPECT_TRUE(NoteSays("node-garbage (" + garbage.url() + "): lost since"));
+  EXPECT_TRUE(NoteSays("answered something that is not JSON"));
+  EXPECT_TRUE(NoteSays("answered an invalid snapshot: node.gpus: expected an array"));
+  EXPECT_TRUE(NoteSays("not answering: Timeout was reached"));
+  // node-a is whole and the only one offered; the others are lost, empty.
+  EXPECT_EQ(MonitoredNode("node-a")["lost"], false);
+  EXPECT_EQ(MonitoredNode("node-a")["gpus"].size(), 2u);
+  for (const std::string name : {"node-impostor", "node-garbage", "node-g", "node-slow"}) {
+    const json node = MonitoredNode(name);
+    EXPECT_EQ(node["lost"], true) << name;
+    EXPECT_EQ(node["gpus"].size(), 0u) << name;
+  }
+  EXPECT_EQ(Get("/status")["total_gpus"], 2);
+  EXPECT_EQ(Get("/status")["available_gpus"], 2);
+}
+
+}  // namespace
+}  // namespace gpurm
