@@ -3,7 +3,9 @@
 // the command ends (exit code, SIGKILL of the command, SIGTERM to gpurm run),
 // that a SIGKILLed gpurm run is cleaned up by the lease and leaves the
 // command able to print and checkpoint, that output reaches training.log
-// tagged with time and allocation, and when it falls back to the CPU.
+// tagged with time and allocation, and when it falls back to the CPU. This
+// machine is made a node of the demo cluster (GPURM_NODE_NAME) as each test
+// needs: gpurm run asks for the GPUs of the machine it runs on.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -56,6 +58,7 @@ class RunLauncherTest : public ::testing::Test {
     job_dir_ = work_dir_ + "/job";
     std::filesystem::create_directories(job_dir_);
     environment_["GPURM_LOG_DIR"] = job_dir_ + "/logs";
+    environment_["GPURM_NODE_NAME"] = "gpu-node-2";  // The A100s.
   }
   void TearDown() override {
     daemon_.reset();
@@ -198,6 +201,7 @@ TEST_F(RunLauncherTest, RequestThatCanNeverBeMetExits1WithTheReasons) {
 
 // GPUs that exist but are busy: the CPU, said so loudly, unless told not to.
 TEST_F(RunLauncherTest, BusyGpusRunOnTheCpuLoudlyUnlessTold) {
+  environment_["GPURM_NODE_NAME"] = "gpu-node-3";  // The T4s.
   Result<cli::HttpResponse> held =
       daemon_->Client().Post("/api/v1/gpu/allocate", json{{"gpu_count", 4}, {"gpu_type", "T4"}});
   ASSERT_TRUE(held.ok() && held->status == 200);
@@ -215,6 +219,7 @@ TEST_F(RunLauncherTest, BusyGpusRunOnTheCpuLoudlyUnlessTold) {
 }
 
 TEST_F(RunLauncherTest, WaitsForBusyGpusThenRuns) {
+  environment_["GPURM_NODE_NAME"] = "gpu-node-3";  // The T4s.
   // Another job holds every T4.
   Result<cli::HttpResponse> held =
       daemon_->Client().Post("/api/v1/gpu/allocate", json{{"gpu_count", 4}, {"gpu_type", "T4"}});
@@ -275,8 +280,9 @@ TEST_F(RunLauncherTest, OutputGoesToTheTerminalAndToTrainingLogTaggedByLine) {
 // Not relative to the directory it is started from: the user's state directory.
 TEST_F(RunLauncherTest, TrainingLogDefaultsToTheUsersStateDirectory) {
   const std::string home = work_dir_ + "/home";
-  environment_ = {
-      {"GPURM_LOG_DIR", std::nullopt}, {"XDG_STATE_HOME", std::nullopt}, {"HOME", home}};
+  environment_["GPURM_LOG_DIR"] = std::nullopt;
+  environment_["XDG_STATE_HOME"] = std::nullopt;
+  environment_["HOME"] = home;
   const Launch launch = RunGpurm({"--gpus", "1"}, "echo in-the-state-dir");
   EXPECT_EQ(launch.exit.exit_code, 0) << Context(launch);
   EXPECT_NE(TrainingLog(home + "/.local/state/gpurm/logs").find("out| in-the-state-dir"),
