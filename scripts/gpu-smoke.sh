@@ -168,7 +168,9 @@ api DELETE "/allocations/$id" >/dev/null || fail "DELETE /allocations/$id"
 
 # 5. The CUDA guard on the device.
 set +e
-run_output="$("$gpurm" --url "$url" run --gpus 1 --memory-gb 4 --shared --no-cpu-fallback \
+# The daemon's local discovery names its node after the host, as gpurm run
+# does unless GPURM_NODE_NAME names this machine otherwise.
+run_output="$(env -u GPURM_NODE_NAME "$gpurm" --url "$url" run --gpus 1 --memory-gb 4 --shared --no-cpu-fallback \
   --log-dir "$work/logs" -- "$probe" ctx 0 info alloc 4000 alloc 1000 2>&1)"
 run_code=$?
 set -e

@@ -43,12 +43,16 @@ class CudaGuardRunTest : public ::testing::Test {
   }
 
   // gpurm run RUN_ARGS -- probe PROBE_ARGS, with the fake driver as
-  // libcuda.so.1 (80 GiB devices) and `variables` (NAME=VALUE) set.
+  // libcuda.so.1 (80 GiB devices) on the demo cluster's A100 node, and
+  // `variables` (NAME=VALUE) set.
   testing::CommandResult Run(const Strings& run_args, const Strings& probe_args,
                              const Strings& variables = {}) const {
-    Strings argv = {"/usr/bin/env", "-u", "LD_PRELOAD",
+    Strings argv = {"/usr/bin/env",
+                    "-u",
+                    "LD_PRELOAD",
                     std::string("LD_LIBRARY_PATH=") + GPURM_FAKE_CUDA_DIR,
-                    "FAKE_CUDA_DEVICE_MEMORY_MB=81920,81920"};
+                    "FAKE_CUDA_DEVICE_MEMORY_MB=81920,81920",
+                    "GPURM_NODE_NAME=gpu-node-2"};
     argv.insert(argv.end(), variables.begin(), variables.end());
     argv.insert(argv.end(), {testing::GpurmBinary(), "--url", daemon_->base_url(), "run",
                              "--log-dir", work_dir_ + "/logs", "--no-cpu-fallback"});

@@ -3,7 +3,10 @@
 // the command ends (exit code, SIGKILL of the command, SIGTERM to gpurm run),
 // that a SIGKILLed gpurm run is cleaned up by the lease and leaves the
 // command able to print and checkpoint, that output reaches training.log
-// tagged with time and allocation, and when it falls back to the CPU.
+// tagged with time and allocation, when it falls back to the CPU, and that
+// the command runs only on the machine its GPUs are on. This machine is made
+// a node of the demo cluster (GPURM_NODE_NAME) as each test needs: gpurm run
+// asks for the GPUs of the machine it runs on.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -56,6 +59,7 @@ class RunLauncherTest : public ::testing::Test {
     job_dir_ = work_dir_ + "/job";
     std::filesystem::create_directories(job_dir_);
     environment_["GPURM_LOG_DIR"] = job_dir_ + "/logs";
+    environment_["GPURM_NODE_NAME"] = "gpu-node-2";  // The A100s.
   }
   void TearDown() override {
     daemon_.reset();
@@ -106,6 +110,12 @@ class RunLauncherTest : public ::testing::Test {
   int ActiveAllocations() const {
     Result<cli::HttpResponse> response = daemon_->Client().Get("/api/v1/gpu/allocations");
     return response.ok() ? static_cast<int>(response->body["allocations"].size()) : -1;
+  }
+
+  // Every allocation ever made, ended ones too.
+  json AllAllocations() const {
+    Result<cli::HttpResponse> response = daemon_->Client().Get("/api/v1/gpu/allocations?all=true");
+    return response.ok() ? response->body["allocations"] : json();
   }
 
   std::string TrainingLog(const std::string& dir = "") const {
@@ -184,6 +194,79 @@ TEST_F(RunLauncherTest, SigtermToGpurmRunIsForwardedAndTheAllocationReleased) {
   EXPECT_EQ(ActiveAllocations(), 0);
 }
 
+// The request is for this machine's GPUs: the same request lands on whichever
+// node this machine is.
+TEST_F(RunLauncherTest, AsksForTheGpusOfThisMachine) {
+  for (const std::string node : {"gpu-node-1", "gpu-node-3"}) {
+    environment_["GPURM_NODE_NAME"] = node;
+    const Launch launch =
+        RunGpurm({"--gpus", "1"}, "echo id=$GPURM_ALLOCATION_ID node=$GPURM_NODE_NAME");
+    EXPECT_EQ(launch.exit.exit_code, 0) << Context(launch);
+    EXPECT_EQ(Field(launch.out, "node"), node) << Context(launch);
+    EXPECT_EQ(Allocation(Field(launch.out, "id"))["node_name"], node) << Context(launch);
+  }
+}
+
+TEST_F(RunLauncherTest, AMachineTheDaemonDoesNotKnowGetsNothingAndIsToldWhy) {
+  environment_["GPURM_NODE_NAME"] = "workstation-7";
+  const Launch launch = RunGpurm({"--gpus", "1"}, "touch ran");
+  EXPECT_EQ(launch.exit.exit_code, 1) << Context(launch);
+  EXPECT_NE(launch.err.find("this machine is node \"workstation-7\""), std::string::npos)
+      << launch.err;
+  EXPECT_NE(launch.err.find("the daemon at " + daemon_->base_url() + " has no node by that name"),
+            std::string::npos)
+      << launch.err;
+  EXPECT_NE(launch.err.find("(its nodes: gpu-node-1, gpu-node-2, gpu-node-3)"), std::string::npos)
+      << launch.err;
+  EXPECT_NE(launch.err.find("set GPURM_NODE_NAME"), std::string::npos) << launch.err;
+  EXPECT_FALSE(std::filesystem::exists(job_dir_ + "/ran"));
+  EXPECT_EQ(AllAllocations().size(), 0u) << AllAllocations().dump();  // Not even a released one.
+}
+
+// --anywhere may be granted GPUs elsewhere: they are given back at once, and
+// the command is not started here, where they are not.
+TEST_F(RunLauncherTest, AnywhereGrantedElsewhereIsReleasedAndTheCommandNotRun) {
+  environment_["GPURM_NODE_NAME"] = "gpu-node-1";  // The V100s; the A100s are on gpu-node-2.
+  const Launch launch = RunGpurm({"--gpus", "1", "--type", "A100", "--anywhere"}, "touch ran");
+  EXPECT_EQ(launch.exit.exit_code, 1) << Context(launch);
+  EXPECT_NE(launch.err.find("the GPUs granted are on node gpu-node-2, not on this machine "
+                            "(gpu-node-1)"),
+            std::string::npos)
+      << launch.err;
+  EXPECT_NE(launch.err.find("not supported by gpurm run"), std::string::npos) << launch.err;
+  EXPECT_FALSE(std::filesystem::exists(job_dir_ + "/ran"));
+  const json allocations = AllAllocations();
+  ASSERT_EQ(allocations.size(), 1u) << allocations.dump();
+  EXPECT_EQ(allocations[0]["state"], "released") << allocations.dump();
+}
+
+TEST_F(RunLauncherTest, AnywhereGrantedHereRuns) {
+  const Launch launch = RunGpurm({"--gpus", "1", "--type", "A100", "--anywhere"},
+                                 "echo node=$GPURM_NODE_NAME cvd=$CUDA_VISIBLE_DEVICES");
+  EXPECT_EQ(launch.exit.exit_code, 0) << Context(launch);
+  EXPECT_EQ(Field(launch.out, "node"), "gpu-node-2") << Context(launch);
+  EXPECT_EQ(Field(launch.out, "cvd").size(), 1u) << Context(launch);
+  EXPECT_EQ(ActiveAllocations(), 0);
+}
+
+// Twelve GPUs: more than any node has. On this machine they can never be
+// had; anywhere they span nodes, which torchrun started here cannot use.
+TEST_F(RunLauncherTest, DistributedOverSeveralNodesIsRefusedWithTheirNames) {
+  const Launch here = RunGpurm({"--gpus", "12", "--distributed"}, "touch ran");
+  EXPECT_EQ(here.exit.exit_code, 1) << Context(here);
+  EXPECT_NE(here.err.find("can never be met"), std::string::npos) << here.err;
+
+  const Launch anywhere = RunGpurm({"--gpus", "12", "--distributed", "--anywhere"}, "touch ran");
+  EXPECT_EQ(anywhere.exit.exit_code, 1) << Context(anywhere);
+  EXPECT_NE(anywhere.err.find("the allocation spans 3 nodes (gpu-node-1 gpu-node-2 gpu-node-3)"),
+            std::string::npos)
+      << anywhere.err;
+  EXPECT_FALSE(std::filesystem::exists(job_dir_ + "/ran"));
+  const json allocations = AllAllocations();
+  ASSERT_EQ(allocations.size(), 1u) << allocations.dump();
+  EXPECT_EQ(allocations[0]["state"], "released") << allocations.dump();
+}
+
 // A request the cluster can never meet (it has no H100) is an error, not a
 // job quietly trained on the CPU.
 TEST_F(RunLauncherTest, RequestThatCanNeverBeMetExits1WithTheReasons) {
@@ -198,6 +281,7 @@ TEST_F(RunLauncherTest, RequestThatCanNeverBeMetExits1WithTheReasons) {
 
 // GPUs that exist but are busy: the CPU, said so loudly, unless told not to.
 TEST_F(RunLauncherTest, BusyGpusRunOnTheCpuLoudlyUnlessTold) {
+  environment_["GPURM_NODE_NAME"] = "gpu-node-3";  // The T4s.
   Result<cli::HttpResponse> held =
       daemon_->Client().Post("/api/v1/gpu/allocate", json{{"gpu_count", 4}, {"gpu_type", "T4"}});
   ASSERT_TRUE(held.ok() && held->status == 200);
@@ -215,6 +299,7 @@ TEST_F(RunLauncherTest, BusyGpusRunOnTheCpuLoudlyUnlessTold) {
 }
 
 TEST_F(RunLauncherTest, WaitsForBusyGpusThenRuns) {
+  environment_["GPURM_NODE_NAME"] = "gpu-node-3";  // The T4s.
   // Another job holds every T4.
   Result<cli::HttpResponse> held =
       daemon_->Client().Post("/api/v1/gpu/allocate", json{{"gpu_count", 4}, {"gpu_type", "T4"}});
@@ -275,8 +360,9 @@ TEST_F(RunLauncherTest, OutputGoesToTheTerminalAndToTrainingLogTaggedByLine) {
 // Not relative to the directory it is started from: the user's state directory.
 TEST_F(RunLauncherTest, TrainingLogDefaultsToTheUsersStateDirectory) {
   const std::string home = work_dir_ + "/home";
-  environment_ = {
-      {"GPURM_LOG_DIR", std::nullopt}, {"XDG_STATE_HOME", std::nullopt}, {"HOME", home}};
+  environment_["GPURM_LOG_DIR"] = std::nullopt;
+  environment_["XDG_STATE_HOME"] = std::nullopt;
+  environment_["HOME"] = home;
   const Launch launch = RunGpurm({"--gpus", "1"}, "echo in-the-state-dir");
   EXPECT_EQ(launch.exit.exit_code, 0) << Context(launch);
   EXPECT_NE(TrainingLog(home + "/.local/state/gpurm/logs").find("out| in-the-state-dir"),

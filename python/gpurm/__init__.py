@@ -12,7 +12,7 @@ inside the functions that need them.
 
 from .allocation import Allocation, GpuGrant, held_allocations
 from .client import GpuRmClient
-from .config import DEFAULT_LEASE_TTL_SECONDS, TrainingGPUConfig
+from .config import DEFAULT_LEASE_TTL_SECONDS, TrainingGPUConfig, this_node_name
 from .errors import (AllocationRefused, Conflict, GpuRmError, GpuRmUnavailable, InvalidRequest,
                      LimitExceeded, NotFound, PermissionDenied, Unauthenticated)
 from .manager import GpuNode, GPUResourceManager, ValidationResult, get_gpu_resource_manager
@@ -31,5 +31,5 @@ __all__ = [
     "GpuGrant", "GpuNode", "GpuRmClient", "GpuRmError", "GpuRmUnavailable", "InvalidRequest",
     "LimitExceeded", "MlpSpec", "NotFound", "PermissionDenied", "Unauthenticated", "PyTorchGPUIntegration", "PyTorchSetup", "TensorFlowGPUIntegration", "TensorFlowSetup",
     "TrainingGPUConfig", "ValidationResult", "get_gpu_resource_manager", "get_pytorch_gpu_integration",
-    "get_tensorflow_gpu_integration", "held_allocations",
+    "get_tensorflow_gpu_integration", "held_allocations", "this_node_name",
 ]

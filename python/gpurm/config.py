@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping
 
@@ -35,6 +37,9 @@ class TrainingGPUConfig:
         gpu_memory_fraction: share of each granted GPU's memory the framework
             may use, in (0, 1]. Default 0.9.
         node_name: only place on this node; "" means any node. Default "".
+            The training engine, which runs the job in its own process, fills
+            in :func:`this_node_name` when it is "" (see
+            :class:`gpurm.TrainingConfig`).
         shared: accept a memory slice of a GPU shared with other shared
             allocations; needs memory_gb > 0. Default False.
         lease_ttl_seconds: lease length, >= 0; the client renews it while the
@@ -112,6 +117,17 @@ class TrainingGPUConfig:
             if key not in known:
                 raise _invalid(str(key), f"unknown field {key!r}; known fields: {', '.join(sorted(known))}")
         return cls(**dict(values))
+
+
+def this_node_name() -> str:
+    """This machine's name as a gpurm node: ``$GPURM_NODE_NAME`` when set and
+    not empty, else the host name, else "localhost". The last two are the name
+    the daemon's local discovery gives the node it runs on, so a daemon on this
+    machine and its clients agree without configuration; ``GPURM_NODE_NAME``
+    names this machine as an inventory (or a controller) elsewhere calls it.
+    The same rule as ``gpurm run``'s, which also sets the variable for the
+    command it starts."""
+    return os.environ.get("GPURM_NODE_NAME") or socket.gethostname() or "localhost"
 
 
 def as_config(cfg: "TrainingGPUConfig | Mapping[str, Any] | None") -> TrainingGPUConfig:

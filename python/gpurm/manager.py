@@ -219,6 +219,11 @@ class GPUResourceManager:
         answer = self.client.nodes(gpu_type, min_memory_gb)
         return [GpuNode.from_json(n) for n in answer.get("nodes") or []]
 
+    def get_node_names(self) -> List[str]:
+        """Every node the daemon manages, in its order, with free GPUs or not
+        (:meth:`get_available_gpu_nodes` lists only nodes with free GPUs)."""
+        return [str(n.get("node_name", "")) for n in self.client.monitoring(0).get("nodes") or []]
+
     def get_placement_policies(self) -> Dict[str, str]:
         """The placement policies the daemon implements, name -> description,
         in its order (the default first unless ``server.policy`` says

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 from .allocation import Allocation
-from .config import TrainingGPUConfig
+from .config import TrainingGPUConfig, this_node_name
 from .errors import GpuRmUnavailable
 from .manager import GPUResourceManager
 
@@ -102,14 +101,11 @@ class PlanSource:
 
 
 def local_node_name(node_names: List[str]) -> str:
-    """The node this process runs on, among ``node_names``: ``$GPURM_NODE_NAME``
-    when set, else the one equal to this host's name (short or full), else the first."""
-    wanted = os.environ.get("GPURM_NODE_NAME")
-    if wanted and wanted in node_names:
-        return wanted
-    host = socket.gethostname()
+    """The node this process runs on, among ``node_names``: the one named
+    :func:`gpurm.this_node_name` (in full or up to its first dot), else the first."""
+    here = this_node_name()
     for name in node_names:
-        if name in (host, host.split(".")[0]):
+        if name in (here, here.split(".")[0]):
             return name
     return node_names[0] if node_names else ""
 

@@ -8,9 +8,11 @@
 ``train_algorithm`` validates the GPU request, allocates, configures the
 framework for exactly the allocated GPUs, trains an MLP, and releases the
 allocation in every case (success, exception, cancellation). When no GPU fits,
-the daemon is unreachable, or the framework sees no GPU, it trains on the CPU
-and says so in :attr:`TrainingResult.fallback_reason` and training.log (see
-:func:`configure_training_log`).
+the daemon is unreachable, the daemon has no node by this machine's name, or the
+framework sees no GPU, it trains on the CPU and says so in
+:attr:`TrainingResult.fallback_reason` and training.log (see
+:func:`configure_training_log`). The job runs in this process, so it asks for
+GPUs on this machine (see :class:`TrainingConfig`).
 numpy, torch and tensorflow are imported only when a job runs.
 """
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .allocation import Allocation
-from .config import TrainingGPUConfig
+from .config import TrainingGPUConfig, this_node_name
 from .errors import AllocationRefused, GpuRmError, GpuRmUnavailable, InvalidRequest
 from .manager import GPUResourceManager, get_gpu_resource_manager
 from .plans import PYTORCH, TENSORFLOW, PlanSource, cpu_plan, obtain_plan
@@ -85,7 +87,13 @@ class TrainingConfig:
             ``"fallback_to_cpu"`` (bool, default True: when no GPU fits, train on
             the CPU instead of raising :class:`gpurm.AllocationRefused`), and any
             :class:`gpurm.TrainingGPUConfig` field (gpu_count, gpu_type,
-            memory_gb, mixed_precision, ...). ``"task"``: "classification"
+            memory_gb, mixed_precision, ...). The job runs in this process, so
+            unless ``"node_name"`` is given the request is for this machine's
+            GPUs (node_name = :func:`gpurm.this_node_name`:
+            ``$GPURM_NODE_NAME``, else the host name), and when the daemon has
+            no node by that name nothing is allocated: no GPU fits, as above,
+            with a reason that names this machine and the daemon's nodes.
+            ``"task"``: "classification"
             (default) or "regression". ``"sample_rate"``: Hz of raw signals.
             ``"fault_frequencies"``: {name: Hz} (e.g. bpfo, bpfi, bsf, ftf) whose
             envelope-spectrum amplitudes become features.
@@ -260,7 +268,7 @@ class AlgorithmTrainingEngine:
         config.validate()
         enabled, fallback_to_cpu, gpu_cfg = config.gpu_request()
         features, labels, class_names = _prepare_data(algorithm, config, data)
-        allocation, reason = self._allocate(config.name, enabled, fallback_to_cpu, gpu_cfg)
+        allocation, reason, gpu_cfg = self._allocate(config.name, enabled, fallback_to_cpu, gpu_cfg)
         tag = _current_allocation.set(allocation.allocation_id if allocation else "-")
         try:
             return await asyncio.to_thread(self._train, algorithm, config, gpu_cfg, allocation, reason,
@@ -271,18 +279,21 @@ class AlgorithmTrainingEngine:
             _current_allocation.reset(tag)
 
     def _allocate(self, name: str, enabled: bool, fallback_to_cpu: bool,
-                  cfg: TrainingGPUConfig) -> Tuple[Optional[Allocation], Optional[str]]:
-        """(the allocation, None) or (None, why the CPU is used)."""
+                  cfg: TrainingGPUConfig) -> Tuple[Optional[Allocation], Optional[str], TrainingGPUConfig]:
+        """(the allocation, None, the request) or (None, why the CPU is used, the request).
+        The request is ``cfg``, for this machine's GPUs unless it names a node."""
         if not enabled:
-            return None, "GPU not requested (algorithm_params['gpu_config']['enabled'] is not true)"
+            return None, "GPU not requested (algorithm_params['gpu_config']['enabled'] is not true)", cfg
         try:
+            if not cfg.node_name:
+                cfg = self._on_this_machine(cfg)
             check = self.manager.check_gpu_requirements(cfg)
             if not check.possible_now:
                 suggestion = check.would_fit.get("suggestion")
                 raise AllocationRefused(check.message + (f"; would fit: {suggestion}" if suggestion else ""),
                                         code="unschedulable_now" if check.possible_ever else "unschedulable_never",
                                         reasons=check.reasons, would_fit=check.would_fit)
-            return self.manager.allocate(cfg), None
+            return self.manager.allocate(cfg), None, cfg
         except AllocationRefused as err:
             if not fallback_to_cpu:
                 raise
@@ -290,7 +301,23 @@ class AlgorithmTrainingEngine:
         except GpuRmUnavailable as err:
             reason = f"gpurm daemon unavailable: {err.message}"
         log.warning("%s: training on the CPU: %s", name, reason)
-        return None, reason
+        return None, reason, cfg
+
+    def _on_this_machine(self, cfg: TrainingGPUConfig) -> TrainingGPUConfig:
+        """``cfg`` for the GPUs of this machine, where the job runs: GPUs on
+        another node would be the wrong devices here. Raises AllocationRefused
+        (never possible) when the daemon has no node by this machine's name."""
+        node = this_node_name()
+        nodes = self.manager.get_node_names()
+        if node not in nodes:
+            raise AllocationRefused(
+                f"this machine is node {node!r} ($GPURM_NODE_NAME, else the host name) and the gpurm "
+                f"daemon at {self.manager.url} has no node by that name (its nodes: "
+                f"{', '.join(nodes) or 'none'}); the job runs in this process, so it can only use this "
+                "machine's GPUs: run it on one of those nodes, set GPURM_NODE_NAME if this machine is "
+                "one of them under another name, or use the daemon that manages this machine",
+                code="unschedulable_never", status=None)
+        return dataclasses.replace(cfg, node_name=node)
 
     def _train(self, algorithm: AlgorithmType, config: TrainingConfig, gpu_cfg: TrainingGPUConfig,
                allocation: Optional[Allocation], reason: Optional[str], features: "np.ndarray",

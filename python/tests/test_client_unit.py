@@ -4,6 +4,7 @@ unreachable daemon, and a light import."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -30,6 +31,15 @@ def test_request_body_has_the_api_field_names() -> None:
         "node_name": "gpu-node-1", "policy": "spread",
     }
     assert "node_name" not in gpurm.TrainingGPUConfig().to_request()
+
+
+def test_this_node_is_gpurm_node_name_else_the_host_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-7")
+    assert gpurm.this_node_name() == "gpu-node-7"
+    monkeypatch.setenv("GPURM_NODE_NAME", "")
+    assert gpurm.this_node_name() == socket.gethostname()
+    monkeypatch.delenv("GPURM_NODE_NAME")
+    assert gpurm.this_node_name() == socket.gethostname()
 
 
 @pytest.mark.parametrize("kwargs, field", [

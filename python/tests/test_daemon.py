@@ -197,9 +197,12 @@ def test_tensorflow_setup_without_allocation_uses_the_servers_plan(manager: gpur
     assert nothing.plan["device"] == "cpu" and "no GPU fits" in (nothing.fallback_reason or "")
 
 
-def test_engine_allocates_trains_and_releases(manager: gpurm.GPUResourceManager) -> None:
+def test_engine_allocates_trains_and_releases(manager: gpurm.GPUResourceManager,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """python/README.md: config.algorithm_params["gpu_config"] = {"enabled": True, "gpu_count": 2, ...}."""
     import numpy as np
+
+    monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-2")  # this process "runs" where the A100s are
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5))
@@ -215,7 +218,9 @@ def test_engine_allocates_trains_and_releases(manager: gpurm.GPUResourceManager)
     assert "sees none" in (result.fallback_reason or "")
 
 
-def test_engine_releases_when_training_fails(manager: gpurm.GPUResourceManager) -> None:
+def test_engine_releases_when_training_fails(manager: gpurm.GPUResourceManager,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-3")  # where the T4s are
     engine = gpurm.AlgorithmTrainingEngine(manager)
     config = gpurm.TrainingConfig(epochs=1, algorithm_params={"gpu_config": {"enabled": True, "gpu_type": "T4"}})
     bad = {"features": [[0.0, float("nan")], [1.0, 2.0]], "labels": [0, 1]}
@@ -224,8 +229,11 @@ def test_engine_releases_when_training_fails(manager: gpurm.GPUResourceManager) 
     assert manager.list_allocations() == []
 
 
-def test_engine_no_fit_falls_back_or_refuses_as_asked(manager: gpurm.GPUResourceManager) -> None:
+def test_engine_no_fit_falls_back_or_refuses_as_asked(manager: gpurm.GPUResourceManager,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
+
+    monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-2")
 
     data = {"features": np.random.default_rng(1).normal(size=(40, 3)), "labels": [0, 1] * 20}
     engine = gpurm.AlgorithmTrainingEngine(manager)
@@ -239,3 +247,64 @@ def test_engine_no_fit_falls_back_or_refuses_as_asked(manager: gpurm.GPUResource
     with pytest.raises(gpurm.AllocationRefused) as err:
         asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, strict, data))
     assert not err.value.possible_ever
+
+
+def _features() -> dict:
+    import numpy as np
+
+    x = np.random.default_rng(2).normal(size=(40, 3))
+    return {"features": x, "labels": (x[:, 0] > 0).astype(int)}
+
+
+def test_node_names_include_nodes_without_free_gpus(manager: gpurm.GPUResourceManager) -> None:
+    every_t4 = manager.allocate(TrainingGPUConfig(gpu_count=4, gpu_type="T4"))
+    try:
+        assert "gpu-node-3" not in [n.node_name for n in manager.get_available_gpu_nodes()]
+        assert manager.get_node_names() == ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
+    finally:
+        every_t4.release()
+
+
+@pytest.mark.parametrize("this_node", ["gpu-node-1", "gpu-node-3"])
+def test_engine_asks_for_the_gpus_of_this_machine(manager: gpurm.GPUResourceManager,
+                                                  monkeypatch: pytest.MonkeyPatch, this_node: str) -> None:
+    """The same request (one GPU of any type) lands on whichever node this machine is."""
+    monkeypatch.setenv("GPURM_NODE_NAME", this_node)
+    engine = gpurm.AlgorithmTrainingEngine(manager)
+    config = gpurm.TrainingConfig(epochs=1, algorithm_params={"gpu_config": {"enabled": True}})
+    result = asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, config, _features()))
+    assert result.allocation_id and result.node_name == this_node
+    assert manager.get_allocation(result.allocation_id)["node_name"] == this_node
+
+
+def test_engine_keeps_an_explicit_node_name(manager: gpurm.GPUResourceManager,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPURM_NODE_NAME", "gpu-node-1")
+    engine = gpurm.AlgorithmTrainingEngine(manager)
+    config = gpurm.TrainingConfig(epochs=1, algorithm_params={"gpu_config": {"enabled": True,
+                                                                             "node_name": "gpu-node-3"}})
+    result = asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, config, _features()))
+    assert result.allocation_id and result.node_name == "gpu-node-3"
+
+
+def test_engine_on_a_machine_the_daemon_does_not_know_allocates_nothing(
+        manager: gpurm.GPUResourceManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPURM_NODE_NAME", "workstation-7")
+    ever_made = len(manager.list_allocations(include_ended=True))
+    engine = gpurm.AlgorithmTrainingEngine(manager)
+    gpu_config = {"enabled": True, "gpu_count": 1}
+    config = gpurm.TrainingConfig(epochs=1, algorithm_params={"gpu_config": gpu_config})
+    result = asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, config, _features()))
+    assert result.device == "cpu" and result.allocation_id == "" and not result.used_gpu
+    reason = result.fallback_reason or ""
+    assert "this machine is node 'workstation-7'" in reason, reason
+    assert f"daemon at {manager.url}" in reason and "gpu-node-1, gpu-node-2, gpu-node-3" in reason, reason
+    assert "GPURM_NODE_NAME" in reason, reason
+    assert len(manager.list_allocations(include_ended=True)) == ever_made  # none, not even released
+
+    strict = gpurm.TrainingConfig(epochs=1, algorithm_params={"gpu_config": dict(gpu_config,
+                                                                                 fallback_to_cpu=False)})
+    with pytest.raises(gpurm.AllocationRefused) as err:
+        asyncio.run(engine.train_algorithm(gpurm.AlgorithmType.VIBRATION_ANALYSIS, strict, _features()))
+    assert "this machine is node 'workstation-7'" in err.value.message and not err.value.possible_ever
+    assert len(manager.list_allocations(include_ended=True)) == ever_made  # none, not even released

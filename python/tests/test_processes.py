@@ -134,7 +134,9 @@ def test_engine_line_of_the_snippet(daemon: Daemon, manager: gpurm.GPUResourceMa
         result = asyncio.run(AlgorithmTrainingEngine().train_algorithm(AlgorithmType.VIBRATION_ANALYSIS, config, data))
         print(json.dumps(result.to_dict()))
     """)
-    done = run_python(code, {"GPURM_URL": daemon.url, "GPURM_LOG_DIR": str(tmp_path)}, timeout=300)
+    # The engine asks for the GPUs of the machine it runs on: here, a node of the demo cluster.
+    done = run_python(code, {"GPURM_URL": daemon.url, "GPURM_LOG_DIR": str(tmp_path),
+                             "GPURM_NODE_NAME": "gpu-node-1"}, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["allocation_id"] and result["loss_curve"]

@@ -40,7 +40,9 @@ def test_distributed_run_trains_on_two_cpu_ranks_over_gloo(daemon: Daemon, tmp_p
     done = subprocess.run(
         [str(_binary()), "run", "--url", daemon.url, "--gpus", "2", "--type", "A100", "--distributed",
          "--log-dir", str(tmp_path / "logs"), "--", sys.executable, str(script)],
-        env={**os.environ, "GPURM_URL": daemon.url}, capture_output=True, text=True, timeout=300,
+        # gpurm run uses this machine's GPUs: here, the demo cluster's A100 node.
+        env={**os.environ, "GPURM_URL": daemon.url, "GPURM_NODE_NAME": "gpu-node-2"}, capture_output=True,
+        text=True, timeout=300,
         cwd=tmp_path)
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank="))

@@ -102,6 +102,14 @@ std::string DefaultOwner();
 // --owner) to `command`, storing into *flags, which must outlive it.
 void AddRequestFlags(CLI::App* command, RequestFlags* flags);
 
+// This machine's name as a gpurm node: $GPURM_NODE_NAME when set and not
+// empty, else the host name (gethostname(), as it is), else "localhost". The
+// last two are the name the daemon's local discovery gives the node it runs
+// on (daemon/serve.cc), so a daemon on this machine and its clients agree
+// without configuration; GPURM_NODE_NAME names this machine as an inventory
+// (or a controller) elsewhere calls it.
+std::string ThisNodeName();
+
 // The GPU request body (TrainingGPUConfig field names).
 nlohmann::json BuildGpuRequestJson(const RequestFlags& flags);
 // POST /allocate; a non-empty key is sent as the Idempotency-Key header.
@@ -111,6 +119,9 @@ ApiCall BuildStatusCall();
 ApiCall BuildNodesCall(const std::optional<std::string>& gpu_type,
                        const std::optional<double>& min_memory_gb);
 ApiCall BuildAllocationsCall(bool all, const std::optional<std::string>& owner);
+// GET /monitoring without history: every node the daemon manages, busy or
+// not (GET /nodes lists only the nodes with a free GPU).
+ApiCall BuildAllNodesCall();
 ApiCall BuildHeartbeatCall(const std::string& allocation_id);
 // GET /policies: the daemon's placement policies, the one list --policy
 // values are checked against (by the daemon).

@@ -275,8 +275,26 @@ void Release(const HttpClient& client, const std::string& id, int64_t ttl_s, Run
               std::to_string(ttl_s) + " s after the last lease renewal");
 }
 
-Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const SignalBlock& signals,
-                    RunOutput& output) {
+// What to tell the user of a machine the daemon at `url` does not manage.
+std::string UnknownNodeMessage(const std::string& this_node, const std::string& url,
+                               const std::vector<std::string>& nodes) {
+  std::string listed;
+  for (const std::string& node : nodes) listed += (listed.empty() ? "" : ", ") + node;
+  return "this machine is node \"" + this_node + "\" ($GPURM_NODE_NAME, else the host name), " +
+         "and the daemon at " + url +
+         " has no node by that name (its nodes: " + (listed.empty() ? "none" : listed) +
+         "); nothing was allocated and the command was not run. gpurm run starts the command on "
+         "this machine, so it can only use this machine's GPUs: run it on one of those nodes, set "
+         "GPURM_NODE_NAME if this machine is one of them under another name, or point --url at "
+         "the daemon (or controller) that manages this machine";
+}
+
+// Allocates for `flags`, once the daemon is seen to manage the machine
+// `this_node` names: GPUs of a daemon that does not could only be on other
+// machines, so nothing is allocated then (exit 1).
+Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const std::string& this_node,
+                    const SignalBlock& signals, RunOutput& output) {
+  const ApiCall list_nodes = BuildAllNodesCall();
   const ApiCall call = BuildAllocateCall(flags.request, NewIdempotencyKey());
   const bool wait = flags.wait || flags.wait_timeout_s.has_value();
   const auto start = SteadyClock::now();
@@ -286,8 +304,14 @@ Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const Signa
                             : SteadyClock::time_point::max();
   std::string said;  // The last waiting reason reported.
   json last_refusal;
+  bool this_node_known = false;
   while (true) {
-    Result<HttpResponse> response = client.Post(call.path, call.body, call.headers);
+    // Until the daemon has listed its nodes, the request is for that list.
+    // Its failures are classified as those of /allocate, and mean the same:
+    // no answer or 5xx is waited for with --wait, a 4xx is a refusal.
+    Result<HttpResponse> response = this_node_known
+                                        ? client.Post(call.path, call.body, call.headers)
+                                        : client.Get(list_nodes.path, list_nodes.headers);
     const AllocateOutcome outcome = ClassifyAllocateAnswer(response);
     if (const int signal = signals.WaitFor(std::chrono::milliseconds(0)); signal != 0) {
       if (outcome == AllocateOutcome::kAllocated) {
@@ -296,6 +320,16 @@ Acquisition Acquire(const HttpClient& client, const RunFlags& flags, const Signa
       }
       output.Note(SignalName(signal) + " before the command started; it was not run");
       return {Acquisition::Kind::kStop, nullptr, 128 + signal};
+    }
+    if (!this_node_known && response.ok() && response->status >= 200 && response->status < 300 &&
+        response->body.is_object()) {
+      const std::vector<std::string> nodes = NodeNames(response->body);
+      if (std::ranges::find(nodes, this_node) == nodes.end()) {
+        output.Note(UnknownNodeMessage(this_node, client.base_url(), nodes));
+        return {Acquisition::Kind::kStop, nullptr, kExitRefused};
+      }
+      this_node_known = true;
+      continue;
     }
     switch (outcome) {
       case AllocateOutcome::kAllocated:
@@ -469,30 +503,78 @@ Status GuardLaunch(const RunFlags& flags, LaunchPlan& plan, RunOutput& output) {
   return AddCudaGuard(plan, *library, std::getenv("LD_PRELOAD"));
 }
 
+// The nodes an /allocate answer grants GPUs on, each once, in the order
+// named: by its grants, its plan's nodes and its node_name (any of them
+// suffices; they agree in the daemon's answers).
+std::vector<std::string> GrantedNodes(const json& answer) {
+  std::vector<std::string> nodes;
+  const auto add = [&nodes](const std::string& node) {
+    if (!node.empty() && std::ranges::find(nodes, node) == nodes.end()) nodes.push_back(node);
+  };
+  for (const json& grant : Array(answer, "gpus")) add(String(grant, "node_name", ""));
+  for (const json& node : Array(Member(answer, "gpu_config"), "nodes")) {
+    add(String(node, "node_name", ""));
+  }
+  add(String(answer, "node_name", ""));
+  return nodes;
+}
+
 }  // namespace
 
+Result<RequestFlags> RequestFromThisNode(const RunFlags& flags, const std::string& this_node) {
+  RequestFlags request = flags.request;
+  if (flags.anywhere) return request;
+  if (request.node && *request.node != this_node) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "--node " + *request.node + " is not this machine, which is node " + this_node +
+                      " ($GPURM_NODE_NAME, else the host name): gpurm run starts the command "
+                      "here, so it can only use this machine's GPUs; run it on " +
+                      *request.node + ", or set GPURM_NODE_NAME=" + *request.node +
+                      " if that is this machine's name in the daemon's inventory");
+  }
+  request.node = this_node;
+  return request;
+}
+
+std::vector<std::string> NodeNames(const json& monitoring) {
+  std::vector<std::string> names;
+  for (const json& node : Array(monitoring, "nodes")) {
+    names.push_back(String(node, "node_name", ""));
+  }
+  return names;
+}
+
 Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, const std::string& url,
-                                 const std::string& owner) {
+                                 const std::string& owner, const std::string& this_node) {
   const std::string id = String(answer, "allocation_id", "");
   const json& config = Member(answer, "gpu_config");
   if (id.empty() || !config.is_object()) {
     return InvalidArgument("the /allocate answer has no allocation_id or gpu_config");
   }
-  const json& nodes = Member(config, "nodes");
-  if (nodes.is_array() && nodes.size() > 1) {
-    std::string names;
-    for (const json& node : nodes) names += " " + String(node, "node_name", "");
+  const std::vector<std::string> granted = GrantedNodes(answer);
+  if (granted.empty()) return InvalidArgument("the /allocate answer names no node");
+  std::string names;
+  for (const std::string& node : granted) names += (names.empty() ? "" : " ") + node;
+  if (granted.size() > 1) {
     return Status(StatusCode::kFailedPrecondition,
-                  "the allocation spans " + std::to_string(nodes.size()) + " nodes (" +
-                      names.substr(1) +
-                      "): gpurm run starts processes on this machine only; ask for fewer GPUs "
-                      "or use `gpurm allocate` and start torchrun on each node");
+                  "the allocation spans " + std::to_string(granted.size()) + " nodes (" + names +
+                      "): gpurm run starts processes on this machine (" + this_node +
+                      ") only; ask for fewer GPUs or use `gpurm allocate` and start torchrun on "
+                      "each node");
   }
+  if (granted[0] != this_node) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "the GPUs granted are on node " + granted[0] + ", not on this machine (" +
+                      this_node +
+                      "): starting a job on another machine is not supported by gpurm run; run "
+                      "gpurm run on " +
+                      granted[0] + ", or use Kubernetes mode (gpurm run --k8s)");
+  }
+  const json& nodes = Member(config, "nodes");
   const json& first = nodes.is_array() && !nodes.empty() ? nodes[0] : json();
   LaunchPlan plan;
   plan.allocation_id = id;
-  plan.node_name = String(first, "node_name", "");
-  if (plan.node_name.empty()) plan.node_name = String(answer, "node_name", "");
+  plan.node_name = granted[0];
 
   const json& node_environment = Member(first, "environment");
   const json& environment =
@@ -530,15 +612,16 @@ Result<LaunchPlan> PlanGpuLaunch(const json& answer, const RunFlags& flags, cons
   return plan;
 }
 
-LaunchPlan PlanCpuLaunch(const RunFlags& flags, const std::string& url, const std::string& owner) {
+LaunchPlan PlanCpuLaunch(const RunFlags& flags, const std::string& url, const std::string& owner,
+                         const std::string& this_node) {
   LaunchPlan plan;
   // As the daemon's CPU plans: hidden from CUDA and from HIP.
   plan.environment["CUDA_VISIBLE_DEVICES"] = "";
   plan.environment["HIP_VISIBLE_DEVICES"] = "";
   SetCommonEnvironment(plan, url, owner);
+  plan.environment["GPURM_NODE_NAME"] = this_node;
   // Inherited values (a run inside a run) would describe GPUs not held.
   plan.environment["GPURM_ALLOCATION_ID"] = std::nullopt;
-  plan.environment["GPURM_NODE_NAME"] = std::nullopt;
   plan.environment["GPURM_MEMORY_LIMIT_MB"] = std::nullopt;
   plan.environment[GPURM_ENV_CUDA_MEMORY_LIMITS_MB] = std::nullopt;
   plan.argv = LaunchArgv(flags, 1);
@@ -562,7 +645,14 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
     output.Note(opened.message() + "; output goes to the terminal only");
   }
 
+  const std::string this_node = ThisNodeName();
+  Result<RequestFlags> request = RequestFromThisNode(flags, this_node);
+  if (!request.ok()) {
+    output.Note(request.status().message() + "; the command was not run");
+    return kExitRefused;
+  }
   RunFlags effective = flags;
+  effective.request = std::move(request).value();
   const std::string owner = ResolveOwner(flags);
   if (!owner.empty()) effective.request.owner = owner;
   const int64_t ttl_s = effective.request.lease_ttl_seconds.value_or(0);
@@ -574,15 +664,16 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
   if (!owner.empty()) options.headers.emplace_back("X-Gpurm-Owner", owner);
   const HttpClient client(std::move(options));
 
-  Acquisition acquired = Acquire(client, effective, signals, output);
+  Acquisition acquired = Acquire(client, effective, this_node, signals, output);
   if (acquired.kind == Acquisition::Kind::kStop) return acquired.exit_code;
 
   LaunchPlan plan;
   if (acquired.kind == Acquisition::Kind::kAllocated) {
-    Result<LaunchPlan> planned = PlanGpuLaunch(acquired.answer, effective, daemon.url, owner);
+    Result<LaunchPlan> planned =
+        PlanGpuLaunch(acquired.answer, effective, daemon.url, owner, this_node);
     const std::string id = String(acquired.answer, "allocation_id", "");
     if (!planned.ok()) {
-      output.Note(planned.status().message());
+      output.Note(planned.status().message() + "; the command was not run");
       Release(client, id, ttl_s, output);
       return kExitRefused;
     }
@@ -602,7 +693,7 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
       output.Note(RenderError(acquired.answer));
       return kExitRefused;
     }
-    plan = PlanCpuLaunch(effective, daemon.url, owner);
+    plan = PlanCpuLaunch(effective, daemon.url, owner, this_node);
     // Loud: a job that silently trains on the CPU wastes hours before anyone notices.
     output.Note(kCpuFallbackBanner);
     output.Note(
@@ -679,6 +770,12 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
       ->check(CLI::Range(int64_t{1}, int64_t{86'400 * 365}));
   run->get_option("--owner")->description(
       "Owner of the allocation (default: $GPURM_OWNER, else your user name)");
+  run->get_option("--node")->description(
+      "The node to allocate on; without --k8s it must be this machine, which is the default "
+      "(this machine's node name: $GPURM_NODE_NAME, else the host name)");
+  run->add_flag("--anywhere", flags->anywhere,
+                "Ask for GPUs on any node, not only this machine's; the command still runs only "
+                "if they are granted here (else they are released at once and gpurm run exits 1)");
   run->add_flag("--wait", flags->wait, "When nothing fits, wait until it does");
   run->add_option_function<double>(
          "--wait-timeout",
@@ -700,6 +797,9 @@ void RegisterRunCommand(CLI::App& app, int* exit_code, std::function<DaemonAddre
   AddKubernetesJobFlags(run, k8s.get());
   run->add_option("command", flags->command, "The command and its arguments, after --");
   run->footer(
+      "The command runs on this machine, on this machine's GPUs: the daemon must have a node\n"
+      "named as this machine ($GPURM_NODE_NAME, else the host name), and GPUs granted on\n"
+      "another node are released and the command not run (exit 1).\n"
       "The command gets CUDA_VISIBLE_DEVICES and the rest of the allocation's environment, plus\n"
       "GPURM_ALLOCATION_ID, GPURM_URL, GPURM_NODE_NAME, GPURM_OWNER and GPURM_MEMORY_LIMIT_MB.\n"
       "On NVIDIA GPUs the CUDA guard (libgpurm_cuda_guard.so, LD_PRELOAD) refuses CUDA\n"

@@ -1,12 +1,24 @@
 // `gpurm run`: runs a command (a training script) under a GPU allocation.
 //
 //   gpurm run [--gpus N --type T --memory-gb M --distributed --mixed-precision
-//              --fraction F --shared --wait [--wait-timeout S]
-//              --cpu-fallback|--no-cpu-fallback --lease-ttl S --owner O
-//              --log-dir D] -- python train.py ...
+//              --fraction F --shared --node X --anywhere --wait
+//              [--wait-timeout S] --cpu-fallback|--no-cpu-fallback
+//              --lease-ttl S --owner O --log-dir D] -- python train.py ...
 //
 // With --k8s (cli/run_k8s.h) it runs the command as a Kubernetes Job instead.
 //
+// 0. The command starts on this machine, so it may only get this machine's
+//    GPUs. This machine is the node ThisNodeName() (commands.h) names:
+//    $GPURM_NODE_NAME, else the host name. The request asks for GPUs on it
+//    (node_name) unless --anywhere; --node naming another machine is refused
+//    (exit 1) before anything is sent (with --anywhere it is asked for, and
+//    its grant refused as below). Before allocating, gpurm run reads the
+//    daemon's nodes (BuildAllNodesCall) and exits 1, naming this machine,
+//    the daemon and its nodes, when none is this machine. A grant on another
+//    node (possible with --anywhere: one node elsewhere, or, with
+//    --distributed, several nodes) is released at once and gpurm run exits 1
+//    naming the nodes: it never starts a job away from its GPUs, and it does
+//    not start jobs on other machines.
 // 1. Allocates through POST /api/v1/gpu/allocate with a lease (--lease-ttl,
 //    default 30 s) and one Idempotency-Key per run, so a retried request can
 //    never hold GPUs twice. When nothing fits (409): with --wait it retries
@@ -30,7 +42,8 @@
 //    `python -c <kTorchrunLauncher> --standalone --nnodes=1
 //    --nproc_per_node=N SCRIPT.py ...` with the same interpreter and N = the
 //    GPUs allocated (1 on the CPU): the one-node torchrun_args of the PyTorch
-//    plan. Any other command runs as given.
+//    plan. Any other command runs as given. The GPUs are this machine's
+//    (step 0), so torchrun runs one node: this one.
 // 4. Streams the command's stdout and stderr to the terminal and appends
 //    them, with gpurm's own messages, to <log dir>/training.log, one record
 //    per line: "<UTC time> pid=<gpurm run's pid> alloc=<id or -> out| <line>"
@@ -50,15 +63,16 @@
 //
 // gpurm run's own exit codes, when the command did not run to its end:
 //   1 the request can never be met in this cluster; nothing is free now and
-//     --no-cpu-fallback; or the allocation spans several nodes (gpurm run
-//     starts processes on this machine only)
+//     --no-cpu-fallback; the daemon has no node by this machine's name;
+//     --node names another machine; or the GPUs granted are on another node
+//     or on several (gpurm run starts processes on this machine only)
 //   2 usage error, or the daemon rejected the request as invalid, or the
 //     CUDA guard cannot be loaded (not found, or the plan's guard values are
 //     invalid); the allocation is released and the command not started
 //   3 daemon unreachable or failing (5xx), not waited for
 //   126 the command cannot be executed; 127 the command was not found
 //   128+N signal N arrived before the command started
-// Only one allocation per run; the allocation is on one node.
+// Only one allocation per run; the allocation is on one node: this one.
 #ifndef GPURM_CLI_RUN_COMMAND_H_
 #define GPURM_CLI_RUN_COMMAND_H_
 
@@ -90,6 +104,7 @@ struct RunFlags {
   RunFlags() { request.lease_ttl_seconds = kDefaultRunLeaseTtlSeconds; }
 
   RequestFlags request;                  // --gpus ... --lease-ttl, --owner
+  bool anywhere = false;                 // --anywhere: no node_name pin
   bool wait = false;                     // --wait (implied by --wait-timeout)
   std::optional<double> wait_timeout_s;  // --wait-timeout; unset: no limit
   bool cpu_fallback = true;              // --cpu-fallback / --no-cpu-fallback
@@ -120,17 +135,30 @@ struct LaunchPlan {
   std::vector<std::string> argv;
   std::map<std::string, std::optional<std::string>> environment;
   std::string allocation_id;  // Empty on the CPU.
-  std::string node_name;      // Empty on the CPU.
+  std::string node_name;      // The granted node (this machine's); empty on the CPU.
   std::vector<std::string> warnings;
 };
 
-// The launch for a successful /allocate answer. FailedPrecondition when the
-// allocation spans several nodes; InvalidArgument when the answer lacks the
-// allocation id or gpu_config.
+// The request gpurm run sends from the machine `this_node` names: for GPUs
+// on it (node_name), unless --anywhere. FailedPrecondition, naming both
+// nodes, when --node names another machine and --anywhere is not given.
+Result<RequestFlags> RequestFromThisNode(const RunFlags& flags, const std::string& this_node);
+
+// The node names of a GET /monitoring answer (BuildAllNodesCall), in its order.
+std::vector<std::string> NodeNames(const nlohmann::json& monitoring);
+
+// The launch for a successful /allocate answer, on the machine `this_node`
+// names. FailedPrecondition, naming the granted nodes, when the allocation
+// spans several nodes or is on another node than `this_node`;
+// InvalidArgument when the answer lacks the allocation id, gpu_config or a
+// node name.
 Result<LaunchPlan> PlanGpuLaunch(const nlohmann::json& answer, const RunFlags& flags,
-                                 const std::string& url, const std::string& owner);
-// The launch on the CPU, with every GPU hidden.
-LaunchPlan PlanCpuLaunch(const RunFlags& flags, const std::string& url, const std::string& owner);
+                                 const std::string& url, const std::string& owner,
+                                 const std::string& this_node);
+// The launch on the CPU, with every GPU hidden. GPURM_NODE_NAME still names
+// `this_node`: it says which machine the command is on, GPUs or not.
+LaunchPlan PlanCpuLaunch(const RunFlags& flags, const std::string& url, const std::string& owner,
+                         const std::string& this_node);
 
 // True for `python[3[.X]] SCRIPT.py ...` and `python -m MODULE ...` (any
 // directory), unless the module already is torch.distributed.run/launch.

@@ -1,12 +1,16 @@
 #include "cli/run_command.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gpurm::cli {
@@ -39,6 +43,32 @@ json AllocateAnswer(int gpus) {
                                   {"NCCL_DEBUG", "WARN"}}}}})}}}};
 }
 
+// Sets (or, with nullopt, removes) an environment variable for the life of
+// the object, and then puts back what was there.
+class ScopedEnvironmentVariable {
+ public:
+  ScopedEnvironmentVariable(std::string name, const std::optional<std::string>& value)
+      : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str()); old != nullptr) saved_ = old;
+    Set(value);
+  }
+  ~ScopedEnvironmentVariable() { Set(saved_); }
+  ScopedEnvironmentVariable(const ScopedEnvironmentVariable&) = delete;
+  ScopedEnvironmentVariable& operator=(const ScopedEnvironmentVariable&) = delete;
+
+ private:
+  void Set(const std::optional<std::string>& value) {
+    if (value) {
+      ::setenv(name_.c_str(), value->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+
+  std::string name_;
+  std::optional<std::string> saved_;
+};
+
 RunFlags Flags(Strings command, bool distributed = false) {
   RunFlags flags;
   flags.command = std::move(command);
@@ -68,8 +98,8 @@ TEST(RunCommandTest, TorchrunKeepsTheInterpreterAndTheScriptArguments) {
 }
 
 TEST(RunCommandTest, GpuLaunchExportsTheNodeEnvironmentAndGpurmVariables) {
-  Result<LaunchPlan> plan =
-      PlanGpuLaunch(AllocateAnswer(2), Flags({"python", "train.py"}), "http://h:1", "alice");
+  Result<LaunchPlan> plan = PlanGpuLaunch(AllocateAnswer(2), Flags({"python", "train.py"}),
+                                          "http://h:1", "alice", "gpu-node-1");
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(plan->allocation_id, "alloc-0123");
   EXPECT_EQ(plan->node_name, "gpu-node-1");
@@ -86,8 +116,8 @@ TEST(RunCommandTest, GpuLaunchExportsTheNodeEnvironmentAndGpurmVariables) {
 }
 
 TEST(RunCommandTest, DistributedPythonRunsThroughTorchrunWithOneProcessPerGpu) {
-  Result<LaunchPlan> plan =
-      PlanGpuLaunch(AllocateAnswer(2), Flags({"python3", "train.py", "--x"}, true), "u", "");
+  Result<LaunchPlan> plan = PlanGpuLaunch(
+      AllocateAnswer(2), Flags({"python3", "train.py", "--x"}, true), "u", "", "gpu-node-1");
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->argv, (Strings{"python3", "-c", kTorchrunLauncher, "--standalone", "--nnodes=1",
                                  "--nproc_per_node=2", "train.py", "--x"}));
@@ -95,7 +125,7 @@ TEST(RunCommandTest, DistributedPythonRunsThroughTorchrunWithOneProcessPerGpu) {
 
   // Anything else runs as given, distributed or not.
   Result<LaunchPlan> shell =
-      PlanGpuLaunch(AllocateAnswer(2), Flags({"sh", "-c", "exit 0"}, true), "u", "");
+      PlanGpuLaunch(AllocateAnswer(2), Flags({"sh", "-c", "exit 0"}, true), "u", "", "gpu-node-1");
   ASSERT_TRUE(shell.ok());
   EXPECT_EQ(shell->argv, (Strings{"sh", "-c", "exit 0"}));
 }
@@ -105,17 +135,28 @@ TEST(RunCommandTest, RefusesAllocationsOverSeveralNodes) {
   json second = answer["gpu_config"]["nodes"][0];
   second["node_name"] = "gpu-node-2";
   answer["gpu_config"]["nodes"].push_back(second);
-  Result<LaunchPlan> plan = PlanGpuLaunch(answer, Flags({"python", "train.py"}, true), "u", "");
+  Result<LaunchPlan> plan =
+      PlanGpuLaunch(answer, Flags({"python", "train.py"}, true), "u", "", "gpu-node-1");
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(plan.status().message().find("gpu-node-1 gpu-node-2"), std::string::npos);
+}
+
+TEST(RunCommandTest, RefusesAGrantOnAnotherNode) {
+  Result<LaunchPlan> plan = PlanGpuLaunch(AllocateAnswer(1), Flags({"true"}), "u", "", "vm");
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(plan.status().message().find("on node gpu-node-1, not on this machine (vm)"),
+            std::string::npos)
+      << plan.status().message();
+  EXPECT_NE(plan.status().message().find("not supported by gpurm run"), std::string::npos);
 }
 
 TEST(RunCommandTest, HidesGpusWhenThePlanNamesNoDeviceVariables) {
   json answer = AllocateAnswer(1);
   answer["gpu_config"]["nodes"][0]["environment"] = json::object();
   answer["gpu_config"]["warnings"] = {"the vendor of the allocated GPUs is unknown"};
-  Result<LaunchPlan> plan = PlanGpuLaunch(answer, Flags({"true"}), "u", "");
+  Result<LaunchPlan> plan = PlanGpuLaunch(answer, Flags({"true"}), "u", "", "gpu-node-1");
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->environment.at("CUDA_VISIBLE_DEVICES"), "");
   EXPECT_EQ(plan->environment.at("HIP_VISIBLE_DEVICES"), "");
@@ -123,19 +164,67 @@ TEST(RunCommandTest, HidesGpusWhenThePlanNamesNoDeviceVariables) {
 }
 
 TEST(RunCommandTest, RejectsAnAnswerWithoutAllocation) {
-  EXPECT_FALSE(PlanGpuLaunch(json{{"success", true}}, Flags({"true"}), "u", "").ok());
+  EXPECT_FALSE(PlanGpuLaunch(json{{"success", true}}, Flags({"true"}), "u", "", "vm").ok());
 }
 
 TEST(RunCommandTest, CpuLaunchHidesEveryGpuAndClearsInheritedAllocationVariables) {
-  LaunchPlan plan = PlanCpuLaunch(Flags({"python", "train.py"}, true), "http://h:1", "bob");
+  LaunchPlan plan = PlanCpuLaunch(Flags({"python", "train.py"}, true), "http://h:1", "bob", "vm");
   EXPECT_EQ(plan.environment.at("CUDA_VISIBLE_DEVICES"), "");
   EXPECT_EQ(plan.environment.at("HIP_VISIBLE_DEVICES"), "");
   EXPECT_EQ(plan.environment.at("GPURM_URL"), "http://h:1");
+  EXPECT_EQ(plan.environment.at("GPURM_NODE_NAME"), "vm");
   EXPECT_EQ(plan.environment.at("GPURM_ALLOCATION_ID"), std::nullopt);
   EXPECT_EQ(plan.environment.at("GPURM_MEMORY_LIMIT_MB"), std::nullopt);
   EXPECT_TRUE(plan.allocation_id.empty());
   EXPECT_EQ(plan.argv, (Strings{"python", "-c", kTorchrunLauncher, "--standalone", "--nnodes=1",
                                 "--nproc_per_node=1", "train.py"}));
+}
+
+TEST(RunCommandTest, RequestsGpusOnThisMachineUnlessAnywhere) {
+  RunFlags flags = Flags({"true"});
+  Result<RequestFlags> pinned = RequestFromThisNode(flags, "vm");
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_EQ(pinned->node, "vm");
+
+  flags.request.node = "vm";
+  EXPECT_EQ(RequestFromThisNode(flags, "vm")->node, "vm");
+
+  flags.request.node = "gpu-node-2";
+  Result<RequestFlags> elsewhere = RequestFromThisNode(flags, "vm");
+  ASSERT_FALSE(elsewhere.ok());
+  EXPECT_EQ(elsewhere.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(elsewhere.status().message().find("--node gpu-node-2 is not this machine, which is "
+                                              "node vm"),
+            std::string::npos)
+      << elsewhere.status().message();
+
+  flags.anywhere = true;
+  EXPECT_EQ(RequestFromThisNode(flags, "vm")->node, "gpu-node-2");
+  flags.request.node.reset();
+  EXPECT_EQ(RequestFromThisNode(flags, "vm")->node, std::nullopt);
+}
+
+TEST(RunCommandTest, ThisNodeIsGpurmNodeNameElseTheHostName) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof(host) - 1), 0);
+  {
+    const ScopedEnvironmentVariable named("GPURM_NODE_NAME", "gpu-node-7");
+    EXPECT_EQ(ThisNodeName(), "gpu-node-7");
+  }
+  {
+    const ScopedEnvironmentVariable empty("GPURM_NODE_NAME", "");
+    EXPECT_EQ(ThisNodeName(), host);
+  }
+  const ScopedEnvironmentVariable unset("GPURM_NODE_NAME", std::nullopt);
+  EXPECT_EQ(ThisNodeName(), host);
+}
+
+TEST(RunCommandTest, NodeNamesAreThoseOfTheMonitoringAnswer) {
+  EXPECT_EQ(NodeNames(json{{"nodes",
+                            {{{"node_name", "gpu-node-1"}, {"gpus", json::array()}},
+                             {{"node_name", "gpu-node-2"}, {"gpus", json::array()}}}}}),
+            (Strings{"gpu-node-1", "gpu-node-2"}));
+  EXPECT_TRUE(NodeNames(json::object()).empty());
 }
 
 HttpResponse Answer(long status, json body) {
@@ -227,6 +316,21 @@ TEST_F(RunCommandCliTest, UnreachableDaemonIsExitCode3AndTheCommandDoesNotRun) {
   text << log.rdbuf();
   EXPECT_NE(text.str().find("cannot allocate"), std::string::npos) << text.str();
   EXPECT_NE(cli.err.str().find("cannot allocate"), std::string::npos) << cli.err.str();
+}
+
+// Exit 1, not 3: the (absent) daemon is never asked.
+TEST_F(RunCommandCliTest, NodeOfAnotherMachineIsRefusedBeforeContactingTheDaemon) {
+  const ScopedEnvironmentVariable this_node("GPURM_NODE_NAME", "gpu-node-1");
+  const std::filesystem::path marker = log_dir_ / "ran";
+  Cli cli;
+  const int code =
+      cli.Run({"run", "--url", "http://127.0.0.1:1", "--node", "gpu-node-2", "--log-dir",
+               log_dir_.string(), "--", "sh", "-c", "touch " + marker.string()});
+  EXPECT_EQ(code, kExitRefused) << cli.err.str();
+  EXPECT_NE(cli.err.str().find("--node gpu-node-2 is not this machine, which is node gpu-node-1"),
+            std::string::npos)
+      << cli.err.str();
+  EXPECT_FALSE(std::filesystem::exists(marker));
 }
 
 TEST_F(RunCommandCliTest, ArgumentsAfterTheSeparatorBelongToTheCommand) {
