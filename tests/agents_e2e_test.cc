@@ -34,9 +34,9 @@ namespace gpurm {
 namespace {
 
 using nlohmann::json;
-using ::testing::HasSubstr;
 using testing::DaemonProcess;
 using testing::Eventually;
+using ::testing::HasSubstr;
 using testing::SleepingChild;
 
 // Not a gpurm agent: a loopback server that answers every request with
@@ -208,8 +208,8 @@ TEST_F(AgentsE2eTest, OneViewOfEveryServerAndGrantsOnTheRightNode) {
   WriteMachine("node-b");
   StartAgent("node-a");
   StartAgent("node-b");
-  StartController({{"node-a", agents_["node-a"]->base_url()},
-                   {"node-b", agents_["node-b"]->base_url()}});
+  StartController(
+      {{"node-a", agents_["node-a"]->base_url()}, {"node-b", agents_["node-b"]->base_url()}});
 
   ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 4; })) << Get("/health").dump();
   EXPECT_EQ(Get("/health")["provider"], "agents");
@@ -225,9 +225,8 @@ TEST_F(AgentsE2eTest, OneViewOfEveryServerAndGrantsOnTheRightNode) {
   }
   EXPECT_EQ(Get("/status")["total_gpus"], 4);
 
-  auto granted =
-      controller_->Client("alice").Post("/api/v1/gpu/allocate", {{"gpu_count", 2},
-                                                                 {"node_name", "node-b"}});
+  auto granted = controller_->Client("alice").Post("/api/v1/gpu/allocate",
+                                                   {{"gpu_count", 2}, {"node_name", "node-b"}});
   ASSERT_TRUE(granted.ok());
   ASSERT_EQ(granted->status, 200) << granted->raw_body;
   for (const json& gpu : granted->body["gpus"]) {
@@ -255,11 +254,11 @@ TEST_F(AgentsE2eTest, AKilledAgentIsLostThenBackWithItsProcessesAccounted) {
   WriteMachine("node-b");
   StartAgent("node-a");
   StartAgent("node-b");
-  StartController({{"node-a", agents_["node-a"]->base_url()},
-                   {"node-b", agents_["node-b"]->base_url()}});
+  StartController(
+      {{"node-a", agents_["node-a"]->base_url()}, {"node-b", agents_["node-b"]->base_url()}});
   ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 4; }));
-  auto granted = controller_->Client("alice").Post(
-      "/api/v1/gpu/allocate", {{"gpu_count", 1}, {"node_name", "node-a"}});
+  auto granted = controller_->Client("alice").Post("/api/v1/gpu/allocate",
+                                                   {{"gpu_count", 1}, {"node_name", "node-a"}});
   ASSERT_TRUE(granted.ok());
   ASSERT_EQ(granted->status, 200) << granted->raw_body;
   const std::string id = granted->body["allocation_id"];

@@ -38,10 +38,11 @@ HttpResponse AgentSnapshot(const ApiContext& context) {
   // static inventory of many nodes) is no agent, and must not be pulled
   // into another controller's view as one node.
   if (inventory.provider_name() == "agents" || snapshot->nodes.size() != 1) {
-    return ErrorResponse(Status(StatusCode::kFailedPrecondition,
-        "this daemon is not an agent: its inventory (" + inventory.provider_name() + ") has " +
-        std::to_string(snapshot->nodes.size()) +
-        " nodes; an agent is a gpurm serve with local discovery on one server"));
+    return ErrorResponse(
+        Status(StatusCode::kFailedPrecondition,
+               "this daemon is not an agent: its inventory (" + inventory.provider_name() +
+                   ") has " + std::to_string(snapshot->nodes.size()) +
+                   " nodes; an agent is a gpurm serve with local discovery on one server"));
   }
   AgentReport report;
   report.node = snapshot->nodes.front();

@@ -63,14 +63,6 @@ std::string DefaultOwner() {
   return "";
 }
 
-std::string ThisNodeName() {
-  const char* env = std::getenv("GPURM_NODE_NAME");
-  if (env != nullptr && env[0] != '\0') return env;
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return "localhost";
-  return host;
-}
-
 ApiCall BuildAllocateCall(const RequestFlags& flags, const std::string& idempotency_key) {
   ApiCall call{"POST", std::string(kApi) + "/allocate", BuildGpuRequestJson(flags), {}};
   if (!idempotency_key.empty()) call.headers.emplace_back("Idempotency-Key", idempotency_key);

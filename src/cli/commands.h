@@ -102,14 +102,6 @@ std::string DefaultOwner();
 // --owner) to `command`, storing into *flags, which must outlive it.
 void AddRequestFlags(CLI::App* command, RequestFlags* flags);
 
-// This machine's name as a gpurm node: $GPURM_NODE_NAME when set and not
-// empty, else the host name (gethostname(), as it is), else "localhost". The
-// last two are the name the daemon's local discovery gives the node it runs
-// on (daemon/serve.cc), so a daemon on this machine and its clients agree
-// without configuration; GPURM_NODE_NAME names this machine as an inventory
-// (or a controller) elsewhere calls it.
-std::string ThisNodeName();
-
 // The GPU request body (TrainingGPUConfig field names).
 nlohmann::json BuildGpuRequestJson(const RequestFlags& flags);
 // POST /allocate; a non-empty key is sent as the Idempotency-Key header.

@@ -26,6 +26,7 @@
 #include "cli/run_k8s.h"
 #include "core/clock.h"
 #include "guard/guard_config.h"
+#include "integrations/launchers/local_node.h"
 #include "integrations/launchers/process_runner.h"
 
 namespace gpurm::cli {
@@ -645,7 +646,7 @@ int RunUnderAllocation(const RunFlags& flags, const DaemonAddress& daemon, std::
     output.Note(opened.message() + "; output goes to the terminal only");
   }
 
-  const std::string this_node = ThisNodeName();
+  const std::string this_node = LocalNodeName();
   Result<RequestFlags> request = RequestFromThisNode(flags, this_node);
   if (!request.ok()) {
     output.Note(request.status().message() + "; the command was not run");

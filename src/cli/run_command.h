@@ -8,7 +8,7 @@
 // With --k8s (cli/run_k8s.h) it runs the command as a Kubernetes Job instead.
 //
 // 0. The command starts on this machine, so it may only get this machine's
-//    GPUs. This machine is the node ThisNodeName() (commands.h) names:
+//    GPUs. This machine is the node LocalNodeName() (integrations/launchers/local_node.h) names:
 //    $GPURM_NODE_NAME, else the host name. The request asks for GPUs on it
 //    (node_name) unless --anywhere; --node naming another machine is refused
 //    (exit 1) before anything is sent (with --anywhere it is asked for, and

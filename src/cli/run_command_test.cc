@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "integrations/launchers/local_node.h"
+
 namespace gpurm::cli {
 namespace {
 
@@ -209,14 +211,14 @@ TEST(RunCommandTest, ThisNodeIsGpurmNodeNameElseTheHostName) {
   ASSERT_EQ(::gethostname(host, sizeof(host) - 1), 0);
   {
     const ScopedEnvironmentVariable named("GPURM_NODE_NAME", "gpu-node-7");
-    EXPECT_EQ(ThisNodeName(), "gpu-node-7");
+    EXPECT_EQ(LocalNodeName(), "gpu-node-7");
   }
   {
     const ScopedEnvironmentVariable empty("GPURM_NODE_NAME", "");
-    EXPECT_EQ(ThisNodeName(), host);
+    EXPECT_EQ(LocalNodeName(), host);
   }
   const ScopedEnvironmentVariable unset("GPURM_NODE_NAME", std::nullopt);
-  EXPECT_EQ(ThisNodeName(), host);
+  EXPECT_EQ(LocalNodeName(), host);
 }
 
 TEST(RunCommandTest, NodeNamesAreThoseOfTheMonitoringAnswer) {

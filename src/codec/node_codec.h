@@ -30,9 +30,9 @@ inline constexpr int kAgentProtocolVersion = 1;
 // One agent's answer (GET /api/v1/gpu/agent/snapshot).
 struct AgentReport {
   Node node;
-  int64_t taken_unix_ms = 0;             // When the agent's snapshot was taken.
-  std::vector<std::string> stale_gpus;   // UUIDs whose values are old (DiscoveryReport).
-  std::vector<std::string> notes;        // The agent's discovery notes.
+  int64_t taken_unix_ms = 0;            // When the agent's snapshot was taken.
+  std::vector<std::string> stale_gpus;  // UUIDs whose values are old (DiscoveryReport).
+  std::vector<std::string> notes;       // The agent's discovery notes.
 };
 
 nlohmann::json EncodeAgentReport(const AgentReport& report);

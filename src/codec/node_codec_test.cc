@@ -107,29 +107,44 @@ TEST(NodeCodecTest, BadAnswersNameTheField) {
     change(document);
     cases.push_back({what, std::move(document), field});
   };
-  with("not an object", [](json& d) { d = json::array(); }, "body");
-  with("no version", [](json& d) { d.erase("agent_protocol"); }, "agent_protocol");
-  with("another version", [](json& d) { d["agent_protocol"] = 2; }, "agent_protocol");
-  with("no node", [](json& d) { d.erase("node"); }, "node");
-  with("unknown top-level key", [](json& d) { d["extra"] = 1; }, "extra");
-  with("empty node name", [](json& d) { d["node"]["name"] = ""; }, "node.name");
-  with("unknown GPU key", [](json& d) { d["node"]["gpus"][2]["fan"] = 1; }, "node.gpus[2].fan");
-  with("negative memory", [](json& d) { d["node"]["gpus"][1]["memory_total_mib"] = -1; },
-       "node.gpus[1].memory_total_mib");
-  with("used above total", [](json& d) { d["node"]["gpus"][2]["memory_used_mib"] = 1 << 30; },
-       "node.gpus[2].memory_used_mib");
-  with("utilization above 1", [](json& d) { d["node"]["gpus"][2]["utilization"] = 7; },
-       "node.gpus[2].utilization");
-  with("string for a bool", [](json& d) { d["node"]["gpus"][0]["healthy"] = "yes"; },
-       "node.gpus[0].healthy");
-  with("duplicate uuid", [](json& d) { d["node"]["gpus"][2]["uuid"] = "GPU-a"; },
-       "node.gpus[2].uuid");
-  with("no uuid", [](json& d) { d["node"]["gpus"][0].erase("uuid"); }, "node.gpus[0].uuid");
-  with("process without pid",
-       [](json& d) { d["node"]["gpus"][2]["processes"][0].erase("pid"); },
-       "node.gpus[2].processes[0].pid");
-  with("huge string", [](json& d) { d["notes"][0] = std::string(5000, 'x'); }, "notes[0]");
-  with("gpus not an array", [](json& d) { d["node"]["gpus"] = json::object(); }, "node.gpus");
+  with(
+      "not an object", [](json& d) { d = json::array(); }, "body");
+  with(
+      "no version", [](json& d) { d.erase("agent_protocol"); }, "agent_protocol");
+  with(
+      "another version", [](json& d) { d["agent_protocol"] = 2; }, "agent_protocol");
+  with(
+      "no node", [](json& d) { d.erase("node"); }, "node");
+  with(
+      "unknown top-level key", [](json& d) { d["extra"] = 1; }, "extra");
+  with(
+      "empty node name", [](json& d) { d["node"]["name"] = ""; }, "node.name");
+  with(
+      "unknown GPU key", [](json& d) { d["node"]["gpus"][2]["fan"] = 1; }, "node.gpus[2].fan");
+  with(
+      "negative memory", [](json& d) { d["node"]["gpus"][1]["memory_total_mib"] = -1; },
+      "node.gpus[1].memory_total_mib");
+  with(
+      "used above total", [](json& d) { d["node"]["gpus"][2]["memory_used_mib"] = 1 << 30; },
+      "node.gpus[2].memory_used_mib");
+  with(
+      "utilization above 1", [](json& d) { d["node"]["gpus"][2]["utilization"] = 7; },
+      "node.gpus[2].utilization");
+  with(
+      "string for a bool", [](json& d) { d["node"]["gpus"][0]["healthy"] = "yes"; },
+      "node.gpus[0].healthy");
+  with(
+      "duplicate uuid", [](json& d) { d["node"]["gpus"][2]["uuid"] = "GPU-a"; },
+      "node.gpus[2].uuid");
+  with(
+      "no uuid", [](json& d) { d["node"]["gpus"][0].erase("uuid"); }, "node.gpus[0].uuid");
+  with(
+      "process without pid", [](json& d) { d["node"]["gpus"][2]["processes"][0].erase("pid"); },
+      "node.gpus[2].processes[0].pid");
+  with(
+      "huge string", [](json& d) { d["notes"][0] = std::string(5000, 'x'); }, "notes[0]");
+  with(
+      "gpus not an array", [](json& d) { d["node"]["gpus"] = json::object(); }, "node.gpus");
   for (const Case& c : cases) {
     Result<AgentReport> decoded = DecodeAgentReport(c.document, {});
     ASSERT_FALSE(decoded.ok()) << c.what;

@@ -82,8 +82,8 @@ std::string ReadAnswer(const AgentState& agent, const GpuMemorySpecs& specs, Age
            decoded.status().message();
   }
   if (decoded->node.name != agent.config.name) {
-    return "reports node '" + decoded->node.name + "', but is configured as '" +
-           agent.config.name + "' (controller.agents)";
+    return "reports node '" + decoded->node.name + "', but is configured as '" + agent.config.name +
+           "' (controller.agents)";
   }
   *report = std::move(decoded).value();
   return "";
@@ -189,8 +189,8 @@ Result<DiscoveryReport> AgentsProvider::Discover() {
       for (const Gpu& gpu : answer.node.gpus) {
         auto [owner, inserted] = uuid_owners.emplace(gpu.uuid, agent.config.name);
         if (!inserted) {
-          problem = "reports GPU " + gpu.uuid + ", which agent '" + owner->second +
-                    "' reported first";
+          problem =
+              "reports GPU " + gpu.uuid + ", which agent '" + owner->second + "' reported first";
           break;
         }
       }
@@ -227,8 +227,8 @@ Result<DiscoveryReport> AgentsProvider::Discover() {
       node.address = HostOf(agent.config.url);
     }
     node.schedulable = false;
-    node.lost_reason = "lost since " + FormatIso8601(agent.lost_since_unix_ms) + ": " + who + " " +
-                       problem;
+    node.lost_reason =
+        "lost since " + FormatIso8601(agent.lost_since_unix_ms) + ": " + who + " " + problem;
     report.notes.push_back(who + ": " + node.lost_reason);
     report.nodes.push_back(std::move(node));
   }
