@@ -281,6 +281,9 @@ TEST_F(AgentsE2eTest, AKilledAgentIsLostThenBackWithItsProcessesAccounted) {
   EXPECT_EQ(allocation["state"], "active");
   EXPECT_EQ(allocation["lost_nodes"], json::array({"node-a"}));
   EXPECT_EQ(Get("/status")["available_gpus"], 2);  // node-b's only.
+  const std::string metrics = controller_->Client().Get("/metrics")->raw_body;
+  EXPECT_THAT(metrics, HasSubstr("gpurm_node_lost{node=\"node-a\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("gpurm_node_lost{node=\"node-b\"} 0"));
 
   // The job of the allocation runs on node-a's GPU when its agent returns.
   SleepingChild job({"GPURM_ALLOCATION_ID=" + id});

@@ -143,6 +143,12 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
         }
       }
     }
+    out.Family("gpurm_node_lost", "gauge",
+               "1 while the node's agent does not answer the controller (its GPUs show their "
+               "last values and are offered to nobody), else 0.");
+    for (const Node& node : cluster.snapshot().nodes) {
+      out.Sample("gpurm_node_lost", {{"node", node.name}}, node.lost() ? 1 : 0);
+    }
     out.Family("gpurm_inventory_snapshot_timestamp_seconds", "gauge",
                "When the inventory snapshot these values come from was taken (Unix time).");
     out.Sample("gpurm_inventory_snapshot_timestamp_seconds", {},

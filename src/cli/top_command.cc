@@ -212,7 +212,9 @@ std::vector<std::string> Cells(const GpuRow& row, bool color) {
   std::string holders;
   for (const std::string& holder : row.holders) holders += (holders.empty() ? "" : ", ") + holder;
   if (holders.empty()) {
-    holders = row.state == "cordoned" ? "cordoned" : row.mig_mode ? "(its MIG devices)" : "-";
+    holders = row.state == "cordoned" || row.state == "lost" ? row.state
+              : row.mig_mode                                 ? "(its MIG devices)"
+                                                             : "-";
   }
   // A MIG device's row sits under its GPU's and shows no index of its own.
   return {row.mig_profile.empty() ? std::to_string(row.index) : "",

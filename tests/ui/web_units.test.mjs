@@ -85,6 +85,8 @@ test('state and reserved memory come from the allocations holding a GPU', () => 
   assert.equal(reservedGb(gpu, [whole]), 80, 'an exclusive grant reserves the whole GPU');
   assert.equal(gpuState({ ...gpu, healthy: false }, [whole]), 'unhealthy');
   assert.equal(gpuState({ ...gpu, state: 'cordoned' }, []), 'cordoned');
+  // A lost node's GPU stays lost whoever holds it: its agent does not answer.
+  assert.equal(gpuState({ ...gpu, state: 'lost' }, [whole]), 'lost');
 });
 
 test('MIG: devices follow their GPU, utilization is n/a (not 0%), the GPU is in state mig', () => {

@@ -38,6 +38,8 @@ export function utilizationText(gpu) {
 }
 
 export function gpuState(gpu, holders) {
+  // Its node's agent does not answer the controller: last known values, offered to nobody.
+  if (gpu.state === 'lost') return 'lost';
   if (gpu.healthy === false) return 'unhealthy';
   if (gpu.state === 'mig') return 'mig';  // Granted only as its MIG devices.
   if (holders?.some(({ grant }) => grant.exclusive)) return 'allocated';
@@ -109,7 +111,9 @@ export class Grid {
       if (gpuState(gpu, holders.get(gpu.uuid)) === 'free') free++;
     }
     const kinds = [...types].map(([type, n]) => `${n} × ${type}`).join(', ');
-    setText(section.summary, `${kinds} · ${free} free`);
+    setText(section.summary, node.lost ? `${kinds} · LOST: ${node.lost_reason ?? 'agent not answering'}` :
+      `${kinds} · ${free} free`);
+    section.el.classList.toggle('lost', Boolean(node.lost));
   }
 
   card(uuid) {
@@ -200,7 +204,8 @@ export class Grid {
     if (state === 'unhealthy' && !holders.length) {
       setChildren(el, h('span', { class: 'reason', text: gpu.health_reason || 'unhealthy' }));
     } else if (!holders.length) {
-      const text = state === 'cordoned' ? 'cordoned' : state === 'mig' ? 'MIG mode: granted as its MIG devices' : 'free';
+      const text = state === 'cordoned' ? 'cordoned' : state === 'lost' ? 'lost: its agent is not answering' :
+        state === 'mig' ? 'MIG mode: granted as its MIG devices' : 'free';
       setChildren(el, h('span', { class: 'free', text }));
     } else {
       setChildren(el, holders.map(({ allocation, grant }) => h('span', {
