@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "support/eventually.h"
 #include "support/run_command.h"
 #include "support/sleeping_child.h"
+#include "support/test_pki.h"
 
 namespace gpurm {
 namespace {
@@ -143,7 +145,9 @@ class AgentsE2eTest : public ::testing::Test {
   }
 
   // (Re)starts agent `name` on its machine file; a restart keeps its port.
-  void StartAgent(const std::string& name) {
+  // With `tls`, it serves https with the certificate the config names.
+  void StartAgent(const std::string& name,
+                  const std::optional<cli::TlsClientOptions>& tls = std::nullopt) {
     setenv("GPURM_NODE_NAME", name.c_str(), 1);
     setenv("GPURM_FAKE_NVML_MACHINE", (dir_ + "/" + name + ".json").c_str(), 1);
     std::unique_ptr<DaemonProcess>& agent = agents_[name];
@@ -151,16 +155,20 @@ class AgentsE2eTest : public ::testing::Test {
       std::filesystem::create_directories(dir_ + "/" + name);
       agent = std::make_unique<DaemonProcess>(dir_ + "/" + name, std::vector<std::string>{});
       agent->set_config(agent_config_);
+      if (tls) agent->set_tls(*tls);
     }
     std::string error;
     ASSERT_TRUE(agent->Start(&error)) << error;
   }
 
-  // The controller over `agents` ({node name, url}).
-  void StartController(const std::vector<std::pair<std::string, std::string>>& agents) {
+  // The controller over `agents` ({node name, url}); `ca_file` verifies
+  // https agents.
+  void StartController(const std::vector<std::pair<std::string, std::string>>& agents,
+                       const std::string& ca_file = "") {
     const std::string config = dir_ + "/controller.yaml";
     std::ofstream out(config);
     out << "monitor_update_interval: 0.2\ncontroller:\n  request_timeout_s: 0.5\n"
+        << "  ca_file: \"" << ca_file << "\"\n"
         << "  token_file: " << dir_ << "/agent.token\n  agents:\n";
     for (const auto& [name, url] : agents) {
       out << "    - name: " << name << "\n      url: " << url << "\n";
@@ -350,6 +358,33 @@ TEST_F(AgentsE2eTest, BadAgentsAreLostWithTheReasonAndChangeNothingElse) {
   }
   EXPECT_EQ(Get("/status")["total_gpus"], 2);
   EXPECT_EQ(Get("/status")["available_gpus"], 2);
+}
+
+// Agent and controller over TLS: the controller verifies the agent's
+// certificate against controller.ca_file and refuses one another CA signed.
+TEST_F(AgentsE2eTest, AgentsServedOverTlsAreVerifiedAgainstTheControllersCa) {
+  testing::TestPki pki(dir_);
+  pki.MakeCa("ca");
+  pki.MakeCa("other-ca");
+  pki.MakeLeaf("agent", "ca", "01", "serverAuth");
+  std::ofstream(agent_config_, std::ios::app)
+      << "  tls:\n    cert_file: " << pki.Path("agent.pem")
+      << "\n    key_file: " << pki.Path("agent.key") << "\n";
+  WriteMachine("node-a");
+  cli::TlsClientOptions trust;
+  trust.ca_bundle = pki.Path("ca.pem");
+  StartAgent("node-a", trust);
+  ASSERT_EQ(agents_["node-a"]->base_url().rfind("https://", 0), 0u);
+
+  StartController({{"node-a", agents_["node-a"]->base_url()}}, pki.Path("ca.pem"));
+  ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 2; })) << json(Notes()).dump();
+  EXPECT_EQ(MonitoredNode("node-a")["lost"], false);
+
+  controller_.reset();
+  StartController({{"node-a", agents_["node-a"]->base_url()}}, pki.Path("other-ca.pem"));
+  ASSERT_TRUE(Eventually([&] { return MonitoredNode("node-a")["lost"] == true; }));
+  EXPECT_THAT(MonitoredNode("node-a")["lost_reason"].get<std::string>(), HasSubstr("not answering"))
+      << "an agent whose certificate the controller cannot verify is not answering it";
 }
 
 }  // namespace
