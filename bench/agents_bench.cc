@@ -17,7 +17,6 @@
 //                      timeout (controller.request_timeout_s, 2 s by default),
 //                      itself far below monitor_update_interval (30 s).
 #include <benchmark/benchmark.h>
-#include <time.h>
 
 #include <memory>
 #include <string>
@@ -32,12 +31,6 @@
 
 namespace gpurm {
 namespace {
-
-double ThreadCpuSeconds() {
-  timespec now{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
-}
 
 // An H100 server of `gpus` GPUs, each with four processes an agent identified.
 AgentReport ServerReport(const std::string& name, int gpus) {

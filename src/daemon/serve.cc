@@ -305,6 +305,7 @@ int RunServe(const ServeOptions& options) {
     const std::shared_ptr<const ProcessAccountBook::Entry> previous = process_accounts.Latest();
     std::vector<GpuEvent> changes = ProcessEvents(
         previous ? previous->gpus : std::vector<GpuAccount>(), accounts, *snapshot, report.unix_ms);
+    inventory.SetManagedUse(ManagedUseByGpu(accounts));
     process_accounts.Publish(std::move(accounts), report.unix_ms);
     if (!changes.empty()) events.Publish(std::move(changes));
   };

@@ -1,9 +1,26 @@
 #include "inventory/inventory.h"
 
+#include <algorithm>
 #include <unordered_set>
 #include <utility>
 
 namespace gpurm {
+namespace {
+
+// Sets each GPU's memory_used_by_managed_mib from `managed` (0 when absent),
+// never above what the GPU reports in use.
+void ApplyManagedUse(const std::unordered_map<std::string, int64_t>& managed,
+                     InventorySnapshot& snapshot) {
+  for (Node& node : snapshot.nodes) {
+    for (Gpu& gpu : node.gpus) {
+      auto it = managed.find(gpu.uuid);
+      gpu.memory_used_by_managed_mib =
+          it == managed.end() ? 0 : std::min(it->second, gpu.memory_used_mib);
+    }
+  }
+}
+
+}  // namespace
 
 Inventory::Inventory(std::unique_ptr<InventoryProvider> provider, const Clock* clock,
                      size_t history_capacity)
@@ -22,6 +39,7 @@ Status Inventory::Refresh() {
   }
   auto snapshot = std::make_shared<InventorySnapshot>();
   snapshot->nodes = std::move(report->nodes);
+  ApplyManagedUse(managed_mib_by_uuid_, *snapshot);
   snapshot->taken_unix_ms = clock_->NowUnixMs();
   snapshot->generation = snapshot_ ? snapshot_->generation + 1 : 1;
 
@@ -46,6 +64,17 @@ Status Inventory::Refresh() {
   stale_gpus_ = std::move(report->stale_gpus);
   last_error_ = Status::Ok();
   return last_error_;
+}
+
+void Inventory::SetManagedUse(const std::unordered_map<std::string, int64_t>& managed_mib_by_uuid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  managed_mib_by_uuid_ = managed_mib_by_uuid;
+  if (!snapshot_) return;
+  auto annotated = std::make_shared<InventorySnapshot>(*snapshot_);
+  ApplyManagedUse(managed_mib_by_uuid_, *annotated);
+  if (annotated->nodes == snapshot_->nodes) return;  // Readers keep their generation.
+  annotated->generation = snapshot_->generation + 1;
+  snapshot_ = std::move(annotated);
 }
 
 std::shared_ptr<const InventorySnapshot> Inventory::Snapshot() const {

@@ -44,6 +44,17 @@ class Inventory {
   // returns the provider's error.
   Status Refresh();
 
+  // Records how much of each GPU's used memory belongs to processes of
+  // gpurm's own allocations (process accounting's finding, by GPU uuid;
+  // GPUs absent have none) and, when that changes a GPU, publishes the
+  // current snapshot again with Gpu::memory_used_by_managed_mib set
+  // (generation + 1), so that placement
+  // does not count an allocation's own job as outside use. Later refreshes
+  // carry the values over until the next call: accounting runs after each
+  // sampling pass, and a job's memory must not flicker into outside use in
+  // between. No-op before the first snapshot.
+  void SetManagedUse(const std::unordered_map<std::string, int64_t>& managed_mib_by_uuid);
+
   // The last published snapshot; nullptr until a Refresh has succeeded.
   std::shared_ptr<const InventorySnapshot> Snapshot() const;
   // The provider's notes from the last successful Refresh.
@@ -71,6 +82,7 @@ class Inventory {
   std::shared_ptr<const InventorySnapshot> snapshot_;
   std::vector<std::string> notes_;
   std::vector<std::string> stale_gpus_;
+  std::unordered_map<std::string, int64_t> managed_mib_by_uuid_;
   Status last_error_;
   double provider_cpu_seconds_ = 0;
   std::unordered_map<std::string, std::deque<GpuSample>> history_;

@@ -144,6 +144,16 @@ std::vector<GpuAccount> ProcessAccountant::Account(
   });
 }
 
+std::unordered_map<std::string, int64_t> ManagedUseByGpu(const std::vector<GpuAccount>& accounts) {
+  std::unordered_map<std::string, int64_t> managed;
+  for (const GpuAccount& account : accounts) {
+    for (const GpuAccount::AllocationUse& use : account.allocations) {
+      if (use.granted_mib > 0) managed[account.gpu_uuid] += std::min(use.used_mib, use.granted_mib);
+    }
+  }
+  return managed;
+}
+
 const GpuAccount* ProcessAccountBook::Entry::Find(const std::string& uuid) const {
   for (const GpuAccount& gpu : gpus) {
     if (gpu.gpu_uuid == uuid) return &gpu;

@@ -145,6 +145,12 @@ class ProcessAccountant {
   std::unordered_map<int64_t, Found> cache_;  // By pid; valid while the start time matches.
 };
 
+// Memory of gpurm's own allocations on each GPU (by uuid), from one pass:
+// per allocation granted the GPU, what its processes use up to the grant.
+// What a job uses beyond its grant, and every other process, stays outside
+// use (Inventory::SetManagedUse): the grant is all that is set aside for it.
+std::unordered_map<std::string, int64_t> ManagedUseByGpu(const std::vector<GpuAccount>& accounts);
+
 // kProcess events between two passes: a process (by GPU and pid) that
 // appeared, changed class or is gone. Fields of the GPU (node, index, model,
 // readings) come from `snapshot` (for a GPU no longer there, from nothing

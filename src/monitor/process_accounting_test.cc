@@ -217,6 +217,23 @@ TEST(ProcessAccountingTest, ProcessesIdentifiedByTheirAgentAreNotLookedUpHere) {
   EXPECT_EQ(accounts[0].foreign_processes, 1);
 }
 
+// What an allocation's own processes use, up to its grant, is not outside
+// use; the excess over the grant and every other process is.
+TEST(ProcessAccountingTest, ManagedUseCountsEachAllocationUpToItsGrant) {
+  GpuAccount a;
+  a.gpu_uuid = "GPU-a";
+  a.allocations = {{.allocation_id = "within", .owner = "x", .used_mib = 300, .granted_mib = 500},
+                   {.allocation_id = "over", .owner = "y", .used_mib = 900, .granted_mib = 400},
+                   {.allocation_id = "elsewhere", .owner = "z", .used_mib = 50, .granted_mib = 0}};
+  GpuAccount b;
+  b.gpu_uuid = "GPU-b";
+  b.foreign_processes = 2;
+  const auto managed = ManagedUseByGpu({a, b});
+  ASSERT_EQ(managed.count("GPU-a"), 1u);
+  EXPECT_EQ(managed.at("GPU-a"), 300 + 400);
+  EXPECT_EQ(managed.count("GPU-b"), 0u);
+}
+
 // A reader over a real process whose environment can be swapped or denied,
 // for what real processes cannot show on demand: a reused PID and a daemon
 // without the capability to read environments.
