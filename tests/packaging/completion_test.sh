@@ -51,7 +51,8 @@ expect_exactly "gpurm completion z" "zsh "  # A positional's choices.
 expect_exactly "gpurm completion " "--help -h bash zsh "
 expect_exactly "gpurm -o " "json table "  # An option's choices, not file names.
 expect_exactly "gpurm top --sort t" "temp "
-expect_exactly "gpurm token create --role a" "admin "
+expect_exactly "gpurm token create --role ad" "admin "
+expect_exactly "gpurm token create --role ag" "agent "
 touch "$work/my_config.yaml"
 expect_exactly "gpurm serve --config my_c" "my_config.yaml "
 expect_exactly "gpurm --insecure sta" "status "  # A flag takes no value: the next word is a command.
