@@ -28,6 +28,7 @@
 #include "codec/node_codec.h"
 #include "core/clock.h"
 #include "inventory/providers/agents/agents_provider.h"
+#include "inventory/testing/scripted_provider.h"
 
 namespace gpurm {
 namespace {
@@ -35,23 +36,13 @@ namespace {
 // An H100 server of `gpus` GPUs, each with four processes an agent identified.
 AgentReport ServerReport(const std::string& name, int gpus) {
   AgentReport report;
-  report.node.name = name;
+  report.node = testing::H100Node(name, gpus);
   report.taken_unix_ms = 1'765'000'000'000;
   report.notes = {"nvidia: NVML 12.550.54.15, driver 550.54.15, 8 GPU(s)"};
-  for (int i = 0; i < gpus; ++i) {
-    Gpu& gpu = report.node.gpus.emplace_back();
-    gpu.index = i;
-    gpu.uuid = "GPU-" + name + "-" + std::to_string(i);
-    gpu.pci_bus_id = "00000000:1B:00." + std::to_string(i);
-    gpu.model = ParseGpuModel("NVIDIA H100 80GB HBM3");
-    gpu.memory_total_mib = 81559;
+  for (Gpu& gpu : report.node.gpus) {
+    const int i = gpu.index;
     gpu.memory_used_mib = 4096;
     gpu.utilization = 0.5;
-    gpu.temperature_c = 55;
-    gpu.power_w = 400;
-    gpu.power_limit_w = 700;
-    gpu.nvlink_group = 0;
-    gpu.sm_clock_mhz = 1980;
     for (int p = 0; p < 4; ++p) {
       GpuProcess& process = gpu.processes.emplace_back(10'000 + i * 10 + p, 1024);
       process.identity.emplace();

@@ -57,10 +57,10 @@
 #include "core/clock.h"
 #include "inventory/inventory.h"
 #include "inventory/providers/local/local_provider.h"
+#include "inventory/testing/scripted_provider.h"
 #include "monitor/event_hub.h"
 #include "monitor/process_accounting.h"
 #include "monitor/sampler.h"
-#include "monitor/testing/scripted_provider.h"
 
 namespace gpurm {
 namespace {

@@ -181,6 +181,16 @@ class AgentsE2eTest : public ::testing::Test {
     ASSERT_TRUE(controller_->Start(&error)) << error;
   }
 
+  // Agents node-a and node-b (two H100s each), and their controller.
+  void StartTwoAgentsAndTheirController() {
+    WriteMachine("node-a");
+    WriteMachine("node-b");
+    StartAgent("node-a");
+    StartAgent("node-b");
+    StartController(
+        {{"node-a", agents_["node-a"]->base_url()}, {"node-b", agents_["node-b"]->base_url()}});
+  }
+
   json Get(const std::string& path) {
     auto response = controller_->Client().Get("/api/v1/gpu" + path);
     EXPECT_TRUE(response.ok()) << response.status().ToString();
@@ -212,12 +222,7 @@ class AgentsE2eTest : public ::testing::Test {
 };
 
 TEST_F(AgentsE2eTest, OneViewOfEveryServerAndGrantsOnTheRightNode) {
-  WriteMachine("node-a");
-  WriteMachine("node-b");
-  StartAgent("node-a");
-  StartAgent("node-b");
-  StartController(
-      {{"node-a", agents_["node-a"]->base_url()}, {"node-b", agents_["node-b"]->base_url()}});
+  StartTwoAgentsAndTheirController();
 
   ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 4; })) << Get("/health").dump();
   EXPECT_EQ(Get("/health")["provider"], "agents");
@@ -258,12 +263,7 @@ TEST_F(AgentsE2eTest, OneViewOfEveryServerAndGrantsOnTheRightNode) {
 }
 
 TEST_F(AgentsE2eTest, AKilledAgentIsLostThenBackWithItsProcessesAccounted) {
-  WriteMachine("node-a");
-  WriteMachine("node-b");
-  StartAgent("node-a");
-  StartAgent("node-b");
-  StartController(
-      {{"node-a", agents_["node-a"]->base_url()}, {"node-b", agents_["node-b"]->base_url()}});
+  StartTwoAgentsAndTheirController();
   ASSERT_TRUE(Eventually([&] { return Get("/health")["gpus"] == 4; }));
   auto granted = controller_->Client("alice").Post("/api/v1/gpu/allocate",
                                                    {{"gpu_count", 1}, {"node_name", "node-a"}});

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "monitor/testing/scripted_provider.h"
+#include "inventory/testing/scripted_provider.h"
 
 namespace gpurm {
 namespace {

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "monitor/testing/scripted_provider.h"
+#include "inventory/testing/scripted_provider.h"
 
 namespace gpurm {
 namespace {

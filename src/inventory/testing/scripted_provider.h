@@ -1,8 +1,8 @@
 // ScriptedProvider: an InventoryProvider whose answers a test or benchmark
 // sets directly, and which counts how often it was asked. Header-only; for
 // tests and bench/ only.
-#ifndef GPURM_MONITOR_TESTING_SCRIPTED_PROVIDER_H_
-#define GPURM_MONITOR_TESTING_SCRIPTED_PROVIDER_H_
+#ifndef GPURM_INVENTORY_TESTING_SCRIPTED_PROVIDER_H_
+#define GPURM_INVENTORY_TESTING_SCRIPTED_PROVIDER_H_
 
 #include <cstdint>
 #include <memory>
@@ -112,4 +112,4 @@ inline Node H100Node(const std::string& node_name, int gpu_count) {
 
 }  // namespace gpurm::testing
 
-#endif  // GPURM_MONITOR_TESTING_SCRIPTED_PROVIDER_H_
+#endif  // GPURM_INVENTORY_TESTING_SCRIPTED_PROVIDER_H_
