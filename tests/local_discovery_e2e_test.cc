@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "support/daemon_process.h"
+#include "support/eventually.h"
 #include "support/sleeping_child.h"
 #include "support/stream_reader.h"
 
@@ -48,7 +49,8 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
 
   // `nvml_machine`: a file of tests/fakes/machines (or an absolute path), or
   // nullopt for a machine without the NVIDIA driver.
-  void StartDaemon(const std::optional<std::string>& nvml_machine) {
+  // `config`: the daemon's config file; empty = the repository's.
+  void StartDaemon(const std::optional<std::string>& nvml_machine, const std::string& config = "") {
     if (dir_.empty()) dir_ = testing::MakeTempDir("gpurm-local-e2e");
     std::filesystem::create_directories(dir_ + "/sys/bus/pci/devices");
     // An empty sysfs tree and absent AMD/Intel/Ascend libraries: the test
@@ -67,6 +69,7 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
       setenv("GPURM_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
     }
     daemon_ = std::make_unique<DaemonProcess>(dir_, std::vector<std::string>{});
+    if (!config.empty()) daemon_->set_config(config);
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;
   }
@@ -460,6 +463,63 @@ TEST_F(LocalDiscoveryE2eTest, MonitoringTellsWhoseProcessRunsOnEachGpu) {
   EXPECT_EQ(event["process"]["allocation_id"], kept_id);
   EXPECT_EQ(event["process"]["previous_class"], "within_grant");
   EXPECT_EQ(event["process"]["class"], "unknown");
+}
+
+// server.enforcement with terminate: a process left over from a released
+// allocation that ignores SIGTERM is killed once the grace period is over,
+// someone's process outside gpurm gets SIGTERM, and the allocation's own job
+// runs on; each action is an audit-log line.
+TEST_F(LocalDiscoveryE2eTest, EnforcementTerminatesLeftoversAndOutsidersAndSparesTheJob) {
+  dir_ = testing::MakeTempDir("gpurm-local-e2e");
+  const std::string config = dir_ + "/enforcing.yaml";
+  std::ofstream(config) << "monitor_update_interval: 0.2\nserver:\n  enforcement:\n"
+                        << "    foreign_process: terminate\n    ended_allocation: terminate\n"
+                        << "    grace_s: 0.5\n";
+  json machine;
+  {
+    std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
+    machine = json::parse(in);
+  }
+  for (json& gpu : machine["gpus"]) gpu["processes"] = json::array();
+  std::ofstream(dir_ + "/nvml.json") << machine.dump();
+  StartDaemon(dir_ + "/nvml.json", config);
+  const auto [status_a, kept] = Allocate({{"gpu_count", 1}, {"gpu_type", "H100"}});
+  ASSERT_EQ(status_a, 200) << kept.dump();
+  const auto [status_b, ended] = Allocate({{"gpu_count", 1}, {"gpu_type", "H100"}});
+  ASSERT_EQ(status_b, 200) << ended.dump();
+  const std::string ended_id = ended["allocation_id"];
+  auto released =
+      daemon_->Client("e2e").Post("/api/v1/gpu/release", json{{"allocation_id", ended_id}});
+  ASSERT_TRUE(released.ok());
+  daemon_.reset();
+
+  SleepingChild job({"GPURM_ALLOCATION_ID=" + kept["allocation_id"].get<std::string>()});
+  SleepingChild notebook({"HOME=/tmp"});
+  SleepingChild leftover({"GPURM_ALLOCATION_ID=" + ended_id}, /*ignore_sigterm=*/true);
+  const int kept_gpu = kept["gpus"][0]["gpu_index"];
+  const int ended_gpu = ended["gpus"][0]["gpu_index"];
+  machine["gpus"][kept_gpu]["processes"] = {{{"pid", job.pid()}, {"used_mib", 2048}},
+                                            {{"pid", notebook.pid()}, {"used_mib", 1024}}};
+  machine["gpus"][ended_gpu]["processes"] = {{{"pid", leftover.pid()}, {"used_mib", 512}}};
+  std::ofstream(dir_ + "/nvml.json") << machine.dump();
+  StartDaemon(dir_ + "/nvml.json", config);
+
+  EXPECT_TRUE(testing::Eventually([&] { return notebook.EndedBySignal().has_value(); }));
+  EXPECT_EQ(notebook.EndedBySignal(), SIGTERM);
+  EXPECT_TRUE(testing::Eventually([&] { return leftover.EndedBySignal().has_value(); }));
+  EXPECT_EQ(leftover.EndedBySignal(), SIGKILL) << "it ignores SIGTERM";
+  EXPECT_EQ(job.EndedBySignal(), std::nullopt) << "within its grant: left alone";
+
+  std::ifstream audit_in(dir_ + "/logs/audit.log");
+  std::stringstream audit;
+  audit << audit_in.rdbuf();
+  const std::string leftover_pid = " pid=" + std::to_string(leftover.pid()) + " ";
+  EXPECT_THAT(audit.str(), HasSubstr("event=enforcement action=sigterm" + leftover_pid));
+  EXPECT_THAT(audit.str(), HasSubstr("event=enforcement action=sigkill" + leftover_pid));
+  EXPECT_THAT(
+      audit.str(),
+      HasSubstr("event=enforcement action=sigterm pid=" + std::to_string(notebook.pid()) + " "));
+  EXPECT_THAT(audit.str(), ::testing::Not(HasSubstr("pid=" + std::to_string(job.pid()) + " ")));
 }
 
 }  // namespace

@@ -45,6 +45,7 @@ json EventToJson(const GpuEvent& event) {
                        {"class", class_or_null(p.process_class)},
                        {"previous_class", class_or_null(p.previous_class)},
                        {"reason", p.reason}};
+    if (event.type == GpuEventType::kEnforcement) body["process"]["action"] = p.action;
   }
   return body;
 }

@@ -169,6 +169,37 @@ Status ReadAuth(const Parser& parser, const Entry& section, AuthConfig* auth) {
   return Status::Ok();
 }
 
+// server.enforcement: each class's action, from the choices it allows.
+Status ReadEnforcement(const Parser& parser, const Entry& section, EnforcementPolicy* policy) {
+  Result<std::vector<Entry>> entries =
+      Section(parser, section, {"over_grant", "foreign_process", "ended_allocation", "grace_s"});
+  if (!entries.ok()) return entries.status();
+  for (const Entry& entry : *entries) {
+    if (entry.key == "grace_s") {
+      Status status = ReadNumber(
+          parser, entry, "a number of seconds >= 0", [](double v) { return v >= 0; },
+          &policy->grace_s);
+      if (!status.ok()) return status;
+      continue;
+    }
+    // Ignoring over-grant or ended-allocation processes is not offered: those
+    // are gpurm's own jobs misbehaving, always worth a line.
+    const bool may_ignore = entry.key == "foreign_process";
+    EnforcementAction* out = entry.key == "over_grant"        ? &policy->over_grant
+                             : entry.key == "foreign_process" ? &policy->foreign_process
+                                                              : &policy->ended_allocation;
+    const std::string expected = may_ignore ? "ignore, warn or terminate" : "warn or terminate";
+    const std::optional<EnforcementAction> action =
+        entry.value.IsScalar() ? ParseEnforcementAction(entry.value.Scalar()) : std::nullopt;
+    if (!action || (*action == EnforcementAction::kIgnore && !may_ignore)) {
+      return parser.Error(entry.mark, entry.path,
+                          "expected " + expected + ", got " + Describe(entry.value));
+    }
+    *out = *action;
+  }
+  return Status::Ok();
+}
+
 // A year: longer leases are not leases.
 constexpr int64_t kLongestLeaseTtlS = 365 * 86'400;
 
@@ -268,7 +299,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                                     "max_allocations_per_owner",
                                     "default_lease_ttl_s",
                                     "max_lease_ttl_s",
-                                    "dcgm_compatible_metrics"};
+                                    "dcgm_compatible_metrics",
+                                    "enforcement"};
   known.insert(known.end(), kHostileClientKeys.begin(), kHostileClientKeys.end());
   Result<std::vector<Entry>> entries = Section(parser, section, known);
   if (!entries.ok()) return entries.status();
@@ -295,6 +327,8 @@ Status ReadServer(const Parser& parser, const Entry& section, ServerConfig* serv
                        &server->max_lease_ttl_s);
     } else if (entry.key == "dcgm_compatible_metrics") {
       status = ReadBool(parser, entry, &server->dcgm_compatible_metrics);
+    } else if (entry.key == "enforcement") {
+      status = ReadEnforcement(parser, entry, &server->enforcement);
     } else if (entry.key == "max_allocations_per_owner") {
       status = ReadInt(parser, entry, 0, 1'000'000, "an integer from 0 (no cap) to 1000000",
                        &server->max_allocations_per_owner);

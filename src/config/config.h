@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/enforcement.h"
 #include "core/gpu_model.h"
 #include "core/placement_policies.h"
 #include "core/status.h"
@@ -95,6 +96,9 @@ struct ServerConfig {
   // names, units and labels (DCGM_FI_DEV_GPU_UTIL, ...), so dashboards and
   // alerts written for NVIDIA's DCGM exporter work unchanged.
   bool dcgm_compatible_metrics = false;
+  // What is done about GPU processes over their grant, outside gpurm, or of
+  // ended allocations (monitor/enforcer.h); the default only warns.
+  EnforcementPolicy enforcement;
 };
 
 // max_connections_per_client when it is not set and the daemon listens on

@@ -333,6 +333,18 @@ INSTANTIATE_TEST_SUITE_P(
                   "controller.agents[0].port", "unknown"},
         BadConfig{"controller: {agents: [a]}", "controller.agents[0]",
                   "expected a mapping with name and url"},
+        BadConfig{"server:\n  enforcement:\n    over_grant: ignore\n",
+                  "server.enforcement.over_grant",
+                  "gpu_config.yaml:3: server.enforcement.over_grant: expected warn or terminate, "
+                  "got \"ignore\""},
+        BadConfig{"server: {enforcement: {foreign_process: kill}}",
+                  "server.enforcement.foreign_process", "expected ignore, warn or terminate"},
+        BadConfig{"server: {enforcement: {ended_allocation: [warn]}}",
+                  "server.enforcement.ended_allocation", "expected warn or terminate, got a list"},
+        BadConfig{"server: {enforcement: {grace_s: -1}}", "server.enforcement.grace_s",
+                  "a number of seconds >= 0"},
+        BadConfig{"server: {enforcement: {grace: 1}}", "server.enforcement.grace",
+                  "did you mean 'server.enforcement.grace_s'"},
         BadConfig{"controller: {request_timeout_s: 0}", "controller.request_timeout_s",
                   "positive number of seconds"},
         BadConfig{"server: {inventory: x.yaml}\ncontroller: {agents: [{name: a, url: 'http://a'}]}",
@@ -499,6 +511,24 @@ TEST(ConfigTest, LoadConfigFileReadsAndNamesThePath) {
     EXPECT_THAT(unreadable.status().message(), HasSubstr(missing));
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigTest, EnforcementSection) {
+  const Config defaults = ParseConfig("", "gpu_config.yaml").value();
+  EXPECT_EQ(defaults.server.enforcement.over_grant, EnforcementAction::kWarn);
+  EXPECT_EQ(defaults.server.enforcement.foreign_process, EnforcementAction::kWarn);
+  EXPECT_EQ(defaults.server.enforcement.ended_allocation, EnforcementAction::kWarn);
+  EXPECT_EQ(defaults.server.enforcement.grace_s, 30);
+  const Config config =
+      ParseConfig(
+          "server:\n  enforcement:\n    over_grant: terminate\n    foreign_process: ignore\n"
+          "    ended_allocation: terminate\n    grace_s: 5\n",
+          "gpu_config.yaml")
+          .value();
+  EXPECT_EQ(config.server.enforcement.over_grant, EnforcementAction::kTerminate);
+  EXPECT_EQ(config.server.enforcement.foreign_process, EnforcementAction::kIgnore);
+  EXPECT_EQ(config.server.enforcement.ended_allocation, EnforcementAction::kTerminate);
+  EXPECT_EQ(config.server.enforcement.grace_s, 5);
 }
 
 TEST(ConfigTest, ControllerSection) {

@@ -35,6 +35,9 @@ class AccessControl {
   // SIGHUP: re-reads the token file (a bad one keeps the old tokens).
   void Reload();
   bool tokens_required() const { return tokens_ != nullptr; }
+  // One line in the audit log for something the daemon did by itself
+  // ("event=enforcement ..."). Thread-safe.
+  void Audit(const std::string& line) { audit_->info("{}", line); }
 
  private:
   AccessControl(std::shared_ptr<spdlog::logger> audit, spdlog::logger* log)

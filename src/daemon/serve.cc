@@ -35,6 +35,7 @@
 #include "inventory/providers/static/static_provider.h"
 #include "ledger/sqlite_ledger.h"
 #include "manager/manager.h"
+#include "monitor/enforcer.h"
 #include "monitor/event_hub.h"
 #include "monitor/http_metrics.h"
 #include "monitor/process_accounting.h"
@@ -142,6 +143,7 @@ void LogSample(spdlog::logger& log, const Inventory& inventory, const SampleRepo
         break;
       case GpuEventType::kChange:
       case GpuEventType::kProcess:
+      case GpuEventType::kEnforcement:  // Logged where the enforcer acts.
         break;
     }
   }
@@ -282,6 +284,9 @@ int RunServe(const ServeOptions& options) {
   // process belongs to (monitor/process_accounting.h).
   const LinuxProcReader proc_reader;
   ProcessAccountant accountant(&proc_reader);
+  KillSignaller kill_signaller;
+  Enforcer enforcer(config->server.enforcement, &proc_reader, &kill_signaller, ::getpid());
+  AccessControl& audit = **access;
   ProcessAccountBook process_accounts;
   Ledger& accounts_ledger = manager.ledger();
   auto account_processes = [&](const SampleReport& report) {
@@ -306,7 +311,16 @@ int RunServe(const ServeOptions& options) {
     std::vector<GpuEvent> changes = ProcessEvents(
         previous ? previous->gpus : std::vector<GpuAccount>(), accounts, *snapshot, report.unix_ms);
     inventory.SetManagedUse(ManagedUseByGpu(accounts));
+    const std::vector<EnforcementRecord> enforced = enforcer.Apply(accounts, report.unix_ms);
+    for (const EnforcementRecord& record : enforced) {
+      const std::string line = EnforcementLine(record);
+      log.warn("{}", line);
+      audit.Audit("event=" + line);
+    }
+    std::vector<GpuEvent> enforcement_events =
+        EnforcementEvents(enforced, *snapshot, report.unix_ms);
     process_accounts.Publish(std::move(accounts), report.unix_ms);
+    changes.insert(changes.end(), enforcement_events.begin(), enforcement_events.end());
     if (!changes.empty()) events.Publish(std::move(changes));
   };
   Sampler sampler(

@@ -41,6 +41,8 @@ const char* GpuEventTypeName(GpuEventType type) {
       return "gpu_removed";
     case GpuEventType::kProcess:
       return "process";
+    case GpuEventType::kEnforcement:
+      return "enforcement";
   }
   return "change";
 }

@@ -12,13 +12,14 @@
 namespace gpurm {
 
 enum class GpuEventType {
-  kChange,   // One or more readings moved by more than the threshold.
-  kHealth,   // Healthy flag or health reason changed (always reported).
-  kAdded,    // The GPU appeared in the inventory.
-  kRemoved,  // The GPU is no longer in the inventory.
-  kProcess,  // A process on the GPU entered or left a class (process accounting).
+  kChange,       // One or more readings moved by more than the threshold.
+  kHealth,       // Healthy flag or health reason changed (always reported).
+  kAdded,        // The GPU appeared in the inventory.
+  kRemoved,      // The GPU is no longer in the inventory.
+  kProcess,      // A process on the GPU entered or left a class (process accounting).
+  kEnforcement,  // server.enforcement warned about, signalled or spared a process.
 };
-// "change", "health", "gpu_added", "gpu_removed", "process".
+// "change", "health", "gpu_added", "gpu_removed", "process", "enforcement".
 const char* GpuEventTypeName(GpuEventType type);
 
 // The readings a change is judged on.
@@ -56,6 +57,9 @@ struct ProcessTransition {
   std::string process_class;
   std::string previous_class;
   std::string reason;
+  // kEnforcement only: "warn", "sigterm", "sigkill" or "spared"
+  // (monitor/enforcer.h); `reason` then says why.
+  std::string action;
 };
 
 struct GpuEvent {

@@ -215,6 +215,7 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
           }
           process.command = stat->command;
           process.uid = stat->uid;
+          process.start_ticks = stat->start_ticks;
           auto cached = seen.find(reported.pid);
           found = cached != seen.end() ? cached->second
                                        : Resolve(reported.pid, stat->start_ticks, stat->parent_pid);

@@ -96,7 +96,10 @@ struct ProcessAccount {
   std::string command;
   int64_t uid = -1;
   std::string allocation_id;  // Empty when none was found.
-  std::string owner;          // The allocation's owner, when known.
+  std::string owner;          // The allocation's owner, when this daemon knows the allocation.
+  // Its start time as read from this machine's /proc; 0 when it was not
+  // (the process runs on another server, identified by its agent).
+  uint64_t start_ticks = 0;
   ProcessClass process_class = ProcessClass::kUnknown;
   std::string reason;  // Why this class, in words (always set).
 };

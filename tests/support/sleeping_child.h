@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,12 @@ namespace gpurm::testing {
 
 class SleepingChild {
  public:
-  explicit SleepingChild(std::vector<std::string> environment) {
+  // `ignore_sigterm`: it ignores SIGTERM (the disposition survives exec),
+  // so only SIGKILL ends it.
+  explicit SleepingChild(std::vector<std::string> environment, bool ignore_sigterm = false) {
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
       std::vector<char*> env;
       for (std::string& entry : environment) env.push_back(entry.data());
       env.push_back(nullptr);
@@ -38,15 +42,27 @@ class SleepingChild {
   ~SleepingChild() { Kill(); }
   // Ends and reaps it: its pid leaves /proc.
   void Kill() {
-    if (pid_ <= 0) return;
+    if (pid_ <= 0 || reaped_) return;
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
+    reaped_ = true;
+  }
+  // The signal that ended it (0: it exited), reaping it; nullopt while it runs.
+  std::optional<int> EndedBySignal() {
+    if (!reaped_) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
+      reaped_ = true;
+      ended_by_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    }
+    return ended_by_;
   }
   int64_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
+  bool reaped_ = false;
+  int ended_by_ = 0;
 };
 
 }  // namespace gpurm::testing
