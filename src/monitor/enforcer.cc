@@ -1,12 +1,12 @@
 #include "monitor/enforcer.h"
 
-#include "monitor/change_detector.h"
-
 #include <signal.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+
+#include "monitor/change_detector.h"
 
 namespace gpurm {
 
@@ -131,7 +131,8 @@ std::vector<EnforcementRecord> Enforcer::Apply(const std::vector<GpuAccount>& ac
       auto known = tracked_.find(key);
       const bool entered =
           known == tracked_.end() || known->second.process_class != process.process_class;
-      Tracked tracked = entered ? Tracked{process.process_class, std::nullopt, false} : known->second;
+      Tracked tracked =
+          entered ? Tracked{process.process_class, std::nullopt, false} : known->second;
       const auto add = [&](EnforcementRecord record) {
         record.node_name = account.node_name;
         record.gpu_uuid = account.gpu_uuid;

@@ -80,7 +80,7 @@ class Enforcer {
   struct Tracked {
     ProcessClass process_class = ProcessClass::kUnknown;
     std::optional<int64_t> sigterm_unix_ms;  // When SIGTERM was sent.
-    bool done = false;            // SIGKILL sent, or spared for good: nothing more to do.
+    bool done = false;  // SIGKILL sent, or spared for good: nothing more to do.
   };
   EnforcementAction ActionFor(const ProcessAccount& process) const;
   // Signals `process` after checking it is still the same process; the

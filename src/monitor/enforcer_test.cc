@@ -77,10 +77,9 @@ TEST(EnforcerTest, WarnReportsEachEntryIntoAClassOnceAndSignalsNothing) {
   EXPECT_TRUE(enforcer.Apply(accounts, 1000).empty()) << "still in the class: said once";
   // Back within its grant, then over it again: a new entry, a new warning.
   enforcer.Apply(OnOneGpu({Process(10, ProcessClass::kWithinGrant, 100, "a", "alice")}), 2000);
-  EXPECT_EQ(
-      Actions(enforcer.Apply(OnOneGpu({Process(10, ProcessClass::kOverGrant, 100, "a", "alice")}),
-                             3000)),
-      Strings{"10:warn"});
+  EXPECT_EQ(Actions(enforcer.Apply(
+                OnOneGpu({Process(10, ProcessClass::kOverGrant, 100, "a", "alice")}), 3000)),
+            Strings{"10:warn"});
   EXPECT_TRUE(signaller.sent.empty());
 }
 
@@ -97,8 +96,7 @@ TEST(EnforcerTest, TerminateSendsSigtermThenSigkillAfterTheGracePeriod) {
   EXPECT_TRUE(enforcer.Apply(accounts, 4999).empty()) << "within the grace period";
   EXPECT_EQ(Actions(enforcer.Apply(accounts, 5000)), Strings{"10:sigkill"});
   EXPECT_TRUE(enforcer.Apply(accounts, 9000).empty()) << "nothing more to send";
-  EXPECT_EQ(signaller.sent,
-            (std::vector<std::pair<int64_t, int>>{{10, SIGTERM}, {10, SIGKILL}}));
+  EXPECT_EQ(signaller.sent, (std::vector<std::pair<int64_t, int>>{{10, SIGTERM}, {10, SIGKILL}}));
 }
 
 TEST(EnforcerTest, SafetyRulesSpareProcessesWithTheReason) {
@@ -110,12 +108,12 @@ TEST(EnforcerTest, SafetyRulesSpareProcessesWithTheReason) {
   Enforcer enforcer(policy, &procs, &signaller, /*own_pid=*/999);
   const auto records = enforcer.Apply(
       OnOneGpu({
-          Process(10, ProcessClass::kForeign, 100),        // PID reused since accounting.
-          Process(1, ProcessClass::kForeign, 1),           // init.
-          Process(999, ProcessClass::kForeign, 7),         // gpurm itself.
-          Process(30, ProcessClass::kForeign, 0),          // On another server.
-          Process(20, ProcessClass::kForeign, 100, "x"),   // Another gpurm's allocation.
-          Process(40, ProcessClass::kForeign, 100),        // Gone.
+          Process(10, ProcessClass::kForeign, 100),       // PID reused since accounting.
+          Process(1, ProcessClass::kForeign, 1),          // init.
+          Process(999, ProcessClass::kForeign, 7),        // gpurm itself.
+          Process(30, ProcessClass::kForeign, 0),         // On another server.
+          Process(20, ProcessClass::kForeign, 100, "x"),  // Another gpurm's allocation.
+          Process(40, ProcessClass::kForeign, 100),       // Gone.
       }),
       0);
   std::map<int64_t, std::string> spared;
