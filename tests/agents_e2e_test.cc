@@ -335,14 +335,36 @@ TEST_F(AgentsE2eTest, BadAgentsAreLostWithTheReasonAndChangeNothingElse) {
   FakeAgent invalid("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(wrong_shape.size()) +
                     "\r\nConnection: close\r\n\r\n" + wrong_shape);
   FakeAgent silent("");
+  // A valid snapshot of a node claiming node-a's first GPU.
+  const std::string claim = json{
+      {"agent_protocol", 1},
+      {"node",
+       {{"name", "node-dup"},
+        {"gpus",
+         {{{"uuid", "GPU-node-a-0"},
+           {"name", "NVIDIA H100 80GB HBM3"},
+           {"memory_total_mib", 81559}}}}}},
+      {"taken_unix_ms", 0},
+      {"stale_gpus", json::array()},
+      {"notes", json::array()}}.dump();
+  FakeAgent duplicate("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(claim.size()) +
+                      "\r\nConnection: close\r\n\r\n" + claim);
+  const std::string refusal =
+      R"({"error": {"code": "unauthenticated", "message": "unknown or revoked token"}})";
+  FakeAgent locked("HTTP/1.1 401 Unauthorized\r\nContent-Length: " +
+                   std::to_string(refusal.size()) + "\r\nConnection: close\r\n\r\n" + refusal);
   StartController({{"node-a", agents_["node-a"]->base_url()},
                    {"node-impostor", agents_["node-a"]->base_url()},
                    {"node-garbage", garbage.url()},
                    {"node-g", invalid.url()},
-                   {"node-slow", silent.url()}});
+                   {"node-slow", silent.url()},
+                   {"node-dup", duplicate.url()},
+                   {"node-locked", locked.url()}});
 
-  ASSERT_TRUE(Eventually([&] { return NoteSays("1 of 5 agents answering"); }))
+  ASSERT_TRUE(Eventually([&] { return NoteSays("1 of 7 agents answering"); }))
       << json(Notes()).dump();
+  EXPECT_TRUE(NoteSays("reports GPU GPU-node-a-0, which agent 'node-a' reported first"));
+  EXPECT_TRUE(NoteSays("answered HTTP 401: unknown or revoked token (controller.token_file"));
   EXPECT_TRUE(NoteSays("reports node 'node-a', but is configured as 'node-impostor'"));
   EXPECT_TRUE(NoteSays("node-garbage (" + garbage.url() + "): lost since"));
   EXPECT_TRUE(NoteSays("answered something that is not JSON"));
@@ -351,7 +373,8 @@ TEST_F(AgentsE2eTest, BadAgentsAreLostWithTheReasonAndChangeNothingElse) {
   // node-a is whole and the only one offered; the others are lost, empty.
   EXPECT_EQ(MonitoredNode("node-a")["lost"], false);
   EXPECT_EQ(MonitoredNode("node-a")["gpus"].size(), 2u);
-  for (const std::string name : {"node-impostor", "node-garbage", "node-g", "node-slow"}) {
+  for (const std::string name :
+       {"node-impostor", "node-garbage", "node-g", "node-slow", "node-dup", "node-locked"}) {
     const json node = MonitoredNode(name);
     EXPECT_EQ(node["lost"], true) << name;
     EXPECT_EQ(node["gpus"].size(), 0u) << name;
