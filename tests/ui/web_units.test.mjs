@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readEventStream } from '../../web/src/api.js';
 import { duration, gb, heat, percent } from '../../web/src/format.js';
-import { COLOUR_MODES, gpuState, reservedGb, utilizationText } from '../../web/src/grid.js';
+import { COLOUR_MODES, gpuState, processMarks, reservedGb, utilizationText } from '../../web/src/grid.js';
 import { queueNote } from '../../web/src/queue.js';
 import { flattenMig } from '../../web/src/live.js';
 import { describeGrants } from '../../web/src/allocations.js';
@@ -110,4 +110,16 @@ test('grants: whole GPUs, slices and MIG devices', () => {
     'dgx: 5 (MIG device)');
   assert.equal(describeGrants([{ node_name: 'k', gpu_index: 2, gpu_uuid: 'k8s:k:nvidia.com/mig-3g.40gb:0', exclusive: true }]),
     'k: 2 (MIG device)');
+});
+
+test('a GPU is marked for processes outside gpurm and allocations over their grant', () => {
+  assert.deepEqual(processMarks({ foreign_processes: 0, allocation_usage: [] }), []);
+  assert.deepEqual(processMarks({
+    foreign_processes: 2,
+    allocation_usage: [
+      { allocation_id: 'a-1', used_gb: 12, granted_gb: 10, over_grant: true },
+      { allocation_id: 'a-2', used_gb: 1, granted_gb: 10, over_grant: false },
+    ],
+  }), ['2 processes outside gpurm', 'a-1 over its grant (12.0 of 10.0 GB)']);
+  assert.deepEqual(processMarks({ foreign_processes: 1 }), ['1 process outside gpurm']);
 });

@@ -37,6 +37,19 @@ export function utilizationText(gpu) {
   return gpu.mig_profile ? 'n/a (MIG)' : 'n/a';
 }
 
+// What process accounting found worth a mark on the card: processes outside
+// gpurm, and allocations whose processes use more than their grant here.
+export function processMarks(gpu) {
+  const marks = [];
+  if (gpu.foreign_processes > 0) {
+    marks.push(`${gpu.foreign_processes} process${gpu.foreign_processes === 1 ? '' : 'es'} outside gpurm`);
+  }
+  for (const use of gpu.allocation_usage ?? []) {
+    if (use.over_grant) marks.push(`${use.allocation_id} over its grant (${gb(use.used_gb)} of ${gb(use.granted_gb)} GB)`);
+  }
+  return marks;
+}
+
 export function gpuState(gpu, holders) {
   // Its node's agent does not answer the controller: last known values, offered to nobody.
   if (gpu.state === 'lost') return 'lost';
@@ -132,6 +145,7 @@ export class Grid {
       temperature: h('span', { class: 'temperature' }),
       power: h('span', { class: 'power' }),
       holder: h('div', { class: 'holder' }),
+      marks: h('div', { class: 'marks' }),
     };
     const el = h(
       'article',
@@ -158,6 +172,7 @@ export class Grid {
         parts.memReserved, parts.memUsed, parts.memLabel),
       h('div', { class: 'vitals' }, parts.temperature, parts.power),
       parts.holder,
+      parts.marks,
     );
     card = { el, ...parts };
     this.cards.set(uuid, card);
@@ -194,6 +209,9 @@ export class Grid {
     setText(card.temperature, celsius(gpu.temperature_c));
     setText(card.power, watts(gpu.power_w, gpu.power_limit_w));
     this.updateHolder(card.holder, gpu, holders, state);
+    const marks = processMarks(gpu);
+    setChildren(card.marks, marks.map((text) => h('span', { class: 'mark', text })));
+    card.el.classList.toggle('marked', marks.length > 0);
   }
 
   updateHolder(el, gpu, holders, state) {
