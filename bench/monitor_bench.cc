@@ -150,6 +150,7 @@ class SelfProcReader final : public ProcReader {
  public:
   Result<ProcStat> Stat(int64_t) const override { return real_.Stat(::getpid()); }
   Result<std::string> Environ(int64_t) const override { return real_.Environ(::getpid()); }
+  Result<std::string> Cgroup(int64_t) const override { return real_.Cgroup(::getpid()); }
 
  private:
   LinuxProcReader real_;

@@ -78,7 +78,16 @@ std::unique_ptr<InventoryProvider> KubernetesMode::TakeProvider() {
   KubernetesProviderOptions options;
   options.gpu_resource = config_->gpu_resource;
   options.memory_specs = config_->gpu_memory_specs;
-  return std::make_unique<KubernetesProvider>(client_.get(), std::move(options));
+  auto provider = std::make_unique<KubernetesProvider>(client_.get(), std::move(options));
+  provider_ = provider.get();
+  return provider;
+}
+
+PodAllocationLookup KubernetesMode::PodAllocations() const {
+  const KubernetesProvider* provider = provider_;
+  return [provider](const std::string& pod_uid) -> std::optional<std::string> {
+    return provider != nullptr ? provider->AllocationOfPod(pod_uid) : std::nullopt;
+  };
 }
 
 void KubernetesMode::Serve(GpuManager* manager, Router& router) {

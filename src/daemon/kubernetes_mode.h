@@ -14,11 +14,13 @@
 #include "api/router.h"
 #include "config/config.h"
 #include "inventory/provider.h"
+#include "inventory/providers/kubernetes/kubernetes_provider.h"
 #include "kube/client.h"
 #include "kube/job.h"
 #include "kube/leader_election.h"
 #include "ledger/kubernetes_ledger.h"
 #include "manager/manager.h"
+#include "monitor/process_accounting.h"
 
 namespace gpurm {
 
@@ -31,6 +33,10 @@ class KubernetesMode {
 
   // The inventory provider (once).
   std::unique_ptr<InventoryProvider> TakeProvider();
+  // Pod UID -> allocation, from the provider's pods, for process accounting
+  // (monitor/process_accounting.h). Valid while the provider TakeProvider
+  // handed out lives.
+  PodAllocationLookup PodAllocations() const;
   Ledger* ledger() const { return ledger_.get(); }
 
   // Starts the election and the Job tracker and adds the Kubernetes
@@ -47,7 +53,8 @@ class KubernetesMode {
   spdlog::logger* log_ = nullptr;
   std::string namespace_name_;
   std::unique_ptr<kube::KubeClient> client_;
-  std::unique_ptr<KubernetesLedger> ledger_;  // Before the elector: its on_acquired uses it.
+  const KubernetesProvider* provider_ = nullptr;  // Owned by the Inventory once taken.
+  std::unique_ptr<KubernetesLedger> ledger_;      // Before the elector: its on_acquired uses it.
   std::unique_ptr<kube::LeaderElector> elector_;
   std::unique_ptr<kube::JobTracker> tracker_;
   JobsContext jobs_;

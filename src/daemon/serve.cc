@@ -283,7 +283,8 @@ int RunServe(const ServeOptions& options) {
   // After each pass, on the sampler thread: which allocation each GPU
   // process belongs to (monitor/process_accounting.h).
   const LinuxProcReader proc_reader;
-  ProcessAccountant accountant(&proc_reader);
+  ProcessAccountant accountant(&proc_reader,
+                               kubernetes ? kubernetes->PodAllocations() : PodAllocationLookup());
   KillSignaller kill_signaller;
   Enforcer enforcer(config->server.enforcement, &proc_reader, &kill_signaller, ::getpid());
   AccessControl& audit = **access;

@@ -21,6 +21,7 @@ class FakeProcs final : public ProcReader {
     return stat;
   }
   Result<std::string> Environ(int64_t) const override { return std::string(); }
+  Result<std::string> Cgroup(int64_t) const override { return std::string(); }
   std::map<int64_t, uint64_t> start_ticks;
 };
 

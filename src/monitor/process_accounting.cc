@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -66,6 +67,32 @@ Result<std::string> LinuxProcReader::Environ(int64_t pid) const {
   return ReadWhole(root_ + "/" + std::to_string(pid) + "/environ");
 }
 
+Result<std::string> LinuxProcReader::Cgroup(int64_t pid) const {
+  return ReadWhole(root_ + "/" + std::to_string(pid) + "/cgroup");
+}
+
+std::optional<std::string> PodUidFromCgroup(const std::string& cgroup) {
+  // The last "pod" followed by a UID (36 characters, hex and - or _) on a
+  // kubepods path.
+  if (cgroup.find("kubepods") == std::string::npos) return std::nullopt;
+  constexpr size_t kUidLength = 36;
+  for (size_t at = cgroup.rfind("pod"); at != std::string::npos;
+       at = at == 0 ? std::string::npos : cgroup.rfind("pod", at - 1)) {
+    if (at + 3 + kUidLength > cgroup.size()) continue;
+    std::string uid = cgroup.substr(at + 3, kUidLength);
+    bool well_formed = true;
+    for (size_t i = 0; i < uid.size(); ++i) {
+      char& c = uid[i];
+      if (c == '_') c = '-';
+      const bool dash_place = i == 8 || i == 13 || i == 18 || i == 23;
+      well_formed = well_formed &&
+                    (dash_place ? c == '-' : std::isxdigit(static_cast<unsigned char>(c)) != 0);
+    }
+    if (well_formed) return uid;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> EnvironValue(const std::string& environ, const std::string& name) {
   const std::string prefix = name + "=";
   size_t start = 0;
@@ -125,6 +152,13 @@ ProcessAccountant::Found ProcessAccountant::Resolve(int64_t pid, uint64_t start_
     Result<ProcStat> stat = reader_->Stat(current);
     if (!stat.ok()) break;
     current = stat->parent_pid;
+  }
+  if (found.allocation_id.empty() && pod_allocation_) {
+    // A pod's process: its cgroup names the pod, the pod its allocation.
+    Result<std::string> cgroup = reader_->Cgroup(pid);
+    if (std::optional<std::string> uid = cgroup.ok() ? PodUidFromCgroup(*cgroup) : std::nullopt) {
+      if (std::optional<std::string> id = pod_allocation_(*uid)) found.allocation_id = *id;
+    }
   }
   found.error = found.allocation_id.empty() ? first_error : "";
   // Only a definite answer is remembered: an unreadable environment may be

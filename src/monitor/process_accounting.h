@@ -4,7 +4,9 @@
 // NVML reports host PIDs (also for processes inside containers). A process
 // belongs to the allocation named by GPURM_ALLOCATION_ID in its environment
 // (/proc/<pid>/environ; `gpurm run`, the Python package and the Jobs gpurm
-// creates set it), else in its nearest ancestor's. Environments do not change
+// creates set it), else in its nearest ancestor's, else -- in Kubernetes
+// mode -- to the allocation of the pod its cgroup names (/proc/<pid>/cgroup,
+// world-readable, so this works without CAP_SYS_PTRACE too). Environments do not change
 // after exec, so what was found is remembered per (pid, start time): a PID
 // reused by a new process (another start time) is looked up afresh, never
 // taken for the old one.
@@ -61,6 +63,8 @@ class ProcReader {
   // The raw environment (NUL-separated NAME=value entries). kPermissionDenied
   // when the daemon may not read it.
   virtual Result<std::string> Environ(int64_t pid) const = 0;
+  // /proc/<pid>/cgroup as it is.
+  virtual Result<std::string> Cgroup(int64_t pid) const = 0;
 };
 
 // Reads `root` (default "/proc").
@@ -69,10 +73,21 @@ class LinuxProcReader final : public ProcReader {
   explicit LinuxProcReader(std::string root = "/proc") : root_(std::move(root)) {}
   Result<ProcStat> Stat(int64_t pid) const override;
   Result<std::string> Environ(int64_t pid) const override;
+  Result<std::string> Cgroup(int64_t pid) const override;
 
  private:
   std::string root_;
 };
+
+// The UID of the Kubernetes pod a /proc/<pid>/cgroup names, if any, for
+// both cgroup drivers: ".../kubepods/burstable/pod<uid>/<container>"
+// (cgroupfs) and ".../kubepods-burstable-pod<uid with _ for ->.slice/..."
+// (systemd).
+std::optional<std::string> PodUidFromCgroup(const std::string& cgroup);
+
+// The allocation of the pod with a UID (Kubernetes mode: the label gpurm
+// puts on its Jobs' pods), or nullopt.
+using PodAllocationLookup = std::function<std::optional<std::string>(const std::string& pod_uid)>;
 
 // The value of `name` in a raw environment, if set.
 std::optional<std::string> EnvironValue(const std::string& environ, const std::string& name);
@@ -126,7 +141,10 @@ using AllocationLookup = std::function<std::optional<AccountedAllocation>(const 
 
 class ProcessAccountant {
  public:
-  explicit ProcessAccountant(const ProcReader* reader) : reader_(reader) {}
+  // `pod_allocation`: Kubernetes mode's pod -> allocation map; empty
+  // elsewhere.
+  explicit ProcessAccountant(const ProcReader* reader, PodAllocationLookup pod_allocation = {})
+      : reader_(reader), pod_allocation_(std::move(pod_allocation)) {}
 
   // One pass over the GPUs of `snapshot` that report processes; `lookup`
   // is asked at most once per allocation id.
@@ -145,6 +163,7 @@ class ProcessAccountant {
   Found Resolve(int64_t pid, uint64_t start_ticks, int64_t parent_pid);
 
   const ProcReader* reader_;
+  PodAllocationLookup pod_allocation_;
   std::unordered_map<int64_t, Found> cache_;  // By pid; valid while the start time matches.
 };
 

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -254,11 +255,56 @@ class ScriptedReader final : public ProcReader {
     }
     return environ;
   }
+  Result<std::string> Cgroup(int64_t) const override { return cgroup; }
   uint64_t start_ticks = 100;
   std::string environ;
+  std::string cgroup = "0::/user.slice/user-1000.slice/session-1.scope\n";
   bool denied = false;
   mutable int environ_reads = 0;
 };
+
+TEST(ProcessAccountingTest, PodUidsComeFromEitherCgroupDriver) {
+  const std::string uid = "5f3c6d2e-8a1b-4c7d-9e0f-123456789abc";
+  EXPECT_EQ(PodUidFromCgroup("0::/kubepods/burstable/pod" + uid +
+                             "/0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c\n"),
+            uid);
+  std::string systemd_uid = uid;
+  std::replace(systemd_uid.begin(), systemd_uid.end(), '-', '_');
+  EXPECT_EQ(PodUidFromCgroup("0::/kubepods.slice/kubepods-besteffort.slice/"
+                             "kubepods-besteffort-pod" +
+                             systemd_uid + ".slice/cri-containerd-abc.scope\n"),
+            uid);
+  EXPECT_EQ(PodUidFromCgroup("12:memory:/kubepods/pod" + uid + "/abc\n"), uid);
+  EXPECT_EQ(PodUidFromCgroup("0::/user.slice/user-1000.slice/session-1.scope\n"), std::nullopt);
+  EXPECT_EQ(PodUidFromCgroup("0::/kubepods/burstable/podnot-a-uid/abc\n"), std::nullopt);
+}
+
+// Kubernetes mode: a process of a pod belongs to the pod's allocation even
+// when its environment cannot be read.
+TEST(ProcessAccountingTest, APodsProcessBelongsToThePodsAllocation) {
+  ScriptedReader reader;
+  reader.denied = true;
+  const std::string uid = "5f3c6d2e-8a1b-4c7d-9e0f-123456789abc";
+  reader.cgroup = "0::/kubepods/burstable/pod" + uid + "/0b1c2d3e\n";
+  ProcessAccountant accountant(&reader, [&](const std::string& pod_uid) {
+    return pod_uid == uid ? std::optional<std::string>("alloc-k") : std::nullopt;
+  });
+  const ProcessAccount& p =
+      Only(accountant.Account(OneGpuWith({{4242, 100}}), {Granted("alloc-k", "GPU-0", 200)}));
+  EXPECT_EQ(p.allocation_id, "alloc-k");
+  EXPECT_EQ(p.process_class, ProcessClass::kWithinGrant) << p.reason;
+  // Another pod, not gpurm's: no allocation, and the unreadable environment is the reason.
+  ScriptedReader other;
+  other.denied = true;
+  other.cgroup = "0::/kubepods/burstable/pod0a3c6d2e-8a1b-4c7d-9e0f-123456789abc/x\n";
+  ProcessAccountant other_accountant(&other, [&](const std::string& pod_uid) {
+    return pod_uid == uid ? std::optional<std::string>("alloc-k") : std::nullopt;
+  });
+  const ProcessAccount& q =
+      Only(other_accountant.Account(OneGpuWith({{4243, 100}}), {Granted("alloc-k", "GPU-0", 200)}));
+  EXPECT_EQ(q.process_class, ProcessClass::kUnknown);
+  EXPECT_NE(q.reason.find("CAP_SYS_PTRACE"), std::string::npos) << q.reason;
+}
 
 TEST(ProcessAccountingTest, AReusedPidIsANewProcess) {
   ScriptedReader reader;

@@ -182,6 +182,7 @@ json TrimPod(const json& pod) {
   const json& metadata = pod["metadata"];
   trimmed["metadata"] = {{"name", metadata.value("name", "")},
                          {"namespace", metadata.value("namespace", "")},
+                         {"uid", metadata.value("uid", "")},
                          {"resourceVersion", metadata.value("resourceVersion", "")}};
   const json& labels = metadata.value("labels", json::object());
   if (labels.contains(kAllocationLabel)) {
@@ -397,6 +398,25 @@ bool KubernetesProvider::WaitUntil(const std::function<bool(const DiscoveryRepor
     nodes_->WaitFor([&](const kube::ReflectorView& v) { return v.objects != nodes.objects; },
                     std::chrono::milliseconds(50));
   }
+}
+
+std::optional<std::string> AllocationOfPod(const std::map<std::string, json>& pods,
+                                           const std::string& pod_uid) {
+  for (const auto& [key, pod] : pods) {
+    const json& metadata = pod.value("metadata", json::object());
+    if (metadata.value("uid", "") != pod_uid) continue;
+    const std::string allocation =
+        metadata.value("labels", json::object()).value(kAllocationLabel, "");
+    if (allocation.empty()) return std::nullopt;
+    return allocation;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> KubernetesProvider::AllocationOfPod(const std::string& pod_uid) const {
+  const kube::ReflectorView pods = pods_->View();
+  if (!pods.objects) return std::nullopt;
+  return gpurm::AllocationOfPod(*pods.objects, pod_uid);
 }
 
 }  // namespace gpurm

@@ -37,18 +37,20 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/gpu_model.h"
 #include "inventory/provider.h"
 #include "kube/client.h"
+#include "kube/job.h"
 #include "kube/reflector.h"
 
 namespace gpurm {
 
 // The label gpurm puts on the Jobs it creates and their pods.
-inline constexpr char kAllocationLabel[] = "gpurm.io/allocation";
+inline constexpr const char* kAllocationLabel = kube::kJobAllocationLabel;
 
 struct KubernetesProviderOptions {
   // gpu_config.yaml's gpu_resource (vendor -> resource name).
@@ -68,6 +70,11 @@ DiscoveryReport BuildKubernetesInventory(const std::map<std::string, nlohmann::j
                                          const std::map<std::string, nlohmann::json>& pods,
                                          const KubernetesProviderOptions& options);
 
+// The allocation of the pod with `pod_uid` among `pods`: the label gpurm
+// puts on its Jobs' pods; nullopt for another pod or an unknown UID. Pure.
+std::optional<std::string> AllocationOfPod(const std::map<std::string, nlohmann::json>& pods,
+                                           const std::string& pod_uid);
+
 // Thread-compatible, like every provider; the reflectors run on their own
 // threads from construction to destruction.
 class KubernetesProvider final : public InventoryProvider {
@@ -83,6 +90,10 @@ class KubernetesProvider final : public InventoryProvider {
   // inventory they give, or `timeout` passes. For tests and start-up.
   bool WaitUntil(const std::function<bool(const DiscoveryReport&)>& predicate,
                  std::chrono::milliseconds timeout) const;
+
+  // AllocationOfPod over the cached pods. Thread-safe (process accounting
+  // asks from the sampler thread).
+  std::optional<std::string> AllocationOfPod(const std::string& pod_uid) const;
 
   kube::ReflectorView nodes_view() const { return nodes_->View(); }
   kube::ReflectorView pods_view() const { return pods_->View(); }

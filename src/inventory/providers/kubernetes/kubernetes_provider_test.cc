@@ -139,4 +139,19 @@ TEST(KubernetesProviderTest, MigResourcesOfTheMixedStrategyAreMigDevices) {
 }
 
 }  // namespace
+// Process accounting maps a pod's processes through its UID to the
+// allocation label of gpurm's Job pods.
+TEST(KubernetesProviderTest, APodUidLeadsToItsJobsAllocation) {
+  std::map<std::string, json> pods;
+  pods["ns/train-0"] = {{"metadata",
+                         {{"name", "train-0"},
+                          {"uid", "5f3c6d2e-8a1b-4c7d-9e0f-123456789abc"},
+                          {"labels", {{kAllocationLabel, "alloc-7"}}}}}};
+  pods["ns/other"] = {
+      {"metadata", {{"name", "other"}, {"uid", "0a3c6d2e-8a1b-4c7d-9e0f-123456789abc"}}}};
+  EXPECT_EQ(AllocationOfPod(pods, "5f3c6d2e-8a1b-4c7d-9e0f-123456789abc"), "alloc-7");
+  EXPECT_EQ(AllocationOfPod(pods, "0a3c6d2e-8a1b-4c7d-9e0f-123456789abc"), std::nullopt);
+  EXPECT_EQ(AllocationOfPod(pods, "ffffffff-8a1b-4c7d-9e0f-123456789abc"), std::nullopt);
+}
+
 }  // namespace gpurm
