@@ -65,3 +65,16 @@ function(gpurm_test name)
                        PROPERTIES ENVIRONMENT "GPURM_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   target_compile_definitions(${name} PRIVATE GPURM_DEFAULT_BINARY_DIR="${PROJECT_BINARY_DIR}")
 endfunction()
+
+# gpurm_uninstrumented(TARGET...): never built with sanitizers, whatever
+# CMAKE_C_FLAGS say (scripts/sanitize.sh). For what stands in for code outside
+# gpurm -- the CUDA guard preloaded into other people's programs, the fake
+# driver and the probe "jobs" -- because a sanitizer runtime must come first
+# in a process, which a library preloaded into an uninstrumented program (or
+# ahead of an instrumented one's runtime) cannot arrange.
+function(gpurm_uninstrumented)
+  foreach(target IN LISTS ARGN)
+    target_compile_options(${target} PRIVATE -fno-sanitize=all)
+    target_link_options(${target} PRIVATE -fno-sanitize=all)
+  endforeach()
+endfunction()

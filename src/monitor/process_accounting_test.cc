@@ -56,7 +56,11 @@ class Child {
     } else {
       gpu_pid_ = pid_;
     }
-    WaitForExec();
+    std::string expected;  // The environment as /proc shows it: NUL-terminated entries.
+    if (!via_parent) {
+      for (const std::string& entry : environment) expected += entry + '\0';
+    }
+    WaitForExec(expected);
     ::close(ready[0]);
   }
   ~Child() {
@@ -70,13 +74,17 @@ class Child {
   int64_t pid() const { return gpu_pid_; }
 
  private:
-  // Until the process runs sleep (its comm says so), its environ is its
-  // parent's: wait for the exec.
-  void WaitForExec() const {
+  // Until the exec is complete its environ is its parent's, or empty: the
+  // kernel names the process "sleep" before it places the new environment,
+  // a window a loaded machine makes wide. Wait for both.
+  void WaitForExec(const std::string& expected_environ) const {
     LinuxProcReader reader;
     for (;;) {
       Result<ProcStat> stat = reader.Stat(gpu_pid_);
-      if (stat.ok() && stat->command == "sleep") return;
+      Result<std::string> environ = reader.Environ(gpu_pid_);
+      if (stat.ok() && stat->command == "sleep" && environ.ok() && *environ == expected_environ) {
+        return;
+      }
       ::usleep(1000);
     }
   }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,11 +32,19 @@ class SleepingChild {
       ::execve("/bin/sleep", argv, env.data());
       ::_exit(127);
     }
-    // Until exec, /proc shows the test's own environment.
+    // Until the exec is complete /proc shows the test's own environment, or
+    // none: the kernel names the process "sleep" before it places the new
+    // environment. Wait for both.
+    std::string expected;  // As /proc shows it: NUL-terminated entries.
+    for (const std::string& entry : environment) expected += entry + '\0';
+    const std::string proc = "/proc/" + std::to_string(pid_);
     for (;;) {
-      std::ifstream comm("/proc/" + std::to_string(pid_) + "/comm");
+      std::ifstream comm(proc + "/comm");
       std::string name;
-      if (std::getline(comm, name) && name == "sleep") break;
+      std::ifstream environ(proc + "/environ", std::ios::binary);
+      const std::string shown((std::istreambuf_iterator<char>(environ)),
+                              std::istreambuf_iterator<char>());
+      if (std::getline(comm, name) && name == "sleep" && shown == expected) break;
       ::usleep(1000);
     }
   }
