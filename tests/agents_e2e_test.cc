@@ -366,8 +366,8 @@ TEST_F(AgentsE2eTest, BadAgentsAreLostWithTheReasonAndChangeNothingElse) {
   EXPECT_TRUE(NoteSays("reports GPU GPU-node-a-0, which agent 'node-a' reported first"));
   EXPECT_TRUE(NoteSays("answered HTTP 401: unknown or revoked token (controller.token_file"));
   EXPECT_TRUE(NoteSays("reports node 'node-a', but is configured as 'node-impostor'"));
-  EXPECT_TRUE(NoteSays("node-garbage (" + garbage.url() + "): lost since"));
-  EXPECT_TRUE(NoteSays("answered something that is not JSON"));
+  EXPECT_TRUE(
+      NoteSays("agent node-garbage (" + garbage.url() + ") answered something that is not JSON"));
   EXPECT_TRUE(NoteSays("answered an invalid snapshot: node.gpus: expected an array"));
   EXPECT_TRUE(NoteSays("not answering: Timeout was reached"));
   // node-a is whole and the only one offered; the others are lost, empty.

@@ -100,7 +100,9 @@ struct AgentsProvider::Impl {
   void Prepare(AgentState& agent) {
     agent.answer.clear();
     agent.answer_too_big = false;
-    agent.transfer = CURLE_OK;
+    // Until its transfer reports done: a transfer the multi handle gave up
+    // on did not answer.
+    agent.transfer = CURLE_OPERATION_TIMEDOUT;
     agent.http_status = 0;
     if (agent.easy == nullptr) {
       agent.easy = curl_easy_init();
@@ -229,7 +231,7 @@ Result<DiscoveryReport> AgentsProvider::Discover() {
     node.schedulable = false;
     node.lost_reason =
         "lost since " + FormatIso8601(agent.lost_since_unix_ms) + ": " + who + " " + problem;
-    report.notes.push_back(who + ": " + node.lost_reason);
+    report.notes.push_back(node.lost_reason);  // It names the agent.
     report.nodes.push_back(std::move(node));
   }
   report.notes.insert(report.notes.begin(), std::to_string(answering) + " of " +
