@@ -20,29 +20,33 @@ namespace gpurm {
 inline int64_t MibFromGb(double gb) { return std::llround(gb * 1024.0); }
 inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0; }
 
+// Who a GPU process is, as the agent of its machine found it: a controller
+// cannot read another machine's /proc, so agents report this beside each
+// process (monitor/process_accounting.h says how it is found). (A struct of
+// its own, not nested in GpuProcess: clang cannot default-construct a nested
+// class with member initializers inside std::optional of its enclosing one.)
+struct GpuProcessIdentity {
+  std::string command;
+  int64_t uid = -1;            // -1 when unknown.
+  std::string allocation_id;   // GPURM_ALLOCATION_ID found; empty when none.
+  std::string unknown_reason;  // Set when the agent could not tell.
+
+  bool operator==(const GpuProcessIdentity&) const = default;
+};
+
 // A compute process on a GPU as the driver reports it. Inside containers NVML
 // reports host PIDs (the driver has no PID-namespace support), so a pid alone
 // does not identify a process of a container.
 struct GpuProcess {
+  using Identity = GpuProcessIdentity;
+
   GpuProcess() = default;
   GpuProcess(int64_t pid_value, int64_t memory_used_mib_value)
       : pid(pid_value), memory_used_mib(memory_used_mib_value) {}
 
   int64_t pid = 0;
   int64_t memory_used_mib = 0;
-
-  // Who the process is, as the agent of its machine found it: a controller
-  // cannot read another machine's /proc, so agents report this beside each
-  // process (monitor/process_accounting.h says how it is found). Unset for a
-  // GPU of this daemon's own machine, whose /proc it reads itself.
-  struct Identity {
-    std::string command;
-    int64_t uid = -1;            // -1 when unknown.
-    std::string allocation_id;   // GPURM_ALLOCATION_ID found; empty when none.
-    std::string unknown_reason;  // Set when the agent could not tell.
-
-    bool operator==(const Identity&) const = default;
-  };
+  // Unset for a GPU of this daemon's own machine, whose /proc it reads itself.
   std::optional<Identity> identity;
 
   bool operator==(const GpuProcess&) const = default;
