@@ -56,6 +56,13 @@ int64_t SliceMibForMilli(int milli, int64_t total_mib);
 struct HostResources {
   int64_t cpu_milli = 0;
   int64_t memory_mib = 0;
+
+  // As a node's capacity: could it ever hold `want` (a field not modelled
+  // does not limit)?
+  bool CouldHold(const HostResources& want) const {
+    return (cpu_milli <= 0 || want.cpu_milli <= cpu_milli) &&
+           (memory_mib <= 0 || want.memory_mib <= memory_mib);
+  }
 };
 
 struct GpuAvailability {

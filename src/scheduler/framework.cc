@@ -66,8 +66,7 @@ class HostResourcesFilter final : public FilterPlugin {
     const HostResources& want = context.host();
     if (want.cpu_milli <= 0 && want.memory_mib <= 0) return FitCode::kFits;
     const HostResources& cap = node.host_capacity;
-    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
-        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
+    if (!cap.CouldHold(want)) {
       if (reason) {
         *reason = "needs " + FormatCores(want.cpu_milli) + " CPU cores and " +
                   FormatGb(want.memory_mib) + " of host memory; the node has " +

@@ -106,24 +106,13 @@ void AppendGrants(const SchedulingContext& context, const NodeAvailability& node
   }
 }
 
-// Could the request ever fit this cluster as built (ignoring allocations,
-// outside use, health and cordons)?
-bool PossibleEver(const SchedulingContext& context, const ClusterState& state,
-                  const std::vector<Group>& groups) {
-  const GpuRequest& request = context.request();
-  const HostResources& want = context.host();
-  std::vector<std::pair<int, size_t>> capacity;  // (GPUs that could fit, nodes).
-  for (const Group& group : groups) {
-    const NodeAvailability& node = state.nodes()[group.first()];
-    const HostResources& cap = node.host_capacity;
-    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
-        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
-      continue;
-    }
-    int fits = 0;
-    for (const GpuAvailability& g : node.gpus) fits += context.GpuPossibleEver(g) ? 1 : 0;
-    capacity.emplace_back(fits, group.size);
-  }
+// Per group of alike nodes, how many of a node's GPUs could take the request
+// and how many nodes the group has.
+using GroupCapacity = std::vector<std::pair<int, size_t>>;
+
+// Does `capacity` take the request: all its GPUs on one node, or -- a
+// distributed request not tied to a node -- split evenly over several?
+bool CapacityTakes(const GpuRequest& request, const GroupCapacity& capacity) {
   const int count = request.gpu_count;
   auto nodes_with = [&](int at_least) {
     size_t nodes = 0;
@@ -138,6 +127,21 @@ bool PossibleEver(const SchedulingContext& context, const ClusterState& state,
     }
   }
   return false;
+}
+
+// Could the request ever fit this cluster as built (ignoring allocations,
+// outside use, health and cordons)?
+bool PossibleEver(const SchedulingContext& context, const ClusterState& state,
+                  const std::vector<Group>& groups) {
+  GroupCapacity capacity;  // GPUs that could fit.
+  for (const Group& group : groups) {
+    const NodeAvailability& node = state.nodes()[group.first()];
+    if (!node.host_capacity.CouldHold(context.host())) continue;
+    int fits = 0;
+    for (const GpuAvailability& g : node.gpus) fits += context.GpuPossibleEver(g) ? 1 : 0;
+    capacity.emplace_back(fits, group.size);
+  }
+  return CapacityTakes(context.request(), capacity);
 }
 
 WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& state,
@@ -192,17 +196,11 @@ WouldFit ComputeWouldFit(const SchedulingContext& context, const ClusterState& s
 // of them (memory used by processes outside gpurm still counted)?
 std::string BlockedBy(const SchedulingContext& context, const ClusterState& state,
                       const std::vector<Group>& groups) {
-  const GpuRequest& request = context.request();
-  const HostResources& want = context.host();
-  std::vector<std::pair<int, size_t>> capacity;  // (GPUs free once released, nodes).
+  GroupCapacity capacity;  // GPUs free once released.
   bool outside_use = false;
   for (const Group& group : groups) {
     const NodeAvailability& node = state.nodes()[group.first()];
-    const HostResources& cap = node.host_capacity;
-    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
-        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
-      continue;
-    }
+    if (!node.host_capacity.CouldHold(context.host())) continue;
     int fits = 0;
     for (const GpuAvailability& g : node.gpus) {
       if (!context.GpuPossibleEver(g)) continue;
@@ -213,19 +211,7 @@ std::string BlockedBy(const SchedulingContext& context, const ClusterState& stat
     }
     capacity.emplace_back(fits, group.size);
   }
-  const int count = request.gpu_count;
-  auto nodes_with = [&](int at_least) {
-    size_t nodes = 0;
-    for (const auto& [fits, members] : capacity) nodes += fits >= at_least ? members : 0;
-    return nodes;
-  };
-  bool fits_released = nodes_with(count) > 0;
-  if (!fits_released && request.distributed_training && request.node_name.empty()) {
-    for (int nodes = 2; nodes <= count && !fits_released; ++nodes) {
-      fits_released = count % nodes == 0 && nodes_with(count / nodes) >= static_cast<size_t>(nodes);
-    }
-  }
-  if (fits_released) return "gpurm_allocations";
+  if (CapacityTakes(context.request(), capacity)) return "gpurm_allocations";
   return outside_use ? "outside_processes" : "unavailable";
 }
 
@@ -679,11 +665,7 @@ std::vector<GpuGrant> Scheduler::HoldFor(const GpuRequest& request, const Cluste
   for (uint32_t id : state.live_classes()) {
     const NodeAvailability& node = state.nodes()[state.class_members(id).front()];
     if (!node.node->schedulable) continue;
-    const HostResources& cap = node.host_capacity;
-    if ((cap.cpu_milli > 0 && want.cpu_milli > cap.cpu_milli) ||
-        (cap.memory_mib > 0 && want.memory_mib > cap.memory_mib)) {
-      continue;
-    }
+    if (!node.host_capacity.CouldHold(want)) continue;
     Candidate candidate{id, 0, {}};
     for (size_t i = 0; i < node.gpus.size() && i < kMaxGpusPerNode; ++i) {
       const GpuAvailability& g = node.gpus[i];
