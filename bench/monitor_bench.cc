@@ -34,12 +34,9 @@
 //                     interval keeps) and /metrics and /monitoring were
 //                     scraped: rss_MiB. Needs the gpurm binary of the same
 //                     build tree ($GPURM_BINARY_DIR overrides).
-#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <malloc.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,9 +58,13 @@
 #include "monitor/event_hub.h"
 #include "monitor/process_accounting.h"
 #include "monitor/sampler.h"
+#include "support/loopback.h"
 
 namespace gpurm {
 namespace {
+
+using testing::ConnectLoopback;
+using testing::FreeLoopbackPort;
 
 constexpr double kIntervalS = 30;         // monitor_update_interval's default.
 constexpr size_t kHistoryCapacity = 120;  // One hour at that interval.
@@ -227,35 +228,18 @@ std::string BinaryDir() {
   return dir != nullptr ? dir : GPURM_DEFAULT_BINARY_DIR;
 }
 
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  ::close(fd);
-  return bound ? ntohs(address.sin_port) : 0;
-}
-
 // One HTTP/1.0 exchange; returns the status code, 0 when nothing answered.
 int HttpStatus(uint16_t port, const std::string& method, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return 0;
   int status = 0;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request = method + " " + path + " HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
-    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      std::string answer;
-      char buffer[65536];
-      ssize_t n = 0;
-      while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) answer.append(buffer, n);
-      if (answer.size() > 12) status = std::atoi(answer.c_str() + 9);
-    }
+  const std::string request = method + " " + path + " HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
+  if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    std::string answer;
+    char buffer[65536];
+    ssize_t n = 0;
+    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) answer.append(buffer, n);
+    if (answer.size() > 12) status = std::atoi(answer.c_str() + 9);
   }
   ::close(fd);
   return status;
@@ -359,7 +343,7 @@ void BM_DaemonRss(benchmark::State& state) {
         << "monitor_update_interval: 30\nlog_level: \"WARNING\"\n";
   }
   for (auto _ : state) {
-    const uint16_t port = FreePort();
+    const uint16_t port = FreeLoopbackPort();
     if (port == 0) {
       state.SkipWithError("no free loopback port");
       break;

@@ -1,8 +1,6 @@
 #include "kube/api_server.h"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -16,24 +14,13 @@
 #include <vector>
 
 #include "support/daemon_process.h"
+#include "support/loopback.h"
 
 namespace gpurm::testing {
 namespace {
 
 using nlohmann::json;
 constexpr char kAdminToken[] = "gpurm-test-admin-token";
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
   const pid_t pid = fork();
@@ -179,9 +166,9 @@ Status TestApiServer::StartFake() {
 
 Status TestApiServer::StartReal(const std::string& binary) {
   real_ = true;
-  const int client_port = FreePort();
-  const int peer_port = FreePort();
-  const int secure_port = FreePort();
+  const int client_port = FreeLoopbackPort();
+  const int peer_port = FreeLoopbackPort();
+  const int secure_port = FreeLoopbackPort();
   etcd_pid_ =
       Spawn({"etcd", "--name", "gpurm-test", "--data-dir", dir_ + "/etcd", "--listen-client-urls",
              "http://127.0.0.1:" + std::to_string(client_port), "--advertise-client-urls",

@@ -5,9 +5,7 @@
 // allocation; a finished Job's allocation is released.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,25 +19,15 @@
 #include "kube/api_server.h"
 #include "support/daemon_process.h"
 #include "support/eventually.h"
+#include "support/loopback.h"
 #include "support/run_command.h"
 
 namespace gpurm {
 namespace {
 
 using nlohmann::json;
+using testing::FreeLoopbackPort;
 using testing::TestApiServer;
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 // One `gpurm serve` replica with a kubernetes: section in its config.
 class Replica {
@@ -59,7 +47,7 @@ class Replica {
   ~Replica() { Kill(); }
 
   bool Start() {
-    const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
+    const std::string listen = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
     url_ = "http://" + listen;
     std::vector<std::string> args = {
         testing::GpurmBinary(), "serve",     "--listen",     listen,     "--data-dir",

@@ -1,10 +1,7 @@
 #include "support/daemon_process.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,27 +13,14 @@
 #include <sstream>
 #include <thread>
 
+#include "support/loopback.h"
+
 namespace gpurm::testing {
 namespace {
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
   return value != nullptr && value[0] != '\0' ? value : fallback;
-}
-
-// Asks the kernel for a free loopback port.
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  const int port = ntohs(address.sin_port);
-  ::close(fd);
-  return port;
 }
 
 }  // namespace
@@ -64,7 +48,7 @@ DaemonProcess::~DaemonProcess() {
 bool DaemonProcess::Start(std::string* error) {
   // A restart keeps the port: clients (a controller's agent list) keep
   // their URL.
-  if (port_ == 0) port_ = FreePort();
+  if (port_ == 0) port_ = FreeLoopbackPort();
   const std::string listen = "127.0.0.1:" + std::to_string(port_);
   base_url_ = (tls_ ? "https://" : "http://") + listen;
   std::vector<std::string> args = {
