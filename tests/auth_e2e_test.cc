@@ -74,9 +74,7 @@ class AuthE2eTest : public ::testing::Test {
     const std::string config = dir_ + "/gpu_config.yaml";
     std::ofstream(config) << "server:\n  max_allocations_per_owner: " << kCap
                           << "\n  auth:\n    tokens_file: " << tokens_file_ << "\n";
-    daemon_ = std::make_unique<testing::DaemonProcess>(
-        dir_, std::vector<std::string>{"--inventory",
-                                       testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<testing::DaemonProcess>(dir_, testing::ExampleInventoryArgs());
     daemon_->set_config(config);
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;

@@ -38,10 +38,8 @@ CommandResult RunCli(const std::string& url, const std::string& args,
 class CliE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    daemon_ = std::make_unique<testing::DaemonProcess>(
-        testing::MakeTempDir("gpurm-cli"),
-        std::vector<std::string>{"--inventory",
-                                 testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<testing::DaemonProcess>(testing::MakeTempDir("gpurm-cli"),
+                                                       testing::ExampleInventoryArgs());
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;
   }

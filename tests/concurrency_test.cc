@@ -26,8 +26,7 @@ TEST(ConcurrencyTest, ManyClientsNeverOverAllocate) {
   const char* seconds_env = std::getenv("GPURM_STRESS_SECONDS");
   const int seconds = seconds_env != nullptr ? std::atoi(seconds_env) : 60;
   const std::string dir = testing::MakeTempDir("gpurm-stress");
-  testing::DaemonProcess daemon(
-      dir, {"--inventory", testing::SourceDir() + "/examples/cluster-3node.yaml"});
+  testing::DaemonProcess daemon(dir, testing::ExampleInventoryArgs());
   std::string error;
   ASSERT_TRUE(daemon.Start(&error)) << error;
 

@@ -78,8 +78,7 @@ TEST(CrashRecoveryTest, AcknowledgedAllocationsSurviveKillNine) {
   const char* kills_env = std::getenv("GPURM_CRASH_KILLS");
   const int kills = kills_env != nullptr ? std::max(1, std::atoi(kills_env)) : 60;
   const std::string dir = testing::MakeTempDir("gpurm-crash");
-  testing::DaemonProcess daemon(
-      dir, {"--inventory", testing::SourceDir() + "/examples/cluster-3node.yaml"});
+  testing::DaemonProcess daemon(dir, testing::ExampleInventoryArgs());
 
   Acknowledged acknowledged;
   std::mt19937 random(42);

@@ -18,9 +18,7 @@ class E2eApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("gpurm-e2e");
-    daemon_ = std::make_unique<DaemonProcess>(
-        dir_, std::vector<std::string>{"--inventory",
-                                       testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<DaemonProcess>(dir_, testing::ExampleInventoryArgs());
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;
   }

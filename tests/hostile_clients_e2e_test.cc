@@ -86,9 +86,7 @@ class HostileClientsE2eTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("gpurm-hostile");
     const std::string config = dir_ + "/gpu_config.yaml";
     std::ofstream(config) << "server:\n" << server_keys;
-    daemon_ = std::make_unique<testing::DaemonProcess>(
-        dir_, std::vector<std::string>{"--inventory",
-                                       testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<testing::DaemonProcess>(dir_, testing::ExampleInventoryArgs());
     daemon_->set_config(config);
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;

@@ -52,8 +52,7 @@ class RunLauncherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     work_dir_ = testing::MakeTempDir("gpurm-run");
-    daemon_ = std::make_unique<testing::DaemonProcess>(
-        work_dir_, Strings{"--inventory", testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<testing::DaemonProcess>(work_dir_, testing::ExampleInventoryArgs());
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;
     job_dir_ = work_dir_ + "/job";

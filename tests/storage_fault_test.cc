@@ -39,10 +39,6 @@ void WriteBytes(const std::string& path, const std::string& bytes) {
   out << bytes;
 }
 
-std::vector<std::string> InventoryArgs() {
-  return {"--inventory", testing::SourceDir() + "/examples/cluster-3node.yaml"};
-}
-
 testing::CommandResult LedgerCheck(const std::string& data_dir) {
   return testing::RunCommand({testing::GpurmBinary(), "ledger", "check", "--data-dir", data_dir});
 }
@@ -99,7 +95,7 @@ TEST(StorageFaultTest, DiskFullRefusesWith503AndRecoversWhenSpaceReturns) {
     GTEST_SKIP() << "cannot mount a tmpfs on " << data_dir << " (" << filesystem.error()
                  << "); this test needs CAP_SYS_ADMIN, as CI has";
   }
-  testing::DaemonProcess daemon(dir, InventoryArgs());
+  testing::DaemonProcess daemon(dir, testing::ExampleInventoryArgs());
   std::string error;
   ASSERT_TRUE(daemon.Start(&error)) << error;
   cli::HttpClient client = daemon.Client("diskfull");
@@ -193,7 +189,7 @@ class BadLedgerTest : public ::testing::Test {
                                      dir_ + "/logs",
                                      "--config",
                                      testing::SourceDir() + "/gpu_config.yaml"};
-    for (const std::string& arg : InventoryArgs()) args.push_back(arg);
+    for (const std::string& arg : testing::ExampleInventoryArgs()) args.push_back(arg);
     testing::CommandResult serve = testing::RunCommand(args, std::chrono::seconds(30));
     ASSERT_FALSE(serve.timed_out) << "gpurm serve started on a bad ledger:\n" << serve.output;
     EXPECT_NE(serve.exit_code, 0) << serve.output;
@@ -233,7 +229,7 @@ TEST_F(BadLedgerTest, AnotherApplicationsDatabase) {
 
 TEST_F(BadLedgerTest, CorruptLedger) {
   {
-    testing::DaemonProcess daemon(dir_, InventoryArgs());
+    testing::DaemonProcess daemon(dir_, testing::ExampleInventoryArgs());
     std::string error;
     ASSERT_TRUE(daemon.Start(&error)) << error;
     cli::HttpClient client = daemon.Client();

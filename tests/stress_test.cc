@@ -57,8 +57,7 @@ TEST(StressTest, TwoHundredClientsMixedOperationsNeverOverAllocate) {
   const int clients = EnvInt("GPURM_STRESS_CLIENTS", 200);
   const int seconds = EnvInt("GPURM_STRESS_SECONDS", 60);
   const std::string dir = testing::MakeTempDir("gpurm-stress200");
-  testing::DaemonProcess daemon(
-      dir, {"--inventory", testing::SourceDir() + "/examples/cluster-3node.yaml"});
+  testing::DaemonProcess daemon(dir, testing::ExampleInventoryArgs());
   std::string error;
   ASSERT_TRUE(daemon.Start(&error)) << error;
   Result<std::map<std::string, double>> total_gb = testing::GpuMemoryTotals(daemon.Client());

@@ -191,9 +191,7 @@ class TlsE2eTest : public ::testing::Test {
     WriteFile(config, "server:\n" + extra_server +
                           "  tls:\n    cert_file: " + pki_->Path("server.pem") +
                           "\n    key_file: " + pki_->Path("server.key") + "\n" + extra_tls);
-    daemon_ = std::make_unique<testing::DaemonProcess>(
-        dir_, std::vector<std::string>{"--inventory",
-                                       testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<testing::DaemonProcess>(dir_, testing::ExampleInventoryArgs());
     daemon_->set_config(config);
     cli::TlsClientOptions tls;
     tls.ca_bundle = pki_->Path("ca.pem");
@@ -424,9 +422,7 @@ class LimitsE2eTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("gpurm-limits");
     const std::string config = dir_ + "/gpu_config.yaml";
     WriteFile(config, "server:\n" + server_keys);
-    daemon_ = std::make_unique<testing::DaemonProcess>(
-        dir_, std::vector<std::string>{"--inventory",
-                                       testing::SourceDir() + "/examples/cluster-3node.yaml"});
+    daemon_ = std::make_unique<testing::DaemonProcess>(dir_, testing::ExampleInventoryArgs());
     daemon_->set_config(config);
     std::string error;
     ASSERT_TRUE(daemon_->Start(&error)) << error;

@@ -27,6 +27,10 @@ std::string EnvOr(const char* name, const std::string& fallback) {
 
 std::string SourceDir() { return EnvOr("GPURM_SOURCE_DIR", "."); }
 
+std::vector<std::string> ExampleInventoryArgs() {
+  return {"--inventory", SourceDir() + "/examples/cluster-3node.yaml"};
+}
+
 std::string GpurmBinary() { return EnvOr("GPURM_BINARY_DIR", GPURM_DEFAULT_BINARY_DIR) + "/gpurm"; }
 
 std::string MakeTempDir(const std::string& prefix) {

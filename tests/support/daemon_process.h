@@ -16,6 +16,9 @@ namespace gpurm::testing {
 // The source tree and the gpurm binary, from the environment ctest sets.
 std::string SourceDir();
 std::string GpurmBinary();
+// The arguments that serve the example inventory (examples/cluster-3node.yaml:
+// three nodes, 16 GPUs), the daemon most end-to-end tests run against.
+std::vector<std::string> ExampleInventoryArgs();
 // A fresh empty directory under the system temp dir.
 std::string MakeTempDir(const std::string& prefix);
 
