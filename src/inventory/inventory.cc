@@ -7,16 +7,28 @@
 namespace gpurm {
 namespace {
 
-// Sets each GPU's memory_used_by_managed_mib from `managed` (0 when absent),
-// never above what the GPU reports in use.
+// A GPU's memory_used_by_managed_mib from `managed` (0 when absent), never
+// above what the GPU reports in use.
+int64_t ManagedMibOf(const Gpu& gpu, const std::unordered_map<std::string, int64_t>& managed) {
+  auto it = managed.find(gpu.uuid);
+  return it == managed.end() ? 0 : std::min(it->second, gpu.memory_used_mib);
+}
+
+// Whether any GPU of `snapshot` would change under ApplyManagedUse.
+bool ManagedUseChanges(const std::unordered_map<std::string, int64_t>& managed,
+                       const InventorySnapshot& snapshot) {
+  for (const Node& node : snapshot.nodes) {
+    for (const Gpu& gpu : node.gpus) {
+      if (gpu.memory_used_by_managed_mib != ManagedMibOf(gpu, managed)) return true;
+    }
+  }
+  return false;
+}
+
 void ApplyManagedUse(const std::unordered_map<std::string, int64_t>& managed,
                      InventorySnapshot& snapshot) {
   for (Node& node : snapshot.nodes) {
-    for (Gpu& gpu : node.gpus) {
-      auto it = managed.find(gpu.uuid);
-      gpu.memory_used_by_managed_mib =
-          it == managed.end() ? 0 : std::min(it->second, gpu.memory_used_mib);
-    }
+    for (Gpu& gpu : node.gpus) gpu.memory_used_by_managed_mib = ManagedMibOf(gpu, managed);
   }
 }
 
@@ -66,13 +78,14 @@ Status Inventory::Refresh() {
   return last_error_;
 }
 
-void Inventory::SetManagedUse(const std::unordered_map<std::string, int64_t>& managed_mib_by_uuid) {
+void Inventory::SetManagedUse(std::unordered_map<std::string, int64_t> managed_mib_by_uuid) {
   std::lock_guard<std::mutex> lock(mutex_);
-  managed_mib_by_uuid_ = managed_mib_by_uuid;
-  if (!snapshot_) return;
+  managed_mib_by_uuid_ = std::move(managed_mib_by_uuid);
+  // Unchanged (the usual pass): readers keep their snapshot and generation,
+  // and nothing is copied.
+  if (!snapshot_ || !ManagedUseChanges(managed_mib_by_uuid_, *snapshot_)) return;
   auto annotated = std::make_shared<InventorySnapshot>(*snapshot_);
   ApplyManagedUse(managed_mib_by_uuid_, *annotated);
-  if (annotated->nodes == snapshot_->nodes) return;  // Readers keep their generation.
   annotated->generation = snapshot_->generation + 1;
   snapshot_ = std::move(annotated);
 }

@@ -53,7 +53,7 @@ class Inventory {
   // carry the values over until the next call: accounting runs after each
   // sampling pass, and a job's memory must not flicker into outside use in
   // between. No-op before the first snapshot.
-  void SetManagedUse(const std::unordered_map<std::string, int64_t>& managed_mib_by_uuid);
+  void SetManagedUse(std::unordered_map<std::string, int64_t> managed_mib_by_uuid);
 
   // The last published snapshot; nullptr until a Refresh has succeeded.
   std::shared_ptr<const InventorySnapshot> Snapshot() const;
