@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@
 
 #include "support/daemon_process.h"
 #include "support/eventually.h"
+#include "support/fake_machine_environment.h"
 #include "support/run_command.h"
 #include "support/sleeping_child.h"
 #include "support/test_pki.h"
@@ -96,13 +96,8 @@ class AgentsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir("gpurm-agents-e2e");
-    std::filesystem::create_directories(dir_ + "/sys/bus/pci/devices");
     // The agents see only the fake NVML, whatever this host has.
-    setenv("GPURM_SYSFS_ROOT", dir_.c_str(), 1);
-    setenv("GPURM_ROCM_SMI_LIBRARY", "/nonexistent/librocm_smi64.so.1", 1);
-    setenv("GPURM_LEVEL_ZERO_LIBRARY", "/nonexistent/libze_loader.so.1", 1);
-    setenv("GPURM_DCMI_LIBRARY", "/nonexistent/libdcmi.so", 1);
-    setenv("GPURM_NVML_LIBRARY", GPURM_FAKE_NVML, 1);
+    environment_ = std::make_unique<testing::FakeMachineEnvironment>(dir_, GPURM_FAKE_NVML);
     // One identity of role agent, shared by every agent's token file.
     tokens_file_ = dir_ + "/tokens";
     const testing::CommandResult created =
@@ -118,11 +113,7 @@ class AgentsE2eTest : public ::testing::Test {
   void TearDown() override {
     controller_.reset();
     agents_.clear();
-    for (const char* name : {"GPURM_SYSFS_ROOT", "GPURM_NVML_LIBRARY", "GPURM_ROCM_SMI_LIBRARY",
-                             "GPURM_LEVEL_ZERO_LIBRARY", "GPURM_DCMI_LIBRARY",
-                             "GPURM_FAKE_NVML_MACHINE", "GPURM_NODE_NAME"}) {
-      unsetenv(name);
-    }
+    environment_.reset();
   }
 
   // Writes agent `name`'s machine: two H100s with uuids of its own, the
@@ -148,8 +139,8 @@ class AgentsE2eTest : public ::testing::Test {
   // With `tls`, it serves https with the certificate the config names.
   void StartAgent(const std::string& name,
                   const std::optional<cli::TlsClientOptions>& tls = std::nullopt) {
-    setenv("GPURM_NODE_NAME", name.c_str(), 1);
-    setenv("GPURM_FAKE_NVML_MACHINE", (dir_ + "/" + name + ".json").c_str(), 1);
+    environment_->SetNodeName(name);
+    environment_->SetNvmlMachine(dir_ + "/" + name + ".json");
     std::unique_ptr<DaemonProcess>& agent = agents_[name];
     if (!agent) {
       std::filesystem::create_directories(dir_ + "/" + name);
@@ -215,6 +206,7 @@ class AgentsE2eTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::unique_ptr<testing::FakeMachineEnvironment> environment_;
   std::string tokens_file_;
   std::string agent_config_;
   std::map<std::string, std::unique_ptr<DaemonProcess>> agents_;

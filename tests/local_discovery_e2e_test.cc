@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 
 #include "support/daemon_process.h"
 #include "support/eventually.h"
+#include "support/fake_machine_environment.h"
 #include "support/sleeping_child.h"
 #include "support/stream_reader.h"
 
@@ -44,7 +44,7 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
  protected:
   void TearDown() override {
     daemon_.reset();
-    for (const char* name : kVariables) unsetenv(name);
+    environment_.reset();
   }
 
   // `nvml_machine`: a file of tests/fakes/machines (or an absolute path), or
@@ -52,22 +52,17 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
   // `config`: the daemon's config file; empty = the repository's.
   void StartDaemon(const std::optional<std::string>& nvml_machine, const std::string& config = "") {
     if (dir_.empty()) dir_ = testing::MakeTempDir("gpurm-local-e2e");
-    std::filesystem::create_directories(dir_ + "/sys/bus/pci/devices");
-    // An empty sysfs tree and absent AMD/Intel/Ascend libraries: the test
-    // sees the same machine whatever this host has installed.
-    setenv("GPURM_SYSFS_ROOT", dir_.c_str(), 1);
-    setenv("GPURM_ROCM_SMI_LIBRARY", "/nonexistent/librocm_smi64.so.1", 1);
-    setenv("GPURM_LEVEL_ZERO_LIBRARY", "/nonexistent/libze_loader.so.1", 1);
-    setenv("GPURM_DCMI_LIBRARY", "/nonexistent/libdcmi.so", 1);
-    if (nvml_machine) {
-      setenv("GPURM_NVML_LIBRARY", GPURM_FAKE_NVML, 1);
-      const std::string machine = nvml_machine->starts_with("/")
-                                      ? *nvml_machine
-                                      : std::string(GPURM_FAKE_MACHINES) + "/" + *nvml_machine;
-      setenv("GPURM_FAKE_NVML_MACHINE", machine.c_str(), 1);
-    } else {
-      setenv("GPURM_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    // The test sees the same machine whatever this host has installed.
+    if (!environment_) {
+      environment_ = std::make_unique<testing::FakeMachineEnvironment>(dir_, GPURM_FAKE_NVML);
     }
+    std::optional<std::string> machine;
+    if (nvml_machine) {
+      machine = nvml_machine->starts_with("/")
+                    ? *nvml_machine
+                    : std::string(GPURM_FAKE_MACHINES) + "/" + *nvml_machine;
+    }
+    environment_->SetNvmlMachine(machine);
     daemon_ = std::make_unique<DaemonProcess>(dir_, std::vector<std::string>{});
     if (!config.empty()) daemon_->set_config(config);
     std::string error;
@@ -112,10 +107,8 @@ class LocalDiscoveryE2eTest : public ::testing::Test {
     return Get("/monitoring")["nodes"][0]["gpus"];
   }
 
-  static constexpr const char* kVariables[] = {"GPURM_SYSFS_ROOT",       "GPURM_NVML_LIBRARY",
-                                               "GPURM_ROCM_SMI_LIBRARY", "GPURM_LEVEL_ZERO_LIBRARY",
-                                               "GPURM_DCMI_LIBRARY",     "GPURM_FAKE_NVML_MACHINE"};
   std::string dir_;
+  std::unique_ptr<testing::FakeMachineEnvironment> environment_;
   std::unique_ptr<DaemonProcess> daemon_;
 };
 
