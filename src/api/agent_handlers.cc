@@ -26,6 +26,7 @@ void AttachIdentities(const ProcessAccountBook::Entry* accounts, Gpu& gpu) {
     identity.command = found->command;
     identity.uid = found->uid;
     identity.allocation_id = found->allocation_id;
+    identity.pod_uid = found->pod_uid;
     if (found->process_class == ProcessClass::kUnknown) identity.unknown_reason = found->reason;
   }
 }

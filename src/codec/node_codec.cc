@@ -171,6 +171,8 @@ json EncodeProcess(const GpuProcess& process) {
     out["command"] = process.identity->command;
     out["uid"] = process.identity->uid;
     out["allocation_id"] = process.identity->allocation_id;
+    // Only when set: controllers older than the field refuse unknown keys.
+    if (!process.identity->pod_uid.empty()) out["pod_uid"] = process.identity->pod_uid;
     out["unknown_reason"] = process.identity->unknown_reason;
   }
   return out;
@@ -208,12 +210,14 @@ Status DecodeProcess(const json& object, const std::string& prefix, GpuProcess* 
   ObjectFields fields(object, prefix);
   GpuProcess::Identity identity;
   const bool has_identity = object.contains("command") || object.contains("uid") ||
-                            object.contains("allocation_id") || object.contains("unknown_reason");
+                            object.contains("allocation_id") || object.contains("pod_uid") ||
+                            object.contains("unknown_reason");
   fields.Integer("pid", 1, std::numeric_limits<int32_t>::max(), &process->pid, true);
   fields.Integer("memory_used_mib", 0, kMaxMib, &process->memory_used_mib);
   fields.String("command", &identity.command);
   fields.Integer("uid", -1, std::numeric_limits<uint32_t>::max(), &identity.uid);
   fields.String("allocation_id", &identity.allocation_id);
+  fields.String("pod_uid", &identity.pod_uid);
   fields.String("unknown_reason", &identity.unknown_reason);
   if (Status status = fields.Finish(); !status.ok()) return status;
   if (has_identity) process->identity = std::move(identity);

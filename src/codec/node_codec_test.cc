@@ -63,9 +63,13 @@ AgentReport ReportWithEveryFieldSet() {
   GpuProcess untold(77, 10000);
   untold.identity.emplace();
   untold.identity->unknown_reason = "permission denied";
+  GpuProcess in_pod(79, 512);
+  in_pod.identity.emplace();
+  in_pod.identity->command = "python";
+  in_pod.identity->pod_uid = "6f1c2d3e-0000-4000-8000-000000000001";
   // Reported by an older agent or by this machine's own driver: no identity.
   const GpuProcess bare(78, 0);
-  plain.processes = {identified, untold, bare};
+  plain.processes = {identified, untold, in_pod, bare};
   return report;
 }
 

@@ -27,8 +27,11 @@ inline double GbFromMib(int64_t mib) { return static_cast<double>(mib) / 1024.0;
 // class with member initializers inside std::optional of its enclosing one.)
 struct GpuProcessIdentity {
   std::string command;
-  int64_t uid = -1;            // -1 when unknown.
-  std::string allocation_id;   // GPURM_ALLOCATION_ID found; empty when none.
+  int64_t uid = -1;           // -1 when unknown.
+  std::string allocation_id;  // GPURM_ALLOCATION_ID found; empty when none.
+  // The Kubernetes pod its cgroup names, when it found no allocation id:
+  // the daemon that knows the cluster's pods maps it to an allocation.
+  std::string pod_uid;
   std::string unknown_reason;  // Set when the agent could not tell.
 
   bool operator==(const GpuProcessIdentity&) const = default;
@@ -123,6 +126,10 @@ struct Node {
   // answered nonsense); empty while it answers. A lost node keeps the GPUs
   // it last reported, is not schedulable, and its allocations are kept.
   std::string lost_reason;
+  // True where the device plugin picks which of the node's GPUs a pod gets
+  // when it starts (Kubernetes): a grant there names GPUs of the node by
+  // count, so a job's processes may run on any GPU of the node.
+  bool device_plugin_assigns_gpus = false;
   std::vector<Gpu> gpus;
 
   bool operator==(const Node&) const = default;

@@ -296,17 +296,8 @@ int RunServe(const ServeOptions& options) {
     if (!snapshot) return;
     std::vector<GpuAccount> accounts =
         accountant.Account(*snapshot, [&accounts_ledger](const std::string& id) {
-          std::optional<AccountedAllocation> found;
           Result<Allocation> allocation = accounts_ledger.Get(id);
-          if (!allocation.ok()) return found;
-          found.emplace();
-          found->id = allocation->id;
-          found->owner = allocation->owner;
-          found->active = allocation->state == AllocationState::kActive;
-          for (const GpuGrant& grant : allocation->grants) {
-            found->granted_mib[grant.gpu_uuid] += grant.memory_mib;
-          }
-          return found;
+          return allocation.ok() ? std::optional(AccountedFrom(*allocation)) : std::nullopt;
         });
     const std::shared_ptr<const ProcessAccountBook::Entry> previous = process_accounts.Latest();
     std::vector<GpuEvent> changes = ProcessEvents(

@@ -123,6 +123,38 @@ const char* ProcessClassName(ProcessClass value) {
   return "unknown";
 }
 
+std::optional<int64_t> AccountedAllocation::GrantedOn(const Node& node, const Gpu& gpu) const {
+  if (auto granted = granted_mib.find(gpu.uuid); granted != granted_mib.end()) {
+    return granted->second;
+  }
+  if (node.device_plugin_assigns_gpus) {
+    if (auto granted = granted_mib_per_gpu_on_node.find(node.name);
+        granted != granted_mib_per_gpu_on_node.end()) {
+      return granted->second;
+    }
+  }
+  return std::nullopt;
+}
+
+AccountedAllocation AccountedFrom(const Allocation& allocation) {
+  AccountedAllocation accounted;
+  accounted.id = allocation.id;
+  accounted.owner = allocation.owner;
+  accounted.active = allocation.state == AllocationState::kActive;
+  for (const GpuGrant& grant : allocation.grants) {
+    accounted.granted_mib[grant.gpu_uuid] += grant.memory_mib;
+  }
+  for (const GpuGrant& grant : allocation.grants) {
+    int64_t& most = accounted.granted_mib_per_gpu_on_node[grant.node_name];
+    most = std::max(most, accounted.granted_mib[grant.gpu_uuid]);
+  }
+  return accounted;
+}
+
+std::optional<std::string> ProcessAccountant::AllocationOfPod(const std::string& pod_uid) const {
+  return pod_allocation_ ? pod_allocation_(pod_uid) : std::nullopt;
+}
+
 ProcessAccountant::Found ProcessAccountant::Resolve(int64_t pid, uint64_t start_ticks,
                                                     int64_t parent_pid) {
   if (auto it = cache_.find(pid); it != cache_.end() && it->second.start_ticks == start_ticks) {
@@ -153,11 +185,14 @@ ProcessAccountant::Found ProcessAccountant::Resolve(int64_t pid, uint64_t start_
     if (!stat.ok()) break;
     current = stat->parent_pid;
   }
-  if (found.allocation_id.empty() && pod_allocation_) {
+  if (found.allocation_id.empty()) {
     // A pod's process: its cgroup names the pod, the pod its allocation.
+    // Without the cluster's pods (a node agent) the pod is reported for the
+    // daemon that has them.
     Result<std::string> cgroup = reader_->Cgroup(pid);
     if (std::optional<std::string> uid = cgroup.ok() ? PodUidFromCgroup(*cgroup) : std::nullopt) {
-      if (std::optional<std::string> id = pod_allocation_(*uid)) found.allocation_id = *id;
+      found.pod_uid = *uid;
+      if (std::optional<std::string> id = AllocationOfPod(*uid)) found.allocation_id = *id;
     }
   }
   found.error = found.allocation_id.empty() ? first_error : "";
@@ -237,7 +272,14 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
           process.command = reported.identity->command;
           process.uid = reported.identity->uid;
           found.allocation_id = reported.identity->allocation_id;
+          found.pod_uid = reported.identity->pod_uid;
           found.error = reported.identity->unknown_reason;
+          if (found.allocation_id.empty() && !found.pod_uid.empty()) {
+            if (std::optional<std::string> id = AllocationOfPod(found.pod_uid)) {
+              found.allocation_id = *id;
+              found.error.clear();
+            }
+          }
         } else {
           Result<ProcStat> stat = reader_->Stat(reported.pid);
           if (!stat.ok()) {
@@ -256,14 +298,17 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
           seen[reported.pid] = found;
         }
         process.allocation_id = found.allocation_id;
+        process.pod_uid = found.pod_uid;
         if (found.allocation_id.empty()) {
           if (!found.error.empty()) {
             process.process_class = ProcessClass::kUnknown;
             process.reason = found.error;
           } else {
             process.process_class = ProcessClass::kForeign;
-            process.reason = "no " + std::string(kAllocationIdVariable) +
-                             " in its environment or its ancestors'";
+            process.reason = found.pod_uid.empty()
+                                 ? "no " + std::string(kAllocationIdVariable) +
+                                       " in its environment or its ancestors'"
+                                 : "pod " + found.pod_uid + " is not a pod of gpurm's Jobs";
           }
           continue;
         }
@@ -279,7 +324,7 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
           process.reason = "allocation " + found.allocation_id + " was released or expired";
           continue;
         }
-        if (allocation->granted_mib.count(gpu.uuid) == 0) {
+        if (!allocation->GrantedOn(node, gpu)) {
           process.process_class = ProcessClass::kForeign;
           process.reason = "allocation " + found.allocation_id + " was not granted this GPU";
           continue;
@@ -298,9 +343,7 @@ std::vector<GpuAccount> ProcessAccountant::Account(const InventorySnapshot& snap
           added.allocation_id = process.allocation_id;
           added.owner = process.owner;
           if (const AccountedAllocation* a = find(process.allocation_id); a && a->active) {
-            if (auto g = a->granted_mib.find(gpu.uuid); g != a->granted_mib.end()) {
-              added.granted_mib = g->second;
-            }
+            added.granted_mib = a->GrantedOn(node, gpu).value_or(0);
           }
           use = account.allocations.end() - 1;
         }

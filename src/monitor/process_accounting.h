@@ -103,7 +103,17 @@ struct AccountedAllocation {
   std::string owner;
   bool active = true;
   std::map<std::string, int64_t> granted_mib;  // GPU uuid -> memory granted there.
+  // Node name -> the most memory granted on one GPU there. Read for nodes
+  // whose device plugin picks the GPUs (Node::device_plugin_assigns_gpus),
+  // where a grant holds for any GPU of the node.
+  std::map<std::string, int64_t> granted_mib_per_gpu_on_node;
+
+  // The memory granted on `gpu` of `node`; nullopt when none is.
+  std::optional<int64_t> GrantedOn(const Node& node, const Gpu& gpu) const;
 };
+
+// The accountant's view of an allocation from the ledger's record.
+AccountedAllocation AccountedFrom(const Allocation& allocation);
 
 struct ProcessAccount {
   int64_t pid = 0;
@@ -111,7 +121,10 @@ struct ProcessAccount {
   std::string command;
   int64_t uid = -1;
   std::string allocation_id;  // Empty when none was found.
-  std::string owner;          // The allocation's owner, when this daemon knows the allocation.
+  // The Kubernetes pod its cgroup names, when no allocation id was found
+  // in its environment; empty otherwise.
+  std::string pod_uid;
+  std::string owner;  // The allocation's owner, when this daemon knows the allocation.
   // Its start time as read from this machine's /proc; 0 when it was not
   // (the process runs on another server, identified by its agent).
   uint64_t start_ticks = 0;
@@ -158,9 +171,11 @@ class ProcessAccountant {
   struct Found {
     uint64_t start_ticks = 0;
     std::string allocation_id;  // Empty: none.
+    std::string pod_uid;        // Read from the cgroup when allocation_id is empty.
     std::string error;          // Set when it could not be told.
   };
   Found Resolve(int64_t pid, uint64_t start_ticks, int64_t parent_pid);
+  std::optional<std::string> AllocationOfPod(const std::string& pod_uid) const;
 
   const ProcReader* reader_;
   PodAllocationLookup pod_allocation_;

@@ -314,6 +314,83 @@ TEST(ProcessAccountingTest, APodsProcessBelongsToThePodsAllocation) {
   EXPECT_NE(q.reason.find("CAP_SYS_PTRACE"), std::string::npos) << q.reason;
 }
 
+// A node agent has no pods to look in: it reports the pod its cgroup
+// names, and the daemon that has the cluster's pods maps it.
+TEST(ProcessAccountingTest, AnAgentReportsThePodAndTheLeaderMapsIt) {
+  const std::string uid = "5f3c6d2e-8a1b-4c7d-9e0f-123456789abc";
+  ScriptedReader reader;
+  reader.denied = true;
+  reader.cgroup = "0::/kubepods.slice/kubepods-pod" +
+                  std::string("5f3c6d2e_8a1b_4c7d_9e0f_123456789abc") +
+                  ".slice/cri-containerd-0b1c.scope\n";
+  ProcessAccountant agent(&reader);
+  const ProcessAccount& seen =
+      Only(agent.Account(OneGpuWith({{4242, 100}}), std::vector<AccountedAllocation>()));
+  EXPECT_EQ(seen.pod_uid, uid);
+  EXPECT_EQ(seen.allocation_id, "");
+
+  const auto from_agent = [](int64_t pid, const std::string& pod_uid) {
+    GpuProcess process(pid, 150);
+    process.identity.emplace();
+    process.identity->command = "python";
+    process.identity->pod_uid = pod_uid;
+    process.identity->unknown_reason = "permission denied";
+    return process;
+  };
+  LinuxProcReader local;
+  ProcessAccountant leader(&local, [&](const std::string& pod_uid) {
+    return pod_uid == uid ? std::optional<std::string>("alloc-k") : std::nullopt;
+  });
+  const std::vector<GpuAccount> accounts =
+      leader.Account(OneGpuWith({from_agent(999'999'001, uid),
+                                 from_agent(999'999'002, "0a3c6d2e-8a1b-4c7d-9e0f-123456789abc")}),
+                     {Granted("alloc-k", "GPU-0", 200)});
+  ASSERT_EQ(accounts.size(), 1u);
+  const std::vector<ProcessAccount>& p = accounts[0].processes;
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].allocation_id, "alloc-k");
+  EXPECT_EQ(p[0].process_class, ProcessClass::kWithinGrant) << p[0].reason;
+  // A pod the leader knows of no allocation for; the agent could not read
+  // its environment either, so it cannot be told apart from a foreign one.
+  EXPECT_EQ(p[1].process_class, ProcessClass::kUnknown) << p[1].reason;
+}
+
+// Where the device plugin picks a pod's GPUs, a grant of one GPU of a node
+// holds on whichever GPU of that node the job's processes run.
+TEST(ProcessAccountingTest, AGrantHoldsOnAnyGpuOfANodeWhoseDevicePluginPicks) {
+  Allocation allocation;
+  allocation.id = "alloc-k";
+  allocation.owner = "alice";
+  allocation.state = AllocationState::kActive;
+  allocation.grants = {{.node_name = "n1",
+                        .gpu_index = 0,
+                        .gpu_uuid = "k8s:n1:nvidia.com/gpu:0",
+                        .memory_mib = 1000}};
+  const AccountedAllocation accounted = AccountedFrom(allocation);
+  EXPECT_EQ(accounted.granted_mib_per_gpu_on_node.at("n1"), 1000);
+
+  LinuxProcReader reader;
+  for (const bool device_plugin : {false, true}) {
+    InventorySnapshot snapshot = OneGpuWith({{::getpid(), 600}}, "k8s:n1:nvidia.com/gpu:1");
+    snapshot.nodes[0].device_plugin_assigns_gpus = device_plugin;
+    snapshot.nodes[0].gpus[0].index = 1;
+    // This test's own process, as if it held alloc-k.
+    GpuProcess& process = snapshot.nodes[0].gpus[0].processes[0];
+    process.identity.emplace();
+    process.identity->allocation_id = "alloc-k";
+    ProcessAccountant accountant(&reader);
+    const std::vector<GpuAccount> accounts = accountant.Account(snapshot, {accounted});
+    const ProcessAccount p = Only(accounts);
+    if (device_plugin) {
+      EXPECT_EQ(p.process_class, ProcessClass::kWithinGrant) << p.reason;
+      ASSERT_EQ(accounts[0].allocations.size(), 1u);
+      EXPECT_EQ(accounts[0].allocations[0].granted_mib, 1000);
+    } else {
+      EXPECT_EQ(p.process_class, ProcessClass::kForeign) << p.reason;
+    }
+  }
+}
+
 TEST(ProcessAccountingTest, AReusedPidIsANewProcess) {
   ScriptedReader reader;
   reader.environ = std::string("GPURM_ALLOCATION_ID=alloc-a\0", 28);
