@@ -27,6 +27,7 @@
 #include "api/router.h"
 #include "codec/node_codec.h"
 #include "core/clock.h"
+#include "inventory/providers/agents/agent_puller.h"
 #include "inventory/providers/agents/agents_provider.h"
 #include "inventory/testing/scripted_provider.h"
 

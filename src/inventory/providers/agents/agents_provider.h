@@ -1,4 +1,5 @@
-// AgentsProvider: a controller's inventory, pulled from one agent per server.
+// AgentsProvider: a controller's inventory, pulled from one agent per server
+// (agent_puller.h).
 // An agent is a `gpurm serve` with local discovery on that server; it
 // answers GET /api/v1/gpu/agent/snapshot with its node (codec/node_codec.h):
 // its live GPUs, their health and samples, and each GPU process with the
@@ -30,8 +31,6 @@
 #include "inventory/provider.h"
 
 namespace gpurm {
-
-inline constexpr char kAgentSnapshotPath[] = "/api/v1/gpu/agent/snapshot";
 
 struct AgentsProviderOptions {
   struct Agent {
