@@ -2,7 +2,8 @@
 # link modules of a strictly lower layer, so the dependency graph cannot have
 # cycles and data flows one way:
 #   core, guard(0) -> codec, strict_yaml(1) -> auth, config, inventory, integrations,
-#   kube(2) -> scheduler, ledger, monitor, kube_inventory, agent_inventory(3) -> manager(4) ->
+#   kube, agent_client(2) -> scheduler, ledger, monitor, kube_inventory, agent_inventory(3) ->
+#   manager(4) ->
 #   api, cli(5) -> daemon(6)
 set(GPURM_LAYER_core 0)
 set(GPURM_LAYER_guard 0)
@@ -13,6 +14,7 @@ set(GPURM_LAYER_config 2)
 set(GPURM_LAYER_inventory 2)
 set(GPURM_LAYER_integrations 2)
 set(GPURM_LAYER_kube 2)
+set(GPURM_LAYER_agent_client 2)
 set(GPURM_LAYER_scheduler 3)
 set(GPURM_LAYER_ledger 3)
 set(GPURM_LAYER_monitor 3)

@@ -417,7 +417,7 @@ Status ReadKubernetes(const Parser& parser, const Entry& section, KubernetesConf
   Result<std::vector<Entry>> entries =
       Section(parser, section,
               {"enabled", "kubeconfig", "context", "namespace", "lease_name", "lease_duration_s",
-               "renew_deadline_s", "retry_period_s"});
+               "renew_deadline_s", "retry_period_s", "node_agent_selector", "node_agent_scheme"});
   if (!entries.ok()) return entries.status();
   const auto positive = [](double v) { return v > 0; };
   const Entry* renew_entry = nullptr;
@@ -446,6 +446,21 @@ Status ReadKubernetes(const Parser& parser, const Entry& section, KubernetesConf
       status = ReadNumber(parser, entry, "a positive number of seconds", positive,
                           &kubernetes->renew_deadline_s);
       renew_entry = &entry;
+    } else if (entry.key == "node_agent_selector") {
+      status = ReadString(parser, entry, /*allow_empty=*/true, &kubernetes->node_agent_selector);
+      if (status.ok() &&
+          kubernetes->node_agent_selector.find_first_of(" \t") != std::string::npos) {
+        status = parser.Error(entry.mark, entry.path,
+                              "expected a label selector without spaces, such as "
+                              "app.kubernetes.io/component=node-monitor");
+      }
+    } else if (entry.key == "node_agent_scheme") {
+      status = ReadString(parser, entry, /*allow_empty=*/false, &kubernetes->node_agent_scheme);
+      if (status.ok() && kubernetes->node_agent_scheme != "http" &&
+          kubernetes->node_agent_scheme != "https") {
+        status = parser.Error(entry.mark, entry.path,
+                              "expected http or https, got " + kubernetes->node_agent_scheme);
+      }
     } else {  // retry_period_s
       status = ReadNumber(parser, entry, "a positive number of seconds", positive,
                           &kubernetes->retry_period_s);

@@ -117,6 +117,14 @@ struct KubernetesConfig {
   double lease_duration_s = 15;  // > renew_deadline_s.
   double renew_deadline_s = 10;
   double retry_period_s = 2;
+  // The per-node agents (docs/kubernetes.md): a label selector of pods in
+  // the namespace, each a `gpurm serve` with local discovery on its node
+  // (the chart's DaemonSet). Every replica pulls each Ready one's snapshot
+  // (controller.token_file, ca_file and request_timeout_s apply) from its
+  // pod IP and the container port named "http", and shows its node's live
+  // GPU data and processes. Empty: none; the cluster view has no live data.
+  std::string node_agent_selector;
+  std::string node_agent_scheme = "http";  // "http" or "https".
 };
 
 // One server's agent, as the controller reaches it.
@@ -127,7 +135,9 @@ struct AgentConfig {
 
 // Controller mode (docs/agents.md): the inventory is pulled from one agent
 // per server -- a `gpurm serve` with local discovery there -- every
-// monitor_update_interval, and this daemon alone keeps the ledger.
+// monitor_update_interval, and this daemon alone keeps the ledger. In
+// Kubernetes mode `agents` must be empty; the other keys apply to the node
+// agents (KubernetesConfig::node_agent_selector).
 struct ControllerConfig {
   std::vector<AgentConfig> agents;  // Empty: not a controller.
   // A file holding the bearer token sent to agents (an identity of role

@@ -350,7 +350,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"server: {inventory: x.yaml}\ncontroller: {agents: [{name: a, url: 'http://a'}]}",
                   "controller.agents", "cannot be used with server.inventory"},
         BadConfig{"kubernetes: {enabled: true}\ncontroller: {agents: [{name: a, url: 'http://a'}]}",
-                  "controller.agents", "cannot be used with kubernetes.enabled"}));
+                  "controller.agents", "cannot be used with kubernetes.enabled"},
+        BadConfig{"kubernetes: {node_agent_selector: 'app = gpurm'}",
+                  "kubernetes.node_agent_selector", "a label selector without spaces"},
+        BadConfig{"kubernetes: {node_agent_scheme: ftp}", "kubernetes.node_agent_scheme",
+                  "expected http or https, got ftp"}));
 
 TEST(ConfigTest, HostileClientLimits) {
   const Config defaults = Parse("");
@@ -569,8 +573,17 @@ TEST(ConfigTest, KubernetesSection) {
       "  namespace: gpurm\n"
       "  lease_duration_s: 30\n"
       "  renew_deadline_s: 20\n"
-      "  retry_period_s: 3\n");
+      "  retry_period_s: 3\n"
+      "  node_agent_selector: app.kubernetes.io/component=node-monitor\n"
+      "  node_agent_scheme: https\n"
+      "controller:\n"
+      "  token_file: /etc/gpurm/agent-token\n");
   EXPECT_TRUE(config.kubernetes.enabled);
+  EXPECT_EQ(config.kubernetes.node_agent_selector, "app.kubernetes.io/component=node-monitor");
+  EXPECT_EQ(config.kubernetes.node_agent_scheme, "https");
+  EXPECT_EQ(config.controller.token_file, "/etc/gpurm/agent-token");
+  EXPECT_EQ(defaults.kubernetes.node_agent_selector, "");
+  EXPECT_EQ(defaults.kubernetes.node_agent_scheme, "http");
   EXPECT_EQ(config.kubernetes.kubeconfig, "/etc/gpurm/kubeconfig");
   EXPECT_EQ(config.kubernetes.context, "prod");
   EXPECT_EQ(config.kubernetes.namespace_name, "gpurm");

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/clock.h"
+#include "daemon/agent_pull_options.h"
 #include "inventory/providers/kubernetes/kubernetes_provider.h"
 
 namespace gpurm {
@@ -34,6 +35,11 @@ Result<std::unique_ptr<KubernetesMode>> KubernetesMode::Open(const Config& confi
   mode->namespace_name_ =
       settings.namespace_name.empty() ? connection->default_namespace : settings.namespace_name;
   mode->client_ = std::make_unique<kube::KubeClient>(*connection);
+  if (!settings.node_agent_selector.empty()) {
+    Result<AgentPullOptions> pull = AgentPullOptionsFrom(config);
+    if (!pull.ok()) return pull.status();
+    mode->node_agent_pull_ = std::move(pull).value();
+  }
 
   KubernetesLedgerOptions ledger_options;
   ledger_options.namespace_name = mode->namespace_name_;
@@ -78,6 +84,10 @@ std::unique_ptr<InventoryProvider> KubernetesMode::TakeProvider() {
   KubernetesProviderOptions options;
   options.gpu_resource = config_->gpu_resource;
   options.memory_specs = config_->gpu_memory_specs;
+  options.node_agent_selector = config_->kubernetes.node_agent_selector;
+  options.node_agent_namespace = namespace_name_;
+  options.node_agent_scheme = config_->kubernetes.node_agent_scheme;
+  options.node_agent_pull = node_agent_pull_;
   auto provider = std::make_unique<KubernetesProvider>(client_.get(), std::move(options));
   provider_ = provider.get();
   return provider;

@@ -53,6 +53,7 @@ class KubernetesMode {
   spdlog::logger* log_ = nullptr;
   std::string namespace_name_;
   std::unique_ptr<kube::KubeClient> client_;
+  AgentPullOptions node_agent_pull_;              // For kubernetes.node_agent_selector.
   const KubernetesProvider* provider_ = nullptr;  // Owned by the Inventory once taken.
   std::unique_ptr<KubernetesLedger> ledger_;      // Before the elector: its on_acquired uses it.
   std::unique_ptr<kube::LeaderElector> elector_;

@@ -24,6 +24,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "daemon/access_control.h"
+#include "daemon/agent_pull_options.h"
 #include "daemon/kubernetes_mode.h"
 #include "daemon/logging.h"
 #include "daemon/openapi_document.h"
@@ -75,33 +76,16 @@ Result<std::pair<std::string, uint16_t>> SplitListen(const std::string& listen) 
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
-// The agents provider's options from the controller section; the token file
-// is read here, once (an error names controller.token_file).
+// The agents provider's options from the controller section (an error
+// names its key).
 Result<AgentsProviderOptions> AgentsOptions(const Config& config, const Clock* clock) {
+  Result<AgentPullOptions> pull = AgentPullOptionsFrom(config);
+  if (!pull.ok()) return pull.status();
   AgentsProviderOptions options;
   for (const AgentConfig& agent : config.controller.agents) {
     options.agents.push_back({agent.name, agent.url});
   }
-  if (!config.controller.token_file.empty()) {
-    std::ifstream in(config.controller.token_file);
-    std::string token;
-    if (!in || !std::getline(in, token)) {
-      return InvalidArgument("cannot read a token from " + config.controller.token_file,
-                             "controller.token_file");
-    }
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
-      token.pop_back();
-    }
-    if (token.empty()) {
-      return InvalidArgument(config.controller.token_file + " holds no token on its first line",
-                             "controller.token_file");
-    }
-    options.bearer_token = std::move(token);
-  }
-  options.ca_file = config.controller.ca_file;
-  options.request_timeout =
-      std::chrono::milliseconds(std::llround(config.controller.request_timeout_s * 1000.0));
-  options.memory_specs = config.gpu_memory_specs;
+  options.pull = std::move(pull).value();
   options.clock = clock;
   return options;
 }
@@ -230,6 +214,11 @@ int RunServe(const ServeOptions& options) {
   std::unique_ptr<KubernetesMode> kubernetes;
   if (config->kubernetes.enabled) {
     Result<std::unique_ptr<KubernetesMode>> opened = KubernetesMode::Open(*config, &log);
+    if (!opened.ok() && !opened.status().field().empty()) {
+      log.critical("configuration error: {}: {}", opened.status().field(),
+                   opened.status().message());
+      return 2;
+    }
     if (!opened.ok()) {
       log.critical("kubernetes: {}", opened.status().message());
       return 1;

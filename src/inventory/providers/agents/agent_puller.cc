@@ -35,8 +35,7 @@ size_t CollectAnswer(char* data, size_t size, size_t count, void* user) {
 // Why an answer was not a snapshot, in words; empty when it was one
 // (then *report holds it). The one place transfer and HTTP failures are
 // turned into reasons.
-std::string ReadAnswer(const Transfer& transfer, const GpuMemorySpecs& specs,
-                       AgentReport* report) {
+std::string ReadAnswer(const Transfer& transfer, const GpuMemorySpecs& specs, AgentReport* report) {
   if (transfer.answer_too_big) {
     return "answered more than " + std::to_string(transfer.max_answer_bytes) + " bytes";
   }
@@ -139,7 +138,8 @@ AgentPuller::~AgentPuller() {
 std::vector<AgentPull> AgentPuller::Pull(const std::vector<std::string>& urls) {
   const std::set<std::string> unique(urls.begin(), urls.end());
   impl_->Forget(unique);
-  for (const std::string& url : unique) curl_multi_add_handle(impl_->multi, impl_->Prepare(url).easy);
+  for (const std::string& url : unique)
+    curl_multi_add_handle(impl_->multi, impl_->Prepare(url).easy);
   int running = 0;
   do {
     if (curl_multi_perform(impl_->multi, &running) != CURLM_OK) break;
@@ -162,8 +162,7 @@ std::vector<AgentPull> AgentPuller::Pull(const std::vector<std::string>& urls) {
   for (const std::string& url : urls) {
     AgentPull& pull = pulls.emplace_back();
     pull.url = url;
-    pull.problem =
-        ReadAnswer(*impl_->transfers.at(url), impl_->options.memory_specs, &pull.report);
+    pull.problem = ReadAnswer(*impl_->transfers.at(url), impl_->options.memory_specs, &pull.report);
   }
   return pulls;
 }

@@ -3,8 +3,6 @@
 #include <map>
 #include <optional>
 
-#include "inventory/providers/agents/agent_puller.h"
-
 namespace gpurm {
 namespace {
 
@@ -15,21 +13,10 @@ struct AgentState {
   int64_t lost_since_unix_ms = 0;  // 0 while it answers.
 };
 
-AgentPullOptions PullOptions(const AgentsProviderOptions& options) {
-  AgentPullOptions pull;
-  pull.bearer_token = options.bearer_token;
-  pull.ca_file = options.ca_file;
-  pull.request_timeout = options.request_timeout;
-  pull.max_answer_bytes = options.max_answer_bytes;
-  pull.memory_specs = options.memory_specs;
-  return pull;
-}
-
 }  // namespace
 
 struct AgentsProvider::Impl {
-  explicit Impl(const AgentsProviderOptions& options)
-      : clock(options.clock), puller(PullOptions(options)) {
+  explicit Impl(const AgentsProviderOptions& options) : clock(options.clock), puller(options.pull) {
     for (const AgentsProviderOptions::Agent& agent : options.agents) {
       agents.push_back({agent, std::nullopt, 0});
       urls.push_back(agent.url);

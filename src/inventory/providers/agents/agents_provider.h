@@ -21,14 +21,13 @@
 #ifndef GPURM_INVENTORY_PROVIDERS_AGENTS_AGENTS_PROVIDER_H_
 #define GPURM_INVENTORY_PROVIDERS_AGENTS_AGENTS_PROVIDER_H_
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
-#include "core/gpu_model.h"
 #include "inventory/provider.h"
+#include "inventory/providers/agents/agent_puller.h"
 
 namespace gpurm {
 
@@ -38,12 +37,7 @@ struct AgentsProviderOptions {
     std::string url;   // API base, "http(s)://host:port".
   };
   std::vector<Agent> agents;
-  std::string bearer_token;  // Sent to every agent; empty: none.
-  std::string ca_file;       // Verifies https agents; empty: the system's CAs.
-  std::chrono::milliseconds request_timeout{2000};
-  // Largest answer read from one agent; beyond it the agent counts as lost.
-  size_t max_answer_bytes = 16 << 20;
-  GpuMemorySpecs memory_specs;
+  AgentPullOptions pull;         // Token, CA, timeout; an agent whose pull fails is lost.
   const Clock* clock = nullptr;  // Required.
 };
 

@@ -261,6 +261,7 @@ DiscoveryReport BuildKubernetesInventory(const std::map<std::string, json>& node
   for (const auto& [name, object] : nodes) {
     Node node;
     node.name = object["metadata"].value("name", name);
+    node.device_plugin_assigns_gpus = true;
     node.address = NodeAddress(object);
     const bool cordoned = object["spec"].value("unschedulable", false);
     const bool ready = NodeReady(object);
@@ -361,6 +362,39 @@ KubernetesProvider::KubernetesProvider(const kube::KubeClient* client,
   pods_ = std::make_unique<kube::Reflector>(client, std::move(pod_options));
   nodes_->Start();
   pods_->Start();
+  if (!options_.node_agent_selector.empty()) {
+    kube::ReflectorOptions agent_options;
+    agent_options.path = "/api/v1/namespaces/" + options_.node_agent_namespace + "/pods";
+    agent_options.label_selector = options_.node_agent_selector;
+    agent_options.watch_timeout_s = options_.watch_timeout_s;
+    agent_options.retry_delay_s = options_.retry_delay_s;
+    node_agents_ = std::make_unique<kube::Reflector>(client, std::move(agent_options));
+    node_agent_puller_ = std::make_unique<AgentPuller>(options_.node_agent_pull);
+    node_agents_->Start();
+  }
+}
+
+void KubernetesProvider::MergeNodeAgents(DiscoveryReport* report) {
+  const kube::ReflectorView agents = node_agents_->View();
+  if (!agents.synced) {
+    report->notes.push_back("kubernetes: cannot list the node agents (" +
+                            options_.node_agent_selector + ") yet" +
+                            (agents.last_error.ok() ? "" : ": " + agents.last_error.message()));
+    return;
+  }
+  const std::vector<NodeAgentPod> pods = NodeAgentPods(*agents.objects, options_.node_agent_scheme);
+  std::vector<std::string> urls;
+  for (const NodeAgentPod& pod : pods) urls.push_back(pod.url);
+  std::vector<AgentPull> pulls = node_agent_puller_->Pull(urls);
+  std::set<std::string> answered;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    if (MergeNodeAgentAnswer({pods[i].pod, pods[i].node_name, std::move(pulls[i])}, report)) {
+      answered.insert(pods[i].node_name);
+    }
+  }
+  report->notes.push_back("kubernetes: live data from node agents on " +
+                          std::to_string(answered.size()) + " of " +
+                          std::to_string(report->nodes.size()) + " GPU node(s)");
 }
 
 Result<DiscoveryReport> KubernetesProvider::Discover() {
@@ -374,6 +408,7 @@ Result<DiscoveryReport> KubernetesProvider::Discover() {
     }
   }
   DiscoveryReport report = BuildKubernetesInventory(*nodes.objects, *pods.objects, options_);
+  if (node_agents_ != nullptr) MergeNodeAgents(&report);
   for (const auto* view : {&nodes, &pods}) {
     if (!view->last_error.ok()) {
       report.notes.push_back("kubernetes: watch failing, inventory may be stale: " +
@@ -398,6 +433,103 @@ bool KubernetesProvider::WaitUntil(const std::function<bool(const DiscoveryRepor
     nodes_->WaitFor([&](const kube::ReflectorView& v) { return v.objects != nodes.objects; },
                     std::chrono::milliseconds(50));
   }
+}
+
+std::vector<NodeAgentPod> NodeAgentPods(const std::map<std::string, json>& pods,
+                                        const std::string& scheme) {
+  std::vector<NodeAgentPod> agents;
+  for (const auto& [key, pod] : pods) {
+    const json& status = pod.value("status", json::object());
+    if (status.value("phase", "") != "Running") continue;
+    bool ready = false;
+    for (const json& condition : status.value("conditions", json::array())) {
+      if (condition.value("type", "") == "Ready") ready = condition.value("status", "") == "True";
+    }
+    const std::string ip = status.value("podIP", "");
+    const json& spec = pod.value("spec", json::object());
+    const std::string node_name = spec.value("nodeName", "");
+    int64_t port = 0;
+    for (const json& container : spec.value("containers", json::array())) {
+      for (const json& container_port : container.value("ports", json::array())) {
+        if (container_port.value("name", "") == "http") {
+          port = container_port.value("containerPort", int64_t{0});
+        }
+      }
+    }
+    if (!ready || ip.empty() || node_name.empty() || port <= 0 || port > 65535) continue;
+    const std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
+    agents.push_back({key, node_name, scheme + "://" + host + ":" + std::to_string(port)});
+  }
+  return agents;
+}
+
+bool MergeNodeAgentAnswer(NodeAgentAnswer answer, DiscoveryReport* report) {
+  const std::string who =
+      "node agent " + answer.pod + " (" + answer.pull.url + ") on " + answer.node_name;
+  if (!answer.pull.problem.empty()) {
+    report->notes.push_back(who + ": " + answer.pull.problem + "; no live data for the node");
+    return false;
+  }
+  AgentReport& agent = answer.pull.report;
+  if (agent.node.name != answer.node_name) {
+    report->notes.push_back(who + ": reports node '" + agent.node.name +
+                            "'; no live data for the node");
+    return false;
+  }
+  auto node = std::find_if(report->nodes.begin(), report->nodes.end(),
+                           [&](const Node& n) { return n.name == answer.node_name; });
+  if (node == report->nodes.end()) {
+    report->notes.push_back(who + ": the API server lists no GPUs on that node");
+    return false;
+  }
+  // Whole GPUs on both sides, in index order: the device plugin numbers a
+  // node's devices as the driver does.
+  std::vector<Gpu*> cluster_gpus;
+  for (Gpu& gpu : node->gpus) {
+    if (!gpu.is_mig_device()) cluster_gpus.push_back(&gpu);
+  }
+  std::vector<const Gpu*> live_gpus;
+  for (const Gpu& gpu : agent.node.gpus) {
+    if (!gpu.is_mig_device()) live_gpus.push_back(&gpu);
+  }
+  std::stable_sort(live_gpus.begin(), live_gpus.end(),
+                   [](const Gpu* a, const Gpu* b) { return a->index < b->index; });
+  if (live_gpus.size() != cluster_gpus.size()) {
+    report->notes.push_back(who + ": reports " + std::to_string(live_gpus.size()) +
+                            " GPU(s), the API server " + std::to_string(cluster_gpus.size()) +
+                            "; live data for the first " +
+                            std::to_string(std::min(live_gpus.size(), cluster_gpus.size())));
+  }
+  const std::set<std::string> stale(agent.stale_gpus.begin(), agent.stale_gpus.end());
+  for (size_t i = 0; i < std::min(live_gpus.size(), cluster_gpus.size()); ++i) {
+    Gpu& gpu = *cluster_gpus[i];
+    const Gpu& live = *live_gpus[i];
+    if (gpu.memory_total_mib <= 0) {  // No label and no spec: the device knows.
+      gpu.memory_total_mib = live.memory_total_mib;
+      gpu.model = live.model;
+    }
+    gpu.pci_bus_id = live.pci_bus_id;
+    gpu.memory_used_mib = std::min(live.memory_used_mib, gpu.memory_total_mib);
+    gpu.utilization = live.utilization;
+    gpu.memory_utilization = live.memory_utilization;
+    gpu.utilization_available = live.utilization_available;
+    gpu.temperature_c = live.temperature_c;
+    gpu.power_w = live.power_w;
+    gpu.power_limit_w = live.power_limit_w;
+    gpu.nvlink_group = live.nvlink_group;
+    gpu.numa_node = live.numa_node;
+    gpu.sm_clock_mhz = live.sm_clock_mhz;
+    gpu.ecc_double_bit_errors = live.ecc_double_bit_errors;
+    gpu.last_xid = live.last_xid;
+    gpu.processes = live.processes;
+    if (gpu.healthy && !live.healthy) {
+      gpu.healthy = false;
+      gpu.health_reason = "node agent: " + live.health_reason;
+    }
+    if (stale.count(live.uuid) != 0) report->stale_gpus.push_back(gpu.uuid);
+  }
+  for (const std::string& note : agent.notes) report->notes.push_back(who + ": " + note);
+  return true;
 }
 
 std::optional<std::string> AllocationOfPod(const std::map<std::string, json>& pods,

@@ -29,7 +29,19 @@
 // - Nodes cordoned (spec.unschedulable) or not Ready are listed but not
 //   schedulable.
 // GPU uuids are "k8s:<node>:<resource>:<n>", stable while the node's
-// capacity is.
+// capacity is. Which of them a pod gets is the device plugin's choice when
+// the pod starts (Node::device_plugin_assigns_gpus).
+// - Live data from node agents (options.node_agent_selector): each Ready pod
+//   of that selector in its namespace -- a `gpurm serve` with local
+//   discovery on its node, the chart's DaemonSet -- is pulled every pass
+//   (inventory/providers/agents/agent_puller.h) at its pod IP and the
+//   container port named "http". Its whole GPUs, in index order, give the
+//   node's GPUs in index order their live values: memory used, utilization,
+//   temperature, power, clocks, ECC, XIDs, health and processes (with the
+//   identity the agent found). Capacity, model and schedulability stay the
+//   API server's (the device's model and memory fill in where no label or
+//   spec gives them). A node without an answering agent
+//   keeps the API server's view, with a note saying why.
 #ifndef GPURM_INVENTORY_PROVIDERS_KUBERNETES_KUBERNETES_PROVIDER_H_
 #define GPURM_INVENTORY_PROVIDERS_KUBERNETES_KUBERNETES_PROVIDER_H_
 
@@ -43,6 +55,7 @@
 
 #include "core/gpu_model.h"
 #include "inventory/provider.h"
+#include "inventory/providers/agents/agent_puller.h"
 #include "kube/client.h"
 #include "kube/job.h"
 #include "kube/reflector.h"
@@ -58,7 +71,37 @@ struct KubernetesProviderOptions {
   GpuMemorySpecs memory_specs;
   int64_t watch_timeout_s = 300;
   double retry_delay_s = 1;
+  // Node agents: a label selector of pods in `node_agent_namespace`; empty:
+  // none are pulled.
+  std::string node_agent_selector;
+  std::string node_agent_namespace;
+  std::string node_agent_scheme = "http";  // "http" or "https".
+  AgentPullOptions node_agent_pull;
 };
+
+// One node agent's answer, for MergeNodeAgentAnswer.
+struct NodeAgentAnswer {
+  std::string pod;        // "namespace/name" of the agent's pod.
+  std::string node_name;  // The node its pod runs on.
+  AgentPull pull;
+};
+
+// Gives the node `answer` runs on the live values of its agent's snapshot,
+// as KubernetesProvider describes; a problem (not answering, another node's
+// snapshot, no such GPU node) is a note and changes no node; returns
+// whether the node got the live values. Pure.
+bool MergeNodeAgentAnswer(NodeAgentAnswer answer, DiscoveryReport* report);
+
+// The agents among `pods` (as the API returns them): "namespace/name", node
+// and url of each Running pod that is Ready, has an IP, a node and a
+// container port named "http". Pure.
+struct NodeAgentPod {
+  std::string pod;
+  std::string node_name;
+  std::string url;
+};
+std::vector<NodeAgentPod> NodeAgentPods(const std::map<std::string, nlohmann::json>& pods,
+                                        const std::string& scheme);
 
 // The extended resource names the provider counts: the configured ones and
 // the well-known ones, without duplicates, sorted.
@@ -82,8 +125,9 @@ class KubernetesProvider final : public InventoryProvider {
   // `client` must outlive the provider.
   KubernetesProvider(const kube::KubeClient* client, KubernetesProviderOptions options);
   std::string name() const override { return "kubernetes"; }
-  // The cached nodes and pods. kUnavailable (with the API server's error)
-  // until both have been listed once.
+  // The cached nodes and pods, with the node agents' live data.
+  // kUnavailable (with the API server's error) until nodes and pods have
+  // been listed once.
   Result<DiscoveryReport> Discover() override;
 
   // Waits until both collections are listed and `predicate` holds for the
@@ -99,9 +143,15 @@ class KubernetesProvider final : public InventoryProvider {
   kube::ReflectorView pods_view() const { return pods_->View(); }
 
  private:
+  // Pulls the node agents the reflector lists and merges their answers.
+  void MergeNodeAgents(DiscoveryReport* report);
+
   const KubernetesProviderOptions options_;
   std::unique_ptr<kube::Reflector> nodes_;
   std::unique_ptr<kube::Reflector> pods_;
+  // Both set only with a node_agent_selector; used by Discover's thread.
+  std::unique_ptr<kube::Reflector> node_agents_;
+  std::unique_ptr<AgentPuller> node_agent_puller_;
 };
 
 }  // namespace gpurm

@@ -154,4 +154,120 @@ TEST(KubernetesProviderTest, APodUidLeadsToItsJobsAllocation) {
   EXPECT_EQ(AllocationOfPod(pods, "ffffffff-8a1b-4c7d-9e0f-123456789abc"), std::nullopt);
 }
 
+namespace {
+
+json AgentPod(const std::string& name, const std::string& node, const std::string& ip, int port,
+              bool ready = true, const std::string& phase = "Running") {
+  return {{"metadata", {{"name", name}, {"namespace", "gpurm"}}},
+          {"spec",
+           {{"nodeName", node},
+            {"containers",
+             {{{"name", "gpurm"},
+               {"ports",
+                {{{"name", "metrics"}, {"containerPort", 9}},
+                 {{"name", "http"}, {"containerPort", port}}}}}}}}},
+          {"status",
+           {{"phase", phase},
+            {"podIP", ip},
+            {"conditions", {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}}}}}};
+}
+
+}  // namespace
+
+TEST(KubernetesProviderTest, NodeAgentsAreTheReadyPodsWithAnHttpPort) {
+  const std::map<std::string, json> pods = {
+      {"gpurm/a", AgentPod("a", "node-a", "10.0.0.7", 8000)},
+      {"gpurm/b", AgentPod("b", "node-b", "fd00::7", 8443)},
+      {"gpurm/c", AgentPod("c", "node-c", "10.0.0.9", 8000, /*ready=*/false)},
+      {"gpurm/d", AgentPod("d", "node-d", "", 8000)},
+      {"gpurm/e", AgentPod("e", "node-e", "10.0.0.10", 8000, true, "Pending")}};
+  const std::vector<NodeAgentPod> agents = NodeAgentPods(pods, "https");
+  ASSERT_EQ(agents.size(), 2u);
+  EXPECT_EQ(agents[0].pod, "gpurm/a");
+  EXPECT_EQ(agents[0].node_name, "node-a");
+  EXPECT_EQ(agents[0].url, "https://10.0.0.7:8000");
+  EXPECT_EQ(agents[1].url, "https://[fd00::7]:8443");
+}
+
+// The node agent's live values go to the node's GPUs in index order; the
+// API server's capacity, model and health stay.
+TEST(KubernetesProviderTest, ANodeAgentsLiveDataFillsItsNodesGpus) {
+  const std::map<std::string, json> nodes = {
+      {"node-a", NodeObject("node-a", "nvidia.com/gpu", "2",
+                            {{"nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3"},
+                             {"nvidia.com/gpu.memory", "81559"}})}};
+  DiscoveryReport report = BuildKubernetesInventory(nodes, {}, Options());
+  ASSERT_EQ(report.nodes.size(), 1u);
+  EXPECT_TRUE(report.nodes[0].device_plugin_assigns_gpus);
+
+  NodeAgentAnswer answer;
+  answer.pod = "gpurm/gpurm-node-x1";
+  answer.node_name = "node-a";
+  answer.pull.url = "http://10.0.0.7:8000";
+  AgentReport& live = answer.pull.report;
+  live.node.name = "node-a";
+  for (int i : {1, 0}) {  // Listed out of order: matched by index.
+    Gpu& gpu = live.node.gpus.emplace_back();
+    gpu.index = i;
+    gpu.uuid = "GPU-real-" + std::to_string(i);
+    gpu.memory_total_mib = 81559;
+    gpu.memory_used_mib = 1000 * (i + 1);
+    gpu.utilization = 0.25 * (i + 1);
+    gpu.temperature_c = 40 + i;
+    GpuProcess process(100 + i, 900);
+    process.identity.emplace();
+    process.identity->pod_uid = "uid-" + std::to_string(i);
+    gpu.processes = {process};
+  }
+  live.node.gpus[0].healthy = false;  // GPU 1.
+  live.node.gpus[0].health_reason = "XID 79";
+  live.stale_gpus = {"GPU-real-0"};
+  live.notes = {"NVML 12.550"};
+
+  ASSERT_TRUE(MergeNodeAgentAnswer(answer, &report));
+  const std::vector<Gpu>& gpus = report.nodes[0].gpus;
+  ASSERT_EQ(gpus.size(), 2u);
+  EXPECT_EQ(gpus[0].uuid, "k8s:node-a:nvidia.com/gpu:0");
+  EXPECT_EQ(gpus[0].memory_used_mib, 1000);
+  EXPECT_EQ(gpus[0].utilization, 0.25);
+  EXPECT_EQ(gpus[0].temperature_c, 40);
+  ASSERT_EQ(gpus[0].processes.size(), 1u);
+  EXPECT_EQ(gpus[0].processes[0].pid, 100);
+  EXPECT_EQ(gpus[0].processes[0].identity->pod_uid, "uid-0");
+  EXPECT_TRUE(gpus[0].healthy);
+  EXPECT_EQ(gpus[1].memory_used_mib, 2000);
+  EXPECT_FALSE(gpus[1].healthy);
+  EXPECT_EQ(gpus[1].health_reason, "node agent: XID 79");
+  EXPECT_EQ(gpus[1].model.canonical, "H100");
+  EXPECT_EQ(report.stale_gpus, std::vector<std::string>{"k8s:node-a:nvidia.com/gpu:0"});
+  const std::string& last_note = report.notes.back();
+  EXPECT_NE(last_note.find("gpurm/gpurm-node-x1"), std::string::npos) << last_note;
+  EXPECT_NE(last_note.find("NVML 12.550"), std::string::npos) << last_note;
+}
+
+TEST(KubernetesProviderTest, ANodeAgentThatCannotBeUsedIsANoteAndChangesNothing) {
+  const std::map<std::string, json> nodes = {
+      {"node-a",
+       NodeObject("node-a", "nvidia.com/gpu", "1", {{"nvidia.com/gpu.memory", "81559"}})}};
+  const DiscoveryReport before = BuildKubernetesInventory(nodes, {}, Options());
+  const auto note_after = [&](const NodeAgentAnswer& answer) {
+    DiscoveryReport report = before;
+    EXPECT_FALSE(MergeNodeAgentAnswer(answer, &report));
+    EXPECT_EQ(report.nodes, before.nodes);
+    return report.notes.back();
+  };
+  NodeAgentAnswer silent{"gpurm/x", "node-a", {}};
+  silent.pull.problem = "not answering: Timeout was reached";
+  EXPECT_NE(note_after(silent).find("not answering"), std::string::npos);
+
+  NodeAgentAnswer impostor{"gpurm/x", "node-a", {}};
+  impostor.pull.report.node.name = "node-b";
+  impostor.pull.report.node.gpus.emplace_back().uuid = "GPU-b";
+  EXPECT_NE(note_after(impostor).find("reports node 'node-b'"), std::string::npos);
+
+  NodeAgentAnswer elsewhere{"gpurm/x", "cpu-node", {}};
+  elsewhere.pull.report.node.name = "cpu-node";
+  EXPECT_NE(note_after(elsewhere).find("lists no GPUs on that node"), std::string::npos);
+}
+
 }  // namespace gpurm
