@@ -384,7 +384,8 @@ int RunServe(const ServeOptions& options) {
   const bool tls = server_options.tls.enabled();
   log.info("gpurm serving on {}://{}:{}/api/v1/gpu (data dir {}, inventory {}, policy {})",
            tls ? "https" : "http", listen->first, server.port(), config->server.data_dir,
-           !config->controller.agents.empty()
+           kubernetes ? std::string("kubernetes")
+           : !config->controller.agents.empty()
                ? std::to_string(config->controller.agents.size()) + " agents"
            : config->server.inventory.empty() ? "local discovery"
                                               : config->server.inventory,
