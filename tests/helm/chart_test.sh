@@ -32,6 +32,7 @@ expect_not() {
 }
 
 everything=(--set tls.secretName=gpurm-tls --set auth.tokensSecretName=gpurm-tokens
+            --set auth.agentTokenSecretKey=agent-token
             --set serviceMonitor.enabled=true --set config.dcgmCompatibleMetrics=true
             --set image.tag=9.9.9)
 "$HELM" lint --strict "$chart"
@@ -45,6 +46,11 @@ expect "defaults: the image tag is the chart's appVersion" "$work/default.yaml" 
 expect "defaults: open without a token Secret" "$work/default.yaml" 'allow_unauthenticated: true'
 expect_not "defaults: no ServiceMonitor" "$work/default.yaml" '^kind: ServiceMonitor$'
 expect_not "defaults: plain HTTP" "$work/default.yaml" 'cert_file'
+expect "defaults: the manager pulls the node agents" "$work/default.yaml" \
+  'node_agent_selector: "app.kubernetes.io/name=gpurm,app.kubernetes.io/instance=gpurm,app.kubernetes.io/component=node-monitor"'
+expect "defaults: node agents see host PIDs" "$work/default.yaml" 'hostPID: true'
+expect "defaults: node agents may read other users' environ" "$work/default.yaml" \
+  'add: \["SYS_PTRACE"\]'
 
 "$HELM" template lab "$chart" --namespace ml-infra "${everything[@]}" > "$work/everything.yaml"
 expect "release name: objects named <release>-gpurm" "$work/everything.yaml" '^  name: lab-gpurm$'
@@ -58,6 +64,13 @@ expect "tokens: the Secret is mounted" "$work/everything.yaml" 'secretName: gpur
 expect "tokens: the config names the file" "$work/everything.yaml" \
   'tokens_file: /etc/gpurm-tokens/tokens.yaml'
 expect_not "tokens: not open" "$work/everything.yaml" 'allow_unauthenticated'
+expect "node agents: over HTTPS" "$work/everything.yaml" 'node_agent_scheme: https'
+expect "node agents: verified with the TLS Secret" "$work/everything.yaml" \
+  'ca_file: /etc/gpurm-tls/tls.crt'
+expect "node agents: the manager's agent token" "$work/everything.yaml" \
+  'token_file: /etc/gpurm-tokens/agent-token'
+"$HELM" template gpurm "$chart" --set nodeMonitor.enabled=false > "$work/no-node.yaml"
+expect_not "no node monitor: no node agents to pull" "$work/no-node.yaml" 'node_agent_selector'
 expect "ServiceMonitor behind its flag" "$work/everything.yaml" '^kind: ServiceMonitor$'
 expect "DCGM-compatible metrics switch" "$work/everything.yaml" 'dcgm_compatible_metrics: true'
 expect "image tag from values" "$work/everything.yaml" 'image: "gpurm:9.9.9"'

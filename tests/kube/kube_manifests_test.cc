@@ -74,6 +74,24 @@ TEST(KubeManifestsTest, ConfigMapsHoldValidConfigs) {
       ParseConfig(node["data"]["gpu_config.yaml"].get<std::string>(), "daemonset.yaml");
   ASSERT_TRUE(node_config.ok()) << node_config.status().ToString();
   EXPECT_FALSE(node_config->kubernetes.enabled);
+
+  // The manager's node agent selector selects the DaemonSet's pods, whose
+  // container port named http is the one the manager pulls.
+  const json daemon_set = Find(Documents("daemonset.yaml"), "DaemonSet");
+  ASSERT_TRUE(daemon_set.is_object());
+  const json& pod = daemon_set["spec"]["template"];
+  std::istringstream terms(config->kubernetes.node_agent_selector);
+  int matched = 0;
+  for (std::string term; std::getline(terms, term, ',');) {
+    const size_t equals = term.find('=');
+    ASSERT_NE(equals, std::string::npos) << term;
+    EXPECT_EQ(pod["metadata"]["labels"].value(term.substr(0, equals), ""), term.substr(equals + 1))
+        << term;
+    ++matched;
+  }
+  EXPECT_GT(matched, 0) << "the manager pulls no node agents";
+  EXPECT_EQ(pod["spec"]["containers"][0]["ports"][0]["name"], "http");
+  EXPECT_EQ(pod["spec"]["hostPID"], true);
 }
 
 TEST(KubeManifestsTest, DeploymentProbesAndIdentity) {

@@ -54,8 +54,8 @@ class KubeNodeAgentsTest : public ::testing::Test {
         testing::RunCommand({testing::GpurmBinary(), "token", "create", "--name", "leader",
                              "--role", "agent", "--file", tokens});
     ASSERT_EQ(created.exit_code, 0) << created.output;
-    std::ofstream(dir_ + "/agent.token") << created.output.substr(0, created.output.find('\n'))
-                                         << "\n";
+    std::ofstream(dir_ + "/agent.token")
+        << created.output.substr(0, created.output.find('\n')) << "\n";
     std::ofstream(dir_ + "/agent.yaml")
         << "monitor_update_interval: 0.2\nserver:\n  auth:\n    tokens_file: " << tokens << "\n";
   }
