@@ -74,6 +74,7 @@ TEST(KubeManifestsTest, ConfigMapsHoldValidConfigs) {
       ParseConfig(node["data"]["gpu_config.yaml"].get<std::string>(), "daemonset.yaml");
   ASSERT_TRUE(node_config.ok()) << node_config.status().ToString();
   EXPECT_FALSE(node_config->kubernetes.enabled);
+  EXPECT_EQ(node_config->server.enforcement.foreign_process, EnforcementAction::kIgnore);
 
   // The manager's node agent selector selects the DaemonSet's pods, whose
   // container port named http is the one the manager pulls.

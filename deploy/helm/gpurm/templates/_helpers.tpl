@@ -58,6 +58,11 @@ monitor_update_interval: {{ .Values.nodeMonitor.monitorUpdateInterval }}
 resource_change_threshold: {{ .Values.config.resourceChangeThreshold }}
 log_level: {{ .Values.config.logLevel | quote }}
 {{ include "gpurm.serverConfig" . }}
+  enforcement:
+    # The cluster's allocations are the manager's: this pod's own ledger has
+    # none, so every job would read as foreign here. The manager classes
+    # them (docs/kubernetes.md).
+    foreign_process: ignore
 {{- end -}}
 
 {{/* Volumes and mounts of the configuration, TLS and token Secrets, and the writable directories. */}}
