@@ -119,19 +119,8 @@ class AgentsE2eTest : public ::testing::Test {
   // Writes agent `name`'s machine: two H100s with uuids of its own, the
   // second running `processes` ({pid, used_mib}).
   std::string WriteMachine(const std::string& name, const json& processes = json::array()) {
-    std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
-    json machine = json::parse(in);
-    json gpus = json::array();
-    for (int i = 0; i < 2; ++i) {
-      json gpu = machine["gpus"][i];
-      gpu["uuid"] = "GPU-" + name + "-" + std::to_string(i);
-      gpu.erase("nvlink_peers");
-      gpu["processes"] = i == 1 ? processes : json::array();
-      gpus.push_back(gpu);
-    }
-    machine["gpus"] = gpus;
     const std::string path = dir_ + "/" + name + ".json";
-    std::ofstream(path) << machine.dump();
+    testing::WriteTwoH100Machine(GPURM_FAKE_MACHINES, path, 1, processes, "GPU-" + name);
     return path;
   }
 

@@ -67,17 +67,7 @@ class KubeNodeAgentsTest : public ::testing::Test {
 
   // node-a's machine: two H100s, `processes` ({pid, used_mib}) on GPU `on`.
   void WriteMachine(int on = 0, const json& processes = json::array()) {
-    std::ifstream in(std::string(GPURM_FAKE_MACHINES) + "/nvml_h100x8.json");
-    json machine = json::parse(in);
-    json gpus = json::array();
-    for (int i = 0; i < 2; ++i) {
-      json gpu = machine["gpus"][i];
-      gpu.erase("nvlink_peers");
-      gpu["processes"] = i == on ? processes : json::array();
-      gpus.push_back(gpu);
-    }
-    machine["gpus"] = gpus;
-    std::ofstream(dir_ + "/node-a.json") << machine.dump();
+    testing::WriteTwoH100Machine(GPURM_FAKE_MACHINES, dir_ + "/node-a.json", on, processes);
   }
 
   // The agent on node-a, and its pod as the DaemonSet would have it: Ready,

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -56,6 +58,28 @@ class FakeMachineEnvironment {
  private:
   std::string fake_nvml_;
 };
+
+// Writes a fake NVML machine to `path`: the first two H100s of
+// `machines_dir`/nvml_h100x8.json (the test target's GPURM_FAKE_MACHINES)
+// without NVLink peers, GPU `busy_gpu` running `processes` ({pid,
+// used_mib}); with a `uuid_prefix` their uuids are "<prefix>-0" and
+// "<prefix>-1" (machines of several agents must not share uuids).
+inline void WriteTwoH100Machine(const std::string& machines_dir, const std::string& path,
+                                int busy_gpu, const nlohmann::json& processes,
+                                const std::string& uuid_prefix = "") {
+  std::ifstream in(machines_dir + "/nvml_h100x8.json");
+  nlohmann::json machine = nlohmann::json::parse(in);
+  nlohmann::json gpus = nlohmann::json::array();
+  for (int i = 0; i < 2; ++i) {
+    nlohmann::json gpu = machine["gpus"][i];
+    if (!uuid_prefix.empty()) gpu["uuid"] = uuid_prefix + "-" + std::to_string(i);
+    gpu.erase("nvlink_peers");
+    gpu["processes"] = i == busy_gpu ? processes : nlohmann::json::array();
+    gpus.push_back(gpu);
+  }
+  machine["gpus"] = gpus;
+  std::ofstream(path) << machine.dump();
+}
 
 }  // namespace gpurm::testing
 
