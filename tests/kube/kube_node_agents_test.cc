@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "kube/api_server.h"
@@ -22,6 +23,7 @@
 #include "support/fake_machine_environment.h"
 #include "support/run_command.h"
 #include "support/sleeping_child.h"
+#include "support/test_pki.h"
 
 namespace gpurm {
 namespace {
@@ -72,13 +74,15 @@ class KubeNodeAgentsTest : public ::testing::Test {
 
   // The agent on node-a, and its pod as the DaemonSet would have it: Ready,
   // the pod IP it is reached at, its container port named http.
-  void StartAgent() {
+  // With `tls`, it serves https with the certificate its config names.
+  void StartAgent(const std::optional<cli::TlsClientOptions>& tls = std::nullopt) {
     environment_->SetNodeName("node-a");
     environment_->SetNvmlMachine(dir_ + "/node-a.json");
     if (!agent_) {
       std::filesystem::create_directories(dir_ + "/agent");
       agent_ = std::make_unique<DaemonProcess>(dir_ + "/agent", std::vector<std::string>{});
       agent_->set_config(dir_ + "/agent.yaml");
+      if (tls) agent_->set_tls(*tls);
     }
     std::string error;
     ASSERT_TRUE(agent_->Start(&error)) << error;
@@ -105,7 +109,8 @@ class KubeNodeAgentsTest : public ::testing::Test {
     ASSERT_TRUE(server_->client().Replace(pods + "/gpurm-node-x7k2p/status", *created).ok());
   }
 
-  void StartLeader() {
+  // `https`: the node agents serve https, verified with `ca_file`.
+  void StartLeader(bool https = false, const std::string& ca_file = "") {
     const std::string config = dir_ + "/leader.yaml";
     std::ofstream(config) << "monitor_update_interval: 0.3\n"
                           << "kubernetes:\n"
@@ -116,8 +121,10 @@ class KubeNodeAgentsTest : public ::testing::Test {
                           << "  renew_deadline_s: 2\n"
                           << "  retry_period_s: 0.3\n"
                           << "  node_agent_selector: " << kAgentLabel << "=node-monitor\n"
+                          << "  node_agent_scheme: " << (https ? "https" : "http") << "\n"
                           << "controller:\n"
                           << "  token_file: " << dir_ << "/agent.token\n"
+                          << "  ca_file: \"" << ca_file << "\"\n"
                           << "  request_timeout_s: 0.5\n";
     std::filesystem::create_directories(dir_ + "/leader");
     leader_ = std::make_unique<DaemonProcess>(dir_ + "/leader", std::vector<std::string>{});
@@ -209,6 +216,32 @@ TEST_F(KubeNodeAgentsTest, TheLeaderShowsEachNodesLiveGpusAndWhoUsesThem) {
                                            {{"gpu_count", 1}, {"node_name", "node-a"}});
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->status, 200) << again->raw_body;
+}
+
+// Node agents are reached at pod IPs, which their certificate does not
+// name: the leader verifies it against its CA and not against the address.
+TEST_F(KubeNodeAgentsTest, HttpsNodeAgentsAreVerifiedByTheirCaNotTheirPodIp) {
+  testing::TestPki pki(dir_);
+  pki.MakeCa("ca");
+  pki.MakeCa("other-ca");
+  pki.MakeLeaf("node", "ca", "01", "serverAuth", "DNS:gpurm-node.gpurm.svc");
+  std::ofstream(dir_ + "/agent.yaml", std::ios::app)
+      << "  tls:\n    cert_file: " << pki.Path("node.pem")
+      << "\n    key_file: " << pki.Path("node.key") << "\n";
+  WriteMachine();
+  cli::TlsClientOptions insecure;  // The test's own health checks do not verify it.
+  insecure.insecure = true;
+  StartAgent(insecure);
+  ASSERT_EQ(agent_->base_url().rfind("https://", 0), 0u);
+
+  StartLeader(/*https=*/true, pki.Path("ca.pem"));
+  ASSERT_TRUE(Eventually([&] { return NoteSays("live data from node agents on 1 of 1"); }))
+      << Get("/health").dump();
+
+  leader_.reset();
+  StartLeader(/*https=*/true, pki.Path("other-ca.pem"));
+  ASSERT_TRUE(Eventually([&] { return NoteSays("not answering"); })) << Get("/health").dump();
+  EXPECT_TRUE(NoteSays("live data from node agents on 0 of 1"));
 }
 
 }  // namespace

@@ -38,13 +38,14 @@ class TestPki {
              "/CN=gpurm test " + name});
   }
 
-  // A leaf `name`.pem/.key signed by `ca`, with `serial` (hex) and for
-  // `usage` ("serverAuth" or "clientAuth").
+  // A leaf `name`.pem/.key signed by `ca`, with `serial` (hex), for
+  // `usage` ("serverAuth" or "clientAuth") and the names `alt_names`.
   void MakeLeaf(const std::string& name, const std::string& ca, const std::string& serial,
-                const std::string& usage) {
+                const std::string& usage,
+                const std::string& alt_names = "DNS:localhost,IP:127.0.0.1") {
     WriteFile(Path(name + ".ext"),
               "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=" + usage +
-                  "\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n");
+                  "\nsubjectAltName=" + alt_names + "\n");
     OpenSsl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
              Path(name + ".key"), "-out", Path(name + ".csr"), "-subj", "/CN=" + name});
     OpenSsl({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path(ca + ".pem"), "-CAkey",

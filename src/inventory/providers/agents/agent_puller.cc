@@ -93,6 +93,7 @@ struct AgentPuller::Impl {
       curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
       curl_easy_setopt(easy, CURLOPT_USERAGENT, "gpurm-controller");
       if (!options.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_file.c_str());
+      if (!options.verify_host) curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     Transfer& transfer = *slot;
     transfer.answer.clear();
