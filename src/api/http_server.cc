@@ -362,14 +362,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     converted.body = std::move(request.body());
     converted.remote_address = client_;
 
-    const std::vector<std::string>& inline_paths = server_->options().inline_paths;
-    if (converted.method == "GET" &&
-        std::find(inline_paths.begin(), inline_paths.end(), converted.path) != inline_paths.end()) {
-      Write(Handle(converted), version, keep_alive && !server_->draining());
+    // A route with a non-blocking handler is answered here, on the I/O
+    // thread, when it can be (Router::DispatchNow): no hop to a worker and
+    // back for an answer that is ready.
+    if (std::optional<HttpResponse> now = HandleNow(converted)) {
+      if (now->stream) {
+        StartStream(std::move(*now), version);
+      } else {
+        Write(std::move(*now), version, keep_alive && !server_->draining());
+      }
       return;
     }
-    // Handlers may block (ledger fsync): run them on the worker pool, then
-    // come back to this connection's strand to write.
+    // Other handlers may block (ledger fsync): run them on the worker pool,
+    // then come back to this connection's strand to write.
     server_->in_flight().fetch_add(1);
     asio::post(
         server_->workers(), [self = this->shared_from_this(), converted = std::move(converted),
@@ -385,6 +390,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             self->server_->in_flight().fetch_sub(1);
           });
         });
+  }
+
+  // The router's answer to `request` now, on this I/O thread, told to the
+  // observer; nullopt (and nothing told) when a worker must answer it.
+  std::optional<HttpResponse> HandleNow(HttpRequest& request) {
+    const auto start = std::chrono::steady_clock::now();
+    std::optional<HttpResponse> response;
+    try {
+      response = server_->router().DispatchNow(request);
+    } catch (const std::exception& e) {
+      response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
+    }
+    if (!response) return std::nullopt;
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (server_->observer()) server_->observer()(request, *response, ms);
+    return response;
   }
 
   // The router's answer to `request`, told to the observer.
