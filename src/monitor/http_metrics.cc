@@ -6,11 +6,11 @@
 namespace gpurm {
 namespace {
 
-std::string MethodLabel(std::string_view method) {
+std::string_view MethodLabel(std::string_view method) {
   static constexpr std::array<std::string_view, 7> kKnown = {"GET",  "POST",  "PUT",    "DELETE",
                                                              "HEAD", "PATCH", "OPTIONS"};
   for (std::string_view known : kKnown) {
-    if (method == known) return std::string(known);
+    if (method == known) return known;
   }
   return "other";
 }
@@ -32,13 +32,28 @@ HttpMetrics::HttpMetrics(std::vector<double> buckets)
 
 void HttpMetrics::Observe(std::string_view method, std::string_view route, int status,
                           double seconds) {
-  std::string method_label = MethodLabel(method);
-  std::string route_label = route.empty() ? "unmatched" : std::string(route);
+  const std::string_view method_label = MethodLabel(method);
+  const std::string_view route_label = route.empty() ? "unmatched" : route;
   const size_t bucket = static_cast<size_t>(
       std::lower_bound(buckets_.begin(), buckets_.end(), seconds) - buckets_.begin());
   std::lock_guard<std::mutex> lock(mutex_);
-  ++requests_[{method_label, route_label, status}];
-  Histogram& histogram = durations_[{std::move(method_label), std::move(route_label)}];
+  // Looked up by view: the labels are copied only for a new series.
+  auto request = requests_.find(std::tuple(method_label, route_label, status));
+  if (request == requests_.end()) {
+    request =
+        requests_
+            .emplace(std::tuple(std::string(method_label), std::string(route_label), status), 0)
+            .first;
+  }
+  ++request->second;
+  auto duration = durations_.find(std::tuple(method_label, route_label));
+  if (duration == durations_.end()) {
+    duration =
+        durations_
+            .emplace(std::tuple(std::string(method_label), std::string(route_label)), Histogram{})
+            .first;
+  }
+  Histogram& histogram = duration->second;
   if (histogram.counts.empty()) histogram.counts.assign(buckets_.size() + 1, 0);
   ++histogram.counts[bucket];
   ++histogram.count;
