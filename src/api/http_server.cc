@@ -150,14 +150,52 @@ class HttpServer::Impl {
 
 namespace {
 
+// A Beast body of HttpResponse's two parts, written as two buffers of one
+// write: the shared prefix is sent from the cache that holds it, uncopied.
+struct PrefixedBody {
+  struct value_type {
+    std::shared_ptr<const std::string> prefix;  // May be null.
+    std::string rest;
+  };
+
+  static std::uint64_t size(const value_type& body) {
+    return (body.prefix ? body.prefix->size() : 0) + body.rest.size();
+  }
+
+  class writer {
+   public:
+    using const_buffers_type = std::array<asio::const_buffer, 2>;
+
+    template <bool kIsRequest, class Fields>
+    writer(const http::header<kIsRequest, Fields>&, const value_type& body) : body_(body) {}
+
+    void init(beast::error_code& ec) { ec = {}; }
+
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      if (done_) return boost::none;
+      done_ = true;
+      const_buffers_type buffers{body_.prefix ? asio::buffer(*body_.prefix) : asio::const_buffer(),
+                                 asio::buffer(body_.rest)};
+      return std::make_pair(buffers, false);
+    }
+
+   private:
+    const value_type& body_;
+    bool done_ = false;
+  };
+};
+
+using Response = http::response<PrefixedBody>;
+
 // Moves the body: a large answer is held once, by the message being written.
-http::response<http::string_body> ToBeast(HttpResponse response, unsigned version,
-                                          bool keep_alive) {
-  http::response<http::string_body> out{static_cast<http::status>(response.status), version};
+Response ToBeast(HttpResponse response, unsigned version, bool keep_alive) {
+  Response out{static_cast<http::status>(response.status), version};
   out.set(http::field::server, "gpurm");
   out.set(http::field::content_type, response.content_type);
   for (const auto& [name, value] : response.headers) out.set(name, value);
-  out.body() = std::move(response.body);
+  out.body().prefix = std::move(response.shared_prefix);
+  out.body().rest = std::move(response.body);
   out.keep_alive(keep_alive);
   out.prepare_payload();
   return out;
@@ -580,8 +618,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void Write(HttpResponse response, unsigned version, bool keep_alive) {
-    auto message = std::make_shared<http::response<http::string_body>>(
-        ToBeast(std::move(response), version, keep_alive));
+    auto message = std::make_shared<Response>(ToBeast(std::move(response), version, keep_alive));
     Lowest().expires_after(Timeout());
     http::async_write(
         stream_, *message,
@@ -655,7 +692,13 @@ Status HttpServer::Impl::Start(uint16_t* bound_port) {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  // A connection's handlers run one at a time: on a strand of its own with
+  // several I/O threads; with one, the thread is that strand (and a strand's
+  // lock on every handler would be pure cost).
+  const asio::any_io_executor executor = options_.io_threads > 1
+                                             ? asio::any_io_executor(asio::make_strand(ioc_))
+                                             : asio::any_io_executor(ioc_.get_executor());
+  acceptor_.async_accept(executor, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     } else {

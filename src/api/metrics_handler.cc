@@ -208,14 +208,16 @@ void WriteLiveMetrics(const ApiContext& context, PrometheusText& out) {
   if (context.http_metrics != nullptr) context.http_metrics->Write(out);
 }
 
-// The state families of `state` followed by the live ones, now.
-HttpResponse MetricsAnswer(const ApiContext& context, const std::string& state) {
+// The state families of `state` (sent from it, uncopied) followed by the
+// live ones, now.
+HttpResponse MetricsAnswer(const ApiContext& context,
+                           const std::shared_ptr<const StateMetrics>& state) {
   PrometheusText live;
   WriteLiveMetrics(context, live);
   HttpResponse response;
   response.content_type = kPrometheusContentType;
-  response.body.reserve(state.size() + live.text().size());
-  response.body.append(state).append(live.text());
+  response.shared_prefix = std::shared_ptr<const std::string>(state, &state->text);
+  response.body = live.Take();
   return response;
 }
 
@@ -233,7 +235,7 @@ std::optional<HttpResponse> CachedMetrics(const ApiContext& context,
   const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
   const std::shared_ptr<const StateMetrics> cached = cache.Load();
   if (!Current(cached.get(), key, accounts)) return std::nullopt;
-  return MetricsAnswer(context, cached->text);
+  return MetricsAnswer(context, cached);
 }
 
 // As CachedMetrics, else the state families built now (and cached once the
@@ -241,18 +243,18 @@ std::optional<HttpResponse> CachedMetrics(const ApiContext& context,
 // inventory snapshot and the accounting pass, and rendering them per scrape
 // was the endpoint's cost. The key is read before building, as /status does.
 HttpResponse Metrics(const ApiContext& context, StateCache<StateMetrics>& cache) {
-  const StateKey key = CurrentStateKey(*context.manager);
-  const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
   std::shared_ptr<const StateMetrics> cached = cache.Load();
-  if (!Current(cached.get(), key, accounts)) {
+  if (!Current(cached.get(), CurrentStateKey(*context.manager), LatestAccounts(context))) {
+    const StateKey key = KeyForBuilding(*context.manager);
+    const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
     PrometheusText out;
     WriteStateMetrics(context, accounts, out);
-    auto built = std::make_shared<StateMetrics>(StateMetrics{key, accounts, out.Take()});
-    if (key.inventory_generation == 0) return MetricsAnswer(context, built->text);
+    auto built = std::make_shared<const StateMetrics>(StateMetrics{key, accounts, out.Take()});
+    if (key.inventory_generation == 0) return MetricsAnswer(context, built);
     cached = std::move(built);
     cache.Store(cached);
   }
-  return MetricsAnswer(context, cached->text);
+  return MetricsAnswer(context, cached);
 }
 
 }  // namespace

@@ -126,6 +126,8 @@ void HttpRequest::SetTarget(std::string_view target) {
   }
 }
 
+std::string HttpResponse::FullBody() const { return shared_prefix ? *shared_prefix + body : body; }
+
 std::string HttpRequest::Header(const std::string& name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string() : it->second;
@@ -205,11 +207,11 @@ std::optional<HttpResponse> Router::Authorize(const Route& route, HttpRequest* r
   return std::nullopt;
 }
 
-std::string Router::RouteOf(const HttpRequest& request) const {
+std::string_view Router::RouteOf(const HttpRequest& request) const {
   for (const Route& route : routes_) {
     if (Matches(route, request.path, nullptr)) return route.pattern;
   }
-  return "";
+  return {};
 }
 
 std::optional<HttpResponse> Router::DispatchNow(HttpRequest& request) const {

@@ -82,7 +82,8 @@ class Router {
   // The pattern of the route matching the request's path (whatever its
   // method), e.g. "/api/v1/gpu/allocations/{id}"; "" when none does. For
   // metrics labels, which must not carry raw paths.
-  std::string RouteOf(const HttpRequest& request) const;
+  // The view is of the router's own pattern: valid as long as the router.
+  std::string_view RouteOf(const HttpRequest& request) const;
 
  private:
   struct Route {

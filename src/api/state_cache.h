@@ -35,6 +35,16 @@ inline StateKey CurrentStateKey(const GpuManager& manager) {
   return key;
 }
 
+// The key to build an answer under, for a worker (it may block): the key
+// once the manager's free state is settled for the latest snapshot.
+// CurrentState() rebuilds it for a new snapshot, which moves the version, so
+// a key read before that would be outdated by the build itself and cost
+// every new snapshot a second build.
+inline StateKey KeyForBuilding(const GpuManager& manager) {
+  static_cast<void>(manager.CurrentState());
+  return CurrentStateKey(manager);
+}
+
 // The latest `Answer` (immutable once stored), shared by every thread
 // answering the endpoint. Concurrent builders may each store one; the last
 // store wins, which costs at most another rebuild. Callers compare the key

@@ -83,9 +83,8 @@ double MemoryPerGpuGb(const std::vector<const GpuAvailability*>& gpus) {
   return RoundGb(most);
 }
 
-// Answered on the server's I/O thread (Router::AddNonBlocking), so it reads
-// only in-memory state and never blocks.
-HttpResponse Health(const ApiContext& context, const HttpRequest&) {
+// /health's answer, from the inventory's snapshot, notes and last error.
+HttpResponse BuildHealth(const ApiContext& context) {
   GpuManager& manager = *context.manager;
   const Status ready = manager.Readiness();
   json notes = manager.inventory().Notes();
@@ -111,6 +110,26 @@ HttpResponse Health(const ApiContext& context, const HttpRequest&) {
   const Status last_refresh = manager.inventory().LastError();
   if (!last_refresh.ok()) body["last_refresh_error"] = last_refresh.message();
   return JsonResponse(200, body);
+}
+
+// /health's answer with the Inventory::Changes() it was built from.
+struct HealthAnswer {
+  uint64_t inventory_changes = 0;  // Read before building.
+  HttpResponse response;
+};
+
+// Answered on the server's I/O thread (Router::AddNonBlocking), so it reads
+// only in-memory state and never blocks. The answer depends on the
+// inventory alone (its snapshot, notes and last error), so it is rebuilt
+// only when Inventory::Changes() moves.
+HttpResponse Health(const ApiContext& context, StateCache<HealthAnswer>& cache) {
+  const uint64_t changes = context.manager->inventory().Changes();
+  std::shared_ptr<const HealthAnswer> answer = cache.Load();
+  if (!answer || answer->inventory_changes != changes) {
+    answer = std::make_shared<const HealthAnswer>(HealthAnswer{changes, BuildHealth(context)});
+    cache.Store(answer);
+  }
+  return answer->response;
 }
 
 // /status's body serialised, split around the value of its "timestamp" (the
@@ -177,12 +196,11 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   return Status::Ok();
 }
 
-// The answer with `body`, timestamped now.
-HttpResponse StatusAnswer(const StatusBody& body, const Clock& clock) {
-  const std::string timestamp = FormatIso8601(clock.NowUnixMs());
+// The answer with `body` (its head sent from it, uncopied), timestamped now.
+HttpResponse StatusAnswer(const std::shared_ptr<const StatusBody>& body, const Clock& clock) {
   HttpResponse response;
-  response.body.reserve(body.head.size() + timestamp.size() + body.tail.size());
-  response.body.append(body.head).append(timestamp).append(body.tail);
+  response.shared_prefix = std::shared_ptr<const std::string>(body, &body->head);
+  response.body = FormatIso8601(clock.NowUnixMs()).append(body->tail);
   return response;
 }
 
@@ -193,13 +211,13 @@ std::optional<HttpResponse> CachedStatus(const ApiContext& context,
   const StateKey key = CurrentStateKey(*context.manager);
   const std::shared_ptr<const StatusBody> body = cache.Load();
   if (key.inventory_generation == 0 || !body || body->key != key) return std::nullopt;
-  return StatusAnswer(*body, context.manager->clock());
+  return StatusAnswer(body, context.manager->clock());
 }
 
 // The cached body (as CachedStatus), else one built now and cached: the
 // serialisation of ~100 KB at 1,000 nodes dominated the endpoint's time, yet
 // the body changes only with the free state, the active allocations and the
-// inventory snapshot. The key is read before anything is built and the new
+// inventory snapshot. The key (KeyForBuilding) is read before anything is built and the new
 // body stored under it, so a body may be newer than its key (then the next
 // call rebuilds) but is never older than the state when its request arrived.
 HttpResponse StatusEndpoint(const ApiContext& context, StateCache<StatusBody>& cache) {
@@ -208,22 +226,29 @@ HttpResponse StatusEndpoint(const ApiContext& context, StateCache<StatusBody>& c
   std::shared_ptr<const StatusBody> body = cache.Load();
   if (key.inventory_generation == 0 || !body || body->key != key) {
     auto built = std::make_shared<StatusBody>();
-    built->key = key;
+    built->key = KeyForBuilding(manager);
     if (Status status = BuildStatusBody(manager, *built); !status.ok()) {
       return ErrorResponse(status);
     }
     body = std::move(built);
     cache.Store(body);
   }
-  return StatusAnswer(*body, manager.clock());
+  return StatusAnswer(body, manager.clock());
 }
 
-// /nodes's answer without a filter (no query), with the state it was built
+// /nodes's body without a filter (no query), with the state it was built
 // from; the filtered answers are built per request.
 struct NodesBody {
   StateKey key;  // CurrentStateKey() read before building.
-  HttpResponse response;
+  std::string json;
 };
+
+// The answer with `body`, sent from it uncopied.
+HttpResponse NodesAnswer(const std::shared_ptr<const NodesBody>& body) {
+  HttpResponse response;
+  response.shared_prefix = std::shared_ptr<const std::string>(body, &body->json);
+  return response;
+}
 
 HttpResponse BuildNodes(const ApiContext& context, const HttpRequest& request) {
   Result<std::optional<double>> min_memory = QueryNumber(request, "min_memory_gb");
@@ -288,7 +313,7 @@ std::optional<HttpResponse> CachedNodes(const ApiContext& context, const HttpReq
   const StateKey key = CurrentStateKey(*context.manager);
   const std::shared_ptr<const NodesBody> body = cache.Load();
   if (key.inventory_generation == 0 || !body || body->key != key) return std::nullopt;
-  return body->response;
+  return NodesAnswer(body);
 }
 
 // As CachedNodes, else built now (and cached when unfiltered and a success),
@@ -296,14 +321,15 @@ std::optional<HttpResponse> CachedNodes(const ApiContext& context, const HttpReq
 HttpResponse Nodes(const ApiContext& context, const HttpRequest& request,
                    StateCache<NodesBody>& cache) {
   if (!request.query.empty()) return BuildNodes(context, request);
-  const StateKey key = CurrentStateKey(*context.manager);
+  const StateKey current = CurrentStateKey(*context.manager);
   std::shared_ptr<const NodesBody> body = cache.Load();
-  if (key.inventory_generation != 0 && body && body->key == key) return body->response;
+  if (current.inventory_generation != 0 && body && body->key == current) return NodesAnswer(body);
+  const StateKey key = KeyForBuilding(*context.manager);
   HttpResponse response = BuildNodes(context, request);
-  if (response.status == 200 && key.inventory_generation != 0) {
-    cache.Store(std::make_shared<const NodesBody>(NodesBody{key, response}));
-  }
-  return response;
+  if (response.status != 200 || key.inventory_generation == 0) return response;
+  body = std::make_shared<const NodesBody>(NodesBody{key, std::move(response.body)});
+  cache.Store(body);
+  return NodesAnswer(body);
 }
 
 }  // namespace
@@ -313,12 +339,13 @@ void RegisterStatusRoutes(const ApiContext& context, Router& router) {
   // /health reads in-memory state only: always answered on the I/O thread,
   // never queued behind the workers (liveness must answer while they are
   // busy). /status and /nodes are answered there from their caches.
+  auto health_cache = std::make_shared<StateCache<HealthAnswer>>();
   router.AddNonBlocking(
       "GET", "/api/v1/gpu/health", Access::kPublic,
-      [ctx](const HttpRequest& request) -> std::optional<HttpResponse> {
-        return Health(*ctx, request);
+      [ctx, health_cache](const HttpRequest&) -> std::optional<HttpResponse> {
+        return Health(*ctx, *health_cache);
       },
-      [ctx](const HttpRequest& request) { return Health(*ctx, request); });
+      [ctx, health_cache](const HttpRequest&) { return Health(*ctx, *health_cache); });
   auto status_cache = std::make_shared<StateCache<StatusBody>>();
   router.AddNonBlocking(
       "GET", "/api/v1/gpu/status", Access::kViewer,
