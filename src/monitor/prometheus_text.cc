@@ -6,17 +6,17 @@
 namespace gpurm {
 namespace {
 
+// Appends the runs without a character to escape in bulk (label values
+// rarely have any), each escape on its own.
 void AppendEscaped(std::string& out, std::string_view text, bool escape_quotes) {
-  for (const char c : text) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '"' && escape_quotes) {
-      out += "\\\"";
-    } else {
-      out += c;
-    }
+  const std::string_view special = escape_quotes ? std::string_view("\\\n\"", 3) : "\\\n";
+  while (!text.empty()) {
+    const size_t at = text.find_first_of(special);
+    out.append(text.substr(0, at));
+    if (at == std::string_view::npos) return;
+    const char c = text[at];
+    out += c == '\n' ? "\\n" : c == '\\' ? "\\\\" : "\\\"";
+    text.remove_prefix(at + 1);
   }
 }
 
