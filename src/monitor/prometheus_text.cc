@@ -20,6 +20,19 @@ void AppendEscaped(std::string& out, std::string_view text, bool escape_quotes) 
   }
 }
 
+// Appends a="x",b="y" (escaped values).
+void AppendLabels(std::string& out, const MetricLabels& labels) {
+  bool first = true;
+  for (const auto& [label, label_value] : labels) {
+    if (!first) out += ',';
+    first = false;
+    out += label;
+    out += "=\"";
+    AppendEscaped(out, label_value, /*escape_quotes=*/true);
+    out += '"';
+  }
+}
+
 }  // namespace
 
 std::string FormatMetricValue(double value) {
@@ -46,15 +59,28 @@ void PrometheusText::Sample(std::string_view name, const MetricLabels& labels, d
   text_ += name;
   if (!labels.empty()) {
     text_ += '{';
-    bool first = true;
-    for (const auto& [label, label_value] : labels) {
-      if (!first) text_ += ',';
-      first = false;
-      text_ += label;
-      text_ += "=\"";
-      AppendEscaped(text_, label_value, /*escape_quotes=*/true);
-      text_ += '"';
-    }
+    AppendLabels(text_, labels);
+    text_ += '}';
+  }
+  text_ += ' ';
+  text_ += FormatMetricValue(value);
+  text_ += '\n';
+}
+
+std::string PrometheusText::RenderLabels(const MetricLabels& labels) {
+  std::string rendered;
+  AppendLabels(rendered, labels);
+  return rendered;
+}
+
+void PrometheusText::SampleRendered(std::string_view name, std::string_view labels,
+                                    std::string_view more_labels, double value) {
+  text_ += name;
+  if (!labels.empty() || !more_labels.empty()) {
+    text_ += '{';
+    text_ += labels;
+    if (!labels.empty() && !more_labels.empty()) text_ += ',';
+    text_ += more_labels;
     text_ += '}';
   }
   text_ += ' ';
