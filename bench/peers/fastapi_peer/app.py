@@ -521,7 +521,7 @@ class Service:
                 "available_nodes": available_nodes, "total_nodes": len(self.nodes),
                 "total_gpus": total_gpus, "available_gpus": available_gpus,
                 "allocated_gpus": allocated_gpus,
-                "active_allocations": min(len(self.active), 1000),
+                "active_allocations": len(self.active),
                 "timestamp": iso8601(int(time.time() * 1000))}
 
 
