@@ -4,10 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -65,7 +63,7 @@ constexpr double kBytesPerMib = 1024.0 * 1024.0;
 // the process accounting pass (everything but the live counters), with what
 // they were built from.
 struct StateMetrics {
-  StateKey key;  // CurrentStateKey() read before building.
+  StateKey key;  // KeyForBuilding(), read before building.
   // The accounting pass they were built from (held, so that no later pass
   // can reuse its address); null when none.
   std::shared_ptr<const ProcessAccountBook::Entry> accounts;

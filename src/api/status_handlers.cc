@@ -7,7 +7,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -135,7 +134,7 @@ HttpResponse Health(const ApiContext& context, StateCache<HealthAnswer>& cache) 
 // /status's body serialised, split around the value of its "timestamp" (the
 // time of the answer, so never cached), with the state it was built from.
 struct StatusBody {
-  StateKey key;      // CurrentStateKey() read before building.
+  StateKey key;      // KeyForBuilding(), read before building.
   std::string head;  // Up to and including the timestamp's opening quote.
   std::string tail;  // From its closing quote on.
 };
@@ -217,9 +216,10 @@ std::optional<HttpResponse> CachedStatus(const ApiContext& context,
 // The cached body (as CachedStatus), else one built now and cached: the
 // serialisation of ~100 KB at 1,000 nodes dominated the endpoint's time, yet
 // the body changes only with the free state, the active allocations and the
-// inventory snapshot. The key (KeyForBuilding) is read before anything is built and the new
-// body stored under it, so a body may be newer than its key (then the next
-// call rebuilds) but is never older than the state when its request arrived.
+// inventory snapshot. The key (KeyForBuilding) is read before anything is
+// built and the new body stored under it, so a body may be newer than its
+// key (then the next call rebuilds) but is never older than the state when
+// its request arrived.
 HttpResponse StatusEndpoint(const ApiContext& context, StateCache<StatusBody>& cache) {
   GpuManager& manager = *context.manager;
   const StateKey key = CurrentStateKey(manager);
@@ -239,7 +239,7 @@ HttpResponse StatusEndpoint(const ApiContext& context, StateCache<StatusBody>& c
 // /nodes's body without a filter (no query), with the state it was built
 // from; the filtered answers are built per request.
 struct NodesBody {
-  StateKey key;  // CurrentStateKey() read before building.
+  StateKey key;  // KeyForBuilding(), read before building.
   std::string json;
 };
 
