@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what bench/run needs beyond scripts/install-deps.sh: wrk (the load
-# generator), gnuplot (the PNGs), python3-venv (the FastAPI peer's venv) and
-# linux-perf (profiles of missed targets; see bench/README.md).
+# generator), gnuplot (the PNGs), python3-venv (the FastAPI peer's venv),
+# linux-perf (profiles of missed targets; see bench/README.md) and
+# nginx-light (the static-file ceiling of every REST cell: bench.py starts its
+# own instance on a free port; the package's service is not used).
 # Idempotent: apt runs only when a package is missing.
 set -euo pipefail
-packages=(wrk gnuplot-nox python3-venv linux-perf)
+packages=(wrk gnuplot-nox python3-venv linux-perf nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

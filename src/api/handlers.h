@@ -1,6 +1,8 @@
 // The REST API's handlers: plain functions of (request, manager) registered
-// on a Router. They run on worker threads, never on I/O threads, and may
-// block on the ledger.
+// on a Router. They run on worker threads and may block on the ledger;
+// routes added with Router::AddNonBlocking (/health, and /status, /nodes and
+// /metrics from their caches) are also tried on I/O threads first, by
+// functions that never block.
 #ifndef GPURM_API_HANDLERS_H_
 #define GPURM_API_HANDLERS_H_
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -68,7 +69,26 @@ class HandlersTest : public ::testing::Test {
     request.SetTarget(target);
     request.body = body;
     if (!owner.empty()) request.headers["x-gpurm-owner"] = owner;
-    return router_.Dispatch(request);
+    return WholeBody(router_.Dispatch(request));
+  }
+
+  // What the I/O thread answers to a GET (Router::DispatchNow), its body
+  // whole; nullopt when a worker must answer it.
+  std::optional<HttpResponse> CallNow(const std::string& target) {
+    HttpRequest request;
+    request.method = "GET";
+    request.SetTarget(target);
+    std::optional<HttpResponse> response = router_.DispatchNow(request);
+    if (response) response = WholeBody(std::move(*response));
+    return response;
+  }
+
+  // `response` with its shared prefix (a cached part) folded into its body:
+  // the bytes a client receives.
+  static HttpResponse WholeBody(HttpResponse response) {
+    response.body = response.FullBody();
+    response.shared_prefix.reset();
+    return response;
   }
 
   json CallJson(const std::string& method, const std::string& target, int expected_status,
@@ -153,6 +173,72 @@ TEST_F(HandlersTest, StatusChangesWithAllocationsReleasesAndSnapshotsOnly) {
   EXPECT_GT(json::parse(refreshed)["utilization"]["gpu_utilization"].get<double>(),
             json::parse(idle)["utilization"]["gpu_utilization"].get<double>());
   EXPECT_EQ(Call("GET", "/api/v1/gpu/status").body, refreshed);
+}
+
+TEST_F(HandlersTest, CachedGetsAreAnsweredNowWithTheSameBytesAndNeverStale) {
+  Load();
+  const std::vector<std::string> cached = {"/api/v1/gpu/status", "/api/v1/gpu/nodes", "/metrics"};
+  for (const std::string& target : cached) {
+    EXPECT_FALSE(CallNow(target).has_value()) << target << ": nothing cached yet";
+  }
+  // Every answer given now is byte for byte the one a worker gives, and
+  // none survives a change of the state it was built from.
+  const auto expect_current = [&](const char* step) {
+    for (const std::string& target : cached) {
+      const std::string built = Call("GET", target).body;
+      const std::optional<HttpResponse> now = CallNow(target);
+      ASSERT_TRUE(now.has_value()) << step << ": " << target;
+      EXPECT_EQ(now->status, 200) << step << ": " << target;
+      EXPECT_EQ(now->body, built) << step << ": " << target;
+    }
+  };
+  const auto expect_stale = [&](const char* step) {
+    for (const std::string& target : cached) {
+      EXPECT_FALSE(CallNow(target).has_value()) << step << ": " << target;
+    }
+  };
+  expect_current("idle");
+  EXPECT_EQ(json::parse(CallNow("/api/v1/gpu/status")->body)["active_allocations"], 0);
+
+  const json allocated = CallJson("POST", "/api/v1/gpu/allocate", 200, R"({"gpu_count": 2})");
+  expect_stale("allocated");
+  expect_current("allocated");
+  const json status = json::parse(CallNow("/api/v1/gpu/status")->body);
+  EXPECT_EQ(status["active_allocations"], 1);
+  EXPECT_EQ(status["allocated_gpus"], 2);
+  EXPECT_NE(CallNow("/metrics")->body.find("gpurm_allocations_active 1\n"), std::string::npos);
+
+  CallJson("DELETE", "/api/v1/gpu/allocations/" + allocated["allocation_id"].get<std::string>(),
+           200);
+  expect_stale("released");
+  expect_current("released");
+  EXPECT_EQ(json::parse(CallNow("/api/v1/gpu/status")->body)["active_allocations"], 0);
+
+  Load();  // A new snapshot.
+  expect_stale("new snapshot");
+  expect_current("new snapshot");
+
+  // A filtered /nodes is built per request, on a worker.
+  EXPECT_FALSE(CallNow("/api/v1/gpu/nodes?gpu_type=A100").has_value());
+  EXPECT_EQ(CallJson("GET", "/api/v1/gpu/nodes?gpu_type=A100", 200)["count"], 1);
+}
+
+TEST_F(HandlersTest, HealthIsAnsweredNowAndFollowsTheInventory) {
+  std::optional<HttpResponse> before = CallNow("/api/v1/gpu/health");
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->status, 503);
+  Load();
+  std::optional<HttpResponse> ready = CallNow("/api/v1/gpu/health");
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(ready->body, Call("GET", "/api/v1/gpu/health").body);
+  EXPECT_FALSE(json::parse(ready->body).contains("last_refresh_error"));
+  // A failed refresh keeps the snapshot; /health says why at once.
+  std::ofstream(inventory_path_) << "nodes: [";
+  EXPECT_FALSE(inventory_->Refresh().ok());
+  const json failed = json::parse(CallNow("/api/v1/gpu/health")->body);
+  EXPECT_EQ(failed["status"], "ok");
+  EXPECT_TRUE(failed.contains("last_refresh_error")) << failed.dump();
 }
 
 TEST_F(HandlersTest, StatusTimestampIsTheTimeOfTheAnswer) {

@@ -150,14 +150,52 @@ class HttpServer::Impl {
 
 namespace {
 
+// A Beast body of HttpResponse's two parts, written as two buffers of one
+// write: the shared prefix is sent from the cache that holds it, uncopied.
+struct PrefixedBody {
+  struct value_type {
+    std::shared_ptr<const std::string> prefix;  // May be null.
+    std::string rest;
+  };
+
+  static std::uint64_t size(const value_type& body) {
+    return (body.prefix ? body.prefix->size() : 0) + body.rest.size();
+  }
+
+  class writer {
+   public:
+    using const_buffers_type = std::array<asio::const_buffer, 2>;
+
+    template <bool kIsRequest, class Fields>
+    writer(const http::header<kIsRequest, Fields>&, const value_type& body) : body_(body) {}
+
+    void init(beast::error_code& ec) { ec = {}; }
+
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      if (done_) return boost::none;
+      done_ = true;
+      const_buffers_type buffers{body_.prefix ? asio::buffer(*body_.prefix) : asio::const_buffer(),
+                                 asio::buffer(body_.rest)};
+      return std::make_pair(buffers, false);
+    }
+
+   private:
+    const value_type& body_;
+    bool done_ = false;
+  };
+};
+
+using Response = http::response<PrefixedBody>;
+
 // Moves the body: a large answer is held once, by the message being written.
-http::response<http::string_body> ToBeast(HttpResponse response, unsigned version,
-                                          bool keep_alive) {
-  http::response<http::string_body> out{static_cast<http::status>(response.status), version};
+Response ToBeast(HttpResponse response, unsigned version, bool keep_alive) {
+  Response out{static_cast<http::status>(response.status), version};
   out.set(http::field::server, "gpurm");
   out.set(http::field::content_type, response.content_type);
   for (const auto& [name, value] : response.headers) out.set(name, value);
-  out.body() = std::move(response.body);
+  out.body().prefix = std::move(response.shared_prefix);
+  out.body().rest = std::move(response.body);
   out.keep_alive(keep_alive);
   out.prepare_payload();
   return out;
@@ -362,14 +400,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     converted.body = std::move(request.body());
     converted.remote_address = client_;
 
-    const std::vector<std::string>& inline_paths = server_->options().inline_paths;
-    if (converted.method == "GET" &&
-        std::find(inline_paths.begin(), inline_paths.end(), converted.path) != inline_paths.end()) {
-      Write(Handle(converted), version, keep_alive && !server_->draining());
+    // A route with a non-blocking handler is answered here, on the I/O
+    // thread, when it can be (Router::DispatchNow): no hop to a worker and
+    // back for an answer that is ready.
+    if (std::optional<HttpResponse> now = HandleNow(converted)) {
+      if (now->stream) {
+        StartStream(std::move(*now), version);
+      } else {
+        Write(std::move(*now), version, keep_alive && !server_->draining());
+      }
       return;
     }
-    // Handlers may block (ledger fsync): run them on the worker pool, then
-    // come back to this connection's strand to write.
+    // Other handlers may block (ledger fsync): run them on the worker pool,
+    // then come back to this connection's strand to write.
     server_->in_flight().fetch_add(1);
     asio::post(
         server_->workers(), [self = this->shared_from_this(), converted = std::move(converted),
@@ -385,6 +428,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             self->server_->in_flight().fetch_sub(1);
           });
         });
+  }
+
+  // The router's answer to `request` now, on this I/O thread, told to the
+  // observer; nullopt (and nothing told) when a worker must answer it.
+  std::optional<HttpResponse> HandleNow(HttpRequest& request) {
+    const auto start = std::chrono::steady_clock::now();
+    std::optional<HttpResponse> response;
+    try {
+      response = server_->router().DispatchNow(request);
+    } catch (const std::exception& e) {
+      response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
+    }
+    if (!response) return std::nullopt;
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (server_->observer()) server_->observer()(request, *response, ms);
+    return response;
   }
 
   // The router's answer to `request`, told to the observer.
@@ -558,8 +618,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void Write(HttpResponse response, unsigned version, bool keep_alive) {
-    auto message = std::make_shared<http::response<http::string_body>>(
-        ToBeast(std::move(response), version, keep_alive));
+    auto message = std::make_shared<Response>(ToBeast(std::move(response), version, keep_alive));
     Lowest().expires_after(Timeout());
     http::async_write(
         stream_, *message,
@@ -633,7 +692,13 @@ Status HttpServer::Impl::Start(uint16_t* bound_port) {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  // A connection's handlers run one at a time: on a strand of its own with
+  // several I/O threads; with one, the thread is that strand (and a strand's
+  // lock on every handler would be pure cost).
+  const asio::any_io_executor executor = options_.io_threads > 1
+                                             ? asio::any_io_executor(asio::make_strand(ioc_))
+                                             : asio::any_io_executor(ioc_.get_executor());
+  acceptor_.async_accept(executor, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     } else {

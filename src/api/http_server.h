@@ -1,6 +1,9 @@
-// HttpServer: Boost.Beast listener -> session -> Router. I/O threads only
-// read and write; handlers run on a separate worker pool, so a slow ledger
-// write never stalls other connections. Limits everywhere: body and header
+// HttpServer: Boost.Beast listener -> session -> Router. I/O threads read,
+// write and answer what is ready without blocking (routes added with
+// Router::AddNonBlocking, e.g. a cached /status); every other handler runs on
+// a separate worker pool, so a slow ledger write never stalls other
+// connections. Both paths pass the same limits, rate limiter, guard and
+// token check. Limits everywhere: body and header
 // size, idle/header/read/write timeouts (slowloris), connection count in
 // all and per client address, request rate per client address. Every limit
 // that can be answered is answered with a JSON error (413, 431, 429 with
@@ -40,7 +43,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "api/http_types.h"
 #include "api/router.h"
@@ -83,14 +85,11 @@ struct HttpServerOptions {
   int reserved_connections = 8;
   int max_streams_per_client = 8;  // 0 = no cap.
   double stream_send_timeout_s = 10;
-  // GET requests of these paths are answered on the I/O thread, never
-  // queued behind slow handlers on the worker pool: their handlers must not
-  // block (no ledger, no I/O), as liveness probes must answer promptly
-  // while the workers are busy with large answers.
-  std::vector<std::string> inline_paths = {"/api/v1/gpu/health"};
 };
 
-// Called after each response is produced (on a worker thread).
+// Called after each response is produced, on the thread that produced it:
+// an I/O thread for answers given there (Router::DispatchNow), so it must
+// not block; a worker thread for the others.
 using RequestObserver =
     std::function<void(const HttpRequest&, const HttpResponse&, double duration_ms)>;
 

@@ -2,7 +2,8 @@
 // keep-alive payloads, client disconnects, draining on Stop), the connection
 // cap, the rate limit on a FakeClock, hostile clients (silent, idle and
 // non-reading connections, repeated headers, too many streams), and TLS
-// start-up errors.
+// start-up errors, and answers given on the I/O thread (Router::AddNonBlocking)
+// with the same limits, token checks and bytes.
 #include "api/http_server.h"
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -446,6 +448,129 @@ TEST_F(LimitsServerTest, TheRateLimitRefillsWithTheClock) {
   EXPECT_NE(limited.received().find(R"("code":"resource_exhausted")"), std::string::npos);
   clock_.AdvanceMs(1000);
   EXPECT_EQ(status_of_one_request(), "HTTP/1.1 200");
+}
+
+// --- Answers on the I/O thread (Router::AddNonBlocking) ---------------------
+
+class NonBlockingServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.AddNonBlocking(
+        "GET", "/cached", Access::kViewer,
+        [](const HttpRequest&) -> std::optional<HttpResponse> { return Cached(); },
+        [](const HttpRequest&) { return Cached(); });
+    router_.AddNonBlocking(
+        "GET", "/miss", Access::kPublic, [](const HttpRequest&) { return std::nullopt; },
+        [](const HttpRequest&) {
+          HttpResponse response;
+          response.body = R"({"built": true})";
+          return response;
+        });
+    // Holds the only worker until the test lets it go.
+    router_.Add("GET", "/block", Access::kPublic, [this](const HttpRequest&) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      blocked_ = true;
+      changed_.notify_all();
+      changed_.wait(lock, [this] { return released_; });
+      return HttpResponse{};
+    });
+    router_.RequireTokens([](std::string_view token) -> std::optional<Principal> {
+      if (token == "viewer-token") return Principal{"ada", Role::kViewer};
+      if (token == "agent-token") return Principal{"node-1", Role::kAgent};
+      return std::nullopt;
+    });
+  }
+  void TearDown() override { Release(); }
+
+  // A prefix shared with a cache and a per-request rest.
+  static HttpResponse Cached() {
+    static const auto kPrefix = std::make_shared<const std::string>(R"({"cached": )");
+    HttpResponse response;
+    response.shared_prefix = kPrefix;
+    response.body = "true}";
+    return response;
+  }
+
+  void StartServer(HttpServerOptions options = {}) {
+    options.port = 0;
+    options.worker_threads = 1;
+    options.clock = &clock_;
+    server_ = std::make_unique<HttpServer>(options, &router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  std::string Get(const std::string& path, const std::string& token = "viewer-token") {
+    Client client(server_->port());
+    client.Send("GET " + path + " HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " + token +
+                "\r\nConnection: close\r\n\r\n");
+    client.ReadToEnd();
+    return client.received();
+  }
+  void WaitBlocked() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return blocked_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+  FakeClock clock_;
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool blocked_ = false;
+  bool released_ = false;
+};
+
+TEST_F(NonBlockingServerTest, AnswersWhileEveryWorkerIsBusyWithTheSameBytes) {
+  StartServer();
+  Client blocking(server_->port());
+  blocking.Send("GET /block HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  WaitBlocked();
+  // The only worker is held: this answer can only come from the I/O thread.
+  const std::string answer = Get("/cached");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Content-Length: 16\r\n"), std::string::npos) << answer;
+  EXPECT_EQ(answer.substr(answer.find("\r\n\r\n") + 4), R"({"cached": true})");
+  Release();
+  blocking.ReadToEnd();
+  EXPECT_EQ(blocking.received().rfind("HTTP/1.1 200", 0), 0u) << blocking.received();
+}
+
+TEST_F(NonBlockingServerTest, TokensAreCheckedOnTheIoThread) {
+  StartServer();
+  Client blocking(server_->port());
+  blocking.Send("GET /block HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  WaitBlocked();
+  const std::string unknown = Get("/cached", "wrong-token");
+  EXPECT_EQ(unknown.rfind("HTTP/1.1 401", 0), 0u) << unknown;
+  EXPECT_NE(unknown.find("WWW-Authenticate: Bearer"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find(R"("code":"unauthenticated")"), std::string::npos) << unknown;
+  const std::string low_role = Get("/cached", "agent-token");
+  EXPECT_EQ(low_role.rfind("HTTP/1.1 403", 0), 0u) << low_role;
+  EXPECT_NE(low_role.find(R"("code":"permission_denied")"), std::string::npos) << low_role;
+}
+
+TEST_F(NonBlockingServerTest, TheRateLimitHoldsOnTheIoThread) {
+  HttpServerOptions options;
+  options.rate_limit_rps = 1;
+  options.rate_limit_burst = 1;
+  StartServer(options);
+  EXPECT_EQ(Get("/cached").rfind("HTTP/1.1 200", 0), 0u);
+  const std::string limited = Get("/cached");
+  EXPECT_EQ(limited.rfind("HTTP/1.1 429", 0), 0u) << limited;
+  EXPECT_NE(limited.find("Retry-After: 1\r\n"), std::string::npos) << limited;
+  clock_.AdvanceMs(1000);
+  EXPECT_EQ(Get("/cached").rfind("HTTP/1.1 200", 0), 0u);
+}
+
+TEST_F(NonBlockingServerTest, WhatCannotBeAnsweredNowGoesToAWorker) {
+  StartServer();
+  const std::string built = Get("/miss");
+  EXPECT_EQ(built.rfind("HTTP/1.1 200", 0), 0u) << built;
+  EXPECT_EQ(built.substr(built.find("\r\n\r\n") + 4), R"({"built": true})");
 }
 
 TEST(HttpServerTlsTest, StartFailsNamingAMissingCertificate) {

@@ -64,11 +64,19 @@ class ResponseStream {
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
-  std::string body;  // Ignored when `stream` is set.
+  // The body is *shared_prefix (when set) followed by `body`; both are
+  // ignored when `stream` is set. The prefix is an immutable part shared
+  // with a cache, so that a large cached answer is sent without being copied
+  // per request.
+  std::shared_ptr<const std::string> shared_prefix;
+  std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is streamed (see ResponseStream) instead of `body`,
   // and the connection is not reused for another request.
   std::shared_ptr<ResponseStream> stream;
+
+  // The whole body: *shared_prefix + body (a copy; for tests and logs).
+  std::string FullBody() const;
 };
 
 // Percent-decodes a URL component ('+' becomes a space in queries).

@@ -4,10 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -20,6 +18,7 @@
 #include "api/gpu_views.h"
 #include "api/json_codec.h"
 #include "api/responses.h"
+#include "api/state_cache.h"
 #include "monitor/prometheus_text.h"
 
 namespace gpurm {
@@ -60,9 +59,28 @@ void GpuGauge(PrometheusText& out, const ClusterState& state, const char* name, 
 
 constexpr double kBytesPerMib = 1024.0 * 1024.0;
 
-HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
+// The families that follow the manager's state, the inventory snapshot and
+// the process accounting pass (everything but the live counters), with what
+// they were built from.
+struct StateMetrics {
+  StateKey key;  // KeyForBuilding(), read before building.
+  // The accounting pass they were built from (held, so that no later pass
+  // can reuse its address); null when none.
+  std::shared_ptr<const ProcessAccountBook::Entry> accounts;
+  std::string text;
+};
+
+std::shared_ptr<const ProcessAccountBook::Entry> LatestAccounts(const ApiContext& context) {
+  return context.process_accounts ? context.process_accounts->Latest() : nullptr;
+}
+
+// Writes the state families from the state now: gpurm_up, the per-GPU and
+// per-node families, the accounting's, dcgm-exporter's and
+// gpurm_allocations_active.
+void WriteStateMetrics(const ApiContext& context,
+                       const std::shared_ptr<const ProcessAccountBook::Entry>& accounts,
+                       PrometheusText& out) {
   GpuManager& manager = *context.manager;
-  PrometheusText out;
   const Status ready = manager.Readiness();
   out.Family("gpurm_up", "gauge",
              "1 when the manager is initialized (an inventory snapshot exists), else 0.");
@@ -113,8 +131,6 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
              [](const NodeAvailability&, const GpuAvailability& g) -> std::optional<double> {
                return g.untouched() ? 0 : 1;
              });
-    const std::shared_ptr<const ProcessAccountBook::Entry> accounts =
-        context.process_accounts ? context.process_accounts->Latest() : nullptr;
     if (accounts) {
       out.Family("gpurm_gpu_foreign_processes", "gauge",
                  "Processes on the GPU outside gpurm: no allocation, or an allocation not "
@@ -155,11 +171,14 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
                static_cast<double>(cluster.snapshot().taken_unix_ms) / 1000.0);
     if (context.dcgm_compatible_metrics) WriteDcgmCompatibleMetrics(cluster, out);
   }
-  AllocationFilter filter;
-  filter.limit = std::numeric_limits<int>::max();
   out.Family("gpurm_allocations_active", "gauge", "Active (not released or expired) allocations.");
-  out.Sample("gpurm_allocations_active", {},
-             static_cast<double>(manager.ledger().List(filter).size()));
+  out.Sample("gpurm_allocations_active", {}, static_cast<double>(manager.ledger().CountActive()));
+}
+
+// Writes the live families, which change without the state: the sampler's,
+// the event hub's and the HTTP request counters. Non-blocking (each reads
+// its counters under a brief lock).
+void WriteLiveMetrics(const ApiContext& context, PrometheusText& out) {
   if (context.sampler != nullptr) {
     const SamplerStats stats = context.sampler->stats();
     out.Family("gpurm_sampler_passes_total", "counter", "Inventory sampling passes.");
@@ -185,18 +204,66 @@ HttpResponse Metrics(const ApiContext& context, const HttpRequest&) {
     out.Sample("gpurm_events_subscribers", {}, static_cast<double>(stats.subscribers));
   }
   if (context.http_metrics != nullptr) context.http_metrics->Write(out);
+}
+
+// The state families of `state` (sent from it, uncopied) followed by the
+// live ones, now.
+HttpResponse MetricsAnswer(const ApiContext& context,
+                           const std::shared_ptr<const StateMetrics>& state) {
+  PrometheusText live;
+  WriteLiveMetrics(context, live);
   HttpResponse response;
   response.content_type = kPrometheusContentType;
-  response.body = out.Take();
+  response.shared_prefix = std::shared_ptr<const std::string>(state, &state->text);
+  response.body = live.Take();
   return response;
+}
+
+bool Current(const StateMetrics* cached, const StateKey& key,
+             const std::shared_ptr<const ProcessAccountBook::Entry>& accounts) {
+  return cached != nullptr && key.inventory_generation != 0 && cached->key == key &&
+         cached->accounts == accounts;
+}
+
+// The cached state families (when built from the state now) and the live
+// ones; non-blocking (the I/O thread's answer, Router::AddNonBlocking).
+std::optional<HttpResponse> CachedMetrics(const ApiContext& context,
+                                          const StateCache<StateMetrics>& cache) {
+  const StateKey key = CurrentStateKey(*context.manager);
+  const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
+  const std::shared_ptr<const StateMetrics> cached = cache.Load();
+  if (!Current(cached.get(), key, accounts)) return std::nullopt;
+  return MetricsAnswer(context, cached);
+}
+
+// As CachedMetrics, else the state families built now (and cached once the
+// inventory has a snapshot): they change with the manager's version, the
+// inventory snapshot and the accounting pass, and rendering them per scrape
+// was the endpoint's cost. The key is read before building, as /status does.
+HttpResponse Metrics(const ApiContext& context, StateCache<StateMetrics>& cache) {
+  std::shared_ptr<const StateMetrics> cached = cache.Load();
+  if (!Current(cached.get(), CurrentStateKey(*context.manager), LatestAccounts(context))) {
+    const StateKey key = KeyForBuilding(*context.manager);
+    const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
+    PrometheusText out;
+    WriteStateMetrics(context, accounts, out);
+    auto built = std::make_shared<const StateMetrics>(StateMetrics{key, accounts, out.Take()});
+    if (key.inventory_generation == 0) return MetricsAnswer(context, built);
+    cached = std::move(built);
+    cache.Store(cached);
+  }
+  return MetricsAnswer(context, cached);
 }
 
 }  // namespace
 
 void RegisterMetricsRoute(const ApiContext& context, Router& router) {
   const ApiContext* ctx = &context;
-  router.Add("GET", "/metrics",
-             [ctx](const HttpRequest& request) { return Metrics(*ctx, request); });
+  auto cache = std::make_shared<StateCache<StateMetrics>>();
+  router.AddNonBlocking(
+      "GET", "/metrics", Access::kViewer,
+      [ctx, cache](const HttpRequest&) { return CachedMetrics(*ctx, *cache); },
+      [ctx, cache](const HttpRequest&) { return Metrics(*ctx, *cache); });
 }
 
 }  // namespace gpurm

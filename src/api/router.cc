@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "api/json_codec.h"
 
@@ -19,6 +20,27 @@ std::vector<std::string> SplitPath(std::string_view path) {
     start = end + 1;
   }
   return segments;
+}
+
+// The next non-empty segment of `*path` (consumed up to its end); empty when
+// none is left. Empty segments ("//", a trailing "/") are skipped, as
+// SplitPath skips them.
+std::string_view NextSegment(std::string_view* path) {
+  const size_t start = path->find_first_not_of('/');
+  if (start == std::string_view::npos) {
+    *path = {};
+    return {};
+  }
+  size_t end = path->find('/', start);
+  if (end == std::string_view::npos) end = path->size();
+  const std::string_view segment = path->substr(start, end - start);
+  path->remove_prefix(end);
+  return segment;
+}
+
+bool IsCapture(const std::string& pattern_segment) {
+  return pattern_segment.size() > 2 && pattern_segment.front() == '{' &&
+         pattern_segment.back() == '}';
 }
 
 int HexValue(char c) {
@@ -104,6 +126,8 @@ void HttpRequest::SetTarget(std::string_view target) {
   }
 }
 
+std::string HttpResponse::FullBody() const { return shared_prefix ? *shared_prefix + body : body; }
+
 std::string HttpRequest::Header(const std::string& name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string() : it->second;
@@ -116,8 +140,40 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
 
 void Router::Add(std::string method, std::string pattern, Access access, Handler handler) {
   std::vector<std::string> segments = SplitPath(pattern);
-  routes_.push_back(Route{std::move(method), std::move(pattern), std::move(segments), access,
-                          std::move(handler)});
+  routes_.push_back(Route{
+      std::move(method), std::move(pattern), std::move(segments), access, std::move(handler), {}});
+}
+
+void Router::AddNonBlocking(std::string method, std::string pattern, Access access,
+                            NonBlockingHandler now, Handler handler) {
+  if (ChangesState(method)) {
+    // Its audit record is written by Dispatch only.
+    throw std::invalid_argument("a non-blocking route must not change state: " + method + " " +
+                                pattern);
+  }
+  Add(std::move(method), std::move(pattern), access, std::move(handler));
+  routes_.back().now = std::move(now);
+}
+
+bool Router::Matches(const Route& route, std::string_view path,
+                     std::map<std::string, std::string>* params) {
+  for (const std::string& pattern : route.segments) {
+    const std::string_view segment = NextSegment(&path);
+    if (segment.empty()) return false;
+    if (IsCapture(pattern)) {
+      if (params != nullptr) (*params)[pattern.substr(1, pattern.size() - 2)] = segment;
+    } else if (pattern != segment) {
+      return false;
+    }
+  }
+  return NextSegment(&path).empty();
+}
+
+std::optional<HttpResponse> Router::Refusal(const Route& route, HttpRequest* request) const {
+  std::optional<HttpResponse> refused =
+      guard_ ? guard_(*request, ChangesState(route.method)) : std::nullopt;
+  if (!refused) refused = Authorize(route, request);
+  return refused;
 }
 
 std::optional<HttpResponse> Router::Authorize(const Route& route, HttpRequest* request) const {
@@ -151,45 +207,39 @@ std::optional<HttpResponse> Router::Authorize(const Route& route, HttpRequest* r
   return std::nullopt;
 }
 
-std::string Router::RouteOf(const HttpRequest& request) const {
-  const std::vector<std::string> segments = SplitPath(request.path);
+std::string_view Router::RouteOf(const HttpRequest& request) const {
   for (const Route& route : routes_) {
-    if (route.segments.size() != segments.size()) continue;
-    bool match = true;
-    for (size_t i = 0; i < segments.size() && match; ++i) {
-      const std::string& pattern = route.segments[i];
-      match = (pattern.size() > 2 && pattern.front() == '{' && pattern.back() == '}') ||
-              pattern == segments[i];
-    }
-    if (match) return route.pattern;
+    if (Matches(route, request.path, nullptr)) return route.pattern;
   }
-  return "";
+  return {};
+}
+
+std::optional<HttpResponse> Router::DispatchNow(HttpRequest& request) const {
+  for (const Route& route : routes_) {
+    if (!Matches(route, request.path, nullptr)) continue;
+    // The first route of the path and method is the one Dispatch runs.
+    if (route.method != request.method) continue;
+    if (!route.now) return std::nullopt;
+    std::map<std::string, std::string> params;
+    Matches(route, request.path, &params);
+    request.path_params = std::move(params);
+    if (std::optional<HttpResponse> refused = Refusal(route, &request)) return refused;
+    return route.now(request);
+  }
+  return std::nullopt;
 }
 
 HttpResponse Router::Dispatch(HttpRequest request) const {
-  const std::vector<std::string> segments = SplitPath(request.path);
   std::string allowed;
   for (const Route& route : routes_) {
-    if (route.segments.size() != segments.size()) continue;
     std::map<std::string, std::string> params;
-    bool match = true;
-    for (size_t i = 0; i < segments.size() && match; ++i) {
-      const std::string& pattern = route.segments[i];
-      if (pattern.size() > 2 && pattern.front() == '{' && pattern.back() == '}') {
-        params[pattern.substr(1, pattern.size() - 2)] = segments[i];
-      } else {
-        match = pattern == segments[i];
-      }
-    }
-    if (!match) continue;
+    if (!Matches(route, request.path, &params)) continue;
     if (route.method != request.method) {
       allowed += (allowed.empty() ? "" : ", ") + route.method;
       continue;
     }
     request.path_params = std::move(params);
-    std::optional<HttpResponse> refused =
-        guard_ ? guard_(request, ChangesState(route.method)) : std::nullopt;
-    if (!refused) refused = Authorize(route, &request);
+    std::optional<HttpResponse> refused = Refusal(route, &request);
     HttpResponse response = refused ? std::move(*refused) : route.handler(request);
     if (audit_ && ChangesState(route.method)) audit_(request, response);
     return response;

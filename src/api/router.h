@@ -11,6 +11,7 @@
 #define GPURM_API_ROUTER_H_
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,11 @@
 namespace gpurm {
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
+// Answers a request now, without blocking (in-memory state and brief locks
+// only: no ledger, no I/O, no waiting on placement), or returns nullopt when
+// only the route's Handler can answer it (e.g. a cached answer is out of
+// date). See Router::AddNonBlocking.
+using NonBlockingHandler = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
 // The least role a route needs when tokens are required. kPublic routes are
 // never authenticated (liveness, the dashboard's static files).
@@ -40,14 +46,21 @@ using AuditSink = std::function<void(const HttpRequest&, const HttpResponse&)>;
 using RequestGuard =
     std::function<std::optional<HttpResponse>(const HttpRequest&, bool changes_state)>;
 
-// Not thread-safe to Add or configure; Dispatch is const and safe from many
-// threads (the authenticator and the sink must be thread-safe).
+// Not thread-safe to Add or configure; Dispatch and DispatchNow are const and
+// safe from many threads (the authenticator, the guard and the sink must be
+// thread-safe, and must not block: DispatchNow runs them on I/O threads).
 class Router {
  public:
   // A route with the default access: kViewer for GET and HEAD, kUser for
   // anything else.
   void Add(std::string method, std::string pattern, Handler handler);
   void Add(std::string method, std::string pattern, Access access, Handler handler);
+  // A route that may be answered on the server's I/O thread: `now` is tried
+  // there first (DispatchNow), and `handler` runs on a worker when `now`
+  // returns nullopt. Both must give the same answer to the same request in
+  // the same state. Only for methods that do not change state (GET, HEAD).
+  void AddNonBlocking(std::string method, std::string pattern, Access access,
+                      NonBlockingHandler now, Handler handler);
   // Turns access control on: non-public routes need "Authorization: Bearer
   // <token>" that `authenticate` accepts.
   void RequireTokens(Authenticator authenticate) { authenticate_ = std::move(authenticate); }
@@ -59,10 +72,18 @@ class Router {
   // token: 401 with WWW-Authenticate; too low a role: 403. All with a JSON
   // error body.
   HttpResponse Dispatch(HttpRequest request) const;
+  // For the I/O thread: the answer to a request of a route added with
+  // AddNonBlocking -- the guard's refusal, 401 or 403 as Dispatch gives them,
+  // or the route's non-blocking answer -- or nullopt when the request must go
+  // to Dispatch on a worker (any other route, unknown paths, and a
+  // non-blocking handler that cannot answer now). Fills `request`'s
+  // path_params and principal as Dispatch does.
+  std::optional<HttpResponse> DispatchNow(HttpRequest& request) const;
   // The pattern of the route matching the request's path (whatever its
   // method), e.g. "/api/v1/gpu/allocations/{id}"; "" when none does. For
   // metrics labels, which must not carry raw paths.
-  std::string RouteOf(const HttpRequest& request) const;
+  // The view is of the router's own pattern: valid as long as the router.
+  std::string_view RouteOf(const HttpRequest& request) const;
 
  private:
   struct Route {
@@ -71,7 +92,14 @@ class Router {
     std::vector<std::string> segments;
     Access access;
     Handler handler;
+    NonBlockingHandler now;  // Empty unless added with AddNonBlocking.
   };
+  // Whether `path` matches the route's pattern; fills `params` (when not
+  // null) with its captures.
+  static bool Matches(const Route& route, std::string_view path,
+                      std::map<std::string, std::string>* params);
+  // The guard's or the token check's refusal of `request` on `route`.
+  std::optional<HttpResponse> Refusal(const Route& route, HttpRequest* request) const;
   // Sets request->principal once the token is known; returns the 401/403
   // answer when the request may not go on.
   std::optional<HttpResponse> Authorize(const Route& route, HttpRequest* request) const;

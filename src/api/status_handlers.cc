@@ -7,7 +7,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -20,6 +19,7 @@
 #include "api/json_codec.h"
 #include "api/query_params.h"
 #include "api/responses.h"
+#include "api/state_cache.h"
 #include "api/utilization_summary.h"
 #include "core/clock.h"
 
@@ -82,9 +82,8 @@ double MemoryPerGpuGb(const std::vector<const GpuAvailability*>& gpus) {
   return RoundGb(most);
 }
 
-// Answered on the server's I/O thread (HttpServerOptions::inline_paths), so
-// it reads only in-memory state and never blocks.
-HttpResponse Health(const ApiContext& context, const HttpRequest&) {
+// /health's answer, from the inventory's snapshot, notes and last error.
+HttpResponse BuildHealth(const ApiContext& context) {
   GpuManager& manager = *context.manager;
   const Status ready = manager.Readiness();
   json notes = manager.inventory().Notes();
@@ -112,38 +111,32 @@ HttpResponse Health(const ApiContext& context, const HttpRequest&) {
   return JsonResponse(200, body);
 }
 
-// /status's body serialised, split around the value of its "timestamp" (the
-// time of the answer, so never cached), with what it was built from.
-struct StatusBody {
-  uint64_t manager_version = 0;       // GpuManager::Version() read before building.
-  uint64_t inventory_generation = 0;  // The inventory's latest snapshot then.
-  std::string head;                   // Up to and including the timestamp's opening quote.
-  std::string tail;                   // From its closing quote on.
+// /health's answer with the Inventory::Changes() it was built from.
+struct HealthAnswer {
+  uint64_t inventory_changes = 0;  // Read before building.
+  HttpResponse response;
 };
 
-// The last /status body, shared by the worker threads: the serialisation of
-// ~100 KB at 1,000 nodes dominated the endpoint's time, yet the body changes
-// only with the free state, the active allocations and the inventory
-// snapshot. Concurrent misses may each build a body; the last store wins,
-// which costs at most another miss, never a stale answer (a body is served
-// only for exactly the version and generation it was stored under).
-// A mutex held only to copy the pointer, not std::atomic<std::shared_ptr>:
-// libstdc++ 12 implements that with a lock bit ThreadSanitizer cannot see,
-// so every concurrent load and store was reported as a race.
-class StatusCache {
- public:
-  std::shared_ptr<const StatusBody> Load() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return body_;
+// Answered on the server's I/O thread (Router::AddNonBlocking), so it reads
+// only in-memory state and never blocks. The answer depends on the
+// inventory alone (its snapshot, notes and last error), so it is rebuilt
+// only when Inventory::Changes() moves.
+HttpResponse Health(const ApiContext& context, StateCache<HealthAnswer>& cache) {
+  const uint64_t changes = context.manager->inventory().Changes();
+  std::shared_ptr<const HealthAnswer> answer = cache.Load();
+  if (!answer || answer->inventory_changes != changes) {
+    answer = std::make_shared<const HealthAnswer>(HealthAnswer{changes, BuildHealth(context)});
+    cache.Store(answer);
   }
-  void Store(std::shared_ptr<const StatusBody> body) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    body_.swap(body);  // The old body is freed outside the lock, by `body`.
-  }
+  return answer->response;
+}
 
- private:
-  mutable std::mutex mutex_;
-  std::shared_ptr<const StatusBody> body_;
+// /status's body serialised, split around the value of its "timestamp" (the
+// time of the answer, so never cached), with the state it was built from.
+struct StatusBody {
+  StateKey key;      // KeyForBuilding(), read before building.
+  std::string head;  // Up to and including the timestamp's opening quote.
+  std::string tail;  // From its closing quote on.
 };
 
 // Builds /status's body from the manager's state now; `body` gets head and
@@ -186,7 +179,7 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
                       {"available_gpus", available_gpus},
                       {"allocated_gpus", allocated_gpus},
                       {"mig_devices", mig_devices},
-                      {"active_allocations", manager.ledger().List(AllocationFilter{}).size()},
+                      {"active_allocations", manager.ledger().CountActive()},
                       {"timestamp", ""}};
   std::string text = document.dump(-1, ' ', false, json::error_handler_t::replace);
   // Keys are serialised in order and "timestamp" is the last string-valued
@@ -202,36 +195,62 @@ Status BuildStatusBody(GpuManager& manager, StatusBody& body) {
   return Status::Ok();
 }
 
-// Serves the cached body when neither the manager's version nor the
-// inventory's snapshot changed since it was built. Both are read before
-// anything is built, and a new body is stored under what was read first, so
-// it may be newer than its key (then the next call rebuilds) but a body is
-// never older than the state when its request arrived.
-HttpResponse StatusEndpoint(const ApiContext& context, StatusCache& cache) {
+// The answer with `body` (its head sent from it, uncopied), timestamped now.
+HttpResponse StatusAnswer(const std::shared_ptr<const StatusBody>& body, const Clock& clock) {
+  HttpResponse response;
+  response.shared_prefix = std::shared_ptr<const std::string>(body, &body->head);
+  response.body = FormatIso8601(clock.NowUnixMs()).append(body->tail);
+  return response;
+}
+
+// The cached body, when it was built from the state now; non-blocking (the
+// I/O thread's answer, Router::AddNonBlocking).
+std::optional<HttpResponse> CachedStatus(const ApiContext& context,
+                                         const StateCache<StatusBody>& cache) {
+  const StateKey key = CurrentStateKey(*context.manager);
+  const std::shared_ptr<const StatusBody> body = cache.Load();
+  if (key.inventory_generation == 0 || !body || body->key != key) return std::nullopt;
+  return StatusAnswer(body, context.manager->clock());
+}
+
+// The cached body (as CachedStatus), else one built now and cached: the
+// serialisation of ~100 KB at 1,000 nodes dominated the endpoint's time, yet
+// the body changes only with the free state, the active allocations and the
+// inventory snapshot. The key (KeyForBuilding) is read before anything is
+// built and the new body stored under it, so a body may be newer than its
+// key (then the next call rebuilds) but is never older than the state when
+// its request arrived.
+HttpResponse StatusEndpoint(const ApiContext& context, StateCache<StatusBody>& cache) {
   GpuManager& manager = *context.manager;
-  const uint64_t version = manager.Version();
-  const std::shared_ptr<const InventorySnapshot> snapshot = manager.inventory().Snapshot();
-  const uint64_t generation = snapshot ? snapshot->generation : 0;
+  const StateKey key = CurrentStateKey(manager);
   std::shared_ptr<const StatusBody> body = cache.Load();
-  if (!snapshot || !body || body->manager_version != version ||
-      body->inventory_generation != generation) {
+  if (key.inventory_generation == 0 || !body || body->key != key) {
     auto built = std::make_shared<StatusBody>();
-    built->manager_version = version;
-    built->inventory_generation = generation;
+    built->key = KeyForBuilding(manager);
     if (Status status = BuildStatusBody(manager, *built); !status.ok()) {
       return ErrorResponse(status);
     }
     body = std::move(built);
     cache.Store(body);
   }
-  const std::string timestamp = FormatIso8601(manager.clock().NowUnixMs());
+  return StatusAnswer(body, manager.clock());
+}
+
+// /nodes's body without a filter (no query), with the state it was built
+// from; the filtered answers are built per request.
+struct NodesBody {
+  StateKey key;  // KeyForBuilding(), read before building.
+  std::string json;
+};
+
+// The answer with `body`, sent from it uncopied.
+HttpResponse NodesAnswer(const std::shared_ptr<const NodesBody>& body) {
   HttpResponse response;
-  response.body.reserve(body->head.size() + timestamp.size() + body->tail.size());
-  response.body.append(body->head).append(timestamp).append(body->tail);
+  response.shared_prefix = std::shared_ptr<const std::string>(body, &body->json);
   return response;
 }
 
-HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
+HttpResponse BuildNodes(const ApiContext& context, const HttpRequest& request) {
   Result<std::optional<double>> min_memory = QueryNumber(request, "min_memory_gb");
   if (!min_memory.ok()) return ErrorResponse(min_memory.status());
   GpuRequest filter;
@@ -286,18 +305,61 @@ HttpResponse Nodes(const ApiContext& context, const HttpRequest& request) {
   return JsonResponse(200, json{{"nodes", std::move(nodes)}, {"count", count}});
 }
 
+// The cached unfiltered answer, when the request has no query and the answer
+// was built from the state now; non-blocking.
+std::optional<HttpResponse> CachedNodes(const ApiContext& context, const HttpRequest& request,
+                                        const StateCache<NodesBody>& cache) {
+  if (!request.query.empty()) return std::nullopt;
+  const StateKey key = CurrentStateKey(*context.manager);
+  const std::shared_ptr<const NodesBody> body = cache.Load();
+  if (key.inventory_generation == 0 || !body || body->key != key) return std::nullopt;
+  return NodesAnswer(body);
+}
+
+// As CachedNodes, else built now (and cached when unfiltered and a success),
+// under the same rule as StatusEndpoint.
+HttpResponse Nodes(const ApiContext& context, const HttpRequest& request,
+                   StateCache<NodesBody>& cache) {
+  if (!request.query.empty()) return BuildNodes(context, request);
+  const StateKey current = CurrentStateKey(*context.manager);
+  std::shared_ptr<const NodesBody> body = cache.Load();
+  if (current.inventory_generation != 0 && body && body->key == current) return NodesAnswer(body);
+  const StateKey key = KeyForBuilding(*context.manager);
+  HttpResponse response = BuildNodes(context, request);
+  if (response.status != 200 || key.inventory_generation == 0) return response;
+  body = std::make_shared<const NodesBody>(NodesBody{key, std::move(response.body)});
+  cache.Store(body);
+  return NodesAnswer(body);
+}
+
 }  // namespace
 
 void RegisterStatusRoutes(const ApiContext& context, Router& router) {
   const ApiContext* ctx = &context;
-  router.Add("GET", "/api/v1/gpu/health", Access::kPublic,
-             [ctx](const HttpRequest& request) { return Health(*ctx, request); });
-  router.Add("GET", "/api/v1/gpu/status",
-             [ctx, cache = std::make_shared<StatusCache>()](const HttpRequest&) {
-               return StatusEndpoint(*ctx, *cache);
-             });
-  router.Add("GET", "/api/v1/gpu/nodes",
-             [ctx](const HttpRequest& request) { return Nodes(*ctx, request); });
+  // /health reads in-memory state only: always answered on the I/O thread,
+  // never queued behind the workers (liveness must answer while they are
+  // busy). /status and /nodes are answered there from their caches.
+  auto health_cache = std::make_shared<StateCache<HealthAnswer>>();
+  router.AddNonBlocking(
+      "GET", "/api/v1/gpu/health", Access::kPublic,
+      [ctx, health_cache](const HttpRequest&) -> std::optional<HttpResponse> {
+        return Health(*ctx, *health_cache);
+      },
+      [ctx, health_cache](const HttpRequest&) { return Health(*ctx, *health_cache); });
+  auto status_cache = std::make_shared<StateCache<StatusBody>>();
+  router.AddNonBlocking(
+      "GET", "/api/v1/gpu/status", Access::kViewer,
+      [ctx, status_cache](const HttpRequest&) { return CachedStatus(*ctx, *status_cache); },
+      [ctx, status_cache](const HttpRequest&) { return StatusEndpoint(*ctx, *status_cache); });
+  auto nodes_cache = std::make_shared<StateCache<NodesBody>>();
+  router.AddNonBlocking(
+      "GET", "/api/v1/gpu/nodes", Access::kViewer,
+      [ctx, nodes_cache](const HttpRequest& request) {
+        return CachedNodes(*ctx, request, *nodes_cache);
+      },
+      [ctx, nodes_cache](const HttpRequest& request) {
+        return Nodes(*ctx, request, *nodes_cache);
+      });
 }
 
 }  // namespace gpurm

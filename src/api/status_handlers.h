@@ -1,6 +1,7 @@
 // The cluster at a glance: GET /api/v1/gpu/health (public; answered on the
-// I/O thread, in-memory state only), /status (cached per inventory and ledger
-// generation) and /nodes (docs/api.md).
+// I/O thread, in-memory state only), /status and /nodes (docs/api.md; cached
+// per manager version and inventory generation, api/state_cache.h, and
+// answered on the I/O thread while the cache is current).
 #ifndef GPURM_API_STATUS_HANDLERS_H_
 #define GPURM_API_STATUS_HANDLERS_H_
 

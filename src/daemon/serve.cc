@@ -1,5 +1,6 @@
 #include "daemon/serve.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -310,6 +311,11 @@ int RunServe(const ServeOptions& options) {
       [&log, &inventory, &account_processes](const SampleReport& report) {
         account_processes(report);
         LogSample(log, inventory, report);
+        // A pass frees what the provider built to discover (a static
+        // inventory's parsed YAML: about 60 MiB at 10,000 nodes), and glibc
+        // keeps freed heap for reuse: give it back to the system, once per
+        // pass (about a millisecond, on the sampler thread).
+        malloc_trim(0);
       });
   sampler.Start();
   HttpMetrics http_metrics;
@@ -365,6 +371,7 @@ int RunServe(const ServeOptions& options) {
         http_metrics.Observe(request.method, router.RouteOf(request), response.status, ms / 1000);
         // State changes are logged at info (an audit trail); reads at debug.
         const auto level = request.method == "GET" ? spdlog::level::debug : spdlog::level::info;
+        if (!log.should_log(level)) return;  // Runs on I/O threads: no needless formatting.
         log.log(level, "{} {} {} {:.2f}ms from {} owner={}", request.method, request.path,
                 response.status, ms, request.remote_address, request.Header("x-gpurm-owner"));
       });

@@ -47,6 +47,7 @@ Status Inventory::Refresh() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!report.ok()) {
     last_error_ = report.status();
+    changes_.fetch_add(1, std::memory_order_acq_rel);
     return last_error_;
   }
   auto snapshot = std::make_shared<InventorySnapshot>();
@@ -75,6 +76,7 @@ Status Inventory::Refresh() {
   notes_ = std::move(report->notes);
   stale_gpus_ = std::move(report->stale_gpus);
   last_error_ = Status::Ok();
+  changes_.fetch_add(1, std::memory_order_acq_rel);
   return last_error_;
 }
 
@@ -88,6 +90,7 @@ void Inventory::SetManagedUse(std::unordered_map<std::string, int64_t> managed_m
   ApplyManagedUse(managed_mib_by_uuid_, *annotated);
   annotated->generation = snapshot_->generation + 1;
   snapshot_ = std::move(annotated);
+  changes_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 std::shared_ptr<const InventorySnapshot> Inventory::Snapshot() const {

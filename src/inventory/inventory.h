@@ -3,6 +3,7 @@
 #ifndef GPURM_INVENTORY_INVENTORY_H_
 #define GPURM_INVENTORY_INVENTORY_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -64,6 +65,11 @@ class Inventory {
   std::vector<std::string> StaleGpus() const;
   // OK, or the error of the last Refresh when it failed.
   Status LastError() const;
+  // Increases whenever the snapshot, the notes or the last error may have
+  // changed (each Refresh, each snapshot SetManagedUse publishes). A
+  // lock-free read for caches of views of them: read it before reading
+  // them, and an unchanged value means none of them has changed since.
+  uint64_t Changes() const { return changes_.load(std::memory_order_acquire); }
   std::string provider_name() const { return provider_name_; }
   // CPU time the provider's own threads (sampling workers) spent, summed
   // over refreshes; the refreshing thread's CPU clock does not see it.
@@ -85,6 +91,7 @@ class Inventory {
   std::unordered_map<std::string, int64_t> managed_mib_by_uuid_;
   Status last_error_;
   double provider_cpu_seconds_ = 0;
+  std::atomic<uint64_t> changes_{0};  // Changes(); increased under mutex_.
   std::unordered_map<std::string, std::deque<GpuSample>> history_;
 };
 

@@ -300,6 +300,13 @@ std::vector<Allocation> KubernetesLedger::List(const AllocationFilter& filter) c
   return out;
 }
 
+size_t KubernetesLedger::CountActive() const {
+  const std::vector<Allocation> cached = Cached();
+  return static_cast<size_t>(std::count_if(cached.begin(), cached.end(), [](const Allocation& a) {
+    return a.state == AllocationState::kActive;
+  }));
+}
+
 std::vector<GpuGrant> KubernetesLedger::ActiveGrants() const {
   AllocationFilter every_active;
   every_active.limit = INT32_MAX;

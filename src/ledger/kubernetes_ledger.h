@@ -77,6 +77,7 @@ class KubernetesLedger final : public Ledger {
   std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
                                                  const std::string& key) const override;
   std::vector<Allocation> List(const AllocationFilter& filter) const override;
+  size_t CountActive() const override;
   std::vector<GpuGrant> ActiveGrants() const override;
   std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override;
   // No GPU held exclusively by two active allocations (or exclusively and

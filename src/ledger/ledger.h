@@ -5,6 +5,7 @@
 #ifndef GPURM_LEDGER_LEDGER_H_
 #define GPURM_LEDGER_LEDGER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -123,6 +124,10 @@ class Ledger {
   virtual std::optional<Allocation> FindByIdempotencyKey(const std::string& owner,
                                                          const std::string& key) const = 0;
   virtual std::vector<Allocation> List(const AllocationFilter& filter) const = 0;
+  // How many allocations are active: what List of every active allocation
+  // would return the size of, without copying them (for /status and
+  // /metrics).
+  virtual size_t CountActive() const = 0;
   // Grants of all active allocations: what is held against the inventory.
   virtual std::vector<GpuGrant> ActiveGrants() const = 0;
   // Active allocations whose lease expired at or before `now_unix_ms`.
@@ -159,6 +164,7 @@ class LedgerWrapper : public Ledger {
   std::vector<Allocation> List(const AllocationFilter& filter) const override {
     return target_->List(filter);
   }
+  size_t CountActive() const override { return target_->CountActive(); }
   std::vector<GpuGrant> ActiveGrants() const override { return target_->ActiveGrants(); }
   std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override {
     return target_->ExpiredLeases(now_unix_ms);

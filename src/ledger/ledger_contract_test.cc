@@ -162,6 +162,27 @@ TEST_P(LedgerContractTest, ListFiltersByOwnerOrdersNewestFirstAndLimits) {
   EXPECT_THAT(listed[0].grants, SizeIs(1));  // Ended allocations keep their grants as history.
 }
 
+TEST_P(LedgerContractTest, CountActiveCountsWhatListOfEveryActiveAllocationReturns) {
+  std::unique_ptr<Ledger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_EQ(ledger->CountActive(), 0u);
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a1", 100, "alice")).ok());
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("b1", 200, "bob")).ok());
+  ASSERT_TRUE(ledger->Insert(MakeAllocation("a2", 300, "alice")).ok());
+  EXPECT_EQ(ledger->CountActive(), 3u);
+  ASSERT_TRUE(ledger->End("b1", AllocationState::kReleased, 400).ok());
+  ASSERT_TRUE(ledger->End("b1", AllocationState::kReleased, 500).ok());  // Idempotent.
+  EXPECT_EQ(ledger->CountActive(), 2u);
+  EXPECT_EQ(ledger->CountActive(), ledger->List(Active("", 1000)).size());
+  // Not capped by List's default page size.
+  std::vector<LedgerChange> inserts;
+  for (int i = 0; i < 1005; ++i) {
+    inserts.push_back(LedgerChange::Insert(MakeAllocation("c" + std::to_string(i), 1000 + i)));
+  }
+  for (const Result<Allocation>& inserted : ledger->Apply(inserts)) ASSERT_TRUE(inserted.ok());
+  EXPECT_EQ(ledger->CountActive(), 1007u);
+}
+
 TEST_P(LedgerContractTest, EndIsIdempotentAndUnknownIdsAreNotFound) {
   std::unique_ptr<Ledger> ledger = Open();
   ASSERT_NE(ledger, nullptr);

@@ -105,6 +105,13 @@ class MemoryLedger final : public Ledger {
     return out;
   }
 
+  size_t CountActive() const override {
+    std::lock_guard lock(mutex_);
+    return static_cast<size_t>(std::count_if(
+        allocations_.begin(), allocations_.end(),
+        [](const auto& entry) { return entry.second.state == AllocationState::kActive; }));
+  }
+
   std::vector<GpuGrant> ActiveGrants() const override {
     std::vector<Allocation> active = Active();
     // Oldest first, as SqliteLedger answers.

@@ -392,6 +392,11 @@ std::vector<Allocation> SqliteLedger::List(const AllocationFilter& filter) const
   return out;
 }
 
+size_t SqliteLedger::CountActive() const {
+  std::shared_lock index_lock(index_mutex_);
+  return index_.by_id.size();
+}
+
 std::vector<GpuGrant> SqliteLedger::ActiveGrants() const {
   std::shared_lock index_lock(index_mutex_);
   std::vector<const Allocation*> active;

@@ -128,6 +128,7 @@ class SqliteLedger final : public Ledger {
   // interface has no error channel).
   std::vector<Allocation> List(const AllocationFilter& filter) const override;
   // Oldest allocation first, each allocation's grants in grant order.
+  size_t CountActive() const override;
   std::vector<GpuGrant> ActiveGrants() const override;
   // Earliest expiry first.
   std::vector<Allocation> ExpiredLeases(int64_t now_unix_ms) const override;

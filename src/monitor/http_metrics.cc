@@ -6,11 +6,11 @@
 namespace gpurm {
 namespace {
 
-std::string MethodLabel(std::string_view method) {
+std::string_view MethodLabel(std::string_view method) {
   static constexpr std::array<std::string_view, 7> kKnown = {"GET",  "POST",  "PUT",    "DELETE",
                                                              "HEAD", "PATCH", "OPTIONS"};
   for (std::string_view known : kKnown) {
-    if (method == known) return std::string(known);
+    if (method == known) return known;
   }
   return "other";
 }
@@ -28,18 +28,48 @@ HttpMetrics::HttpMetrics(std::vector<double> buckets)
         std::sort(buckets.begin(), buckets.end());
         buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
         return std::move(buckets);
+      }()),
+      bucket_labels_([this] {
+        std::vector<std::string> labels;
+        for (const double bound : buckets_) {
+          labels.push_back(PrometheusText::RenderLabels({{"le", FormatMetricValue(bound)}}));
+        }
+        labels.push_back(PrometheusText::RenderLabels({{"le", "+Inf"}}));
+        return labels;
       }()) {}
 
 void HttpMetrics::Observe(std::string_view method, std::string_view route, int status,
                           double seconds) {
-  std::string method_label = MethodLabel(method);
-  std::string route_label = route.empty() ? "unmatched" : std::string(route);
+  const std::string_view method_label = MethodLabel(method);
+  const std::string_view route_label = route.empty() ? "unmatched" : route;
   const size_t bucket = static_cast<size_t>(
       std::lower_bound(buckets_.begin(), buckets_.end(), seconds) - buckets_.begin());
   std::lock_guard<std::mutex> lock(mutex_);
-  ++requests_[{method_label, route_label, status}];
-  Histogram& histogram = durations_[{std::move(method_label), std::move(route_label)}];
-  if (histogram.counts.empty()) histogram.counts.assign(buckets_.size() + 1, 0);
+  // Looked up by view: the labels are copied only for a new series.
+  auto request = requests_.find(std::tuple(method_label, route_label, status));
+  if (request == requests_.end()) {
+    Counter counter;
+    counter.labels = PrometheusText::RenderLabels({{"method", std::string(method_label)},
+                                                   {"route", std::string(route_label)},
+                                                   {"code", std::to_string(status)}});
+    request = requests_
+                  .emplace(std::tuple(std::string(method_label), std::string(route_label), status),
+                           std::move(counter))
+                  .first;
+  }
+  ++request->second.count;
+  auto duration = durations_.find(std::tuple(method_label, route_label));
+  if (duration == durations_.end()) {
+    Histogram created;
+    created.labels = PrometheusText::RenderLabels(
+        {{"method", std::string(method_label)}, {"route", std::string(route_label)}});
+    created.counts.assign(buckets_.size() + 1, 0);
+    duration = durations_
+                   .emplace(std::tuple(std::string(method_label), std::string(route_label)),
+                            std::move(created))
+                   .first;
+  }
+  Histogram& histogram = duration->second;
   ++histogram.counts[bucket];
   ++histogram.count;
   histogram.sum += seconds;
@@ -49,28 +79,23 @@ void HttpMetrics::Write(PrometheusText& out) const {
   std::lock_guard<std::mutex> lock(mutex_);
   out.Family("gpurm_http_requests_total", "counter",
              "HTTP requests answered, by method, route pattern and status code.");
-  for (const auto& [key, count] : requests_) {
-    const auto& [method, route, status] = key;
-    out.Sample("gpurm_http_requests_total",
-               {{"method", method}, {"route", route}, {"code", std::to_string(status)}},
-               static_cast<double>(count));
+  for (const auto& [key, counter] : requests_) {
+    out.SampleRendered("gpurm_http_requests_total", counter.labels, {},
+                       static_cast<double>(counter.count));
   }
   out.Family("gpurm_http_request_duration_seconds", "histogram",
              "Time to produce HTTP responses (handler time, excluding network I/O).");
   for (const auto& [key, histogram] : durations_) {
-    const auto& [method, route] = key;
     uint64_t cumulative = 0;
     for (size_t i = 0; i <= buckets_.size(); ++i) {
       cumulative += histogram.counts[i];
-      const std::string le = i < buckets_.size() ? FormatMetricValue(buckets_[i]) : "+Inf";
-      out.Sample("gpurm_http_request_duration_seconds_bucket",
-                 {{"method", method}, {"route", route}, {"le", le}},
-                 static_cast<double>(cumulative));
+      out.SampleRendered("gpurm_http_request_duration_seconds_bucket", histogram.labels,
+                         bucket_labels_[i], static_cast<double>(cumulative));
     }
-    out.Sample("gpurm_http_request_duration_seconds_sum", {{"method", method}, {"route", route}},
-               histogram.sum);
-    out.Sample("gpurm_http_request_duration_seconds_count", {{"method", method}, {"route", route}},
-               static_cast<double>(histogram.count));
+    out.SampleRendered("gpurm_http_request_duration_seconds_sum", histogram.labels, {},
+                       histogram.sum);
+    out.SampleRendered("gpurm_http_request_duration_seconds_count", histogram.labels, {},
+                       static_cast<double>(histogram.count));
   }
 }
 

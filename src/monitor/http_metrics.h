@@ -37,16 +37,42 @@ class HttpMetrics {
   void Write(PrometheusText& out) const;
 
  private:
+  // Each series keeps its labels rendered (PrometheusText::RenderLabels)
+  // when it is created, so that Write renders no label per scrape.
+  struct Counter {
+    std::string labels;  // method, route, code.
+    uint64_t count = 0;
+  };
   struct Histogram {
+    std::string labels;            // method, route.
     std::vector<uint64_t> counts;  // Per bucket, not cumulative.
     uint64_t count = 0;
     double sum = 0;
   };
 
   const std::vector<double> buckets_;
-  mutable std::mutex mutex_;  // Guards the maps.
-  std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
-  std::map<std::pair<std::string, std::string>, Histogram> durations_;
+  const std::vector<std::string> bucket_labels_;  // le="<bound>" per bucket, then le="+Inf".
+  mutable std::mutex mutex_;                      // Guards the maps.
+  // Orders label tuples element by element, strings as string_views,
+  // whatever their string type: transparent, so that Observe finds a series
+  // by views of its labels and copies them only for a new one.
+  struct LabelOrder {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return AsViews(a) < AsViews(b);
+    }
+    template <class... T>
+    static auto AsViews(const std::tuple<T...>& labels) {
+      return std::apply([](const auto&... label) { return std::tuple(View(label)...); }, labels);
+    }
+    static std::string_view View(std::string_view label) { return label; }
+    static int View(int label) { return label; }
+  };
+
+  // (method, route, status) and (method, route).
+  std::map<std::tuple<std::string, std::string, int>, Counter, LabelOrder> requests_;
+  std::map<std::tuple<std::string, std::string>, Histogram, LabelOrder> durations_;
 };
 
 }  // namespace gpurm

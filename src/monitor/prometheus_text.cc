@@ -6,17 +6,30 @@
 namespace gpurm {
 namespace {
 
+// Appends the runs without a character to escape in bulk (label values
+// rarely have any), each escape on its own.
 void AppendEscaped(std::string& out, std::string_view text, bool escape_quotes) {
-  for (const char c : text) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '"' && escape_quotes) {
-      out += "\\\"";
-    } else {
-      out += c;
-    }
+  const std::string_view special = escape_quotes ? std::string_view("\\\n\"", 3) : "\\\n";
+  while (!text.empty()) {
+    const size_t at = text.find_first_of(special);
+    out.append(text.substr(0, at));
+    if (at == std::string_view::npos) return;
+    const char c = text[at];
+    out += c == '\n' ? "\\n" : c == '\\' ? "\\\\" : "\\\"";
+    text.remove_prefix(at + 1);
+  }
+}
+
+// Appends a="x",b="y" (escaped values).
+void AppendLabels(std::string& out, const MetricLabels& labels) {
+  bool first = true;
+  for (const auto& [label, label_value] : labels) {
+    if (!first) out += ',';
+    first = false;
+    out += label;
+    out += "=\"";
+    AppendEscaped(out, label_value, /*escape_quotes=*/true);
+    out += '"';
   }
 }
 
@@ -46,15 +59,28 @@ void PrometheusText::Sample(std::string_view name, const MetricLabels& labels, d
   text_ += name;
   if (!labels.empty()) {
     text_ += '{';
-    bool first = true;
-    for (const auto& [label, label_value] : labels) {
-      if (!first) text_ += ',';
-      first = false;
-      text_ += label;
-      text_ += "=\"";
-      AppendEscaped(text_, label_value, /*escape_quotes=*/true);
-      text_ += '"';
-    }
+    AppendLabels(text_, labels);
+    text_ += '}';
+  }
+  text_ += ' ';
+  text_ += FormatMetricValue(value);
+  text_ += '\n';
+}
+
+std::string PrometheusText::RenderLabels(const MetricLabels& labels) {
+  std::string rendered;
+  AppendLabels(rendered, labels);
+  return rendered;
+}
+
+void PrometheusText::SampleRendered(std::string_view name, std::string_view labels,
+                                    std::string_view more_labels, double value) {
+  text_ += name;
+  if (!labels.empty() || !more_labels.empty()) {
+    text_ += '{';
+    text_ += labels;
+    if (!labels.empty() && !more_labels.empty()) text_ += ',';
+    text_ += more_labels;
     text_ += '}';
   }
   text_ += ' ';

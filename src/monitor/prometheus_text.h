@@ -27,6 +27,14 @@ class PrometheusText {
   // name plus "_bucket", "_sum" or "_count". Label names must be valid
   // Prometheus names; values may be any UTF-8 text.
   void Sample(std::string_view name, const MetricLabels& labels, double value);
+  // `labels` as Sample writes them between the braces (a="x",b="y"),
+  // escaped: for a series written often, render its labels once and write
+  // it with SampleRendered.
+  static std::string RenderLabels(const MetricLabels& labels);
+  // One sample line with labels rendered by RenderLabels: `labels`, then
+  // `more_labels` (either may be empty).
+  void SampleRendered(std::string_view name, std::string_view labels, std::string_view more_labels,
+                      double value);
 
   const std::string& text() const { return text_; }
   std::string Take() { return std::move(text_); }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string>
 
 namespace gpurm {
 namespace {
@@ -27,6 +28,20 @@ TEST(PrometheusTextTest, EscapesLabelValuesAndHelp) {
             "# HELP m a \\\\ b\\nc \"quoted\"\n"
             "# TYPE m gauge\n"
             "m{model=\"a\\\"b\\\\c\\nd\"} 1\n");
+}
+
+TEST(PrometheusTextTest, RenderedLabelsWriteWhatSampleWrites) {
+  const MetricLabels labels = {{"route", "/a\"b"}, {"model", "x\\y\nz"}};
+  PrometheusText direct;
+  direct.Sample("m", {{"route", "/a\"b"}, {"model", "x\\y\nz"}, {"le", "0.5"}}, 3);
+  direct.Sample("m", labels, 4);
+  direct.Sample("m", {}, 5);
+  PrometheusText rendered;
+  const std::string once = PrometheusText::RenderLabels(labels);
+  rendered.SampleRendered("m", once, PrometheusText::RenderLabels({{"le", "0.5"}}), 3);
+  rendered.SampleRendered("m", once, {}, 4);
+  rendered.SampleRendered("m", {}, {}, 5);
+  EXPECT_EQ(rendered.text(), direct.text());
 }
 
 TEST(PrometheusTextTest, FormatsSpecialAndLargeValues) {

@@ -20,7 +20,7 @@ different view of which GPUs are free (the reason such services run one).
 Handlers that write the ledger are plain `def` (FastAPI runs them on its
 thread pool; sqlite3 releases the GIL during the fsync), reads are `async`.
 
-Endpoints (base /api/v1/gpu): GET /health, GET /status, POST /allocate,
+Endpoints (base /api/v1/gpu): GET /health, GET /status, GET /nodes, POST /allocate,
 DELETE /allocations/{id}; GET /metrics.
 
 Run: python app.py --inventory INV.yaml --data-dir DIR --port 8101
@@ -521,8 +521,45 @@ class Service:
                 "available_nodes": available_nodes, "total_nodes": len(self.nodes),
                 "total_gpus": total_gpus, "available_gpus": available_gpus,
                 "allocated_gpus": allocated_gpus,
-                "active_allocations": min(len(self.active), 1000),
+                "active_allocations": len(self.active),
                 "timestamp": iso8601(int(time.time() * 1000))}
+
+
+    def nodes_view(self) -> dict:
+        """/nodes: per node and GPU type with a GPU free, every GPU's state."""
+        def state(node: Node, g: Gpu) -> str:
+            if not g.healthy:
+                return "unhealthy"
+            if g.exclusively_held:
+                return "allocated"
+            if g.shared_holders > 0:
+                return "shared"
+            return "free" if node.schedulable else "cordoned"
+        out = []
+        for node in self.nodes:
+            groups: dict[str, list[Gpu]] = {}
+            for g in node.gpus:
+                groups.setdefault(g.type_label(), []).append(g)
+            for label, gpus in groups.items():
+                available = sum(1 for g in gpus
+                                if node.schedulable and g.healthy and g.untouched())
+                if available == 0:
+                    continue
+                out.append({
+                    "node_name": node.name, "gpu_type": label, "available_gpus": available,
+                    "memory_per_gpu": round(max(g.total_mib for g in gpus) / 1024.0, 2),
+                    "utilization": round(sum(g.utilization for g in gpus) / len(gpus), 3),
+                    "total_gpus": len(gpus),
+                    "max_free_memory_gb": round(max((g.free_mib() for g in gpus
+                                                     if not g.exclusively_held and g.healthy),
+                                                    default=0) / 1024.0, 2),
+                    "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.raw_name,
+                              "gpu_type": label,
+                              "memory_total_gb": round(g.total_mib / 1024.0, 2),
+                              "memory_free_gb": round(g.free_mib() / 1024.0, 2),
+                              "utilization": g.utilization, "temperature_c": g.temperature_c,
+                              "healthy": g.healthy, "state": state(node, g)} for g in gpus]})
+        return {"nodes": out, "count": len(out)}
 
 
 class GpuCollector:
@@ -629,6 +666,10 @@ def create_app(service: Service) -> FastAPI:
     @app.get(BASE + "/status")
     async def status():
         return JSONResponse(service.status())
+
+    @app.get(BASE + "/nodes")
+    async def nodes():
+        return JSONResponse(service.nodes_view())
 
     @app.post(BASE + "/allocate")
     def allocate(request: GpuRequest, x_gpurm_owner: str = Header(""),
