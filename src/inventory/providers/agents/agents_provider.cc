@@ -2,6 +2,7 @@
 
 #include <map>
 #include <optional>
+#include <utility>
 
 namespace gpurm {
 namespace {
@@ -16,7 +17,8 @@ struct AgentState {
 }  // namespace
 
 struct AgentsProvider::Impl {
-  explicit Impl(const AgentsProviderOptions& options) : clock(options.clock), puller(options.pull) {
+  explicit Impl(AgentsProviderOptions options)
+      : clock(options.clock), puller(std::move(options.pull)) {
     for (const AgentsProviderOptions::Agent& agent : options.agents) {
       agents.push_back({agent, std::nullopt, 0});
       urls.push_back(agent.url);
@@ -30,7 +32,7 @@ struct AgentsProvider::Impl {
 };
 
 AgentsProvider::AgentsProvider(AgentsProviderOptions options)
-    : impl_(std::make_unique<Impl>(options)) {}
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 AgentsProvider::~AgentsProvider() = default;
 
@@ -92,8 +94,8 @@ Result<DiscoveryReport> AgentsProvider::Discover() {
       node.address = HostOfUrl(agent.config.url);
     }
     node.schedulable = false;
-    node.lost_reason =
-        "lost since " + FormatIso8601(agent.lost_since_unix_ms) + ": " + who + " " + problem;
+    node.lost_reason = "lost since " + FormatIso8601(agent.lost_since_unix_ms);
+    node.lost_reason.append(": ").append(who).append(" ").append(problem);
     report.notes.push_back(node.lost_reason);  // It names the agent.
     report.nodes.push_back(std::move(node));
   }

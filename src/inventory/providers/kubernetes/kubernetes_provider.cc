@@ -384,6 +384,7 @@ void KubernetesProvider::MergeNodeAgents(DiscoveryReport* report) {
   }
   const std::vector<NodeAgentPod> pods = NodeAgentPods(*agents.objects, options_.node_agent_scheme);
   std::vector<std::string> urls;
+  urls.reserve(pods.size());
   for (const NodeAgentPod& pod : pods) urls.push_back(pod.url);
   std::vector<AgentPull> pulls = node_agent_puller_->Pull(urls);
   std::set<std::string> answered;
@@ -457,8 +458,14 @@ std::vector<NodeAgentPod> NodeAgentPods(const std::map<std::string, json>& pods,
       }
     }
     if (!ready || ip.empty() || node_name.empty() || port <= 0 || port > 65535) continue;
-    const std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
-    agents.push_back({key, node_name, scheme + "://" + host + ":" + std::to_string(port)});
+    std::string url = scheme + "://";
+    if (ip.find(':') != std::string::npos) {  // IPv6
+      url.append("[").append(ip).append("]");
+    } else {
+      url.append(ip);
+    }
+    url.append(":").append(std::to_string(port));
+    agents.push_back({key, node_name, std::move(url)});
   }
   return agents;
 }
@@ -528,7 +535,11 @@ bool MergeNodeAgentAnswer(NodeAgentAnswer answer, DiscoveryReport* report) {
     }
     if (stale.count(live.uuid) != 0) report->stale_gpus.push_back(gpu.uuid);
   }
-  for (const std::string& note : agent.notes) report->notes.push_back(who + ": " + note);
+  for (const std::string& note : agent.notes) {
+    std::string line = who;
+    line.append(": ").append(note);
+    report->notes.push_back(std::move(line));
+  }
   return true;
 }
 
