@@ -587,22 +587,14 @@ TEST(FragmentationAwareTest, CpuOnlyWorkSparesTheLargestNodes) {
   ScheduleResult result = Scheduler("fragmentation-aware").Schedule(cpu_only, state, options);
   ASSERT_TRUE(result.placement);
   EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{1}));
-}
 
-TEST(FragmentationAwareTest, CpuOnlyWorkTakesTheCoresOfNodesWithoutFreeGpus) {
-  // As above, but n0's GPUs are all held: no GPU task can run there, so its
-  // cores strand nothing and the node pressure does not charge them.
-  ClusterState state(
+  // Once n0's GPUs are all held no GPU task can run there: its cores strand
+  // nothing, the node pressure does not charge them, and the pod takes them.
+  ClusterState full(
       Nodes(2, 2, "Tesla T4", 16384),
       {GpuGrant{"n0", 0, "n0-gpu0", 16384, true}, GpuGrant{"n0", 1, "n0-gpu1", 16384, true}},
       {{128000, 0}, {96000, 0}});
-  WorkloadMix mix;
-  for (int i = 0; i < 4; ++i) mix.Record(Request(1, "", 0), {4000, 0});
-  ScheduleOptions options;
-  options.workload = &mix;
-  options.host = {16000, 0};
-  ScheduleResult result =
-      Scheduler("fragmentation-aware").Schedule(Request(0, "", 0), state, options);
+  result = Scheduler("fragmentation-aware").Schedule(cpu_only, full, options);
   ASSERT_TRUE(result.placement);
   EXPECT_EQ(result.placement->node_indexes, (std::vector<size_t>{0}));
 }

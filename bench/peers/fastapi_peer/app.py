@@ -428,6 +428,17 @@ def error(status: int, code: str, message: str, field: str = "", **extra) -> JSO
     return JSONResponse(body, status_code=status)
 
 
+def available_group(node: "Node", label: str, gpus: list) -> dict | None:
+    """One node's GPUs of one type as /status and /nodes list them: None
+    when none of them is free."""
+    available = sum(1 for g in gpus if node.schedulable and g.healthy and g.untouched())
+    if available == 0:
+        return None
+    return {"node_name": node.name, "gpu_type": label, "available_gpus": available,
+            "memory_per_gpu": round(max(g.total_mib for g in gpus) / 1024.0, 2),
+            "utilization": round(sum(g.utilization for g in gpus) / len(gpus), 3)}
+
+
 class Service:
     def __init__(self, inventory_path: str, data_dir: str, policy: str):
         self.nodes = load_inventory(inventory_path, DEFAULT_MEMORY_SPECS)
@@ -504,14 +515,9 @@ class Service:
                     allocated_gpus += 1
                 groups.setdefault(g.type_label(), []).append(g)
             for label, gpus in groups.items():
-                available = sum(1 for g in gpus
-                                if node.schedulable and g.healthy and g.untouched())
-                if available == 0:
-                    continue
-                available_nodes.append({
-                    "node_name": node.name, "gpu_type": label, "available_gpus": available,
-                    "memory_per_gpu": round(max(g.total_mib for g in gpus) / 1024.0, 2),
-                    "utilization": round(sum(g.utilization for g in gpus) / len(gpus), 3)})
+                summary = available_group(node, label, gpus)
+                if summary is not None:
+                    available_nodes.append(summary)
 
         def ratio(part, whole):
             return round(part / whole, 3) if whole > 0 else 0.0
@@ -541,14 +547,10 @@ class Service:
             for g in node.gpus:
                 groups.setdefault(g.type_label(), []).append(g)
             for label, gpus in groups.items():
-                available = sum(1 for g in gpus
-                                if node.schedulable and g.healthy and g.untouched())
-                if available == 0:
+                summary = available_group(node, label, gpus)
+                if summary is None:
                     continue
-                out.append({
-                    "node_name": node.name, "gpu_type": label, "available_gpus": available,
-                    "memory_per_gpu": round(max(g.total_mib for g in gpus) / 1024.0, 2),
-                    "utilization": round(sum(g.utilization for g in gpus) / len(gpus), 3),
+                out.append(summary | {
                     "total_gpus": len(gpus),
                     "max_free_memory_gb": round(max((g.free_mib() for g in gpus
                                                      if not g.exclusively_held and g.healthy),
