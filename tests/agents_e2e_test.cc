@@ -25,10 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "support/agent_files.h"
 #include "support/daemon_process.h"
 #include "support/eventually.h"
 #include "support/fake_machine_environment.h"
-#include "support/run_command.h"
 #include "support/sleeping_child.h"
 #include "support/test_pki.h"
 
@@ -99,16 +99,8 @@ class AgentsE2eTest : public ::testing::Test {
     // The agents see only the fake NVML, whatever this host has.
     environment_ = std::make_unique<testing::FakeMachineEnvironment>(dir_, GPURM_FAKE_NVML);
     // One identity of role agent, shared by every agent's token file.
-    tokens_file_ = dir_ + "/tokens";
-    const testing::CommandResult created =
-        testing::RunCommand({testing::GpurmBinary(), "token", "create", "--name", "controller",
-                             "--role", "agent", "--file", tokens_file_});
-    ASSERT_EQ(created.exit_code, 0) << created.output;
-    const std::string token = created.output.substr(0, created.output.find('\n'));
-    std::ofstream(dir_ + "/agent.token") << token << "\n";
+    ASSERT_EQ(testing::WriteAgentFiles(dir_, "controller"), "");
     agent_config_ = dir_ + "/agent.yaml";
-    std::ofstream(agent_config_) << "monitor_update_interval: 0.2\n"
-                                 << "server:\n  auth:\n    tokens_file: " << tokens_file_ << "\n";
   }
   void TearDown() override {
     controller_.reset();
@@ -196,7 +188,6 @@ class AgentsE2eTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<testing::FakeMachineEnvironment> environment_;
-  std::string tokens_file_;
   std::string agent_config_;
   std::map<std::string, std::unique_ptr<DaemonProcess>> agents_;
   std::unique_ptr<DaemonProcess> controller_;

@@ -18,10 +18,10 @@
 #include <string>
 
 #include "kube/api_server.h"
+#include "support/agent_files.h"
 #include "support/daemon_process.h"
 #include "support/eventually.h"
 #include "support/fake_machine_environment.h"
-#include "support/run_command.h"
 #include "support/sleeping_child.h"
 #include "support/test_pki.h"
 
@@ -51,15 +51,7 @@ class KubeNodeAgentsTest : public ::testing::Test {
                     .ok());
     environment_ = std::make_unique<testing::FakeMachineEnvironment>(dir_, GPURM_FAKE_NVML);
     // The agent accepts the leader's token (role agent).
-    const std::string tokens = dir_ + "/tokens";
-    const testing::CommandResult created =
-        testing::RunCommand({testing::GpurmBinary(), "token", "create", "--name", "leader",
-                             "--role", "agent", "--file", tokens});
-    ASSERT_EQ(created.exit_code, 0) << created.output;
-    std::ofstream(dir_ + "/agent.token")
-        << created.output.substr(0, created.output.find('\n')) << "\n";
-    std::ofstream(dir_ + "/agent.yaml")
-        << "monitor_update_interval: 0.2\nserver:\n  auth:\n    tokens_file: " << tokens << "\n";
+    ASSERT_EQ(testing::WriteAgentFiles(dir_, "leader"), "");
   }
   void TearDown() override {
     leader_.reset();
