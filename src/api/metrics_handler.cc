@@ -219,20 +219,14 @@ HttpResponse MetricsAnswer(const ApiContext& context,
   return response;
 }
 
-bool Current(const StateMetrics* cached, const StateKey& key,
-             const std::shared_ptr<const ProcessAccountBook::Entry>& accounts) {
-  return cached != nullptr && key.inventory_generation != 0 && cached->key == key &&
-         cached->accounts == accounts;
-}
-
 // The cached state families (when built from the state now) and the live
 // ones; non-blocking (the I/O thread's answer, Router::AddNonBlocking).
 std::optional<HttpResponse> CachedMetrics(const ApiContext& context,
                                           const StateCache<StateMetrics>& cache) {
   const StateKey key = CurrentStateKey(*context.manager);
   const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
-  const std::shared_ptr<const StateMetrics> cached = cache.Load();
-  if (!Current(cached.get(), key, accounts)) return std::nullopt;
+  const std::shared_ptr<const StateMetrics> cached = cache.LoadCurrent(key);
+  if (!cached || cached->accounts != accounts) return std::nullopt;
   return MetricsAnswer(context, cached);
 }
 
@@ -241,18 +235,14 @@ std::optional<HttpResponse> CachedMetrics(const ApiContext& context,
 // inventory snapshot and the accounting pass, and rendering them per scrape
 // was the endpoint's cost. The key is read before building, as /status does.
 HttpResponse Metrics(const ApiContext& context, StateCache<StateMetrics>& cache) {
-  std::shared_ptr<const StateMetrics> cached = cache.Load();
-  if (!Current(cached.get(), CurrentStateKey(*context.manager), LatestAccounts(context))) {
-    const StateKey key = KeyForBuilding(*context.manager);
-    const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
-    PrometheusText out;
-    WriteStateMetrics(context, accounts, out);
-    auto built = std::make_shared<const StateMetrics>(StateMetrics{key, accounts, out.Take()});
-    if (key.inventory_generation == 0) return MetricsAnswer(context, built);
-    cached = std::move(built);
-    cache.Store(cached);
-  }
-  return MetricsAnswer(context, cached);
+  if (std::optional<HttpResponse> cached = CachedMetrics(context, cache)) return std::move(*cached);
+  const StateKey key = KeyForBuilding(*context.manager);
+  const std::shared_ptr<const ProcessAccountBook::Entry> accounts = LatestAccounts(context);
+  PrometheusText out;
+  WriteStateMetrics(context, accounts, out);
+  auto built = std::make_shared<const StateMetrics>(StateMetrics{key, accounts, out.Take()});
+  if (key.inventory_generation != 0) cache.Store(built);
+  return MetricsAnswer(context, built);
 }
 
 }  // namespace

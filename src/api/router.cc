@@ -216,12 +216,10 @@ std::string_view Router::RouteOf(const HttpRequest& request) const {
 
 std::optional<HttpResponse> Router::DispatchNow(HttpRequest& request) const {
   for (const Route& route : routes_) {
-    if (!Matches(route, request.path, nullptr)) continue;
-    // The first route of the path and method is the one Dispatch runs.
-    if (route.method != request.method) continue;
-    if (!route.now) return std::nullopt;
     std::map<std::string, std::string> params;
-    Matches(route, request.path, &params);
+    // The first route of the path and method is the one Dispatch runs.
+    if (!Matches(route, request.path, &params) || route.method != request.method) continue;
+    if (!route.now) return std::nullopt;
     request.path_params = std::move(params);
     if (std::optional<HttpResponse> refused = Refusal(route, &request)) return refused;
     return route.now(request);

@@ -47,8 +47,8 @@ inline StateKey KeyForBuilding(const GpuManager& manager) {
 
 // The latest `Answer` (immutable once stored), shared by every thread
 // answering the endpoint. Concurrent builders may each store one; the last
-// store wins, which costs at most another rebuild. Callers compare the key
-// the answer carries with CurrentStateKey() before using it.
+// store wins, which costs at most another rebuild. Callers serve only what
+// LoadCurrent(CurrentStateKey()) returns.
 // Thread-safe; the mutex is held only to copy the pointer (not
 // std::atomic<std::shared_ptr>: libstdc++ 12 implements that with a lock
 // bit ThreadSanitizer cannot see).
@@ -58,6 +58,14 @@ class StateCache {
   std::shared_ptr<const Answer> Load() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return answer_;
+  }
+  // The stored answer when it was built under `key` (Answer::key) and `key`
+  // has an inventory snapshot (before the first one nothing is served from
+  // the cache); else null. Non-blocking.
+  std::shared_ptr<const Answer> LoadCurrent(const StateKey& key) const {
+    std::shared_ptr<const Answer> answer = Load();
+    if (key.inventory_generation == 0 || !answer || answer->key != key) return nullptr;
+    return answer;
   }
   void Store(std::shared_ptr<const Answer> answer) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -207,9 +207,9 @@ HttpResponse StatusAnswer(const std::shared_ptr<const StatusBody>& body, const C
 // I/O thread's answer, Router::AddNonBlocking).
 std::optional<HttpResponse> CachedStatus(const ApiContext& context,
                                          const StateCache<StatusBody>& cache) {
-  const StateKey key = CurrentStateKey(*context.manager);
-  const std::shared_ptr<const StatusBody> body = cache.Load();
-  if (key.inventory_generation == 0 || !body || body->key != key) return std::nullopt;
+  const std::shared_ptr<const StatusBody> body =
+      cache.LoadCurrent(CurrentStateKey(*context.manager));
+  if (!body) return std::nullopt;
   return StatusAnswer(body, context.manager->clock());
 }
 
@@ -221,18 +221,13 @@ std::optional<HttpResponse> CachedStatus(const ApiContext& context,
 // key (then the next call rebuilds) but is never older than the state when
 // its request arrived.
 HttpResponse StatusEndpoint(const ApiContext& context, StateCache<StatusBody>& cache) {
+  if (std::optional<HttpResponse> cached = CachedStatus(context, cache)) return std::move(*cached);
   GpuManager& manager = *context.manager;
-  const StateKey key = CurrentStateKey(manager);
-  std::shared_ptr<const StatusBody> body = cache.Load();
-  if (key.inventory_generation == 0 || !body || body->key != key) {
-    auto built = std::make_shared<StatusBody>();
-    built->key = KeyForBuilding(manager);
-    if (Status status = BuildStatusBody(manager, *built); !status.ok()) {
-      return ErrorResponse(status);
-    }
-    body = std::move(built);
-    cache.Store(body);
-  }
+  auto built = std::make_shared<StatusBody>();
+  built->key = KeyForBuilding(manager);
+  if (Status status = BuildStatusBody(manager, *built); !status.ok()) return ErrorResponse(status);
+  std::shared_ptr<const StatusBody> body = std::move(built);
+  cache.Store(body);
   return StatusAnswer(body, manager.clock());
 }
 
@@ -310,9 +305,9 @@ HttpResponse BuildNodes(const ApiContext& context, const HttpRequest& request) {
 std::optional<HttpResponse> CachedNodes(const ApiContext& context, const HttpRequest& request,
                                         const StateCache<NodesBody>& cache) {
   if (!request.query.empty()) return std::nullopt;
-  const StateKey key = CurrentStateKey(*context.manager);
-  const std::shared_ptr<const NodesBody> body = cache.Load();
-  if (key.inventory_generation == 0 || !body || body->key != key) return std::nullopt;
+  const std::shared_ptr<const NodesBody> body =
+      cache.LoadCurrent(CurrentStateKey(*context.manager));
+  if (!body) return std::nullopt;
   return NodesAnswer(body);
 }
 
@@ -321,13 +316,13 @@ std::optional<HttpResponse> CachedNodes(const ApiContext& context, const HttpReq
 HttpResponse Nodes(const ApiContext& context, const HttpRequest& request,
                    StateCache<NodesBody>& cache) {
   if (!request.query.empty()) return BuildNodes(context, request);
-  const StateKey current = CurrentStateKey(*context.manager);
-  std::shared_ptr<const NodesBody> body = cache.Load();
-  if (current.inventory_generation != 0 && body && body->key == current) return NodesAnswer(body);
+  if (std::optional<HttpResponse> cached = CachedNodes(context, request, cache)) {
+    return std::move(*cached);
+  }
   const StateKey key = KeyForBuilding(*context.manager);
   HttpResponse response = BuildNodes(context, request);
   if (response.status != 200 || key.inventory_generation == 0) return response;
-  body = std::make_shared<const NodesBody>(NodesBody{key, std::move(response.body)});
+  auto body = std::make_shared<const NodesBody>(NodesBody{key, std::move(response.body)});
   cache.Store(body);
   return NodesAnswer(body);
 }
