@@ -150,56 +150,88 @@ class HttpServer::Impl {
 
 namespace {
 
-// A Beast body of HttpResponse's two parts, written as two buffers of one
-// write: the shared prefix is sent from the cache that holds it, uncopied.
-struct PrefixedBody {
-  struct value_type {
-    std::shared_ptr<const std::string> prefix;  // May be null.
-    std::string rest;
-  };
-
-  static std::uint64_t size(const value_type& body) {
-    return (body.prefix ? body.prefix->size() : 0) + body.rest.size();
-  }
-
-  class writer {
-   public:
-    using const_buffers_type = std::array<asio::const_buffer, 2>;
-
-    template <bool kIsRequest, class Fields>
-    writer(const http::header<kIsRequest, Fields>&, const value_type& body) : body_(body) {}
-
-    void init(beast::error_code& ec) { ec = {}; }
-
-    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
-      ec = {};
-      if (done_) return boost::none;
-      done_ = true;
-      const_buffers_type buffers{body_.prefix ? asio::buffer(*body_.prefix) : asio::const_buffer(),
-                                 asio::buffer(body_.rest)};
-      return std::make_pair(buffers, false);
-    }
-
-   private:
-    const value_type& body_;
-    bool done_ = false;
-  };
+// How an answer's body is delimited.
+enum class Framing {
+  kContentLength,  // The body's size in Content-Length (none for 1xx, 204, 304).
+  kChunked,        // Transfer-Encoding: chunked (a stream over HTTP/1.1).
+  kUntilClose,     // The end of the connection (a stream over HTTP/1.0).
 };
 
-using Response = http::response<PrefixedBody>;
+// True for the statuses whose answers have no body (RFC 9110, 6.4.1).
+bool StatusHasNoBody(int status) { return status < 200 || status == 204 || status == 304; }
 
-// Moves the body: a large answer is held once, by the message being written.
-Response ToBeast(HttpResponse response, unsigned version, bool keep_alive) {
-  Response out{static_cast<http::status>(response.status), version};
-  out.set(http::field::server, "gpurm");
-  out.set(http::field::content_type, response.content_type);
-  for (const auto& [name, value] : response.headers) out.set(name, value);
-  out.body().prefix = std::move(response.shared_prefix);
-  out.body().rest = std::move(response.body);
-  out.keep_alive(keep_alive);
-  out.prepare_payload();
-  return out;
+// True when `text` could end a header line early (response splitting).
+bool HasLineBreak(std::string_view text) { return text.find_first_of("\r\n") != text.npos; }
+
+// The status line and header fields of `response`, through the blank line
+// that ends them. Written here rather than by Beast's serializer because it
+// is on every answer's path, and a cached answer costs little besides it and
+// the write. The server writes Server, Content-Type, Content-Length or
+// Transfer-Encoding and Connection; `response.headers` must not repeat them.
+// A field whose name or value holds a line break is left out.
+std::string ResponseHead(const HttpResponse& response, unsigned version, bool keep_alive,
+                         Framing framing, uint64_t body_size) {
+  std::string head;
+  head.reserve(160);
+  head += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+  head += std::to_string(response.status);
+  head += ' ';
+  const beast::string_view reason =
+      http::obsolete_reason(static_cast<http::status>(response.status));
+  head.append(reason.data(), reason.size());
+  head += "\r\nServer: gpurm\r\nContent-Type: ";
+  head += HasLineBreak(response.content_type) ? "application/octet-stream" : response.content_type;
+  head += "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    if (HasLineBreak(name) || HasLineBreak(value)) continue;
+    head += name;
+    head += ": ";
+    head += value;
+    head += "\r\n";
+  }
+  switch (framing) {
+    case Framing::kContentLength:
+      if (!StatusHasNoBody(response.status)) {
+        head += "Content-Length: ";
+        head += std::to_string(body_size);
+        head += "\r\n";
+      }
+      break;
+    case Framing::kChunked:
+      head += "Transfer-Encoding: chunked\r\n";
+      break;
+    case Framing::kUntilClose:
+      break;
+  }
+  // HTTP/1.1 connections persist unless closed; HTTP/1.0 ones end unless kept.
+  if (version >= 11 && !keep_alive) head += "Connection: close\r\n";
+  if (version < 11 && keep_alive) head += "Connection: keep-alive\r\n";
+  head += "\r\n";
+  return head;
 }
+
+// An answer ready to write: its head and its body's two parts, the shared
+// prefix sent from the cache that holds it, uncopied. Kept alive by the write.
+struct OutgoingAnswer {
+  OutgoingAnswer(HttpResponse response, unsigned version, bool keep_alive)
+      : prefix(std::move(response.shared_prefix)), rest(std::move(response.body)) {
+    if (StatusHasNoBody(response.status)) {
+      prefix.reset();
+      rest.clear();
+    }
+    head = ResponseHead(response, version, keep_alive, Framing::kContentLength,
+                        (prefix ? prefix->size() : 0) + rest.size());
+  }
+
+  std::array<asio::const_buffer, 3> Buffers() const {
+    return {asio::buffer(head), prefix ? asio::buffer(*prefix) : asio::const_buffer(),
+            asio::buffer(rest)};
+  }
+
+  std::string head;
+  std::shared_ptr<const std::string> prefix;  // May be null.
+  std::string rest;
+};
 
 HttpResponse ErrorOnly(int status, StatusCode code, const std::string& message,
                        const std::string& field = "") {
@@ -494,31 +526,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     beast::error_code ignored;
     Lowest().socket().set_option(asio::socket_base::send_buffer_size(kStreamSendBufferBytes),
                                  ignored);
-    struct Header {
-      http::response<http::empty_body> message;
-      std::optional<http::response_serializer<http::empty_body>> serializer;
-    };
-    auto header = std::make_shared<Header>();
-    header->message =
-        http::response<http::empty_body>{static_cast<http::status>(response.status), version};
-    header->message.set(http::field::server, "gpurm");
-    header->message.set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) header->message.set(name, value);
     // The connection ends with the stream: say so, and delimit the body by
     // chunks (HTTP/1.1) or by closing (HTTP/1.0).
-    header->message.keep_alive(false);
-    header->message.chunked(chunked_);
-    header->serializer.emplace(header->message);
+    auto head = std::make_shared<const std::string>(ResponseHead(
+        response, version, false, chunked_ ? Framing::kChunked : Framing::kUntilClose, 0));
     Lowest().expires_after(StreamSendTimeout());
-    http::async_write_header(
-        stream_, *header->serializer,
-        [self = this->shared_from_this(), header](beast::error_code ec, size_t) {
-          if (ec) {
-            self->EndStream();
-            return;
-          }
-          self->OnStreamHeaderWritten();
-        });
+    asio::async_write(stream_, asio::buffer(*head),
+                      [self = this->shared_from_this(), head](beast::error_code ec, size_t) {
+                        if (ec) {
+                          self->EndStream();
+                          return;
+                        }
+                        self->OnStreamHeaderWritten();
+                      });
   }
 
   void OnStreamHeaderWritten() {
@@ -618,11 +638,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void Write(HttpResponse response, unsigned version, bool keep_alive) {
-    auto message = std::make_shared<Response>(ToBeast(std::move(response), version, keep_alive));
+    auto answer = std::make_shared<const OutgoingAnswer>(std::move(response), version, keep_alive);
     Lowest().expires_after(Timeout());
-    http::async_write(
-        stream_, *message,
-        [self = this->shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
+    asio::async_write(
+        stream_, answer->Buffers(),
+        [self = this->shared_from_this(), answer, keep_alive](beast::error_code ec, size_t) {
           if (ec || !keep_alive) {
             self->Close();
             return;

@@ -1,4 +1,5 @@
-// The HTTP server over real sockets: streamed responses (chunked framing,
+// The HTTP server over real sockets: answers' heads (framing, persistence,
+// fields with line breaks left out), streamed responses (chunked framing,
 // keep-alive payloads, client disconnects, draining on Stop), the connection
 // cap, the rate limit on a FakeClock, hostile clients (silent, idle and
 // non-reading connections, repeated headers, too many streams), and TLS
@@ -250,6 +251,96 @@ TEST_F(StreamingServerTest, AnOpenStreamHoldsNoWorker) {
 }
 
 // --- Limits -----------------------------------------------------------------
+
+// The head the server writes for an answer: status line, the server's own
+// fields, the handler's, framing and connection persistence per HTTP version.
+class AnswerHeadServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Add("GET", "/plain", [](const HttpRequest&) {
+      HttpResponse response;
+      response.body = R"({"ok": true})";
+      response.headers.emplace_back("Cache-Control", "no-cache");
+      return response;
+    });
+    router_.Add("GET", "/split", [](const HttpRequest&) {
+      HttpResponse response;
+      response.body = "{}";
+      response.headers.emplace_back("X-Echo", "a\r\nSet-Cookie: stolen=1");
+      response.headers.emplace_back("X-Kept", "yes");
+      return response;
+    });
+    router_.Add("GET", "/unchanged", [](const HttpRequest&) {
+      HttpResponse response;
+      response.status = 304;
+      response.body = "never sent";
+      response.headers.emplace_back("ETag", "\"v1\"");
+      return response;
+    });
+    HttpServerOptions options;
+    options.port = 0;
+    options.worker_threads = 1;
+    server_ = std::make_unique<HttpServer>(options, &router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(AnswerHeadServerTest, Http11KeepsTheConnectionAndSaysSoOnlyWhenClosing) {
+  Client client(server_->port());
+  client.Send("GET /plain HTTP/1.1\r\nHost: test\r\n\r\n");
+  ASSERT_TRUE(client.ReadUntil(R"({"ok": true})"));
+  EXPECT_EQ(client.received(),
+            "HTTP/1.1 200 OK\r\nServer: gpurm\r\nContent-Type: application/json\r\n"
+            "Cache-Control: no-cache\r\nContent-Length: 12\r\n\r\n{\"ok\": true}");
+  // The same connection answers again; asked to close, the answer says so.
+  client.Send("GET /plain HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  client.ReadToEnd();
+  const std::string second = client.received().substr(client.received().find("}") + 1);
+  EXPECT_EQ(second.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << second;
+  EXPECT_NE(second.find("Content-Length: 12\r\nConnection: close\r\n\r\n"), std::string::npos)
+      << second;
+}
+
+TEST_F(AnswerHeadServerTest, Http10ClosesUnlessAskedToKeepAlive) {
+  Client closing(server_->port());
+  closing.Send("GET /plain HTTP/1.0\r\n\r\n");
+  closing.ReadToEnd();  // Returns only because the server closes.
+  EXPECT_EQ(closing.received().rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << closing.received();
+  EXPECT_EQ(closing.headers().find("Connection"), std::string::npos) << closing.headers();
+
+  Client kept(server_->port());
+  kept.Send("GET /plain HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  ASSERT_TRUE(kept.ReadUntil(R"({"ok": true})"));
+  EXPECT_NE(kept.headers().find("Connection: keep-alive\r\n"), std::string::npos) << kept.headers();
+}
+
+TEST_F(AnswerHeadServerTest, AFieldWithALineBreakIsLeftOut) {
+  Client client(server_->port());
+  client.Send("GET /split HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  client.ReadToEnd();
+  EXPECT_EQ(client.received().find("Set-Cookie"), std::string::npos) << client.received();
+  EXPECT_EQ(client.received().find("X-Echo"), std::string::npos) << client.received();
+  EXPECT_NE(client.headers().find("X-Kept: yes\r\n"), std::string::npos) << client.headers();
+  EXPECT_EQ(client.Body(false), "{}");
+}
+
+TEST_F(AnswerHeadServerTest, NotModifiedHasNeitherBodyNorLength) {
+  Client client(server_->port());
+  client.Send("GET /unchanged HTTP/1.1\r\nHost: test\r\n\r\n");
+  ASSERT_TRUE(client.ReadUntil("\r\n\r\n"));
+  EXPECT_EQ(client.received(),
+            "HTTP/1.1 304 Not Modified\r\nServer: gpurm\r\nContent-Type: application/json\r\n"
+            "ETag: \"v1\"\r\n\r\n");
+  // Nothing follows the head: the next answer on the connection starts at once.
+  client.Send("GET /plain HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  client.ReadToEnd();
+  EXPECT_EQ(client.received().find("never sent"), std::string::npos) << client.received();
+  EXPECT_NE(client.received().find("\r\n\r\nHTTP/1.1 200 OK\r\n"), std::string::npos)
+      << client.received();
+}
 
 class LimitsServerTest : public ::testing::Test {
  protected:
