@@ -33,14 +33,25 @@ void AppendLabels(std::string& out, const MetricLabels& labels) {
   }
 }
 
+// Appends FormatMetricValue(value) without a temporary string.
+void AppendMetricValue(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out += "NaN";
+  } else if (std::isinf(value)) {
+    out += value > 0 ? "+Inf" : "-Inf";
+  } else {
+    char buffer[64];
+    const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    out.append(buffer, result.ptr);
+  }
+}
+
 }  // namespace
 
 std::string FormatMetricValue(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, result.ptr);
+  std::string formatted;
+  AppendMetricValue(formatted, value);
+  return formatted;
 }
 
 void PrometheusText::Family(std::string_view name, std::string_view type, std::string_view help) {
@@ -63,7 +74,7 @@ void PrometheusText::Sample(std::string_view name, const MetricLabels& labels, d
     text_ += '}';
   }
   text_ += ' ';
-  text_ += FormatMetricValue(value);
+  AppendMetricValue(text_, value);
   text_ += '\n';
 }
 
@@ -84,7 +95,7 @@ void PrometheusText::SampleRendered(std::string_view name, std::string_view labe
     text_ += '}';
   }
   text_ += ' ';
-  text_ += FormatMetricValue(value);
+  AppendMetricValue(text_, value);
   text_ += '\n';
 }
 

@@ -4,6 +4,7 @@
 #ifndef GPURM_MONITOR_PROMETHEUS_TEXT_H_
 #define GPURM_MONITOR_PROMETHEUS_TEXT_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,10 @@ using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 // Not thread-safe; build one per scrape.
 class PrometheusText {
  public:
+  PrometheusText() = default;
+  // Reserves room for `expected_bytes` of text, for a text written often.
+  explicit PrometheusText(size_t expected_bytes) { text_.reserve(expected_bytes); }
+
   // Starts a family. `type` is "counter", "gauge" or "histogram". Every
   // family name must be written once, and its samples must follow it
   // directly (the format requires a family's samples to be contiguous).
