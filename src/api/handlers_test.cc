@@ -83,11 +83,12 @@ class HandlersTest : public ::testing::Test {
     return response;
   }
 
-  // `response` with its shared prefix (a cached part) folded into its body:
+  // `response` with its shared parts (cached parts) folded into its body:
   // the bytes a client receives.
   static HttpResponse WholeBody(HttpResponse response) {
     response.body = response.FullBody();
     response.shared_prefix.reset();
+    response.shared_suffix.reset();
     return response;
   }
 

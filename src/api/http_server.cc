@@ -1,5 +1,9 @@
 #include "api/http_server.h"
 
+#include <pthread.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
@@ -8,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -17,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/answer_files.h"
 #include "api/json_codec.h"
 #include "api/rate_limiter.h"
 
@@ -53,6 +59,12 @@ bool MustBeSingle(const std::string& lower_case_name) {
 // subscriber that stops reading fills it soon and meets the send timeout.
 constexpr int kStreamSendBufferBytes = 64 * 1024;
 
+// A shared answer part this large is sent over plain TCP from its memory
+// file (AnswerFiles) with sendfile(2). Below, copying costs less than the
+// extra calls: nginx's rate on a 14 KB answer was the same with and without
+// sendfile, while on /metrics (about 70 KB) at 256 connections it was 1.4-1.7x.
+constexpr size_t kSendFileMinBytes = 32 * 1024;
+
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, const Router* router, RequestObserver observer)
@@ -78,6 +90,7 @@ class HttpServer::Impl {
   bool draining() const { return draining_.load(); }
   std::atomic<int>& in_flight() { return in_flight_; }
   RateLimiter& rate_limiter() { return rate_limiter_; }
+  AnswerFiles& answer_files() { return answer_files_; }
 
   // Counts a new connection from `client` (empty: unknown address) and says
   // whether it is over a cap. Over max_connections it first closes the
@@ -124,6 +137,7 @@ class HttpServer::Impl {
   std::atomic<int> in_flight_{0};
   SystemClock system_clock_;
   RateLimiter rate_limiter_;
+  AnswerFiles answer_files_;
   // Connections per remote address. Touched once per connection (not per
   // request), so one mutex is no hot path.
   std::mutex clients_mutex_;
@@ -210,27 +224,54 @@ std::string ResponseHead(const HttpResponse& response, unsigned version, bool ke
   return head;
 }
 
-// An answer ready to write: its head and its body's two parts, the shared
-// prefix sent from the cache that holds it, uncopied. Kept alive by the write.
+// An answer ready to write: its head, then its body's parts -- the shared
+// prefix, the per-request part, the shared suffix -- the shared ones sent
+// from the cache that holds them, uncopied. Kept alive by the write.
 struct OutgoingAnswer {
+  // Buffers(): head, prefix, body, suffix.
+  static constexpr size_t kParts = 4;
+  static constexpr size_t kPrefix = 1;
+  static constexpr size_t kSuffix = 3;
+
   OutgoingAnswer(HttpResponse response, unsigned version, bool keep_alive)
-      : prefix(std::move(response.shared_prefix)), rest(std::move(response.body)) {
+      : prefix(std::move(response.shared_prefix)),
+        body(std::move(response.body)),
+        suffix(std::move(response.shared_suffix)) {
     if (StatusHasNoBody(response.status)) {
       prefix.reset();
-      rest.clear();
+      body.clear();
+      suffix.reset();
     }
     head = ResponseHead(response, version, keep_alive, Framing::kContentLength,
-                        (prefix ? prefix->size() : 0) + rest.size());
+                        Size(prefix) + body.size() + Size(suffix));
   }
 
-  std::array<asio::const_buffer, 3> Buffers() const {
+  std::array<asio::const_buffer, kParts> Buffers() const {
     return {asio::buffer(head), prefix ? asio::buffer(*prefix) : asio::const_buffer(),
-            asio::buffer(rest)};
+            asio::buffer(body), suffix ? asio::buffer(*suffix) : asio::const_buffer()};
+  }
+
+  // Which shared part (kPrefix or kSuffix) to send from a memory file: the
+  // suffix when it has at least `min_bytes`, else the prefix when it has;
+  // 0 when neither.
+  size_t FilePart(size_t min_bytes) const {
+    if (Size(suffix) >= min_bytes) return kSuffix;
+    if (Size(prefix) >= min_bytes) return kPrefix;
+    return 0;
+  }
+  const std::shared_ptr<const std::string>& Shared(size_t part) const {
+    return part == kPrefix ? prefix : suffix;
   }
 
   std::string head;
   std::shared_ptr<const std::string> prefix;  // May be null.
-  std::string rest;
+  std::string body;
+  std::shared_ptr<const std::string> suffix;  // May be null.
+
+ private:
+  static size_t Size(const std::shared_ptr<const std::string>& part) {
+    return part ? part->size() : 0;
+  }
 };
 
 HttpResponse ErrorOnly(int status, StatusCode code, const std::string& message,
@@ -259,7 +300,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         server_(server),
         client_(std::move(client)),
         refusal_(refusal),
-        keepalive_timer_(stream_.get_executor()) {}
+        keepalive_timer_(stream_.get_executor()),
+        send_deadline_(stream_.get_executor()) {}
   ~Session() {
     // Normally ended already; this covers a drain that timed out.
     if (body_stream_) body_stream_->Close();
@@ -639,16 +681,158 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Write(HttpResponse response, unsigned version, bool keep_alive) {
     auto answer = std::make_shared<const OutgoingAnswer>(std::move(response), version, keep_alive);
+    if constexpr (!kTls) {
+      if (const size_t part = answer->FilePart(kSendFileMinBytes); part != 0) {
+        if (std::shared_ptr<const AnswerFile> file =
+                server_->answer_files().For(answer->Shared(part))) {
+          WriteWithFile(std::move(answer), std::move(file), part, keep_alive);
+          return;
+        }
+      }
+    }
     Lowest().expires_after(Timeout());
-    asio::async_write(
-        stream_, answer->Buffers(),
-        [self = this->shared_from_this(), answer, keep_alive](beast::error_code ec, size_t) {
-          if (ec || !keep_alive) {
-            self->Close();
-            return;
-          }
-          self->WaitForRequest();
-        });
+    asio::async_write(stream_, answer->Buffers(),
+                      [self = this->shared_from_this(), answer, keep_alive](
+                          beast::error_code ec, size_t) { self->AfterAnswer(!ec, keep_alive); });
+  }
+
+  // Next after an answer: the connection's next request, or its end.
+  void AfterAnswer(bool written, bool keep_alive) {
+    if (!written || !keep_alive) {
+      Close();
+      return;
+    }
+    WaitForRequest();
+  }
+
+  // --- Answers sent from a memory file (plain TCP; strand only) -----------
+
+  // Writes `answer` with its shared part `part` sent from `file` (which
+  // holds it) by sendfile(2): the parts before it in one write flagged
+  // MSG_MORE, so that they leave with the file's first bytes, the file, then
+  // the parts after it. Most answers leave at once; one that meets a full
+  // socket buffer waits for room under a deadline -- the write timeout, as
+  // for any answer -- since those waits are not the stream's operations.
+  void WriteWithFile(std::shared_ptr<const OutgoingAnswer> answer,
+                     std::shared_ptr<const AnswerFile> file, size_t part, bool keep_alive) {
+    tcp::socket& socket = Lowest().socket();
+    if (!socket_non_blocking_) {
+      beast::error_code ec;
+      socket.non_blocking(true, ec);  // sendfile must not block the I/O thread.
+      if (ec) {
+        Close();
+        return;
+      }
+      socket_non_blocking_ = true;
+    }
+    file_answer_deadline_set_ = false;
+    const std::array<asio::const_buffer, OutgoingAnswer::kParts> buffers = answer->Buffers();
+    std::array<iovec, OutgoingAnswer::kParts> iov{};
+    size_t iov_count = 0;
+    size_t before_bytes = 0;
+    for (size_t i = 0; i < part; ++i) {
+      if (buffers[i].size() == 0) continue;
+      iov[iov_count++] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
+      before_bytes += buffers[i].size();
+    }
+    msghdr message{};
+    message.msg_iov = iov.data();
+    message.msg_iovlen = iov_count;
+    ssize_t sent;
+    do {
+      sent = ::sendmsg(socket.native_handle(), &message, MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      EndFileAnswer(false, keep_alive);
+      return;
+    }
+    if (static_cast<size_t>(std::max<ssize_t>(sent, 0)) == before_bytes) {
+      SendFileFrom(std::move(answer), std::move(file), part, 0, keep_alive);
+      return;
+    }
+    // The socket's buffer is full (rare: the previous answer is still
+    // leaving): the rest of those parts goes as any write does.
+    beast::buffers_suffix<std::array<asio::const_buffer, OutgoingAnswer::kParts>> remaining(
+        OnlyParts(buffers, 0, part));
+    remaining.consume(static_cast<size_t>(std::max<ssize_t>(sent, 0)));
+    Lowest().expires_after(Timeout());
+    asio::async_write(stream_, remaining,
+                      [self = this->shared_from_this(), answer, file, part, keep_alive](
+                          beast::error_code e, size_t) mutable {
+                        if (e) {
+                          self->EndFileAnswer(false, keep_alive);
+                          return;
+                        }
+                        self->SendFileFrom(std::move(answer), std::move(file), part, 0, keep_alive);
+                      });
+  }
+
+  // `buffers` with those outside [first, end) emptied.
+  static std::array<asio::const_buffer, OutgoingAnswer::kParts> OnlyParts(
+      std::array<asio::const_buffer, OutgoingAnswer::kParts> buffers, size_t first, size_t end) {
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (i < first || i >= end) buffers[i] = asio::const_buffer();
+    }
+    return buffers;
+  }
+
+  // Arms the deadline of the answer being sent from a file, once per answer.
+  void SetFileAnswerDeadline() {
+    if (file_answer_deadline_set_) return;
+    file_answer_deadline_set_ = true;
+    const uint64_t generation = ++file_answer_generation_;
+    send_deadline_.expires_after(Timeout());
+    send_deadline_.async_wait([weak = this->weak_from_this(), generation](beast::error_code e) {
+      auto self = weak.lock();
+      if (e || !self || self->file_answer_generation_ != generation) return;
+      self->Close();  // Fails the pending wait or write, which ends the answer.
+    });
+  }
+
+  // Sends `file` (the answer's part `part`) from `offset` on, waiting for
+  // room in the socket's buffer whenever it is full, then the parts after it.
+  void SendFileFrom(std::shared_ptr<const OutgoingAnswer> answer,
+                    std::shared_ptr<const AnswerFile> file, size_t part, off_t offset,
+                    bool keep_alive) {
+    tcp::socket& socket = Lowest().socket();
+    while (static_cast<size_t>(offset) < file->size()) {
+      const ssize_t n = ::sendfile(socket.native_handle(), file->fd(), &offset,
+                                   file->size() - static_cast<size_t>(offset));
+      if (n > 0 || (n < 0 && errno == EINTR)) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        SetFileAnswerDeadline();
+        socket.async_wait(
+            tcp::socket::wait_write, [self = this->shared_from_this(), answer, file, part, offset,
+                                      keep_alive](beast::error_code ec) mutable {
+              if (ec) {
+                self->EndFileAnswer(false, keep_alive);
+                return;
+              }
+              self->SendFileFrom(std::move(answer), std::move(file), part, offset, keep_alive);
+            });
+        return;
+      }
+      EndFileAnswer(false, keep_alive);  // An error, or a file shorter than it said.
+      return;
+    }
+    const auto after = OnlyParts(answer->Buffers(), part + 1, OutgoingAnswer::kParts);
+    if (asio::buffer_size(after) == 0) {
+      EndFileAnswer(true, keep_alive);
+      return;
+    }
+    Lowest().expires_after(Timeout());
+    asio::async_write(stream_, after,
+                      [self = this->shared_from_this(), answer, keep_alive](
+                          beast::error_code ec, size_t) { self->EndFileAnswer(!ec, keep_alive); });
+  }
+
+  void EndFileAnswer(bool written, bool keep_alive) {
+    if (file_answer_deadline_set_) {
+      ++file_answer_generation_;  // A deadline firing late finds another generation.
+      send_deadline_.cancel();
+      file_answer_deadline_set_ = false;
+    }
+    AfterAnswer(written, keep_alive);
   }
 
   // Over TLS no close_notify is sent: every answer is delimited by its
@@ -675,6 +859,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::shared_ptr<ResponseStream> body_stream_;
   uint64_t stream_id_ = 0;
   asio::steady_timer keepalive_timer_;
+  // The deadline of an answer sent from a memory file, and which answer it
+  // is for (WriteWithFile).
+  asio::steady_timer send_deadline_;
+  uint64_t file_answer_generation_ = 0;
+  bool file_answer_deadline_set_ = false;
+  bool socket_non_blocking_ = false;  // Set once, by the first answer from a file.
   std::array<char, 1> probe_{};
   bool chunked_ = false;
   bool header_written_ = false;
@@ -707,7 +897,18 @@ Status HttpServer::Impl::Start(uint16_t* bound_port) {
   }
   *bound_port = acceptor_.local_endpoint().port();
   Accept();
-  for (int i = 0; i < options_.io_threads; ++i) io_threads_.emplace_back([this] { ioc_.run(); });
+  for (int i = 0; i < options_.io_threads; ++i) {
+    io_threads_.emplace_back([this] {
+      // sendfile(2) to a connection the client closed raises SIGPIPE in the
+      // sending thread (it takes no MSG_NOSIGNAL); blocked here, the call
+      // fails with EPIPE instead, whatever the process does with the signal.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+      ioc_.run();
+    });
+  }
   return Status::Ok();
 }
 
@@ -725,6 +926,10 @@ void HttpServer::Impl::Accept() {
       beast::error_code endpoint_error;
       const auto remote = socket.remote_endpoint(endpoint_error);
       std::string client = endpoint_error ? "" : remote.address().to_string();
+      // An answer may leave in more than one write (head, file, rest): Nagle's
+      // algorithm would hold the last one for the client's delayed ACK (40 ms).
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       const Refusal refusal = AdmitConnection(client);
       if (std::shared_ptr<ssl::context> context = CurrentTlsContext()) {
         auto session = std::make_shared<Session<TlsStream>>(

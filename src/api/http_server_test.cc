@@ -1,5 +1,6 @@
 // The HTTP server over real sockets: answers' heads (framing, persistence,
-// fields with line breaks left out), streamed responses (chunked framing,
+// fields with line breaks left out), large cached parts sent from memory
+// files, streamed responses (chunked framing,
 // keep-alive payloads, client disconnects, draining on Stop), the connection
 // cap, the rate limit on a FakeClock, hostile clients (silent, idle and
 // non-reading connections, repeated headers, too many streams), and TLS
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -90,6 +92,13 @@ class Client {
   // Reads until `needle` has arrived (true) or the connection ends (false).
   bool ReadUntil(const std::string& needle) {
     while (received_.find(needle) == std::string::npos) {
+      if (!ReadSome()) return false;
+    }
+    return true;
+  }
+  // Reads until `bytes` bytes have arrived (true) or the connection ends.
+  bool ReadAtLeast(size_t bytes) {
+    while (received_.size() < bytes) {
       if (!ReadSome()) return false;
     }
     return true;
@@ -340,6 +349,85 @@ TEST_F(AnswerHeadServerTest, NotModifiedHasNeitherBodyNorLength) {
   EXPECT_EQ(client.received().find("never sent"), std::string::npos) << client.received();
   EXPECT_NE(client.received().find("\r\n\r\nHTTP/1.1 200 OK\r\n"), std::string::npos)
       << client.received();
+}
+
+// Answers whose shared part is large enough to be sent from a memory file
+// (sendfile) over plain TCP: the same bytes as a plain write, in the parts'
+// order, and the write timeout still closes a connection that stops reading.
+class FileAnswerServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Larger than loopback's socket buffers, so the send waits for room.
+    large_ = std::make_shared<const std::string>(Pattern(8 << 20));
+    router_.Add("GET", "/suffix", [this](const HttpRequest&) {
+      HttpResponse response;
+      response.content_type = "text/plain";
+      response.body = "live part\n";
+      response.shared_suffix = large_;
+      return response;
+    });
+    router_.Add("GET", "/prefix", [this](const HttpRequest&) {
+      HttpResponse response;
+      response.shared_prefix = large_;
+      response.body = "tail";
+      return response;
+    });
+  }
+  void StartServer(double timeout_s = 30) {
+    HttpServerOptions options;
+    options.port = 0;
+    options.worker_threads = 1;
+    options.timeout_s = timeout_s;
+    server_ = std::make_unique<HttpServer>(options, &router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  // Bytes that differ along their length, so a misplaced piece shows.
+  static std::string Pattern(size_t size) {
+    std::string text(size, '\0');
+    for (size_t i = 0; i < size; ++i) text[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+    return text;
+  }
+
+  std::shared_ptr<const std::string> large_;
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(FileAnswerServerTest, SendsTheSameBytesInOrderAndKeepsTheConnection) {
+  StartServer();
+  Client client(server_->port());
+  client.Send("GET /suffix HTTP/1.1\r\nHost: test\r\n\r\n");
+  const std::string expected_body = "live part\n" + *large_;
+  ASSERT_TRUE(client.ReadUntil("\r\n\r\n"));
+  ASSERT_TRUE(client.ReadAtLeast(client.headers().size() + expected_body.size()));
+  EXPECT_NE(client.headers().find("Content-Length: " + std::to_string(expected_body.size())),
+            std::string::npos)
+      << client.headers();
+  EXPECT_TRUE(client.Body(false) == expected_body) << "the body differs";
+  // The same connection, the other order, and a close.
+  client.Send("GET /prefix HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  client.ReadToEnd();
+  const std::string second =
+      client.received().substr(client.headers().size() + expected_body.size());
+  ASSERT_EQ(second.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << second.substr(0, 200);
+  EXPECT_TRUE(second.substr(second.find("\r\n\r\n") + 4) == *large_ + "tail")
+      << "the second body differs";
+}
+
+TEST_F(FileAnswerServerTest, AClientThatStopsReadingIsClosedAfterTheWriteTimeout) {
+  StartServer(/*timeout_s=*/0.5);
+  Client client(server_->port());
+  client.Send("GET /suffix HTTP/1.1\r\nHost: test\r\n\r\n");
+  // Read nothing for longer than the timeout: the server gives up on the
+  // answer and closes, so reading then ends before the whole body.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  client.ReadToEnd();
+  EXPECT_LT(client.received().size(), large_->size()) << "the whole answer was sent";
+  // The server still answers others.
+  Client other(server_->port());
+  other.Send("GET /prefix HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  other.ReadToEnd();
+  EXPECT_EQ(other.received().rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
 }
 
 class LimitsServerTest : public ::testing::Test {

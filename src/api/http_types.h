@@ -64,18 +64,21 @@ class ResponseStream {
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
-  // The body is *shared_prefix (when set) followed by `body`; both are
-  // ignored when `stream` is set. The prefix is an immutable part shared
-  // with a cache, so that a large cached answer is sent without being copied
-  // per request.
+  // The body is *shared_prefix, then `body`, then *shared_suffix (each
+  // shared part only when set); all are ignored when `stream` is set. The
+  // shared parts are immutable parts of a cache, so that a large cached
+  // answer is sent without being copied per request: over plain TCP a large
+  // one is sent from a memory file (see AnswerFiles).
   std::shared_ptr<const std::string> shared_prefix;
   std::string body;
+  std::shared_ptr<const std::string> shared_suffix;
   std::vector<std::pair<std::string, std::string>> headers;
   // When set, the body is streamed (see ResponseStream) instead of `body`,
   // and the connection is not reused for another request.
   std::shared_ptr<ResponseStream> stream;
 
-  // The whole body: *shared_prefix + body (a copy; for tests and logs).
+  // The whole body: *shared_prefix + body + *shared_suffix (a copy; for
+  // tests and logs).
   std::string FullBody() const;
 };
 

@@ -126,7 +126,12 @@ void HttpRequest::SetTarget(std::string_view target) {
   }
 }
 
-std::string HttpResponse::FullBody() const { return shared_prefix ? *shared_prefix + body : body; }
+std::string HttpResponse::FullBody() const {
+  std::string whole = shared_prefix ? *shared_prefix : std::string();
+  whole += body;
+  if (shared_suffix) whole += *shared_suffix;
+  return whole;
+}
 
 std::string HttpRequest::Header(const std::string& name) const {
   auto it = headers.find(name);
