@@ -284,8 +284,18 @@ def wrk_script(workdir: str, kind: str) -> str:
     return path
 
 
+def wrk_threads(connections: int) -> int:
+    """Every core but one, the one left to the server under test (gpurm's
+    I/O thread, nginx's one worker). On the 2-vCPU machine a second wrk
+    thread competed with the server for the CPUs, and the tail measured was
+    the scheduler's: p99 of GET /status at 16 connections 1.6-2.7 ms with two
+    threads, 0.5-1.0 ms with one, for both gpurm and nginx, at the same or
+    higher req/s (one wrk thread drives over 100,000 req/s here)."""
+    return max(1, min(connections, (os.cpu_count() or 2) - 1))
+
+
 def run_wrk(url: str, connections: int, seconds: float, script: str) -> dict:
-    threads = 1 if connections == 1 else 2
+    threads = wrk_threads(connections)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
             "--timeout", "10s", "-s", script, url]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
@@ -938,7 +948,7 @@ def main() -> int:
         details = {"versions": tool_versions(args), "loadavg_start": read_loadavg(),
                    "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
                                 "connections": list(CONNECTIONS),
-                                "wrk_threads": "1 for 1 connection, else 2",
+                                "wrk_threads": {c: wrk_threads(c) for c in CONNECTIONS},
                                 "node_shape": "8 x NVIDIA A100-SXM4-80GB, one NVLink island"}}
         if "placement" in sections:
             result["placement"], details["scaling"], details["scheduler_bench"] = \
