@@ -294,6 +294,30 @@ def wrk_threads(connections: int) -> int:
     return max(1, min(connections, (os.cpu_count() or 2) - 1))
 
 
+def wait_for_quiet(max_s: float = 10.0, busy_below: float = 0.15) -> float:
+    """Waits until the machine's CPUs are mostly idle (under `busy_below` of
+    them busy over 0.3 s), at most `max_s`; returns the seconds waited. The
+    peer keeps working through its backlog for seconds after a 256-connection
+    cell ends, and the servers' cells alternate: without the wait that work
+    ran beside the next server's cell, and its p99 was the peer's doing
+    (gpurm's at 16 connections 1.1-1.5 ms right after the peer, 0.35 ms
+    alone)."""
+    def busy_and_total() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle, iowait
+        return sum(ticks) - idle, sum(ticks)
+
+    start = time.monotonic()
+    while time.monotonic() - start < max_s:
+        busy0, total0 = busy_and_total()
+        time.sleep(0.3)
+        busy1, total1 = busy_and_total()
+        if total1 > total0 and (busy1 - busy0) / (total1 - total0) < busy_below:
+            break
+    return time.monotonic() - start
+
+
 def run_wrk(url: str, connections: int, seconds: float, script: str) -> dict:
     threads = wrk_threads(connections)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
@@ -362,6 +386,9 @@ def bench_rest(args, workdir: str, inventories: dict) -> tuple[list, list]:
                         order.reverse()
                     for name, server in order:
                         if available[name]:
+                            waited = wait_for_quiet()
+                            if waited > 5:
+                                log(f"waited {waited:.0f} s for the CPUs to quieten")
                             figures[name] = run_wrk(server.base + path, connections,
                                                     args.duration, script)
                     g, p, c = figures.get("gpurm"), figures.get("peer"), figures.get("ceiling")
