@@ -148,6 +148,15 @@ class Client {
   std::string received_;
 };
 
+// A server on a free loopback port with one worker thread, started.
+std::unique_ptr<HttpServer> StartedServer(HttpServerOptions options, const Router* router) {
+  options.port = 0;
+  options.worker_threads = 1;
+  auto server = std::make_unique<HttpServer>(options, router);
+  EXPECT_TRUE(server->Start().ok());
+  return server;
+}
+
 class StreamingServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -167,11 +176,8 @@ class StreamingServerTest : public ::testing::Test {
 
   void StartServer(double keepalive_s = 15) {
     HttpServerOptions options;
-    options.port = 0;
-    options.worker_threads = 1;
     options.stream_keepalive_s = keepalive_s;
-    server_ = std::make_unique<HttpServer>(options, &router_);
-    ASSERT_TRUE(server_->Start().ok());
+    server_ = StartedServer(options, &router_);
   }
 
   std::shared_ptr<ScriptedStream> stream_ = std::make_shared<ScriptedStream>();
@@ -259,7 +265,7 @@ TEST_F(StreamingServerTest, AnOpenStreamHoldsNoWorker) {
   EXPECT_NE(plain.received().find(R"({"ok": true})"), std::string::npos) << plain.received();
 }
 
-// --- Limits -----------------------------------------------------------------
+// --- Answers -----------------------------------------------------------------
 
 // The head the server writes for an answer: status line, the server's own
 // fields, the handler's, framing and connection persistence per HTTP version.
@@ -286,11 +292,7 @@ class AnswerHeadServerTest : public ::testing::Test {
       response.headers.emplace_back("ETag", "\"v1\"");
       return response;
     });
-    HttpServerOptions options;
-    options.port = 0;
-    options.worker_threads = 1;
-    server_ = std::make_unique<HttpServer>(options, &router_);
-    ASSERT_TRUE(server_->Start().ok());
+    server_ = StartedServer(HttpServerOptions{}, &router_);
   }
 
   Router router_;
@@ -375,11 +377,8 @@ class FileAnswerServerTest : public ::testing::Test {
   }
   void StartServer(double timeout_s = 30) {
     HttpServerOptions options;
-    options.port = 0;
-    options.worker_threads = 1;
     options.timeout_s = timeout_s;
-    server_ = std::make_unique<HttpServer>(options, &router_);
-    ASSERT_TRUE(server_->Start().ok());
+    server_ = StartedServer(options, &router_);
   }
   // Bytes that differ along their length, so a misplaced piece shows.
   static std::string Pattern(size_t size) {
@@ -429,6 +428,8 @@ TEST_F(FileAnswerServerTest, AClientThatStopsReadingIsClosedAfterTheWriteTimeout
   other.ReadToEnd();
   EXPECT_EQ(other.received().rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
 }
+
+// --- Limits -----------------------------------------------------------------
 
 class LimitsServerTest : public ::testing::Test {
  protected:
