@@ -359,8 +359,9 @@ TEST_F(AnswerHeadServerTest, NotModifiedHasNeitherBodyNorLength) {
 class FileAnswerServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // Larger than loopback's socket buffers, so the send waits for room.
-    large_ = std::make_shared<const std::string>(Pattern(8 << 20));
+    // Far larger than loopback's socket buffers can hold (a few MB for a
+    // client that does not read), so the send waits for room.
+    large_ = std::make_shared<const std::string>(Pattern(32 << 20));
     router_.Add("GET", "/suffix", [this](const HttpRequest&) {
       HttpResponse response;
       response.content_type = "text/plain";
