@@ -322,6 +322,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
           self->WaitForRequest();
         });
       } else {
+        // Answers sent from memory files (WriteWithFile) call sendfile(2)
+        // on the socket itself, which must then not block the I/O thread.
+        beast::error_code ec;
+        self->Lowest().socket().non_blocking(true, ec);
+        if (ec) {
+          self->Close();
+          return;
+        }
         self->WaitForRequest();
       }
     });
@@ -507,10 +515,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // The router's answer to `request` now, on this I/O thread, told to the
   // observer; nullopt (and nothing told) when a worker must answer it.
   std::optional<HttpResponse> HandleNow(HttpRequest& request) {
+    return Observed(request, [&] { return server_->router().DispatchNow(request); });
+  }
+
+  // The router's answer to `request`, told to the observer.
+  HttpResponse Handle(const HttpRequest& request) {
+    return *Observed(
+        request, [&] { return std::optional<HttpResponse>(server_->router().Dispatch(request)); });
+  }
+
+  // What `dispatch()` answers to `request`, told to the observer with the
+  // time it took; nullopt (and nothing told) when it answers nothing. A
+  // handler's exception is a 500: a handler bug must cost one request, not
+  // the daemon.
+  template <class Dispatch>
+  std::optional<HttpResponse> Observed(const HttpRequest& request, Dispatch dispatch) {
     const auto start = std::chrono::steady_clock::now();
     std::optional<HttpResponse> response;
     try {
-      response = server_->router().DispatchNow(request);
+      response = dispatch();
     } catch (const std::exception& e) {
       response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
     }
@@ -518,22 +541,6 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (server_->observer()) server_->observer()(request, *response, ms);
-    return response;
-  }
-
-  // The router's answer to `request`, told to the observer.
-  HttpResponse Handle(const HttpRequest& request) {
-    const auto start = std::chrono::steady_clock::now();
-    HttpResponse response;
-    try {
-      response = server_->router().Dispatch(request);
-    } catch (const std::exception& e) {
-      // A handler bug must cost one request, not the daemon.
-      response = ErrorOnly(500, StatusCode::kInternal, std::string("internal error: ") + e.what());
-    }
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (server_->observer()) server_->observer()(request, response, ms);
     return response;
   }
 
@@ -715,16 +722,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // for any answer -- since those waits are not the stream's operations.
   void WriteWithFile(std::shared_ptr<const OutgoingAnswer> answer,
                      std::shared_ptr<const AnswerFile> file, size_t part, bool keep_alive) {
-    tcp::socket& socket = Lowest().socket();
-    if (!socket_non_blocking_) {
-      beast::error_code ec;
-      socket.non_blocking(true, ec);  // sendfile must not block the I/O thread.
-      if (ec) {
-        Close();
-        return;
-      }
-      socket_non_blocking_ = true;
-    }
+    tcp::socket& socket = Lowest().socket();  // Non-blocking since Run().
     file_answer_deadline_set_ = false;
     const std::array<asio::const_buffer, OutgoingAnswer::kParts> buffers = answer->Buffers();
     std::array<iovec, OutgoingAnswer::kParts> iov{};
@@ -746,7 +744,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       EndFileAnswer(false, keep_alive);
       return;
     }
-    if (static_cast<size_t>(std::max<ssize_t>(sent, 0)) == before_bytes) {
+    const size_t sent_bytes = sent > 0 ? static_cast<size_t>(sent) : 0;
+    if (sent_bytes == before_bytes) {
       SendFileFrom(std::move(answer), std::move(file), part, 0, keep_alive);
       return;
     }
@@ -754,7 +753,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // leaving): the rest of those parts goes as any write does.
     beast::buffers_suffix<std::array<asio::const_buffer, OutgoingAnswer::kParts>> remaining(
         OnlyParts(buffers, 0, part));
-    remaining.consume(static_cast<size_t>(std::max<ssize_t>(sent, 0)));
+    remaining.consume(sent_bytes);
     Lowest().expires_after(Timeout());
     asio::async_write(stream_, remaining,
                       [self = this->shared_from_this(), answer, file, part, keep_alive](
@@ -864,7 +863,6 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   asio::steady_timer send_deadline_;
   uint64_t file_answer_generation_ = 0;
   bool file_answer_deadline_set_ = false;
-  bool socket_non_blocking_ = false;  // Set once, by the first answer from a file.
   std::array<char, 1> probe_{};
   bool chunked_ = false;
   bool header_written_ = false;
