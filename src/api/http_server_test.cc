@@ -148,6 +148,13 @@ class Client {
   std::string received_;
 };
 
+// The answer of the fixtures' plain routes.
+HttpResponse OkAnswer(const HttpRequest&) {
+  HttpResponse response;
+  response.body = R"({"ok": true})";
+  return response;
+}
+
 // A server on a free loopback port with one worker thread, started.
 std::unique_ptr<HttpServer> StartedServer(HttpServerOptions options, const Router* router) {
   options.port = 0;
@@ -167,11 +174,7 @@ class StreamingServerTest : public ::testing::Test {
       response.stream = stream_;
       return response;
     });
-    router_.Add("GET", "/plain", [](const HttpRequest&) {
-      HttpResponse response;
-      response.body = R"({"ok": true})";
-      return response;
-    });
+    router_.Add("GET", "/plain", OkAnswer);
   }
 
   void StartServer(double keepalive_s = 15) {
@@ -272,9 +275,8 @@ TEST_F(StreamingServerTest, AnOpenStreamHoldsNoWorker) {
 class AnswerHeadServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    router_.Add("GET", "/plain", [](const HttpRequest&) {
-      HttpResponse response;
-      response.body = R"({"ok": true})";
+    router_.Add("GET", "/plain", [](const HttpRequest& request) {
+      HttpResponse response = OkAnswer(request);
       response.headers.emplace_back("Cache-Control", "no-cache");
       return response;
     });
@@ -434,13 +436,7 @@ TEST_F(FileAnswerServerTest, AClientThatStopsReadingIsClosedAfterTheWriteTimeout
 
 class LimitsServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    router_.Add("GET", "/plain", [](const HttpRequest&) {
-      HttpResponse response;
-      response.body = R"({"ok": true})";
-      return response;
-    });
-  }
+  void SetUp() override { router_.Add("GET", "/plain", OkAnswer); }
   void StartServer(HttpServerOptions options) {
     options.port = 0;
     options.worker_threads = 1;
@@ -479,11 +475,7 @@ class HostileClientServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* path : {"/plain", "/metrics"}) {
-      router_.Add("GET", path, [](const HttpRequest&) {
-        HttpResponse response;
-        response.body = R"({"ok": true})";
-        return response;
-      });
+      router_.Add("GET", path, OkAnswer);
     }
     router_.Add("GET", "/stream", [this](const HttpRequest&) {
       HttpResponse response;
