@@ -175,33 +175,44 @@ void WriteStateMetrics(const ApiContext& context,
   out.Sample("gpurm_allocations_active", {}, static_cast<double>(manager.ledger().CountActive()));
 }
 
+// The live families of one sample each, rendered once (they are written on
+// every scrape).
+struct LiveScalars {
+  PrometheusScalar sampler_passes{"gpurm_sampler_passes_total", "counter",
+                                  "Inventory sampling passes."};
+  PrometheusScalar sampler_failures{
+      "gpurm_sampler_failures_total", "counter",
+      "Sampling passes whose provider call failed (the previous values were kept)."};
+  PrometheusScalar sampler_cpu{"gpurm_sampler_cpu_seconds_total", "counter",
+                               "CPU time the sampler thread spent in sampling passes."};
+  PrometheusScalar sampler_last_pass{"gpurm_sampler_last_pass_duration_seconds", "gauge",
+                                     "Elapsed time of the latest sampling pass."};
+  PrometheusScalar events_published{"gpurm_events_published_total", "counter",
+                                    "GPU change events published."};
+  PrometheusScalar events_dropped{
+      "gpurm_events_dropped_total", "counter",
+      "Events dropped from the queues of subscribers that fell behind."};
+  PrometheusScalar events_subscribers{"gpurm_events_subscribers", "gauge",
+                                      "Open event subscriptions (SSE streams)."};
+};
+
 // Writes the live families, which change without the state: the sampler's,
 // the event hub's and the HTTP request counters. Non-blocking (each reads
 // its counters under a brief lock).
 void WriteLiveMetrics(const ApiContext& context, PrometheusText& out) {
+  static const LiveScalars kScalars;  // Immutable once built.
   if (context.sampler != nullptr) {
     const SamplerStats stats = context.sampler->stats();
-    out.Family("gpurm_sampler_passes_total", "counter", "Inventory sampling passes.");
-    out.Sample("gpurm_sampler_passes_total", {}, static_cast<double>(stats.passes));
-    out.Family("gpurm_sampler_failures_total", "counter",
-               "Sampling passes whose provider call failed (the previous values were kept).");
-    out.Sample("gpurm_sampler_failures_total", {}, static_cast<double>(stats.failures));
-    out.Family("gpurm_sampler_cpu_seconds_total", "counter",
-               "CPU time the sampler thread spent in sampling passes.");
-    out.Sample("gpurm_sampler_cpu_seconds_total", {}, stats.cpu_seconds);
-    out.Family("gpurm_sampler_last_pass_duration_seconds", "gauge",
-               "Elapsed time of the latest sampling pass.");
-    out.Sample("gpurm_sampler_last_pass_duration_seconds", {}, stats.last_pass_wall_seconds);
+    kScalars.sampler_passes.Write(out, static_cast<double>(stats.passes));
+    kScalars.sampler_failures.Write(out, static_cast<double>(stats.failures));
+    kScalars.sampler_cpu.Write(out, stats.cpu_seconds);
+    kScalars.sampler_last_pass.Write(out, stats.last_pass_wall_seconds);
   }
   if (context.events != nullptr) {
     const EventHubStats stats = context.events->stats();
-    out.Family("gpurm_events_published_total", "counter", "GPU change events published.");
-    out.Sample("gpurm_events_published_total", {}, static_cast<double>(stats.published));
-    out.Family("gpurm_events_dropped_total", "counter",
-               "Events dropped from the queues of subscribers that fell behind.");
-    out.Sample("gpurm_events_dropped_total", {}, static_cast<double>(stats.dropped));
-    out.Family("gpurm_events_subscribers", "gauge", "Open event subscriptions (SSE streams).");
-    out.Sample("gpurm_events_subscribers", {}, static_cast<double>(stats.subscribers));
+    kScalars.events_published.Write(out, static_cast<double>(stats.published));
+    kScalars.events_dropped.Write(out, static_cast<double>(stats.dropped));
+    kScalars.events_subscribers.Write(out, static_cast<double>(stats.subscribers));
   }
   if (context.http_metrics != nullptr) context.http_metrics->Write(out);
 }

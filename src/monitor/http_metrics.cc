@@ -6,6 +6,9 @@
 namespace gpurm {
 namespace {
 
+constexpr char kRequestsName[] = "gpurm_http_requests_total";
+constexpr char kDurationsName[] = "gpurm_http_request_duration_seconds";
+
 std::string_view MethodLabel(std::string_view method) {
   static constexpr std::array<std::string_view, 7> kKnown = {"GET",  "POST",  "PUT",    "DELETE",
                                                              "HEAD", "PATCH", "OPTIONS"};
@@ -36,7 +39,13 @@ HttpMetrics::HttpMetrics(std::vector<double> buckets)
         }
         labels.push_back(PrometheusText::RenderLabels({{"le", "+Inf"}}));
         return labels;
-      }()) {}
+      }()),
+      requests_family_(PrometheusText::RenderFamily(
+          kRequestsName, "counter",
+          "HTTP requests answered, by method, route pattern and status code.")),
+      durations_family_(PrometheusText::RenderFamily(
+          kDurationsName, "histogram",
+          "Time to produce HTTP responses (handler time, excluding network I/O).")) {}
 
 void HttpMetrics::Observe(std::string_view method, std::string_view route, int status,
                           double seconds) {
@@ -49,9 +58,10 @@ void HttpMetrics::Observe(std::string_view method, std::string_view route, int s
   auto request = requests_.find(std::tuple(method_label, route_label, status));
   if (request == requests_.end()) {
     Counter counter;
-    counter.labels = PrometheusText::RenderLabels({{"method", std::string(method_label)},
-                                                   {"route", std::string(route_label)},
-                                                   {"code", std::to_string(status)}});
+    counter.sample_start = PrometheusText::RenderSampleStart(
+        kRequestsName, PrometheusText::RenderLabels({{"method", std::string(method_label)},
+                                                     {"route", std::string(route_label)},
+                                                     {"code", std::to_string(status)}}));
     request = requests_
                   .emplace(std::tuple(std::string(method_label), std::string(route_label), status),
                            std::move(counter))
@@ -61,8 +71,15 @@ void HttpMetrics::Observe(std::string_view method, std::string_view route, int s
   auto duration = durations_.find(std::tuple(method_label, route_label));
   if (duration == durations_.end()) {
     Histogram created;
-    created.labels = PrometheusText::RenderLabels(
+    const std::string labels = PrometheusText::RenderLabels(
         {{"method", std::string(method_label)}, {"route", std::string(route_label)}});
+    const std::string name(kDurationsName);
+    for (const std::string& bucket_label : bucket_labels_) {
+      created.bucket_starts.push_back(
+          PrometheusText::RenderSampleStart(name + "_bucket", labels, bucket_label));
+    }
+    created.sum_start = PrometheusText::RenderSampleStart(name + "_sum", labels);
+    created.count_start = PrometheusText::RenderSampleStart(name + "_count", labels);
     created.counts.assign(buckets_.size() + 1, 0);
     duration = durations_
                    .emplace(std::tuple(std::string(method_label), std::string(route_label)),
@@ -77,25 +94,19 @@ void HttpMetrics::Observe(std::string_view method, std::string_view route, int s
 
 void HttpMetrics::Write(PrometheusText& out) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  out.Family("gpurm_http_requests_total", "counter",
-             "HTTP requests answered, by method, route pattern and status code.");
+  out.AppendRendered(requests_family_);
   for (const auto& [key, counter] : requests_) {
-    out.SampleRendered("gpurm_http_requests_total", counter.labels, {},
-                       static_cast<double>(counter.count));
+    out.SampleAfter(counter.sample_start, static_cast<double>(counter.count));
   }
-  out.Family("gpurm_http_request_duration_seconds", "histogram",
-             "Time to produce HTTP responses (handler time, excluding network I/O).");
+  out.AppendRendered(durations_family_);
   for (const auto& [key, histogram] : durations_) {
     uint64_t cumulative = 0;
     for (size_t i = 0; i <= buckets_.size(); ++i) {
       cumulative += histogram.counts[i];
-      out.SampleRendered("gpurm_http_request_duration_seconds_bucket", histogram.labels,
-                         bucket_labels_[i], static_cast<double>(cumulative));
+      out.SampleAfter(histogram.bucket_starts[i], static_cast<double>(cumulative));
     }
-    out.SampleRendered("gpurm_http_request_duration_seconds_sum", histogram.labels, {},
-                       histogram.sum);
-    out.SampleRendered("gpurm_http_request_duration_seconds_count", histogram.labels, {},
-                       static_cast<double>(histogram.count));
+    out.SampleAfter(histogram.sum_start, histogram.sum);
+    out.SampleAfter(histogram.count_start, static_cast<double>(histogram.count));
   }
 }
 

@@ -37,14 +37,17 @@ class HttpMetrics {
   void Write(PrometheusText& out) const;
 
  private:
-  // Each series keeps its labels rendered (PrometheusText::RenderLabels)
-  // when it is created, so that Write renders no label per scrape.
+  // Each series keeps its sample lines rendered up to their values
+  // (PrometheusText::RenderSampleStart) from when it is created: Write, on
+  // every scrape, only appends them and the numbers.
   struct Counter {
-    std::string labels;  // method, route, code.
+    std::string sample_start;  // Labels method, route, code.
     uint64_t count = 0;
   };
   struct Histogram {
-    std::string labels;            // method, route.
+    std::vector<std::string> bucket_starts;  // Per bucket, then +Inf.
+    std::string sum_start;
+    std::string count_start;
     std::vector<uint64_t> counts;  // Per bucket, not cumulative.
     uint64_t count = 0;
     double sum = 0;
@@ -52,7 +55,9 @@ class HttpMetrics {
 
   const std::vector<double> buckets_;
   const std::vector<std::string> bucket_labels_;  // le="<bound>" per bucket, then le="+Inf".
-  mutable std::mutex mutex_;                      // Guards the maps.
+  const std::string requests_family_;             // Both families' # HELP and # TYPE.
+  const std::string durations_family_;
+  mutable std::mutex mutex_;  // Guards the maps.
   // Orders label tuples element by element, strings as string_views,
   // whatever their string type: transparent, so that Observe finds a series
   // by views of its labels and copies them only for a new one.

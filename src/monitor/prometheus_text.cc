@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 namespace gpurm {
 namespace {
@@ -35,17 +36,56 @@ void AppendLabels(std::string& out, const MetricLabels& labels) {
   }
 }
 
+// Largest magnitude below which every integer is a double: counters and
+// byte counts, written as integers (formatting them as integers is several
+// times cheaper than the shortest round-trip form, and reads better than
+// its "1e+06").
+constexpr double kExactIntegerLimit = 9007199254740992.0;  // 2^53
+
 // Appends FormatMetricValue(value) without a temporary string.
 void AppendMetricValue(std::string& out, double value) {
-  if (std::isnan(value)) {
+  char buffer[64];
+  std::to_chars_result result{};
+  if (std::abs(value) < kExactIntegerLimit && value == std::trunc(value)) {
+    result = std::to_chars(buffer, buffer + sizeof(buffer), static_cast<int64_t>(value));
+  } else if (std::isnan(value)) {
     out += "NaN";
+    return;
   } else if (std::isinf(value)) {
     out += value > 0 ? "+Inf" : "-Inf";
+    return;
   } else {
-    char buffer[64];
-    const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-    out.append(buffer, result.ptr);
+    result = std::to_chars(buffer, buffer + sizeof(buffer), value);
   }
+  out.append(buffer, result.ptr);
+}
+
+// Appends the family's # HELP and # TYPE lines.
+void AppendFamily(std::string& out, std::string_view name, std::string_view type,
+                  std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  AppendEscaped(out, help, /*escape_quotes=*/false);
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+// Appends a sample line up to its value: name{labels,more_labels} and a space.
+void AppendSampleStart(std::string& out, std::string_view name, std::string_view labels,
+                       std::string_view more_labels) {
+  out += name;
+  if (!labels.empty() || !more_labels.empty()) {
+    out += '{';
+    out += labels;
+    if (!labels.empty() && !more_labels.empty()) out += ',';
+    out += more_labels;
+    out += '}';
+  }
+  out += ' ';
 }
 
 }  // namespace
@@ -57,15 +97,7 @@ std::string FormatMetricValue(double value) {
 }
 
 void PrometheusText::Family(std::string_view name, std::string_view type, std::string_view help) {
-  text_ += "# HELP ";
-  text_ += name;
-  text_ += ' ';
-  AppendEscaped(text_, help, /*escape_quotes=*/false);
-  text_ += "\n# TYPE ";
-  text_ += name;
-  text_ += ' ';
-  text_ += type;
-  text_ += '\n';
+  AppendFamily(text_, name, type, help);
 }
 
 void PrometheusText::Sample(std::string_view name, const MetricLabels& labels, double value) {
@@ -88,17 +120,38 @@ std::string PrometheusText::RenderLabels(const MetricLabels& labels) {
 
 void PrometheusText::SampleRendered(std::string_view name, std::string_view labels,
                                     std::string_view more_labels, double value) {
-  text_ += name;
-  if (!labels.empty() || !more_labels.empty()) {
-    text_ += '{';
-    text_ += labels;
-    if (!labels.empty() && !more_labels.empty()) text_ += ',';
-    text_ += more_labels;
-    text_ += '}';
-  }
-  text_ += ' ';
+  AppendSampleStart(text_, name, labels, more_labels);
   AppendMetricValue(text_, value);
   text_ += '\n';
+}
+
+std::string PrometheusText::RenderFamily(std::string_view name, std::string_view type,
+                                         std::string_view help) {
+  std::string rendered;
+  AppendFamily(rendered, name, type, help);
+  return rendered;
+}
+
+std::string PrometheusText::RenderSampleStart(std::string_view name, std::string_view labels,
+                                              std::string_view more_labels) {
+  std::string rendered;
+  AppendSampleStart(rendered, name, labels, more_labels);
+  return rendered;
+}
+
+void PrometheusText::SampleAfter(std::string_view sample_start, double value) {
+  text_ += sample_start;
+  AppendMetricValue(text_, value);
+  text_ += '\n';
+}
+
+PrometheusScalar::PrometheusScalar(std::string_view name, std::string_view type,
+                                   std::string_view help)
+    : rendered_(PrometheusText::RenderFamily(name, type, help) +
+                PrometheusText::RenderSampleStart(name, {})) {}
+
+void PrometheusScalar::Write(PrometheusText& out, double value) const {
+  out.SampleAfter(rendered_, value);
 }
 
 }  // namespace gpurm

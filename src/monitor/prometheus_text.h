@@ -41,6 +41,18 @@ class PrometheusText {
   void SampleRendered(std::string_view name, std::string_view labels, std::string_view more_labels,
                       double value);
 
+  // For text written on every scrape, rendered once: what Family writes,
+  // and a sample line up to its value ("name{labels} "; `labels` as
+  // RenderLabels writes them, or empty). Written with AppendRendered and
+  // SampleAfter, they give the same text as Family and SampleRendered.
+  static std::string RenderFamily(std::string_view name, std::string_view type,
+                                  std::string_view help);
+  static std::string RenderSampleStart(std::string_view name, std::string_view labels,
+                                       std::string_view more_labels = {});
+  void AppendRendered(std::string_view rendered) { text_ += rendered; }
+  // A sample line: `sample_start` (RenderSampleStart), the value, newline.
+  void SampleAfter(std::string_view sample_start, double value);
+
   const std::string& text() const { return text_; }
   std::string Take() { return std::move(text_); }
 
@@ -48,8 +60,21 @@ class PrometheusText {
   std::string text_;
 };
 
-// A sample value as the format writes it: shortest round-trip decimal,
-// "+Inf", "-Inf" or "NaN".
+// A family of one sample without labels (a process-wide counter or gauge),
+// rendered once. Immutable: safe to share between threads.
+class PrometheusScalar {
+ public:
+  PrometheusScalar(std::string_view name, std::string_view type, std::string_view help);
+  // Appends the family and its sample with `value`.
+  void Write(PrometheusText& out, double value) const;
+
+ private:
+  std::string rendered_;  // The family's lines, then the sample's name and a space.
+};
+
+// A sample value as the format writes it: an integer within +-2^53 in
+// plain digits, any other number as its shortest round-trip decimal, "+Inf",
+// "-Inf" or "NaN".
 std::string FormatMetricValue(double value);
 
 }  // namespace gpurm

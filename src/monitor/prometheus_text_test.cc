@@ -44,6 +44,33 @@ TEST(PrometheusTextTest, RenderedLabelsWriteWhatSampleWrites) {
   EXPECT_EQ(rendered.text(), direct.text());
 }
 
+TEST(PrometheusTextTest, RenderedOnceWritesWhatFamilyAndSampleWrite) {
+  const std::string labels = PrometheusText::RenderLabels({{"route", "/a\"b"}});
+  PrometheusText direct;
+  direct.Family("m", "counter", "Help \\ with\nbreaks.");
+  direct.SampleRendered("m", labels, PrometheusText::RenderLabels({{"le", "1"}}), 2);
+  direct.SampleRendered("m", {}, {}, 0.5);
+  direct.Family("s", "gauge", "One sample.");
+  direct.Sample("s", {}, 7);
+  PrometheusText rendered;
+  rendered.AppendRendered(PrometheusText::RenderFamily("m", "counter", "Help \\ with\nbreaks."));
+  rendered.SampleAfter(
+      PrometheusText::RenderSampleStart("m", labels, PrometheusText::RenderLabels({{"le", "1"}})),
+      2);
+  rendered.SampleAfter(PrometheusText::RenderSampleStart("m", {}), 0.5);
+  const PrometheusScalar scalar("s", "gauge", "One sample.");
+  scalar.Write(rendered, 7);
+  EXPECT_EQ(rendered.text(), direct.text());
+  EXPECT_EQ(rendered.text(),
+            "# HELP m Help \\\\ with\\nbreaks.\n"
+            "# TYPE m counter\n"
+            "m{route=\"/a\\\"b\",le=\"1\"} 2\n"
+            "m 0.5\n"
+            "# HELP s One sample.\n"
+            "# TYPE s gauge\n"
+            "s 7\n");
+}
+
 TEST(PrometheusTextTest, FormatsSpecialAndLargeValues) {
   EXPECT_EQ(FormatMetricValue(std::numeric_limits<double>::infinity()), "+Inf");
   EXPECT_EQ(FormatMetricValue(-std::numeric_limits<double>::infinity()), "-Inf");
@@ -51,6 +78,13 @@ TEST(PrometheusTextTest, FormatsSpecialAndLargeValues) {
   EXPECT_EQ(FormatMetricValue(0.1), "0.1");
   EXPECT_EQ(FormatMetricValue(85520809984.0), "85520809984");
   EXPECT_EQ(FormatMetricValue(0.0025), "0.0025");
+  // Integers (counters, bytes) in plain digits up to 2^53, not "1e+06".
+  EXPECT_EQ(FormatMetricValue(1000000.0), "1000000");
+  EXPECT_EQ(FormatMetricValue(-42.0), "-42");
+  EXPECT_EQ(FormatMetricValue(0.0), "0");
+  EXPECT_EQ(FormatMetricValue(9007199254740991.0), "9007199254740991");
+  EXPECT_EQ(FormatMetricValue(1e300), "1e+300");
+  EXPECT_EQ(FormatMetricValue(-2.5), "-2.5");
 }
 
 }  // namespace
