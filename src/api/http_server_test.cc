@@ -311,7 +311,7 @@ TEST_F(AnswerHeadServerTest, Http11KeepsTheConnectionAndSaysSoOnlyWhenClosing) {
   // The same connection answers again; asked to close, the answer says so.
   client.Send("GET /plain HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
   client.ReadToEnd();
-  const std::string second = client.received().substr(client.received().find("}") + 1);
+  const std::string second = client.received().substr(client.received().find('}') + 1);
   EXPECT_EQ(second.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << second;
   EXPECT_NE(second.find("Content-Length: 12\r\nConnection: close\r\n\r\n"), std::string::npos)
       << second;
@@ -358,7 +358,7 @@ TEST_F(AnswerHeadServerTest, NotModifiedHasNeitherBodyNorLength) {
 // Answers whose shared part is large enough to be sent from a memory file
 // (sendfile) over plain TCP: the same bytes as a plain write, in the parts'
 // order, and the write timeout still closes a connection that stops reading.
-class FileAnswerServerTest : public ::testing::Test {
+class LargeAnswerServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Far larger than loopback's socket buffers can hold (a few MB for a
@@ -375,6 +375,14 @@ class FileAnswerServerTest : public ::testing::Test {
       HttpResponse response;
       response.shared_prefix = large_;
       response.body = "tail";
+      return response;
+    });
+    // Written from memory: a per-request body between two small shared parts.
+    router_.Add("GET", "/copied", [this](const HttpRequest&) {
+      HttpResponse response;
+      response.shared_prefix = std::make_shared<const std::string>("head part\n");
+      response.body = *large_;
+      response.shared_suffix = std::make_shared<const std::string>("\nend");
       return response;
     });
   }
@@ -395,7 +403,7 @@ class FileAnswerServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
 };
 
-TEST_F(FileAnswerServerTest, SendsTheSameBytesInOrderAndKeepsTheConnection) {
+TEST_F(LargeAnswerServerTest, SendsTheSameBytesInOrderAndKeepsTheConnection) {
   StartServer();
   Client client(server_->port());
   client.Send("GET /suffix HTTP/1.1\r\nHost: test\r\n\r\n");
@@ -416,7 +424,7 @@ TEST_F(FileAnswerServerTest, SendsTheSameBytesInOrderAndKeepsTheConnection) {
       << "the second body differs";
 }
 
-TEST_F(FileAnswerServerTest, AClientThatStopsReadingIsClosedAfterTheWriteTimeout) {
+TEST_F(LargeAnswerServerTest, AClientThatStopsReadingIsClosedAfterTheWriteTimeout) {
   StartServer(/*timeout_s=*/0.5);
   Client client(server_->port());
   client.Send("GET /suffix HTTP/1.1\r\nHost: test\r\n\r\n");
@@ -426,6 +434,36 @@ TEST_F(FileAnswerServerTest, AClientThatStopsReadingIsClosedAfterTheWriteTimeout
   client.ReadToEnd();
   EXPECT_LT(client.received().size(), large_->size()) << "the whole answer was sent";
   // The server still answers others.
+  Client other(server_->port());
+  other.Send("GET /prefix HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  other.ReadToEnd();
+  EXPECT_EQ(other.received().rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+}
+
+TEST_F(LargeAnswerServerTest, AnswersFromMemoryLargerThanTheSocketBufferArriveWhole) {
+  StartServer();
+  Client client(server_->port());
+  const std::string expected_body = "head part\n" + *large_ + "\nend";
+  client.Send("GET /copied HTTP/1.1\r\nHost: test\r\n\r\n");
+  ASSERT_TRUE(client.ReadUntil("\r\n\r\n"));
+  ASSERT_TRUE(client.ReadAtLeast(client.headers().size() + expected_body.size()));
+  EXPECT_TRUE(client.Body(false) == expected_body) << "the body differs";
+  const size_t first_size = client.received().size();
+  client.Send("GET /copied HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+  client.ReadToEnd();
+  const std::string second = client.received().substr(first_size);
+  ASSERT_EQ(second.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << second.substr(0, 200);
+  EXPECT_TRUE(second.substr(second.find("\r\n\r\n") + 4) == expected_body)
+      << "the second body differs";
+}
+
+TEST_F(LargeAnswerServerTest, AClientThatStopsReadingAnAnswerFromMemoryIsClosedAfterTheTimeout) {
+  StartServer(/*timeout_s=*/0.5);
+  Client client(server_->port());
+  client.Send("GET /copied HTTP/1.1\r\nHost: test\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  client.ReadToEnd();
+  EXPECT_LT(client.received().size(), large_->size()) << "the whole answer was sent";
   Client other(server_->port());
   other.Send("GET /prefix HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
   other.ReadToEnd();
@@ -595,7 +633,7 @@ TEST_F(HostileClientServerTest, ASubscriberThatDoesNotReadIsDropped) {
   ASSERT_TRUE(reader_that_stops.ReadUntil("\r\n\r\n"));
   Stream(0)->WaitStarted();
   // Far more than the socket buffers hold; the client reads none of it.
-  const std::string event = "data: " + std::string(64 * 1024, 'x') + "\n\n";
+  const std::string event = "data: " + std::string(size_t{64} * 1024, 'x') + "\n\n";
   for (int i = 0; i < 512; ++i) Stream(0)->Push(event);
   Stream(0)->WaitClosed();
 }
