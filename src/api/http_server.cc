@@ -363,6 +363,29 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       ReadHeader();
       return;
     }
+    if constexpr (!kTls) {
+      // A busy client's next request is often here already: read without
+      // waiting (the socket is non-blocking), and only a connection that
+      // has nothing to read is marked idle and waits.
+      if (chained_ < kMaxChained) {
+        const asio::mutable_buffer space = buffer_.prepare(4096);
+        ssize_t received;
+        do {
+          received =
+              ::recv(Lowest().socket().native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+        } while (received < 0 && errno == EINTR);
+        if (received > 0) {
+          buffer_.commit(static_cast<size_t>(received));
+          ReadHeader();
+          return;
+        }
+        if (received == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+          Close();  // The client closed, or the connection failed.
+          return;
+        }
+      }
+    }
+    chained_ = 0;  // What follows completes on a fresh stack.
     const HttpServerOptions& options = server_->options();
     double wait_s = requests_read_ == 0 ? options.first_request_timeout_s : options.idle_timeout_s;
     if (refusal_ != Refusal::kNone) {
@@ -398,6 +421,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(server_->options().max_header_bytes);
+    if (chained_ < kMaxChained) {
+      ++chained_;
+      beast::error_code ec;
+      if (ParseBuffered(ec)) {
+        OnRead(ec);
+        return;
+      }
+    }
+    chained_ = 0;  // What follows completes on a fresh stack.
     Lowest().expires_after(Seconds(server_->options().header_timeout_s));
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -410,6 +442,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
           http::async_read(self->stream_, self->buffer_, *self->parser_,
                            [self](beast::error_code body_ec, size_t) { self->OnRead(body_ec); });
         });
+  }
+
+  // Parses what the buffer holds. True when that ends the request -- it is
+  // whole, or `ec` says what is wrong with it (as reading it would) -- so
+  // that it is answered without an asynchronous read and its timer; false
+  // when more must be read (the parser keeps what it has parsed).
+  bool ParseBuffered(beast::error_code& ec) {
+    parser_->eager(true);
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        return false;
+      }
+      if (ec) return true;
+      if (used == 0) return false;
+    }
+    return parser_->is_done();
   }
 
   void OnRead(beast::error_code ec) {
@@ -902,6 +953,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   const std::string client_;  // Remote address; "" when unknown.
   const Refusal refusal_;
   uint64_t requests_read_ = 0;
+  // Requests read and answered one after another on this call stack
+  // (WaitForRequest and ReadHeader without waiting): bounded, so that a
+  // client pipelining many requests cannot grow the stack; reset when the
+  // session waits for an asynchronous operation.
+  static constexpr int kMaxChained = 16;
+  int chained_ = 0;
   uint64_t idle_id_ = 0;  // Non-zero while marked idle (MarkIdle).
 
   // Streamed response state; strand only.

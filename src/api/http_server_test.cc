@@ -735,6 +735,34 @@ class NonBlockingServerTest : public ::testing::Test {
   bool released_ = false;
 };
 
+TEST_F(NonBlockingServerTest, ManyPipelinedRequestsAreAllAnsweredInOrder) {
+  StartServer();
+  // Far more than the server answers on one call stack (it reads the
+  // buffered ones without waiting, a bounded number at a time), alternating
+  // the I/O thread's answers with the workers'.
+  constexpr int kRequests = 300;
+  std::string requests;
+  for (int i = 0; i < kRequests; ++i) {
+    requests += std::string("GET ") + (i % 3 == 2 ? "/miss" : "/cached") +
+                " HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer viewer-token\r\n" +
+                (i == kRequests - 1 ? "Connection: close\r\n" : "") + "\r\n";
+  }
+  Client client(server_->port());
+  client.Send(requests);
+  client.ReadToEnd();
+  const std::string& received = client.received();
+  size_t at = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_EQ(received.compare(at, 17, "HTTP/1.1 200 OK\r\n"), 0) << received.substr(at, 100);
+    const size_t body = received.find("\r\n\r\n", at) + 4;
+    const std::string expected = i % 3 == 2 ? R"({"built": true})" : R"({"cached": true})";
+    ASSERT_EQ(received.compare(body, expected.size(), expected), 0) << received.substr(body, 40);
+    at = body + expected.size();
+  }
+  EXPECT_EQ(at, received.size());
+}
+
 TEST_F(NonBlockingServerTest, AnswersWhileEveryWorkerIsBusyWithTheSameBytes) {
   StartServer();
   Client blocking(server_->port());
