@@ -1,10 +1,10 @@
 // AnswerFiles: memory files holding the bytes of large answer parts that
-// caches share (HttpResponse::shared_prefix), so that the HTTP server can
-// send them with sendfile(2) as a static-file server sends a file: the
-// kernel hands the file's pages to the connection instead of copying the
-// bytes into every connection's socket buffer. With 256 connections asking
-// for /metrics (about 70 KB) the copies were what kept gpurm at 0.57 of
-// nginx's rate, which sends files this way.
+// caches share (HttpResponse::shared_prefix and shared_suffix), so that the
+// HTTP server can send them with sendfile(2) as a static-file server sends
+// a file: the kernel hands the file's pages to the connection instead of
+// copying the bytes into every connection's socket buffer. With 256
+// connections asking for /metrics (about 74 KB) the copies were what kept
+// gpurm well below nginx's rate, which sends files this way.
 #ifndef GPURM_API_ANSWER_FILES_H_
 #define GPURM_API_ANSWER_FILES_H_
 

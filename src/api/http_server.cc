@@ -771,17 +771,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   // --- Answers written by the session itself (plain TCP; strand only) -----
 
-  // Writes the answer's parts [0, end) with one sendmsg(2) (`flags` added),
-  // as much as the socket's buffer takes now. Returns the bytes written, or
-  // nullopt on an error (the connection is done).
+  // Writes `buffers` with one sendmsg(2) (`flags` added), as much as the
+  // socket's buffer takes now. Returns the bytes written, or nullopt on an
+  // error (the connection is done).
   std::optional<size_t> SendNow(
-      const std::array<asio::const_buffer, OutgoingAnswer::kParts>& buffers, size_t end,
-      int flags) {
+      const std::array<asio::const_buffer, OutgoingAnswer::kParts>& buffers, int flags) {
     std::array<iovec, OutgoingAnswer::kParts> iov{};
     size_t iov_count = 0;
-    for (size_t i = 0; i < end; ++i) {
-      if (buffers[i].size() == 0) continue;
-      iov[iov_count++] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
+    for (const asio::const_buffer& buffer : buffers) {
+      if (buffer.size() == 0) continue;
+      iov[iov_count++] = {const_cast<void*>(buffer.data()), buffer.size()};
     }
     if (iov_count == 0) return 0;
     msghdr message{};
@@ -798,66 +797,52 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     return std::nullopt;
   }
 
-  // Writes `buffers` from byte `sent` on as the stream writes (waiting for
-  // room under the write timeout), then calls then(written).
+  // Writes `buffers` (parts of `answer`, which the write keeps alive), then
+  // calls then(written). Most fit the socket's buffer and leave at once in
+  // one sendmsg, without the stream's write operation and its timer (the
+  // largest cost of a small cached answer after the system calls); what
+  // the buffer does not take is written as the stream writes, waiting for
+  // room under the write timeout.
   template <class Then>
-  void WriteRest(std::shared_ptr<const OutgoingAnswer> answer,
-                 const std::array<asio::const_buffer, OutgoingAnswer::kParts>& buffers, size_t sent,
-                 Then then) {
+  void SendThen(std::shared_ptr<const OutgoingAnswer> answer,
+                const std::array<asio::const_buffer, OutgoingAnswer::kParts>& buffers, int flags,
+                Then then) {
+    const std::optional<size_t> sent = SendNow(buffers, flags);
+    if (!sent || *sent == asio::buffer_size(buffers)) {
+      then(sent.has_value());
+      return;
+    }
     beast::buffers_suffix<std::array<asio::const_buffer, OutgoingAnswer::kParts>> remaining(
         buffers);
-    remaining.consume(sent);
+    remaining.consume(*sent);
     Lowest().expires_after(Timeout());
     asio::async_write(stream_, remaining,
                       [answer = std::move(answer), then = std::move(then)](
                           beast::error_code ec, size_t) mutable { then(!ec); });
   }
 
-  // Writes `answer` from memory. Most answers fit the socket's buffer and
-  // leave in one sendmsg, without the stream's write operation and its
-  // timer (the largest cost of a small cached answer after the system
-  // calls); the rest of one that does not is written as any write is.
+  // Writes `answer` from memory.
   void WriteNow(std::shared_ptr<const OutgoingAnswer> answer, bool keep_alive) {
     const std::array<asio::const_buffer, OutgoingAnswer::kParts> buffers = answer->Buffers();
-    const std::optional<size_t> sent = SendNow(buffers, OutgoingAnswer::kParts, 0);
-    if (!sent) {
-      AfterAnswer(false, keep_alive);
-      return;
-    }
-    if (*sent == asio::buffer_size(buffers)) {
-      AfterAnswer(true, keep_alive);
-      return;
-    }
-    WriteRest(std::move(answer), buffers, *sent,
-              [self = this->shared_from_this(), keep_alive](bool written) {
-                self->AfterAnswer(written, keep_alive);
-              });
+    SendThen(std::move(answer), buffers, 0,
+             [self = this->shared_from_this(), keep_alive](bool written) {
+               self->AfterAnswer(written, keep_alive);
+             });
   }
 
   // Writes `answer` with its shared part `part` sent from `file` (which
   // holds it) by sendfile(2): the parts before it in one write flagged
   // MSG_MORE, so that they leave with the file's first bytes, the file, then
   // the parts after it. Most answers leave at once; one that meets a full
-  // socket buffer waits for room under a deadline -- the write timeout, as
-  // for any answer -- since those waits are not the stream's operations.
+  // socket buffer while sending the file waits for room under a deadline --
+  // the write timeout, as for any answer -- since those waits are not the
+  // stream's operations.
   void WriteWithFile(std::shared_ptr<const OutgoingAnswer> answer,
                      std::shared_ptr<const AnswerFile> file, size_t part, bool keep_alive) {
-    file_answer_deadline_set_ = false;
     const std::array<asio::const_buffer, OutgoingAnswer::kParts> before =
         OnlyParts(answer->Buffers(), 0, part);
-    const std::optional<size_t> sent = SendNow(before, part, MSG_MORE);
-    if (!sent) {
-      EndFileAnswer(false, keep_alive);
-      return;
-    }
-    if (*sent == asio::buffer_size(before)) {
-      SendFileFrom(std::move(answer), std::move(file), part, 0, keep_alive);
-      return;
-    }
-    // The socket's buffer is full (rare: the previous answer is still
-    // leaving): the rest of those parts goes as any write does.
-    WriteRest(
-        answer, before, *sent,
+    SendThen(
+        answer, before, MSG_MORE,
         [self = this->shared_from_this(), answer, file, part, keep_alive](bool written) mutable {
           if (!written) {
             self->EndFileAnswer(false, keep_alive);
@@ -916,14 +901,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     const auto after = OnlyParts(answer->Buffers(), part + 1, OutgoingAnswer::kParts);
-    if (asio::buffer_size(after) == 0) {
-      EndFileAnswer(true, keep_alive);
-      return;
-    }
-    Lowest().expires_after(Timeout());
-    asio::async_write(stream_, after,
-                      [self = this->shared_from_this(), answer, keep_alive](
-                          beast::error_code ec, size_t) { self->EndFileAnswer(!ec, keep_alive); });
+    SendThen(std::move(answer), after, 0,
+             [self = this->shared_from_this(), keep_alive](bool written) {
+               self->EndFileAnswer(written, keep_alive);
+             });
   }
 
   void EndFileAnswer(bool written, bool keep_alive) {

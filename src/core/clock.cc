@@ -40,24 +40,24 @@ std::string FormatIso8601(int64_t unix_ms) {
   const std::chrono::sys_days day = std::chrono::floor<days>(time);
   const std::chrono::year_month_day date{day};
   const int64_t ms_of_day = (time - day).count();
-  const int year = static_cast<int>(date.year());
-  if (year < 0 || year > 9999) {
+  const int fields[] = {static_cast<int>(date.year()),
+                        static_cast<int>(static_cast<unsigned>(date.month())),
+                        static_cast<int>(static_cast<unsigned>(date.day())),
+                        static_cast<int>(ms_of_day / 3'600'000),
+                        static_cast<int>(ms_of_day / 60'000 % 60),
+                        static_cast<int>(ms_of_day / 1000 % 60),
+                        static_cast<int>(ms_of_day % 1000)};
+  if (fields[0] < 0 || fields[0] > 9999) {  // Beyond four digits: rare, so printf.
     char buffer[64];
-    std::snprintf(buffer, sizeof(buffer), "%d-%02u-%02uT%02d:%02d:%02d.%03dZ", year,
-                  static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                  static_cast<int>(ms_of_day / 3'600'000),
-                  static_cast<int>(ms_of_day / 60'000 % 60),
-                  static_cast<int>(ms_of_day / 1000 % 60), static_cast<int>(ms_of_day % 1000));
+    std::snprintf(buffer, sizeof(buffer), "%d-%02d-%02dT%02d:%02d:%02d.%03dZ", fields[0], fields[1],
+                  fields[2], fields[3], fields[4], fields[5], fields[6]);
     return buffer;
   }
+  // Where each field goes in the text, and its width.
+  constexpr int kAt[] = {0, 5, 8, 11, 14, 17, 20};
+  constexpr int kWidth[] = {4, 2, 2, 2, 2, 2, 3};
   std::string text = "0000-00-00T00:00:00.000Z";
-  PutDigits(&text[0], year, 4);
-  PutDigits(&text[5], static_cast<int>(static_cast<unsigned>(date.month())), 2);
-  PutDigits(&text[8], static_cast<int>(static_cast<unsigned>(date.day())), 2);
-  PutDigits(&text[11], static_cast<int>(ms_of_day / 3'600'000), 2);
-  PutDigits(&text[14], static_cast<int>(ms_of_day / 60'000 % 60), 2);
-  PutDigits(&text[17], static_cast<int>(ms_of_day / 1000 % 60), 2);
-  PutDigits(&text[20], static_cast<int>(ms_of_day % 1000), 3);
+  for (int i = 0; i < 7; ++i) PutDigits(&text[kAt[i]], fields[i], kWidth[i]);
   return text;
 }
 
